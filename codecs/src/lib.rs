@@ -1,0 +1,465 @@
+//! Checkpoint codecs for durable-yield.
+//!
+//! Every step result that durable-yield checkpoints is turned into a wire
+//! *payload*: a string that the service stores and hands back on replay. A
+//! [`Codec`] decides how a Rust value becomes bytes; this crate frames those
+//! bytes into a payload string:
+//!
+//! * the [`Json`] codec writes plain JSON text, exactly what other SDKs and
+//!   the AWS console expect;
+//! * every other codec writes `"<id>:<body>"`, where `<id>` is the codec's
+//!   [`Codec::id`] and `<body>` is base64 (standard alphabet, padded) for
+//!   binary codecs or the text itself for text codecs.
+//!
+//! The tag makes a codec mismatch (a payload written by one codec, read by
+//! another) a clear [`CodecError::Mismatch`] instead of garbage. JSON never
+//! starts with a lowercase identifier followed by `:`, so untagged payloads
+//! are always JSON.
+//!
+//! ```
+//! use durable_yield_codecs::{Json, from_payload, to_payload};
+//!
+//! let payload = to_payload(&Json, &vec![1, 2, 3]).unwrap();
+//! assert_eq!(payload, "[1,2,3]");
+//! let back: Vec<u32> = from_payload(&Json, &payload).unwrap();
+//! assert_eq!(back, vec![1, 2, 3]);
+//! ```
+//!
+//! Implementations sit behind cargo features: `json` (default), `bincode`
+//! (bincode 2 through its serde support) and `msgpack` (rmp-serde with named
+//! fields).
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The identifier of the JSON codec; JSON payloads are written untagged.
+pub const JSON_ID: &str = "json";
+
+/// The longest codec identifier accepted in a payload tag.
+pub const MAX_ID_LEN: usize = 32;
+
+/// Turns serde values into bytes and back, for one step's checkpoint.
+///
+/// A codec is picked per step. It only deals with bytes; the framing into a
+/// wire payload (tagging, base64) is done by [`to_payload`] and
+/// [`from_payload`], so a user codec cannot get it wrong.
+///
+/// # Writing your own codec
+///
+/// A codec that wraps another one, here reversing the bytes (stand-in for
+/// compression or encryption):
+///
+/// ```
+/// use durable_yield_codecs::{Codec, CodecError, Json, from_payload, to_payload};
+/// use serde::{Serialize, de::DeserializeOwned};
+///
+/// struct Reversed<C>(C);
+///
+/// impl<C: Codec> Codec for Reversed<C> {
+///     fn id(&self) -> &str { "reversed-json" }
+///     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+///         let mut bytes = self.0.encode(value)?;
+///         bytes.reverse();
+///         Ok(bytes)
+///     }
+///     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+///         let mut bytes = bytes.to_vec();
+///         bytes.reverse();
+///         self.0.decode(&bytes)
+///     }
+/// }
+///
+/// let payload = to_payload(&Reversed(Json), &"hi").unwrap();
+/// assert!(payload.starts_with("reversed-json:"));
+/// let back: String = from_payload(&Reversed(Json), &payload).unwrap();
+/// assert_eq!(back, "hi");
+/// ```
+pub trait Codec: Send + Sync + 'static {
+    /// A short, stable identifier written into every payload this codec
+    /// produces (except JSON's). It must match `[a-z][a-z0-9._+-]{0,31}`
+    /// and must never change once histories exist that use it.
+    fn id(&self) -> &str;
+
+    /// Encodes a value into bytes.
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError>;
+
+    /// Decodes bytes produced by [`Codec::encode`].
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+
+    /// Whether [`Codec::encode`] always produces UTF-8 text. Text payloads
+    /// are stored as they are; binary ones are base64-encoded. Defaults to
+    /// `false`.
+    fn is_text(&self) -> bool {
+        false
+    }
+}
+
+impl<C: Codec> Codec for &'static C {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        (**self).encode(value)
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        (**self).decode(bytes)
+    }
+    fn is_text(&self) -> bool {
+        (**self).is_text()
+    }
+}
+
+/// What went wrong turning a value into a payload or back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The value could not be encoded.
+    #[error("codec `{codec}` could not encode the value: {message}")]
+    Encode {
+        /// The codec's id.
+        codec: String,
+        /// The underlying serializer's message.
+        message: String,
+    },
+    /// The bytes could not be decoded into the requested type.
+    #[error("codec `{codec}` could not decode the payload: {message}")]
+    Decode {
+        /// The codec's id.
+        codec: String,
+        /// The underlying deserializer's message.
+        message: String,
+    },
+    /// The payload was written by another codec than the one reading it.
+    #[error("payload was written by codec `{recorded}` but is being read with codec `{expected}`")]
+    Mismatch {
+        /// The codec named by the payload's tag (`json` when untagged).
+        recorded: String,
+        /// The codec asked to decode it.
+        expected: String,
+    },
+    /// The base64 body of a binary payload is malformed.
+    #[error("payload for codec `{codec}` is not valid base64: {message}")]
+    Base64 {
+        /// The codec's id.
+        codec: String,
+        /// The base64 decoder's message.
+        message: String,
+    },
+    /// A text codec produced bytes that are not UTF-8.
+    #[error("text codec `{codec}` produced bytes that are not UTF-8")]
+    NotText {
+        /// The codec's id.
+        codec: String,
+    },
+    /// A codec's id is not usable as a payload tag.
+    #[error("codec id `{0}` is invalid: it must match [a-z][a-z0-9._+-]{{0,31}}")]
+    InvalidId(String),
+}
+
+impl CodecError {
+    /// Builds an [`CodecError::Encode`] for `codec` from any displayable error.
+    pub fn encode(codec: &str, err: impl std::fmt::Display) -> Self {
+        CodecError::Encode {
+            codec: codec.to_owned(),
+            message: err.to_string(),
+        }
+    }
+
+    /// Builds a [`CodecError::Decode`] for `codec` from any displayable error.
+    pub fn decode(codec: &str, err: impl std::fmt::Display) -> Self {
+        CodecError::Decode {
+            codec: codec.to_owned(),
+            message: err.to_string(),
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_ID_LEN
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._+-".contains(b))
+}
+
+/// Splits a payload into the id of the codec that wrote it and its body.
+///
+/// Untagged payloads are JSON: `("json", payload)`.
+///
+/// ```
+/// use durable_yield_codecs::split_tag;
+/// assert_eq!(split_tag("{\"a\":1}"), ("json", "{\"a\":1}"));
+/// assert_eq!(split_tag("bincode:AAE="), ("bincode", "AAE="));
+/// ```
+pub fn split_tag(payload: &str) -> (&str, &str) {
+    let limit = payload.len().min(MAX_ID_LEN + 1);
+    if let Some(colon) = payload.as_bytes()[..limit].iter().position(|&b| b == b':') {
+        let id = &payload[..colon];
+        if valid_id(id) {
+            return (id, &payload[colon + 1..]);
+        }
+    }
+    (JSON_ID, payload)
+}
+
+/// Encodes `value` with `codec` into a wire payload string.
+pub fn to_payload<C: Codec + ?Sized, T: Serialize + ?Sized>(
+    codec: &C,
+    value: &T,
+) -> Result<String, CodecError> {
+    let id = codec.id();
+    let bytes = codec.encode(value)?;
+    let text = |bytes: Vec<u8>| {
+        String::from_utf8(bytes).map_err(|_| CodecError::NotText {
+            codec: id.to_owned(),
+        })
+    };
+    if id == JSON_ID {
+        return text(bytes);
+    }
+    if !valid_id(id) {
+        return Err(CodecError::InvalidId(id.to_owned()));
+    }
+    let mut out = String::with_capacity(id.len() + 1 + bytes.len() * 4 / 3 + 4);
+    out.push_str(id);
+    out.push(':');
+    if codec.is_text() {
+        out.push_str(&text(bytes)?);
+    } else {
+        BASE64.encode_string(&bytes, &mut out);
+    }
+    Ok(out)
+}
+
+/// Decodes a wire payload written by [`to_payload`] with the same codec.
+///
+/// A payload written by another codec gives [`CodecError::Mismatch`].
+pub fn from_payload<C: Codec + ?Sized, T: DeserializeOwned>(
+    codec: &C,
+    payload: &str,
+) -> Result<T, CodecError> {
+    let (recorded, body) = split_tag(payload);
+    let expected = codec.id();
+    if recorded != expected {
+        return Err(CodecError::Mismatch {
+            recorded: recorded.to_owned(),
+            expected: expected.to_owned(),
+        });
+    }
+    if codec.is_text() || expected == JSON_ID {
+        codec.decode(body.as_bytes())
+    } else {
+        let bytes = BASE64.decode(body).map_err(|e| CodecError::Base64 {
+            codec: expected.to_owned(),
+            message: e.to_string(),
+        })?;
+        codec.decode(&bytes)
+    }
+}
+
+/// The JSON codec (serde_json): the default, readable in the AWS console
+/// and by other SDKs, tolerant of schema changes.
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Json;
+
+#[cfg(feature = "json")]
+impl Codec for Json {
+    fn id(&self) -> &str {
+        JSON_ID
+    }
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        serde_json::to_vec(value).map_err(|e| CodecError::encode(JSON_ID, e))
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        serde_json::from_slice(bytes).map_err(|e| CodecError::decode(JSON_ID, e))
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+}
+
+/// The bincode 2 codec (standard configuration, through bincode's serde
+/// support): the smallest and fastest, for types you control.
+///
+/// bincode is not self-describing: it cannot decode `skip_serializing_if`
+/// fields, untagged or internally tagged enums, `#[serde(flatten)]`,
+/// `serde_json::Value`, nor bytes written before a field was added. Use it
+/// only for plain structs and enums whose shape will not change while
+/// executions that recorded them are alive.
+#[cfg(feature = "bincode")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bincode;
+
+/// Upper bound on what bincode may allocate while decoding one payload.
+#[cfg(feature = "bincode")]
+const BINCODE_LIMIT: usize = 8 * 1024 * 1024;
+
+#[cfg(feature = "bincode")]
+impl Codec for Bincode {
+    fn id(&self) -> &str {
+        "bincode"
+    }
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        let config = bincode::config::standard().with_limit::<BINCODE_LIMIT>();
+        bincode::serde::encode_to_vec(value, config).map_err(|e| CodecError::encode("bincode", e))
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        let config = bincode::config::standard().with_limit::<BINCODE_LIMIT>();
+        let (value, used) = bincode::serde::decode_from_slice(bytes, config)
+            .map_err(|e| CodecError::decode("bincode", e))?;
+        if used != bytes.len() {
+            return Err(CodecError::decode(
+                "bincode",
+                format_args!("{} trailing bytes after the value", bytes.len() - used),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// The MessagePack codec (rmp-serde, structs as maps with field names):
+/// compact, binary, and as tolerant of schema changes as JSON.
+#[cfg(feature = "msgpack")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MsgPack;
+
+#[cfg(feature = "msgpack")]
+impl Codec for MsgPack {
+    fn id(&self) -> &str {
+        "msgpack"
+    }
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        rmp_serde::to_vec_named(value).map_err(|e| CodecError::encode("msgpack", e))
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        rmp_serde::from_slice(bytes).map_err(|e| CodecError::decode("msgpack", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Order {
+        id: u64,
+        customer: String,
+        amount_cents: i64,
+        express: bool,
+        items: Vec<u32>,
+    }
+
+    fn order() -> Order {
+        Order {
+            id: 42,
+            customer: "ada".into(),
+            amount_cents: -1999,
+            express: true,
+            items: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn json_is_plain_text() {
+        let p = to_payload(&Json, &order()).unwrap();
+        assert!(p.starts_with("{\"id\":42"), "{p}");
+        assert_eq!(from_payload::<_, Order>(&Json, &p).unwrap(), order());
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_round_trip_is_tagged_base64() {
+        let p = to_payload(&Bincode, &order()).unwrap();
+        let (id, body) = split_tag(&p);
+        assert_eq!(id, "bincode");
+        assert!(BASE64.decode(body).is_ok());
+        assert_eq!(from_payload::<_, Order>(&Bincode, &p).unwrap(), order());
+    }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn msgpack_round_trip_is_tagged_base64() {
+        let p = to_payload(&MsgPack, &order()).unwrap();
+        assert!(p.starts_with("msgpack:"));
+        assert_eq!(from_payload::<_, Order>(&MsgPack, &p).unwrap(), order());
+    }
+
+    #[cfg(all(feature = "msgpack", feature = "bincode"))]
+    #[test]
+    fn mismatch_names_both_codecs() {
+        let p = to_payload(&MsgPack, &order()).unwrap();
+        let err = from_payload::<_, Order>(&Bincode, &p).unwrap_err();
+        assert_eq!(
+            err,
+            CodecError::Mismatch {
+                recorded: "msgpack".into(),
+                expected: "bincode".into()
+            }
+        );
+        let json = to_payload(&Json, &order()).unwrap();
+        let err = from_payload::<_, Order>(&MsgPack, &json).unwrap_err();
+        assert!(err.to_string().contains("`json`") && err.to_string().contains("`msgpack`"));
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_rejects_trailing_bytes_and_garbage() {
+        let mut bytes = Bincode.encode(&7u32).unwrap();
+        bytes.push(0);
+        assert!(matches!(
+            Bincode.decode::<u32>(&bytes),
+            Err(CodecError::Decode { .. })
+        ));
+        assert!(matches!(
+            from_payload::<_, Order>(&Bincode, "bincode:!!!"),
+            Err(CodecError::Base64 { .. })
+        ));
+        assert!(from_payload::<_, Order>(&Bincode, "bincode://///w==").is_err());
+    }
+
+    #[test]
+    fn json_payloads_are_never_mistaken_for_tags() {
+        for p in [
+            "true",
+            "null",
+            "12",
+            "-1.5e3",
+            "\"a:b\"",
+            "{\"a:b\":1}",
+            " [1]",
+        ] {
+            assert_eq!(split_tag(p).0, JSON_ID, "{p}");
+        }
+        assert_eq!(split_tag("msgpack:"), ("msgpack", ""));
+        // an id that is too long or malformed is not a tag
+        assert_eq!(split_tag(&format!("{}:x", "a".repeat(40))).0, JSON_ID);
+        assert_eq!(split_tag("Upper:x").0, JSON_ID);
+    }
+
+    #[test]
+    fn invalid_user_codec_id_is_rejected() {
+        struct Bad;
+        impl Codec for Bad {
+            fn id(&self) -> &str {
+                "Bad Codec"
+            }
+            fn encode<T: Serialize + ?Sized>(&self, _: &T) -> Result<Vec<u8>, CodecError> {
+                Ok(vec![1])
+            }
+            fn decode<T: DeserializeOwned>(&self, _: &[u8]) -> Result<T, CodecError> {
+                Err(CodecError::decode("bad", "never"))
+            }
+        }
+        assert_eq!(
+            to_payload(&Bad, &1),
+            Err(CodecError::InvalidId("Bad Codec".into()))
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! Errors that end an execution.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use durable_yield_codecs::CodecError;
+
+use crate::model::{ErrorObject, OperationId, OperationStatus, OperationType};
+
+/// One durable operation as the workflow requested (or history recorded)
+/// it, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpRef {
+    /// The 1-based position of the call in its context.
+    pub seq: u64,
+    /// The operation id.
+    pub id: OperationId,
+    /// The operation type.
+    pub op_type: OperationType,
+    /// The subtype.
+    pub sub_type: Option<Cow<'static, str>>,
+    /// The name.
+    pub name: Option<Cow<'static, str>>,
+}
+
+impl fmt::Display for OpRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.op_type)?;
+        if let Some(s) = &self.sub_type {
+            write!(f, "/{s}")?;
+        }
+        match &self.name {
+            Some(n) => write!(f, " {n:?}")?,
+            None => f.write_str(" (unnamed)")?,
+        }
+        write!(f, " (operation #{}, id {})", self.seq, self.id)
+    }
+}
+
+/// Why the interpreter ended an execution. Each becomes the execution's
+/// [`ErrorObject`], with [`ExecutionError::error_type`] as its `ErrorType`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutionError {
+    /// The history holds another operation at this id than the code asks
+    /// for: the workflow code changed in a way that breaks replay.
+    #[error(
+        "non-deterministic execution: history recorded {recorded} at operation #{seq} (id {id}), \
+         but the workflow now requests {requested}"
+    )]
+    NonDeterministic {
+        /// The call's position.
+        seq: u64,
+        /// The id.
+        id: OperationId,
+        /// What history holds, e.g. `STEP/Step "charge"`.
+        recorded: String,
+        /// What the code asked for.
+        requested: String,
+    },
+    /// Workflow code awaited a future that is not a durable operation.
+    #[error(
+        "workflow code awaited a future that is not a durable operation {}; \
+         do I/O and sleeps inside a step body, and use `wait` for delays",
+        match .last_op { Some(op) => format!("after {op}"), None => "before its first operation".to_owned() }
+    )]
+    ForeignAwait {
+        /// The last operation the workflow requested.
+        last_op: Option<OpRef>,
+    },
+    /// A wait was asked for with a duration the service cannot record.
+    #[error(
+        "invalid wait duration {duration:?} for {op}: it must be a whole number of seconds \
+         from 1 to 31622400"
+    )]
+    InvalidWaitDuration {
+        /// The wait.
+        op: OpRef,
+        /// The requested duration.
+        duration: Duration,
+    },
+    /// A recorded value could not be decoded by the workflow.
+    #[error("{}: {error}", match .op { Some(op) => format!("cannot decode the result of {op}"), None => "cannot decode a value".to_owned() })]
+    Codec {
+        /// The operation whose value failed.
+        op: Option<OpRef>,
+        /// The codec's error.
+        error: CodecError,
+    },
+    /// The execution's input could not be decoded into the workflow's input type.
+    #[error("the execution input could not be decoded as {type_name}: {message}")]
+    InvalidInput {
+        /// The expected Rust type.
+        type_name: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The workflow's output could not be encoded.
+    #[error("the workflow result could not be encoded: {0}")]
+    InvalidOutput(String),
+    /// Workflow code panicked.
+    #[error("workflow code panicked {}: {message}", match .last_op { Some(op) => format!("after {op}"), None => "before its first operation".to_owned() })]
+    WorkflowPanicked {
+        /// The panic message.
+        message: String,
+        /// The last operation the workflow requested.
+        last_op: Option<OpRef>,
+    },
+    /// A recorded operation is in a state this operation cannot be in.
+    #[error("{op} is recorded with status {status}, which it cannot have")]
+    UnexpectedStatus {
+        /// The operation.
+        op: OpRef,
+        /// Its recorded status.
+        status: OperationStatus,
+    },
+    /// The interpreter was driven out of protocol (a bug in a runtime).
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The history lacks something every execution has.
+    #[error("invalid execution state: {0}")]
+    InvalidHistory(String),
+}
+
+impl ExecutionError {
+    /// The `ErrorType` this error is recorded with.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ExecutionError::NonDeterministic { .. } => "NonDeterministicExecution",
+            ExecutionError::ForeignAwait { .. } => "ForeignAwait",
+            ExecutionError::InvalidWaitDuration { .. } => "InvalidWaitDuration",
+            ExecutionError::Codec { .. } => "CodecError",
+            ExecutionError::InvalidInput { .. } => "InvalidInput",
+            ExecutionError::InvalidOutput(_) => "InvalidOutput",
+            ExecutionError::WorkflowPanicked { .. } => "WorkflowPanicked",
+            ExecutionError::UnexpectedStatus { .. } => "UnexpectedOperationStatus",
+            ExecutionError::InvalidHistory(_) => "InvalidExecutionState",
+            ExecutionError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The error as the service records it.
+    pub fn to_error_object(&self) -> ErrorObject {
+        ErrorObject::new(self.error_type(), self.to_string())
+    }
+}

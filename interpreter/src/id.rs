@@ -1,0 +1,134 @@
+//! Deterministic operation ids (PROTOCOL.md §5).
+//!
+//! Each context numbers its durable calls 1, 2, 3, ... The raw id is the
+//! number at the root and `"<parent id>-<n>"` inside a child context; the
+//! operation id is the first 64 hex characters of BLAKE2b-512 of the raw id.
+//! Ids depend only on the order of calls in code, never on timing.
+
+use blake2::{Blake2b512, Digest};
+
+use crate::model::{MAX_ID_LEN, OperationId};
+
+/// Hashes a raw id into an operation id, without allocating.
+fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
+    let mut hasher = Blake2b512::new();
+    if let Some(p) = prefix {
+        hasher.update(p.as_str().as_bytes());
+        hasher.update(b"-");
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    hasher.update(&digits[i..]);
+    let digest = hasher.finalize();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; MAX_ID_LEN];
+    for (k, byte) in digest.iter().take(MAX_ID_LEN / 2).enumerate() {
+        out[2 * k] = HEX[(byte >> 4) as usize];
+        out[2 * k + 1] = HEX[(byte & 0xf) as usize];
+    }
+    OperationId::from_hex(out)
+}
+
+/// Hands out the ids of one context's durable calls, in call order.
+#[derive(Debug, Clone)]
+pub struct IdGenerator {
+    parent: Option<OperationId>,
+    counter: u64,
+}
+
+impl IdGenerator {
+    /// The generator of the root context.
+    pub fn root() -> Self {
+        IdGenerator {
+            parent: None,
+            counter: 0,
+        }
+    }
+
+    /// The generator of the child context whose CONTEXT operation is `parent`.
+    pub fn child(parent: OperationId) -> Self {
+        IdGenerator {
+            parent: Some(parent),
+            counter: 0,
+        }
+    }
+
+    /// The id of the `index`-th (0-based) branch of a map or parallel
+    /// operation `parent`: `H("<parent>-<index>")`.
+    pub fn branch(parent: &OperationId, index: u64) -> OperationId {
+        hash(Some(parent), index)
+    }
+
+    /// The id of the next durable call, and its 1-based sequence number.
+    pub fn next_id(&mut self) -> (OperationId, u64) {
+        self.counter += 1;
+        (hash(self.parent.as_ref(), self.counter), self.counter)
+    }
+
+    /// The owning context's id (none at the root).
+    pub fn parent(&self) -> Option<&OperationId> {
+        self.parent.as_ref()
+    }
+
+    /// How many ids were handed out.
+    pub fn count(&self) -> u64 {
+        self.counter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_test_vectors() {
+        let mut root = IdGenerator::root();
+        let (first, n) = root.next_id();
+        assert_eq!(n, 1);
+        let s = first.as_str();
+        assert_eq!(s.len(), 64);
+        assert!(
+            s.starts_with("1ced8f5b") && s.ends_with("c1c7d1775a97"),
+            "{s}"
+        );
+        let second = root.next_id().0;
+        assert!(second.as_str().starts_with("c5faca15"));
+        assert!(second.as_str().ends_with("fade3947e6"));
+
+        let mut child = IdGenerator::child(first);
+        let c1 = child.next_id().0;
+        assert!(c1.as_str().starts_with("974bfc63"), "{c1}");
+        assert!(c1.as_str().ends_with("a7755cc20fc4"));
+        assert_eq!(child.parent(), Some(&first));
+
+        let sixth = (0..4).map(|_| root.next_id().0).last().unwrap();
+        assert_eq!(root.count(), 6);
+        assert!(sixth.as_str().starts_with("8d322d4b"), "{sixth}");
+        assert!(sixth.as_str().ends_with("f95b"), "{sixth}");
+        let branch0 = IdGenerator::branch(&sixth, 0);
+        assert!(branch0.as_str().starts_with("74fa7d67"), "{branch0}");
+    }
+
+    #[test]
+    fn large_counters_hash_their_decimal_form() {
+        let mut g = IdGenerator::root();
+        g.counter = 1_234_566;
+        let a = g.next_id().0;
+        let b = IdGenerator::child(a).next_id().0;
+        assert_ne!(a, b);
+        assert_eq!(g.count(), 1_234_567);
+        // Same inputs, same ids.
+        let mut g2 = IdGenerator::root();
+        g2.counter = 1_234_566;
+        assert_eq!(g2.next_id().0, a);
+    }
+}

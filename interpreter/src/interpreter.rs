@@ -1,0 +1,524 @@
+//! The replay state machine: events in, actions out.
+//!
+//! The [`Interpreter`] owns the history and the workflow coroutine. It never
+//! does I/O, reads a clock or awaits anything: its driver (the local runner,
+//! or the Lambda handler) calls [`Interpreter::poll`] and carries out the
+//! [`Action`] it returns, then reports back with
+//! [`Interpreter::step_finished`] or [`Interpreter::checkpoint_finished`]:
+//!
+//! ```text
+//! loop {
+//!     match interpreter.poll() {
+//!         Some(Action::RunStep(run))     => { let out = run.future.await; interpreter.step_finished(out) }
+//!         Some(Action::Checkpoint(upds)) => { let delta = send(upds).await?; interpreter.checkpoint_finished(delta) }
+//!         Some(Action::Finish(outcome))  => return outcome,
+//!         None => unreachable: every action above is answered before polling again,
+//!     }
+//! }
+//! ```
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use durable_yield_codecs::{Json, to_payload};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::coroutine::{BoxFuture, Coroutine, Resumed};
+use crate::error::{ExecutionError, OpRef};
+use crate::history::History;
+use crate::id::IdGenerator;
+use crate::model::{
+    ErrorObject, Millis, Operation, OperationAction, OperationId, OperationStatus, OperationType,
+    OperationUpdate, Payload, WaitOptions,
+};
+use crate::protocol::{Fatal, Request, Response, StepOutcome};
+use crate::workflow::{StepContext, Workflow, WorkflowFn};
+
+/// The subtype written on steps.
+pub const STEP_SUBTYPE: &str = "Step";
+/// The subtype written on waits.
+pub const WAIT_SUBTYPE: &str = "Wait";
+/// The longest wait the service accepts, in seconds (366 days).
+pub const MAX_WAIT_SECONDS: u64 = 31_622_400;
+
+/// How an invocation of the workflow ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The workflow returned this (JSON) result.
+    Succeeded(Payload),
+    /// The execution failed with this error.
+    Failed(ErrorObject),
+    /// The workflow waits for something; invoke again later.
+    Pending {
+        /// When the earliest thing it waits for is due, if known (epoch ms).
+        resume_at: Option<Millis>,
+    },
+}
+
+/// A step body for the driver to run.
+pub struct StepRun {
+    /// The step's context (id, name, attempt).
+    pub context: StepContext,
+    /// The body; resolves to the encoded result or the error to record.
+    pub future: BoxFuture<StepOutcome>,
+}
+
+impl std::fmt::Debug for StepRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepRun")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the driver must do next.
+#[derive(Debug)]
+pub enum Action {
+    /// Run this step body and report with [`Interpreter::step_finished`].
+    RunStep(StepRun),
+    /// Send these updates, in order, and report the response's operations
+    /// with [`Interpreter::checkpoint_finished`].
+    Checkpoint(Vec<OperationUpdate>),
+    /// The invocation is over.
+    Finish(Outcome),
+}
+
+struct LiveStep {
+    op: OpRef,
+    attempt: u32,
+    send_start: bool,
+}
+
+enum After {
+    Step(StepOutcome),
+    WaitStarted(OpRef),
+}
+
+enum State {
+    Resume(Response),
+    RunningStep(LiveStep),
+    Flush(Vec<OperationUpdate>, After),
+    AwaitCheckpoint(After),
+    End(Outcome),
+    Fail(ExecutionError),
+    Finished,
+}
+
+/// The replay interpreter of one invocation.
+pub struct Interpreter {
+    history: History,
+    coroutine: Option<Coroutine>,
+    ids: IdGenerator,
+    state: State,
+    live: Option<LiveStep>,
+    last_op: Option<OpRef>,
+    error: Option<ExecutionError>,
+    replayed: u64,
+    executed: u64,
+}
+
+impl Interpreter {
+    /// Prepares an invocation of `workflow` over the checkpointed
+    /// `operations`. The input is read from the EXECUTION operation (JSON);
+    /// a missing or undecodable input fails the execution on the first poll.
+    pub fn new<I, O, W>(operations: Vec<Operation>, workflow: &W) -> Self
+    where
+        I: DeserializeOwned,
+        O: Serialize + 'static,
+        W: WorkflowFn<I, O> + ?Sized,
+    {
+        let history = History::new(operations);
+        let mut interpreter = Interpreter {
+            history,
+            coroutine: None,
+            ids: IdGenerator::root(),
+            state: State::Finished,
+            live: None,
+            last_op: None,
+            error: None,
+            replayed: 0,
+            executed: 0,
+        };
+        match interpreter.decode_input::<I>() {
+            Ok(input) => {
+                interpreter.coroutine = Some(Coroutine::new(|yielder| {
+                    let run = workflow.start(Workflow::new(yielder), input);
+                    Box::pin(async move {
+                        let output = run.await?;
+                        to_payload(&Json, &output).map(Payload::from).map_err(|e| {
+                            ExecutionError::InvalidOutput(e.to_string()).to_error_object()
+                        })
+                    })
+                }));
+                interpreter.state = State::Resume(Response::Start);
+            }
+            Err(e) => interpreter.state = State::Fail(e),
+        }
+        interpreter
+    }
+
+    // Errors end the execution; their size does not matter.
+    #[allow(clippy::result_large_err)]
+    fn decode_input<I: DeserializeOwned>(&self) -> Result<I, ExecutionError> {
+        let execution = self.history.execution().ok_or_else(|| {
+            ExecutionError::InvalidHistory("no EXECUTION operation among the operations".into())
+        })?;
+        let text = execution
+            .execution_details
+            .as_ref()
+            .and_then(|d| d.input_payload.as_ref())
+            .map(Payload::as_str)
+            .unwrap_or("");
+        let invalid = |e: serde_json::Error| ExecutionError::InvalidInput {
+            type_name: std::any::type_name::<I>(),
+            message: e.to_string(),
+        };
+        if text.trim().is_empty() {
+            serde_json::from_str("null")
+                .or_else(|_| serde_json::from_str("{}"))
+                .map_err(invalid)
+        } else {
+            serde_json::from_str(text).map_err(invalid)
+        }
+    }
+
+    /// Runs the workflow until it needs the driver. Returns `None` while an
+    /// action is outstanding (a step body or a checkpoint not yet reported)
+    /// and after [`Action::Finish`].
+    pub fn poll(&mut self) -> Option<Action> {
+        loop {
+            match std::mem::replace(&mut self.state, State::Finished) {
+                State::Resume(response) => {
+                    let Some(coroutine) = self.coroutine.as_mut() else {
+                        self.state =
+                            State::Fail(ExecutionError::Internal("no workflow to resume".into()));
+                        continue;
+                    };
+                    let resumed = coroutine.resume(response);
+                    if let Some(action) = self.on_resumed(resumed) {
+                        return Some(action);
+                    }
+                }
+                State::Flush(updates, after) => {
+                    self.state = State::AwaitCheckpoint(after);
+                    return Some(Action::Checkpoint(updates));
+                }
+                state @ (State::RunningStep(_) | State::AwaitCheckpoint(_)) => {
+                    self.state = state;
+                    return None;
+                }
+                State::End(outcome) => {
+                    self.coroutine = None;
+                    return Some(Action::Finish(outcome));
+                }
+                State::Fail(error) => {
+                    let object = error.to_error_object();
+                    self.error = Some(error);
+                    self.coroutine = None;
+                    return Some(Action::Finish(Outcome::Failed(object)));
+                }
+                State::Finished => return None,
+            }
+        }
+    }
+
+    /// Reports the outcome of the step body handed out with
+    /// [`Action::RunStep`]. The next poll checkpoints it.
+    pub fn step_finished(&mut self, outcome: StepOutcome) {
+        let live = match std::mem::replace(&mut self.state, State::Finished) {
+            State::RunningStep(live) => live,
+            other => {
+                self.state = other;
+                self.misuse("step_finished without a running step");
+                return;
+            }
+        };
+        let mut updates = Vec::with_capacity(2);
+        if live.send_start {
+            updates.push(update(&live.op, OperationAction::Start));
+        }
+        let done = match &outcome {
+            Ok(payload) => {
+                let mut u = update(&live.op, OperationAction::Succeed);
+                u.payload = Some(payload.clone());
+                u
+            }
+            Err(error) => {
+                let mut u = update(&live.op, OperationAction::Fail);
+                u.error = Some(error.clone());
+                u
+            }
+        };
+        updates.push(done);
+        self.executed += 1;
+        self.state = State::Flush(updates, After::Step(outcome));
+    }
+
+    /// Reports that the updates of [`Action::Checkpoint`] were accepted,
+    /// with the operations the response carried (new and changed ones,
+    /// including completions that happened meanwhile).
+    pub fn checkpoint_finished(&mut self, delta: Vec<Operation>) {
+        let after = match std::mem::replace(&mut self.state, State::Finished) {
+            State::AwaitCheckpoint(after) => after,
+            other => {
+                self.state = other;
+                self.misuse("checkpoint_finished without a checkpoint");
+                return;
+            }
+        };
+        self.history.merge(delta);
+        self.state = match after {
+            After::Step(outcome) => State::Resume(Response::Step(outcome)),
+            After::WaitStarted(op) => match self.history.get(&op.id) {
+                Some(o)
+                    if matches!(
+                        o.status,
+                        OperationStatus::Succeeded | OperationStatus::Cancelled
+                    ) =>
+                {
+                    State::Resume(Response::Continue)
+                }
+                recorded => State::End(Outcome::Pending {
+                    resume_at: recorded
+                        .and_then(|o| o.wait_details.as_ref())
+                        .and_then(|d| d.scheduled_end_timestamp),
+                }),
+            },
+        };
+    }
+
+    fn misuse(&mut self, what: &str) {
+        if !matches!(self.state, State::Finished | State::End(_)) {
+            self.state = State::Fail(ExecutionError::Internal(what.to_owned()));
+        }
+    }
+
+    /// The error that failed the execution, if the interpreter failed it.
+    pub fn error(&self) -> Option<&ExecutionError> {
+        self.error.as_ref()
+    }
+
+    /// The interpreter's view of the operations.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// How many operations were answered from history in this invocation.
+    pub fn replayed(&self) -> u64 {
+        self.replayed
+    }
+
+    /// How many step bodies ran in this invocation.
+    pub fn executed(&self) -> u64 {
+        self.executed
+    }
+
+    fn on_resumed(&mut self, resumed: Resumed) -> Option<Action> {
+        match resumed {
+            Resumed::Yielded(Request::Step { name }) => self.on_step(name),
+            Resumed::Yielded(Request::Run(future)) => match self.live.take() {
+                Some(live) => {
+                    let context = StepContext {
+                        id: live.op.id,
+                        name: live.op.name.clone(),
+                        attempt: live.attempt,
+                    };
+                    self.state = State::RunningStep(live);
+                    return Some(Action::RunStep(StepRun { context, future }));
+                }
+                None => {
+                    self.state = State::Fail(ExecutionError::Internal(
+                        "a step body was sent for no step".into(),
+                    ))
+                }
+            },
+            Resumed::Yielded(Request::Wait { name, duration }) => self.on_wait(name, duration),
+            Resumed::Yielded(Request::Fatal(Fatal::Decode(error))) => {
+                self.state = State::Fail(ExecutionError::Codec {
+                    op: self.last_op.clone(),
+                    error,
+                })
+            }
+            Resumed::Yielded(Request::Fatal(Fatal::Protocol(what))) => {
+                self.state = State::Fail(ExecutionError::Internal(what.to_owned()))
+            }
+            Resumed::Returned(Ok(payload)) => self.state = State::End(Outcome::Succeeded(payload)),
+            Resumed::Returned(Err(error)) => self.state = State::End(Outcome::Failed(error)),
+            Resumed::ForeignAwait => {
+                self.state = State::Fail(ExecutionError::ForeignAwait {
+                    last_op: self.last_op.clone(),
+                })
+            }
+            Resumed::Panicked(message) => {
+                self.state = State::Fail(ExecutionError::WorkflowPanicked {
+                    message,
+                    last_op: self.last_op.clone(),
+                })
+            }
+        }
+        None
+    }
+
+    fn next_op(
+        &mut self,
+        op_type: OperationType,
+        sub_type: &'static str,
+        name: Option<Cow<'static, str>>,
+    ) -> OpRef {
+        let (id, seq) = self.ids.next_id();
+        let op = OpRef {
+            seq,
+            id,
+            op_type,
+            sub_type: Some(Cow::Borrowed(sub_type)),
+            name,
+        };
+        self.last_op = Some(op.clone());
+        op
+    }
+
+    /// Checks that the recorded operation is the one requested.
+    #[allow(clippy::result_large_err)]
+    fn matches(&self, recorded: &Operation, op: &OpRef) -> Result<(), ExecutionError> {
+        if recorded.op_type == op.op_type
+            && recorded.sub_type.as_deref() == op.sub_type.as_deref()
+            && recorded.name.as_deref() == op.name.as_deref()
+            && recorded.parent_id.as_ref() == self.ids.parent()
+        {
+            return Ok(());
+        }
+        let recorded_ref = OpRef {
+            seq: op.seq,
+            id: recorded.id,
+            op_type: recorded.op_type,
+            sub_type: recorded.sub_type.clone().map(Cow::Owned),
+            name: recorded.name.clone().map(Cow::Owned),
+        };
+        let parent = |p: Option<&OperationId>| match p {
+            Some(p) => format!(" in context {p}"),
+            None => String::new(),
+        };
+        Err(ExecutionError::NonDeterministic {
+            seq: op.seq,
+            id: op.id,
+            recorded: format!(
+                "{}{}",
+                describe(&recorded_ref),
+                parent(recorded.parent_id.as_ref())
+            ),
+            requested: format!("{}{}", describe(op), parent(self.ids.parent())),
+        })
+    }
+
+    fn on_step(&mut self, name: Option<Cow<'static, str>>) {
+        let op = self.next_op(OperationType::Step, STEP_SUBTYPE, name);
+        let Some(recorded) = self.history.get(&op.id) else {
+            self.execute(op, 1, true);
+            return;
+        };
+        if let Err(e) = self.matches(recorded, &op) {
+            self.state = State::Fail(e);
+            return;
+        }
+        let details = recorded.step_details.as_ref();
+        let attempts = details.and_then(|d| d.attempt).unwrap_or(0);
+        match recorded.status {
+            OperationStatus::Succeeded => {
+                let payload = details
+                    .and_then(|d| d.result.clone())
+                    .unwrap_or_else(|| Payload::from("null"));
+                self.replayed += 1;
+                self.state = State::Resume(Response::Step(Ok(payload)));
+            }
+            OperationStatus::Failed
+            | OperationStatus::Cancelled
+            | OperationStatus::TimedOut
+            | OperationStatus::Stopped => {
+                let status = recorded.status;
+                let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                    ErrorObject::new("StepFailed", format!("the step ended with status {status}"))
+                });
+                self.replayed += 1;
+                self.state = State::Resume(Response::Step(Err(error)));
+            }
+            // An attempt was interrupted (at-least-once): run it again
+            // without a new START.
+            OperationStatus::Started => self.execute(op, attempts.saturating_add(1), false),
+            OperationStatus::Ready => self.execute(op, attempts.saturating_add(1), true),
+            OperationStatus::Pending => {
+                self.state = State::End(Outcome::Pending {
+                    resume_at: details.and_then(|d| d.next_attempt_timestamp),
+                })
+            }
+        }
+    }
+
+    fn execute(&mut self, op: OpRef, attempt: u32, send_start: bool) {
+        let context = StepContext {
+            id: op.id,
+            name: op.name.clone(),
+            attempt,
+        };
+        self.live = Some(LiveStep {
+            op,
+            attempt,
+            send_start,
+        });
+        self.state = State::Resume(Response::Execute(context));
+    }
+
+    fn on_wait(&mut self, name: Option<Cow<'static, str>>, duration: Duration) {
+        let op = self.next_op(OperationType::Wait, WAIT_SUBTYPE, name);
+        let seconds = duration.as_secs();
+        if duration.subsec_nanos() != 0 || !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
+            self.state = State::Fail(ExecutionError::InvalidWaitDuration { op, duration });
+            return;
+        }
+        let Some(recorded) = self.history.get(&op.id) else {
+            let mut start = update(&op, OperationAction::Start);
+            start.wait_options = Some(WaitOptions {
+                wait_seconds: seconds as u32,
+            });
+            self.state = State::Flush(vec![start], After::WaitStarted(op));
+            return;
+        };
+        if let Err(e) = self.matches(recorded, &op) {
+            self.state = State::Fail(e);
+            return;
+        }
+        self.state = match recorded.status {
+            OperationStatus::Succeeded | OperationStatus::Cancelled => {
+                self.replayed += 1;
+                State::Resume(Response::Continue)
+            }
+            OperationStatus::Started => State::End(Outcome::Pending {
+                resume_at: recorded
+                    .wait_details
+                    .as_ref()
+                    .and_then(|d| d.scheduled_end_timestamp),
+            }),
+            status => State::Fail(ExecutionError::UnexpectedStatus { op, status }),
+        };
+    }
+}
+
+fn describe(op: &OpRef) -> String {
+    let mut s = op.op_type.to_string();
+    if let Some(sub) = &op.sub_type {
+        s.push('/');
+        s.push_str(sub);
+    }
+    match &op.name {
+        Some(n) => s.push_str(&format!(" {n:?}")),
+        None => s.push_str(" (unnamed)"),
+    }
+    s
+}
+
+fn update(op: &OpRef, action: OperationAction) -> OperationUpdate {
+    let mut u = OperationUpdate::new(op.id, op.op_type, action);
+    u.name = op.name.clone();
+    u.sub_type = op.sub_type.clone();
+    u
+}

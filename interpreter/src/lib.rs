@@ -1,0 +1,37 @@
+//! The deterministic core of durable-yield.
+//!
+//! This crate holds everything about durable executions that does not
+//! touch the outside world: the wire [`model`], operation [`id`]s, the
+//! [`Workflow`] API that workflow code is written against, and the
+//! [`Interpreter`], a state machine that replays a workflow against its
+//! checkpointed history. It does no I/O, reads no clock and depends on no
+//! async runtime: step outcomes and checkpoint responses come in as method
+//! calls, and "run this step", "checkpoint these updates" and "the
+//! invocation is over" go out as [`Action`]s. The `durable-yield` crate
+//! drives it, in process (the local runner) or on AWS Lambda.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod coroutine;
+mod error;
+mod history;
+pub mod id;
+mod interpreter;
+pub mod model;
+mod protocol;
+mod workflow;
+
+pub use coroutine::{BoxFuture, panic_message};
+pub use error::{ExecutionError, OpRef};
+pub use history::History;
+pub use interpreter::{
+    Action, Interpreter, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepRun, WAIT_SUBTYPE,
+};
+pub use protocol::StepOutcome;
+pub use workflow::{
+    BoxError, StepConfig, StepContext, StepError, WaitConfig, Workflow, WorkflowFn,
+    error_object_from,
+};
+
+/// The codecs, re-exported.
+pub use durable_yield_codecs as codecs;

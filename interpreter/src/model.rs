@@ -1,0 +1,765 @@
+//! The wire model of durable executions: operations, updates, errors and
+//! the invocation envelope, with serde names matching the service's JSON.
+//!
+//! Timestamps here are epoch **milliseconds**, as in the invocation
+//! envelope (PROTOCOL.md §3). The HTTP API uses epoch seconds; converting
+//! from an API client's types is the runtime's job.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Epoch milliseconds.
+pub type Millis = i64;
+
+/// The longest operation id the service accepts.
+pub const MAX_ID_LEN: usize = 64;
+
+/// An operation id: 1 to 64 bytes, stored inline so that computing and
+/// looking up ids never allocates.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OperationId {
+    len: u8,
+    bytes: [u8; MAX_ID_LEN],
+}
+
+/// An operation id that is empty or longer than [`MAX_ID_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid operation id {0:?}: it must be 1 to 64 bytes long")]
+pub struct InvalidOperationId(pub String);
+
+impl OperationId {
+    /// Makes an id from a string of 1 to 64 bytes.
+    pub fn new(id: &str) -> Result<Self, InvalidOperationId> {
+        if id.is_empty() || id.len() > MAX_ID_LEN {
+            return Err(InvalidOperationId(id.to_owned()));
+        }
+        let mut bytes = [0u8; MAX_ID_LEN];
+        bytes[..id.len()].copy_from_slice(id.as_bytes());
+        Ok(OperationId {
+            len: id.len() as u8,
+            bytes,
+        })
+    }
+
+    /// Makes an id from exactly 64 ASCII bytes (a hash in hex).
+    pub(crate) fn from_hex(bytes: [u8; MAX_ID_LEN]) -> Self {
+        OperationId {
+            len: MAX_ID_LEN as u8,
+            bytes,
+        }
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        // The bytes were copied from a `&str` (or are ASCII hex), so they
+        // are valid UTF-8; the fallback is unreachable.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for OperationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for OperationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for OperationId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for OperationId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = OperationId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an operation id of 1 to 64 bytes")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OperationId, E> {
+                OperationId::new(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A checkpointed payload: an opaque string to the service, cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(pub Arc<str>);
+
+impl Payload {
+    /// The payload text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The payload's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether the payload is the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for Payload {
+    fn from(s: String) -> Self {
+        Payload(s.into())
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(s: &str) -> Self {
+        Payload(s.into())
+    }
+}
+
+/// The kind of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OperationType {
+    /// The execution itself; carries the input.
+    Execution,
+    /// A child context (also used for parallel/map).
+    Context,
+    /// A step: a piece of user code whose result is checkpointed.
+    Step,
+    /// A durable timer.
+    Wait,
+    /// A callback completed by an external system.
+    Callback,
+    /// An invocation of another function.
+    ChainedInvoke,
+}
+
+impl fmt::Display for OperationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OperationType::Execution => "EXECUTION",
+            OperationType::Context => "CONTEXT",
+            OperationType::Step => "STEP",
+            OperationType::Wait => "WAIT",
+            OperationType::Callback => "CALLBACK",
+            OperationType::ChainedInvoke => "CHAINED_INVOKE",
+        })
+    }
+}
+
+/// The status of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OperationStatus {
+    /// Started, not finished.
+    Started,
+    /// A step waiting for its next attempt.
+    Pending,
+    /// A step whose next attempt is due.
+    Ready,
+    /// Finished successfully (terminal).
+    Succeeded,
+    /// Finished with an error (terminal).
+    Failed,
+    /// Cancelled (terminal).
+    Cancelled,
+    /// Timed out (terminal).
+    TimedOut,
+    /// Stopped (terminal).
+    Stopped,
+}
+
+impl OperationStatus {
+    /// Whether the status is final.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OperationStatus::Succeeded
+                | OperationStatus::Failed
+                | OperationStatus::Cancelled
+                | OperationStatus::TimedOut
+                | OperationStatus::Stopped
+        )
+    }
+}
+
+impl fmt::Display for OperationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OperationStatus::Started => "STARTED",
+            OperationStatus::Pending => "PENDING",
+            OperationStatus::Ready => "READY",
+            OperationStatus::Succeeded => "SUCCEEDED",
+            OperationStatus::Failed => "FAILED",
+            OperationStatus::Cancelled => "CANCELLED",
+            OperationStatus::TimedOut => "TIMED_OUT",
+            OperationStatus::Stopped => "STOPPED",
+        })
+    }
+}
+
+/// What an update does to an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OperationAction {
+    /// Start the operation.
+    Start,
+    /// Finish it successfully.
+    Succeed,
+    /// Finish it with an error.
+    Fail,
+    /// Schedule another attempt of a step.
+    Retry,
+    /// Cancel it.
+    Cancel,
+}
+
+impl fmt::Display for OperationAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OperationAction::Start => "START",
+            OperationAction::Succeed => "SUCCEED",
+            OperationAction::Fail => "FAIL",
+            OperationAction::Retry => "RETRY",
+            OperationAction::Cancel => "CANCEL",
+        })
+    }
+}
+
+/// An error as the service stores it. All fields are optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorObject {
+    /// A human-readable message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// The error's type, e.g. `NonDeterministicExecution`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    /// Extra data, usually encoded with a codec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_data: Option<String>,
+    /// A stack trace, one frame per entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_trace: Option<Vec<String>>,
+}
+
+impl ErrorObject {
+    /// An error with a type and a message.
+    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorObject {
+            error_message: Some(message.into()),
+            error_type: Some(error_type.into()),
+            error_data: None,
+            stack_trace: None,
+        }
+    }
+}
+
+impl fmt::Display for ErrorObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.error_type, &self.error_message) {
+            (Some(t), Some(m)) => write!(f, "{t}: {m}"),
+            (Some(t), None) => f.write_str(t),
+            (None, Some(m)) => f.write_str(m),
+            (None, None) => f.write_str("unknown error"),
+        }
+    }
+}
+
+/// Details of the EXECUTION operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecutionDetails {
+    /// The execution's input, JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_payload: Option<Payload>,
+}
+
+/// Details of a CONTEXT operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContextDetails {
+    /// Whether the children are replayed (and so sent to the SDK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_children: Option<bool>,
+    /// The context's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Payload>,
+    /// The context's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorObject>,
+}
+
+/// Details of a STEP operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StepDetails {
+    /// Attempts made so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// When the next attempt is due (epoch ms), while PENDING.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "millis_opt"
+    )]
+    pub next_attempt_timestamp: Option<Millis>,
+    /// The step's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Payload>,
+    /// The step's (last) error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorObject>,
+}
+
+/// Details of a WAIT operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WaitDetails {
+    /// When the wait ends (epoch ms).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "millis_opt"
+    )]
+    pub scheduled_end_timestamp: Option<Millis>,
+}
+
+/// Details of a CALLBACK operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CallbackDetails {
+    /// The id external systems complete the callback with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_id: Option<String>,
+    /// The callback's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Payload>,
+    /// The callback's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorObject>,
+}
+
+/// Details of a CHAINED_INVOKE operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChainedInvokeDetails {
+    /// The invoked function's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Payload>,
+    /// The invoked function's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorObject>,
+}
+
+/// One checkpointed operation, as the service stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Operation {
+    /// The operation's id.
+    pub id: OperationId,
+    /// The id of the CONTEXT this operation belongs to; none at the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<OperationId>,
+    /// The user-given name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The operation's type.
+    #[serde(rename = "Type")]
+    pub op_type: OperationType,
+    /// The SDK-specific subtype, e.g. `Step` or `Wait`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_type: Option<String>,
+    /// When the operation started (epoch ms).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "millis_opt"
+    )]
+    pub start_timestamp: Option<Millis>,
+    /// When the operation ended (epoch ms).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "millis_opt"
+    )]
+    pub end_timestamp: Option<Millis>,
+    /// The operation's status.
+    pub status: OperationStatus,
+    /// Set on EXECUTION operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_details: Option<ExecutionDetails>,
+    /// Set on CONTEXT operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_details: Option<ContextDetails>,
+    /// Set on STEP operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_details: Option<StepDetails>,
+    /// Set on WAIT operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_details: Option<WaitDetails>,
+    /// Set on CALLBACK operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_details: Option<CallbackDetails>,
+    /// Set on CHAINED_INVOKE operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chained_invoke_details: Option<ChainedInvokeDetails>,
+}
+
+impl Operation {
+    /// A new operation with no details.
+    pub fn new(id: OperationId, op_type: OperationType, status: OperationStatus) -> Self {
+        Operation {
+            id,
+            parent_id: None,
+            name: None,
+            op_type,
+            sub_type: None,
+            start_timestamp: None,
+            end_timestamp: None,
+            status,
+            execution_details: None,
+            context_details: None,
+            step_details: None,
+            wait_details: None,
+            callback_details: None,
+            chained_invoke_details: None,
+        }
+    }
+}
+
+/// Options of a STEP update.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StepOptions {
+    /// Delay before the next attempt, with RETRY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_delay_seconds: Option<u32>,
+}
+
+/// Options of a WAIT START.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WaitOptions {
+    /// How long to wait, 1 to 31,622,400 seconds.
+    pub wait_seconds: u32,
+}
+
+/// Options of a CALLBACK START.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CallbackOptions {
+    /// Timeout in seconds (0 = none).
+    #[serde(default)]
+    pub timeout_seconds: u32,
+    /// Heartbeat timeout in seconds (0 = none).
+    #[serde(default)]
+    pub heartbeat_timeout_seconds: u32,
+}
+
+/// Options of a CHAINED_INVOKE START.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChainedInvokeOptions {
+    /// The function to invoke.
+    pub function_name: String,
+    /// The tenant to invoke it for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+}
+
+/// Options of a CONTEXT SUCCEED/FAIL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContextOptions {
+    /// Whether the service must send the children on replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_children: Option<bool>,
+}
+
+/// One change to an operation, sent with `CheckpointDurableExecution`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OperationUpdate {
+    /// The operation's id.
+    pub id: OperationId,
+    /// The owning CONTEXT's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<OperationId>,
+    /// The user-given name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Cow<'static, str>>,
+    /// The operation's type.
+    #[serde(rename = "Type")]
+    pub op_type: OperationType,
+    /// The SDK-specific subtype.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_type: Option<Cow<'static, str>>,
+    /// What to do.
+    pub action: OperationAction,
+    /// The result, with SUCCEED (and RETRY of a condition poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Payload>,
+    /// The error, with FAIL or RETRY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorObject>,
+    /// Step options (RETRY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_options: Option<StepOptions>,
+    /// Wait options (START).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_options: Option<WaitOptions>,
+    /// Callback options (START).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_options: Option<CallbackOptions>,
+    /// Chained invoke options (START).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chained_invoke_options: Option<ChainedInvokeOptions>,
+    /// Context options (SUCCEED/FAIL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_options: Option<ContextOptions>,
+}
+
+impl OperationUpdate {
+    /// An update with only the required fields set.
+    pub fn new(id: OperationId, op_type: OperationType, action: OperationAction) -> Self {
+        OperationUpdate {
+            id,
+            parent_id: None,
+            name: None,
+            op_type,
+            sub_type: None,
+            action,
+            payload: None,
+            error: None,
+            step_options: None,
+            wait_options: None,
+            callback_options: None,
+            chained_invoke_options: None,
+            context_options: None,
+        }
+    }
+
+    /// A rough size of the update's JSON, for batching limits.
+    pub fn approx_size(&self) -> usize {
+        let err = self.error.as_ref().map_or(0, |e| {
+            e.error_message.as_ref().map_or(0, String::len)
+                + e.error_type.as_ref().map_or(0, String::len)
+                + e.error_data.as_ref().map_or(0, String::len)
+                + e.stack_trace
+                    .as_ref()
+                    .map_or(0, |s| s.iter().map(|l| l.len() + 3).sum())
+        });
+        160 + self.id.as_str().len()
+            + self.name.as_ref().map_or(0, |n| n.len())
+            + self.payload.as_ref().map_or(0, Payload::len)
+            + err
+    }
+}
+
+/// The operations part of an invocation or a state page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecutionState {
+    /// The operations.
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+    /// Set (non-empty) when more operations must be fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// The event a durable function is invoked with (PROTOCOL.md §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvocationInput {
+    /// The execution's ARN.
+    pub durable_execution_arn: String,
+    /// The token for the first checkpoint of this invocation.
+    pub checkpoint_token: String,
+    /// The operations (first page).
+    #[serde(default)]
+    pub initial_execution_state: ExecutionState,
+    /// Operations changed since the last invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_operation_ids: Option<Vec<String>>,
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InvocationStatus {
+    /// The execution finished successfully.
+    Succeeded,
+    /// The execution failed.
+    Failed,
+    /// The execution is waiting for something; invoke again later.
+    Pending,
+}
+
+impl fmt::Display for InvocationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvocationStatus::Succeeded => "SUCCEEDED",
+            InvocationStatus::Failed => "FAILED",
+            InvocationStatus::Pending => "PENDING",
+        })
+    }
+}
+
+/// What a durable function returns to the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvocationOutput {
+    /// The status.
+    pub status: InvocationStatus,
+    /// The result, with SUCCEEDED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Payload>,
+    /// The error, with FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorObject>,
+}
+
+/// Accepts integer or fractional epoch milliseconds (or null).
+fn millis_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Millis>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("epoch milliseconds")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(V)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom("timestamp out of range"))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.is_finite() && v.abs() < 9.0e15 {
+                Ok(Some(v as i64))
+            } else {
+                Err(E::custom("timestamp out of range"))
+            }
+        }
+    }
+    d.deserialize_option(V)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_envelope_from_the_protocol() {
+        let json = r#"{"DurableExecutionArn":"arn:x","CheckpointToken":"tok",
+         "InitialExecutionState":{"Operations":[{"Id":"exec-1","Type":"EXECUTION","Status":"STARTED",
+           "Name":"run1","StartTimestamp":1795755619735,"ExecutionDetails":{"InputPayload":"{\"hello\":\"world\"}"},
+           "StepDetails":{}, "Unknown": 1}],
+           "NextMarker":""},
+         "UpdatedOperationIds":[], "SomethingNew": true}"#;
+        let input: InvocationInput = serde_json::from_str(json).unwrap();
+        let op = &input.initial_execution_state.operations[0];
+        assert_eq!(op.id.as_str(), "exec-1");
+        assert_eq!(op.op_type, OperationType::Execution);
+        assert_eq!(op.start_timestamp, Some(1_795_755_619_735));
+        assert_eq!(
+            op.execution_details
+                .as_ref()
+                .and_then(|d| d.input_payload.as_ref())
+                .map(Payload::as_str),
+            Some("{\"hello\":\"world\"}")
+        );
+    }
+
+    #[test]
+    fn tolerates_nulls_and_fractional_timestamps() {
+        let json = r#"{"Id":"a","Type":"STEP","Status":"SUCCEEDED","StartTimestamp":1.5e3,
+            "EndTimestamp":null,"StepDetails":{"Result":null,"Attempt":1}}"#;
+        let op: Operation = serde_json::from_str(json).unwrap();
+        assert_eq!(op.start_timestamp, Some(1500));
+        assert_eq!(op.end_timestamp, None);
+        assert_eq!(op.step_details.unwrap().result, None);
+    }
+
+    #[test]
+    fn rejects_bad_ids_and_unknown_enums() {
+        assert!(OperationId::new("").is_err());
+        assert!(OperationId::new(&"a".repeat(65)).is_err());
+        assert!(
+            serde_json::from_str::<Operation>(r#"{"Id":"a","Type":"NOPE","Status":"STARTED"}"#)
+                .is_err()
+        );
+        let long = format!(
+            r#"{{"Id":"{}","Type":"STEP","Status":"STARTED"}}"#,
+            "x".repeat(65)
+        );
+        assert!(serde_json::from_str::<Operation>(&long).is_err());
+    }
+
+    #[test]
+    fn update_serializes_with_wire_names() {
+        let mut u = OperationUpdate::new(
+            OperationId::new("abc").unwrap(),
+            OperationType::Wait,
+            OperationAction::Start,
+        );
+        u.name = Some("cool-off".into());
+        u.sub_type = Some("Wait".into());
+        u.wait_options = Some(WaitOptions { wait_seconds: 60 });
+        let v = serde_json::to_value(&u).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"Id":"abc","Name":"cool-off","Type":"WAIT","SubType":"Wait",
+                "Action":"START","WaitOptions":{"WaitSeconds":60}})
+        );
+    }
+
+    #[test]
+    fn output_serializes_like_the_service_expects() {
+        let out = InvocationOutput {
+            status: InvocationStatus::Pending,
+            result: None,
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&out).unwrap(),
+            r#"{"Status":"PENDING"}"#
+        );
+    }
+}

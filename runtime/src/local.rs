@@ -1,0 +1,1120 @@
+//! The local runner: the durable execution service, played in process.
+//!
+//! [`LocalRunner`] runs a workflow to completion without AWS. It keeps the
+//! execution's operations, applies every checkpoint with the service's
+//! transition rules (rejecting invalid ones, as the service would), keeps a
+//! virtual clock that jumps straight to the next timer (a one-hour wait
+//! costs no wall time), and invokes the workflow again and again until it
+//! succeeds or fails. It drives the very code path the Lambda handler uses
+//! ([`run_invocation`]), so it doubles as the test harness for your own
+//! workflows:
+//!
+//! ```
+//! use std::time::Duration;
+//! use durable_yield::{LocalRunner, StepError, Workflow};
+//!
+//! async fn double(mut wf: Workflow, n: u64) -> Result<u64, StepError> {
+//!     let doubled: u64 = wf.step("double", move |_| async move { Ok::<_, StepError>(n * 2) }).await?;
+//!     wf.wait("nap", Duration::from_secs(3600)).await;
+//!     Ok(doubled)
+//! }
+//!
+//! # tokio_test_block_on(async {
+//! let run = LocalRunner::new().run(&double, &21).await.unwrap();
+//! assert_eq!(run.result, Some(42));
+//! assert_eq!(run.invocations, 2); // the wait suspended the first one
+//! assert_eq!(run.elapsed, Duration::from_secs(3600)); // virtual time
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+//!
+//! [`run_invocation`]: crate::run_invocation
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, ready};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::driver::{InvocationError, InvocationSummary, run_invocation};
+use crate::model::{
+    ContextDetails, ErrorObject, ExecutionDetails, ExecutionState, InvocationInput,
+    InvocationStatus, Millis, Operation, OperationAction, OperationId, OperationStatus,
+    OperationType, OperationUpdate, Payload, StepDetails, WaitDetails,
+};
+use crate::service::{CheckpointResponse, DurableService, ServiceError};
+use crate::{MAX_WAIT_SECONDS, WorkflowFn};
+
+/// 2026-01-01T00:00:00Z, where the virtual clock starts by default.
+pub const DEFAULT_START_TIME: Millis = 1_767_225_600_000;
+
+/// The largest payload the service accepts (PROTOCOL.md §8).
+pub const MAX_PAYLOAD_CHARS: usize = 6_291_456;
+
+/// How the local execution stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExecutionStatus {
+    /// Not finished.
+    Running,
+    /// Finished with a result.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+        })
+    }
+}
+
+/// A problem with the local run itself (not a failed execution, which is
+/// a normal [`LocalRun`] with status `Failed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocalError {
+    /// The input could not be encoded as JSON.
+    #[error("the workflow input could not be encoded as JSON: {0}")]
+    Input(String),
+    /// The execution did not finish within the invocation budget.
+    #[error("the execution did not finish within {0} invocations")]
+    TooManyInvocations(u32),
+    /// The execution succeeded but its result does not decode into the
+    /// requested type.
+    #[error("the execution result could not be decoded: {0}")]
+    Result(String),
+}
+
+/// One entry of a run's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimelineEvent {
+    /// The service invoked the function.
+    Invoked {
+        /// 1-based invocation number.
+        invocation: u32,
+        /// Virtual time.
+        at: Millis,
+    },
+    /// A checkpoint update was applied.
+    Applied {
+        /// Virtual time.
+        at: Millis,
+        /// The operation.
+        id: OperationId,
+        /// Its type.
+        op_type: OperationType,
+        /// Its name.
+        name: Option<String>,
+        /// What was done.
+        action: OperationAction,
+        /// The status it has now.
+        status: OperationStatus,
+        /// A short description (payload size and codec, wait length, error).
+        detail: String,
+    },
+    /// A checkpoint was rejected.
+    Rejected {
+        /// Virtual time.
+        at: Millis,
+        /// Why.
+        message: String,
+    },
+    /// A timer fired: a wait ended or a step's retry became due.
+    TimerFired {
+        /// Virtual time.
+        at: Millis,
+        /// The operation.
+        id: OperationId,
+        /// Its type.
+        op_type: OperationType,
+        /// Its name.
+        name: Option<String>,
+        /// The status it has now.
+        status: OperationStatus,
+    },
+    /// The invocation returned.
+    Returned {
+        /// 1-based invocation number.
+        invocation: u32,
+        /// Virtual time.
+        at: Millis,
+        /// Its status.
+        status: InvocationStatus,
+        /// Operations answered from history.
+        replayed: u64,
+        /// Step bodies that ran.
+        executed: u64,
+        /// Checkpoint requests sent.
+        checkpoints: u64,
+    },
+    /// The invocation failed (the service would retry it).
+    InvocationFailed {
+        /// 1-based invocation number.
+        invocation: u32,
+        /// Virtual time.
+        at: Millis,
+        /// Why.
+        error: String,
+    },
+    /// The execution closed.
+    Closed {
+        /// Virtual time.
+        at: Millis,
+        /// How.
+        status: ExecutionStatus,
+        /// The result or the error, shortened.
+        detail: String,
+    },
+}
+
+/// What happened during a local run, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// Virtual time the execution started at.
+    pub start: Millis,
+    /// The events.
+    pub events: Vec<TimelineEvent>,
+}
+
+fn offset(start: Millis, at: Millis) -> String {
+    let s = (at - start).max(0) / 1000;
+    format!("+{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+fn name_or_dash(name: &Option<String>) -> String {
+    match name {
+        Some(n) => format!("{n:?}"),
+        None => "-".to_owned(),
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+impl fmt::Display for Timeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for event in &self.events {
+            match event {
+                TimelineEvent::Invoked { invocation, at } => {
+                    writeln!(f, "{} invocation {invocation}", offset(self.start, *at))?
+                }
+                TimelineEvent::Applied {
+                    op_type,
+                    name,
+                    action,
+                    status,
+                    detail,
+                    ..
+                } => writeln!(
+                    f,
+                    "           {:<6} {:<21} {:<7} -> {:<9} {detail}",
+                    op_type.to_string(),
+                    name_or_dash(name),
+                    action.to_string(),
+                    status.to_string()
+                )?,
+                TimelineEvent::Rejected { message, .. } => {
+                    writeln!(f, "           checkpoint rejected: {message}")?
+                }
+                TimelineEvent::TimerFired {
+                    at,
+                    op_type,
+                    name,
+                    status,
+                    ..
+                } => writeln!(
+                    f,
+                    "{} timer  {op_type} {} -> {status}",
+                    offset(self.start, *at),
+                    name_or_dash(name)
+                )?,
+                TimelineEvent::Returned {
+                    status,
+                    replayed,
+                    executed,
+                    checkpoints,
+                    ..
+                } => writeln!(
+                    f,
+                    "           returned {status} (replayed {replayed}, ran {executed} step(s), \
+                     {checkpoints} checkpoint request(s))"
+                )?,
+                TimelineEvent::InvocationFailed { error, .. } => {
+                    writeln!(f, "           invocation failed: {error}")?
+                }
+                TimelineEvent::Closed { at, status, detail } => writeln!(
+                    f,
+                    "{} execution {status}: {detail}",
+                    offset(self.start, *at)
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The end of a local run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRun<O> {
+    /// `Succeeded` or `Failed`.
+    pub status: ExecutionStatus,
+    /// The decoded result, when it succeeded.
+    pub result: Option<O>,
+    /// The error, when it failed.
+    pub error: Option<ErrorObject>,
+    /// Every operation, in the order they were created.
+    pub operations: Vec<Operation>,
+    /// How many times the workflow was invoked.
+    pub invocations: u32,
+    /// Virtual time from start to end.
+    pub elapsed: Duration,
+    /// What happened, in order.
+    pub timeline: Timeline,
+}
+
+impl<O> LocalRun<O> {
+    /// The result, or the error the execution failed with.
+    pub fn into_result(self) -> Result<O, ErrorObject> {
+        match (self.result, self.error) {
+            (Some(r), _) => Ok(r),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(ErrorObject::new("NoResult", "the execution has no result")),
+        }
+    }
+
+    /// The operations with this name, in order.
+    pub fn operations_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Operation> {
+        self.operations
+            .iter()
+            .filter(move |op| op.name.as_deref() == Some(name))
+    }
+
+    /// The first operation with this name.
+    pub fn operation(&self, name: &str) -> Option<&Operation> {
+        self.operations
+            .iter()
+            .find(|op| op.name.as_deref() == Some(name))
+    }
+}
+
+/// Runs workflows in process, on a virtual clock.
+#[derive(Debug, Clone)]
+pub struct LocalRunner {
+    start_time: Millis,
+    max_invocations: u32,
+    max_failed_invocations: u32,
+    page_size: usize,
+}
+
+impl Default for LocalRunner {
+    fn default() -> Self {
+        LocalRunner::new()
+    }
+}
+
+impl LocalRunner {
+    /// A runner whose clock starts at [`DEFAULT_START_TIME`], that gives up
+    /// after 10,000 invocations and retries a failed invocation 5 times
+    /// (as the service does).
+    pub fn new() -> Self {
+        LocalRunner {
+            start_time: DEFAULT_START_TIME,
+            max_invocations: 10_000,
+            max_failed_invocations: 5,
+            page_size: 1000,
+        }
+    }
+
+    /// Starts the virtual clock at `epoch_ms`.
+    pub fn start_time(mut self, epoch_ms: Millis) -> Self {
+        self.start_time = epoch_ms;
+        self
+    }
+
+    /// Gives up (with [`LocalError::TooManyInvocations`]) after `n` invocations.
+    pub fn max_invocations(mut self, n: u32) -> Self {
+        self.max_invocations = n.max(1);
+        self
+    }
+
+    /// Sends at most `n` operations in the invocation envelope; the rest
+    /// are paged in with `GetDurableExecutionState`, as the service does
+    /// for large histories.
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Creates an execution with `input` and no invocation yet, for driving
+    /// invocation by invocation.
+    pub fn start<I: Serialize + ?Sized>(&self, input: &I) -> Result<LocalExecution, LocalError> {
+        let input = serde_json::to_string(input).map_err(|e| LocalError::Input(e.to_string()))?;
+        let id =
+            OperationId::new("local-execution").map_err(|e| LocalError::Input(e.to_string()))?;
+        let mut execution = Operation::new(id, OperationType::Execution, OperationStatus::Started);
+        execution.start_timestamp = Some(self.start_time);
+        execution.execution_details = Some(ExecutionDetails {
+            input_payload: Some(input.into()),
+        });
+        let mut index = HashMap::new();
+        index.insert(id, 0);
+        let state = ExecState {
+            arn: "arn:aws:lambda:local:000000000000:function:local:$LATEST/durable-execution/local/local-execution".into(),
+            ops: vec![execution],
+            index,
+            start: self.start_time,
+            now: self.start_time,
+            token: None,
+            token_seq: 0,
+            closed: None,
+            invocations: 0,
+            failed_invocations: 0,
+            idle_pendings: 0,
+            updated: Vec::new(),
+            timeline: Timeline {
+                start: self.start_time,
+                events: Vec::new(),
+            },
+            checkpoint_requests: 0,
+        };
+        Ok(LocalExecution {
+            state: Arc::new(Mutex::new(state)),
+            page_size: self.page_size,
+            max_failed_invocations: self.max_failed_invocations,
+        })
+    }
+
+    /// Runs `workflow` on `input` to completion.
+    pub async fn run<I, O, W>(&self, workflow: &W, input: &I) -> Result<LocalRun<O>, LocalError>
+    where
+        I: Serialize + DeserializeOwned,
+        O: Serialize + DeserializeOwned + 'static,
+        W: WorkflowFn<I, O> + ?Sized,
+    {
+        let execution = self.start(input)?;
+        loop {
+            if execution.status() != ExecutionStatus::Running {
+                return execution.finish();
+            }
+            if execution.invocations() >= self.max_invocations {
+                return Err(LocalError::TooManyInvocations(self.max_invocations));
+            }
+            execution.advance_time();
+            execution.invoke(workflow).await;
+        }
+    }
+}
+
+/// What a valid checkpoint batch does.
+struct Batch {
+    /// The operations it creates or changes, in their new state.
+    touched: Vec<Operation>,
+    /// The status after each non-EXECUTION update, in order.
+    statuses: Vec<OperationStatus>,
+    /// The execution's end, if the batch carries an EXECUTION update.
+    close: Option<Closed>,
+}
+
+enum Closed {
+    Succeeded(Payload),
+    Failed(ErrorObject),
+}
+
+struct ExecState {
+    arn: String,
+    ops: Vec<Operation>,
+    index: HashMap<OperationId, usize>,
+    start: Millis,
+    now: Millis,
+    token: Option<String>,
+    token_seq: u64,
+    closed: Option<Closed>,
+    invocations: u32,
+    failed_invocations: u32,
+    idle_pendings: u32,
+    updated: Vec<String>,
+    timeline: Timeline,
+    checkpoint_requests: u64,
+}
+
+/// One execution held by the local runner: the in-process service.
+///
+/// Cloning gives another handle to the same execution.
+#[derive(Clone)]
+pub struct LocalExecution {
+    state: Arc<Mutex<ExecState>>,
+    page_size: usize,
+    max_failed_invocations: u32,
+}
+
+impl fmt::Debug for LocalExecution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalExecution")
+            .field("status", &self.status())
+            .field("invocations", &self.invocations())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalExecution {
+    fn lock(&self) -> MutexGuard<'_, ExecState> {
+        // A panic while the lock is held cannot leave the state half
+        // updated (batches are validated before anything is applied), so a
+        // poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Invokes the workflow once, as the service would, and applies its
+    /// response. Does nothing once the execution is closed.
+    pub async fn invoke<I, O, W>(&self, workflow: &W) -> Option<InvocationSummary>
+    where
+        I: DeserializeOwned,
+        O: Serialize + 'static,
+        W: WorkflowFn<I, O> + ?Sized,
+    {
+        let input = {
+            let mut s = self.lock();
+            if s.closed.is_some() {
+                return None;
+            }
+            s.invocations += 1;
+            s.token_seq += 1;
+            let token = format!("local-token-{}", s.token_seq);
+            s.token = Some(token.clone());
+            let (invocation, at) = (s.invocations, s.now);
+            s.timeline
+                .events
+                .push(TimelineEvent::Invoked { invocation, at });
+            let end = s.ops.len().min(self.page_size);
+            InvocationInput {
+                durable_execution_arn: s.arn.clone(),
+                checkpoint_token: token,
+                initial_execution_state: ExecutionState {
+                    operations: s.ops[..end].to_vec(),
+                    next_marker: (end < s.ops.len()).then(|| end.to_string()),
+                },
+                updated_operation_ids: Some(std::mem::take(&mut s.updated)),
+            }
+        };
+        let service = LocalService {
+            state: self.state.clone(),
+            page_size: self.page_size,
+        };
+        let result = run_invocation(workflow, input, &service).await;
+        let mut s = self.lock();
+        s.token = None;
+        s.finish_invocation(result.clone(), self.max_failed_invocations);
+        result.ok()
+    }
+
+    /// If the workflow waits for a timer, moves the virtual clock to the
+    /// earliest one and fires every timer due by then: waits succeed,
+    /// steps waiting for a retry become READY. Returns whether one fired.
+    pub fn advance_time(&self) -> bool {
+        self.lock().advance_time()
+    }
+
+    /// The execution's status.
+    pub fn status(&self) -> ExecutionStatus {
+        match self.lock().closed {
+            None => ExecutionStatus::Running,
+            Some(Closed::Succeeded(_)) => ExecutionStatus::Succeeded,
+            Some(Closed::Failed(_)) => ExecutionStatus::Failed,
+        }
+    }
+
+    /// How many invocations ran.
+    pub fn invocations(&self) -> u32 {
+        self.lock().invocations
+    }
+
+    /// How many checkpoint requests were accepted or rejected so far.
+    pub fn checkpoint_requests(&self) -> u64 {
+        self.lock().checkpoint_requests
+    }
+
+    /// A copy of the operations.
+    pub fn operations(&self) -> Vec<Operation> {
+        self.lock().ops.clone()
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Millis {
+        self.lock().now
+    }
+
+    /// A copy of the timeline so far.
+    pub fn timeline(&self) -> Timeline {
+        self.lock().timeline.clone()
+    }
+
+    /// The run as it stands, with the result decoded.
+    pub fn finish<O: DeserializeOwned>(&self) -> Result<LocalRun<O>, LocalError> {
+        let s = self.lock();
+        let (status, result, error) = match &s.closed {
+            None => (ExecutionStatus::Running, None, None),
+            Some(Closed::Succeeded(payload)) => {
+                let text = if payload.is_empty() {
+                    "null"
+                } else {
+                    payload.as_str()
+                };
+                let value =
+                    serde_json::from_str(text).map_err(|e| LocalError::Result(e.to_string()))?;
+                (ExecutionStatus::Succeeded, Some(value), None)
+            }
+            Some(Closed::Failed(e)) => (ExecutionStatus::Failed, None, Some(e.clone())),
+        };
+        Ok(LocalRun {
+            status,
+            result,
+            error,
+            operations: s.ops.clone(),
+            invocations: s.invocations,
+            elapsed: Duration::from_millis((s.now - s.start).max(0) as u64),
+            timeline: s.timeline.clone(),
+        })
+    }
+}
+
+impl ExecState {
+    fn get(&self, id: &OperationId) -> Option<&Operation> {
+        self.index.get(id).map(|&i| &self.ops[i])
+    }
+
+    fn upsert(&mut self, op: Operation) {
+        match self.index.get(&op.id) {
+            Some(&i) => self.ops[i] = op,
+            None => {
+                self.index.insert(op.id, self.ops.len());
+                self.ops.push(op);
+            }
+        }
+    }
+
+    fn close(&mut self, closed: Closed) {
+        let (status, detail) = match &closed {
+            Closed::Succeeded(p) => (ExecutionStatus::Succeeded, shorten(p.as_str(), 120)),
+            Closed::Failed(e) => (ExecutionStatus::Failed, shorten(&e.to_string(), 200)),
+        };
+        let at = self.now;
+        self.timeline
+            .events
+            .push(TimelineEvent::Closed { at, status, detail });
+        self.closed = Some(closed);
+    }
+
+    fn has_outstanding(&self) -> bool {
+        self.ops.iter().any(|op| {
+            matches!(
+                (op.op_type, op.status),
+                (
+                    OperationType::Step,
+                    OperationStatus::Pending | OperationStatus::Ready
+                ) | (
+                    OperationType::Wait | OperationType::Callback | OperationType::ChainedInvoke,
+                    OperationStatus::Started,
+                )
+            )
+        })
+    }
+
+    fn finish_invocation(
+        &mut self,
+        result: Result<InvocationSummary, InvocationError>,
+        max_failed: u32,
+    ) {
+        let (invocation, at) = (self.invocations, self.now);
+        let summary = match result {
+            Ok(summary) => summary,
+            Err(e) => {
+                self.timeline.events.push(TimelineEvent::InvocationFailed {
+                    invocation,
+                    at,
+                    error: e.to_string(),
+                });
+                self.failed_invocations += 1;
+                if self.failed_invocations >= max_failed && self.closed.is_none() {
+                    self.close(Closed::Failed(ErrorObject::new(
+                        "InvocationFailed",
+                        format!("{max_failed} consecutive invocations failed; the last: {e}"),
+                    )));
+                }
+                return;
+            }
+        };
+        self.failed_invocations = 0;
+        let output = summary.output;
+        self.timeline.events.push(TimelineEvent::Returned {
+            invocation,
+            at,
+            status: output.status,
+            replayed: summary.replayed,
+            executed: summary.executed,
+            checkpoints: summary.checkpoints,
+        });
+        if self.closed.is_some() {
+            return; // closed by an EXECUTION checkpoint: the output is ignored
+        }
+        let invalid =
+            |m: &str| Closed::Failed(ErrorObject::new("InvalidParameterValueException", m));
+        match output.status {
+            InvocationStatus::Succeeded if output.error.is_some() => self.close(invalid(
+                "a SUCCEEDED invocation output must not carry an Error",
+            )),
+            InvocationStatus::Succeeded => self.close(Closed::Succeeded(
+                output.result.unwrap_or_else(|| Payload::from("")),
+            )),
+            InvocationStatus::Failed if output.result.is_some() => self.close(invalid(
+                "a FAILED invocation output must not carry a Result",
+            )),
+            InvocationStatus::Failed => {
+                self.close(Closed::Failed(output.error.unwrap_or_default()))
+            }
+            InvocationStatus::Pending if self.has_outstanding() => self.idle_pendings = 0,
+            InvocationStatus::Pending => {
+                self.idle_pendings += 1;
+                if self.idle_pendings > 3 {
+                    self.close(invalid(
+                        "the function returned PENDING with nothing pending, four times in a row",
+                    ));
+                }
+            }
+        }
+    }
+
+    fn advance_time(&mut self) -> bool {
+        let due = |op: &Operation| match (op.op_type, op.status) {
+            (OperationType::Wait, OperationStatus::Started) => op
+                .wait_details
+                .as_ref()
+                .and_then(|d| d.scheduled_end_timestamp),
+            (OperationType::Step, OperationStatus::Pending) => op
+                .step_details
+                .as_ref()
+                .and_then(|d| d.next_attempt_timestamp),
+            _ => None,
+        };
+        let Some(next) = self.ops.iter().filter_map(due).min() else {
+            return false;
+        };
+        self.now = self.now.max(next);
+        let now = self.now;
+        let mut fired = Vec::new();
+        for op in self.ops.iter_mut() {
+            if due(op).is_none_or(|t| t > now) {
+                continue;
+            }
+            match op.op_type {
+                OperationType::Wait => {
+                    op.status = OperationStatus::Succeeded;
+                    op.end_timestamp = Some(now);
+                }
+                _ => {
+                    op.status = OperationStatus::Ready;
+                    if let Some(d) = op.step_details.as_mut() {
+                        d.next_attempt_timestamp = None;
+                    }
+                }
+            }
+            fired.push(TimelineEvent::TimerFired {
+                at: now,
+                id: op.id,
+                op_type: op.op_type,
+                name: op.name.clone(),
+                status: op.status,
+            });
+            self.updated.push(op.id.to_string());
+        }
+        self.timeline.events.extend(fired);
+        true
+    }
+
+    fn check_token(&self, token: &str) -> Result<(), ServiceError> {
+        match &self.token {
+            Some(current) if current == token => Ok(()),
+            _ => Err(ServiceError::InvalidToken(
+                "Invalid checkpoint token".to_owned(),
+            )),
+        }
+    }
+
+    fn checkpoint(
+        &mut self,
+        token: &str,
+        updates: &[OperationUpdate],
+    ) -> Result<CheckpointResponse, ServiceError> {
+        self.checkpoint_requests += 1;
+        self.check_token(token)?;
+        if self.closed.is_some() {
+            return Err(ServiceError::InvalidToken(
+                "Invalid checkpoint token: the execution is closed".to_owned(),
+            ));
+        }
+        let Batch {
+            touched,
+            statuses,
+            close,
+        } = match self.validate(updates) {
+            Ok(batch) => batch,
+            Err(message) => {
+                let at = self.now;
+                self.timeline.events.push(TimelineEvent::Rejected {
+                    at,
+                    message: message.clone(),
+                });
+                return Err(ServiceError::Rejected(message));
+            }
+        };
+        let at = self.now;
+        let applied = updates
+            .iter()
+            .filter(|u| u.op_type != OperationType::Execution);
+        for (u, status) in applied.zip(statuses) {
+            self.timeline.events.push(TimelineEvent::Applied {
+                at,
+                id: u.id,
+                op_type: u.op_type,
+                name: u.name.as_deref().map(str::to_owned),
+                action: u.action,
+                status,
+                detail: describe_update(u),
+            });
+        }
+        let mut delta = Vec::with_capacity(touched.len());
+        for op in touched {
+            delta.push(op.clone());
+            self.upsert(op);
+        }
+        if let Some(closed) = close {
+            self.close(closed);
+        }
+        self.token_seq += 1;
+        let next = format!("local-token-{}", self.token_seq);
+        self.token = Some(next.clone());
+        Ok(CheckpointResponse {
+            checkpoint_token: Some(next),
+            operations: delta,
+            next_marker: None,
+        })
+    }
+
+    /// Checks a batch against the service's rules and computes the
+    /// operations it produces, without changing anything.
+    fn validate(&self, updates: &[OperationUpdate]) -> Result<Batch, String> {
+        let mut touched: Vec<Operation> = Vec::new();
+        let mut statuses = Vec::with_capacity(updates.len());
+        let mut seen: HashMap<OperationId, (OperationAction, u32)> = HashMap::new();
+        let mut close = None;
+        for u in updates {
+            if close.is_some() {
+                return Err("the EXECUTION update must be the last of its batch".into());
+            }
+            if u.op_type == OperationType::Execution {
+                close = Some(match u.action {
+                    OperationAction::Succeed if u.error.is_none() => {
+                        check_payload(u)?;
+                        Closed::Succeeded(u.payload.clone().unwrap_or_else(|| Payload::from("")))
+                    }
+                    OperationAction::Fail if u.payload.is_none() => {
+                        Closed::Failed(u.error.clone().unwrap_or_default())
+                    }
+                    a => return Err(format!("invalid EXECUTION update: {a} (with these fields)")),
+                });
+                continue;
+            }
+            check_fields(u)?;
+            match seen.get(&u.id) {
+                None => {
+                    seen.insert(u.id, (u.action, 1));
+                }
+                Some((OperationAction::Start, 1))
+                    if u.action != OperationAction::Start
+                        && matches!(u.op_type, OperationType::Step | OperationType::Context) =>
+                {
+                    seen.insert(u.id, (u.action, 2));
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "more than one update for operation {} in one batch",
+                        u.id
+                    ));
+                }
+            }
+            if let Some(parent) = &u.parent_id {
+                let is_context = |op: &Operation| op.op_type == OperationType::Context;
+                let known = touched.iter().any(|op| op.id == *parent && is_context(op))
+                    || self.get(parent).is_some_and(is_context);
+                if !known {
+                    return Err(format!(
+                        "parent {parent} of operation {} is not a known CONTEXT",
+                        u.id
+                    ));
+                }
+            }
+            let current = match touched.iter().rposition(|op| op.id == u.id) {
+                Some(i) => Some(touched.remove(i)),
+                None => self.get(&u.id).cloned(),
+            };
+            if let Some(cur) = &current {
+                if cur.op_type != u.op_type
+                    || cur.sub_type.as_deref() != u.sub_type.as_deref()
+                    || cur.name.as_deref() != u.name.as_deref()
+                    || cur.parent_id != u.parent_id
+                {
+                    return Err(format!(
+                        "update for operation {} does not match the stored operation's type, \
+                         subtype, name or parent",
+                        u.id
+                    ));
+                }
+            }
+            let op = transition(current, u, self.now)?;
+            statuses.push(op.status);
+            touched.push(op);
+        }
+        Ok(Batch {
+            touched,
+            statuses,
+            close,
+        })
+    }
+}
+
+fn check_fields(u: &OperationUpdate) -> Result<(), String> {
+    let id = u.id.as_str();
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "operation id {id:?} must match [a-zA-Z0-9-_]{{1,64}}"
+        ));
+    }
+    if let Some(name) = &u.name {
+        if name.is_empty() || name.len() > 256 || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(format!(
+                "name {name:?} of operation {id} must be 1 to 256 printable ASCII characters"
+            ));
+        }
+    }
+    if let Some(sub) = &u.sub_type {
+        if sub.is_empty()
+            || sub.len() > 32
+            || !sub
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "subtype {sub:?} of operation {id} must match [A-Za-z0-9-_]{{1,32}}"
+            ));
+        }
+    }
+    check_payload(u)
+}
+
+fn check_payload(u: &OperationUpdate) -> Result<(), String> {
+    match &u.payload {
+        Some(p) if p.as_str().chars().count() > MAX_PAYLOAD_CHARS => Err(format!(
+            "payload of operation {} is {} characters, over the limit of {MAX_PAYLOAD_CHARS}",
+            u.id,
+            p.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The service's transition rules (PROTOCOL.md §4).
+fn transition(
+    current: Option<Operation>,
+    u: &OperationUpdate,
+    now: Millis,
+) -> Result<Operation, String> {
+    use OperationAction as A;
+    use OperationStatus as S;
+    use OperationType as T;
+    let status = current.as_ref().map(|o| o.status);
+    let mut op = current.unwrap_or_else(|| {
+        let mut op = Operation::new(u.id, u.op_type, S::Started);
+        op.parent_id = u.parent_id;
+        op.name = u.name.as_deref().map(str::to_owned);
+        op.sub_type = u.sub_type.as_deref().map(str::to_owned);
+        op.start_timestamp = Some(now);
+        op
+    });
+    let invalid = || {
+        let from = status.map_or("absent".to_owned(), |s| s.to_string());
+        Err(format!(
+            "Invalid current {} state to {}: operation {} is {from}",
+            u.op_type,
+            u.action.to_string().to_lowercase(),
+            u.id
+        ))
+    };
+    match (u.op_type, u.action, status) {
+        (T::Step, A::Start, None | Some(S::Ready)) => {
+            op.status = S::Started;
+            op.step_details
+                .get_or_insert_with(StepDetails::default)
+                .attempt
+                .get_or_insert(0);
+        }
+        (T::Step, A::Retry, Some(S::Started | S::Ready)) => {
+            let delay = u
+                .step_options
+                .as_ref()
+                .and_then(|o| o.next_attempt_delay_seconds)
+                .filter(|d| (1..=MAX_WAIT_SECONDS).contains(&u64::from(*d)))
+                .ok_or_else(|| format!("RETRY of {} needs StepOptions.NextAttemptDelaySeconds from 1 to {MAX_WAIT_SECONDS}", u.id))?;
+            if u.error.is_some() == u.payload.is_some() {
+                return Err(format!(
+                    "RETRY of {} needs exactly one of Error and Payload",
+                    u.id
+                ));
+            }
+            op.status = S::Pending;
+            let d = op.step_details.get_or_insert_with(StepDetails::default);
+            d.attempt = Some(d.attempt.unwrap_or(0) + 1);
+            d.next_attempt_timestamp = Some(now + i64::from(delay) * 1000);
+            if u.error.is_some() {
+                d.error = u.error.clone();
+            }
+            if u.payload.is_some() {
+                d.result = u.payload.clone();
+            }
+        }
+        (T::Step, A::Succeed | A::Fail, None | Some(S::Started | S::Ready)) => {
+            let d = op.step_details.get_or_insert_with(StepDetails::default);
+            d.attempt = Some(d.attempt.unwrap_or(0) + 1);
+            if u.action == A::Succeed {
+                if u.error.is_some() {
+                    return Err(format!("SUCCEED of {} must not carry an Error", u.id));
+                }
+                op.status = S::Succeeded;
+                d.result = u.payload.clone();
+            } else {
+                if u.payload.is_some() {
+                    return Err(format!("FAIL of {} must not carry a Payload", u.id));
+                }
+                op.status = S::Failed;
+                d.error = u.error.clone();
+            }
+            op.end_timestamp = Some(now);
+        }
+        (T::Wait, A::Start, None) => {
+            let seconds = u
+                .wait_options
+                .as_ref()
+                .map(|o| o.wait_seconds)
+                .filter(|s| (1..=MAX_WAIT_SECONDS).contains(&u64::from(*s)))
+                .ok_or_else(|| format!("START of wait {} needs WaitOptions.WaitSeconds from 1 to {MAX_WAIT_SECONDS}", u.id))?;
+            op.status = S::Started;
+            op.wait_details = Some(WaitDetails {
+                scheduled_end_timestamp: Some(now + i64::from(seconds) * 1000),
+            });
+        }
+        (T::Wait, A::Cancel, Some(S::Started)) => {
+            op.status = S::Cancelled;
+            op.end_timestamp = Some(now);
+        }
+        (T::Context, A::Start, None) => op.status = S::Started,
+        (T::Context, A::Succeed | A::Fail, None | Some(S::Started)) => {
+            op.status = if u.action == A::Succeed {
+                S::Succeeded
+            } else {
+                S::Failed
+            };
+            op.context_details = Some(ContextDetails {
+                replay_children: u.context_options.as_ref().and_then(|o| o.replay_children),
+                result: u.payload.clone(),
+                error: u.error.clone(),
+            });
+            op.end_timestamp = Some(now);
+        }
+        (T::Callback | T::ChainedInvoke, _, _) => {
+            return Err(format!(
+                "{} operations are not supported by the local runner yet",
+                u.op_type
+            ));
+        }
+        _ => return invalid(),
+    }
+    Ok(op)
+}
+
+fn describe_update(u: &OperationUpdate) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = &u.payload {
+        let (codec, _) = durable_yield_codecs::split_tag(p.as_str());
+        parts.push(format!(
+            "{codec} {} B: {}",
+            p.len(),
+            shorten(p.as_str(), 48)
+        ));
+    }
+    if let Some(w) = &u.wait_options {
+        parts.push(format!("{} s", w.wait_seconds));
+    }
+    if let Some(e) = &u.error {
+        parts.push(shorten(&e.to_string(), 80));
+    }
+    parts.join(", ")
+}
+
+/// The in-process [`DurableService`] of a [`LocalExecution`].
+struct LocalService {
+    state: Arc<Mutex<ExecState>>,
+    page_size: usize,
+}
+
+impl LocalService {
+    fn lock(&self) -> MutexGuard<'_, ExecState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl DurableService for LocalService {
+    fn checkpoint(
+        &self,
+        _execution_arn: &str,
+        checkpoint_token: &str,
+        updates: Vec<OperationUpdate>,
+    ) -> impl Future<Output = Result<CheckpointResponse, ServiceError>> + Send {
+        ready(self.lock().checkpoint(checkpoint_token, &updates))
+    }
+
+    fn get_state(
+        &self,
+        _execution_arn: &str,
+        checkpoint_token: &str,
+        marker: &str,
+    ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send {
+        let s = self.lock();
+        let result = s.check_token(checkpoint_token).and_then(|()| {
+            let start: usize = marker
+                .parse()
+                .map_err(|_| ServiceError::Rejected(format!("invalid marker {marker:?}")))?;
+            let start = start.min(s.ops.len());
+            let end = (start + self.page_size).min(s.ops.len());
+            Ok(ExecutionState {
+                operations: s.ops[start..end].to_vec(),
+                next_marker: (end < s.ops.len()).then(|| end.to_string()),
+            })
+        });
+        ready(result)
+    }
+}

@@ -1,0 +1,55 @@
+//! The service side of a durable execution, as the SDK sees it.
+
+use std::future::Future;
+
+use crate::model::{ExecutionState, Operation, OperationUpdate};
+
+/// The answer to a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointResponse {
+    /// The token for the next checkpoint. `None` means the service revoked
+    /// checkpointing for this invocation (PROTOCOL.md §4).
+    pub checkpoint_token: Option<String>,
+    /// Operations changed since the SDK last saw them (a delta).
+    pub operations: Vec<Operation>,
+    /// Set (non-empty) when more changed operations must be paged in with
+    /// [`DurableService::get_state`].
+    pub next_marker: Option<String>,
+}
+
+/// Why a call to the service failed, classified by what the SDK does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// The checkpoint token is stale or unknown: this invocation must stop
+    /// and fail so that the service invokes the function again.
+    #[error("invalid checkpoint token: {0}")]
+    InvalidToken(String),
+    /// The service rejected the request (a 4xx other than throttling): the
+    /// execution fails with this message.
+    #[error("the service rejected the request: {0}")]
+    Rejected(String),
+    /// A throttle, a 5xx or a network error: worth retrying.
+    #[error("transient service error: {0}")]
+    Transient(String),
+}
+
+/// The two calls an invocation makes to the service. The local runner
+/// implements it in process; the Lambda runtime over `aws-sdk-lambda`.
+pub trait DurableService: Send + Sync {
+    /// `CheckpointDurableExecution`: sends `updates`, in order, with the
+    /// current token.
+    fn checkpoint(
+        &self,
+        execution_arn: &str,
+        checkpoint_token: &str,
+        updates: Vec<OperationUpdate>,
+    ) -> impl Future<Output = Result<CheckpointResponse, ServiceError>> + Send;
+
+    /// `GetDurableExecutionState`: one page of operations after `marker`.
+    fn get_state(
+        &self,
+        execution_arn: &str,
+        checkpoint_token: &str,
+        marker: &str,
+    ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send;
+}

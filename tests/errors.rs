@@ -1,0 +1,119 @@
+//! Bad input, panics and rejected checkpoints end the execution with a
+//! typed error; nothing panics out of the runner.
+
+use std::time::Duration;
+
+use durable_yield::model::OperationStatus as S;
+use durable_yield::{ExecutionStatus, LocalRunner, StepError, Workflow};
+use serde::Deserialize;
+
+type Infallible = std::convert::Infallible;
+
+#[tokio::test]
+async fn a_panicking_step_body_is_a_failed_step() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let r: Result<u32, StepError> = wf
+            .step("boom", |_| async {
+                if true {
+                    panic!("kaboom");
+                }
+                Ok::<_, Infallible>(1)
+            })
+            .await;
+        let e = r.unwrap_err();
+        Ok::<_, StepError>(format!("{:?}: {:?}", e.error_type(), e.message()))
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(
+        run.result.as_deref(),
+        Some("Some(\"StepPanicked\"): Some(\"the step body panicked: kaboom\")")
+    );
+    assert_eq!(run.operation("boom").unwrap().status, S::Failed);
+}
+
+#[tokio::test]
+async fn a_panicking_workflow_fails_the_execution() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let v: u32 = wf.step("one", |_| async { Ok::<_, Infallible>(1) }).await?;
+        if v == 1 {
+            panic!("workflow bug");
+        }
+        Ok::<_, StepError>(())
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    let e = run.error.unwrap();
+    assert_eq!(e.error_type.as_deref(), Some("WorkflowPanicked"));
+    let m = e.error_message.unwrap();
+    assert!(m.contains("workflow bug") && m.contains("\"one\""), "{m}");
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct Order {
+    id: u64,
+}
+
+#[tokio::test]
+async fn undecodable_input_fails_the_execution() {
+    let workflow = |_wf: Workflow, order: Order| async move { Ok::<_, StepError>(order.id) };
+    let execution = LocalRunner::new().start(&"not an order").unwrap();
+    execution.invoke(&workflow).await.unwrap();
+    let run = execution.finish::<u64>().unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    let e = run.error.unwrap();
+    assert_eq!(e.error_type.as_deref(), Some("InvalidInput"));
+    assert!(e.error_message.unwrap().contains("Order"));
+}
+
+#[tokio::test]
+async fn a_checkpoint_the_service_rejects_fails_the_execution() {
+    // The service only accepts printable ASCII names; the local runner
+    // enforces the service's rules.
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let _: u32 = wf
+            .step("café", |_| async { Ok::<_, Infallible>(1) })
+            .await?;
+        Ok::<_, StepError>(())
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    let e = run.error.unwrap();
+    assert_eq!(e.error_type.as_deref(), Some("CheckpointRejected"));
+    assert!(e.error_message.unwrap().contains("printable ASCII"));
+    assert_eq!(run.operations.len(), 1, "the batch was not applied");
+}
+
+#[tokio::test]
+async fn the_workflow_error_becomes_the_execution_error() {
+    #[derive(Debug)]
+    struct OutOfStock;
+    impl std::fmt::Display for OutOfStock {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("out of stock")
+        }
+    }
+    impl std::error::Error for OutOfStock {}
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        wf.wait("w", Duration::from_secs(1)).await;
+        Err::<(), _>(OutOfStock)
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    let e = run.error.unwrap();
+    assert!(e.error_type.unwrap().ends_with("OutOfStock"));
+    assert_eq!(e.error_message.as_deref(), Some("out of stock"));
+    assert_eq!(run.invocations, 2);
+}
+
+#[tokio::test]
+async fn a_runaway_execution_hits_the_invocation_budget() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        for i in 0..10u32 {
+            wf.wait(format!("w{i}"), Duration::from_secs(1)).await;
+        }
+        Ok::<_, StepError>(())
+    };
+    let err = LocalRunner::new()
+        .max_invocations(3)
+        .run(&workflow, &())
+        .await
+        .unwrap_err();
+    assert_eq!(err, durable_yield::LocalError::TooManyInvocations(3));
+}

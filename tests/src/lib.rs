@@ -1,0 +1,41 @@
+//! Shared helpers for durable-yield's integration tests.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use durable_yield::model::{Operation, OperationStatus, OperationType};
+
+/// Counts how often something ran; clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<AtomicU32>);
+
+impl Counter {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Counter::default()
+    }
+    /// Counts one and returns the new count.
+    pub fn hit(&self) -> u32 {
+        self.0.fetch_add(1, Ordering::SeqCst) + 1
+    }
+    /// The count.
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// `(type, name, status)` of every operation, for compact assertions.
+pub fn shape(ops: &[Operation]) -> Vec<(OperationType, Option<&str>, OperationStatus)> {
+    ops.iter()
+        .map(|op| (op.op_type, op.name.as_deref(), op.status))
+        .collect()
+}
+
+/// The recorded result payload of a step operation.
+pub fn step_result(op: &Operation) -> Option<&str> {
+    op.step_details
+        .as_ref()
+        .and_then(|d| d.result.as_ref())
+        .map(|p| p.as_str())
+}
