@@ -1,8 +1,62 @@
 //! The interpreter's view of the checkpointed operations.
 
-use rustc_hash::FxHashMap;
-
 use crate::model::{Operation, OperationId, OperationType};
+
+/// An open-addressing index from id to position: 4 bytes a slot, so that
+/// the index of a large history stays in cache.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    /// Position + 1 of an operation; 0 marks an empty slot.
+    slots: Vec<u32>,
+}
+
+impl Index {
+    fn with_capacity(n: usize) -> Self {
+        Index {
+            slots: vec![0; (n.max(4) * 2).next_power_of_two()],
+        }
+    }
+
+    fn start(&self, id: &OperationId) -> usize {
+        (id.fingerprint() >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// The position of `id` in `ops`, if indexed.
+    fn get(&self, id: &OperationId, ops: &[Operation]) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.start(id);
+        loop {
+            match self.slots[i] {
+                0 => return None,
+                slot if ops[slot as usize - 1].id == *id => return Some(slot as usize - 1),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Indexes `ops[at]`, whose id must not be indexed yet.
+    fn insert(&mut self, at: usize, ops: &[Operation]) {
+        if (at + 1) * 2 > self.slots.len() {
+            *self = Index::with_capacity(at + 1);
+            for i in 0..at {
+                self.place(i, ops);
+            }
+        }
+        self.place(at, ops);
+    }
+
+    fn place(&mut self, at: usize, ops: &[Operation]) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.start(&ops[at].id);
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = at as u32 + 1;
+    }
+}
 
 /// The operations of one execution, indexed by id.
 ///
@@ -12,35 +66,47 @@ use crate::model::{Operation, OperationId, OperationType};
 #[derive(Debug, Clone, Default)]
 pub struct History {
     ops: Vec<Operation>,
-    index: FxHashMap<OperationId, usize>,
+    index: Index,
     execution: Option<usize>,
 }
 
 impl History {
-    /// Indexes `operations`.
+    /// Indexes `operations` (keeping the vector; no copy).
     pub fn new(operations: Vec<Operation>) -> Self {
-        let mut history = History {
-            ops: Vec::with_capacity(operations.len()),
-            index: FxHashMap::with_capacity_and_hasher(operations.len(), Default::default()),
-            execution: None,
-        };
-        history.merge(operations);
-        history
+        let mut index = Index::with_capacity(operations.len());
+        let mut execution = None;
+        for (at, op) in operations.iter().enumerate() {
+            if index.get(&op.id, &operations).is_some() {
+                // A duplicate id: the later one wins, as with `merge`.
+                let mut history = History::default();
+                history.merge(operations);
+                return history;
+            }
+            index.insert(at, &operations);
+            if execution.is_none() && op.op_type == OperationType::Execution {
+                execution = Some(at);
+            }
+        }
+        History {
+            ops: operations,
+            index,
+            execution,
+        }
     }
 
     /// Adds or replaces operations.
     pub fn merge(&mut self, operations: impl IntoIterator<Item = Operation>) {
         for op in operations {
             let is_execution = op.op_type == OperationType::Execution;
-            let at = match self.index.get(&op.id) {
-                Some(&at) => {
+            let at = match self.index.get(&op.id, &self.ops) {
+                Some(at) => {
                     self.ops[at] = op;
                     at
                 }
                 None => {
                     let at = self.ops.len();
-                    self.index.insert(op.id, at);
                     self.ops.push(op);
+                    self.index.insert(at, &self.ops);
                     at
                 }
             };
@@ -52,7 +118,7 @@ impl History {
 
     /// The operation with this id.
     pub fn get(&self, id: &OperationId) -> Option<&Operation> {
-        self.index.get(id).map(|&at| &self.ops[at])
+        self.index.get(id, &self.ops).map(|at| &self.ops[at])
     }
 
     /// The EXECUTION operation, which carries the input.
@@ -73,5 +139,60 @@ impl History {
     /// Whether there are no operations.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OperationStatus;
+
+    fn op(id: &str, t: OperationType, s: OperationStatus) -> Operation {
+        Operation::new(OperationId::new(id).unwrap(), t, s)
+    }
+
+    #[test]
+    fn later_duplicates_replace_earlier_ones() {
+        let h = History::new(vec![
+            op("e", OperationType::Execution, OperationStatus::Started),
+            op("a", OperationType::Step, OperationStatus::Started),
+            op("a", OperationType::Step, OperationStatus::Succeeded),
+        ]);
+        assert_eq!(h.len(), 2);
+        let a = OperationId::new("a").unwrap();
+        assert_eq!(h.get(&a).unwrap().status, OperationStatus::Succeeded);
+        assert_eq!(h.execution().unwrap().id.as_str(), "e");
+    }
+
+    #[test]
+    fn the_index_finds_every_id_after_growing() {
+        let mut h = History::default();
+        let mut ids = crate::id::IdGenerator::root();
+        let all: Vec<_> = (0..1000).map(|_| ids.next_id().0).collect();
+        for id in &all {
+            h.merge(vec![Operation::new(*id, OperationType::Step, OperationStatus::Started)]);
+        }
+        for (i, id) in ["short", "short2", "x"].iter().enumerate() {
+            h.merge(vec![op(id, OperationType::Wait, OperationStatus::Started)]);
+            assert_eq!(h.len(), 1001 + i);
+        }
+        assert!(all.iter().all(|id| h.get(id).is_some_and(|o| o.id == *id)));
+        assert!(h.get(&OperationId::new("short").unwrap()).is_some());
+        assert!(h.get(&OperationId::new("missing").unwrap()).is_none());
+        let rebuilt = History::new(h.operations().to_vec());
+        assert!(all.iter().all(|id| rebuilt.get(id).is_some()));
+    }
+
+    #[test]
+    fn merge_adds_and_replaces() {
+        let mut h = History::new(vec![op("a", OperationType::Wait, OperationStatus::Started)]);
+        assert!(h.execution().is_none());
+        h.merge(vec![
+            op("a", OperationType::Wait, OperationStatus::Succeeded),
+            op("b", OperationType::Step, OperationStatus::Started),
+        ]);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.operations()[0].status, OperationStatus::Succeeded);
+        assert_eq!(h.operations()[1].id.as_str(), "b");
     }
 }

@@ -101,7 +101,7 @@ enum State {
     Flush(Vec<OperationUpdate>, After),
     AwaitCheckpoint(After),
     End(Outcome),
-    Fail(ExecutionError),
+    Fail(Box<ExecutionError>),
     Finished,
 }
 
@@ -153,7 +153,7 @@ impl Interpreter {
                 }));
                 interpreter.state = State::Resume(Response::Start);
             }
-            Err(e) => interpreter.state = State::Fail(e),
+            Err(e) => interpreter.state = fail(e),
         }
         interpreter
     }
@@ -191,8 +191,7 @@ impl Interpreter {
             match std::mem::replace(&mut self.state, State::Finished) {
                 State::Resume(response) => {
                     let Some(coroutine) = self.coroutine.as_mut() else {
-                        self.state =
-                            State::Fail(ExecutionError::Internal("no workflow to resume".into()));
+                        self.state = fail(ExecutionError::Internal("no workflow to resume".into()));
                         continue;
                     };
                     let resumed = coroutine.resume(response);
@@ -214,7 +213,7 @@ impl Interpreter {
                 }
                 State::Fail(error) => {
                     let object = error.to_error_object();
-                    self.error = Some(error);
+                    self.error = Some(*error);
                     self.coroutine = None;
                     return Some(Action::Finish(Outcome::Failed(object)));
                 }
@@ -290,7 +289,7 @@ impl Interpreter {
 
     fn misuse(&mut self, what: &str) {
         if !matches!(self.state, State::Finished | State::End(_)) {
-            self.state = State::Fail(ExecutionError::Internal(what.to_owned()));
+            self.state = fail(ExecutionError::Internal(what.to_owned()));
         }
     }
 
@@ -328,30 +327,30 @@ impl Interpreter {
                     return Some(Action::RunStep(StepRun { context, future }));
                 }
                 None => {
-                    self.state = State::Fail(ExecutionError::Internal(
+                    self.state = fail(ExecutionError::Internal(
                         "a step body was sent for no step".into(),
                     ))
                 }
             },
             Resumed::Yielded(Request::Wait { name, duration }) => self.on_wait(name, duration),
             Resumed::Yielded(Request::Fatal(Fatal::Decode(error))) => {
-                self.state = State::Fail(ExecutionError::Codec {
+                self.state = fail(ExecutionError::Codec {
                     op: self.last_op.clone(),
                     error,
                 })
             }
             Resumed::Yielded(Request::Fatal(Fatal::Protocol(what))) => {
-                self.state = State::Fail(ExecutionError::Internal(what.to_owned()))
+                self.state = fail(ExecutionError::Internal(what.to_owned()))
             }
             Resumed::Returned(Ok(payload)) => self.state = State::End(Outcome::Succeeded(payload)),
             Resumed::Returned(Err(error)) => self.state = State::End(Outcome::Failed(error)),
             Resumed::ForeignAwait => {
-                self.state = State::Fail(ExecutionError::ForeignAwait {
+                self.state = fail(ExecutionError::ForeignAwait {
                     last_op: self.last_op.clone(),
                 })
             }
             Resumed::Panicked(message) => {
-                self.state = State::Fail(ExecutionError::WorkflowPanicked {
+                self.state = fail(ExecutionError::WorkflowPanicked {
                     message,
                     last_op: self.last_op.clone(),
                 })
@@ -367,15 +366,13 @@ impl Interpreter {
         name: Option<Cow<'static, str>>,
     ) -> OpRef {
         let (id, seq) = self.ids.next_id();
-        let op = OpRef {
+        OpRef {
             seq,
             id,
             op_type,
             sub_type: Some(Cow::Borrowed(sub_type)),
             name,
-        };
-        self.last_op = Some(op.clone());
-        op
+        }
     }
 
     /// Checks that the recorded operation is the one requested.
@@ -413,94 +410,108 @@ impl Interpreter {
 
     fn on_step(&mut self, name: Option<Cow<'static, str>>) {
         let op = self.next_op(OperationType::Step, STEP_SUBTYPE, name);
-        let Some(recorded) = self.history.get(&op.id) else {
-            self.execute(op, 1, true);
-            return;
+        self.state = match self.history.get(&op.id) {
+            None => self.execute(&op, 1, true),
+            Some(recorded) => match self.matches(recorded, &op) {
+                Err(e) => fail(e),
+                Ok(()) => {
+                    let details = recorded.step_details.as_deref();
+                    let attempts = details.and_then(|d| d.attempt).unwrap_or(0);
+                    match recorded.status {
+                        OperationStatus::Succeeded => {
+                            let payload = details
+                                .and_then(|d| d.result.clone())
+                                .unwrap_or_else(|| Payload::from("null"));
+                            self.replayed += 1;
+                            State::Resume(Response::Step(Ok(payload)))
+                        }
+                        status @ (OperationStatus::Failed
+                        | OperationStatus::Cancelled
+                        | OperationStatus::TimedOut
+                        | OperationStatus::Stopped) => {
+                            let error =
+                                details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                                    ErrorObject::new(
+                                        "StepFailed",
+                                        format!("the step ended with status {status}"),
+                                    )
+                                });
+                            self.replayed += 1;
+                            State::Resume(Response::Step(Err(error)))
+                        }
+                        // An attempt was interrupted (at-least-once): run it
+                        // again without a new START.
+                        OperationStatus::Started => {
+                            self.execute(&op, attempts.saturating_add(1), false)
+                        }
+                        OperationStatus::Ready => {
+                            self.execute(&op, attempts.saturating_add(1), true)
+                        }
+                        OperationStatus::Pending => State::End(Outcome::Pending {
+                            resume_at: details.and_then(|d| d.next_attempt_timestamp),
+                        }),
+                    }
+                }
+            },
         };
-        if let Err(e) = self.matches(recorded, &op) {
-            self.state = State::Fail(e);
-            return;
-        }
-        let details = recorded.step_details.as_ref();
-        let attempts = details.and_then(|d| d.attempt).unwrap_or(0);
-        match recorded.status {
-            OperationStatus::Succeeded => {
-                let payload = details
-                    .and_then(|d| d.result.clone())
-                    .unwrap_or_else(|| Payload::from("null"));
-                self.replayed += 1;
-                self.state = State::Resume(Response::Step(Ok(payload)));
-            }
-            OperationStatus::Failed
-            | OperationStatus::Cancelled
-            | OperationStatus::TimedOut
-            | OperationStatus::Stopped => {
-                let status = recorded.status;
-                let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
-                    ErrorObject::new("StepFailed", format!("the step ended with status {status}"))
-                });
-                self.replayed += 1;
-                self.state = State::Resume(Response::Step(Err(error)));
-            }
-            // An attempt was interrupted (at-least-once): run it again
-            // without a new START.
-            OperationStatus::Started => self.execute(op, attempts.saturating_add(1), false),
-            OperationStatus::Ready => self.execute(op, attempts.saturating_add(1), true),
-            OperationStatus::Pending => {
-                self.state = State::End(Outcome::Pending {
-                    resume_at: details.and_then(|d| d.next_attempt_timestamp),
-                })
-            }
-        }
+        self.last_op = Some(op);
     }
 
-    fn execute(&mut self, op: OpRef, attempt: u32, send_start: bool) {
+    /// Prepares a live run of the step `op`; returns the state that asks
+    /// workflow code for the body.
+    fn execute(&mut self, op: &OpRef, attempt: u32, send_start: bool) -> State {
         let context = StepContext {
             id: op.id,
             name: op.name.clone(),
             attempt,
         };
         self.live = Some(LiveStep {
-            op,
+            op: op.clone(),
             attempt,
             send_start,
         });
-        self.state = State::Resume(Response::Execute(context));
+        State::Resume(Response::Execute(context))
     }
 
     fn on_wait(&mut self, name: Option<Cow<'static, str>>, duration: Duration) {
         let op = self.next_op(OperationType::Wait, WAIT_SUBTYPE, name);
         let seconds = duration.as_secs();
         if duration.subsec_nanos() != 0 || !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
-            self.state = State::Fail(ExecutionError::InvalidWaitDuration { op, duration });
-            return;
-        }
-        let Some(recorded) = self.history.get(&op.id) else {
+            self.state = fail(ExecutionError::InvalidWaitDuration {
+                op: op.clone(),
+                duration,
+            });
+        } else if let Some(recorded) = self.history.get(&op.id) {
+            self.state = match (self.matches(recorded, &op), recorded.status) {
+                (Err(e), _) => fail(e),
+                (Ok(()), OperationStatus::Succeeded | OperationStatus::Cancelled) => {
+                    self.replayed += 1;
+                    State::Resume(Response::Continue)
+                }
+                (Ok(()), OperationStatus::Started) => State::End(Outcome::Pending {
+                    resume_at: recorded
+                        .wait_details
+                        .as_ref()
+                        .and_then(|d| d.scheduled_end_timestamp),
+                }),
+                (Ok(()), status) => fail(ExecutionError::UnexpectedStatus {
+                    op: op.clone(),
+                    status,
+                }),
+            };
+        } else {
             let mut start = update(&op, OperationAction::Start);
             start.wait_options = Some(WaitOptions {
                 wait_seconds: seconds as u32,
             });
-            self.state = State::Flush(vec![start], After::WaitStarted(op));
-            return;
-        };
-        if let Err(e) = self.matches(recorded, &op) {
-            self.state = State::Fail(e);
-            return;
+            self.state = State::Flush(vec![start], After::WaitStarted(op.clone()));
         }
-        self.state = match recorded.status {
-            OperationStatus::Succeeded | OperationStatus::Cancelled => {
-                self.replayed += 1;
-                State::Resume(Response::Continue)
-            }
-            OperationStatus::Started => State::End(Outcome::Pending {
-                resume_at: recorded
-                    .wait_details
-                    .as_ref()
-                    .and_then(|d| d.scheduled_end_timestamp),
-            }),
-            status => State::Fail(ExecutionError::UnexpectedStatus { op, status }),
-        };
+        self.last_op = Some(op);
     }
+}
+
+fn fail(error: ExecutionError) -> State {
+    State::Fail(Box::new(error))
 }
 
 fn describe(op: &OpRef) -> String {

@@ -20,7 +20,7 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// An operation id: 1 to 64 bytes, stored inline so that computing and
 /// looking up ids never allocates.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy)]
 pub struct OperationId {
     len: u8,
     bytes: [u8; MAX_ID_LEN],
@@ -58,6 +58,38 @@ impl OperationId {
         // The bytes were copied from a `&str` (or are ASCII hex), so they
         // are valid UTF-8; the fallback is unreachable.
         std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl OperationId {
+    fn word(&self, at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    }
+
+    /// A cheap 64-bit fingerprint for hash tables. Ids are mostly BLAKE2b
+    /// hashes in hex, so a few of their bytes are as good as all of them;
+    /// unused bytes are zero, so equal ids have equal fingerprints.
+    pub fn fingerprint(&self) -> u64 {
+        let last = (self.len as usize).saturating_sub(8);
+        let mixed = self.word(0) ^ self.word(last).rotate_left(29) ^ u64::from(self.len);
+        mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+impl PartialEq for OperationId {
+    fn eq(&self, other: &Self) -> bool {
+        // Word by word: inlined, instead of a call to memcmp.
+        self.len == other.len && (0..MAX_ID_LEN / 8).all(|i| self.word(i * 8) == other.word(i * 8))
+    }
+}
+
+impl Eq for OperationId {}
+
+impl std::hash::Hash for OperationId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint());
     }
 }
 
@@ -412,22 +444,22 @@ pub struct Operation {
     pub status: OperationStatus,
     /// Set on EXECUTION operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execution_details: Option<ExecutionDetails>,
+    pub execution_details: Option<Box<ExecutionDetails>>,
     /// Set on CONTEXT operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_details: Option<ContextDetails>,
+    pub context_details: Option<Box<ContextDetails>>,
     /// Set on STEP operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step_details: Option<StepDetails>,
+    pub step_details: Option<Box<StepDetails>>,
     /// Set on WAIT operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_details: Option<WaitDetails>,
+    pub wait_details: Option<Box<WaitDetails>>,
     /// Set on CALLBACK operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub callback_details: Option<CallbackDetails>,
+    pub callback_details: Option<Box<CallbackDetails>>,
     /// Set on CHAINED_INVOKE operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chained_invoke_details: Option<ChainedInvokeDetails>,
+    pub chained_invoke_details: Option<Box<ChainedInvokeDetails>>,
 }
 
 impl Operation {

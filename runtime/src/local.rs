@@ -32,6 +32,7 @@
 //!
 //! [`run_invocation`]: crate::run_invocation
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, ready};
@@ -45,7 +46,7 @@ use crate::driver::{InvocationError, InvocationSummary, run_invocation};
 use crate::model::{
     ContextDetails, ErrorObject, ExecutionDetails, ExecutionState, InvocationInput,
     InvocationStatus, Millis, Operation, OperationAction, OperationId, OperationStatus,
-    OperationType, OperationUpdate, Payload, StepDetails, WaitDetails,
+    OperationType, OperationUpdate, Payload, WaitDetails,
 };
 use crate::service::{CheckpointResponse, DurableService, ServiceError};
 use crate::{MAX_WAIT_SECONDS, WorkflowFn};
@@ -112,13 +113,17 @@ pub enum TimelineEvent {
         /// Its type.
         op_type: OperationType,
         /// Its name.
-        name: Option<String>,
+        name: Option<Cow<'static, str>>,
         /// What was done.
         action: OperationAction,
         /// The status it has now.
         status: OperationStatus,
-        /// A short description (payload size and codec, wait length, error).
-        detail: String,
+        /// The update's payload.
+        payload: Option<Payload>,
+        /// The update's wait length, in seconds.
+        wait_seconds: Option<u32>,
+        /// The update's error.
+        error: Option<Box<ErrorObject>>,
     },
     /// A checkpoint was rejected.
     Rejected {
@@ -217,16 +222,36 @@ impl fmt::Display for Timeline {
                     name,
                     action,
                     status,
-                    detail,
+                    payload,
+                    wait_seconds,
+                    error,
                     ..
-                } => writeln!(
-                    f,
-                    "           {:<6} {:<21} {:<7} -> {:<9} {detail}",
-                    op_type.to_string(),
-                    name_or_dash(name),
-                    action.to_string(),
-                    status.to_string()
-                )?,
+                } => {
+                    let mut detail = Vec::new();
+                    if let Some(p) = payload {
+                        let (codec, _) = durable_yield_codecs::split_tag(p.as_str());
+                        detail.push(format!(
+                            "{codec} {} B: {}",
+                            p.len(),
+                            shorten(p.as_str(), 48)
+                        ));
+                    }
+                    if let Some(w) = wait_seconds {
+                        detail.push(format!("{w} s"));
+                    }
+                    if let Some(e) = error {
+                        detail.push(shorten(&e.to_string(), 80));
+                    }
+                    writeln!(
+                        f,
+                        "           {:<6} {:<21} {:<7} -> {:<9} {}",
+                        op_type.to_string(),
+                        name_or_dash(&name.as_deref().map(str::to_owned)),
+                        action.to_string(),
+                        status.to_string(),
+                        detail.join(", ")
+                    )?
+                }
                 TimelineEvent::Rejected { message, .. } => {
                     writeln!(f, "           checkpoint rejected: {message}")?
                 }
@@ -367,9 +392,9 @@ impl LocalRunner {
             OperationId::new("local-execution").map_err(|e| LocalError::Input(e.to_string()))?;
         let mut execution = Operation::new(id, OperationType::Execution, OperationStatus::Started);
         execution.start_timestamp = Some(self.start_time);
-        execution.execution_details = Some(ExecutionDetails {
+        execution.execution_details = Some(Box::new(ExecutionDetails {
             input_payload: Some(input.into()),
-        });
+        }));
         let mut index = HashMap::new();
         index.insert(id, 0);
         let state = ExecState {
@@ -408,7 +433,7 @@ impl LocalRunner {
         let execution = self.start(input)?;
         loop {
             if execution.status() != ExecutionStatus::Running {
-                return execution.finish();
+                return execution.into_run();
             }
             if execution.invocations() >= self.max_invocations {
                 return Err(LocalError::TooManyInvocations(self.max_invocations));
@@ -564,7 +589,18 @@ impl LocalExecution {
 
     /// The run as it stands, with the result decoded.
     pub fn finish<O: DeserializeOwned>(&self) -> Result<LocalRun<O>, LocalError> {
-        let s = self.lock();
+        self.report(false)
+    }
+
+    /// Like [`LocalExecution::finish`], but moves the operations and the
+    /// timeline into the run instead of copying them when this is the last
+    /// handle to the execution.
+    pub fn into_run<O: DeserializeOwned>(self) -> Result<LocalRun<O>, LocalError> {
+        self.report(Arc::strong_count(&self.state) == 1)
+    }
+
+    fn report<O: DeserializeOwned>(&self, take: bool) -> Result<LocalRun<O>, LocalError> {
+        let mut s = self.lock();
         let (status, result, error) = match &s.closed {
             None => (ExecutionStatus::Running, None, None),
             Some(Closed::Succeeded(payload)) => {
@@ -579,14 +615,19 @@ impl LocalExecution {
             }
             Some(Closed::Failed(e)) => (ExecutionStatus::Failed, None, Some(e.clone())),
         };
+        let (operations, timeline) = if take {
+            (std::mem::take(&mut s.ops), std::mem::take(&mut s.timeline))
+        } else {
+            (s.ops.clone(), s.timeline.clone())
+        };
         Ok(LocalRun {
             status,
             result,
             error,
-            operations: s.ops.clone(),
+            operations,
             invocations: s.invocations,
             elapsed: Duration::from_millis((s.now - s.start).max(0) as u64),
-            timeline: s.timeline.clone(),
+            timeline,
         })
     }
 }
@@ -789,10 +830,12 @@ impl ExecState {
                 at,
                 id: u.id,
                 op_type: u.op_type,
-                name: u.name.as_deref().map(str::to_owned),
+                name: u.name.clone(),
                 action: u.action,
                 status,
-                detail: describe_update(u),
+                payload: u.payload.clone(),
+                wait_seconds: u.wait_options.as_ref().map(|w| w.wait_seconds),
+                error: u.error.clone().map(Box::new),
             });
         }
         let mut delta = Vec::with_capacity(touched.len());
@@ -818,7 +861,9 @@ impl ExecState {
     fn validate(&self, updates: &[OperationUpdate]) -> Result<Batch, String> {
         let mut touched: Vec<Operation> = Vec::new();
         let mut statuses = Vec::with_capacity(updates.len());
-        let mut seen: HashMap<OperationId, (OperationAction, u32)> = HashMap::new();
+        // (id, last action, updates so far); batches are small, so a scan
+        // beats a map.
+        let mut seen: Vec<(OperationId, OperationAction, u32)> = Vec::new();
         let mut close = None;
         for u in updates {
             if close.is_some() {
@@ -837,16 +882,14 @@ impl ExecState {
                 });
                 continue;
             }
-            check_fields(u)?;
-            match seen.get(&u.id) {
-                None => {
-                    seen.insert(u.id, (u.action, 1));
-                }
-                Some((OperationAction::Start, 1))
+            check_payload(u)?;
+            match seen.iter_mut().find(|s| s.0 == u.id) {
+                None => seen.push((u.id, u.action, 1)),
+                Some(entry @ (_, OperationAction::Start, 1))
                     if u.action != OperationAction::Start
                         && matches!(u.op_type, OperationType::Step | OperationType::Context) =>
                 {
-                    seen.insert(u.id, (u.action, 2));
+                    *entry = (u.id, u.action, 2);
                 }
                 Some(_) => {
                     return Err(format!(
@@ -870,6 +913,9 @@ impl ExecState {
                 Some(i) => Some(touched.remove(i)),
                 None => self.get(&u.id).cloned(),
             };
+            if current.is_none() {
+                check_new_fields(u)?;
+            }
             if let Some(cur) = &current {
                 if cur.op_type != u.op_type
                     || cur.sub_type.as_deref() != u.sub_type.as_deref()
@@ -895,12 +941,17 @@ impl ExecState {
     }
 }
 
-fn check_fields(u: &OperationUpdate) -> Result<(), String> {
+/// `[A-Za-z0-9_-]`: the characters of ids and subtypes.
+fn id_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Checks the fields of an update for an operation the service does not
+/// know yet (a known operation's fields must equal the stored ones).
+fn check_new_fields(u: &OperationUpdate) -> Result<(), String> {
     let id = u.id.as_str();
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    // Branch-free over the bytes: ids are long and almost always valid.
+    if !id.bytes().fold(true, |ok, b| ok & id_char(b)) {
         return Err(format!(
             "operation id {id:?} must match [a-zA-Z0-9-_]{{1,64}}"
         ));
@@ -913,29 +964,29 @@ fn check_fields(u: &OperationUpdate) -> Result<(), String> {
         }
     }
     if let Some(sub) = &u.sub_type {
-        if sub.is_empty()
-            || sub.len() > 32
-            || !sub
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if sub.is_empty() || sub.len() > 32 || !sub.bytes().all(id_char) {
             return Err(format!(
                 "subtype {sub:?} of operation {id} must match [A-Za-z0-9-_]{{1,32}}"
             ));
         }
     }
-    check_payload(u)
+    Ok(())
 }
 
 fn check_payload(u: &OperationUpdate) -> Result<(), String> {
-    match &u.payload {
-        Some(p) if p.as_str().chars().count() > MAX_PAYLOAD_CHARS => Err(format!(
-            "payload of operation {} is {} characters, over the limit of {MAX_PAYLOAD_CHARS}",
-            u.id,
-            p.len()
-        )),
-        _ => Ok(()),
+    let Some(p) = &u.payload else { return Ok(()) };
+    // Bytes bound characters from above: count only when it may matter.
+    if p.len() <= MAX_PAYLOAD_CHARS {
+        return Ok(());
     }
+    let chars = p.as_str().chars().count();
+    if chars <= MAX_PAYLOAD_CHARS {
+        return Ok(());
+    }
+    Err(format!(
+        "payload of operation {} is {chars} characters, over the limit of {MAX_PAYLOAD_CHARS}",
+        u.id
+    ))
 }
 
 /// The service's transition rules (PROTOCOL.md §4).
@@ -969,7 +1020,7 @@ fn transition(
         (T::Step, A::Start, None | Some(S::Ready)) => {
             op.status = S::Started;
             op.step_details
-                .get_or_insert_with(StepDetails::default)
+                .get_or_insert_with(Default::default)
                 .attempt
                 .get_or_insert(0);
         }
@@ -987,7 +1038,7 @@ fn transition(
                 ));
             }
             op.status = S::Pending;
-            let d = op.step_details.get_or_insert_with(StepDetails::default);
+            let d = op.step_details.get_or_insert_with(Default::default);
             d.attempt = Some(d.attempt.unwrap_or(0) + 1);
             d.next_attempt_timestamp = Some(now + i64::from(delay) * 1000);
             if u.error.is_some() {
@@ -998,7 +1049,7 @@ fn transition(
             }
         }
         (T::Step, A::Succeed | A::Fail, None | Some(S::Started | S::Ready)) => {
-            let d = op.step_details.get_or_insert_with(StepDetails::default);
+            let d = op.step_details.get_or_insert_with(Default::default);
             d.attempt = Some(d.attempt.unwrap_or(0) + 1);
             if u.action == A::Succeed {
                 if u.error.is_some() {
@@ -1023,9 +1074,9 @@ fn transition(
                 .filter(|s| (1..=MAX_WAIT_SECONDS).contains(&u64::from(*s)))
                 .ok_or_else(|| format!("START of wait {} needs WaitOptions.WaitSeconds from 1 to {MAX_WAIT_SECONDS}", u.id))?;
             op.status = S::Started;
-            op.wait_details = Some(WaitDetails {
+            op.wait_details = Some(Box::new(WaitDetails {
                 scheduled_end_timestamp: Some(now + i64::from(seconds) * 1000),
-            });
+            }));
         }
         (T::Wait, A::Cancel, Some(S::Started)) => {
             op.status = S::Cancelled;
@@ -1038,11 +1089,11 @@ fn transition(
             } else {
                 S::Failed
             };
-            op.context_details = Some(ContextDetails {
+            op.context_details = Some(Box::new(ContextDetails {
                 replay_children: u.context_options.as_ref().and_then(|o| o.replay_children),
                 result: u.payload.clone(),
                 error: u.error.clone(),
-            });
+            }));
             op.end_timestamp = Some(now);
         }
         (T::Callback | T::ChainedInvoke, _, _) => {
@@ -1054,25 +1105,6 @@ fn transition(
         _ => return invalid(),
     }
     Ok(op)
-}
-
-fn describe_update(u: &OperationUpdate) -> String {
-    let mut parts = Vec::new();
-    if let Some(p) = &u.payload {
-        let (codec, _) = durable_yield_codecs::split_tag(p.as_str());
-        parts.push(format!(
-            "{codec} {} B: {}",
-            p.len(),
-            shorten(p.as_str(), 48)
-        ));
-    }
-    if let Some(w) = &u.wait_options {
-        parts.push(format!("{} s", w.wait_seconds));
-    }
-    if let Some(e) = &u.error {
-        parts.push(shorten(&e.to_string(), 80));
-    }
-    parts.join(", ")
 }
 
 /// The in-process [`DurableService`] of a [`LocalExecution`].
@@ -1116,5 +1148,199 @@ impl DurableService for LocalService {
             })
         });
         ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{StepOptions, WaitOptions};
+
+    fn execution() -> (LocalExecution, String) {
+        let e = LocalRunner::new().start(&()).unwrap();
+        let token = "t".to_owned();
+        e.lock().token = Some(token.clone());
+        (e, token)
+    }
+
+    fn id(s: &str) -> OperationId {
+        OperationId::new(s).unwrap()
+    }
+
+    fn up(op: &str, t: OperationType, a: OperationAction) -> OperationUpdate {
+        let mut u = OperationUpdate::new(id(op), t, a);
+        u.name = Some("n".into());
+        u
+    }
+
+    fn send(
+        e: &LocalExecution,
+        token: &str,
+        updates: Vec<OperationUpdate>,
+    ) -> Result<String, ServiceError> {
+        let r = e.lock().checkpoint(token, &updates)?;
+        Ok(r.checkpoint_token.unwrap())
+    }
+
+    fn rejected(r: Result<String, ServiceError>) -> String {
+        match r {
+            Err(ServiceError::Rejected(m)) => m,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tokens_are_single_use() {
+        let (e, t) = execution();
+        let t2 = send(&e, &t, vec![]).unwrap();
+        assert_ne!(t, t2);
+        assert!(matches!(
+            send(&e, &t, vec![]),
+            Err(ServiceError::InvalidToken(_))
+        ));
+        assert!(send(&e, &t2, vec![]).is_ok());
+    }
+
+    #[test]
+    fn step_transitions_follow_the_service() {
+        use OperationAction as A;
+        use OperationType as T;
+        let (e, mut t) = execution();
+        t = send(
+            &e,
+            &t,
+            vec![up("s", T::Step, A::Start), up("s", T::Step, A::Succeed)],
+        )
+        .unwrap();
+        let op = e.lock().get(&id("s")).cloned().unwrap();
+        assert_eq!(op.status, OperationStatus::Succeeded);
+        assert_eq!(op.step_details.unwrap().attempt, Some(1));
+        // A finished step cannot start or succeed again.
+        let m = rejected(send(&e, &t, vec![up("s", T::Step, A::Start)]));
+        assert!(m.contains("Invalid current STEP state to start"), "{m}");
+        let m = rejected(send(&e, &t, vec![up("s", T::Step, A::Succeed)]));
+        assert!(m.contains("is SUCCEEDED"), "{m}");
+        // RETRY needs a delay and exactly one of error and payload.
+        t = send(&e, &t, vec![up("r", T::Step, A::Start)]).unwrap();
+        rejected(send(&e, &t, vec![up("r", T::Step, A::Retry)]));
+        let mut retry = up("r", T::Step, A::Retry);
+        retry.step_options = Some(StepOptions {
+            next_attempt_delay_seconds: Some(3),
+        });
+        retry.error = Some(ErrorObject::new("E", "m"));
+        send(&e, &t, vec![retry]).unwrap();
+        let op = e.lock().get(&id("r")).cloned().unwrap();
+        assert_eq!(op.status, OperationStatus::Pending);
+        let d = op.step_details.unwrap();
+        assert_eq!(d.attempt, Some(1));
+        assert_eq!(d.next_attempt_timestamp, Some(DEFAULT_START_TIME + 3000));
+        // The timer makes it READY.
+        assert!(e.advance_time());
+        assert_eq!(
+            e.lock().get(&id("r")).unwrap().status,
+            OperationStatus::Ready
+        );
+    }
+
+    #[test]
+    fn batches_are_validated_whole_and_applied_atomically() {
+        use OperationAction as A;
+        use OperationType as T;
+        let (e, t) = execution();
+        // The second update is invalid, so the first is not applied either.
+        let m = rejected(send(
+            &e,
+            &t,
+            vec![up("a", T::Step, A::Start), up("b", T::Wait, A::Start)],
+        ));
+        assert!(m.contains("WaitSeconds"), "{m}");
+        assert!(e.lock().get(&id("a")).is_none());
+        // One update per id, except START followed by one outcome.
+        let m = rejected(send(
+            &e,
+            &t,
+            vec![up("a", T::Step, A::Start), up("a", T::Step, A::Start)],
+        ));
+        assert!(m.contains("more than one update"), "{m}");
+        // The EXECUTION update must come last.
+        let m = rejected(send(
+            &e,
+            &t,
+            vec![
+                up("x", T::Execution, A::Succeed),
+                up("a", T::Step, A::Start),
+            ],
+        ));
+        assert!(m.contains("last"), "{m}");
+        // Parents must be known contexts.
+        let mut child = up("c", T::Step, A::Start);
+        child.parent_id = Some(id("nope"));
+        assert!(rejected(send(&e, &t, vec![child])).contains("not a known CONTEXT"));
+        // Type, name and subtype must match the stored operation.
+        let t = send(&e, &t, vec![up("a", T::Step, A::Start)]).unwrap();
+        let mut renamed = up("a", T::Step, A::Succeed);
+        renamed.name = Some("other".into());
+        assert!(rejected(send(&e, &t, vec![renamed])).contains("does not match"));
+    }
+
+    #[test]
+    fn waits_end_on_the_virtual_clock() {
+        use OperationAction as A;
+        use OperationType as T;
+        let (e, t) = execution();
+        let mut w = up("w", T::Wait, A::Start);
+        w.wait_options = Some(WaitOptions { wait_seconds: 3600 });
+        send(&e, &t, vec![w]).unwrap();
+        assert!(e.lock().has_outstanding());
+        assert!(e.advance_time());
+        assert_eq!(e.now(), DEFAULT_START_TIME + 3_600_000);
+        assert_eq!(
+            e.lock().get(&id("w")).unwrap().status,
+            OperationStatus::Succeeded
+        );
+        assert!(!e.advance_time(), "no timer left");
+        assert!(!e.lock().has_outstanding());
+    }
+
+    #[test]
+    fn get_state_pages_with_markers() {
+        let e = LocalRunner::new().page_size(2).start(&()).unwrap();
+        {
+            let mut s = e.lock();
+            s.token = Some("t".into());
+            for i in 0..4 {
+                let op = Operation::new(
+                    id(&format!("op{i}")),
+                    OperationType::Step,
+                    OperationStatus::Succeeded,
+                );
+                s.upsert(op);
+            }
+        }
+        let service = LocalService {
+            state: e.state.clone(),
+            page_size: 2,
+        };
+        let page = |m: &str| poll_now(service.get_state("arn", "t", m));
+        let p = page("1").unwrap();
+        assert_eq!(p.operations.len(), 2);
+        assert_eq!(p.next_marker.as_deref(), Some("3"));
+        let p = page("3").unwrap();
+        assert_eq!(p.operations.len(), 2);
+        assert_eq!(p.next_marker, None);
+        assert!(matches!(page("x"), Err(ServiceError::Rejected(_))));
+        assert!(matches!(
+            poll_now(service.get_state("arn", "stale", "0")),
+            Err(ServiceError::InvalidToken(_))
+        ));
+    }
+
+    /// Polls a future that is ready at once.
+    fn poll_now<F: Future>(f: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(f).poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => panic!("expected a ready future"),
+        }
     }
 }

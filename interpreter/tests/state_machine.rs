@@ -1,0 +1,273 @@
+//! The interpreter as a state machine, driven by hand without any async
+//! runtime: which actions it emits, in which order, for live runs and
+//! replays.
+
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use durable_yield_interpreter::id::IdGenerator;
+use durable_yield_interpreter::model::{
+    ExecutionDetails, Operation, OperationAction as A, OperationId, OperationStatus as S,
+    OperationType as T, StepDetails, WaitDetails,
+};
+use durable_yield_interpreter::{Action, Interpreter, Outcome, StepError, StepOutcome, Workflow};
+
+type Infallible = std::convert::Infallible;
+
+/// Polls a step body that completes without waiting (all bodies here do).
+fn run_now(mut f: durable_yield_interpreter::BoxFuture<StepOutcome>) -> StepOutcome {
+    let mut cx = Context::from_waker(Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("test step bodies complete at once"),
+    }
+}
+
+fn execution(input: &str) -> Operation {
+    let mut op = Operation::new(OperationId::new("exec").unwrap(), T::Execution, S::Started);
+    op.execution_details = Some(Box::new(ExecutionDetails {
+        input_payload: Some(input.into()),
+    }));
+    op
+}
+
+fn ids(n: usize) -> Vec<OperationId> {
+    let mut g = IdGenerator::root();
+    (0..n).map(|_| g.next_id().0).collect()
+}
+
+fn step_op(
+    id: OperationId,
+    name: &str,
+    status: S,
+    attempt: u32,
+    result: Option<&str>,
+) -> Operation {
+    let mut op = Operation::new(id, T::Step, status);
+    op.name = Some(name.into());
+    op.sub_type = Some("Step".into());
+    op.step_details = Some(Box::new(StepDetails {
+        attempt: Some(attempt),
+        result: result.map(Into::into),
+        ..Default::default()
+    }));
+    op
+}
+
+fn wait_op(id: OperationId, name: &str, status: S, end: i64) -> Operation {
+    let mut op = Operation::new(id, T::Wait, status);
+    op.name = Some(name.into());
+    op.sub_type = Some("Wait".into());
+    op.wait_details = Some(Box::new(WaitDetails {
+        scheduled_end_timestamp: Some(end),
+    }));
+    op
+}
+
+async fn step_wait_step(mut wf: Workflow, x: u32) -> Result<u32, StepError> {
+    let a: u32 = wf
+        .step("a", move |_| async move { Ok::<_, Infallible>(x + 1) })
+        .await?;
+    wf.wait("w", Duration::from_secs(5)).await;
+    let b: u32 = wf
+        .step("b", move |_| async move { Ok::<_, Infallible>(a * 10) })
+        .await?;
+    Ok(b)
+}
+
+#[test]
+fn a_live_step_is_one_checkpoint_with_start_and_succeed() {
+    let id = ids(2);
+    let mut it = Interpreter::new(vec![execution("4")], &step_wait_step);
+    let Some(Action::RunStep(run)) = it.poll() else {
+        panic!("expected RunStep")
+    };
+    assert_eq!(run.context.operation_id(), &id[0]);
+    assert_eq!(run.context.name(), Some("a"));
+    assert_eq!(run.context.attempt(), 1);
+    assert!(it.poll().is_none(), "nothing to do while the body runs");
+    it.step_finished(run_now(run.future));
+    let Some(Action::Checkpoint(updates)) = it.poll() else {
+        panic!("expected Checkpoint")
+    };
+    let actions: Vec<_> = updates.iter().map(|u| (u.id, u.action)).collect();
+    assert_eq!(actions, vec![(id[0], A::Start), (id[0], A::Succeed)]);
+    assert_eq!(updates[1].payload.as_ref().unwrap().as_str(), "5");
+    assert_eq!(updates[0].sub_type.as_deref(), Some("Step"));
+    assert!(
+        it.poll().is_none(),
+        "nothing to do until the checkpoint is acknowledged"
+    );
+    it.checkpoint_finished(vec![step_op(id[0], "a", S::Succeeded, 1, Some("5"))]);
+
+    let Some(Action::Checkpoint(updates)) = it.poll() else {
+        panic!("expected the wait's START")
+    };
+    assert_eq!(updates.len(), 1);
+    assert_eq!((updates[0].op_type, updates[0].action), (T::Wait, A::Start));
+    assert_eq!(updates[0].wait_options.as_ref().unwrap().wait_seconds, 5);
+    it.checkpoint_finished(vec![wait_op(id[1], "w", S::Started, 99_000)]);
+    match it.poll() {
+        Some(Action::Finish(Outcome::Pending { resume_at })) => assert_eq!(resume_at, Some(99_000)),
+        other => panic!("expected Pending, got {other:?}"),
+    }
+    assert!(it.poll().is_none());
+    assert_eq!((it.replayed(), it.executed()), (0, 1));
+}
+
+#[test]
+fn a_full_replay_emits_nothing_but_the_result() {
+    let id = ids(3);
+    let history = vec![
+        execution("4"),
+        step_op(id[0], "a", S::Succeeded, 1, Some("5")),
+        wait_op(id[1], "w", S::Succeeded, 1),
+        step_op(id[2], "b", S::Succeeded, 1, Some("50")),
+    ];
+    let mut it = Interpreter::new(history, &step_wait_step);
+    match it.poll() {
+        Some(Action::Finish(Outcome::Succeeded(p))) => assert_eq!(p.as_str(), "50"),
+        other => panic!("expected Succeeded, got {other:?}"),
+    }
+    assert_eq!((it.replayed(), it.executed()), (3, 0));
+}
+
+#[test]
+fn replayed_values_come_from_history_not_from_the_body() {
+    let id = ids(3);
+    // History says step "a" returned 7 (say, an earlier deploy computed it).
+    let history = vec![
+        execution("4"),
+        step_op(id[0], "a", S::Succeeded, 1, Some("7")),
+        wait_op(id[1], "w", S::Succeeded, 1),
+    ];
+    let mut it = Interpreter::new(history, &step_wait_step);
+    let Some(Action::RunStep(run)) = it.poll() else {
+        panic!("expected step b to run")
+    };
+    assert_eq!(run.context.name(), Some("b"));
+    it.step_finished(run_now(run.future));
+    let Some(Action::Checkpoint(updates)) = it.poll() else {
+        panic!()
+    };
+    assert_eq!(updates[1].payload.as_ref().unwrap().as_str(), "70");
+}
+
+#[test]
+fn a_wait_that_is_already_over_when_acknowledged_does_not_suspend() {
+    let id = ids(2);
+    let history = vec![
+        execution("1"),
+        step_op(id[0], "a", S::Succeeded, 1, Some("2")),
+    ];
+    let mut it = Interpreter::new(history, &step_wait_step);
+    let Some(Action::Checkpoint(_)) = it.poll() else {
+        panic!()
+    };
+    it.checkpoint_finished(vec![wait_op(id[1], "w", S::Succeeded, 1)]);
+    assert!(matches!(it.poll(), Some(Action::RunStep(_))));
+}
+
+#[test]
+fn an_interrupted_attempt_reruns_without_a_new_start() {
+    let id = ids(1);
+    let history = vec![execution("1"), step_op(id[0], "a", S::Started, 0, None)];
+    let mut it = Interpreter::new(history, &step_wait_step);
+    let Some(Action::RunStep(run)) = it.poll() else {
+        panic!()
+    };
+    assert_eq!(run.context.attempt(), 1);
+    it.step_finished(run_now(run.future));
+    let Some(Action::Checkpoint(updates)) = it.poll() else {
+        panic!()
+    };
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].action, A::Succeed);
+}
+
+#[test]
+fn a_ready_step_starts_its_next_attempt_and_a_pending_one_suspends() {
+    let id = ids(1);
+    let ready = vec![execution("1"), step_op(id[0], "a", S::Ready, 2, None)];
+    let mut it = Interpreter::new(ready, &step_wait_step);
+    let Some(Action::RunStep(run)) = it.poll() else {
+        panic!()
+    };
+    assert_eq!(run.context.attempt(), 3);
+    it.step_finished(run_now(run.future));
+    let Some(Action::Checkpoint(updates)) = it.poll() else {
+        panic!()
+    };
+    assert_eq!(
+        updates.iter().map(|u| u.action).collect::<Vec<_>>(),
+        vec![A::Start, A::Succeed]
+    );
+
+    let mut pending = step_op(id[0], "a", S::Pending, 1, None);
+    pending
+        .step_details
+        .as_mut()
+        .unwrap()
+        .next_attempt_timestamp = Some(12_345);
+    let mut it = Interpreter::new(vec![execution("1"), pending], &step_wait_step);
+    assert!(matches!(
+        it.poll(),
+        Some(Action::Finish(Outcome::Pending {
+            resume_at: Some(12_345)
+        }))
+    ));
+}
+
+#[test]
+fn a_missing_execution_operation_fails_with_a_typed_error() {
+    let mut it = Interpreter::new(vec![], &step_wait_step);
+    match it.poll() {
+        Some(Action::Finish(Outcome::Failed(e))) => {
+            assert_eq!(e.error_type.as_deref(), Some("InvalidExecutionState"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        it.error(),
+        Some(durable_yield_interpreter::ExecutionError::InvalidHistory(_))
+    ));
+}
+
+#[test]
+fn driving_out_of_order_is_an_internal_error_not_a_panic() {
+    let mut it = Interpreter::new(vec![execution("1")], &step_wait_step);
+    it.checkpoint_finished(vec![]);
+    match it.poll() {
+        Some(Action::Finish(Outcome::Failed(e))) => {
+            assert_eq!(e.error_type.as_deref(), Some("InternalError"))
+        }
+        other => panic!("{other:?}"),
+    }
+    it.step_finished(Ok("1".into()));
+    assert!(it.poll().is_none());
+}
+
+#[test]
+fn a_result_recorded_without_payload_reads_as_null() {
+    async fn optional(mut wf: Workflow, _: ()) -> Result<Option<u32>, StepError> {
+        wf.step("maybe", |_| async { Ok::<_, Infallible>(Some(1u32)) })
+            .await
+    }
+    let id = ids(1);
+    let history = vec![
+        execution(""),
+        step_op(id[0], "maybe", S::Succeeded, 1, None),
+    ];
+    let mut it = Interpreter::new(history, &optional);
+    match it.poll() {
+        Some(Action::Finish(Outcome::Succeeded(p))) => assert_eq!(p.as_str(), "null"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_interpreter_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let it = Interpreter::new(vec![execution("1")], &step_wait_step);
+    assert_send(&it);
+}
