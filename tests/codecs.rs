@@ -175,3 +175,58 @@ fn bincode_limits_are_real() {
     let p = to_payload(&Json, &v).unwrap();
     assert_eq!(from_payload::<_, WithSkip>(&Json, &p).unwrap(), v);
 }
+
+#[tokio::test]
+async fn a_value_the_codec_cannot_read_back_fails_on_the_first_run() {
+    // bincode writes this value but cannot read it back (skip_serializing_if):
+    // the execution fails at once with a codec error naming the step, not
+    // after a suspend.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Sparse {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        n: u32,
+    }
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let s: Sparse = wf
+            .step_with(StepConfig::named("sparse").codec(Bincode), |_| async {
+                Ok::<_, Infallible>(Sparse { note: None, n: 1 })
+            })
+            .await?;
+        wf.wait("w", Duration::from_secs(1)).await;
+        Ok::<_, StepError>(s.n)
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    assert_eq!(run.invocations, 1);
+    let e = run.error.unwrap();
+    assert_eq!(e.error_type.as_deref(), Some("CodecError"));
+    let m = e.error_message.unwrap();
+    assert!(m.contains("\"sparse\"") && m.contains("`bincode`"), "{m}");
+}
+
+#[tokio::test]
+async fn a_result_that_cannot_be_encoded_fails_the_step() {
+    // JSON maps need string keys.
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let r: Result<BTreeMap<(u8, u8), u8>, StepError> = wf
+            .step("pairs", |_| async {
+                Ok::<_, Infallible>([((1, 2), 3)].into_iter().collect())
+            })
+            .await;
+        let e = r.unwrap_err();
+        Ok::<_, StepError>(format!(
+            "{:?}|{}",
+            e.error_type(),
+            e.message().unwrap_or("")
+        ))
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    let out = run.result.clone().unwrap();
+    assert!(out.starts_with("Some(\"CodecError\")|"), "{out}");
+    assert!(out.contains("could not encode"), "{out}");
+    assert_eq!(
+        run.operation("pairs").unwrap().status,
+        durable_yield::model::OperationStatus::Failed
+    );
+}

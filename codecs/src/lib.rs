@@ -254,13 +254,26 @@ pub fn from_payload<C: Codec + ?Sized, T: DeserializeOwned>(
     if codec.is_text() || expected == JSON_ID {
         codec.decode(body.as_bytes())
     } else {
-        let bytes = BASE64.decode(body).map_err(|e| CodecError::Base64 {
+        let invalid = |e: &dyn std::fmt::Display| CodecError::Base64 {
             codec: expected.to_owned(),
             message: e.to_string(),
-        })?;
-        codec.decode(&bytes)
+        };
+        // Small payloads decode on the stack: no allocation on replay.
+        let mut small = [0u8; SMALL_PAYLOAD];
+        if body.len() / 4 * 3 <= SMALL_PAYLOAD {
+            let n = BASE64
+                .decode_slice(body, &mut small)
+                .map_err(|e| invalid(&e))?;
+            codec.decode(&small[..n])
+        } else {
+            let bytes = BASE64.decode(body).map_err(|e| invalid(&e))?;
+            codec.decode(&bytes)
+        }
     }
 }
+
+/// Binary payloads up to this many bytes are base64-decoded on the stack.
+const SMALL_PAYLOAD: usize = 512;
 
 /// The JSON codec (serde_json): the default, readable in the AWS console
 /// and by other SDKs, tolerant of schema changes.
@@ -406,6 +419,26 @@ mod tests {
         let json = to_payload(&Json, &order()).unwrap();
         let err = from_payload::<_, Order>(&MsgPack, &json).unwrap_err();
         assert!(err.to_string().contains("`json`") && err.to_string().contains("`msgpack`"));
+    }
+
+    #[cfg(all(feature = "bincode", feature = "msgpack"))]
+    #[test]
+    fn large_binary_payloads_round_trip() {
+        let big: Vec<u64> = (0..5000).map(|i| i * 7919).collect();
+        for p in [
+            to_payload(&Bincode, &big).unwrap(),
+            to_payload(&MsgPack, &big).unwrap(),
+        ] {
+            assert!(p.len() > 4 * SMALL_PAYLOAD);
+        }
+        let p = to_payload(&Bincode, &big).unwrap();
+        assert_eq!(from_payload::<_, Vec<u64>>(&Bincode, &p).unwrap(), big);
+        let p = to_payload(&MsgPack, &big).unwrap();
+        assert_eq!(from_payload::<_, Vec<u64>>(&MsgPack, &p).unwrap(), big);
+        // Exactly at the stack buffer's edge.
+        let edge = vec![7u8; SMALL_PAYLOAD - 3];
+        let p = to_payload(&Bincode, &edge).unwrap();
+        assert_eq!(from_payload::<_, Vec<u8>>(&Bincode, &p).unwrap(), edge);
     }
 
     #[cfg(feature = "bincode")]

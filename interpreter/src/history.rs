@@ -170,7 +170,11 @@ mod tests {
         let mut ids = crate::id::IdGenerator::root();
         let all: Vec<_> = (0..1000).map(|_| ids.next_id().0).collect();
         for id in &all {
-            h.merge(vec![Operation::new(*id, OperationType::Step, OperationStatus::Started)]);
+            h.merge(vec![Operation::new(
+                *id,
+                OperationType::Step,
+                OperationStatus::Started,
+            )]);
         }
         for (i, id) in ["short", "short2", "x"].iter().enumerate() {
             h.merge(vec![op(id, OperationType::Wait, OperationStatus::Started)]);

@@ -5,12 +5,40 @@
 //! operation id is the first 64 hex characters of BLAKE2b-512 of the raw id.
 //! Ids depend only on the order of calls in code, never on timing.
 
+use std::sync::OnceLock;
+
 use blake2::{Blake2b512, Digest};
 
 use crate::model::{MAX_ID_LEN, OperationId};
 
-/// Hashes a raw id into an operation id, without allocating.
-fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
+/// How many root ids are memoized process-wide.
+const MEMOIZED_ROOT_IDS: usize = 4096;
+
+/// Root ids are the same for every execution of every workflow, so a warm
+/// process (a reused Lambda execution environment) computes each one once.
+/// Lock-free after the first use of a slot; untouched slots cost no memory.
+static ROOT_IDS: [OnceLock<OperationId>; MEMOIZED_ROOT_IDS] =
+    [const { OnceLock::new() }; MEMOIZED_ROOT_IDS];
+
+/// The operation id of the `n`-th durable call (1-based) in the context
+/// `parent` (`None` at the root): `H("<n>")` or `H("<parent>-<n>")`.
+///
+/// ```
+/// use durable_yield_interpreter::id::operation_id;
+/// assert!(operation_id(None, 1).as_str().starts_with("1ced8f5b"));
+/// ```
+pub fn operation_id(parent: Option<&OperationId>, n: u64) -> OperationId {
+    match parent {
+        None if (n as usize) < MEMOIZED_ROOT_IDS => {
+            *ROOT_IDS[n as usize].get_or_init(|| hash(None, n))
+        }
+        _ => hash(parent, n),
+    }
+}
+
+/// Computes an operation id, without allocating and without the memo of
+/// [`operation_id`] (which gives the same result).
+pub fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
     let mut hasher = Blake2b512::new();
     if let Some(p) = prefix {
         hasher.update(p.as_str().as_bytes());
@@ -71,7 +99,10 @@ impl IdGenerator {
     /// The id of the next durable call, and its 1-based sequence number.
     pub fn next_id(&mut self) -> (OperationId, u64) {
         self.counter += 1;
-        (hash(self.parent.as_ref(), self.counter), self.counter)
+        (
+            operation_id(self.parent.as_ref(), self.counter),
+            self.counter,
+        )
     }
 
     /// The owning context's id (none at the root).
@@ -116,6 +147,16 @@ mod tests {
         assert!(sixth.as_str().ends_with("f95b"), "{sixth}");
         let branch0 = IdGenerator::branch(&sixth, 0);
         assert!(branch0.as_str().starts_with("74fa7d67"), "{branch0}");
+    }
+
+    #[test]
+    fn memoized_ids_equal_computed_ones() {
+        for n in [0, 1, 2, 4095, 4096, 4097] {
+            assert_eq!(operation_id(None, n), hash(None, n));
+            assert_eq!(operation_id(None, n), operation_id(None, n));
+        }
+        let p = operation_id(None, 3);
+        assert_eq!(operation_id(Some(&p), 1), hash(Some(&p), 1));
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub use durable_yield_interpreter::{
 pub use local::{ExecutionStatus, LocalError, LocalExecution, LocalRun, LocalRunner, Timeline};
 pub use service::{CheckpointResponse, DurableService, ServiceError};
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// The checkpoint codecs: the [`Codec`](codecs::Codec) trait, [`Json`](codecs::Json),
 /// and, behind features, `Bincode` and `MsgPack`.
 pub use durable_yield_codecs as codecs;

@@ -1040,7 +1040,7 @@ fn transition(
             op.status = S::Pending;
             let d = op.step_details.get_or_insert_with(Default::default);
             d.attempt = Some(d.attempt.unwrap_or(0) + 1);
-            d.next_attempt_timestamp = Some(now + i64::from(delay) * 1000);
+            d.next_attempt_timestamp = Some(now.saturating_add(i64::from(delay) * 1000));
             if u.error.is_some() {
                 d.error = u.error.clone();
             }
@@ -1075,7 +1075,7 @@ fn transition(
                 .ok_or_else(|| format!("START of wait {} needs WaitOptions.WaitSeconds from 1 to {MAX_WAIT_SECONDS}", u.id))?;
             op.status = S::Started;
             op.wait_details = Some(Box::new(WaitDetails {
-                scheduled_end_timestamp: Some(now + i64::from(seconds) * 1000),
+                scheduled_end_timestamp: Some(now.saturating_add(i64::from(seconds) * 1000)),
             }));
         }
         (T::Wait, A::Cancel, Some(S::Started)) => {
