@@ -323,3 +323,36 @@ async fn runs_are_send_and_run_on_a_multithreaded_runtime() {
     let run = handle.await.unwrap().unwrap();
     assert_eq!(run.result, Some(2));
 }
+
+#[tokio::test]
+async fn unnamed_operations_are_recorded_without_names_and_replay() {
+    use durable_yield::{StepConfig, WaitConfig};
+    let runs = Counter::new();
+    let workflow = {
+        let runs = runs.clone();
+        move |mut wf: Workflow, _: ()| {
+            let runs = runs.clone();
+            async move {
+                let v: u8 = wf
+                    .step_with(StepConfig::new(), move |_| async move {
+                        runs.hit();
+                        Ok::<_, Infallible>(9)
+                    })
+                    .await?;
+                wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+                Ok::<_, StepError>(v)
+            }
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.result, Some(9));
+    assert_eq!(runs.get(), 1);
+    assert_eq!(
+        shape(&run.operations),
+        vec![
+            (T::Execution, None, S::Started),
+            (T::Step, None, S::Succeeded),
+            (T::Wait, None, S::Succeeded),
+        ]
+    );
+}

@@ -8,9 +8,11 @@ use std::time::Duration;
 use durable_yield_interpreter::id::IdGenerator;
 use durable_yield_interpreter::model::{
     ExecutionDetails, Operation, OperationAction as A, OperationId, OperationStatus as S,
-    OperationType as T, StepDetails, WaitDetails,
+    OperationType as T, OperationUpdate, StepDetails, WaitDetails,
 };
-use durable_yield_interpreter::{Action, Interpreter, Outcome, StepError, StepOutcome, Workflow};
+use durable_yield_interpreter::{
+    Action, Interpreter, Outcome, StepContext, StepError, StepOutcome, Workflow,
+};
 
 type Infallible = std::convert::Infallible;
 
@@ -21,6 +23,30 @@ fn run_now(mut f: durable_yield_interpreter::BoxFuture<StepOutcome>) -> StepOutc
         Poll::Ready(out) => out,
         Poll::Pending => panic!("test step bodies complete at once"),
     }
+}
+
+/// The next action must be a step body to run; returns its context and
+/// its outcome, run to completion.
+fn expect_run(it: &mut Interpreter) -> (StepContext, StepOutcome) {
+    match it.poll() {
+        Some(Action::RunStep(run)) => (run.context, run_now(run.future)),
+        other => panic!("expected RunStep, got {other:?}"),
+    }
+}
+
+/// The next action must be a checkpoint; returns its updates.
+fn expect_checkpoint(it: &mut Interpreter) -> Vec<OperationUpdate> {
+    match it.poll() {
+        Some(Action::Checkpoint(updates)) => updates,
+        other => panic!("expected Checkpoint, got {other:?}"),
+    }
+}
+
+/// Runs the pending step body and returns the checkpoint it produces.
+fn run_step(it: &mut Interpreter) -> (StepContext, Vec<OperationUpdate>) {
+    let (context, outcome) = expect_run(it);
+    it.step_finished(outcome);
+    (context, expect_checkpoint(it))
 }
 
 fn execution(input: &str) -> Operation {
@@ -79,17 +105,13 @@ async fn step_wait_step(mut wf: Workflow, x: u32) -> Result<u32, StepError> {
 fn a_live_step_is_one_checkpoint_with_start_and_succeed() {
     let id = ids(2);
     let mut it = Interpreter::new(vec![execution("4")], &step_wait_step);
-    let Some(Action::RunStep(run)) = it.poll() else {
-        panic!("expected RunStep")
-    };
-    assert_eq!(run.context.operation_id(), &id[0]);
-    assert_eq!(run.context.name(), Some("a"));
-    assert_eq!(run.context.attempt(), 1);
+    let (context, outcome) = expect_run(&mut it);
+    assert_eq!(context.operation_id(), &id[0]);
+    assert_eq!(context.name(), Some("a"));
+    assert_eq!(context.attempt(), 1);
     assert!(it.poll().is_none(), "nothing to do while the body runs");
-    it.step_finished(run_now(run.future));
-    let Some(Action::Checkpoint(updates)) = it.poll() else {
-        panic!("expected Checkpoint")
-    };
+    it.step_finished(outcome);
+    let updates = expect_checkpoint(&mut it);
     let actions: Vec<_> = updates.iter().map(|u| (u.id, u.action)).collect();
     assert_eq!(actions, vec![(id[0], A::Start), (id[0], A::Succeed)]);
     assert_eq!(updates[1].payload.as_ref().unwrap().as_str(), "5");
@@ -100,9 +122,7 @@ fn a_live_step_is_one_checkpoint_with_start_and_succeed() {
     );
     it.checkpoint_finished(vec![step_op(id[0], "a", S::Succeeded, 1, Some("5"))]);
 
-    let Some(Action::Checkpoint(updates)) = it.poll() else {
-        panic!("expected the wait's START")
-    };
+    let updates = expect_checkpoint(&mut it);
     assert_eq!(updates.len(), 1);
     assert_eq!((updates[0].op_type, updates[0].action), (T::Wait, A::Start));
     assert_eq!(updates[0].wait_options.as_ref().unwrap().wait_seconds, 5);
@@ -142,14 +162,8 @@ fn replayed_values_come_from_history_not_from_the_body() {
         wait_op(id[1], "w", S::Succeeded, 1),
     ];
     let mut it = Interpreter::new(history, &step_wait_step);
-    let Some(Action::RunStep(run)) = it.poll() else {
-        panic!("expected step b to run")
-    };
-    assert_eq!(run.context.name(), Some("b"));
-    it.step_finished(run_now(run.future));
-    let Some(Action::Checkpoint(updates)) = it.poll() else {
-        panic!()
-    };
+    let (context, updates) = run_step(&mut it);
+    assert_eq!(context.name(), Some("b"));
     assert_eq!(updates[1].payload.as_ref().unwrap().as_str(), "70");
 }
 
@@ -161,9 +175,7 @@ fn a_wait_that_is_already_over_when_acknowledged_does_not_suspend() {
         step_op(id[0], "a", S::Succeeded, 1, Some("2")),
     ];
     let mut it = Interpreter::new(history, &step_wait_step);
-    let Some(Action::Checkpoint(_)) = it.poll() else {
-        panic!()
-    };
+    expect_checkpoint(&mut it);
     it.checkpoint_finished(vec![wait_op(id[1], "w", S::Succeeded, 1)]);
     assert!(matches!(it.poll(), Some(Action::RunStep(_))));
 }
@@ -173,14 +185,8 @@ fn an_interrupted_attempt_reruns_without_a_new_start() {
     let id = ids(1);
     let history = vec![execution("1"), step_op(id[0], "a", S::Started, 0, None)];
     let mut it = Interpreter::new(history, &step_wait_step);
-    let Some(Action::RunStep(run)) = it.poll() else {
-        panic!()
-    };
-    assert_eq!(run.context.attempt(), 1);
-    it.step_finished(run_now(run.future));
-    let Some(Action::Checkpoint(updates)) = it.poll() else {
-        panic!()
-    };
+    let (context, updates) = run_step(&mut it);
+    assert_eq!(context.attempt(), 1);
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].action, A::Succeed);
 }
@@ -190,14 +196,8 @@ fn a_ready_step_starts_its_next_attempt_and_a_pending_one_suspends() {
     let id = ids(1);
     let ready = vec![execution("1"), step_op(id[0], "a", S::Ready, 2, None)];
     let mut it = Interpreter::new(ready, &step_wait_step);
-    let Some(Action::RunStep(run)) = it.poll() else {
-        panic!()
-    };
-    assert_eq!(run.context.attempt(), 3);
-    it.step_finished(run_now(run.future));
-    let Some(Action::Checkpoint(updates)) = it.poll() else {
-        panic!()
-    };
+    let (context, updates) = run_step(&mut it);
+    assert_eq!(context.attempt(), 3);
     assert_eq!(
         updates.iter().map(|u| u.action).collect::<Vec<_>>(),
         vec![A::Start, A::Succeed]
