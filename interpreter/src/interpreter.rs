@@ -10,7 +10,7 @@
 //! loop {
 //!     match interpreter.poll() {
 //!         Some(Action::RunStep(run))     => { let out = run.future.await; interpreter.step_finished(out) }
-//!         Some(Action::Checkpoint(upds)) => { let delta = send(upds).await?; interpreter.checkpoint_finished(delta) }
+//!         Some(Action::Checkpoint { updates, .. }) => { let delta = send(updates).await?; interpreter.checkpoint_finished(delta) }
 //!         Some(Action::Finish(outcome))  => return outcome,
 //!         None => unreachable: every action above is answered before polling again,
 //!     }
@@ -41,6 +41,11 @@ pub const STEP_SUBTYPE: &str = "Step";
 pub const WAIT_SUBTYPE: &str = "Wait";
 /// The longest wait the service accepts, in seconds (366 days).
 pub const MAX_WAIT_SECONDS: u64 = 31_622_400;
+/// The largest payload one operation may checkpoint (1 MiB; the service
+/// documents 1 MB for every operation but the execution's own result). A
+/// step result over it fails the step with `PayloadTooLarge` before
+/// anything is sent.
+pub const MAX_OPERATION_PAYLOAD: usize = 1024 * 1024;
 
 /// How an invocation of the workflow ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +84,16 @@ pub enum Action {
     RunStep(StepRun),
     /// Send these updates, in order, and report the response's operations
     /// with [`Interpreter::checkpoint_finished`].
-    Checkpoint(Vec<OperationUpdate>),
+    Checkpoint {
+        /// The updates.
+        updates: Vec<OperationUpdate>,
+        /// Whether the workflow needs the service's answer to go on (a
+        /// wait's START: the response may say the wait is over). When
+        /// `false` (a step's outcome), a driver may acknowledge at once
+        /// with no operations and send the updates later, together with
+        /// others, accepting that a crash loses them.
+        wait_for_response: bool,
+    },
     /// The invocation is over.
     Finish(Outcome),
 }
@@ -200,8 +214,12 @@ impl Interpreter {
                     }
                 }
                 State::Flush(updates, after) => {
+                    let wait_for_response = matches!(after, After::WaitStarted(_));
                     self.state = State::AwaitCheckpoint(after);
-                    return Some(Action::Checkpoint(updates));
+                    return Some(Action::Checkpoint {
+                        updates,
+                        wait_for_response,
+                    });
                 }
                 state @ (State::RunningStep(_) | State::AwaitCheckpoint(_)) => {
                     self.state = state;
@@ -232,6 +250,19 @@ impl Interpreter {
                 self.misuse("step_finished without a running step");
                 return;
             }
+        };
+        let outcome = match outcome {
+            Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => Err(ErrorObject::new(
+                "PayloadTooLarge",
+                format!(
+                    "the result of {} is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD} \
+                     bytes per operation; return a smaller value (e.g. a reference to where \
+                     the data is stored)",
+                    live.op,
+                    payload.len()
+                ),
+            )),
+            other => other,
         };
         let mut updates = Vec::with_capacity(2);
         if live.send_start {
@@ -285,6 +316,13 @@ impl Interpreter {
                 }),
             },
         };
+    }
+
+    /// Merges operations the service reported outside an answer to
+    /// [`Action::Checkpoint`] (e.g. when a driver sends held-back updates
+    /// later).
+    pub fn merge_operations(&mut self, operations: Vec<Operation>) {
+        self.history.merge(operations);
     }
 
     fn misuse(&mut self, what: &str) {

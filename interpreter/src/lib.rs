@@ -25,7 +25,8 @@ pub use coroutine::{BoxFuture, panic_message};
 pub use error::{ExecutionError, OpRef};
 pub use history::History;
 pub use interpreter::{
-    Action, Interpreter, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepRun, WAIT_SUBTYPE,
+    Action, Interpreter, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepRun,
+    WAIT_SUBTYPE,
 };
 pub use protocol::StepOutcome;
 pub use workflow::{

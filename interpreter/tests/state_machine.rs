@@ -37,7 +37,7 @@ fn expect_run(it: &mut Interpreter) -> (StepContext, StepOutcome) {
 /// The next action must be a checkpoint; returns its updates.
 fn expect_checkpoint(it: &mut Interpreter) -> Vec<OperationUpdate> {
     match it.poll() {
-        Some(Action::Checkpoint(updates)) => updates,
+        Some(Action::Checkpoint { updates, .. }) => updates,
         other => panic!("expected Checkpoint, got {other:?}"),
     }
 }

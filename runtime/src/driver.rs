@@ -5,14 +5,15 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use durable_yield_interpreter::panic_message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, OperationAction,
-    OperationType, OperationUpdate, Payload,
+    ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Operation, OperationAction,
+    OperationId, OperationType, OperationUpdate, Payload,
 };
 use crate::service::{DurableService, ServiceError};
 use crate::{Action, BoxFuture, Interpreter, Outcome, StepOutcome, WorkflowFn};
@@ -20,6 +21,65 @@ use crate::{Action, BoxFuture, Interpreter, Outcome, StepOutcome, WorkflowFn};
 /// The largest result returned in the invocation response; a larger one is
 /// checkpointed with an EXECUTION SUCCEED (PROTOCOL.md §6).
 pub const MAX_RESPONSE_RESULT: usize = 6 * 1024 * 1024 - 50;
+
+/// The most updates the service takes in one checkpoint request.
+pub const MAX_UPDATES_PER_REQUEST: usize = 250;
+
+/// The most bytes of update JSON sent in one checkpoint request.
+pub const MAX_REQUEST_BYTES: usize = 750 * 1024;
+
+/// How checkpoint updates are grouped into requests.
+///
+/// Updates always go out in the order the workflow made them. By default
+/// every step's checkpoint (its START and its outcome, in one request) is
+/// sent before the workflow goes on: one request per live step, and a crash
+/// never re-runs a step whose body already finished, except the one running.
+///
+/// With [`BatchConfig::max_delay`] above zero, a step's checkpoint may wait
+/// for the following steps' and share their request: fewer requests, at a
+/// price: under at-least-once semantics a crash re-runs every step whose
+/// result was not sent yet. Held updates are sent when the delay has passed
+/// (checked whenever the workflow makes a durable call or a step is about
+/// to run), when a request is full, when the workflow needs the service's
+/// answer (a wait) and always before the invocation returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// The most updates per request (at most [`MAX_UPDATES_PER_REQUEST`]).
+    pub max_updates: usize,
+    /// The most bytes of update JSON per request (at most [`MAX_REQUEST_BYTES`]).
+    pub max_bytes: usize,
+    /// How long a step's checkpoint may be held back. Zero by default.
+    pub max_delay: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_updates: MAX_UPDATES_PER_REQUEST,
+            max_bytes: MAX_REQUEST_BYTES,
+            max_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl BatchConfig {
+    /// The default: no delay, service limits.
+    pub fn new() -> Self {
+        BatchConfig::default()
+    }
+
+    /// Lets step checkpoints wait up to `delay` to share a request.
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Caps the updates per request (1 to [`MAX_UPDATES_PER_REQUEST`]).
+    pub fn max_updates(mut self, n: usize) -> Self {
+        self.max_updates = n.clamp(1, MAX_UPDATES_PER_REQUEST);
+        self
+    }
+}
 
 /// An invocation that could not finish: the service should invoke again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +100,7 @@ pub struct InvocationSummary {
 }
 
 /// Runs one invocation of `workflow` for the envelope `input`, talking to
-/// `service`, and returns the response for the service.
+/// `service`, with the default [`BatchConfig`].
 ///
 /// Errors that the service should answer by invoking again (a stale token,
 /// a transient failure) are returned as [`InvocationError`]; everything else
@@ -56,108 +116,255 @@ where
     W: WorkflowFn<I, O> + ?Sized,
     S: DurableService + ?Sized,
 {
+    run_invocation_with(workflow, input, service, &BatchConfig::default()).await
+}
+
+/// [`run_invocation`] with a [`BatchConfig`].
+pub async fn run_invocation_with<I, O, W, S>(
+    workflow: &W,
+    input: InvocationInput,
+    service: &S,
+    batching: &BatchConfig,
+) -> Result<InvocationSummary, InvocationError>
+where
+    I: DeserializeOwned,
+    O: Serialize + 'static,
+    W: WorkflowFn<I, O> + ?Sized,
+    S: DurableService + ?Sized,
+{
     let arn = input.durable_execution_arn;
-    let mut token = input.checkpoint_token;
+    let mut checkpointer = Checkpointer {
+        service,
+        arn: &arn,
+        token: input.checkpoint_token,
+        config: batching,
+        held: Vec::new(),
+        held_bytes: 0,
+        held_since: None,
+        requests: 0,
+    };
     let mut operations = input.initial_execution_state.operations;
-    let mut marker = input.initial_execution_state.next_marker;
-    while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
-        let page = service
-            .get_state(&arn, &token, &m)
-            .await
-            .map_err(InvocationError)?;
-        operations.extend(page.operations);
-        marker = page.next_marker;
-    }
+    let marker = input.initial_execution_state.next_marker;
+    checkpointer
+        .page_in(marker, &mut operations)
+        .await
+        .map_err(InvocationError)?;
+    tracing::debug!(
+        execution = %arn,
+        operations = operations.len(),
+        "durable invocation started"
+    );
 
     let mut interpreter = Interpreter::new(operations, workflow);
-    let mut checkpoints = 0u64;
-    let summary = |interpreter: &Interpreter, output, checkpoints| InvocationSummary {
-        output,
-        replayed: interpreter.replayed(),
-        executed: interpreter.executed(),
-        checkpoints,
-    };
-    loop {
+    let output = loop {
         let Some(action) = interpreter.poll() else {
-            let output = failed(ErrorObject::new(
+            break failed(ErrorObject::new(
                 "InternalError",
                 "the interpreter stopped without finishing",
             ));
-            return Ok(summary(&interpreter, output, checkpoints));
         };
         match action {
             Action::RunStep(run) => {
+                if checkpointer.is_due() {
+                    match checkpointer.flush().await {
+                        Ok(Flushed::Sent(delta)) => interpreter.merge_operations(delta),
+                        Ok(Flushed::Revoked) => break pending(),
+                        Err(e) => break fail_or_retry(e)?,
+                    }
+                }
+                tracing::debug!(step = ?run.context.name(), attempt = run.context.attempt(), "running step");
                 let outcome = CatchUnwind(run.future).await;
                 interpreter.step_finished(outcome);
             }
-            Action::Checkpoint(updates) => {
-                checkpoints += 1;
-                match checkpoint(service, &arn, &mut token, updates).await {
-                    Ok(Some(delta)) => interpreter.checkpoint_finished(delta),
-                    Ok(None) => return Ok(summary(&interpreter, pending(), checkpoints)),
-                    Err(ServiceError::Rejected(message)) => {
-                        let output = failed(ErrorObject::new("CheckpointRejected", message));
-                        return Ok(summary(&interpreter, output, checkpoints));
-                    }
-                    Err(e) => return Err(InvocationError(e)),
-                }
-            }
+            Action::Checkpoint {
+                updates,
+                wait_for_response,
+            } => match checkpointer.submit(updates, wait_for_response).await {
+                Ok(Flushed::Sent(delta)) => interpreter.checkpoint_finished(delta),
+                Ok(Flushed::Revoked) => break pending(),
+                Err(e) => break fail_or_retry(e)?,
+            },
             Action::Finish(outcome) => {
-                let output = match outcome {
+                // Everything held back goes out before the invocation ends.
+                match checkpointer.flush().await {
+                    Ok(Flushed::Sent(_)) => {}
+                    Ok(Flushed::Revoked) => break pending(),
+                    Err(e) => break fail_or_retry(e)?,
+                }
+                break match outcome {
                     Outcome::Succeeded(payload) if payload.len() > MAX_RESPONSE_RESULT => {
-                        let Some(id) = interpreter.history().execution().map(|op| op.id) else {
-                            let output = failed(ErrorObject::new(
-                                "InternalError",
-                                "no EXECUTION operation to record the large result on",
-                            ));
-                            return Ok(summary(&interpreter, output, checkpoints));
-                        };
-                        let mut u = OperationUpdate::new(
-                            id,
-                            OperationType::Execution,
-                            OperationAction::Succeed,
-                        );
-                        u.payload = Some(payload);
-                        checkpoints += 1;
-                        match checkpoint(service, &arn, &mut token, vec![u]).await {
-                            Ok(_) => succeeded(Payload::from("")),
-                            Err(ServiceError::Rejected(m)) => {
-                                failed(ErrorObject::new("CheckpointRejected", m))
-                            }
-                            Err(e) => return Err(InvocationError(e)),
+                        let execution = interpreter.history().execution().map(|op| op.id);
+                        match checkpointer.complete_execution(execution, payload).await {
+                            Ok(output) => output,
+                            Err(e) => fail_or_retry(e)?,
                         }
                     }
                     Outcome::Succeeded(payload) => succeeded(payload),
                     Outcome::Failed(error) => failed(error),
                     Outcome::Pending { .. } => pending(),
                 };
-                return Ok(summary(&interpreter, output, checkpoints));
             }
+        }
+    };
+    tracing::debug!(
+        status = %output.status,
+        replayed = interpreter.replayed(),
+        executed = interpreter.executed(),
+        checkpoints = checkpointer.requests,
+        "durable invocation finished"
+    );
+    Ok(InvocationSummary {
+        output,
+        replayed: interpreter.replayed(),
+        executed: interpreter.executed(),
+        checkpoints: checkpointer.requests,
+    })
+}
+
+/// A rejected request fails the execution; anything else fails the
+/// invocation, so that the service invokes again.
+fn fail_or_retry(error: ServiceError) -> Result<InvocationOutput, InvocationError> {
+    match error {
+        ServiceError::Rejected(message) => {
+            tracing::warn!(%message, "checkpoint rejected; failing the execution");
+            Ok(failed(ErrorObject::new("CheckpointRejected", message)))
+        }
+        other => {
+            tracing::warn!(error = %other, "checkpoint failed; failing the invocation");
+            Err(InvocationError(other))
         }
     }
 }
 
-/// Sends one checkpoint and rotates the token. `Ok(None)`: the service
-/// withheld the next token, so this invocation must stop checkpointing.
-async fn checkpoint<S: DurableService + ?Sized>(
-    service: &S,
-    arn: &str,
-    token: &mut String,
-    updates: Vec<OperationUpdate>,
-) -> Result<Option<Vec<crate::model::Operation>>, ServiceError> {
-    let response = service.checkpoint(arn, token, updates).await?;
-    let Some(next) = response.checkpoint_token else {
-        return Ok(None);
-    };
-    *token = next;
-    let mut operations = response.operations;
-    let mut marker = response.next_marker;
-    while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
-        let page = service.get_state(arn, token, &m).await?;
-        operations.extend(page.operations);
-        marker = page.next_marker;
+enum Flushed {
+    /// The operations the responses carried.
+    Sent(Vec<Operation>),
+    /// The service withheld the next token: stop checkpointing.
+    Revoked,
+}
+
+/// Sends checkpoints for one invocation: rotates the token, splits and
+/// (optionally) holds back updates, pages in large responses.
+struct Checkpointer<'a, S: ?Sized> {
+    service: &'a S,
+    arn: &'a str,
+    token: String,
+    config: &'a BatchConfig,
+    held: Vec<OperationUpdate>,
+    held_bytes: usize,
+    held_since: Option<Instant>,
+    requests: u64,
+}
+
+impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
+    /// Loads the pages after `marker` with `GetDurableExecutionState`.
+    async fn page_in(
+        &mut self,
+        mut marker: Option<String>,
+        operations: &mut Vec<Operation>,
+    ) -> Result<(), ServiceError> {
+        while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
+            let page = self.service.get_state(self.arn, &self.token, &m).await?;
+            operations.extend(page.operations);
+            marker = page.next_marker;
+        }
+        Ok(())
     }
-    Ok(Some(operations))
+
+    /// Whether held updates have waited long enough.
+    fn is_due(&self) -> bool {
+        self.held_since
+            .is_some_and(|since| since.elapsed() >= self.config.max_delay)
+    }
+
+    /// Takes `updates` for sending: sends them (and everything held) now,
+    /// or holds them back and acknowledges at once with no operations.
+    async fn submit(
+        &mut self,
+        updates: Vec<OperationUpdate>,
+        wait_for_response: bool,
+    ) -> Result<Flushed, ServiceError> {
+        self.held_bytes += updates
+            .iter()
+            .map(OperationUpdate::approx_size)
+            .sum::<usize>();
+        self.held.extend(updates);
+        self.held_since.get_or_insert_with(Instant::now);
+        let full =
+            self.held.len() >= self.config.max_updates || self.held_bytes >= self.config.max_bytes;
+        if wait_for_response || full || self.config.max_delay.is_zero() || self.is_due() {
+            self.flush().await
+        } else {
+            Ok(Flushed::Sent(Vec::new()))
+        }
+    }
+
+    /// Sends everything held, in order, in as few requests as the limits
+    /// allow.
+    async fn flush(&mut self) -> Result<Flushed, ServiceError> {
+        self.held_since = None;
+        self.held_bytes = 0;
+        let mut held = std::mem::take(&mut self.held).into_iter().peekable();
+        let mut delta = Vec::new();
+        while held.peek().is_some() {
+            let mut request = Vec::new();
+            let mut bytes = 0;
+            while let Some(next) = held.peek() {
+                let size = next.approx_size();
+                let fits = request.len() < self.config.max_updates
+                    && bytes + size <= self.config.max_bytes;
+                if !request.is_empty() && !fits {
+                    break;
+                }
+                bytes += size;
+                request.extend(held.next());
+            }
+            match self.send(request).await? {
+                Flushed::Sent(ops) => delta.extend(ops),
+                Flushed::Revoked => return Ok(Flushed::Revoked),
+            }
+        }
+        Ok(Flushed::Sent(delta))
+    }
+
+    /// One `CheckpointDurableExecution` request.
+    async fn send(&mut self, updates: Vec<OperationUpdate>) -> Result<Flushed, ServiceError> {
+        self.requests += 1;
+        tracing::trace!(updates = updates.len(), "checkpoint");
+        let response = self
+            .service
+            .checkpoint(self.arn, &self.token, updates)
+            .await?;
+        let Some(next) = response.checkpoint_token else {
+            tracing::info!("the service withheld the checkpoint token; suspending");
+            return Ok(Flushed::Revoked);
+        };
+        self.token = next;
+        let mut operations = response.operations;
+        self.page_in(response.next_marker, &mut operations).await?;
+        Ok(Flushed::Sent(operations))
+    }
+
+    /// Records a result too large for the response with an EXECUTION
+    /// SUCCEED checkpoint; the response then carries an empty result.
+    async fn complete_execution(
+        &mut self,
+        execution: Option<OperationId>,
+        payload: Payload,
+    ) -> Result<InvocationOutput, ServiceError> {
+        let Some(id) = execution else {
+            return Ok(failed(ErrorObject::new(
+                "InternalError",
+                "no EXECUTION operation to record the large result on",
+            )));
+        };
+        let mut update =
+            OperationUpdate::new(id, OperationType::Execution, OperationAction::Succeed);
+        update.payload = Some(payload);
+        // Whether or not a next token comes back, the execution is closed.
+        self.send(vec![update]).await?;
+        Ok(succeeded(Payload::from("")))
+    }
 }
 
 fn succeeded(result: Payload) -> InvocationOutput {

@@ -53,11 +53,15 @@ mod driver;
 pub mod local;
 mod service;
 
-pub use driver::{InvocationError, InvocationSummary, MAX_RESPONSE_RESULT, run_invocation};
+pub use driver::{
+    BatchConfig, InvocationError, InvocationSummary, MAX_REQUEST_BYTES, MAX_RESPONSE_RESULT,
+    MAX_UPDATES_PER_REQUEST, run_invocation, run_invocation_with,
+};
 pub use durable_yield_interpreter::{
-    Action, BoxError, BoxFuture, ExecutionError, History, Interpreter, MAX_WAIT_SECONDS, OpRef,
-    Outcome, STEP_SUBTYPE, StepConfig, StepContext, StepError, StepOutcome, StepRun, WAIT_SUBTYPE,
-    WaitConfig, Workflow, WorkflowFn, error_object_from, id, model,
+    Action, BoxError, BoxFuture, ExecutionError, History, Interpreter, MAX_OPERATION_PAYLOAD,
+    MAX_WAIT_SECONDS, OpRef, Outcome, STEP_SUBTYPE, StepConfig, StepContext, StepError,
+    StepOutcome, StepRun, WAIT_SUBTYPE, WaitConfig, Workflow, WorkflowFn, error_object_from, id,
+    model,
 };
 pub use local::{ExecutionStatus, LocalError, LocalExecution, LocalRun, LocalRunner, Timeline};
 pub use service::{CheckpointResponse, DurableService, ServiceError};

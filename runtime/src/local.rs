@@ -6,7 +6,7 @@
 //! virtual clock that jumps straight to the next timer (a one-hour wait
 //! costs no wall time), and invokes the workflow again and again until it
 //! succeeds or fails. It drives the very code path the Lambda handler uses
-//! ([`run_invocation`]), so it doubles as the test harness for your own
+//! ([`run_invocation`](crate::run_invocation)), so it doubles as the test harness for your own
 //! workflows:
 //!
 //! ```
@@ -29,8 +29,6 @@
 //! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 //! # }
 //! ```
-//!
-//! [`run_invocation`]: crate::run_invocation
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -42,7 +40,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::driver::{InvocationError, InvocationSummary, run_invocation};
+use crate::driver::{BatchConfig, InvocationError, InvocationSummary, run_invocation_with};
 use crate::model::{
     ContextDetails, ErrorObject, ExecutionDetails, ExecutionState, InvocationInput,
     InvocationStatus, Millis, Operation, OperationAction, OperationId, OperationStatus,
@@ -343,6 +341,7 @@ pub struct LocalRunner {
     max_invocations: u32,
     max_failed_invocations: u32,
     page_size: usize,
+    batching: BatchConfig,
 }
 
 impl Default for LocalRunner {
@@ -361,7 +360,15 @@ impl LocalRunner {
             max_invocations: 10_000,
             max_failed_invocations: 5,
             page_size: 1000,
+            batching: BatchConfig::default(),
         }
+    }
+
+    /// Groups checkpoint updates into requests as `batching` says (the
+    /// Lambda handler takes the same setting).
+    pub fn batching(mut self, batching: BatchConfig) -> Self {
+        self.batching = batching;
+        self
     }
 
     /// Starts the virtual clock at `epoch_ms`.
@@ -420,6 +427,7 @@ impl LocalRunner {
             state: Arc::new(Mutex::new(state)),
             page_size: self.page_size,
             max_failed_invocations: self.max_failed_invocations,
+            batching: self.batching.clone(),
         })
     }
 
@@ -484,6 +492,7 @@ pub struct LocalExecution {
     state: Arc<Mutex<ExecState>>,
     page_size: usize,
     max_failed_invocations: u32,
+    batching: BatchConfig,
 }
 
 impl fmt::Debug for LocalExecution {
@@ -539,7 +548,7 @@ impl LocalExecution {
             state: self.state.clone(),
             page_size: self.page_size,
         };
-        let result = run_invocation(workflow, input, &service).await;
+        let result = run_invocation_with(workflow, input, &service, &self.batching).await;
         let mut s = self.lock();
         s.token = None;
         s.finish_invocation(result.clone(), self.max_failed_invocations);

@@ -1,0 +1,166 @@
+//! How checkpoint updates are grouped into requests.
+
+use std::time::Duration;
+
+use durable_yield::local::TimelineEvent;
+use durable_yield::model::{OperationStatus as S, OperationType as T};
+use durable_yield::{BatchConfig, LocalRun, LocalRunner, StepError, Workflow};
+use durable_yield_tests::shape;
+
+type Infallible = std::convert::Infallible;
+
+/// `n` steps, then a wait, then one more step.
+async fn steps_then_wait(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
+    let mut sum = 0;
+    for i in 0..n {
+        sum += wf
+            .step(
+                format!("s{i}"),
+                move |_| async move { Ok::<_, Infallible>(i) },
+            )
+            .await?;
+    }
+    wf.wait("w", Duration::from_secs(1)).await;
+    let last: u32 = wf
+        .step("last", |_| async { Ok::<_, Infallible>(100) })
+        .await?;
+    Ok(sum + last)
+}
+
+/// Checkpoint requests per invocation, from the timeline.
+fn requests(run: &LocalRun<u32>) -> Vec<u64> {
+    run.timeline
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            TimelineEvent::Returned { checkpoints, .. } => Some(*checkpoints),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn by_default_each_live_step_is_one_request() {
+    let run = LocalRunner::new().run(&steps_then_wait, &5).await.unwrap();
+    assert_eq!(run.result, Some(110));
+    // 5 steps + the wait's START; then the last step.
+    assert_eq!(requests(&run), vec![6, 1]);
+}
+
+#[tokio::test]
+async fn a_delay_lets_steps_share_a_request() {
+    let runner = LocalRunner::new().batching(BatchConfig::new().max_delay(Duration::from_secs(60)));
+    let run = runner.run(&steps_then_wait, &5).await.unwrap();
+    assert_eq!(run.result, Some(110));
+    // The 5 steps ride along with the wait's START; the last step is sent
+    // before the invocation returns.
+    assert_eq!(requests(&run), vec![1, 1]);
+    assert_eq!(run.operations.len(), 8);
+    assert!(
+        run.operations[1..]
+            .iter()
+            .all(|op| op.status == S::Succeeded)
+    );
+}
+
+#[tokio::test]
+async fn requests_are_split_at_the_update_limit_in_order() {
+    let runner = LocalRunner::new().batching(
+        BatchConfig::new()
+            .max_delay(Duration::from_secs(60))
+            .max_updates(4),
+    );
+    let run = runner.run(&steps_then_wait, &5).await.unwrap();
+    assert_eq!(run.result, Some(110));
+    // 10 step updates + 1 wait START = 11 updates: requests of at most 4.
+    assert_eq!(requests(&run), vec![3, 1]);
+    let names: Vec<_> = shape(&run.operations)
+        .into_iter()
+        .map(|(_, name, _)| name)
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            None,
+            Some("s0"),
+            Some("s1"),
+            Some("s2"),
+            Some("s3"),
+            Some("s4"),
+            Some("w"),
+            Some("last")
+        ]
+    );
+}
+
+/// Steps "a" (fast), "b" (200 ms) and "c" (fast).
+async fn fast_slow_fast(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+    let a: u32 = wf.step("a", |_| async { Ok::<_, Infallible>(1) }).await?;
+    let b: u32 = wf
+        .step("b", move |_| async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok::<_, Infallible>(a + 1)
+        })
+        .await?;
+    let c: u32 = wf
+        .step("c", move |_| async move { Ok::<_, Infallible>(b + 1) })
+        .await?;
+    Ok(c)
+}
+
+#[tokio::test]
+async fn held_updates_go_out_once_the_delay_has_passed() {
+    let mut counts = Vec::new();
+    for delay in [
+        Duration::ZERO,
+        Duration::from_millis(5),
+        Duration::from_secs(60),
+    ] {
+        let execution = LocalRunner::new()
+            .batching(BatchConfig::new().max_delay(delay))
+            .start(&())
+            .unwrap();
+        let summary = execution.invoke(&fast_slow_fast).await.unwrap();
+        let run = execution.finish::<u32>().unwrap();
+        assert_eq!(run.result, Some(3));
+        assert_eq!(
+            shape(&run.operations)[1..].to_vec(),
+            vec![
+                (T::Step, Some("a"), S::Succeeded),
+                (T::Step, Some("b"), S::Succeeded),
+                (T::Step, Some("c"), S::Succeeded)
+            ]
+        );
+        counts.push(summary.checkpoints);
+    }
+    // No delay: one request per step. 50 ms: "a" waits for "b" (which took
+    // longer than the delay), "c" goes out at the end. 60 s: one request.
+    assert_eq!(counts, vec![3, 2, 1]);
+}
+
+#[tokio::test]
+async fn a_result_over_the_operation_limit_fails_the_step_before_sending() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let r: Result<String, StepError> = wf
+            .step("huge", |_| async {
+                Ok::<_, Infallible>("x".repeat(2 * 1024 * 1024))
+            })
+            .await;
+        let e = r.unwrap_err();
+        Ok::<_, StepError>(format!(
+            "{:?}: {}",
+            e.error_type(),
+            e.message().unwrap_or("")
+        ))
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    let out = run.result.clone().unwrap();
+    assert!(out.starts_with("Some(\"PayloadTooLarge\")"), "{out}");
+    assert!(
+        out.contains("\"huge\"") && out.contains("2097154 bytes"),
+        "{out}"
+    );
+    let op = run.operation("huge").unwrap();
+    assert_eq!(op.status, S::Failed);
+    assert!(op.step_details.as_ref().unwrap().result.is_none());
+}
