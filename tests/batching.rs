@@ -113,7 +113,7 @@ async fn held_updates_go_out_once_the_delay_has_passed() {
     let mut counts = Vec::new();
     for delay in [
         Duration::ZERO,
-        Duration::from_millis(5),
+        Duration::from_millis(50),
         Duration::from_secs(60),
     ] {
         let execution = LocalRunner::new()
