@@ -202,6 +202,26 @@ impl fmt::Display for OperationType {
     }
 }
 
+impl std::str::FromStr for OperationType {
+    type Err = UnknownWireName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "EXECUTION" => OperationType::Execution,
+            "CONTEXT" => OperationType::Context,
+            "STEP" => OperationType::Step,
+            "WAIT" => OperationType::Wait,
+            "CALLBACK" => OperationType::Callback,
+            "CHAINED_INVOKE" => OperationType::ChainedInvoke,
+            other => return Err(UnknownWireName(other.to_owned())),
+        })
+    }
+}
+
+/// A wire enum value this SDK does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value {0:?}")]
+pub struct UnknownWireName(pub String);
+
 /// The status of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -249,6 +269,23 @@ impl fmt::Display for OperationStatus {
             OperationStatus::Cancelled => "CANCELLED",
             OperationStatus::TimedOut => "TIMED_OUT",
             OperationStatus::Stopped => "STOPPED",
+        })
+    }
+}
+
+impl std::str::FromStr for OperationStatus {
+    type Err = UnknownWireName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "STARTED" => OperationStatus::Started,
+            "PENDING" => OperationStatus::Pending,
+            "READY" => OperationStatus::Ready,
+            "SUCCEEDED" => OperationStatus::Succeeded,
+            "FAILED" => OperationStatus::Failed,
+            "CANCELLED" => OperationStatus::Cancelled,
+            "TIMED_OUT" => OperationStatus::TimedOut,
+            "STOPPED" => OperationStatus::Stopped,
+            other => return Err(UnknownWireName(other.to_owned())),
         })
     }
 }
@@ -762,6 +799,36 @@ mod tests {
             "x".repeat(65)
         );
         assert!(serde_json::from_str::<Operation>(&long).is_err());
+    }
+
+    #[test]
+    fn enums_parse_their_display_names() {
+        use std::str::FromStr;
+        for t in [
+            OperationType::Execution,
+            OperationType::Context,
+            OperationType::Step,
+            OperationType::Wait,
+            OperationType::Callback,
+            OperationType::ChainedInvoke,
+        ] {
+            assert_eq!(OperationType::from_str(&t.to_string()), Ok(t));
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{t}\""));
+        }
+        for s in [
+            OperationStatus::Started,
+            OperationStatus::Pending,
+            OperationStatus::Ready,
+            OperationStatus::Succeeded,
+            OperationStatus::Failed,
+            OperationStatus::Cancelled,
+            OperationStatus::TimedOut,
+            OperationStatus::Stopped,
+        ] {
+            assert_eq!(OperationStatus::from_str(&s.to_string()), Ok(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+        assert!(OperationStatus::from_str("PAUSED").is_err());
     }
 
     #[test]

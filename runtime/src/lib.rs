@@ -50,6 +50,8 @@
 #![forbid(unsafe_code)]
 
 mod driver;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod local;
 mod service;
 

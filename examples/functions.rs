@@ -1,0 +1,263 @@
+//! Durable Lambda functions, used by the interop tests against AWS's
+//! emulator (`tests/interop.rs`).
+//!
+//! Each function is a binary in `examples/functions/` named like the
+//! function (`step-wait-step`, ...) that calls [`main`] with its name. Run
+//! them as real `lambda_runtime` functions with
+//!
+//! ```sh
+//! cargo lambda watch -p durable-yield-examples   # then invoke e.g. step-wait-step
+//! ```
+#![warn(missing_docs)]
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use durable_yield::codecs::{Bincode, MsgPack};
+use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
+use durable_yield::model::{ExecutionState, OperationUpdate};
+use durable_yield::{
+    BatchConfig, CheckpointResponse, DurableService, ServiceError, StepConfig, StepError, Workflow,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+struct Named {
+    name: String,
+}
+
+/// Step, wait one second, step.
+async fn step_wait_step(mut wf: Workflow, input: Named) -> Result<String, StepError> {
+    let name = input.name;
+    let greeting: String = wf
+        .step("greet", move |_| async move {
+            Ok::<_, Infallible>(format!("hello {name}"))
+        })
+        .await?;
+    wf.wait("pause", Duration::from_secs(1)).await;
+    wf.step("shout", move |_| async move {
+        Ok::<_, Infallible>(greeting.to_uppercase())
+    })
+    .await
+}
+
+/// `count` steps, each adding its index.
+async fn multiple_steps(mut wf: Workflow, count: u32) -> Result<u32, StepError> {
+    let mut total = 0;
+    for i in 0..count {
+        total = wf
+            .step(format!("add-{i}"), move |_| async move {
+                Ok::<_, Infallible>(total + i)
+            })
+            .await?;
+    }
+    Ok(total)
+}
+
+/// Only a wait of `seconds`.
+async fn wait_only(mut wf: Workflow, seconds: u64) -> Result<String, StepError> {
+    wf.wait("only", Duration::from_secs(seconds)).await;
+    Ok(format!("waited {seconds} s"))
+}
+
+#[derive(Debug, Deserialize)]
+struct Effects {
+    /// A file every run of the step body appends a line to.
+    log: String,
+}
+
+/// A step with an observable side effect, then two waits.
+async fn replay_determinism(mut wf: Workflow, input: Effects) -> Result<u32, StepError> {
+    let log = input.log;
+    let value: u32 = wf
+        .step("side-effect", move |ctx| async move {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)?;
+            writeln!(file, "ran {}", ctx.operation_id())?;
+            Ok::<_, std::io::Error>(42)
+        })
+        .await?;
+    wf.wait("first", Duration::from_secs(1)).await;
+    wf.wait("second", Duration::from_secs(1)).await;
+    Ok(value)
+}
+
+/// An error type of the user's, recorded as the step's `ErrorType`.
+#[derive(Debug)]
+struct CardDeclined;
+
+impl std::fmt::Display for CardDeclined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("card declined")
+    }
+}
+
+impl std::error::Error for CardDeclined {}
+
+/// A step that fails, which fails the execution.
+async fn step_fails(mut wf: Workflow, _: serde_json::Value) -> Result<u32, StepError> {
+    let _: u32 = wf
+        .step("validate", |_| async { Ok::<_, Infallible>(1) })
+        .await?;
+    wf.step("charge", |_| async { Err::<u32, _>(CardDeclined) })
+        .await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Parcel {
+    id: u64,
+    label: String,
+    items: Vec<u32>,
+}
+
+/// Steps checkpointed with bincode and MessagePack, read back after a wait.
+async fn binary_codecs(mut wf: Workflow, id: u64) -> Result<String, StepError> {
+    let parcel = Parcel {
+        id,
+        label: "fragile".into(),
+        items: vec![1, 2, 3],
+    };
+    let p = parcel.clone();
+    let a: Parcel = wf
+        .step_with(
+            StepConfig::named("bincode").codec(Bincode),
+            move |_| async move { Ok::<_, Infallible>(p) },
+        )
+        .await?;
+    let b: Parcel = wf
+        .step_with(
+            StepConfig::named("msgpack").codec(MsgPack),
+            move |_| async move { Ok::<_, Infallible>(parcel) },
+        )
+        .await?;
+    wf.wait("pause", Duration::from_secs(1)).await;
+    Ok(format!("{} {} {}", a.id, b.label, a == b))
+}
+
+/// The input also names a file (`log`) that each invocation appends its
+/// number of checkpoint requests to; the handler reads it (see
+/// [`serve_counted`]).
+#[derive(Debug, Deserialize)]
+struct Counted {
+    steps: u32,
+}
+
+/// Counts the checkpoint requests an invocation makes.
+#[derive(Clone)]
+struct CountingService {
+    inner: AwsDurableService,
+    requests: Arc<AtomicU64>,
+}
+
+impl DurableService for CountingService {
+    async fn checkpoint(
+        &self,
+        execution_arn: &str,
+        checkpoint_token: &str,
+        updates: Vec<OperationUpdate>,
+    ) -> Result<CheckpointResponse, ServiceError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .checkpoint(execution_arn, checkpoint_token, updates)
+            .await
+    }
+
+    async fn get_state(
+        &self,
+        execution_arn: &str,
+        checkpoint_token: &str,
+        marker: &str,
+    ) -> Result<ExecutionState, ServiceError> {
+        self.inner
+            .get_state(execution_arn, checkpoint_token, marker)
+            .await
+    }
+}
+
+/// `steps` steps; the handler logs how many checkpoint requests it made.
+async fn checkpoint_count(mut wf: Workflow, input: Counted) -> Result<u32, StepError> {
+    let mut total = 0;
+    for i in 0..input.steps {
+        total += wf
+            .step(
+                format!("s{i}"),
+                move |_| async move { Ok::<_, Infallible>(i) },
+            )
+            .await?;
+    }
+    Ok(total)
+}
+
+async fn serve_counted() -> Result<(), Error> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let requests = Arc::new(AtomicU64::new(0));
+    let service = CountingService {
+        inner: AwsDurableService::from_conf(&config),
+        requests: requests.clone(),
+    };
+    let function = DurableFunction::new(checkpoint_count, service, BatchConfig::default());
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<durable_yield::model::InvocationInput>| {
+            let function = function.clone();
+            let requests = requests.clone();
+            async move {
+                let log: Option<String> = event
+                    .payload
+                    .initial_execution_state
+                    .operations
+                    .iter()
+                    .find_map(|op| op.execution_details.as_ref()?.input_payload.clone())
+                    .and_then(|p| serde_json::from_str::<serde_json::Value>(p.as_str()).ok())
+                    .and_then(|v| v.get("log")?.as_str().map(str::to_owned));
+                requests.store(0, Ordering::SeqCst);
+                let output = function.handle(event.payload).await?;
+                if let Some(log) = log {
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(log)?;
+                    writeln!(file, "{}", requests.load(Ordering::SeqCst))?;
+                }
+                Ok::<_, Error>(output)
+            }
+        },
+    ))
+    .await
+}
+
+/// The functions [`main`] serves.
+pub const FUNCTIONS: [&str; 7] = [
+    "step-wait-step",
+    "multiple-steps",
+    "wait-only",
+    "replay-determinism",
+    "step-fails",
+    "binary-codecs",
+    "checkpoint-count",
+];
+
+/// Serves the durable function `name` until the Lambda runtime stops.
+pub fn main(name: &str) -> Result<(), Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(name))
+}
+
+async fn serve(name: &str) -> Result<(), Error> {
+    match name {
+        "step-wait-step" => durable_yield::lambda::run(step_wait_step).await,
+        "multiple-steps" => durable_yield::lambda::run(multiple_steps).await,
+        "wait-only" => durable_yield::lambda::run(wait_only).await,
+        "replay-determinism" => durable_yield::lambda::run(replay_determinism).await,
+        "step-fails" => durable_yield::lambda::run(step_fails).await,
+        "binary-codecs" => durable_yield::lambda::run(binary_codecs).await,
+        "checkpoint-count" => serve_counted().await,
+        other => Err(format!("no durable function is named {other:?}").into()),
+    }
+}

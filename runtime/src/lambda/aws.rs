@@ -1,0 +1,404 @@
+//! [`DurableService`] over `aws-sdk-lambda`: `CheckpointDurableExecution`
+//! and `GetDurableExecutionState`, with conversions between the SDK's
+//! types and the wire model, and error classification.
+
+use std::future::Future;
+use std::str::FromStr;
+
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::types as sdk;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use crate::model::{
+    CallbackDetails, ChainedInvokeDetails, ContextDetails, ErrorObject, ExecutionDetails,
+    ExecutionState, Millis, Operation, OperationId, OperationStatus, OperationType,
+    OperationUpdate, StepDetails, WaitDetails,
+};
+use crate::service::{CheckpointResponse, DurableService, ServiceError};
+
+/// The most operations asked for per `GetDurableExecutionState` page.
+const PAGE_SIZE: i32 = 1000;
+
+/// The durable execution service on AWS, through `aws-sdk-lambda`.
+///
+/// Throttling, 5xx and network errors are retried with backoff by the
+/// client's retry strategy (standard mode, set up by
+/// [`AwsDurableService::from_conf`]); what is left is classified into a
+/// [`ServiceError`].
+#[derive(Debug, Clone)]
+pub struct AwsDurableService {
+    client: aws_sdk_lambda::Client,
+}
+
+impl AwsDurableService {
+    /// Uses `client` as it is.
+    pub fn new(client: aws_sdk_lambda::Client) -> Self {
+        AwsDurableService { client }
+    }
+
+    /// A client from `config` (region, credentials, endpoint: so
+    /// `AWS_ENDPOINT_URL_LAMBDA` points it at a local emulator), retrying
+    /// throttling and transient errors up to 5 attempts with exponential
+    /// backoff.
+    pub fn from_conf(config: &aws_config::SdkConfig) -> Self {
+        let lambda = aws_sdk_lambda::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+            .build();
+        AwsDurableService::new(aws_sdk_lambda::Client::from_conf(lambda))
+    }
+
+    /// The client.
+    pub fn client(&self) -> &aws_sdk_lambda::Client {
+        &self.client
+    }
+}
+
+impl DurableService for AwsDurableService {
+    fn checkpoint(
+        &self,
+        execution_arn: &str,
+        checkpoint_token: &str,
+        updates: Vec<OperationUpdate>,
+    ) -> impl Future<Output = Result<CheckpointResponse, ServiceError>> + Send {
+        let request = updates
+            .iter()
+            .map(to_sdk_update)
+            .collect::<Result<Vec<_>, _>>()
+            .map(|updates| {
+                self.client
+                    .checkpoint_durable_execution()
+                    .durable_execution_arn(execution_arn)
+                    .checkpoint_token(checkpoint_token)
+                    .set_updates(Some(updates))
+            });
+        async move {
+            let output = request?.send().await.map_err(classify)?;
+            let state = output.new_execution_state();
+            Ok(CheckpointResponse {
+                checkpoint_token: output.checkpoint_token().map(str::to_owned),
+                operations: state
+                    .map(|s| s.operations().iter().map(from_sdk_operation).collect())
+                    .transpose()?
+                    .unwrap_or_default(),
+                next_marker: state.and_then(|s| s.next_marker()).map(str::to_owned),
+            })
+        }
+    }
+
+    fn get_state(
+        &self,
+        execution_arn: &str,
+        checkpoint_token: &str,
+        marker: &str,
+    ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send {
+        let request = self
+            .client
+            .get_durable_execution_state()
+            .durable_execution_arn(execution_arn)
+            .checkpoint_token(checkpoint_token)
+            .marker(marker)
+            .max_items(PAGE_SIZE);
+        async move {
+            let output = request.send().await.map_err(classify)?;
+            Ok(ExecutionState {
+                operations: output
+                    .operations()
+                    .iter()
+                    .map(from_sdk_operation)
+                    .collect::<Result<_, _>>()?,
+                next_marker: output.next_marker().map(str::to_owned),
+            })
+        }
+    }
+}
+
+/// Classifies a failed call by what the SDK does next (PROTOCOL.md §7).
+fn classify<E>(error: SdkError<E, HttpResponse>) -> ServiceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &error {
+        SdkError::ServiceError(context) => {
+            let status = Some(context.raw().status().as_u16());
+            let err = context.err();
+            let message = err
+                .message()
+                .map(str::to_owned)
+                .unwrap_or_else(|| DisplayErrorContext(err).to_string());
+            classify_status(status, err.code(), &message)
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ServiceError::Transient(DisplayErrorContext(&error).to_string())
+        }
+        _ => ServiceError::Rejected(DisplayErrorContext(&error).to_string()),
+    }
+}
+
+/// The classification behind [`classify`]: a stale token fails the
+/// invocation; throttling and 5xx are transient; other 4xx reject.
+pub(crate) fn classify_status(
+    status: Option<u16>,
+    code: Option<&str>,
+    message: &str,
+) -> ServiceError {
+    let described = match code {
+        Some(code) => format!("{code}: {message}"),
+        None => message.to_owned(),
+    };
+    if message.contains("Invalid checkpoint token") {
+        return ServiceError::InvalidToken(described);
+    }
+    let throttled = matches!(code, Some("TooManyRequestsException" | "ServiceException"));
+    match status {
+        _ if throttled => ServiceError::Transient(described),
+        Some(429) => ServiceError::Transient(described),
+        Some(s) if s >= 500 => ServiceError::Transient(described),
+        Some(s) if (400..500).contains(&s) => ServiceError::Rejected(described),
+        _ if code.is_some_and(|c| c.starts_with("KMS")) => ServiceError::Rejected(described),
+        _ => ServiceError::Transient(described),
+    }
+}
+
+fn to_sdk_error(e: &ErrorObject) -> sdk::ErrorObject {
+    sdk::ErrorObject::builder()
+        .set_error_message(e.error_message.clone())
+        .set_error_type(e.error_type.clone())
+        .set_error_data(e.error_data.clone())
+        .set_stack_trace(e.stack_trace.clone())
+        .build()
+}
+
+fn from_sdk_error(e: &sdk::ErrorObject) -> ErrorObject {
+    ErrorObject {
+        error_message: e.error_message().map(str::to_owned),
+        error_type: e.error_type().map(str::to_owned),
+        error_data: e.error_data().map(str::to_owned),
+        stack_trace: (!e.stack_trace().is_empty()).then(|| e.stack_trace().to_vec()),
+    }
+}
+
+fn seconds(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Converts an update into the SDK's type.
+pub(crate) fn to_sdk_update(u: &OperationUpdate) -> Result<sdk::OperationUpdate, ServiceError> {
+    let mut b = sdk::OperationUpdate::builder()
+        .id(u.id.as_str())
+        .set_parent_id(u.parent_id.map(|p| p.as_str().to_owned()))
+        .set_name(u.name.as_deref().map(str::to_owned))
+        .r#type(sdk::OperationType::from(u.op_type.to_string().as_str()))
+        .set_sub_type(u.sub_type.as_deref().map(str::to_owned))
+        .action(sdk::OperationAction::from(u.action.to_string().as_str()))
+        .set_payload(u.payload.as_ref().map(|p| p.as_str().to_owned()))
+        .set_error(u.error.as_ref().map(to_sdk_error));
+    if let Some(o) = &u.step_options {
+        b = b.step_options(
+            sdk::StepOptions::builder()
+                .set_next_attempt_delay_seconds(o.next_attempt_delay_seconds.map(seconds))
+                .build(),
+        );
+    }
+    if let Some(o) = &u.wait_options {
+        b = b.wait_options(
+            sdk::WaitOptions::builder()
+                .wait_seconds(seconds(o.wait_seconds))
+                .build(),
+        );
+    }
+    if let Some(o) = &u.callback_options {
+        b = b.callback_options(
+            sdk::CallbackOptions::builder()
+                .timeout_seconds(seconds(o.timeout_seconds))
+                .heartbeat_timeout_seconds(seconds(o.heartbeat_timeout_seconds))
+                .build(),
+        );
+    }
+    if let Some(o) = &u.chained_invoke_options {
+        let options = sdk::ChainedInvokeOptions::builder()
+            .function_name(&o.function_name)
+            .set_tenant_id(o.tenant_id.clone())
+            .build()
+            .map_err(|e| ServiceError::Rejected(e.to_string()))?;
+        b = b.chained_invoke_options(options);
+    }
+    if let Some(o) = &u.context_options {
+        b = b.context_options(
+            sdk::ContextOptions::builder()
+                .set_replay_children(o.replay_children)
+                .build(),
+        );
+    }
+    b.build().map_err(|e| ServiceError::Rejected(e.to_string()))
+}
+
+fn millis(t: &DateTime) -> Millis {
+    t.to_millis().unwrap_or(if t.secs() < 0 {
+        Millis::MIN
+    } else {
+        Millis::MAX
+    })
+}
+
+fn invalid(what: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Rejected(format!("the service sent an invalid operation: {what}"))
+}
+
+/// Converts an SDK operation into the wire model.
+pub(crate) fn from_sdk_operation(op: &sdk::Operation) -> Result<Operation, ServiceError> {
+    let id = OperationId::new(op.id()).map_err(invalid)?;
+    let op_type = OperationType::from_str(op.r#type().as_str()).map_err(invalid)?;
+    let status = OperationStatus::from_str(op.status().as_str()).map_err(invalid)?;
+    let mut out = Operation::new(id, op_type, status);
+    out.parent_id = op
+        .parent_id()
+        .map(OperationId::new)
+        .transpose()
+        .map_err(invalid)?;
+    out.name = op.name().map(str::to_owned);
+    out.sub_type = op.sub_type().map(str::to_owned);
+    out.start_timestamp = Some(millis(op.start_timestamp()));
+    out.end_timestamp = op.end_timestamp().map(millis);
+    out.execution_details = op.execution_details().map(|d| {
+        Box::new(ExecutionDetails {
+            input_payload: d.input_payload().map(Into::into),
+        })
+    });
+    out.context_details = op.context_details().map(|d| {
+        Box::new(ContextDetails {
+            replay_children: d.replay_children(),
+            result: d.result().map(Into::into),
+            error: d.error().map(from_sdk_error),
+        })
+    });
+    out.step_details = op.step_details().map(|d| {
+        Box::new(StepDetails {
+            attempt: u32::try_from(d.attempt()).ok(),
+            next_attempt_timestamp: d.next_attempt_timestamp().map(millis),
+            result: d.result().map(Into::into),
+            error: d.error().map(from_sdk_error),
+        })
+    });
+    out.wait_details = op.wait_details().map(|d| {
+        Box::new(WaitDetails {
+            scheduled_end_timestamp: d.scheduled_end_timestamp().map(millis),
+        })
+    });
+    out.callback_details = op.callback_details().map(|d| {
+        Box::new(CallbackDetails {
+            callback_id: d.callback_id().map(str::to_owned),
+            result: d.result().map(Into::into),
+            error: d.error().map(from_sdk_error),
+        })
+    });
+    out.chained_invoke_details = op.chained_invoke_details().map(|d| {
+        Box::new(ChainedInvokeDetails {
+            result: d.result().map(Into::into),
+            error: d.error().map(from_sdk_error),
+        })
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{OperationAction, Payload, WaitOptions};
+
+    #[test]
+    fn errors_are_classified_like_the_other_sdks() {
+        let c = |status, code, message| classify_status(status, code, message);
+        assert!(matches!(
+            c(Some(400), None, "Invalid checkpoint token"),
+            ServiceError::InvalidToken(_)
+        ));
+        assert!(matches!(
+            c(Some(429), None, "slow down"),
+            ServiceError::Transient(_)
+        ));
+        assert!(matches!(
+            c(Some(503), None, "oops"),
+            ServiceError::Transient(_)
+        ));
+        assert!(matches!(
+            c(None, Some("TooManyRequestsException"), "x"),
+            ServiceError::Transient(_)
+        ));
+        match c(Some(400), Some("InvalidParameterValueException"), "too big") {
+            ServiceError::Rejected(m) => assert_eq!(m, "InvalidParameterValueException: too big"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            c(Some(404), None, "gone"),
+            ServiceError::Rejected(_)
+        ));
+        assert!(matches!(
+            c(None, Some("KMSAccessDeniedException"), "no"),
+            ServiceError::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn updates_convert_to_the_sdk_types() {
+        let mut u = OperationUpdate::new(
+            OperationId::new("abc").unwrap(),
+            OperationType::Wait,
+            OperationAction::Start,
+        );
+        u.name = Some("nap".into());
+        u.sub_type = Some("Wait".into());
+        u.wait_options = Some(WaitOptions { wait_seconds: 60 });
+        u.payload = Some(Payload::from("p"));
+        u.error = Some(ErrorObject::new("T", "m"));
+        let s = to_sdk_update(&u).unwrap();
+        assert_eq!(s.id(), "abc");
+        assert_eq!(s.r#type().as_str(), "WAIT");
+        assert_eq!(s.action().as_str(), "START");
+        assert_eq!(s.name(), Some("nap"));
+        assert_eq!(s.sub_type(), Some("Wait"));
+        assert_eq!(s.payload(), Some("p"));
+        assert_eq!(s.error().and_then(|e| e.error_type()), Some("T"));
+        assert_eq!(s.wait_options().and_then(|w| w.wait_seconds()), Some(60));
+    }
+
+    #[test]
+    fn operations_convert_from_the_sdk_types() {
+        let op = sdk::Operation::builder()
+            .id("abc")
+            .r#type(sdk::OperationType::Step)
+            .status(sdk::OperationStatus::Succeeded)
+            .name("charge")
+            .sub_type("Step")
+            .start_timestamp(DateTime::from_millis(1_795_755_619_735))
+            .step_details(
+                sdk::StepDetails::builder()
+                    .attempt(1)
+                    .result("{\"ok\":true}")
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        let ours = from_sdk_operation(&op).unwrap();
+        assert_eq!(ours.id.as_str(), "abc");
+        assert_eq!(ours.op_type, OperationType::Step);
+        assert_eq!(ours.status, OperationStatus::Succeeded);
+        assert_eq!(ours.start_timestamp, Some(1_795_755_619_735));
+        let d = ours.step_details.unwrap();
+        assert_eq!(d.attempt, Some(1));
+        assert_eq!(d.result.unwrap().as_str(), "{\"ok\":true}");
+
+        let unknown = sdk::Operation::builder()
+            .id("x")
+            .r#type(sdk::OperationType::from("TELEPORT"))
+            .status(sdk::OperationStatus::Started)
+            .start_timestamp(DateTime::from_millis(0))
+            .build()
+            .unwrap();
+        assert!(matches!(
+            from_sdk_operation(&unknown),
+            Err(ServiceError::Rejected(m)) if m.contains("TELEPORT")
+        ));
+    }
+}

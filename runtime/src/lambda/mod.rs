@@ -1,0 +1,195 @@
+//! Running workflows as durable AWS Lambda functions.
+//!
+//! One call turns a workflow into a Lambda function:
+//!
+//! ```no_run
+//! use durable_yield::{StepError, Workflow};
+//!
+//! async fn hello(mut wf: Workflow, name: String) -> Result<String, StepError> {
+//!     wf.step("greet", move |_| async move { Ok::<_, StepError>(format!("hello {name}")) })
+//!         .await
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), durable_yield::lambda::Error> {
+//!     durable_yield::lambda::run(hello).await
+//! }
+//! ```
+//!
+//! The handler reads the invocation envelope, pages in the rest of the
+//! execution state with `GetDurableExecutionState`, replays the workflow,
+//! checkpoints new work with `CheckpointDurableExecution` and answers
+//! `SUCCEEDED`, `FAILED` or `PENDING`. The AWS client is configured from the
+//! environment by `aws-config` (so `AWS_ENDPOINT_URL_LAMBDA` points it at a
+//! local emulator); [`DurableHandler`] takes your own client or
+//! `SdkConfig`, a [`BatchConfig`], and gives a `tower` service to wrap in
+//! your own middleware.
+
+mod aws;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use aws::AwsDurableService;
+pub use lambda_runtime::Error;
+
+use crate::model::{InvocationInput, InvocationOutput};
+use crate::{BatchConfig, DurableService, InvocationError, WorkflowFn, run_invocation_with};
+
+/// Runs `workflow` as a durable Lambda function, with the AWS client
+/// configured from the environment. Returns when the Lambda runtime stops.
+pub async fn run<I, O, W>(workflow: W) -> Result<(), Error>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    W: WorkflowFn<I, O>,
+{
+    DurableHandler::new(workflow).run().await
+}
+
+/// Builds the Lambda handler of a workflow.
+pub struct DurableHandler<W, I, O> {
+    workflow: W,
+    service: Option<AwsDurableService>,
+    batching: BatchConfig,
+    types: PhantomData<fn(I) -> O>,
+}
+
+impl<W, I, O> DurableHandler<W, I, O>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    W: WorkflowFn<I, O>,
+{
+    /// The handler of `workflow`, with the defaults: a client from the
+    /// environment, no batching delay.
+    pub fn new(workflow: W) -> Self {
+        DurableHandler {
+            workflow,
+            service: None,
+            batching: BatchConfig::default(),
+            types: PhantomData,
+        }
+    }
+
+    /// Checkpoints through this client (as it is configured).
+    pub fn client(mut self, client: aws_sdk_lambda::Client) -> Self {
+        self.service = Some(AwsDurableService::new(client));
+        self
+    }
+
+    /// Builds the client from this configuration.
+    pub fn sdk_config(mut self, config: &aws_config::SdkConfig) -> Self {
+        self.service = Some(AwsDurableService::from_conf(config));
+        self
+    }
+
+    /// Groups checkpoint updates as `batching` says.
+    pub fn batching(mut self, batching: BatchConfig) -> Self {
+        self.batching = batching;
+        self
+    }
+
+    /// The handler as a `tower` service over Lambda events, to compose with
+    /// your own middleware and hand to `lambda_runtime::run`.
+    pub async fn into_service(self) -> DurableFunction<W, I, O, AwsDurableService> {
+        let service = match self.service {
+            Some(service) => service,
+            None => AwsDurableService::from_conf(
+                &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+            ),
+        };
+        DurableFunction::new(self.workflow, service, self.batching)
+    }
+
+    /// Serves invocations until the Lambda runtime stops.
+    pub async fn run(self) -> Result<(), Error> {
+        lambda_runtime::run(self.into_service().await).await
+    }
+}
+
+/// A durable Lambda function: a `tower` service from Lambda events with
+/// the invocation envelope to the durable response. Cheap to clone.
+pub struct DurableFunction<W, I, O, S> {
+    workflow: Arc<W>,
+    service: Arc<S>,
+    batching: Arc<BatchConfig>,
+    types: PhantomData<fn(I) -> O>,
+}
+
+impl<W, I, O, S> Clone for DurableFunction<W, I, O, S> {
+    fn clone(&self) -> Self {
+        DurableFunction {
+            workflow: self.workflow.clone(),
+            service: self.service.clone(),
+            batching: self.batching.clone(),
+            types: PhantomData,
+        }
+    }
+}
+
+impl<W, I, O, S> DurableFunction<W, I, O, S>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    W: WorkflowFn<I, O>,
+    S: DurableService + 'static,
+{
+    /// A function of `workflow` that checkpoints through `service`.
+    pub fn new(workflow: W, service: S, batching: BatchConfig) -> Self {
+        DurableFunction {
+            workflow: Arc::new(workflow),
+            service: Arc::new(service),
+            batching: Arc::new(batching),
+            types: PhantomData,
+        }
+    }
+
+    /// Handles one invocation.
+    pub async fn handle(
+        &self,
+        input: InvocationInput,
+    ) -> Result<InvocationOutput, InvocationError> {
+        let summary =
+            run_invocation_with(&*self.workflow, input, &*self.service, &self.batching).await?;
+        Ok(summary.output)
+    }
+}
+
+impl<W, I, O, S> lambda_runtime::Service<LambdaEvent<InvocationInput>>
+    for DurableFunction<W, I, O, S>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    W: WorkflowFn<I, O>,
+    S: DurableService + 'static,
+{
+    type Response = InvocationOutput;
+    type Error = InvocationError;
+    type Future = Pin<Box<dyn Future<Output = Result<InvocationOutput, InvocationError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), InvocationError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, event: LambdaEvent<InvocationInput>) -> Self::Future {
+        let function = self.clone();
+        Box::pin(async move { function.handle(event.payload).await })
+    }
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(error: InvocationError) -> Self {
+        Diagnostic {
+            error_type: "DurableInvocationError".to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
