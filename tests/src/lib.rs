@@ -1,6 +1,8 @@
 //! Shared helpers for durable-yield's integration tests.
 #![warn(missing_docs)]
 
+pub mod emulator;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 

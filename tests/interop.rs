@@ -1,0 +1,355 @@
+//! Proof against the real protocol: the functions of `examples/functions/`
+//! run as real `lambda_runtime` binaries (behind `cargo lambda watch`)
+//! against AWS's own emulator of the durable execution service
+//! (`dex-local-runner`, real timing). Each scenario checks the execution
+//! (`GetDurableExecution`) and its recorded history
+//! (`GetDurableExecutionHistory` with the execution data).
+//!
+//! The stack is installed by `.ci/run` into `.venv`. Without it the test
+//! says so loudly and passes, unless `DURABLE_YIELD_REQUIRE_EMULATOR=1`
+//! (set by `.ci/run`), which makes a missing emulator a failure.
+
+use std::time::Duration;
+
+use durable_yield_tests::emulator::{Stack, tools, workspace};
+use serde_json::{Value, json};
+
+/// Runs `function` on `input` to the end; returns the execution and its
+/// history.
+fn run(stack: &Stack, function: &str, input: Value) -> Result<(Value, Vec<Value>), String> {
+    let name = format!("{function}-{}-{}", std::process::id(), unique());
+    let arn = stack.start_execution(function, &name, &input)?;
+    // The first invocation of each function may wait for `cargo run`.
+    let execution = stack.wait_until_done(&arn, Duration::from_secs(600))?;
+    let history = stack.history(&arn)?;
+    Ok((execution, history))
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// `(EventType, Name)` of every event but `InvocationCompleted`.
+fn kinds(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["EventType"] != "InvocationCompleted")
+        .map(|e| {
+            (
+                e["EventType"].as_str().unwrap_or("?").to_owned(),
+                e["Name"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn invocations(events: &[Value]) -> usize {
+    events
+        .iter()
+        .filter(|e| e["EventType"] == "InvocationCompleted")
+        .count()
+}
+
+/// The result payload of the `StepSucceeded` event of step `name`.
+fn step_result<'a>(events: &'a [Value], name: &str) -> Option<&'a str> {
+    events
+        .iter()
+        .find(|e| e["EventType"] == "StepSucceeded" && e["Name"] == name)
+        .and_then(|e| e["StepSucceededDetails"]["Result"]["Payload"].as_str())
+}
+
+fn expect(kinds: &[(String, String)], expected: &[(&str, &str)]) -> Result<(), String> {
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(t, n)| (t.to_string(), n.to_string()))
+        .collect();
+    if kinds == expected.as_slice() {
+        Ok(())
+    } else {
+        Err(format!("history was {kinds:?}\nexpected {expected:?}"))
+    }
+}
+
+fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if condition { Ok(()) } else { Err(what()) }
+}
+
+fn succeeded_with(execution: &Value, result: &str) -> Result<(), String> {
+    check(
+        execution["Status"] == "SUCCEEDED" && execution["Result"] == result,
+        || format!("expected SUCCEEDED with {result}, got {execution}"),
+    )
+}
+
+fn step_wait_step(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(stack, "step-wait-step", json!({"name": "ada"}))?;
+    succeeded_with(&execution, "\"HELLO ADA\"")?;
+    expect(
+        &kinds(&events),
+        &[
+            (
+                "ExecutionStarted",
+                execution["DurableExecutionName"].as_str().unwrap_or(""),
+            ),
+            ("StepStarted", "greet"),
+            ("StepSucceeded", "greet"),
+            ("WaitStarted", "pause"),
+            ("WaitSucceeded", "pause"),
+            ("StepStarted", "shout"),
+            ("StepSucceeded", "shout"),
+            (
+                "ExecutionSucceeded",
+                execution["DurableExecutionName"].as_str().unwrap_or(""),
+            ),
+        ],
+    )?;
+    check(
+        step_result(&events, "greet") == Some("\"hello ada\""),
+        || format!("greet recorded {:?}", step_result(&events, "greet")),
+    )?;
+    check(
+        step_result(&events, "shout") == Some("\"HELLO ADA\""),
+        || format!("shout recorded {:?}", step_result(&events, "shout")),
+    )?;
+    let wait = events.iter().find(|e| e["EventType"] == "WaitStarted");
+    check(
+        wait.is_some_and(|w| w["WaitStartedDetails"]["Duration"] == 1),
+        || format!("wait recorded {wait:?}"),
+    )?;
+    check(invocations(&events) == 2, || {
+        format!("{} invocations instead of 2", invocations(&events))
+    })
+}
+
+fn multiple_steps(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(stack, "multiple-steps", json!(5))?;
+    succeeded_with(&execution, "10")?;
+    let steps: Vec<(String, String)> = kinds(&events)
+        .into_iter()
+        .filter(|(t, _)| t.starts_with("Step"))
+        .collect();
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        expected.push(("StepStarted".to_owned(), format!("add-{i}")));
+        expected.push(("StepSucceeded".to_owned(), format!("add-{i}")));
+    }
+    check(steps == expected, || format!("steps were {steps:?}"))?;
+    let results: Vec<_> = (0..5)
+        .map(|i| step_result(&events, &format!("add-{i}")).unwrap_or("?"))
+        .collect();
+    check(results == ["0", "1", "3", "6", "10"], || {
+        format!("step results were {results:?}")
+    })?;
+    check(invocations(&events) == 1, || {
+        format!("{} invocations instead of 1", invocations(&events))
+    })
+}
+
+fn wait_only(stack: &Stack, seconds: u64) -> Result<(), String> {
+    let (execution, events) = run(stack, "wait-only", json!(seconds))?;
+    succeeded_with(&execution, &format!("\"waited {seconds} s\""))?;
+    let types: Vec<String> = kinds(&events).into_iter().map(|(t, _)| t).collect();
+    check(
+        types
+            == [
+                "ExecutionStarted",
+                "WaitStarted",
+                "WaitSucceeded",
+                "ExecutionSucceeded",
+            ],
+        || format!("history was {types:?}"),
+    )?;
+    let started = events
+        .iter()
+        .find(|e| e["EventType"] == "WaitStarted")
+        .ok_or("no WaitStarted")?;
+    let details = &started["WaitStartedDetails"];
+    check(details["Duration"] == seconds, || {
+        format!("wait recorded {details}")
+    })?;
+    let (begin, end) = (
+        started["EventTimestamp"].as_f64().unwrap_or(0.0),
+        details["ScheduledEndTimestamp"].as_f64().unwrap_or(0.0),
+    );
+    check(((end - begin) - seconds as f64).abs() < 0.01, || {
+        format!("scheduled end {end} is not {seconds} s after {begin}")
+    })?;
+    // Real timing: the execution really waited.
+    let elapsed = execution["EndTimestamp"].as_f64().unwrap_or(0.0)
+        - execution["StartTimestamp"].as_f64().unwrap_or(0.0);
+    check(elapsed >= seconds as f64, || {
+        format!("the execution took {elapsed} s, less than the {seconds} s wait")
+    })?;
+    check(invocations(&events) == 2, || {
+        format!("{} invocations instead of 2", invocations(&events))
+    })
+}
+
+fn replay_determinism(stack: &Stack) -> Result<(), String> {
+    let log = workspace().join(format!(
+        "target/interop-logs/side-effect-{}-{}.log",
+        std::process::id(),
+        unique()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let (execution, events) = run(
+        stack,
+        "replay-determinism",
+        json!({"log": log.display().to_string()}),
+    )?;
+    succeeded_with(&execution, "42")?;
+    check(invocations(&events) == 3, || {
+        format!("{} invocations instead of 3", invocations(&events))
+    })?;
+    let runs = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    check(runs.lines().count() == 1, || {
+        format!(
+            "the step body ran {} times across 3 invocations:\n{runs}",
+            runs.lines().count()
+        )
+    })?;
+    let started = kinds(&events)
+        .iter()
+        .filter(|(t, _)| t == "StepStarted")
+        .count();
+    check(started == 1, || format!("{started} StepStarted events"))
+}
+
+fn step_fails(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(stack, "step-fails", json!({}))?;
+    check(execution["Status"] == "FAILED", || {
+        format!("expected FAILED: {execution}")
+    })?;
+    let error = &execution["Error"];
+    check(
+        error["ErrorMessage"] == "card declined"
+            && error["ErrorType"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("::CardDeclined")),
+        || format!("execution error was {error}"),
+    )?;
+    let types: Vec<(String, String)> = kinds(&events);
+    let name = execution["DurableExecutionName"].as_str().unwrap_or("");
+    expect(
+        &types,
+        &[
+            ("ExecutionStarted", name),
+            ("StepStarted", "validate"),
+            ("StepSucceeded", "validate"),
+            ("StepStarted", "charge"),
+            ("StepFailed", "charge"),
+            ("ExecutionFailed", name),
+        ],
+    )?;
+    let failed = events
+        .iter()
+        .find(|e| e["EventType"] == "StepFailed")
+        .ok_or("no StepFailed")?;
+    let recorded = &failed["StepFailedDetails"]["Error"]["Payload"];
+    check(recorded["ErrorMessage"] == "card declined", || {
+        format!("StepFailed recorded {failed}")
+    })
+}
+
+fn binary_codecs(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(stack, "binary-codecs", json!(7))?;
+    succeeded_with(&execution, "\"7 fragile true\"")?;
+    for codec in ["bincode", "msgpack"] {
+        let payload = step_result(&events, codec).unwrap_or("");
+        check(payload.starts_with(&format!("{codec}:")), || {
+            format!("the {codec} step recorded {payload:?}")
+        })?;
+    }
+    check(invocations(&events) == 2, || {
+        format!("{} invocations instead of 2", invocations(&events))
+    })
+}
+
+fn checkpoint_requests_per_step(stack: &Stack) -> Result<(), String> {
+    let log = workspace().join(format!(
+        "target/interop-logs/checkpoints-{}-{}.log",
+        std::process::id(),
+        unique()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let steps = 20;
+    let (execution, _) = run(
+        stack,
+        "checkpoint-count",
+        json!({"steps": steps, "log": log.display().to_string()}),
+    )?;
+    succeeded_with(&execution, "190")?;
+    let text = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let requests: u64 = text
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .sum();
+    let per_step = requests as f64 / f64::from(steps);
+    eprintln!(
+        "checkpoint requests per live step against the emulator: {per_step:.2} ({requests} for {steps} steps)"
+    );
+    check(per_step == 1.0, || {
+        format!("{requests} checkpoint requests for {steps} live steps")
+    })
+}
+
+#[test]
+fn durable_functions_against_the_aws_emulator() {
+    let Some((dex, cargo_lambda)) = tools() else {
+        let required = std::env::var("DURABLE_YIELD_REQUIRE_EMULATOR").is_ok_and(|v| v == "1");
+        let message = "dex-local-runner and cargo-lambda are not installed (in .venv/bin or \
+                       $DURABLE_YIELD_EMULATOR_BIN); `.ci/run` installs them";
+        assert!(!required, "{message}");
+        eprintln!("\n========================================================================");
+        eprintln!("SKIPPED: the interop tests against AWS's emulator did not run:");
+        eprintln!("  {message}");
+        eprintln!("========================================================================\n");
+        return;
+    };
+    let stack = match Stack::start(&dex, &cargo_lambda, false) {
+        Ok(stack) => stack,
+        Err(e) => panic!("the emulator stack did not start: {e}"),
+    };
+    type Scenario = fn(&Stack) -> Result<(), String>;
+    let scenarios: [(&str, Scenario); 9] = [
+        ("step-wait-step", step_wait_step),
+        ("multiple-steps", multiple_steps),
+        ("wait-only", |s| wait_only(s, 1)),
+        ("longer-wait", |s| wait_only(s, 3)),
+        ("replay-determinism", replay_determinism),
+        ("step-fails", step_fails),
+        ("binary-codecs", binary_codecs),
+        ("checkpoint-requests-per-step", checkpoint_requests_per_step),
+        // A second execution of a function whose process is already warm.
+        ("step-wait-step (warm)", step_wait_step),
+    ];
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = scenarios
+            .iter()
+            .map(|(name, scenario)| {
+                let stack = &stack;
+                (name, scope.spawn(move || scenario(stack)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(name, handle)| match handle.join() {
+                Ok(Ok(())) => {
+                    eprintln!("interop scenario {name}: ok");
+                    None
+                }
+                Ok(Err(e)) => Some(format!("{name}: {e}")),
+                Err(_) => Some(format!("{name}: panicked")),
+            })
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} interop scenario(s) failed:\n{}\n{}",
+        failures.len(),
+        failures.join("\n\n"),
+        stack.log_tail()
+    );
+}
