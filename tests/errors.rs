@@ -117,3 +117,23 @@ async fn a_runaway_execution_hits_the_invocation_budget() {
         .unwrap_err();
     assert_eq!(err, durable_yield::LocalError::TooManyInvocations(3));
 }
+
+#[tokio::test]
+async fn a_result_too_large_for_the_response_travels_by_checkpoint() {
+    let workflow = |mut wf: Workflow, len: usize| async move {
+        wf.wait("w", Duration::from_secs(1)).await;
+        Ok::<_, StepError>("y".repeat(len))
+    };
+    let len = 6 * 1024 * 1024 - 20;
+    let run = LocalRunner::new().run(&workflow, &len).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded);
+    assert_eq!(run.result.map(|r| r.len()), Some(len));
+    // The execution was closed by the function's EXECUTION checkpoint,
+    // before the invocation returned (with an empty result).
+    use durable_yield::local::TimelineEvent;
+    let position =
+        |wanted: fn(&TimelineEvent) -> bool| run.timeline.events.iter().position(wanted).unwrap();
+    let closed = position(|e| matches!(e, TimelineEvent::Closed { .. }));
+    let returned = position(|e| matches!(e, TimelineEvent::Returned { invocation: 2, .. }));
+    assert!(closed < returned, "{:#?}", &run.timeline.events[1..]);
+}

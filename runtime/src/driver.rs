@@ -22,6 +22,10 @@ use crate::{Action, BoxFuture, Interpreter, Outcome, StepOutcome, WorkflowFn};
 /// checkpointed with an EXECUTION SUCCEED (PROTOCOL.md §6).
 pub const MAX_RESPONSE_RESULT: usize = 6 * 1024 * 1024 - 50;
 
+/// The largest execution result the service stores at all (its payload
+/// limit, 6,291,456 characters); a larger one fails the execution.
+pub const MAX_EXECUTION_RESULT: usize = 6 * 1024 * 1024;
+
 /// The most updates the service takes in one checkpoint request.
 pub const MAX_UPDATES_PER_REQUEST: usize = 250;
 
@@ -192,6 +196,18 @@ where
                     Err(e) => break fail_or_retry(e)?,
                 }
                 break match outcome {
+                    Outcome::Succeeded(payload)
+                        if payload.as_str().chars().count() > MAX_EXECUTION_RESULT =>
+                    {
+                        failed(ErrorObject::new(
+                            "ResultTooLarge",
+                            format!(
+                                "the workflow result is {} bytes, over the service's limit of \
+                                 {MAX_EXECUTION_RESULT} characters",
+                                payload.len()
+                            ),
+                        ))
+                    }
                     Outcome::Succeeded(payload) if payload.len() > MAX_RESPONSE_RESULT => {
                         let execution = interpreter.history().execution().map(|op| op.id);
                         match checkpointer.complete_execution(execution, payload).await {

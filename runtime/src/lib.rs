@@ -56,8 +56,8 @@ pub mod local;
 mod service;
 
 pub use driver::{
-    BatchConfig, InvocationError, InvocationSummary, MAX_REQUEST_BYTES, MAX_RESPONSE_RESULT,
-    MAX_UPDATES_PER_REQUEST, run_invocation, run_invocation_with,
+    BatchConfig, InvocationError, InvocationSummary, MAX_EXECUTION_RESULT, MAX_REQUEST_BYTES,
+    MAX_RESPONSE_RESULT, MAX_UPDATES_PER_REQUEST, run_invocation, run_invocation_with,
 };
 pub use durable_yield_interpreter::{
     Action, BoxError, BoxFuture, ExecutionError, History, Interpreter, MAX_OPERATION_PAYLOAD,
