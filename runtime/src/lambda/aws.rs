@@ -23,10 +23,10 @@ const PAGE_SIZE: i32 = 1000;
 
 /// The durable execution service on AWS, through `aws-sdk-lambda`.
 ///
-/// Throttling, 5xx and network errors are retried with backoff by the
-/// client's retry strategy (standard mode, set up by
-/// [`AwsDurableService::from_conf`]); what is left is classified into a
-/// [`ServiceError`].
+/// Throttling, 5xx and network errors are retried with exponential backoff
+/// by the client's retry strategy (the SDK's standard mode: 3 attempts
+/// unless the configuration says otherwise); what is left is classified
+/// into a [`ServiceError`].
 #[derive(Debug, Clone)]
 pub struct AwsDurableService {
     client: aws_sdk_lambda::Client,
@@ -38,15 +38,11 @@ impl AwsDurableService {
         AwsDurableService { client }
     }
 
-    /// A client from `config` (region, credentials, endpoint: so
-    /// `AWS_ENDPOINT_URL_LAMBDA` points it at a local emulator), retrying
-    /// throttling and transient errors up to 5 attempts with exponential
-    /// backoff.
+    /// A client from `config`: region, credentials, endpoint (so
+    /// `AWS_ENDPOINT_URL_LAMBDA` points it at a local emulator) and retry
+    /// settings.
     pub fn from_conf(config: &aws_config::SdkConfig) -> Self {
-        let lambda = aws_sdk_lambda::config::Builder::from(config)
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
-            .build();
-        AwsDurableService::new(aws_sdk_lambda::Client::from_conf(lambda))
+        AwsDurableService::new(aws_sdk_lambda::Client::new(config))
     }
 
     /// The client.
@@ -234,12 +230,13 @@ pub(crate) fn to_sdk_update(u: &OperationUpdate) -> Result<sdk::OperationUpdate,
     b.build().map_err(|e| ServiceError::Rejected(e.to_string()))
 }
 
+/// Epoch milliseconds, rounded to the nearest: API timestamps are
+/// fractional seconds, so `1795755619.735` arrives as `…619.734999…`.
 fn millis(t: &DateTime) -> Millis {
-    t.to_millis().unwrap_or(if t.secs() < 0 {
-        Millis::MIN
-    } else {
-        Millis::MAX
-    })
+    let nanos = Millis::from(t.subsec_nanos());
+    t.secs()
+        .saturating_mul(1000)
+        .saturating_add((nanos + 500_000) / 1_000_000)
 }
 
 fn invalid(what: impl std::fmt::Display) -> ServiceError {
