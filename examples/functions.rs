@@ -19,8 +19,10 @@ use std::time::Duration;
 use durable_yield::codecs::{Bincode, MsgPack};
 use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
+use durable_yield::retry::{FixedDelay, NoRetry};
 use durable_yield::{
-    BatchConfig, CheckpointResponse, DurableService, ServiceError, StepConfig, StepError, Workflow,
+    BatchConfig, CheckpointResponse, DurableService, ServiceError, StepConfig, StepError,
+    StepFailure, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -99,13 +101,45 @@ impl std::fmt::Display for CardDeclined {
 
 impl std::error::Error for CardDeclined {}
 
-/// A step that fails, which fails the execution.
+/// A step that fails, without retries, which fails the execution.
 async fn step_fails(mut wf: Workflow, _: serde_json::Value) -> Result<u32, StepError> {
     let _: u32 = wf
         .step("validate", |_| async { Ok::<_, Infallible>(1) })
         .await?;
-    wf.step("charge", |_| async { Err::<u32, _>(CardDeclined) })
-        .await
+    wf.step_with(StepConfig::named("charge").retry(NoRetry), |_| async {
+        Err::<u32, _>(CardDeclined)
+    })
+    .await
+}
+
+/// A flaky step: its first `failures` attempts fail, then it succeeds.
+/// Retried every second, 5 attempts at most.
+async fn retry_succeeds(mut wf: Workflow, failures: u32) -> Result<String, StepError> {
+    let config = StepConfig::named("flaky").retry(FixedDelay::new(Duration::from_secs(1), 5));
+    wf.step_with(config, move |ctx| async move {
+        if ctx.attempt() <= failures {
+            Err(StepFailure::new(
+                "Unavailable",
+                format!("attempt {} failed", ctx.attempt()),
+            ))
+        } else {
+            Ok(format!("succeeded on attempt {}", ctx.attempt()))
+        }
+    })
+    .await
+}
+
+/// A step that always fails: 3 attempts, 1 second apart, then the
+/// execution fails with the last error.
+async fn retry_exhausted(mut wf: Workflow, _: serde_json::Value) -> Result<String, StepError> {
+    let config = StepConfig::named("doomed").retry(FixedDelay::new(Duration::from_secs(1), 3));
+    wf.step_with(config, |ctx| async move {
+        Err::<String, _>(StepFailure::new(
+            "Unavailable",
+            format!("attempt {} failed", ctx.attempt()),
+        ))
+    })
+    .await
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,7 +265,7 @@ async fn serve_counted() -> Result<(), Error> {
 }
 
 /// The functions [`main`] serves.
-pub const FUNCTIONS: [&str; 7] = [
+pub const FUNCTIONS: [&str; 9] = [
     "step-wait-step",
     "multiple-steps",
     "wait-only",
@@ -239,6 +273,8 @@ pub const FUNCTIONS: [&str; 7] = [
     "step-fails",
     "binary-codecs",
     "checkpoint-count",
+    "retry-succeeds",
+    "retry-exhausted",
 ];
 
 /// Serves the durable function `name` until the Lambda runtime stops.
@@ -258,6 +294,8 @@ async fn serve(name: &str) -> Result<(), Error> {
         "step-fails" => durable_yield::lambda::run(step_fails).await,
         "binary-codecs" => durable_yield::lambda::run(binary_codecs).await,
         "checkpoint-count" => serve_counted().await,
+        "retry-succeeds" => durable_yield::lambda::run(retry_succeeds).await,
+        "retry-exhausted" => durable_yield::lambda::run(retry_exhausted).await,
         other => Err(format!("no durable function is named {other:?}").into()),
     }
 }

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 fn run(stack: &Stack, function: &str, input: Value) -> Result<(Value, Vec<Value>), String> {
     let name = format!("{function}-{}-{}", std::process::id(), unique());
     let arn = stack.start_execution(function, &name, &input)?;
-    // The first invocation of each function may wait for `cargo run`.
-    let execution = stack.wait_until_done(&arn, Duration::from_secs(600))?;
+    // The execution times out after 120 s in the emulator.
+    let execution = stack.wait_until_done(&arn, Duration::from_secs(180))?;
     let history = stack.history(&arn)?;
     Ok((execution, history))
 }
@@ -295,6 +295,93 @@ fn checkpoint_requests_per_step(stack: &Stack) -> Result<(), String> {
     })
 }
 
+/// The `(EventType, RetryDetails)` of the events of step `name`.
+fn step_events(events: &[Value], name: &str) -> Vec<(String, Value)> {
+    events
+        .iter()
+        .filter(|e| {
+            e["Name"] == name
+                && e["EventType"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Step"))
+        })
+        .map(|e| {
+            let t = e["EventType"].as_str().unwrap_or("?").to_owned();
+            let retry = e[format!("{t}Details")]["RetryDetails"].clone();
+            (t, retry)
+        })
+        .collect()
+}
+
+fn retry_succeeds(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(stack, "retry-succeeds", json!(2))?;
+    succeeded_with(&execution, "\"succeeded on attempt 3\"")?;
+    let steps = step_events(&events, "flaky");
+    let types: Vec<&str> = steps.iter().map(|(t, _)| t.as_str()).collect();
+    check(
+        types
+            == [
+                "StepStarted",
+                "StepFailed",
+                "StepStarted",
+                "StepFailed",
+                "StepStarted",
+                "StepSucceeded",
+            ],
+        || format!("flaky's events were {steps:?}"),
+    )?;
+    // Each retry records the attempt made and the 1 s delay.
+    for (k, (_, retry)) in steps.iter().filter(|(t, _)| t == "StepFailed").enumerate() {
+        check(
+            retry["NextAttemptDelaySeconds"] == 1 && retry["CurrentAttempt"] == k as u64 + 1,
+            || format!("retry {k} recorded {retry}"),
+        )?;
+    }
+    let failed = events
+        .iter()
+        .find(|e| e["EventType"] == "StepFailed")
+        .ok_or("no StepFailed")?;
+    let error = &failed["StepFailedDetails"]["Error"]["Payload"];
+    check(
+        error["ErrorType"] == "Unavailable" && error["ErrorMessage"] == "attempt 1 failed",
+        || format!("the first retry recorded {error}"),
+    )?;
+    check(invocations(&events) == 3, || {
+        format!("{} invocations instead of 3", invocations(&events))
+    })
+}
+
+fn retry_exhausted(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(stack, "retry-exhausted", json!({}))?;
+    check(execution["Status"] == "FAILED", || {
+        format!("expected FAILED: {execution}")
+    })?;
+    let error = &execution["Error"];
+    check(
+        error["ErrorType"] == "Unavailable" && error["ErrorMessage"] == "attempt 3 failed",
+        || format!("the execution failed with {error}, not the last attempt's error"),
+    )?;
+    let types: Vec<String> = step_events(&events, "doomed")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    check(
+        types
+            == [
+                "StepStarted",
+                "StepFailed",
+                "StepStarted",
+                "StepFailed",
+                "StepStarted",
+                "StepFailed",
+            ],
+        || format!("doomed's events were {types:?}"),
+    )?;
+    check(invocations(&events) == 3, || {
+        format!("{} invocations instead of 3", invocations(&events))
+    })
+}
+
 #[test]
 fn durable_functions_against_the_aws_emulator() {
     let Some((dex, cargo_lambda)) = tools() else {
@@ -313,7 +400,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 9] = [
+    let scenarios: [(&str, Scenario); 11] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -322,6 +409,8 @@ fn durable_functions_against_the_aws_emulator() {
         ("step-fails", step_fails),
         ("binary-codecs", binary_codecs),
         ("checkpoint-requests-per-step", checkpoint_requests_per_step),
+        ("retry-succeeds", retry_succeeds),
+        ("retry-exhausted", retry_exhausted),
         // A second execution of a function whose process is already warm.
         ("step-wait-step (warm)", step_wait_step),
     ];

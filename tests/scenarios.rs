@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use durable_yield::id::IdGenerator;
 use durable_yield::model::{OperationStatus as S, OperationType as T};
-use durable_yield::{ExecutionStatus, LocalRunner, StepError, Workflow};
+use durable_yield::retry::NoRetry;
+use durable_yield::{ExecutionStatus, LocalRunner, StepConfig, StepError, Workflow};
 use durable_yield_tests::{Counter, shape, step_result};
 
 type Infallible = std::convert::Infallible;
@@ -245,11 +246,15 @@ async fn a_handled_step_error_is_the_same_on_replay() {
         move |mut wf: Workflow, _: ()| {
             let (seen, runs) = (seen.clone(), runs.clone());
             async move {
+                // No retries: this test is about replaying a failed step.
                 let charged = wf
-                    .step("charge", move |_| async move {
-                        runs.hit();
-                        Err::<u32, _>(Declined { code: 5 })
-                    })
+                    .step_with(
+                        StepConfig::named("charge").retry(NoRetry),
+                        move |_| async move {
+                            runs.hit();
+                            Err::<u32, _>(Declined { code: 5 })
+                        },
+                    )
                     .await;
                 let error = charged.unwrap_err();
                 seen.lock().unwrap().push(error.to_string());
@@ -326,7 +331,7 @@ async fn runs_are_send_and_run_on_a_multithreaded_runtime() {
 
 #[tokio::test]
 async fn unnamed_operations_are_recorded_without_names_and_replay() {
-    use durable_yield::{StepConfig, WaitConfig};
+    use durable_yield::WaitConfig;
     let runs = Counter::new();
     let workflow = {
         let runs = runs.clone();

@@ -18,6 +18,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use durable_yield_codecs::{Json, to_payload};
@@ -30,10 +31,11 @@ use crate::history::History;
 use crate::id::IdGenerator;
 use crate::model::{
     ErrorObject, Millis, Operation, OperationAction, OperationId, OperationStatus, OperationType,
-    OperationUpdate, Payload, WaitOptions,
+    OperationUpdate, Payload, StepOptions, WaitOptions,
 };
 use crate::protocol::{Fatal, Request, Response, StepOutcome};
-use crate::workflow::{StepContext, Workflow, WorkflowFn};
+use crate::retry::{ExponentialBackoff, FailedAttempt, RetryStrategy, unit_random, whole_seconds};
+use crate::workflow::{StepContext, StepSemantics, Workflow, WorkflowFn};
 
 /// The subtype written on steps.
 pub const STEP_SUBTYPE: &str = "Step";
@@ -102,11 +104,18 @@ struct LiveStep {
     op: OpRef,
     attempt: u32,
     send_start: bool,
+    retry: Option<Arc<dyn RetryStrategy>>,
 }
 
 enum After {
+    /// Resume the workflow with the step's outcome.
     Step(StepOutcome),
+    /// A wait started: go on if it is already over, else suspend.
     WaitStarted(OpRef),
+    /// An at-most-once attempt's START was acknowledged: run the body.
+    Started(LiveStep),
+    /// A retry was scheduled: suspend until it is due.
+    Retried(OpRef),
 }
 
 enum State {
@@ -214,7 +223,7 @@ impl Interpreter {
                     }
                 }
                 State::Flush(updates, after) => {
-                    let wait_for_response = matches!(after, After::WaitStarted(_));
+                    let wait_for_response = !matches!(after, After::Step(_));
                     self.state = State::AwaitCheckpoint(after);
                     return Some(Action::Checkpoint {
                         updates,
@@ -241,7 +250,8 @@ impl Interpreter {
     }
 
     /// Reports the outcome of the step body handed out with
-    /// [`Action::RunStep`]. The next poll checkpoints it.
+    /// [`Action::RunStep`]. The next poll checkpoints it: a success, a
+    /// retry (if the step's strategy says so) or a failure.
     pub fn step_finished(&mut self, outcome: StepOutcome) {
         let live = match std::mem::replace(&mut self.state, State::Finished) {
             State::RunningStep(live) => live,
@@ -264,25 +274,71 @@ impl Interpreter {
             )),
             other => other,
         };
+        self.executed += 1;
         let mut updates = Vec::with_capacity(2);
         if live.send_start {
             updates.push(update(&live.op, OperationAction::Start));
         }
-        let done = match &outcome {
+        self.state = match outcome {
             Ok(payload) => {
                 let mut u = update(&live.op, OperationAction::Succeed);
                 u.payload = Some(payload.clone());
-                u
+                updates.push(u);
+                State::Flush(updates, After::Step(Ok(payload)))
             }
-            Err(error) => {
+            // The SDK's own failures of a result (too large, not
+            // encodable) would fail every attempt the same way.
+            Err(error) if is_deterministic(&error) => {
                 let mut u = update(&live.op, OperationAction::Fail);
                 u.error = Some(error.clone());
-                u
+                updates.push(u);
+                State::Flush(updates, After::Step(Err(error)))
+            }
+            Err(error) => {
+                self.failed_attempt(&live.op, live.attempt, live.retry.as_ref(), error, updates)
             }
         };
-        updates.push(done);
-        self.executed += 1;
-        self.state = State::Flush(updates, After::Step(outcome));
+    }
+
+    /// A failed attempt: asks the step's retry strategy, and checkpoints a
+    /// RETRY (then suspends) or a FAIL (then resumes with the error).
+    fn failed_attempt(
+        &self,
+        op: &OpRef,
+        attempt: u32,
+        retry: Option<&Arc<dyn RetryStrategy>>,
+        error: ErrorObject,
+        mut updates: Vec<OperationUpdate>,
+    ) -> State {
+        let execution = self.history.execution().map_or(0, |e| e.id.fingerprint());
+        let failed = FailedAttempt {
+            error: &error,
+            attempt,
+            random: unit_random(
+                execution ^ op.id.fingerprint().rotate_left(17) ^ u64::from(attempt),
+            ),
+        };
+        let delay = match retry {
+            Some(strategy) => strategy.next_delay(&failed),
+            None => ExponentialBackoff::default().next_delay(&failed),
+        };
+        match delay {
+            Some(delay) => {
+                let mut u = update(op, OperationAction::Retry);
+                u.step_options = Some(StepOptions {
+                    next_attempt_delay_seconds: Some(whole_seconds(delay)),
+                });
+                u.error = Some(error);
+                updates.push(u);
+                State::Flush(updates, After::Retried(op.clone()))
+            }
+            None => {
+                let mut u = update(op, OperationAction::Fail);
+                u.error = Some(error.clone());
+                updates.push(u);
+                State::Flush(updates, After::Step(Err(error)))
+            }
+        }
     }
 
     /// Reports that the updates of [`Action::Checkpoint`] were accepted,
@@ -300,6 +356,22 @@ impl Interpreter {
         self.history.merge(delta);
         self.state = match after {
             After::Step(outcome) => State::Resume(Response::Step(outcome)),
+            After::Started(live) => {
+                let context = StepContext {
+                    id: live.op.id,
+                    name: live.op.name.clone(),
+                    attempt: live.attempt,
+                };
+                self.live = Some(live);
+                State::Resume(Response::Execute(context))
+            }
+            After::Retried(op) => State::End(Outcome::Pending {
+                resume_at: self
+                    .history
+                    .get(&op.id)
+                    .and_then(|o| o.step_details.as_ref())
+                    .and_then(|d| d.next_attempt_timestamp),
+            }),
             After::WaitStarted(op) => match self.history.get(&op.id) {
                 Some(o)
                     if matches!(
@@ -353,7 +425,11 @@ impl Interpreter {
 
     fn on_resumed(&mut self, resumed: Resumed) -> Option<Action> {
         match resumed {
-            Resumed::Yielded(Request::Step { name }) => self.on_step(name),
+            Resumed::Yielded(Request::Step {
+                name,
+                retry,
+                semantics,
+            }) => self.on_step(name, retry, semantics),
             Resumed::Yielded(Request::Run(future)) => match self.live.take() {
                 Some(live) => {
                     let context = StepContext {
@@ -446,15 +522,22 @@ impl Interpreter {
         })
     }
 
-    fn on_step(&mut self, name: Option<Cow<'static, str>>) {
+    fn on_step(
+        &mut self,
+        name: Option<Cow<'static, str>>,
+        retry: Option<Arc<dyn RetryStrategy>>,
+        semantics: StepSemantics,
+    ) {
         let op = self.next_op(OperationType::Step, STEP_SUBTYPE, name);
+        let at_most_once = semantics == StepSemantics::AtMostOncePerRetry;
         self.state = match self.history.get(&op.id) {
-            None => self.execute(&op, 1, true),
+            None => self.execute(&op, 1, retry, at_most_once, true),
             Some(recorded) => match self.matches(recorded, &op) {
                 Err(e) => fail(e),
                 Ok(()) => {
                     let details = recorded.step_details.as_deref();
                     let attempts = details.and_then(|d| d.attempt).unwrap_or(0);
+                    let next = attempts.saturating_add(1);
                     match recorded.status {
                         OperationStatus::Succeeded => {
                             let payload = details
@@ -477,13 +560,23 @@ impl Interpreter {
                             self.replayed += 1;
                             State::Resume(Response::Step(Err(error)))
                         }
-                        // An attempt was interrupted (at-least-once): run it
-                        // again without a new START.
-                        OperationStatus::Started => {
-                            self.execute(&op, attempts.saturating_add(1), false)
+                        // An at-most-once attempt was interrupted: it counts
+                        // as failed and never runs again silently.
+                        OperationStatus::Started if at_most_once => {
+                            let error = ErrorObject::new(
+                                "StepInterrupted",
+                                format!(
+                                    "attempt {next} of {op} started but recorded no outcome \
+                                     (the invocation ended while it ran)"
+                                ),
+                            );
+                            self.failed_attempt(&op, next, retry.as_ref(), error, Vec::new())
                         }
+                        // An at-least-once attempt was interrupted: run it
+                        // again, without a new START.
+                        OperationStatus::Started => self.execute(&op, next, retry, false, false),
                         OperationStatus::Ready => {
-                            self.execute(&op, attempts.saturating_add(1), true)
+                            self.execute(&op, next, retry, at_most_once, true)
                         }
                         OperationStatus::Pending => State::End(Outcome::Pending {
                             resume_at: details.and_then(|d| d.next_attempt_timestamp),
@@ -495,19 +588,35 @@ impl Interpreter {
         self.last_op = Some(op);
     }
 
-    /// Prepares a live run of the step `op`; returns the state that asks
-    /// workflow code for the body.
-    fn execute(&mut self, op: &OpRef, attempt: u32, send_start: bool) -> State {
+    /// Prepares a live attempt of the step `op`. At most once: START first,
+    /// acknowledged, then the body. At least once: the body, then START
+    /// (if `send_start`) and the outcome in one request.
+    fn execute(
+        &mut self,
+        op: &OpRef,
+        attempt: u32,
+        retry: Option<Arc<dyn RetryStrategy>>,
+        at_most_once: bool,
+        send_start: bool,
+    ) -> State {
+        let live = LiveStep {
+            op: op.clone(),
+            attempt,
+            send_start: send_start && !at_most_once,
+            retry,
+        };
+        if at_most_once && send_start {
+            return State::Flush(
+                vec![update(op, OperationAction::Start)],
+                After::Started(live),
+            );
+        }
         let context = StepContext {
             id: op.id,
             name: op.name.clone(),
             attempt,
         };
-        self.live = Some(LiveStep {
-            op: op.clone(),
-            attempt,
-            send_start,
-        });
+        self.live = Some(live);
         State::Resume(Response::Execute(context))
     }
 
@@ -546,6 +655,14 @@ impl Interpreter {
         }
         self.last_op = Some(op);
     }
+}
+
+/// Errors the SDK records for a result that no retry can fix.
+fn is_deterministic(error: &ErrorObject) -> bool {
+    matches!(
+        error.error_type.as_deref(),
+        Some("PayloadTooLarge" | "CodecError")
+    )
 }
 
 fn fail(error: ExecutionError) -> State {

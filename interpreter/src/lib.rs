@@ -19,6 +19,7 @@ pub mod id;
 mod interpreter;
 pub mod model;
 mod protocol;
+pub mod retry;
 mod workflow;
 
 pub use coroutine::{BoxFuture, panic_message};
@@ -30,8 +31,8 @@ pub use interpreter::{
 };
 pub use protocol::StepOutcome;
 pub use workflow::{
-    BoxError, StepConfig, StepContext, StepError, WaitConfig, Workflow, WorkflowFn,
-    error_object_from,
+    BoxError, StepConfig, StepContext, StepError, StepFailure, StepSemantics, WaitConfig, Workflow,
+    WorkflowFn, error_object_from,
 };
 
 /// The codecs, re-exported.

@@ -1,13 +1,15 @@
 //! The messages exchanged between workflow code and the interpreter.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use durable_yield_codecs::CodecError;
 
 use crate::coroutine::BoxFuture;
 use crate::model::{ErrorObject, Payload};
-use crate::workflow::StepContext;
+use crate::retry::RetryStrategy;
+use crate::workflow::{StepContext, StepSemantics};
 
 /// How a workflow ended: its encoded result or its error.
 pub(crate) type WorkflowResult = Result<Payload, ErrorObject>;
@@ -18,7 +20,11 @@ pub type StepOutcome = Result<Payload, ErrorObject>;
 /// What workflow code asks of the interpreter.
 pub(crate) enum Request {
     /// A step: replay it or ask for its body.
-    Step { name: Option<Cow<'static, str>> },
+    Step {
+        name: Option<Cow<'static, str>>,
+        retry: Option<Arc<dyn RetryStrategy>>,
+        semantics: StepSemantics,
+    },
     /// The body of the step just announced, to run live.
     Run(BoxFuture<StepOutcome>),
     /// A durable timer.

@@ -32,15 +32,17 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use durable_yield_codecs::{Codec, Json, from_payload, to_payload};
+use durable_yield_codecs::{Codec, CodecError, Json, from_payload, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::coroutine::{BoxFuture, Yielder};
 use crate::model::{ErrorObject, OperationId};
 use crate::protocol::{Fatal, Request, Response};
+use crate::retry::RetryStrategy;
 
 /// A boxed error, the common currency of workflow and step errors.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -73,13 +75,45 @@ impl StepContext {
     }
 }
 
-/// How to run one step: its name and the codec of its checkpoint, for
-/// [`Workflow::step_with`]. ([`Workflow::step`] is the short form for a
-/// named step with the default [`Json`] codec.)
-#[derive(Debug, Clone)]
+/// When a step's body may run, relative to its attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StepSemantics {
+    /// The body runs at least once per attempt: if the process dies after
+    /// the body ran but before its outcome was recorded, the attempt runs
+    /// again. START and the outcome share one checkpoint request. The
+    /// default.
+    #[default]
+    AtLeastOncePerRetry,
+    /// The body runs at most once per attempt: START is checkpointed (and
+    /// acknowledged) before the body runs, and an attempt found started but
+    /// unfinished on replay counts as failed (`StepInterrupted`) and goes to
+    /// the retry strategy; it never silently runs again. Costs one more
+    /// checkpoint request per attempt.
+    AtMostOncePerRetry,
+}
+
+/// How to run one step: its name, the codec of its checkpoint, its retry
+/// strategy and its semantics, for [`Workflow::step_with`].
+/// ([`Workflow::step`] is the short form for a named step with the
+/// defaults: [`Json`], [`ExponentialBackoff`](crate::retry::ExponentialBackoff)'s
+/// default, at-least-once.)
+#[derive(Clone)]
 pub struct StepConfig<C = Json> {
     name: Option<Cow<'static, str>>,
     codec: C,
+    retry: Option<Arc<dyn RetryStrategy>>,
+    semantics: StepSemantics,
+}
+
+impl<C: fmt::Debug> fmt::Debug for StepConfig<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepConfig")
+            .field("name", &self.name)
+            .field("codec", &self.codec)
+            .field("custom_retry", &self.retry.is_some())
+            .field("semantics", &self.semantics)
+            .finish()
+    }
 }
 
 impl StepConfig<Json> {
@@ -88,6 +122,8 @@ impl StepConfig<Json> {
         StepConfig {
             name: None,
             codec: Json,
+            retry: None,
+            semantics: StepSemantics::default(),
         }
     }
     /// A named step with the JSON codec.
@@ -113,7 +149,19 @@ impl<C> StepConfig<C> {
         StepConfig {
             name: self.name,
             codec,
+            retry: self.retry,
+            semantics: self.semantics,
         }
+    }
+    /// Picks the retry strategy (see [`crate::retry`]).
+    pub fn retry(mut self, strategy: impl RetryStrategy) -> Self {
+        self.retry = Some(Arc::new(strategy));
+        self
+    }
+    /// Picks at-least-once or at-most-once execution per attempt.
+    pub fn semantics(mut self, semantics: StepSemantics) -> Self {
+        self.semantics = semantics;
+        self
     }
 }
 
@@ -190,6 +238,87 @@ impl fmt::Display for StepError {
 
 impl StdError for StepError {}
 
+impl StepError {
+    /// Decodes the error's data (`ErrorData`) as JSON: `Ok(None)` when the
+    /// error carries none. See [`StepFailure::with_data`].
+    pub fn data<T: DeserializeOwned>(&self) -> Result<Option<T>, CodecError> {
+        self.data_with(&Json)
+    }
+
+    /// Decodes the error's data with `codec`.
+    pub fn data_with<C: Codec, T: DeserializeOwned>(
+        &self,
+        codec: &C,
+    ) -> Result<Option<T>, CodecError> {
+        self.error
+            .error_data
+            .as_deref()
+            .map(|data| from_payload(codec, data))
+            .transpose()
+    }
+}
+
+/// An error a step body returns to choose what is recorded: its type, its
+/// message and, optionally, data that workflow code can decode from the
+/// [`StepError`] (on the first run and on every replay).
+///
+/// ```
+/// use durable_yield_interpreter::StepFailure;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Declined { code: u16 }
+///
+/// let failure = StepFailure::new("CardDeclined", "the card was declined")
+///     .with_data(&Declined { code: 51 })
+///     .unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    error: ErrorObject,
+}
+
+impl StepFailure {
+    /// A failure with this `ErrorType` and message.
+    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        StepFailure {
+            error: ErrorObject::new(error_type, message),
+        }
+    }
+
+    /// Attaches `data`, encoded as JSON.
+    pub fn with_data<T: Serialize + ?Sized>(self, data: &T) -> Result<Self, CodecError> {
+        self.with_data_codec(&Json, data)
+    }
+
+    /// Attaches `data`, encoded with `codec`.
+    pub fn with_data_codec<C: Codec, T: Serialize + ?Sized>(
+        mut self,
+        codec: &C,
+        data: &T,
+    ) -> Result<Self, CodecError> {
+        self.error.error_data = Some(to_payload(codec, data)?);
+        Ok(self)
+    }
+
+    /// The error as it will be recorded.
+    pub fn error_object(&self) -> &ErrorObject {
+        &self.error
+    }
+}
+
+impl fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl StdError for StepFailure {}
+
+impl From<CodecError> for StepFailure {
+    fn from(error: CodecError) -> Self {
+        StepFailure::new("CodecError", error.to_string())
+    }
+}
+
 /// Records an error as an [`ErrorObject`]: `ErrorType` is the Rust type
 /// name of `E`, `ErrorMessage` its message followed by its sources. A
 /// [`StepError`] passes through unchanged, so `?` on a failed step fails the
@@ -199,6 +328,9 @@ pub fn error_object_from<E: Into<BoxError>>(error: E) -> ErrorObject {
     let boxed: BoxError = error.into();
     if let Some(step) = boxed.downcast_ref::<StepError>() {
         return step.error.clone();
+    }
+    if let Some(failure) = boxed.downcast_ref::<StepFailure>() {
+        return failure.error.clone();
     }
     let mut message = boxed.to_string();
     let mut source = boxed.source();
@@ -263,9 +395,19 @@ impl Workflow {
         T: Serialize + DeserializeOwned,
         E: Into<BoxError>,
     {
-        let StepConfig { name, codec } = config;
+        let StepConfig {
+            name,
+            codec,
+            retry,
+            semantics,
+        } = config;
         let step_name = name.clone();
-        let outcome = match self.yielder.yield_(Request::Step { name }).await {
+        let request = Request::Step {
+            name,
+            retry,
+            semantics,
+        };
+        let outcome = match self.yielder.yield_(request).await {
             Response::Step(outcome) => outcome,
             Response::Execute(ctx) => {
                 let encoder = codec.clone();

@@ -62,10 +62,12 @@ pub use driver::{
 pub use durable_yield_interpreter::{
     Action, BoxError, BoxFuture, ExecutionError, History, Interpreter, MAX_OPERATION_PAYLOAD,
     MAX_WAIT_SECONDS, OpRef, Outcome, STEP_SUBTYPE, StepConfig, StepContext, StepError,
-    StepOutcome, StepRun, WAIT_SUBTYPE, WaitConfig, Workflow, WorkflowFn, error_object_from, id,
-    model,
+    StepFailure, StepOutcome, StepRun, StepSemantics, WAIT_SUBTYPE, WaitConfig, Workflow,
+    WorkflowFn, error_object_from, id, model, retry,
 };
-pub use local::{ExecutionStatus, LocalError, LocalExecution, LocalRun, LocalRunner, Timeline};
+pub use local::{
+    CrashPoint, ExecutionStatus, LocalError, LocalExecution, LocalRun, LocalRunner, Timeline,
+};
 pub use service::{CheckpointResponse, DurableService, ServiceError};
 
 /// The README's examples, compiled and run as doctests.

@@ -422,6 +422,7 @@ impl LocalRunner {
                 events: Vec::new(),
             },
             checkpoint_requests: 0,
+            crashes: Vec::new(),
         };
         Ok(LocalExecution {
             state: Arc::new(Mutex::new(state)),
@@ -482,6 +483,18 @@ struct ExecState {
     updated: Vec<String>,
     timeline: Timeline,
     checkpoint_requests: u64,
+    crashes: Vec<(u64, CrashPoint)>,
+}
+
+/// Where an injected crash strikes a checkpoint request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrashPoint {
+    /// The process dies before the request reaches the service: nothing of
+    /// it is applied.
+    BeforeRequest,
+    /// The process dies after the service applied the request, before the
+    /// response arrives.
+    AfterRequest,
 }
 
 /// One execution held by the local runner: the in-process service.
@@ -579,6 +592,14 @@ impl LocalExecution {
     /// How many checkpoint requests were accepted or rejected so far.
     pub fn checkpoint_requests(&self) -> u64 {
         self.lock().checkpoint_requests
+    }
+
+    /// Makes checkpoint request number `request` (counting every request
+    /// of this execution from 1, see [`LocalExecution::checkpoint_requests`])
+    /// crash the invocation at `point`, as if the process had died: the
+    /// invocation fails and the runner invokes again, as the service would.
+    pub fn inject_crash(&self, request: u64, point: CrashPoint) {
+        self.lock().crashes.push((request, point));
     }
 
     /// A copy of the operations.
@@ -809,6 +830,32 @@ impl ExecState {
         updates: &[OperationUpdate],
     ) -> Result<CheckpointResponse, ServiceError> {
         self.checkpoint_requests += 1;
+        let crash = self
+            .crashes
+            .iter()
+            .find(|(n, _)| *n == self.checkpoint_requests)
+            .map(|(_, point)| *point);
+        if crash == Some(CrashPoint::BeforeRequest) {
+            return Err(ServiceError::Transient(
+                "injected crash before the request".into(),
+            ));
+        }
+        let response = self.apply_checkpoint(token, updates);
+        if crash == Some(CrashPoint::AfterRequest) {
+            // The next token was issued but never seen: the invocation is gone.
+            self.token = None;
+            return Err(ServiceError::Transient(
+                "injected crash after the request".into(),
+            ));
+        }
+        response
+    }
+
+    fn apply_checkpoint(
+        &mut self,
+        token: &str,
+        updates: &[OperationUpdate],
+    ) -> Result<CheckpointResponse, ServiceError> {
         self.check_token(token)?;
         if self.closed.is_some() {
             return Err(ServiceError::InvalidToken(

@@ -101,11 +101,27 @@ fn wait_for_port(port: u16, timeout: Duration) -> bool {
 }
 
 impl Stack {
-    /// Starts the emulator and the Invoke endpoint. `skip_time` makes the
-    /// emulator skip timer waits.
+    /// Builds the function binaries of `examples/` (failing fast on a
+    /// compile error), then starts the emulator and the Invoke endpoint.
+    /// `skip_time` makes the emulator skip timer waits.
     pub fn start(dex: &Path, cargo_lambda: &Path, skip_time: bool) -> Result<Stack, String> {
         let logs = workspace().join("target/interop-logs");
         std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+        let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        build
+            .args(["build", "--quiet", "-p", "durable-yield-examples", "--bins"])
+            .current_dir(workspace());
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(set_by_cargo_for_this_test) {
+                build.env_remove(name);
+            }
+        }
+        let built = build
+            .status()
+            .map_err(|e| format!("cannot run cargo build: {e}"))?;
+        if !built.success() {
+            return Err("the function binaries of examples/ do not build".into());
+        }
         let (invoke_port, port) = (
             free_port().map_err(|e| e.to_string())?,
             free_port().map_err(|e| e.to_string())?,
@@ -181,7 +197,7 @@ impl Stack {
             "FunctionName": function,
             "FunctionQualifier": "$LATEST",
             "ExecutionName": name,
-            "ExecutionTimeoutSeconds": 300,
+            "ExecutionTimeoutSeconds": 120,
             "ExecutionRetentionPeriodDays": 1,
             "Input": input.to_string(),
         });
