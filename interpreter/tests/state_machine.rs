@@ -271,3 +271,92 @@ fn the_interpreter_is_send() {
     let it = Interpreter::new(vec![execution("1")], &step_wait_step);
     assert_send(&it);
 }
+
+async fn flaky_at_most_once(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+    use durable_yield_interpreter::retry::FixedDelay;
+    use durable_yield_interpreter::{StepConfig, StepFailure, StepSemantics};
+    wf.step_with(
+        StepConfig::named("pay")
+            .semantics(StepSemantics::AtMostOncePerRetry)
+            .retry(FixedDelay::new(Duration::from_secs(7), 2)),
+        |ctx| async move {
+            if ctx.attempt() == 1 {
+                Err(StepFailure::new("Busy", "try later"))
+            } else {
+                Ok(9)
+            }
+        },
+    )
+    .await
+}
+
+#[test]
+fn at_most_once_starts_alone_and_a_failure_is_retried() {
+    let id = ids(1);
+    let mut it = Interpreter::new(vec![execution("null")], &flaky_at_most_once);
+    // START goes alone, and the workflow waits for the answer.
+    match it.poll() {
+        Some(Action::Checkpoint {
+            updates,
+            wait_for_response,
+        }) => {
+            assert!(wait_for_response);
+            assert_eq!(updates.len(), 1);
+            assert_eq!(updates[0].action, A::Start);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(it.poll().is_none(), "the body waits for the START");
+    it.checkpoint_finished(vec![step_op(id[0], "pay", S::Started, 0, None)]);
+    let (context, updates) = run_step(&mut it);
+    assert_eq!(context.attempt(), 1);
+    // The failure becomes a RETRY with the strategy's delay, alone (its
+    // START was sent already).
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].action, A::Retry);
+    assert_eq!(
+        updates[0]
+            .step_options
+            .as_ref()
+            .unwrap()
+            .next_attempt_delay_seconds,
+        Some(7)
+    );
+    assert_eq!(
+        updates[0].error.as_ref().unwrap().error_type.as_deref(),
+        Some("Busy")
+    );
+    let mut pending = step_op(id[0], "pay", S::Pending, 1, None);
+    pending
+        .step_details
+        .as_mut()
+        .unwrap()
+        .next_attempt_timestamp = Some(7_000);
+    it.checkpoint_finished(vec![pending]);
+    assert!(matches!(
+        it.poll(),
+        Some(Action::Finish(Outcome::Pending {
+            resume_at: Some(7_000)
+        }))
+    ));
+}
+
+#[test]
+fn a_step_outcome_does_not_need_the_answer_but_a_wait_does() {
+    let mut it = Interpreter::new(vec![execution("4")], &step_wait_step);
+    let (_, outcome) = expect_run(&mut it);
+    it.step_finished(outcome);
+    match it.poll() {
+        Some(Action::Checkpoint {
+            wait_for_response, ..
+        }) => assert!(!wait_for_response),
+        other => panic!("{other:?}"),
+    }
+    it.checkpoint_finished(vec![]);
+    match it.poll() {
+        Some(Action::Checkpoint {
+            wait_for_response, ..
+        }) => assert!(wait_for_response),
+        other => panic!("{other:?}"),
+    }
+}

@@ -300,15 +300,26 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         updates: Vec<OperationUpdate>,
         wait_for_response: bool,
     ) -> Result<Flushed, ServiceError> {
-        self.held_bytes += updates
-            .iter()
-            .map(OperationUpdate::approx_size)
-            .sum::<usize>();
-        self.held.extend(updates);
+        let bytes: usize = updates.iter().map(OperationUpdate::approx_size).sum();
+        let now = wait_for_response || self.config.max_delay.is_zero();
+        if self.held.is_empty()
+            && now
+            && updates.len() <= self.config.max_updates
+            && bytes <= self.config.max_bytes
+        {
+            // The common case: nothing held, one request, sent as it is.
+            return self.send(updates).await;
+        }
+        self.held_bytes += bytes;
+        if self.held.is_empty() {
+            self.held = updates;
+        } else {
+            self.held.extend(updates);
+        }
         self.held_since.get_or_insert_with(Instant::now);
         let full =
             self.held.len() >= self.config.max_updates || self.held_bytes >= self.config.max_bytes;
-        if wait_for_response || full || self.config.max_delay.is_zero() || self.is_due() {
+        if now || full || self.is_due() {
             self.flush().await
         } else {
             Ok(Flushed::Sent(Vec::new()))
@@ -319,20 +330,28 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
     /// allow.
     async fn flush(&mut self) -> Result<Flushed, ServiceError> {
         self.held_since = None;
-        self.held_bytes = 0;
-        let mut held = std::mem::take(&mut self.held).into_iter().peekable();
+        let bytes = std::mem::take(&mut self.held_bytes);
+        let held = std::mem::take(&mut self.held);
+        if held.is_empty() {
+            return Ok(Flushed::Sent(Vec::new()));
+        }
+        if held.len() <= self.config.max_updates && bytes <= self.config.max_bytes {
+            // The common case: one request, sent as it is.
+            return self.send(held).await;
+        }
+        let mut held = held.into_iter().peekable();
         let mut delta = Vec::new();
         while held.peek().is_some() {
             let mut request = Vec::new();
-            let mut bytes = 0;
+            let mut size = 0;
             while let Some(next) = held.peek() {
-                let size = next.approx_size();
+                let next_size = next.approx_size();
                 let fits = request.len() < self.config.max_updates
-                    && bytes + size <= self.config.max_bytes;
+                    && size + next_size <= self.config.max_bytes;
                 if !request.is_empty() && !fits {
                     break;
                 }
-                bytes += size;
+                size += next_size;
                 request.extend(held.next());
             }
             match self.send(request).await? {
