@@ -8,7 +8,7 @@
 //! never asks the strategy again, so jitter cannot break determinism.
 //!
 //! Delays are whole seconds: a strategy's delay is rounded up, to at least
-//! one second and at most [`MAX_WAIT_SECONDS`](crate::MAX_WAIT_SECONDS).
+//! one second and at most [`MAX_WAIT_SECONDS`].
 //!
 //! ```
 //! use std::time::Duration;

@@ -149,10 +149,14 @@ where
     };
     let mut operations = input.initial_execution_state.operations;
     let marker = input.initial_execution_state.next_marker;
-    checkpointer
-        .page_in(marker, &mut operations)
-        .await
-        .map_err(InvocationError)?;
+    if let Err(error) = checkpointer.page_in(marker, &mut operations).await {
+        return Ok(InvocationSummary {
+            output: fail_or_retry(error)?,
+            replayed: 0,
+            executed: 0,
+            checkpoints: 0,
+        });
+    }
     tracing::debug!(
         execution = %arn,
         operations = operations.len(),

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod emulator;
+pub mod fuzzing;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

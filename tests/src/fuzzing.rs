@@ -1,0 +1,761 @@
+//! Properties of durable-yield checked on generated inputs: by the
+//! cargo-fuzz targets in `fuzz/` (coverage-guided, nightly) and by
+//! `tests/properties.rs` (fixed seeds, on stable, in every CI run).
+//!
+//! Each `check_*` function takes raw bytes, builds its input with
+//! [`arbitrary`], and returns `Err` with a description when a property is
+//! violated. A panic anywhere is a violation too.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use durable_yield::codecs::{Bincode, Codec, Json, MsgPack, from_payload, to_payload};
+use durable_yield::id::operation_id;
+use durable_yield::local::TimelineEvent;
+use durable_yield::model::{
+    ErrorObject, ExecutionState, InvocationInput, InvocationStatus, Operation, OperationAction,
+    OperationId, OperationStatus, OperationType, OperationUpdate,
+};
+use durable_yield::retry::FixedDelay;
+use durable_yield::{
+    CheckpointResponse, CrashPoint, DurableService, ExecutionStatus, LocalExecution, LocalRunner,
+    ServiceError, StepConfig, StepError, StepFailure, StepSemantics, Workflow,
+};
+use serde::{Deserialize, Serialize};
+
+/// The codec of a generated step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum CodecKind {
+    /// JSON.
+    Json,
+    /// bincode.
+    Bincode,
+    /// MessagePack.
+    MsgPack,
+}
+
+/// One generated durable call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// A step.
+    Step {
+        /// Its (unique) name.
+        name: String,
+        /// Its codec.
+        codec: CodecKind,
+        /// At-most-once semantics.
+        at_most_once: bool,
+        /// How many attempts fail before one succeeds.
+        failures: u8,
+        /// Attempts allowed (1 to 3).
+        max_attempts: u8,
+        /// Seconds between attempts.
+        retry_delay: u8,
+    },
+    /// A wait.
+    Wait {
+        /// Its (unique) name.
+        name: String,
+        /// Seconds, 1 to 3600.
+        seconds: u16,
+    },
+}
+
+impl Op {
+    /// The op's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Op::Step { name, .. } | Op::Wait { name, .. } => name,
+        }
+    }
+}
+
+/// A generated workflow program: durable calls in order, names unique.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The calls.
+    pub ops: Vec<Op>,
+}
+
+fn gen_op(u: &mut Unstructured<'_>, index: usize) -> arbitrary::Result<Op> {
+    Ok(if u.ratio(3, 4)? {
+        Op::Step {
+            name: format!("s{index}"),
+            codec: u.arbitrary()?,
+            at_most_once: u.ratio(1, 4)?,
+            failures: u.int_in_range(0..=3)?,
+            max_attempts: u.int_in_range(1..=3)?,
+            retry_delay: u.int_in_range(1..=90)?,
+        }
+    } else {
+        Op::Wait {
+            name: format!("w{index}"),
+            seconds: u.int_in_range(1..=3600)?,
+        }
+    })
+}
+
+impl<'a> Arbitrary<'a> for Program {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let n = u.int_in_range(0..=10)?;
+        let ops = (0..n).map(|i| gen_op(u, i)).collect::<Result<_, _>>()?;
+        Ok(Program { ops })
+    }
+}
+
+/// One run of a step body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    /// The step's name.
+    pub name: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// The invocation it ran in (from 1).
+    pub invocation: u32,
+}
+
+/// Shared state of a program's runs: body executions and the invocation
+/// counter.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    /// Every body execution.
+    pub execs: Arc<Mutex<Vec<Exec>>>,
+    /// Invocations so far.
+    pub invocations: Arc<AtomicU32>,
+}
+
+type Run = Pin<Box<dyn Future<Output = Result<String, StepError>> + Send>>;
+
+/// The value a step returns: a function of its name and attempt only.
+fn value(name: &str, attempt: u32) -> String {
+    format!("{name}@{attempt}")
+}
+
+async fn run_step<C: Codec + Clone>(
+    wf: &mut Workflow,
+    codec: C,
+    op: &Op,
+    probe: &Probe,
+    invocation: u32,
+) -> Result<String, StepError> {
+    let Op::Step {
+        name,
+        at_most_once,
+        failures,
+        max_attempts,
+        retry_delay,
+        ..
+    } = op.clone()
+    else {
+        return Ok(String::new());
+    };
+    let semantics = if at_most_once {
+        StepSemantics::AtMostOncePerRetry
+    } else {
+        StepSemantics::AtLeastOncePerRetry
+    };
+    let config = StepConfig::named(name.clone())
+        .codec(codec)
+        .semantics(semantics)
+        .retry(FixedDelay::new(
+            Duration::from_secs(u64::from(retry_delay)),
+            u32::from(max_attempts),
+        ));
+    let execs = probe.execs.clone();
+    wf.step_with(config, move |ctx| async move {
+        execs.lock().unwrap_or_else(|p| p.into_inner()).push(Exec {
+            name: name.clone(),
+            attempt: ctx.attempt(),
+            invocation,
+        });
+        if ctx.attempt() <= u32::from(failures) {
+            Err(StepFailure::new(
+                "Flaky",
+                format!("{name} attempt {}", ctx.attempt()),
+            ))
+        } else {
+            Ok(value(&name, ctx.attempt()))
+        }
+    })
+    .await
+}
+
+/// The workflow of `program`: runs every call in order; a failed step's
+/// error is noted and the workflow goes on. Returns the notes.
+pub fn workflow(
+    program: Program,
+    probe: Probe,
+) -> impl Fn(Workflow, ()) -> Run + Send + Sync + 'static {
+    let program = Arc::new(program);
+    move |mut wf: Workflow, _: ()| {
+        let program = program.clone();
+        let probe = probe.clone();
+        let invocation = probe.invocations.fetch_add(1, Ordering::SeqCst) + 1;
+        Box::pin(async move {
+            let mut notes = Vec::new();
+            for op in &program.ops {
+                let outcome = match op {
+                    Op::Wait { name, seconds } => {
+                        wf.wait(name.clone(), Duration::from_secs(u64::from(*seconds)))
+                            .await;
+                        Ok(format!("{name} waited"))
+                    }
+                    Op::Step { codec, .. } => match codec {
+                        CodecKind::Json => run_step(&mut wf, Json, op, &probe, invocation).await,
+                        CodecKind::Bincode => {
+                            run_step(&mut wf, Bincode, op, &probe, invocation).await
+                        }
+                        CodecKind::MsgPack => {
+                            run_step(&mut wf, MsgPack, op, &probe, invocation).await
+                        }
+                    },
+                };
+                notes.push(match outcome {
+                    Ok(v) => v,
+                    Err(e) => format!("error: {e}"),
+                });
+            }
+            Ok(notes.join("; "))
+        })
+    }
+}
+
+/// What a finished execution recorded, timestamps left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Status.
+    pub status: ExecutionStatus,
+    /// Result or error.
+    pub outcome: Result<String, ErrorObject>,
+    /// `(id, type, name, status, result, error, attempt)` of every operation.
+    pub operations: Vec<OpSig>,
+}
+
+/// An operation without its timestamps.
+pub type OpSig = (
+    OperationId,
+    OperationType,
+    Option<String>,
+    OperationStatus,
+    Option<String>,
+    Option<ErrorObject>,
+    Option<u32>,
+);
+
+fn signature(op: &Operation) -> OpSig {
+    let d = op.step_details.as_deref();
+    (
+        op.id,
+        op.op_type,
+        op.name.clone(),
+        op.status,
+        d.and_then(|d| d.result.as_ref())
+            .map(|p| p.as_str().to_owned()),
+        d.and_then(|d| d.error.clone()),
+        d.and_then(|d| d.attempt),
+    )
+}
+
+/// Invokes until the execution ends (or `limit` invocations).
+pub async fn drive<W>(execution: &LocalExecution, workflow: &W, limit: u32) -> Result<(), String>
+where
+    W: durable_yield::WorkflowFn<(), String>,
+{
+    for _ in 0..limit {
+        if execution.status() != ExecutionStatus::Running {
+            return Ok(());
+        }
+        execution.advance_time();
+        execution.invoke(workflow).await;
+    }
+    Err(format!("still running after {limit} invocations"))
+}
+
+fn record(execution: &LocalExecution) -> Result<Recorded, String> {
+    let run = execution
+        .finish::<String>()
+        .map_err(|e| format!("finish: {e}"))?;
+    Ok(Recorded {
+        status: run.status,
+        outcome: match (run.result, run.error) {
+            (Some(r), _) => Ok(r),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(ErrorObject::new("Running", "not finished")),
+        },
+        operations: run.operations.iter().map(signature).collect(),
+    })
+}
+
+/// The invocation in which each operation's terminal update was applied.
+fn terminal_invocations(execution: &LocalExecution) -> BTreeMap<Option<String>, u32> {
+    let mut invocation = 0;
+    let mut out = BTreeMap::new();
+    for event in execution.timeline().events {
+        match event {
+            TimelineEvent::Invoked { invocation: n, .. } => invocation = n,
+            TimelineEvent::Applied {
+                name,
+                action: OperationAction::Succeed | OperationAction::Fail,
+                op_type: OperationType::Step,
+                ..
+            } => {
+                out.entry(name.map(|n| n.into_owned()))
+                    .or_insert(invocation);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Input of [`check_replay_determinism`].
+#[derive(Debug, Clone, Arbitrary)]
+pub struct CrashCase {
+    /// The program.
+    pub program: Program,
+    /// Up to three crashes: (checkpoint request number, after the request?).
+    pub crashes: Vec<(u8, bool)>,
+}
+
+/// Runs `program` uninterrupted, then again with crashes injected before or
+/// after checkpoint requests. Properties: the same outcome and the same
+/// operations (unless a crash interrupted an at-most-once attempt, which
+/// then counts as failed); no step body runs again after its step's outcome
+/// was recorded; an at-most-once step's body never runs twice in one
+/// attempt.
+pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
+    let Ok(case) = CrashCase::arbitrary_take_rest(Unstructured::new(data)) else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let plain_probe = Probe::default();
+        let plain = LocalRunner::new().start(&()).map_err(|e| e.to_string())?;
+        let wf = workflow(case.program.clone(), plain_probe.clone());
+        drive(&plain, &wf, 500).await?;
+        let expected = record(&plain)?;
+
+        let probe = Probe::default();
+        let crashed = LocalRunner::new().start(&()).map_err(|e| e.to_string())?;
+        let mut seen = Vec::new();
+        for &(request, after) in case.crashes.iter().take(3) {
+            let request = u64::from(request % 40) + 1;
+            if !seen.contains(&request) {
+                seen.push(request);
+                let point = if after {
+                    CrashPoint::AfterRequest
+                } else {
+                    CrashPoint::BeforeRequest
+                };
+                crashed.inject_crash(request, point);
+            }
+        }
+        let wf = workflow(case.program.clone(), probe.clone());
+        drive(&crashed, &wf, 500).await?;
+        let actual = record(&crashed)?;
+        // A crash between an at-most-once step's START and its outcome
+        // costs that step an attempt (`StepInterrupted`), by design: the
+        // outcome may then differ. Everything else must be identical.
+        let interrupted = crashed.timeline().events.iter().any(|e| {
+            matches!(e, TimelineEvent::Applied { error: Some(error), .. }
+                if error.error_type.as_deref() == Some("StepInterrupted"))
+        });
+        if !interrupted && actual != expected {
+            return Err(format!(
+                "crashes at {seen:?} changed the execution:\nexpected {expected:#?}\nactual {actual:#?}"
+            ));
+        }
+        let terminal = terminal_invocations(&crashed);
+        let execs = probe.execs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for exec in &execs {
+            if let Some(&at) = terminal.get(&Some(exec.name.clone()))
+                && exec.invocation > at
+            {
+                return Err(format!(
+                    "{} ran in invocation {} after its outcome was recorded in invocation {at}",
+                    exec.name, exec.invocation
+                ));
+            }
+        }
+        for op in &case.program.ops {
+            if let Op::Step {
+                name,
+                at_most_once: true,
+                ..
+            } = op
+            {
+                let mut attempts: Vec<u32> = execs
+                    .iter()
+                    .filter(|e| &e.name == name)
+                    .map(|e| e.attempt)
+                    .collect();
+                let total = attempts.len();
+                attempts.dedup();
+                if attempts.len() != total {
+                    return Err(format!("at-most-once step {name} ran twice in one attempt: {execs:?}"));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A change to a program.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Mutation {
+    /// Swap two calls.
+    Reorder(u8, u8),
+    /// Give a call a new name.
+    Rename(u8),
+    /// Turn a step into a wait or a wait into a step.
+    ChangeType(u8),
+    /// Remove a call.
+    Remove(u8),
+    /// Insert a new call.
+    Insert(u8),
+}
+
+fn mutate(program: &Program, mutation: &Mutation) -> Program {
+    let mut ops = program.ops.clone();
+    let n = ops.len();
+    let at = |i: u8| usize::from(i) % n.max(1);
+    match *mutation {
+        _ if n == 0 => ops.push(Op::Wait {
+            name: "w-new".into(),
+            seconds: 1,
+        }),
+        Mutation::Reorder(i, j) => ops.swap(at(i), at(j)),
+        Mutation::Rename(i) => match &mut ops[at(i)] {
+            Op::Step { name, .. } | Op::Wait { name, .. } => name.push_str("-renamed"),
+        },
+        Mutation::ChangeType(i) => {
+            let k = at(i);
+            ops[k] = match &ops[k] {
+                Op::Step { name, .. } => Op::Wait {
+                    name: format!("w{}", &name[1..]),
+                    seconds: 5,
+                },
+                Op::Wait { name, .. } => Op::Step {
+                    name: format!("s{}", &name[1..]),
+                    codec: CodecKind::Json,
+                    at_most_once: false,
+                    failures: 0,
+                    max_attempts: 1,
+                    retry_delay: 1,
+                },
+            };
+        }
+        Mutation::Remove(i) => {
+            ops.remove(at(i));
+        }
+        Mutation::Insert(i) => ops.insert(
+            usize::from(i) % (n + 1),
+            Op::Step {
+                name: "s-new".into(),
+                codec: CodecKind::MsgPack,
+                at_most_once: false,
+                failures: 0,
+                max_attempts: 1,
+                retry_delay: 1,
+            },
+        ),
+    }
+    Program { ops }
+}
+
+/// Input of [`check_code_change`].
+#[derive(Debug, Clone, Arbitrary)]
+pub struct ChangeCase {
+    /// The deployed program.
+    pub program: Program,
+    /// How many invocations run with it before the change.
+    pub before: u8,
+    /// The change.
+    pub mutation: Mutation,
+}
+
+/// Records part of a program's history, changes the program and replays:
+/// when every recorded call is still where it was, the result is the
+/// changed program's own; otherwise the execution fails with
+/// `NonDeterministicExecution`. Never a silently different result.
+pub fn check_code_change(data: &[u8]) -> Result<(), String> {
+    let Ok(case) = ChangeCase::arbitrary_take_rest(Unstructured::new(data)) else {
+        return Ok(());
+    };
+    let changed = mutate(&case.program, &case.mutation);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let execution = LocalRunner::new().start(&()).map_err(|e| e.to_string())?;
+        let old = workflow(case.program.clone(), Probe::default());
+        let before = u32::from(case.before % 6) + 1;
+        for _ in 0..before {
+            if execution.status() != ExecutionStatus::Running {
+                break;
+            }
+            execution.advance_time();
+            execution.invoke(&old).await;
+        }
+        // The calls recorded so far, by position.
+        let recorded: Vec<(usize, Option<String>)> = execution
+            .operations()
+            .iter()
+            .filter(|op| op.op_type != OperationType::Execution)
+            .filter_map(|op| {
+                let position = (1..=64u64).find(|n| operation_id(None, *n) == op.id)?;
+                Some((position as usize - 1, op.name.clone()))
+            })
+            .collect();
+        let compatible = recorded.iter().all(|(i, name)| {
+            changed
+                .ops
+                .get(*i)
+                .is_none_or(|op| Some(op.name()) == name.as_deref())
+        });
+        if execution.status() != ExecutionStatus::Running {
+            // The execution ended before the change: nothing to replay.
+            return Ok(());
+        }
+        let new = workflow(changed.clone(), Probe::default());
+        drive(&execution, &new, 500).await?;
+        let replayed = record(&execution)?;
+        if compatible {
+            let fresh = LocalRunner::new().start(&()).map_err(|e| e.to_string())?;
+            drive(&fresh, &workflow(changed, Probe::default()), 500).await?;
+            let expected = record(&fresh)?;
+            if replayed.outcome != expected.outcome {
+                return Err(format!(
+                    "a compatible change ({:?}) gave another result: {:?} instead of {:?}",
+                    case.mutation, replayed.outcome, expected.outcome
+                ));
+            }
+        } else {
+            let error_type = replayed
+                .outcome
+                .as_ref()
+                .err()
+                .and_then(|e| e.error_type.clone());
+            if error_type.as_deref() != Some("NonDeterministicExecution") {
+                return Err(format!(
+                    "an incompatible change ({:?}) replayed to {:?}",
+                    case.mutation, replayed.outcome
+                ));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A struct for codec round trips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Arbitrary)]
+pub struct Sample {
+    a: u64,
+    b: String,
+    c: Vec<i32>,
+    d: Option<bool>,
+    e: Shape,
+    f: BTreeMap<String, u8>,
+    g: (u8, i128),
+}
+
+/// An enum for codec round trips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Arbitrary)]
+pub enum Shape {
+    /// A unit variant.
+    Dot,
+    /// A tuple variant.
+    Line(u32),
+    /// A struct variant.
+    Box {
+        /// Width.
+        w: u16,
+        /// Height.
+        h: u16,
+    },
+}
+
+fn decode_all<C: Codec>(codec: &C, text: &str, bytes: &[u8]) {
+    let _ = from_payload::<_, u64>(codec, text);
+    let _ = from_payload::<_, String>(codec, text);
+    let _ = from_payload::<_, Vec<u32>>(codec, text);
+    let _ = from_payload::<_, Sample>(codec, text);
+    let _ = codec.decode::<Sample>(bytes);
+    let _ = codec.decode::<Vec<String>>(bytes);
+    let _ = codec.decode::<Option<Shape>>(bytes);
+}
+
+/// Decoding arbitrary bytes with each codec is an error, never a panic;
+/// encoding then decoding a generated value gives it back.
+pub fn check_codecs(data: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(data);
+    decode_all(&Json, &text, data);
+    decode_all(&Bincode, &text, data);
+    decode_all(&MsgPack, &text, data);
+    let _ = from_payload::<_, serde_json::Value>(&Json, &text);
+    let _ = from_payload::<_, serde_json::Value>(&MsgPack, &text);
+    for tagged in ["bincode:", "msgpack:"] {
+        let payload = format!("{tagged}{text}");
+        decode_all(&Bincode, &payload, data);
+        decode_all(&MsgPack, &payload, data);
+    }
+    let Ok(sample) = Sample::arbitrary(&mut Unstructured::new(data)) else {
+        return Ok(());
+    };
+    fn round_trip<C: Codec>(codec: &C, sample: &Sample) -> Result<(), String> {
+        let payload = to_payload(codec, sample).map_err(|e| format!("encode: {e}"))?;
+        let back: Sample = from_payload(codec, &payload).map_err(|e| format!("decode: {e}"))?;
+        if &back != sample {
+            return Err(format!("{} changed {sample:?} into {back:?}", codec.id()));
+        }
+        Ok(())
+    }
+    round_trip(&Json, &sample)?;
+    round_trip(&Bincode, &sample)?;
+    round_trip(&MsgPack, &sample)
+}
+
+/// A service that accepts every checkpoint and knows no pages.
+struct Accepting;
+
+impl DurableService for Accepting {
+    async fn checkpoint(
+        &self,
+        _: &str,
+        token: &str,
+        _: Vec<OperationUpdate>,
+    ) -> Result<CheckpointResponse, ServiceError> {
+        Ok(CheckpointResponse {
+            checkpoint_token: Some(format!("{token}+")),
+            ..Default::default()
+        })
+    }
+    async fn get_state(&self, _: &str, _: &str, _: &str) -> Result<ExecutionState, ServiceError> {
+        Err(ServiceError::Rejected("no pages".into()))
+    }
+}
+
+/// A generated operation, loose enough to be invalid in every way.
+#[derive(Debug, Arbitrary)]
+struct RawOp {
+    id: u8,
+    kind: u8,
+    status: u8,
+    name: Option<u8>,
+    parent: Option<u8>,
+    result: Option<u8>,
+    attempt: Option<i8>,
+    timestamp: u8,
+    input: Option<u8>,
+}
+
+fn pick<'a>(options: &[&'a str], i: u8) -> &'a str {
+    options[usize::from(i) % options.len()]
+}
+
+fn raw_json(ops: &[RawOp]) -> serde_json::Value {
+    let ids: Vec<String> = (1..=4)
+        .map(|n| operation_id(None, n).to_string())
+        .chain(["exec".into(), "x".into(), String::new(), "y".repeat(70)])
+        .collect();
+    let id = |i: u8| ids[usize::from(i) % ids.len()].clone();
+    let ops: Vec<serde_json::Value> = ops
+        .iter()
+        .map(|op| {
+            let mut v = serde_json::json!({
+                "Id": id(op.id),
+                "Type": pick(&["STEP", "WAIT", "EXECUTION", "CONTEXT", "CALLBACK", "CHAINED_INVOKE", "BOGUS"], op.kind),
+                "Status": pick(&["STARTED", "PENDING", "READY", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED", "NOPE"], op.status),
+            });
+            if let Some(n) = op.name {
+                v["Name"] = pick(&["s0", "w1", "s2", "other", ""], n).into();
+            }
+            if let Some(p) = op.parent {
+                v["ParentId"] = id(p).into();
+            }
+            v["SubType"] = pick(&["Step", "Wait", "Other"], op.kind).into();
+            v["StartTimestamp"] = match op.timestamp % 4 {
+                0 => serde_json::json!(1_795_755_619_735i64),
+                1 => serde_json::json!(-5),
+                2 => serde_json::json!(1.5e300),
+                _ => serde_json::Value::Null,
+            };
+            let result = op.result.map(|r| match r % 5 {
+                0 => "\"s0@1\"".to_owned(),
+                1 => "msgpack:!!".to_owned(),
+                2 => "bincode:AAAA".to_owned(),
+                3 => "x".repeat(2 * 1024 * 1024),
+                _ => "{not json".to_owned(),
+            });
+            v["StepDetails"] = serde_json::json!({ "Result": result, "Attempt": op.attempt });
+            v["WaitDetails"] = serde_json::json!({ "ScheduledEndTimestamp": op.timestamp });
+            if let Some(i) = op.input {
+                v["ExecutionDetails"] = serde_json::json!({ "InputPayload": pick(&["null", "{}", "[", "\"\"", "7"], i) });
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "DurableExecutionArn": "arn",
+        "CheckpointToken": "t",
+        "InitialExecutionState": { "Operations": ops },
+    })
+}
+
+/// Input of [`check_envelope_and_history`].
+#[derive(Debug, Arbitrary)]
+struct EnvelopeCase {
+    raw: bool,
+    ops: Vec<RawOp>,
+    program: Program,
+}
+
+/// Arbitrary bytes and arbitrary operation lists, parsed as an invocation
+/// envelope and replayed by a generated workflow: never a panic; every
+/// rejection is a typed error, every end a valid response.
+pub fn check_envelope_and_history(data: &[u8]) -> Result<(), String> {
+    let mut u = Unstructured::new(data);
+    let Ok(case) = EnvelopeCase::arbitrary(&mut u) else {
+        return Ok(());
+    };
+    let input: InvocationInput = if case.raw {
+        match serde_json::from_slice(u.take_rest()) {
+            Ok(input) => input,
+            Err(_) => return Ok(()),
+        }
+    } else {
+        match serde_json::from_value(raw_json(&case.ops)) {
+            Ok(input) => input,
+            Err(_) => return Ok(()),
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let wf = workflow(case.program, Probe::default());
+    let result = runtime.block_on(durable_yield::run_invocation(&wf, input, &Accepting));
+    match result {
+        Ok(summary) => {
+            let output = summary.output;
+            let valid = match output.status {
+                InvocationStatus::Succeeded => output.error.is_none() && output.result.is_some(),
+                InvocationStatus::Failed => output.result.is_none() && output.error.is_some(),
+                InvocationStatus::Pending => output.result.is_none() && output.error.is_none(),
+            };
+            if !valid {
+                return Err(format!("invalid response {output:?}"));
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "the accepting service made the invocation fail: {e}"
+        )),
+    }
+}
