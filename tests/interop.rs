@@ -76,6 +76,22 @@ fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if condition { Ok(()) } else { Err(what()) }
 }
 
+/// The execution FAILED with an error whose type passes `error_type` and
+/// whose message is `message`.
+fn failed_with(
+    execution: &Value,
+    error_type: impl Fn(&str) -> bool,
+    message: &str,
+) -> Result<(), String> {
+    let error = &execution["Error"];
+    check(
+        execution["Status"] == "FAILED"
+            && error["ErrorMessage"] == message
+            && error["ErrorType"].as_str().is_some_and(error_type),
+        || format!("expected FAILED with {message:?}: {execution}"),
+    )
+}
+
 fn succeeded_with(execution: &Value, result: &str) -> Result<(), String> {
     check(
         execution["Status"] == "SUCCEEDED" && execution["Result"] == result,
@@ -219,16 +235,10 @@ fn replay_determinism(stack: &Stack) -> Result<(), String> {
 
 fn step_fails(stack: &Stack) -> Result<(), String> {
     let (execution, events) = run(stack, "step-fails", json!({}))?;
-    check(execution["Status"] == "FAILED", || {
-        format!("expected FAILED: {execution}")
-    })?;
-    let error = &execution["Error"];
-    check(
-        error["ErrorMessage"] == "card declined"
-            && error["ErrorType"]
-                .as_str()
-                .is_some_and(|t| t.ends_with("::CardDeclined")),
-        || format!("execution error was {error}"),
+    failed_with(
+        &execution,
+        |t| t.ends_with("::CardDeclined"),
+        "card declined",
     )?;
     let types: Vec<(String, String)> = kinds(&events);
     let name = execution["DurableExecutionName"].as_str().unwrap_or("");
@@ -353,14 +363,8 @@ fn retry_succeeds(stack: &Stack) -> Result<(), String> {
 
 fn retry_exhausted(stack: &Stack) -> Result<(), String> {
     let (execution, events) = run(stack, "retry-exhausted", json!({}))?;
-    check(execution["Status"] == "FAILED", || {
-        format!("expected FAILED: {execution}")
-    })?;
-    let error = &execution["Error"];
-    check(
-        error["ErrorType"] == "Unavailable" && error["ErrorMessage"] == "attempt 3 failed",
-        || format!("the execution failed with {error}, not the last attempt's error"),
-    )?;
+    // The last attempt's error.
+    failed_with(&execution, |t| t == "Unavailable", "attempt 3 failed")?;
     let types: Vec<String> = step_events(&events, "doomed")
         .into_iter()
         .map(|(t, _)| t)

@@ -13,7 +13,7 @@ use durable_yield::{
     CrashPoint, ExecutionStatus, LocalRun, LocalRunner, StepConfig, StepError, StepFailure,
     StepSemantics, Workflow,
 };
-use durable_yield_tests::Counter;
+use durable_yield_tests::{Counter, drive};
 use serde::{Deserialize, Serialize};
 
 /// Records the attempt number of every run of a step body.
@@ -201,13 +201,7 @@ async fn an_interrupted_at_most_once_attempt_is_a_failed_attempt() {
     // Request 1 is the START; the process dies before request 2 (the
     // outcome) reaches the service.
     execution.inject_crash(2, CrashPoint::BeforeRequest);
-    for _ in 0..10 {
-        if execution.status() != ExecutionStatus::Running {
-            break;
-        }
-        execution.advance_time();
-        execution.invoke(&workflow).await;
-    }
+    drive(&execution, &workflow, 10).await.unwrap();
     let run = execution.finish::<String>().unwrap();
     assert_eq!(run.result.as_deref(), Some("ok on attempt 2"));
     // The body ran in attempt 1 (whose outcome was lost) and in attempt 2;
@@ -238,12 +232,7 @@ async fn an_interrupted_at_most_once_attempt_without_retries_fails_the_step() {
     );
     let execution = LocalRunner::new().start(&()).unwrap();
     execution.inject_crash(2, CrashPoint::AfterRequest);
-    for _ in 0..10 {
-        if execution.status() != ExecutionStatus::Running {
-            break;
-        }
-        execution.invoke(&workflow).await;
-    }
+    drive(&execution, &workflow, 10).await.unwrap();
     let run = execution.finish::<String>().unwrap();
     // Request 2 (the outcome) was applied, but the process died before the
     // response: the step had succeeded, and replay returns its result.
@@ -261,12 +250,7 @@ async fn an_interrupted_at_most_once_attempt_without_retries_fails_the_step() {
         "Unavailable",
     );
     execution.inject_crash(2, CrashPoint::BeforeRequest);
-    for _ in 0..10 {
-        if execution.status() != ExecutionStatus::Running {
-            break;
-        }
-        execution.invoke(&workflow).await;
-    }
+    drive(&execution, &workflow, 10).await.unwrap();
     let run = execution.finish::<String>().unwrap();
     assert_eq!(run.status, ExecutionStatus::Failed);
     assert_eq!(
@@ -282,12 +266,7 @@ async fn an_interrupted_at_least_once_attempt_runs_again() {
     let execution = LocalRunner::new().start(&()).unwrap();
     // START and SUCCEED travel in request 1; the process dies before it.
     execution.inject_crash(1, CrashPoint::BeforeRequest);
-    for _ in 0..10 {
-        if execution.status() != ExecutionStatus::Running {
-            break;
-        }
-        execution.invoke(&workflow).await;
-    }
+    drive(&execution, &workflow, 10).await.unwrap();
     let run = execution.finish::<String>().unwrap();
     assert_eq!(run.result.as_deref(), Some("ok on attempt 1"));
     assert_eq!(
@@ -309,13 +288,7 @@ async fn an_at_most_once_retry_costs_a_request_per_start() {
         "Unavailable",
     );
     let execution = LocalRunner::new().start(&()).unwrap();
-    for _ in 0..10 {
-        if execution.status() != ExecutionStatus::Running {
-            break;
-        }
-        execution.advance_time();
-        execution.invoke(&workflow).await;
-    }
+    drive(&execution, &workflow, 10).await.unwrap();
     let run = execution.finish::<String>().unwrap();
     assert_eq!(run.result.as_deref(), Some("ok on attempt 2"));
     assert_eq!(seen(&attempts), vec![1, 2]);

@@ -28,6 +28,8 @@ use durable_yield::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::drive;
+
 /// The codec of a generated step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
 pub enum CodecKind {
@@ -259,21 +261,6 @@ fn signature(op: &Operation) -> OpSig {
         d.and_then(|d| d.error.clone()),
         d.and_then(|d| d.attempt),
     )
-}
-
-/// Invokes until the execution ends (or `limit` invocations).
-pub async fn drive<W>(execution: &LocalExecution, workflow: &W, limit: u32) -> Result<(), String>
-where
-    W: durable_yield::WorkflowFn<(), String>,
-{
-    for _ in 0..limit {
-        if execution.status() != ExecutionStatus::Running {
-            return Ok(());
-        }
-        execution.advance_time();
-        execution.invoke(workflow).await;
-    }
-    Err(format!("still running after {limit} invocations"))
 }
 
 fn record(execution: &LocalExecution) -> Result<Recorded, String> {

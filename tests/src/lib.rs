@@ -42,3 +42,25 @@ pub fn step_result(op: &Operation) -> Option<&str> {
         .and_then(|d| d.result.as_ref())
         .map(|p| p.as_str())
 }
+
+/// Invokes `execution` (moving its virtual clock to each due timer) until
+/// it ends, or fails after `limit` invocations.
+pub async fn drive<I, O, W>(
+    execution: &durable_yield::LocalExecution,
+    workflow: &W,
+    limit: u32,
+) -> Result<(), String>
+where
+    I: serde::de::DeserializeOwned,
+    O: serde::Serialize + 'static,
+    W: durable_yield::WorkflowFn<I, O>,
+{
+    for _ in 0..limit {
+        if execution.status() != durable_yield::ExecutionStatus::Running {
+            return Ok(());
+        }
+        execution.advance_time();
+        execution.invoke(workflow).await;
+    }
+    Err(format!("still running after {limit} invocations"))
+}
