@@ -633,21 +633,42 @@ impl OperationUpdate {
         }
     }
 
-    /// A rough size of the update's JSON, for batching limits.
+    /// An upper bound of the size of the update's JSON, for the request
+    /// size limit: every string counted with its JSON escaping, plus room
+    /// for the field names and the fixed-size fields.
     pub fn approx_size(&self) -> usize {
+        let text = |s: &str| json_string_len(s) + 16;
         let err = self.error.as_ref().map_or(0, |e| {
-            e.error_message.as_ref().map_or(0, String::len)
-                + e.error_type.as_ref().map_or(0, String::len)
-                + e.error_data.as_ref().map_or(0, String::len)
+            64 + e.error_message.as_deref().map_or(0, text)
+                + e.error_type.as_deref().map_or(0, text)
+                + e.error_data.as_deref().map_or(0, text)
                 + e.stack_trace
                     .as_ref()
-                    .map_or(0, |s| s.iter().map(|l| l.len() + 3).sum())
+                    .map_or(0, |s| s.iter().map(|l| text(l)).sum())
         });
-        160 + self.id.as_str().len()
-            + self.name.as_ref().map_or(0, |n| n.len())
-            + self.payload.as_ref().map_or(0, Payload::len)
+        256 + text(self.id.as_str())
+            + self.parent_id.as_ref().map_or(0, |p| text(p.as_str()))
+            + self.name.as_deref().map_or(0, text)
+            + self.sub_type.as_deref().map_or(0, text)
+            + self.payload.as_ref().map_or(0, |p| text(p.as_str()))
+            + self.chained_invoke_options.as_ref().map_or(0, |o| {
+                text(&o.function_name) + o.tenant_id.as_deref().map_or(0, text)
+            })
             + err
     }
+}
+
+/// The length of `s` as a JSON string, quotes included: `"` and `\` take
+/// two bytes, other control characters up to six (`\u00XX`).
+fn json_string_len(s: &str) -> usize {
+    2 + s.len()
+        + s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' => 1,
+                0..0x20 => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
 }
 
 /// The operations part of an invocation or a state page.
@@ -847,6 +868,45 @@ mod tests {
             serde_json::json!({"Id":"abc","Name":"cool-off","Type":"WAIT","SubType":"Wait",
                 "Action":"START","WaitOptions":{"WaitSeconds":60}})
         );
+    }
+
+    #[test]
+    fn the_size_estimate_bounds_the_json() {
+        let mut u = OperationUpdate::new(
+            OperationId::new("abc").unwrap(),
+            OperationType::Step,
+            OperationAction::Fail,
+        );
+        for payload in [
+            "plain",
+            "\"quoted\" \\ back",
+            "\n\t\u{1}\u{1f}",
+            &"\"".repeat(1000),
+        ] {
+            u.name = Some(payload.to_owned().into());
+            u.sub_type = Some("Step".into());
+            u.payload = Some(payload.into());
+            u.error = Some(ErrorObject {
+                error_message: Some(payload.into()),
+                error_type: Some("T".into()),
+                error_data: Some(payload.into()),
+                stack_trace: Some(vec![payload.into(), "x".into()]),
+            });
+            u.step_options = Some(StepOptions {
+                next_attempt_delay_seconds: Some(u32::MAX),
+            });
+            let actual = serde_json::to_vec(&u).unwrap().len();
+            assert!(
+                u.approx_size() >= actual,
+                "{} < {actual} for {payload:?}",
+                u.approx_size()
+            );
+            assert!(
+                u.approx_size() <= actual + 400,
+                "{} far above {actual}",
+                u.approx_size()
+            );
+        }
     }
 
     #[test]
