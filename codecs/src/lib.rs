@@ -5,8 +5,8 @@
 //! [`Codec`] decides how a Rust value becomes bytes; this crate frames those
 //! bytes into a payload string:
 //!
-//! * the [`Json`] codec writes plain JSON text, exactly what other SDKs and
-//!   the AWS console expect;
+//! * the [`Json`] codec writes plain JSON text, readable in the AWS console
+//!   and by any JSON tool;
 //! * every other codec writes `"<id>:<body>"`, where `<id>` is the codec's
 //!   [`Codec::id`] and `<body>` is base64 (standard alphabet, padded) for
 //!   binary codecs or the text itself for text codecs.
@@ -275,8 +275,8 @@ pub fn from_payload<C: Codec + ?Sized, T: DeserializeOwned>(
 /// Binary payloads up to this many bytes are base64-decoded on the stack.
 const SMALL_PAYLOAD: usize = 512;
 
-/// The JSON codec (serde_json): the default, readable in the AWS console
-/// and by other SDKs, tolerant of schema changes.
+/// The JSON codec (serde_json): the default, readable in the AWS console,
+/// tolerant of schema changes.
 #[cfg(feature = "json")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Json;
