@@ -45,6 +45,25 @@ fn kinds(events: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The history shows `n` invocations.
+fn expect_invocations(events: &[Value], n: usize) -> Result<(), String> {
+    let actual = invocations(events);
+    check(actual == n, || {
+        format!("{actual} invocations instead of {n}")
+    })
+}
+
+/// A fresh file under `target/interop-logs/` for a function to append to.
+fn fresh_log(kind: &str) -> std::path::PathBuf {
+    let log = workspace().join(format!(
+        "target/interop-logs/{kind}-{}-{}.log",
+        std::process::id(),
+        unique()
+    ));
+    let _ = std::fs::remove_file(&log);
+    log
+}
+
 fn invocations(events: &[Value]) -> usize {
     events
         .iter()
@@ -134,9 +153,7 @@ fn step_wait_step(stack: &Stack) -> Result<(), String> {
         wait.is_some_and(|w| w["WaitStartedDetails"]["Duration"] == 1),
         || format!("wait recorded {wait:?}"),
     )?;
-    check(invocations(&events) == 2, || {
-        format!("{} invocations instead of 2", invocations(&events))
-    })
+    expect_invocations(&events, 2)
 }
 
 fn multiple_steps(stack: &Stack) -> Result<(), String> {
@@ -158,9 +175,7 @@ fn multiple_steps(stack: &Stack) -> Result<(), String> {
     check(results == ["0", "1", "3", "6", "10"], || {
         format!("step results were {results:?}")
     })?;
-    check(invocations(&events) == 1, || {
-        format!("{} invocations instead of 1", invocations(&events))
-    })
+    expect_invocations(&events, 1)
 }
 
 fn wait_only(stack: &Stack, seconds: u64) -> Result<(), String> {
@@ -198,27 +213,18 @@ fn wait_only(stack: &Stack, seconds: u64) -> Result<(), String> {
     check(elapsed >= seconds as f64, || {
         format!("the execution took {elapsed} s, less than the {seconds} s wait")
     })?;
-    check(invocations(&events) == 2, || {
-        format!("{} invocations instead of 2", invocations(&events))
-    })
+    expect_invocations(&events, 2)
 }
 
 fn replay_determinism(stack: &Stack) -> Result<(), String> {
-    let log = workspace().join(format!(
-        "target/interop-logs/side-effect-{}-{}.log",
-        std::process::id(),
-        unique()
-    ));
-    let _ = std::fs::remove_file(&log);
+    let log = fresh_log("side-effect");
     let (execution, events) = run(
         stack,
         "replay-determinism",
         json!({"log": log.display().to_string()}),
     )?;
     succeeded_with(&execution, "42")?;
-    check(invocations(&events) == 3, || {
-        format!("{} invocations instead of 3", invocations(&events))
-    })?;
+    expect_invocations(&events, 3)?;
     let runs = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     check(runs.lines().count() == 1, || {
         format!(
@@ -272,18 +278,11 @@ fn binary_codecs(stack: &Stack) -> Result<(), String> {
             format!("the {codec} step recorded {payload:?}")
         })?;
     }
-    check(invocations(&events) == 2, || {
-        format!("{} invocations instead of 2", invocations(&events))
-    })
+    expect_invocations(&events, 2)
 }
 
 fn checkpoint_requests_per_step(stack: &Stack) -> Result<(), String> {
-    let log = workspace().join(format!(
-        "target/interop-logs/checkpoints-{}-{}.log",
-        std::process::id(),
-        unique()
-    ));
-    let _ = std::fs::remove_file(&log);
+    let log = fresh_log("checkpoints");
     let steps = 20;
     let (execution, _) = run(
         stack,
@@ -356,9 +355,7 @@ fn retry_succeeds(stack: &Stack) -> Result<(), String> {
         error["ErrorType"] == "Unavailable" && error["ErrorMessage"] == "attempt 1 failed",
         || format!("the first retry recorded {error}"),
     )?;
-    check(invocations(&events) == 3, || {
-        format!("{} invocations instead of 3", invocations(&events))
-    })
+    expect_invocations(&events, 3)
 }
 
 fn retry_exhausted(stack: &Stack) -> Result<(), String> {
@@ -381,9 +378,7 @@ fn retry_exhausted(stack: &Stack) -> Result<(), String> {
             ],
         || format!("doomed's events were {types:?}"),
     )?;
-    check(invocations(&events) == 3, || {
-        format!("{} invocations instead of 3", invocations(&events))
-    })
+    expect_invocations(&events, 3)
 }
 
 #[test]

@@ -58,6 +58,13 @@ fn flaky(
     (workflow, attempts)
 }
 
+/// An at-most-once step "pay" with `retry`.
+fn at_most_once(retry: impl durable_yield::retry::RetryStrategy) -> StepConfig {
+    StepConfig::named("pay")
+        .semantics(StepSemantics::AtMostOncePerRetry)
+        .retry(retry)
+}
+
 fn seen(attempts: &Attempts) -> Vec<u32> {
     attempts.lock().unwrap().clone()
 }
@@ -189,11 +196,7 @@ async fn only_some_errors_are_retried() {
 #[tokio::test]
 async fn an_interrupted_at_most_once_attempt_is_a_failed_attempt() {
     let (workflow, attempts) = flaky(
-        || {
-            StepConfig::named("pay")
-                .semantics(StepSemantics::AtMostOncePerRetry)
-                .retry(FixedDelay::new(Duration::from_secs(1), 3))
-        },
+        || at_most_once(FixedDelay::new(Duration::from_secs(1), 3)),
         0,
         "Unavailable",
     );
@@ -221,15 +224,7 @@ async fn an_interrupted_at_most_once_attempt_is_a_failed_attempt() {
 
 #[tokio::test]
 async fn an_interrupted_at_most_once_attempt_without_retries_fails_the_step() {
-    let (workflow, attempts) = flaky(
-        || {
-            StepConfig::named("pay")
-                .semantics(StepSemantics::AtMostOncePerRetry)
-                .retry(NoRetry)
-        },
-        0,
-        "Unavailable",
-    );
+    let (workflow, attempts) = flaky(|| at_most_once(NoRetry), 0, "Unavailable");
     let execution = LocalRunner::new().start(&()).unwrap();
     execution.inject_crash(2, CrashPoint::AfterRequest);
     drive(&execution, &workflow, 10).await.unwrap();
@@ -240,15 +235,7 @@ async fn an_interrupted_at_most_once_attempt_without_retries_fails_the_step() {
     assert_eq!(seen(&attempts), vec![1]);
 
     let execution = LocalRunner::new().start(&()).unwrap();
-    let (workflow, attempts) = flaky(
-        || {
-            StepConfig::named("pay")
-                .semantics(StepSemantics::AtMostOncePerRetry)
-                .retry(NoRetry)
-        },
-        0,
-        "Unavailable",
-    );
+    let (workflow, attempts) = flaky(|| at_most_once(NoRetry), 0, "Unavailable");
     execution.inject_crash(2, CrashPoint::BeforeRequest);
     drive(&execution, &workflow, 10).await.unwrap();
     let run = execution.finish::<String>().unwrap();
@@ -279,11 +266,7 @@ async fn an_interrupted_at_least_once_attempt_runs_again() {
 #[tokio::test]
 async fn an_at_most_once_retry_costs_a_request_per_start() {
     let (workflow, attempts) = flaky(
-        || {
-            StepConfig::named("pay")
-                .semantics(StepSemantics::AtMostOncePerRetry)
-                .retry(FixedDelay::new(Duration::from_secs(1), 3))
-        },
+        || at_most_once(FixedDelay::new(Duration::from_secs(1), 3)),
         1,
         "Unavailable",
     );
