@@ -24,17 +24,31 @@ pub struct OpRef {
     pub name: Option<Cow<'static, str>>,
 }
 
-impl fmt::Display for OpRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.op_type)?;
-        if let Some(s) = &self.sub_type {
-            write!(f, "/{s}")?;
+impl OpRef {
+    /// Type, subtype and name, e.g. `STEP/Step "charge"`.
+    pub(crate) fn describe(&self) -> String {
+        let mut s = self.op_type.to_string();
+        if let Some(sub) = &self.sub_type {
+            s.push('/');
+            s.push_str(sub);
         }
         match &self.name {
-            Some(n) => write!(f, " {n:?}")?,
-            None => f.write_str(" (unnamed)")?,
+            Some(n) => s.push_str(&format!(" {n:?}")),
+            None => s.push_str(" (unnamed)"),
         }
-        write!(f, " (operation #{}, id {})", self.seq, self.id)
+        s
+    }
+}
+
+impl fmt::Display for OpRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (operation #{}, id {})",
+            self.describe(),
+            self.seq,
+            self.id
+        )
     }
 }
 

@@ -515,10 +515,10 @@ impl Interpreter {
             id: op.id,
             recorded: format!(
                 "{}{}",
-                describe(&recorded_ref),
+                recorded_ref.describe(),
                 parent(recorded.parent_id.as_ref())
             ),
-            requested: format!("{}{}", describe(op), parent(self.ids.parent())),
+            requested: format!("{}{}", op.describe(), parent(self.ids.parent())),
         })
     }
 
@@ -667,19 +667,6 @@ fn is_deterministic(error: &ErrorObject) -> bool {
 
 fn fail(error: ExecutionError) -> State {
     State::Fail(Box::new(error))
-}
-
-fn describe(op: &OpRef) -> String {
-    let mut s = op.op_type.to_string();
-    if let Some(sub) = &op.sub_type {
-        s.push('/');
-        s.push_str(sub);
-    }
-    match &op.name {
-        Some(n) => s.push_str(&format!(" {n:?}")),
-        None => s.push_str(" (unnamed)"),
-    }
-    s
 }
 
 fn update(op: &OpRef, action: OperationAction) -> OperationUpdate {
