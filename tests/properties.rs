@@ -3,8 +3,6 @@
 //! inputs kept in `fuzz/regressions/<target>/`), so every CI run checks
 //! them without nightly.
 
-use std::path::Path;
-
 use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
     check_code_change, check_codecs, check_envelope_and_history, check_replay_determinism,
@@ -53,7 +51,6 @@ fn property(target: &str, cases: usize, check: fn(&[u8]) -> Result<(), String>) 
         }
     }
     assert!(failures.is_empty(), "{target}:\n{}", failures.join("\n"));
-    assert!(Path::new(&regressions).exists() || cases > 0);
 }
 
 #[test]
