@@ -10,20 +10,17 @@
 //! ```
 #![warn(missing_docs)]
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use durable_yield::codecs::{Bincode, MsgPack};
+use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
 use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
 use durable_yield::retry::{FixedDelay, NoRetry};
-use durable_yield::{
-    BatchConfig, CheckpointResponse, DurableService, ServiceError, StepConfig, StepError,
-    StepFailure, Workflow,
-};
+use durable_yield::{BatchConfig, StepConfig, StepError, StepFailure, Workflow};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -35,15 +32,11 @@ struct Named {
 async fn step_wait_step(mut wf: Workflow, input: Named) -> Result<String, StepError> {
     let name = input.name;
     let greeting: String = wf
-        .step("greet", move |_| async move {
-            Ok::<_, Infallible>(format!("hello {name}"))
-        })
+        .step("greet", move |_| async move { Ok(format!("hello {name}")) })
         .await?;
     wf.wait("pause", Duration::from_secs(1)).await;
-    wf.step("shout", move |_| async move {
-        Ok::<_, Infallible>(greeting.to_uppercase())
-    })
-    .await
+    wf.step("shout", move |_| async move { Ok(greeting.to_uppercase()) })
+        .await
 }
 
 /// `count` steps, each adding its index.
@@ -51,9 +44,7 @@ async fn multiple_steps(mut wf: Workflow, count: u32) -> Result<u32, StepError> 
     let mut total = 0;
     for i in 0..count {
         total = wf
-            .step(format!("add-{i}"), move |_| async move {
-                Ok::<_, Infallible>(total + i)
-            })
+            .step(format!("add-{i}"), move |_| async move { Ok(total + i) })
             .await?;
     }
     Ok(total)
@@ -81,7 +72,7 @@ async fn replay_determinism(mut wf: Workflow, input: Effects) -> Result<u32, Ste
                 .append(true)
                 .open(&log)?;
             writeln!(file, "ran {}", ctx.operation_id())?;
-            Ok::<_, std::io::Error>(42)
+            Ok(42)
         })
         .await?;
     wf.wait("first", Duration::from_secs(1)).await;
@@ -103,11 +94,9 @@ impl std::error::Error for CardDeclined {}
 
 /// A step that fails, without retries, which fails the execution.
 async fn step_fails(mut wf: Workflow, _: serde_json::Value) -> Result<u32, StepError> {
-    let _: u32 = wf
-        .step("validate", |_| async { Ok::<_, Infallible>(1) })
-        .await?;
+    let _: u32 = wf.step("validate", |_| async { Ok(1) }).await?;
     wf.step_with(StepConfig::named("charge").retry(NoRetry), |_| async {
-        Err::<u32, _>(CardDeclined)
+        Err(CardDeclined.into())
     })
     .await
 }
@@ -160,13 +149,13 @@ async fn binary_codecs(mut wf: Workflow, id: u64) -> Result<String, StepError> {
     let a: Parcel = wf
         .step_with(
             StepConfig::named("bincode").codec(Bincode),
-            move |_| async move { Ok::<_, Infallible>(p) },
+            move |_| async move { Ok(p) },
         )
         .await?;
     let b: Parcel = wf
         .step_with(
             StepConfig::named("msgpack").codec(MsgPack),
-            move |_| async move { Ok::<_, Infallible>(parcel) },
+            move |_| async move { Ok(parcel) },
         )
         .await?;
     wf.wait("pause", Duration::from_secs(1)).await;
@@ -218,10 +207,7 @@ async fn checkpoint_count(mut wf: Workflow, input: Counted) -> Result<u32, StepE
     let mut total = 0;
     for i in 0..input.steps {
         total += wf
-            .step(
-                format!("s{i}"),
-                move |_| async move { Ok::<_, Infallible>(i) },
-            )
+            .step(format!("s{i}"), move |_| async move { Ok(i) })
             .await?;
     }
     Ok(total)

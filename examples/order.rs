@@ -8,7 +8,6 @@
 //! virtual clock jumps ahead, and the next invocation replays the recorded
 //! steps instead of running them again.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -81,7 +80,7 @@ async fn order_workflow(mut wf: Workflow, order: Order) -> Result<Confirmation, 
                     .map(|i| u64::from(i.quantity) * i.unit_cents)
                     .sum();
                 let shipping_cents = if express { 1500 } else { 500 };
-                Ok::<_, Infallible>(Quote {
+                Ok(Quote {
                     subtotal_cents,
                     shipping_cents,
                     total_cents: subtotal_cents + shipping_cents,
@@ -101,7 +100,7 @@ async fn order_workflow(mut wf: Workflow, order: Order) -> Result<Confirmation, 
                 // A real workflow calls the payment provider here, with the
                 // operation id as its idempotency key.
                 let key = &ctx.operation_id().as_str()[..12];
-                Ok::<_, Infallible>(Receipt {
+                Ok(Receipt {
                     charge_id: format!("ch_{customer}_{key}"),
                     amount_cents: total,
                 })
@@ -117,7 +116,7 @@ async fn order_workflow(mut wf: Workflow, order: Order) -> Result<Confirmation, 
     let shipment: Shipment = wf
         .step("ship", move |_ctx| async move {
             ran(2);
-            Ok::<_, Infallible>(Shipment {
+            Ok(Shipment {
                 carrier: if express { "express" } else { "ground" }.to_owned(),
                 tracking: format!("TRK-{order_id}"),
             })
@@ -130,7 +129,7 @@ async fn order_workflow(mut wf: Workflow, order: Order) -> Result<Confirmation, 
     let _survey_sent: bool = wf
         .step("send-survey", |_ctx| async {
             ran(3);
-            Ok::<_, Infallible>(true)
+            Ok(true)
         })
         .await?;
 

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use durable_yield::engine::{DurableService, ServiceError};
 use durable_yield::id::operation_id;
 use durable_yield::lambda::AwsDurableService;
 use durable_yield::model::{OperationAction, OperationStatus, OperationType, OperationUpdate};
-use durable_yield::{DurableService, ServiceError};
 
 /// Serves one scripted `(status, body)` per request; records the request
 /// lines and bodies.

@@ -2,28 +2,22 @@
 
 use std::time::Duration;
 
+use durable_yield::engine::BoxFuture;
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::{OperationStatus as S, OperationType as T};
-use durable_yield::{BatchConfig, LocalRun, LocalRunner, StepError, Workflow};
+use durable_yield::{BatchConfig, LocalExecution, LocalRun, LocalRunner, StepError, Workflow};
 use durable_yield_tests::shape;
-
-type Infallible = std::convert::Infallible;
 
 /// `n` steps, then a wait, then one more step.
 async fn steps_then_wait(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
     let mut sum = 0;
     for i in 0..n {
         sum += wf
-            .step(
-                format!("s{i}"),
-                move |_| async move { Ok::<_, Infallible>(i) },
-            )
+            .step(format!("s{i}"), move |_| async move { Ok(i) })
             .await?;
     }
     wf.wait("w", Duration::from_secs(1)).await;
-    let last: u32 = wf
-        .step("last", |_| async { Ok::<_, Infallible>(100) })
-        .await?;
+    let last: u32 = wf.step("last", |_| async { Ok(100) }).await?;
     Ok(sum + last)
 }
 
@@ -93,34 +87,45 @@ async fn requests_are_split_at_the_update_limit_in_order() {
     );
 }
 
-/// Steps "a" (fast), "b" (200 ms) and "c" (fast).
-async fn fast_slow_fast(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
-    let a: u32 = wf.step("a", |_| async { Ok::<_, Infallible>(1) }).await?;
-    let b: u32 = wf
-        .step("b", move |_| async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            Ok::<_, Infallible>(a + 1)
+/// Steps "a" (fast), "b" (200 ms on the execution's virtual clock) and
+/// "c" (fast).
+fn fast_slow_fast(
+    execution: LocalExecution,
+) -> impl Fn(Workflow, ()) -> BoxFuture<Result<u32, StepError>> + Send + Sync + 'static {
+    move |mut wf: Workflow, _: ()| {
+        let execution = execution.clone();
+        Box::pin(async move {
+            let a: u32 = wf.step("a", |_| async { Ok(1) }).await?;
+            let b: u32 = wf
+                .step("b", move |_| async move {
+                    execution.advance_clock(Duration::from_millis(200));
+                    Ok(a + 1)
+                })
+                .await?;
+            let c: u32 = wf.step("c", move |_| async move { Ok(b + 1) }).await?;
+            Ok(c)
         })
-        .await?;
-    let c: u32 = wf
-        .step("c", move |_| async move { Ok::<_, Infallible>(b + 1) })
-        .await?;
-    Ok(c)
+    }
 }
 
+/// The batching delay is measured with the service's clock, here the
+/// local runner's virtual clock: no wall-clock sleeps, no flakiness.
 #[tokio::test]
 async fn held_updates_go_out_once_the_delay_has_passed() {
     let mut counts = Vec::new();
     for delay in [
         Duration::ZERO,
-        Duration::from_millis(50),
+        Duration::from_millis(199),
+        Duration::from_millis(200),
+        Duration::from_millis(201),
         Duration::from_secs(60),
     ] {
         let execution = LocalRunner::new()
             .batching(BatchConfig::new().max_delay(delay))
             .start(&())
             .unwrap();
-        let summary = execution.invoke(&fast_slow_fast).await.unwrap();
+        let workflow = fast_slow_fast(execution.clone());
+        let summary = execution.invoke(&workflow).await.unwrap();
         let run = execution.finish::<u32>().unwrap();
         assert_eq!(run.result, Some(3));
         assert_eq!(
@@ -133,18 +138,17 @@ async fn held_updates_go_out_once_the_delay_has_passed() {
         );
         counts.push(summary.checkpoints);
     }
-    // No delay: one request per step. 50 ms: "a" waits for "b" (which took
-    // longer than the delay), "c" goes out at the end. 60 s: one request.
-    assert_eq!(counts, vec![3, 2, 1]);
+    // No delay: one request per step. Up to 200 ms: "a" is held while "b"
+    // runs (200 ms), is due when "c" is about to run, and goes out with
+    // "b"; "c" goes out at the end. Over 200 ms: one request at the end.
+    assert_eq!(counts, vec![3, 2, 2, 1, 1]);
 }
 
 #[tokio::test]
 async fn a_result_over_the_operation_limit_fails_the_step_before_sending() {
     let workflow = |mut wf: Workflow, _: ()| async move {
         let r: Result<String, StepError> = wf
-            .step("huge", |_| async {
-                Ok::<_, Infallible>("x".repeat(2 * 1024 * 1024))
-            })
+            .step("huge", |_| async { Ok("x".repeat(2 * 1024 * 1024)) })
             .await;
         let e = r.unwrap_err();
         Ok::<_, StepError>(format!(

@@ -10,8 +10,6 @@ use durable_yield_tests::step_result;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-type Infallible = std::convert::Infallible;
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Tier {
     Basic,
@@ -54,7 +52,7 @@ async fn round_trip<C: Codec + Clone>(codec: C) -> (Customer, String) {
         async move {
             let c: Customer = wf
                 .step_with(StepConfig::named("load").codec(codec), |_| async {
-                    Ok::<_, Infallible>(customer())
+                    Ok(customer())
                 })
                 .await?;
             wf.wait("w", Duration::from_secs(1)).await;
@@ -190,7 +188,7 @@ async fn a_value_the_codec_cannot_read_back_fails_on_the_first_run() {
     let workflow = |mut wf: Workflow, _: ()| async move {
         let s: Sparse = wf
             .step_with(StepConfig::named("sparse").codec(Bincode), |_| async {
-                Ok::<_, Infallible>(Sparse { note: None, n: 1 })
+                Ok(Sparse { note: None, n: 1 })
             })
             .await?;
         wf.wait("w", Duration::from_secs(1)).await;
@@ -211,7 +209,7 @@ async fn a_result_that_cannot_be_encoded_fails_the_step() {
     let workflow = |mut wf: Workflow, _: ()| async move {
         let r: Result<BTreeMap<(u8, u8), u8>, StepError> = wf
             .step("pairs", |_| async {
-                Ok::<_, Infallible>([((1, 2), 3)].into_iter().collect())
+                Ok([((1, 2), 3)].into_iter().collect())
             })
             .await;
         let e = r.unwrap_err();

@@ -5,17 +5,15 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use durable_yield::engine::{
+    CheckpointResponse, DurableService, InvocationError, ServiceError, run_invocation,
+};
 use durable_yield::id::operation_id;
 use durable_yield::model::{
     ExecutionState, InvocationInput, InvocationStatus, Operation, OperationAction, OperationStatus,
     OperationType, OperationUpdate, WaitDetails,
 };
-use durable_yield::{
-    CheckpointResponse, DurableService, InvocationError, ServiceError, StepError, Workflow,
-    run_invocation,
-};
-
-type Infallible = std::convert::Infallible;
+use durable_yield::{StepError, Workflow};
 
 /// A service that answers checkpoints from a script (then with fresh
 /// tokens and no operations) and records what it was sent.
@@ -96,15 +94,11 @@ struct Hello {
 async fn greet_nap_done(mut wf: Workflow, input: Hello) -> Result<String, StepError> {
     let hello = input.hello;
     let g: String = wf
-        .step("greet", move |_| async move {
-            Ok::<_, Infallible>(format!("hi {hello}"))
-        })
+        .step("greet", move |_| async move { Ok(format!("hi {hello}")) })
         .await?;
     wf.wait("nap", Duration::from_secs(1)).await;
     let d: String = wf
-        .step("done", move |_| async move {
-            Ok::<_, Infallible>(format!("{g}!"))
-        })
+        .step("done", move |_| async move { Ok(format!("{g}!")) })
         .await?;
     Ok(d)
 }

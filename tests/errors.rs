@@ -7,8 +7,6 @@ use durable_yield::model::OperationStatus as S;
 use durable_yield::{ExecutionStatus, LocalRunner, StepError, Workflow};
 use serde::Deserialize;
 
-type Infallible = std::convert::Infallible;
-
 #[tokio::test]
 async fn a_panicking_step_body_is_a_failed_step() {
     let workflow = |mut wf: Workflow, _: ()| async move {
@@ -17,7 +15,7 @@ async fn a_panicking_step_body_is_a_failed_step() {
                 if true {
                     panic!("kaboom");
                 }
-                Ok::<_, Infallible>(1)
+                Ok(1)
             })
             .await;
         let e = r.unwrap_err();
@@ -34,7 +32,7 @@ async fn a_panicking_step_body_is_a_failed_step() {
 #[tokio::test]
 async fn a_panicking_workflow_fails_the_execution() {
     let workflow = |mut wf: Workflow, _: ()| async move {
-        let v: u32 = wf.step("one", |_| async { Ok::<_, Infallible>(1) }).await?;
+        let v: u32 = wf.step("one", |_| async { Ok(1) }).await?;
         if v == 1 {
             panic!("workflow bug");
         }
@@ -65,20 +63,22 @@ async fn undecodable_input_fails_the_execution() {
 }
 
 #[tokio::test]
-async fn a_checkpoint_the_service_rejects_fails_the_execution() {
-    // The service only accepts printable ASCII names; the local runner
-    // enforces the service's rules.
+async fn a_name_the_service_would_reject_fails_before_anything_is_sent() {
+    // The service only accepts printable ASCII names: the step is refused
+    // when it is called, not when the service rejects its checkpoint.
     let workflow = |mut wf: Workflow, _: ()| async move {
-        let _: u32 = wf
-            .step("café", |_| async { Ok::<_, Infallible>(1) })
-            .await?;
+        let _: u32 = wf.step("café", |_| async { Ok(1) }).await?;
         Ok::<_, StepError>(())
     };
     let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
     let e = run.error.unwrap();
-    assert_eq!(e.error_type.as_deref(), Some("CheckpointRejected"));
-    assert!(e.error_message.unwrap().contains("printable ASCII"));
-    assert_eq!(run.operations.len(), 1, "the batch was not applied");
+    assert_eq!(e.error_type.as_deref(), Some("InvalidName"));
+    let message = e.error_message.unwrap();
+    assert!(
+        message.contains("printable ASCII") && message.contains("\"café\""),
+        "{message}"
+    );
+    assert_eq!(run.operations.len(), 1, "nothing was checkpointed");
 }
 
 #[tokio::test]
@@ -97,7 +97,7 @@ async fn the_workflow_error_becomes_the_execution_error() {
     };
     let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
     let e = run.error.unwrap();
-    assert!(e.error_type.unwrap().ends_with("OutOfStock"));
+    assert_eq!(e.error_type.as_deref(), Some("OutOfStock"));
     assert_eq!(e.error_message.as_deref(), Some("out of stock"));
     assert_eq!(run.invocations, 2);
 }
@@ -115,7 +115,7 @@ async fn a_runaway_execution_hits_the_invocation_budget() {
         .run(&workflow, &())
         .await
         .unwrap_err();
-    assert_eq!(err, durable_yield::LocalError::TooManyInvocations(3));
+    assert_eq!(err, durable_yield::local::LocalError::TooManyInvocations(3));
 }
 
 #[tokio::test]

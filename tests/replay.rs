@@ -10,17 +10,11 @@ use durable_yield::{
 };
 use durable_yield_tests::Counter;
 
-type Infallible = std::convert::Infallible;
-
 /// v1 of a workflow: step "reserve", wait, step "charge".
 async fn v1(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
-    let n: u32 = wf
-        .step("reserve", |_| async { Ok::<_, Infallible>(7) })
-        .await?;
+    let n: u32 = wf.step("reserve", |_| async { Ok(7) }).await?;
     wf.wait("hold", Duration::from_secs(60)).await;
-    let m: u32 = wf
-        .step("charge", move |_| async move { Ok::<_, Infallible>(n * 2) })
-        .await?;
+    let m: u32 = wf.step("charge", move |_| async move { Ok(n * 2) }).await?;
     Ok(m)
 }
 
@@ -58,13 +52,13 @@ async fn a_renamed_step_is_non_deterministic() {
             async move {
                 // Workflow code that tries to swallow any error and go on.
                 let n: u32 = wf
-                    .step("reserve-stock", |_| async { Ok::<_, Infallible>(7) })
+                    .step("reserve-stock", |_| async { Ok(7) })
                     .await
                     .unwrap_or(0);
                 let _: () = wf
                     .step("after", move |_| async move {
                         later.hit();
-                        Ok::<_, Infallible>(())
+                        Ok(())
                     })
                     .await
                     .unwrap_or(());
@@ -121,13 +115,9 @@ async fn a_removed_operation_is_non_deterministic() {
 async fn an_operation_appended_after_recorded_ones_just_runs() {
     // Adding work after everything recorded is a compatible change.
     let v2 = |mut wf: Workflow, _: ()| async move {
-        let n: u32 = wf
-            .step("reserve", |_| async { Ok::<_, Infallible>(0) })
-            .await?;
+        let n: u32 = wf.step("reserve", |_| async { Ok(0) }).await?;
         wf.wait("hold", Duration::from_secs(60)).await;
-        let m: u32 = wf
-            .step("charge", move |_| async move { Ok::<_, Infallible>(n + 1) })
-            .await?;
+        let m: u32 = wf.step("charge", move |_| async move { Ok(n + 1) }).await?;
         Ok::<_, StepError>(m)
     };
     let execution = suspended_v1().await;
@@ -141,7 +131,7 @@ async fn a_codec_change_is_a_clear_error() {
     let writer = |mut wf: Workflow, _: ()| async move {
         let v: Vec<u32> = wf
             .step_with(StepConfig::named("items").codec(MsgPack), |_| async {
-                Ok::<_, Infallible>(vec![1, 2, 3])
+                Ok(vec![1, 2, 3])
             })
             .await?;
         wf.wait("hold", Duration::from_secs(1)).await;
@@ -158,7 +148,7 @@ async fn a_codec_change_is_a_clear_error() {
                         StepConfig::named("items").codec(Bincode),
                         move |_| async move {
                             reader_runs.hit();
-                            Ok::<_, Infallible>(vec![])
+                            Ok(vec![])
                         },
                     )
                     .await?;
@@ -183,9 +173,7 @@ async fn a_codec_change_is_a_clear_error() {
 #[tokio::test]
 async fn awaiting_a_foreign_future_fails_with_the_last_operation() {
     let workflow = |mut wf: Workflow, _: ()| async move {
-        let _: u32 = wf
-            .step("fetch", |_| async { Ok::<_, Infallible>(1) })
-            .await?;
+        let _: u32 = wf.step("fetch", |_| async { Ok(1) }).await?;
         tokio::time::sleep(Duration::from_millis(1)).await;
         Ok::<_, StepError>(())
     };
@@ -214,7 +202,7 @@ async fn a_foreign_await_before_any_operation_is_caught_too() {
 async fn foreign_futures_that_are_ready_at_once_are_harmless() {
     let workflow = |mut wf: Workflow, _: ()| async move {
         std::future::ready(()).await;
-        let v: u32 = wf.step("s", |_| async { Ok::<_, Infallible>(3) }).await?;
+        let v: u32 = wf.step("s", |_| async { Ok(3) }).await?;
         async {}.await;
         Ok::<_, StepError>(v)
     };
@@ -226,15 +214,12 @@ async fn foreign_futures_that_are_ready_at_once_are_harmless() {
 async fn invalid_wait_durations_fail_before_anything_is_checkpointed() {
     for duration in [
         Duration::ZERO,
-        Duration::from_millis(500),
-        Duration::from_millis(1500),
+        Duration::from_millis(31_622_400_001),
         Duration::from_secs(31_622_401),
         Duration::MAX,
     ] {
         let workflow = move |mut wf: Workflow, _: ()| async move {
-            let _: u32 = wf
-                .step("before", |_| async { Ok::<_, Infallible>(1) })
-                .await?;
+            let _: u32 = wf.step("before", |_| async { Ok(1) }).await?;
             wf.wait("bad", duration).await;
             Ok::<_, StepError>(())
         };
@@ -244,10 +229,27 @@ async fn invalid_wait_durations_fail_before_anything_is_checkpointed() {
         assert_eq!(error.error_type.as_deref(), Some("InvalidWaitDuration"));
         let message = error.error_message.unwrap();
         assert!(message.contains("\"bad\""), "{message}");
-        assert!(message.contains("from 1 to 31622400"), "{message}");
+        assert!(message.contains("at most 31622400 s"), "{message}");
         assert!(
             run.operations.iter().all(|op| op.op_type != T::Wait),
             "no wait was checkpointed for {duration:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn fractional_wait_durations_round_up_to_whole_seconds() {
+    for (duration, seconds) in [
+        (Duration::from_millis(500), 1),
+        (Duration::from_millis(1500), 2),
+        (Duration::from_secs(3), 3),
+    ] {
+        let workflow = move |mut wf: Workflow, _: ()| async move {
+            wf.wait("deadline", duration).await;
+            Ok::<_, StepError>(())
+        };
+        let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+        assert_eq!(run.status, ExecutionStatus::Succeeded, "{duration:?}");
+        assert_eq!(run.elapsed, Duration::from_secs(seconds), "{duration:?}");
     }
 }

@@ -4,14 +4,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_yield::codecs::MsgPack;
+use durable_yield::local::CrashPoint;
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::{OperationAction, OperationStatus as S};
 use durable_yield::retry::{
     ExponentialBackoff, FailedAttempt, FixedDelay, Jitter, NoRetry, RetryStrategyExt,
 };
 use durable_yield::{
-    CrashPoint, ExecutionStatus, LocalRun, LocalRunner, StepConfig, StepError, StepFailure,
-    StepSemantics, Workflow,
+    ExecutionStatus, LocalRun, LocalRunner, StepConfig, StepError, StepFailure, StepSemantics,
+    Workflow,
 };
 use durable_yield_tests::{Counter, drive};
 use serde::{Deserialize, Serialize};
@@ -135,10 +136,22 @@ async fn the_default_strategy_makes_six_jittered_attempts_deterministically() {
         "{:?}",
         first.elapsed
     );
-    // Jitter is decided from the execution, step and attempt: the same
-    // execution gets the same delays.
-    let again = LocalRunner::new().run(&workflow, &()).await.unwrap();
-    assert_eq!(first.elapsed, again.elapsed);
+    // Jitter is drawn from the execution (its ARN and id), the step and
+    // the attempt: other executions of the same workflow get other delays
+    // (each run here is a new execution with its own ARN). Replays never
+    // re-draw: the delay is recorded with the RETRY.
+    let mut elapsed = vec![first.elapsed];
+    for _ in 0..3 {
+        let (workflow, _) = flaky(|| StepConfig::named("flaky"), u32::MAX, "Unavailable");
+        let other = LocalRunner::new().run(&workflow, &()).await.unwrap();
+        assert_eq!(other.status, ExecutionStatus::Failed);
+        elapsed.push(other.elapsed);
+    }
+    elapsed.dedup();
+    assert!(
+        elapsed.len() > 1,
+        "every execution drew the same delays: {elapsed:?}"
+    );
     // Without jitter, the documented delays exactly.
     let (plain, _) = flaky(
         || StepConfig::named("flaky").retry(ExponentialBackoff::new().jitter(Jitter::None)),
@@ -322,7 +335,7 @@ async fn workflow_code_matches_on_typed_errors_identically_on_replay() {
                         let _: () = wf
                             .step("notify-customer", move |_| async move {
                                 compensations.hit();
-                                Ok::<_, StepError>(())
+                                Ok(())
                             })
                             .await?;
                     }

@@ -10,8 +10,6 @@ use durable_yield::retry::NoRetry;
 use durable_yield::{ExecutionStatus, LocalRunner, StepConfig, StepError, Workflow};
 use durable_yield_tests::{Counter, shape, step_result};
 
-type Infallible = std::convert::Infallible;
-
 #[tokio::test]
 async fn step_wait_step() {
     let (first, second) = (Counter::new(), Counter::new());
@@ -23,14 +21,14 @@ async fn step_wait_step() {
                 let greeting: String = wf
                     .step("greet", move |_| async move {
                         first.hit();
-                        Ok::<_, Infallible>(format!("hello {name}"))
+                        Ok(format!("hello {name}"))
                     })
                     .await?;
                 wf.wait("pause", Duration::from_secs(5)).await;
                 let shout: String = wf
                     .step("shout", move |_| async move {
                         second.hit();
-                        Ok::<_, Infallible>(greeting.to_uppercase())
+                        Ok(greeting.to_uppercase())
                     })
                     .await?;
                 Ok::<_, StepError>(shout)
@@ -79,7 +77,7 @@ async fn multiple_steps_use_protocol_ids_and_run_once() {
                         .step(format!("add-{i}"), move |ctx| async move {
                             runs.hit();
                             assert_eq!(ctx.attempt(), 1);
-                            Ok::<_, Infallible>(total + i)
+                            Ok(total + i)
                         })
                         .await?;
                 }
@@ -152,12 +150,10 @@ async fn replay_hands_workflow_code_the_recorded_values() {
                 let stamp: u128 = wf
                     .step("stamp", move |_| async move {
                         runs.hit();
-                        Ok::<_, Infallible>(
-                            std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .unwrap()
-                                .as_nanos(),
-                        )
+                        Ok(std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_nanos())
                     })
                     .await?;
                 seen.lock().unwrap().push((n, stamp));
@@ -206,12 +202,12 @@ async fn a_failing_step_fails_the_execution_with_its_error() {
             let after = after.clone();
             async move {
                 let _: u32 = wf
-                    .step("charge", |_| async { Err::<u32, _>(Declined { code: 51 }) })
+                    .step("charge", |_| async { Err(Declined { code: 51 }.into()) })
                     .await?;
                 let _: () = wf
                     .step("ship", move |_| async move {
                         after.hit();
-                        Ok::<_, Infallible>(())
+                        Ok(())
                     })
                     .await?;
                 Ok::<_, StepError>(())
@@ -226,7 +222,7 @@ async fn a_failing_step_fails_the_execution_with_its_error() {
         error.error_message.as_deref(),
         Some("card declined with code 51")
     );
-    assert!(error.error_type.as_deref().unwrap().ends_with("::Declined"));
+    assert_eq!(error.error_type.as_deref(), Some("Declined"));
     let step = run.operation("charge").unwrap();
     assert_eq!(step.status, S::Failed);
     assert_eq!(
@@ -247,12 +243,12 @@ async fn a_handled_step_error_is_the_same_on_replay() {
             let (seen, runs) = (seen.clone(), runs.clone());
             async move {
                 // No retries: this test is about replaying a failed step.
-                let charged = wf
+                let charged: Result<u32, _> = wf
                     .step_with(
                         StepConfig::named("charge").retry(NoRetry),
                         move |_| async move {
                             runs.hit();
-                            Err::<u32, _>(Declined { code: 5 })
+                            Err(Declined { code: 5 }.into())
                         },
                     )
                     .await;
@@ -260,9 +256,7 @@ async fn a_handled_step_error_is_the_same_on_replay() {
                 seen.lock().unwrap().push(error.to_string());
                 wf.wait("before-fallback", Duration::from_secs(2)).await;
                 let fallback: String = wf
-                    .step("invoice", |_| async {
-                        Ok::<_, Infallible>("invoice sent".to_owned())
-                    })
+                    .step("invoice", |_| async { Ok("invoice sent".to_owned()) })
                     .await?;
                 Ok::<_, StepError>(format!("{fallback} after: {}", error.message().unwrap()))
             }
@@ -290,10 +284,7 @@ async fn large_histories_are_paged_in() {
         let mut sum = 0u32;
         for i in 0..n {
             sum += wf
-                .step(
-                    format!("s{i}"),
-                    move |_| async move { Ok::<_, Infallible>(i) },
-                )
+                .step(format!("s{i}"), move |_| async move { Ok(i) })
                 .await?;
             if i % 4 == 3 {
                 wf.wait(format!("w{i}"), Duration::from_secs(1)).await;
@@ -308,7 +299,9 @@ async fn large_histories_are_paged_in() {
         .unwrap();
     let whole = LocalRunner::new().run(&workflow, &20u32).await.unwrap();
     assert_eq!(paged.result, Some(190));
-    assert_eq!(paged.operations, whole.operations);
+    // The same operations, apart from each execution's own id.
+    assert_eq!(paged.operations[1..], whole.operations[1..]);
+    assert_eq!(paged.operations.len(), whole.operations.len());
     assert_eq!(paged.invocations, 6);
 }
 
@@ -318,7 +311,7 @@ async fn runs_are_send_and_run_on_a_multithreaded_runtime() {
         let y: u32 = wf
             .step("inc", move |_| async move {
                 tokio::task::yield_now().await; // real async work inside a body is fine
-                Ok::<_, Infallible>(x + 1)
+                Ok(x + 1)
             })
             .await?;
         wf.wait("w", Duration::from_secs(1)).await;
@@ -341,7 +334,7 @@ async fn unnamed_operations_are_recorded_without_names_and_replay() {
                 let v: u8 = wf
                     .step_with(StepConfig::new(), move |_| async move {
                         runs.hit();
-                        Ok::<_, Infallible>(9)
+                        Ok(9)
                     })
                     .await?;
                 wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;

@@ -5,16 +5,25 @@
 //! [`Codec`] decides how a Rust value becomes bytes; this crate frames those
 //! bytes into a payload string:
 //!
-//! * the [`Json`] codec writes plain JSON text, readable in the AWS console
-//!   and by any JSON tool;
-//! * every other codec writes `"<id>:<body>"`, where `<id>` is the codec's
-//!   [`Codec::id`] and `<body>` is base64 (standard alphabet, padded) for
-//!   binary codecs or the text itself for text codecs.
+//! * the [`Json`] codec writes plain JSON text, untagged: readable in the
+//!   AWS console, by any JSON tool and by AWS's other SDKs, and able to read
+//!   the plain JSON they write;
+//! * every other codec writes `"<id>:<body>"` (*tagged* framing), where
+//!   `<id>` is the codec's [`Codec::id`] and `<body>` is base64 (standard
+//!   alphabet, padded) for binary codecs or the text itself for text
+//!   codecs. The built-in [`Bincode`] and [`MsgPack`] codecs are tagged:
+//!   their bytes mean nothing to another reader, so a payload read with the
+//!   wrong codec must be a clear error, never garbage;
+//! * a codec whose [`Codec::tagged`] is `false` writes its body alone
+//!   (*raw* framing: text as it is, binary as base64), so that it can read
+//!   and write payloads other SDKs or tools exchange, such as a plain-text
+//!   format of your own. It then owns mismatch detection: its `decode` must
+//!   reject what it did not write.
 //!
-//! The tag makes a codec mismatch (a payload written by one codec, read by
-//! another) a clear [`CodecError::Mismatch`] instead of garbage. JSON never
-//! starts with a lowercase identifier followed by `:`, so untagged payloads
-//! are always JSON.
+//! With tagged framing a codec mismatch (a payload written by one codec,
+//! read by another) is a clear [`CodecError::Mismatch`]. JSON never starts
+//! with a lowercase identifier followed by `:`, so a tagged payload is never
+//! mistaken for JSON.
 //!
 //! ```
 //! use durable_yield_codecs::{Json, from_payload, to_payload};
@@ -96,6 +105,13 @@ pub trait Codec: Send + Sync + 'static {
     fn is_text(&self) -> bool {
         false
     }
+
+    /// Whether payloads carry the `<id>:` tag. Defaults to `true`; return
+    /// `false` for raw framing (see the crate docs), e.g. to exchange a
+    /// plain-text format with another SDK. [`Json`] is always untagged.
+    fn tagged(&self) -> bool {
+        true
+    }
 }
 
 impl<C: Codec> Codec for &'static C {
@@ -110,6 +126,9 @@ impl<C: Codec> Codec for &'static C {
     }
     fn is_text(&self) -> bool {
         (**self).is_text()
+    }
+    fn tagged(&self) -> bool {
+        (**self).tagged()
     }
 }
 
@@ -222,12 +241,15 @@ pub fn to_payload<C: Codec + ?Sized, T: Serialize + ?Sized>(
     if id == JSON_ID {
         return text(bytes);
     }
-    if !valid_id(id) {
+    let tagged = codec.tagged();
+    if tagged && !valid_id(id) {
         return Err(CodecError::InvalidId(id.to_owned()));
     }
     let mut out = String::with_capacity(id.len() + 1 + bytes.len() * 4 / 3 + 4);
-    out.push_str(id);
-    out.push(':');
+    if tagged {
+        out.push_str(id);
+        out.push(':');
+    }
     if codec.is_text() {
         out.push_str(&text(bytes)?);
     } else {
@@ -243,8 +265,12 @@ pub fn from_payload<C: Codec + ?Sized, T: DeserializeOwned>(
     codec: &C,
     payload: &str,
 ) -> Result<T, CodecError> {
-    let (recorded, body) = split_tag(payload);
     let expected = codec.id();
+    let (recorded, body) = if codec.tagged() {
+        split_tag(payload)
+    } else {
+        (expected, payload)
+    };
     if recorded != expected {
         return Err(CodecError::Mismatch {
             recorded: recorded.to_owned(),
@@ -474,6 +500,43 @@ mod tests {
         // an id that is too long or malformed is not a tag
         assert_eq!(split_tag(&format!("{}:x", "a".repeat(40))).0, JSON_ID);
         assert_eq!(split_tag("Upper:x").0, JSON_ID);
+    }
+
+    /// A raw text codec: comma-separated numbers, as another tool writes them.
+    struct Csv;
+    impl Codec for Csv {
+        fn id(&self) -> &str {
+            "csv"
+        }
+        fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+            let v = serde_json::to_value(value).map_err(|e| CodecError::encode("csv", e))?;
+            let items = v
+                .as_array()
+                .ok_or_else(|| CodecError::encode("csv", "not a list"))?;
+            let parts: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+            Ok(parts.join(",").into_bytes())
+        }
+        fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+            let text = std::str::from_utf8(bytes).map_err(|e| CodecError::decode("csv", e))?;
+            serde_json::from_str(&format!("[{text}]")).map_err(|e| CodecError::decode("csv", e))
+        }
+        fn is_text(&self) -> bool {
+            true
+        }
+        fn tagged(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn raw_codecs_write_and_read_untagged_payloads() {
+        let p = to_payload(&Csv, &vec![1, 2, 3]).unwrap();
+        assert_eq!(p, "1,2,3");
+        // A payload another tool wrote, with no tag.
+        let v: Vec<u32> = from_payload(&Csv, "4,5").unwrap();
+        assert_eq!(v, vec![4, 5]);
+        // Mismatch detection is the codec's own: garbage fails to decode.
+        assert!(from_payload::<_, Vec<u32>>(&Csv, "msgpack:gAA=").is_err());
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl fmt::Display for OpRef {
 /// Why the interpreter ended an execution. Each becomes the execution's
 /// [`ErrorObject`], with [`ExecutionError::error_type`] as its `ErrorType`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecutionError {
     /// The history holds another operation at this id than the code asks
     /// for: the workflow code changed in a way that breaks replay.
@@ -84,8 +85,8 @@ pub enum ExecutionError {
     },
     /// A wait was asked for with a duration the service cannot record.
     #[error(
-        "invalid wait duration {duration:?} for {op}: it must be a whole number of seconds \
-         from 1 to 31622400"
+        "invalid wait duration {duration:?} for {op}: it must be more than zero and at most \
+         31622400 s (366 days); fractions of a second are rounded up"
     )]
     InvalidWaitDuration {
         /// The wait.
@@ -120,6 +121,29 @@ pub enum ExecutionError {
         /// The last operation the workflow requested.
         last_op: Option<OpRef>,
     },
+    /// An operation name the service would reject.
+    #[error("invalid name for {op}: {reason}; names are 1 to 256 printable ASCII characters")]
+    InvalidName {
+        /// The operation (its name as given).
+        op: OpRef,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The workflow reached an operation that history records with a type
+    /// or status this version of the SDK does not know (the service added
+    /// it later, or another SDK wrote it).
+    #[error(
+        "{op} is recorded with {what} {name}, which this version of durable-yield does not \
+         know; upgrade durable-yield to replay this execution"
+    )]
+    UnknownOperation {
+        /// The operation the workflow requested.
+        op: OpRef,
+        /// `type` or `status`.
+        what: &'static str,
+        /// The recorded wire name.
+        name: String,
+    },
     /// A recorded operation is in a state this operation cannot be in.
     #[error("{op} is recorded with status {status}, which it cannot have")]
     UnexpectedStatus {
@@ -148,6 +172,8 @@ impl ExecutionError {
             ExecutionError::InvalidOutput(_) => "InvalidOutput",
             ExecutionError::WorkflowPanicked { .. } => "WorkflowPanicked",
             ExecutionError::UnexpectedStatus { .. } => "UnexpectedOperationStatus",
+            ExecutionError::InvalidName { .. } => "InvalidName",
+            ExecutionError::UnknownOperation { .. } => "UnknownOperation",
             ExecutionError::InvalidHistory(_) => "InvalidExecutionState",
             ExecutionError::Internal(_) => "InternalError",
         }
@@ -155,6 +181,6 @@ impl ExecutionError {
 
     /// The error as the service records it.
     pub fn to_error_object(&self) -> ErrorObject {
-        ErrorObject::new(self.error_type(), self.to_string())
+        ErrorObject::new(self.error_type(), self.to_string()).truncated()
     }
 }

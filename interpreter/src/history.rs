@@ -62,7 +62,12 @@ impl Index {
 ///
 /// Built from the invocation's operations, then kept up to date with the
 /// deltas that checkpoint responses carry. A later operation with an id
-/// already present replaces the earlier one.
+/// already present replaces the earlier one, except that a terminal status
+/// is final: once an id is recorded `SUCCEEDED`, `FAILED`, `CANCELLED`,
+/// `TIMED_OUT` or `STOPPED`, later records of it are ignored. The service
+/// never reopens a finished operation, so a later record that would (a
+/// duplicate id in a malformed history, a stale page) must not make a
+/// completed step run again.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     ops: Vec<Operation>,
@@ -77,7 +82,7 @@ impl History {
         let mut execution = None;
         for (at, op) in operations.iter().enumerate() {
             if index.get(&op.id, &operations).is_some() {
-                // A duplicate id: the later one wins, as with `merge`.
+                // A duplicate id: resolved by the rules of `merge`.
                 let mut history = History::default();
                 history.merge(operations);
                 return history;
@@ -99,6 +104,7 @@ impl History {
         for op in operations {
             let is_execution = op.op_type == OperationType::Execution;
             let at = match self.index.get(&op.id, &self.ops) {
+                Some(at) if self.ops[at].status.is_terminal() => continue,
                 Some(at) => {
                     self.ops[at] = op;
                     at
@@ -156,12 +162,28 @@ mod tests {
         let h = History::new(vec![
             op("e", OperationType::Execution, OperationStatus::Started),
             op("a", OperationType::Step, OperationStatus::Started),
+            op("a", OperationType::Step, OperationStatus::Pending),
             op("a", OperationType::Step, OperationStatus::Succeeded),
         ]);
         assert_eq!(h.len(), 2);
         let a = OperationId::new("a").unwrap();
         assert_eq!(h.get(&a).unwrap().status, OperationStatus::Succeeded);
         assert_eq!(h.execution().unwrap().id.as_str(), "e");
+    }
+
+    #[test]
+    fn a_terminal_record_is_never_undone() {
+        let a = OperationId::new("a").unwrap();
+        let h = History::new(vec![
+            op("a", OperationType::Step, OperationStatus::Succeeded),
+            op("a", OperationType::Step, OperationStatus::Started),
+            op("a", OperationType::Step, OperationStatus::Failed),
+        ]);
+        assert_eq!(h.get(&a).unwrap().status, OperationStatus::Succeeded);
+        let mut h = History::new(vec![op("a", OperationType::Step, OperationStatus::Started)]);
+        h.merge(vec![op("a", OperationType::Step, OperationStatus::Failed)]);
+        h.merge(vec![op("a", OperationType::Step, OperationStatus::Pending)]);
+        assert_eq!(h.get(&a).unwrap().status, OperationStatus::Failed);
     }
 
     #[test]

@@ -66,6 +66,40 @@ pub fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
     OperationId::from_hex(out)
 }
 
+/// The length of an [`idempotency_key`].
+pub const IDEMPOTENCY_KEY_LEN: usize = 40;
+
+/// A key for the operation `id` of the execution `execution_arn` that is
+/// unique per execution and operation, and the same on every attempt and
+/// every replay: 40 lowercase hex characters of BLAKE2b-512 over the ARN
+/// and the id, short and plain enough for any provider's idempotency key
+/// (`[0-9a-f]`, well under 64 characters).
+///
+/// Operation ids alone repeat in every execution of a workflow (they come
+/// from the position of the call), so they must not be used as keys.
+///
+/// ```
+/// use durable_yield_interpreter::id::{idempotency_key, operation_id};
+/// let step = operation_id(None, 1);
+/// let a = idempotency_key("arn:aws:lambda:us-east-1:1:function:f:1/durable-execution/a/1", &step);
+/// let b = idempotency_key("arn:aws:lambda:us-east-1:1:function:f:1/durable-execution/b/2", &step);
+/// assert_ne!(a, b);
+/// assert_eq!(a.len(), 40);
+/// ```
+pub fn idempotency_key(execution_arn: &str, id: &OperationId) -> String {
+    let mut hasher = Blake2b512::new();
+    hasher.update(b"durable-yield idempotency key\0");
+    hasher.update(execution_arn.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(id.as_str().as_bytes());
+    let digest = hasher.finalize();
+    digest
+        .iter()
+        .take(IDEMPOTENCY_KEY_LEN / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Hands out the ids of one context's durable calls, in call order.
 #[derive(Debug, Clone)]
 pub struct IdGenerator {

@@ -33,9 +33,9 @@ use crate::model::{
     ErrorObject, Millis, Operation, OperationAction, OperationId, OperationStatus, OperationType,
     OperationUpdate, Payload, StepOptions, WaitOptions,
 };
-use crate::protocol::{Fatal, Request, Response, StepOutcome};
+use crate::protocol::{Fatal, RecordedOutcome, Request, Response, StepOutcome};
 use crate::retry::{ExponentialBackoff, FailedAttempt, RetryStrategy, unit_random, whole_seconds};
-use crate::workflow::{StepContext, StepSemantics, Workflow, WorkflowFn};
+use crate::workflow::{BoxError, StepContext, StepFailure, StepSemantics, Workflow, WorkflowFn};
 
 /// The subtype written on steps.
 pub const STEP_SUBTYPE: &str = "Step";
@@ -43,6 +43,9 @@ pub const STEP_SUBTYPE: &str = "Step";
 pub const WAIT_SUBTYPE: &str = "Wait";
 /// The longest wait the service accepts, in seconds (366 days).
 pub const MAX_WAIT_SECONDS: u64 = 31_622_400;
+/// The longest operation name the service accepts, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+
 /// The largest payload one operation may checkpoint (1 MiB; the service
 /// documents 1 MB for every operation but the execution's own result). A
 /// step result over it fails the step with `PayloadTooLarge` before
@@ -109,7 +112,7 @@ struct LiveStep {
 
 enum After {
     /// Resume the workflow with the step's outcome.
-    Step(StepOutcome),
+    Step(RecordedOutcome),
     /// A wait started: go on if it is already over, else suspend.
     WaitStarted(OpRef),
     /// An at-most-once attempt's START was acknowledged: run the body.
@@ -131,6 +134,8 @@ enum State {
 /// The replay interpreter of one invocation.
 pub struct Interpreter {
     history: History,
+    execution_arn: Arc<str>,
+    now: Millis,
     coroutine: Option<Coroutine>,
     ids: IdGenerator,
     state: State,
@@ -142,18 +147,22 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
-    /// Prepares an invocation of `workflow` over the checkpointed
-    /// `operations`. The input is read from the EXECUTION operation (JSON);
-    /// a missing or undecodable input fails the execution on the first poll.
-    pub fn new<I, O, W>(operations: Vec<Operation>, workflow: &W) -> Self
+    /// Prepares an invocation of `workflow` in the execution
+    /// `execution_arn` over its checkpointed `operations`. The input is read
+    /// from the EXECUTION operation (JSON); a missing or undecodable input
+    /// fails the execution on the first poll.
+    pub fn new<I, O, W>(execution_arn: &str, operations: Vec<Operation>, workflow: &W) -> Self
     where
         I: DeserializeOwned,
         O: Serialize + 'static,
         W: WorkflowFn<I, O> + ?Sized,
     {
         let history = History::new(operations);
+        let execution_arn: Arc<str> = Arc::from(execution_arn);
         let mut interpreter = Interpreter {
             history,
+            execution_arn: execution_arn.clone(),
+            now: 0,
             coroutine: None,
             ids: IdGenerator::root(),
             state: State::Finished,
@@ -166,7 +175,7 @@ impl Interpreter {
         match interpreter.decode_input::<I>() {
             Ok(input) => {
                 interpreter.coroutine = Some(Coroutine::new(|yielder| {
-                    let run = workflow.start(Workflow::new(yielder), input);
+                    let run = workflow.start(Workflow::new(yielder, execution_arn), input);
                     Box::pin(async move {
                         let output = run.await?;
                         to_payload(&Json, &output).map(Payload::from).map_err(|e| {
@@ -234,6 +243,10 @@ impl Interpreter {
                     self.state = state;
                     return None;
                 }
+                State::End(Outcome::Failed(error)) => {
+                    self.coroutine = None;
+                    return Some(Action::Finish(Outcome::Failed(error.truncated())));
+                }
                 State::End(outcome) => {
                     self.coroutine = None;
                     return Some(Action::Finish(outcome));
@@ -249,6 +262,13 @@ impl Interpreter {
         }
     }
 
+    /// Sets the runtime's clock (epoch ms): the time step contexts report
+    /// ([`StepContext::now`]) and `Workflow::now` records. The interpreter
+    /// reads no clock itself; a driver sets it before polling.
+    pub fn set_now(&mut self, now: Millis) {
+        self.now = now;
+    }
+
     /// Reports the outcome of the step body handed out with
     /// [`Action::RunStep`]. The next poll checkpoints it: a success, a
     /// retry (if the step's strategy says so) or a failure.
@@ -262,16 +282,18 @@ impl Interpreter {
             }
         };
         let outcome = match outcome {
-            Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => Err(ErrorObject::new(
-                "PayloadTooLarge",
-                format!(
-                    "the result of {} is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD} \
-                     bytes per operation; return a smaller value (e.g. a reference to where \
-                     the data is stored)",
-                    live.op,
-                    payload.len()
-                ),
-            )),
+            Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => {
+                Err(StepFailure::permanent(ErrorObject::new(
+                    "PayloadTooLarge",
+                    format!(
+                        "the result of {} is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD} \
+                         bytes per operation; return a smaller value (e.g. a reference to where \
+                         the data is stored)",
+                        live.op,
+                        payload.len()
+                    ),
+                )))
+            }
             other => other,
         };
         self.executed += 1;
@@ -286,16 +308,22 @@ impl Interpreter {
                 updates.push(u);
                 State::Flush(updates, After::Step(Ok(payload)))
             }
-            // The SDK's own failures of a result (too large, not
-            // encodable) would fail every attempt the same way.
-            Err(error) if is_deterministic(&error) => {
-                let mut u = update(&live.op, OperationAction::Fail);
-                u.error = Some(error.clone());
-                updates.push(u);
-                State::Flush(updates, After::Step(Err(error)))
-            }
-            Err(error) => {
-                self.failed_attempt(&live.op, live.attempt, live.retry.as_ref(), error, updates)
+            Err(failure) => {
+                let (error, source, retryable) = failure.into_parts();
+                // What is recorded is what the workflow sees, now and on
+                // every replay: cut to the service's limits first.
+                let error = error.truncated();
+                if retryable {
+                    let retry = live.retry.as_ref();
+                    self.failed_attempt(&live.op, live.attempt, retry, error, source, updates)
+                } else {
+                    // The SDK's own failures of a result (too large, not
+                    // encodable) would fail every attempt the same way.
+                    let mut u = update(&live.op, OperationAction::Fail);
+                    u.error = Some(error.clone());
+                    updates.push(u);
+                    State::Flush(updates, After::Step(Err(error)))
+                }
             }
         };
     }
@@ -308,16 +336,20 @@ impl Interpreter {
         attempt: u32,
         retry: Option<&Arc<dyn RetryStrategy>>,
         error: ErrorObject,
+        source: Option<BoxError>,
         mut updates: Vec<OperationUpdate>,
     ) -> State {
-        let execution = self.history.execution().map_or(0, |e| e.id.fingerprint());
-        let failed = FailedAttempt {
-            error: &error,
+        // Jitter differs per execution (its ARN and id), step and attempt.
+        let execution = self.history.execution().map_or(0, |e| e.id.fingerprint())
+            ^ fnv1a(self.execution_arn.as_bytes());
+        let mut failed = FailedAttempt::new(
+            &error,
             attempt,
-            random: unit_random(
-                execution ^ op.id.fingerprint().rotate_left(17) ^ u64::from(attempt),
-            ),
-        };
+            unit_random(execution ^ op.id.fingerprint().rotate_left(17) ^ u64::from(attempt)),
+        );
+        if let Some(source) = source.as_deref() {
+            failed = failed.with_source(source);
+        }
         let delay = match retry {
             Some(strategy) => strategy.next_delay(&failed),
             None => ExponentialBackoff::default().next_delay(&failed),
@@ -357,11 +389,7 @@ impl Interpreter {
         self.state = match after {
             After::Step(outcome) => State::Resume(Response::Step(outcome)),
             After::Started(live) => {
-                let context = StepContext {
-                    id: live.op.id,
-                    name: live.op.name.clone(),
-                    attempt: live.attempt,
-                };
+                let context = self.step_context(&live.op, live.attempt);
                 self.live = Some(live);
                 State::Resume(Response::Execute(context))
             }
@@ -432,11 +460,7 @@ impl Interpreter {
             }) => self.on_step(name, retry, semantics),
             Resumed::Yielded(Request::Run(future)) => match self.live.take() {
                 Some(live) => {
-                    let context = StepContext {
-                        id: live.op.id,
-                        name: live.op.name.clone(),
-                        attempt: live.attempt,
-                    };
+                    let context = self.step_context(&live.op, live.attempt);
                     self.state = State::RunningStep(live);
                     return Some(Action::RunStep(StepRun { context, future }));
                 }
@@ -471,6 +495,57 @@ impl Interpreter {
             }
         }
         None
+    }
+
+    fn step_context(&self, op: &OpRef, attempt: u32) -> StepContext {
+        StepContext {
+            id: op.id,
+            name: op.name.clone(),
+            attempt,
+            execution_arn: self.execution_arn.clone(),
+            now: self.now,
+        }
+    }
+
+    /// Checks what the service would reject or this SDK cannot replay
+    /// before an operation is used: its name, and a recorded type or
+    /// status this version does not know.
+    #[allow(clippy::result_large_err)]
+    fn check(&self, op: &OpRef, recorded: Option<&Operation>) -> Result<(), ExecutionError> {
+        if let Some(name) = op.name.as_deref() {
+            let reason = if name.is_empty() {
+                Some("the name is empty".to_owned())
+            } else if name.len() > MAX_NAME_LEN {
+                Some(format!("the name is {} bytes long", name.len()))
+            } else {
+                name.chars()
+                    .find(|c| !(' '..='~').contains(c))
+                    .map(|c| format!("the name contains {c:?}"))
+            };
+            if let Some(reason) = reason {
+                return Err(ExecutionError::InvalidName {
+                    op: op.clone(),
+                    reason,
+                });
+            }
+        }
+        if let Some(recorded) = recorded {
+            if let OperationType::Unknown(name) = recorded.op_type {
+                return Err(ExecutionError::UnknownOperation {
+                    op: op.clone(),
+                    what: "type",
+                    name: name.to_string(),
+                });
+            }
+            if let OperationStatus::Unknown(name) = recorded.status {
+                return Err(ExecutionError::UnknownOperation {
+                    op: op.clone(),
+                    what: "status",
+                    name: name.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn next_op(
@@ -530,7 +605,13 @@ impl Interpreter {
     ) {
         let op = self.next_op(OperationType::Step, STEP_SUBTYPE, name);
         let at_most_once = semantics == StepSemantics::AtMostOncePerRetry;
-        self.state = match self.history.get(&op.id) {
+        let recorded = self.history.get(&op.id);
+        if let Err(e) = self.check(&op, recorded) {
+            self.state = fail(e);
+            self.last_op = Some(op);
+            return;
+        }
+        self.state = match recorded {
             None => self.execute(&op, 1, retry, at_most_once, true),
             Some(recorded) => match self.matches(recorded, &op) {
                 Err(e) => fail(e),
@@ -566,11 +647,14 @@ impl Interpreter {
                             let error = ErrorObject::new(
                                 "StepInterrupted",
                                 format!(
-                                    "attempt {next} of {op} started but recorded no outcome \
-                                     (the invocation ended while it ran)"
+                                    "attempt {next} of {op} was started (its START was \
+                                     recorded) but no outcome was recorded: the body may have \
+                                     run in full, in part or not at all, so at-most-once \
+                                     semantics count the attempt as failed"
                                 ),
                             );
-                            self.failed_attempt(&op, next, retry.as_ref(), error, Vec::new())
+                            let retry = retry.as_ref();
+                            self.failed_attempt(&op, next, retry, error, None, Vec::new())
                         }
                         // An at-least-once attempt was interrupted: run it
                         // again, without a new START.
@@ -581,6 +665,13 @@ impl Interpreter {
                         OperationStatus::Pending => State::End(Outcome::Pending {
                             resume_at: details.and_then(|d| d.next_attempt_timestamp),
                         }),
+                        // Checked above; kept for the compiler.
+                        status @ OperationStatus::Unknown(_) => {
+                            fail(ExecutionError::UnexpectedStatus {
+                                op: op.clone(),
+                                status,
+                            })
+                        }
                     }
                 }
             },
@@ -611,24 +702,26 @@ impl Interpreter {
                 After::Started(live),
             );
         }
-        let context = StepContext {
-            id: op.id,
-            name: op.name.clone(),
-            attempt,
-        };
+        let context = self.step_context(op, attempt);
         self.live = Some(live);
         State::Resume(Response::Execute(context))
     }
 
     fn on_wait(&mut self, name: Option<Cow<'static, str>>, duration: Duration) {
         let op = self.next_op(OperationType::Wait, WAIT_SUBTYPE, name);
-        let seconds = duration.as_secs();
-        if duration.subsec_nanos() != 0 || !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
+        // Whole seconds, rounded up, like retry delays.
+        let seconds = duration
+            .as_secs()
+            .saturating_add(u64::from(duration.subsec_nanos() > 0));
+        let recorded = self.history.get(&op.id);
+        if let Err(e) = self.check(&op, recorded) {
+            self.state = fail(e);
+        } else if !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
             self.state = fail(ExecutionError::InvalidWaitDuration {
                 op: op.clone(),
                 duration,
             });
-        } else if let Some(recorded) = self.history.get(&op.id) {
+        } else if let Some(recorded) = recorded {
             self.state = match (self.matches(recorded, &op), recorded.status) {
                 (Err(e), _) => fail(e),
                 (Ok(()), OperationStatus::Succeeded | OperationStatus::Cancelled) => {
@@ -657,12 +750,11 @@ impl Interpreter {
     }
 }
 
-/// Errors the SDK records for a result that no retry can fix.
-fn is_deterministic(error: &ErrorObject) -> bool {
-    matches!(
-        error.error_type.as_deref(),
-        Some("PayloadTooLarge" | "CodecError")
-    )
+/// FNV-1a: a hash that is the same in every process and Rust version.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn fail(error: ExecutionError) -> State {

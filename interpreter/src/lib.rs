@@ -26,13 +26,13 @@ pub use coroutine::{BoxFuture, panic_message};
 pub use error::{ExecutionError, OpRef};
 pub use history::History;
 pub use interpreter::{
-    Action, Interpreter, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepRun,
-    WAIT_SUBTYPE,
+    Action, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome,
+    STEP_SUBTYPE, StepRun, WAIT_SUBTYPE,
 };
 pub use protocol::StepOutcome;
 pub use workflow::{
-    BoxError, StepConfig, StepContext, StepError, StepFailure, StepSemantics, WaitConfig, Workflow,
-    WorkflowFn, error_object_from,
+    BoxError, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,
+    WaitConfig, Workflow, WorkflowFn, error_object_from, error_type_name,
 };
 
 /// The codecs, re-exported.

@@ -171,9 +171,120 @@ impl From<&str> for Payload {
     }
 }
 
+/// A wire name this SDK does not know (an operation type or status added
+/// to the service after this version), kept so that errors can name it.
+///
+/// Stored inline (no allocation, `Copy`); names longer than
+/// [`WireName::CAPACITY`] bytes keep their first bytes and end in `…`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WireName {
+    len: u8,
+    bytes: [u8; WireName::CAPACITY],
+}
+
+impl WireName {
+    /// The most bytes kept.
+    pub const CAPACITY: usize = 48;
+
+    /// Keeps `name` (shortened on a character boundary if it is too long).
+    pub fn new(name: &str) -> Self {
+        let mut bytes = [0u8; WireName::CAPACITY];
+        let keep = if name.len() <= WireName::CAPACITY {
+            name.len()
+        } else {
+            // Room for the 3-byte ellipsis.
+            let mut end = WireName::CAPACITY - 3;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            end
+        };
+        bytes[..keep].copy_from_slice(&name.as_bytes()[..keep]);
+        let mut len = keep;
+        if keep < name.len() {
+            bytes[keep..keep + 3].copy_from_slice("…".as_bytes());
+            len += 3;
+        }
+        WireName {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        // Copied from a `&str`, cut on a character boundary; the fallback
+        // is unreachable.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("?")
+    }
+}
+
+impl fmt::Debug for WireName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for WireName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Serde for wire enums: written as their wire name, read from any
+/// string (an unknown name becomes the `Unknown` variant).
+macro_rules! wire_enum_serde {
+    ($t:ty, $what:literal) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.wire_name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$t, E> {
+                        Ok(<$t>::from_wire(v))
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.wire_name())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = UnknownWireName;
+            /// Parses a known wire name; an unknown one is an error (use
+            /// `from_wire` to keep it as the `Unknown` variant).
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match <$t>::from_wire(s) {
+                    v if v.is_known() => Ok(v),
+                    _ => Err(UnknownWireName(s.to_owned())),
+                }
+            }
+        }
+    };
+}
+
 /// The kind of an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+///
+/// Operation types the service adds later parse as
+/// [`OperationType::Unknown`]: an execution whose workflow never reaches
+/// such an operation replays normally; one that does fails with
+/// `UnknownOperation`, naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OperationType {
     /// The execution itself; carries the input.
     Execution,
@@ -187,35 +298,44 @@ pub enum OperationType {
     Callback,
     /// An invocation of another function.
     ChainedInvoke,
+    /// A type this version of the SDK does not know.
+    Unknown(WireName),
 }
 
-impl fmt::Display for OperationType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OperationType::Execution => "EXECUTION",
-            OperationType::Context => "CONTEXT",
-            OperationType::Step => "STEP",
-            OperationType::Wait => "WAIT",
-            OperationType::Callback => "CALLBACK",
-            OperationType::ChainedInvoke => "CHAINED_INVOKE",
-        })
-    }
-}
-
-impl std::str::FromStr for OperationType {
-    type Err = UnknownWireName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
+impl OperationType {
+    /// Parses a wire name; unknown names become [`OperationType::Unknown`].
+    pub fn from_wire(s: &str) -> Self {
+        match s {
             "EXECUTION" => OperationType::Execution,
             "CONTEXT" => OperationType::Context,
             "STEP" => OperationType::Step,
             "WAIT" => OperationType::Wait,
             "CALLBACK" => OperationType::Callback,
             "CHAINED_INVOKE" => OperationType::ChainedInvoke,
-            other => return Err(UnknownWireName(other.to_owned())),
-        })
+            other => OperationType::Unknown(WireName::new(other)),
+        }
+    }
+
+    /// The wire name, e.g. `STEP`.
+    pub fn wire_name(&self) -> &str {
+        match self {
+            OperationType::Execution => "EXECUTION",
+            OperationType::Context => "CONTEXT",
+            OperationType::Step => "STEP",
+            OperationType::Wait => "WAIT",
+            OperationType::Callback => "CALLBACK",
+            OperationType::ChainedInvoke => "CHAINED_INVOKE",
+            OperationType::Unknown(name) => name.as_str(),
+        }
+    }
+
+    /// Whether this SDK knows the type.
+    pub fn is_known(&self) -> bool {
+        !matches!(self, OperationType::Unknown(_))
     }
 }
+
+wire_enum_serde!(OperationType, "an operation type");
 
 /// A wire enum value this SDK does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -223,8 +343,11 @@ impl std::str::FromStr for OperationType {
 pub struct UnknownWireName(pub String);
 
 /// The status of an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+///
+/// Statuses the service adds later parse as [`OperationStatus::Unknown`]
+/// (see [`OperationType`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OperationStatus {
     /// Started, not finished.
     Started,
@@ -242,6 +365,8 @@ pub enum OperationStatus {
     TimedOut,
     /// Stopped (terminal).
     Stopped,
+    /// A status this version of the SDK does not know (never terminal).
+    Unknown(WireName),
 }
 
 impl OperationStatus {
@@ -256,27 +381,10 @@ impl OperationStatus {
                 | OperationStatus::Stopped
         )
     }
-}
 
-impl fmt::Display for OperationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OperationStatus::Started => "STARTED",
-            OperationStatus::Pending => "PENDING",
-            OperationStatus::Ready => "READY",
-            OperationStatus::Succeeded => "SUCCEEDED",
-            OperationStatus::Failed => "FAILED",
-            OperationStatus::Cancelled => "CANCELLED",
-            OperationStatus::TimedOut => "TIMED_OUT",
-            OperationStatus::Stopped => "STOPPED",
-        })
-    }
-}
-
-impl std::str::FromStr for OperationStatus {
-    type Err = UnknownWireName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
+    /// Parses a wire name; unknown names become [`OperationStatus::Unknown`].
+    pub fn from_wire(s: &str) -> Self {
+        match s {
             "STARTED" => OperationStatus::Started,
             "PENDING" => OperationStatus::Pending,
             "READY" => OperationStatus::Ready,
@@ -285,14 +393,37 @@ impl std::str::FromStr for OperationStatus {
             "CANCELLED" => OperationStatus::Cancelled,
             "TIMED_OUT" => OperationStatus::TimedOut,
             "STOPPED" => OperationStatus::Stopped,
-            other => return Err(UnknownWireName(other.to_owned())),
-        })
+            other => OperationStatus::Unknown(WireName::new(other)),
+        }
+    }
+
+    /// The wire name, e.g. `SUCCEEDED`.
+    pub fn wire_name(&self) -> &str {
+        match self {
+            OperationStatus::Started => "STARTED",
+            OperationStatus::Pending => "PENDING",
+            OperationStatus::Ready => "READY",
+            OperationStatus::Succeeded => "SUCCEEDED",
+            OperationStatus::Failed => "FAILED",
+            OperationStatus::Cancelled => "CANCELLED",
+            OperationStatus::TimedOut => "TIMED_OUT",
+            OperationStatus::Stopped => "STOPPED",
+            OperationStatus::Unknown(name) => name.as_str(),
+        }
+    }
+
+    /// Whether this SDK knows the status.
+    pub fn is_known(&self) -> bool {
+        !matches!(self, OperationStatus::Unknown(_))
     }
 }
+
+wire_enum_serde!(OperationStatus, "an operation status");
 
 /// What an update does to an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum OperationAction {
     /// Start the operation.
     Start,
@@ -346,6 +477,110 @@ impl ErrorObject {
             stack_trace: None,
         }
     }
+}
+
+/// The most bytes of JSON one error object may take: the strictest limit
+/// among AWS's implementations (its emulator rejects larger errors; the
+/// service documents 1 MB).
+pub const MAX_ERROR_JSON: usize = 32 * 1024;
+
+/// The longest `ErrorType` kept, in bytes.
+pub const MAX_ERROR_TYPE: usize = 256;
+
+impl ErrorObject {
+    /// The length of the error's JSON (an upper bound: control characters
+    /// are counted at their longest escape).
+    pub fn json_len(&self) -> usize {
+        let field = |s: &Option<String>| s.as_deref().map_or(0, |s| 16 + json_string_len(s));
+        2 + field(&self.error_message)
+            + field(&self.error_type)
+            + field(&self.error_data)
+            + self.stack_trace.as_ref().map_or(0, |t| {
+                16 + t.iter().map(|l| json_string_len(l) + 1).sum::<usize>()
+            })
+    }
+
+    /// The error cut to fit the service's limits: `ErrorType` to
+    /// [`MAX_ERROR_TYPE`] bytes, the whole object to [`MAX_ERROR_JSON`]
+    /// bytes of JSON. Stack frames go first, then the message (down to
+    /// 4 KiB), then the data, then the rest of the message. Every cut field
+    /// ends in a visible marker, `…[truncated N bytes]`; an error that fits
+    /// is returned unchanged.
+    pub fn truncated(mut self) -> Self {
+        if let Some(t) = &mut self.error_type
+            && t.len() > MAX_ERROR_TYPE
+        {
+            cut_to(t, MAX_ERROR_TYPE);
+        }
+        let excess = |e: &ErrorObject| e.json_len().saturating_sub(MAX_ERROR_JSON);
+        if excess(&self) == 0 {
+            return self;
+        }
+        let over = excess(&self);
+        if let Some(frames) = &mut self.stack_trace {
+            let mut over = over;
+            let mut dropped = 0;
+            while over > 0 && !frames.is_empty() {
+                let frame = frames.pop().unwrap_or_default();
+                over = over.saturating_sub(json_string_len(&frame) + 1);
+                dropped += 1;
+            }
+            if dropped > 0 {
+                frames.push(format!("…[{dropped} frames truncated]"));
+            }
+        }
+        for floor in [4096, 0] {
+            for field in [0, 1, 2] {
+                if field == 2 && floor > 0 {
+                    continue;
+                }
+                let over = excess(&self);
+                if over == 0 {
+                    return self;
+                }
+                let target = match field {
+                    0 => &mut self.error_message,
+                    1 => &mut self.error_data,
+                    _ => &mut self.error_message,
+                };
+                if let Some(text) = target {
+                    let want = json_string_len(text).saturating_sub(over).max(floor);
+                    if want < json_string_len(text) {
+                        cut_to(text, want);
+                    }
+                }
+            }
+        }
+        if excess(&self) > 0 {
+            // Only a pathological stack of tiny frames can get here.
+            self.stack_trace = None;
+        }
+        self
+    }
+}
+
+/// Cuts `text` so that its JSON string, marker included, takes at most
+/// `max` bytes (on a character boundary).
+fn cut_to(text: &mut String, max: usize) {
+    let total = text.len();
+    let marker_room = 32;
+    let budget = max.saturating_sub(marker_room + 2);
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in text.char_indices() {
+        let cost = match c {
+            '"' | '\\' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        };
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        end = i + c.len_utf8();
+    }
+    text.truncate(end);
+    text.push_str(&format!("…[truncated {} bytes]", total - end));
 }
 
 impl fmt::Display for ErrorObject {
@@ -660,7 +895,7 @@ impl OperationUpdate {
 
 /// The length of `s` as a JSON string, quotes included: `"` and `\` take
 /// two bytes, other control characters up to six (`\u00XX`).
-fn json_string_len(s: &str) -> usize {
+pub fn json_string_len(s: &str) -> usize {
     2 + s.len()
         + s.bytes()
             .map(|b| match b {
@@ -808,12 +1043,28 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_ids_and_unknown_enums() {
+    fn rejects_bad_ids_and_keeps_unknown_enums() {
         assert!(OperationId::new("").is_err());
         assert!(OperationId::new(&"a".repeat(65)).is_err());
+        let op: Operation =
+            serde_json::from_str(r#"{"Id":"a","Type":"FUTURE_OP","Status":"PAUSED"}"#).unwrap();
+        assert_eq!(
+            op.op_type,
+            OperationType::Unknown(WireName::new("FUTURE_OP"))
+        );
+        assert_eq!(op.op_type.to_string(), "FUTURE_OP");
+        assert_eq!(op.status.to_string(), "PAUSED");
+        assert!(!op.status.is_terminal() && !op.status.is_known());
+        // Unknown values are written back as they came.
+        let back = serde_json::to_value(&op).unwrap();
+        assert_eq!(back["Type"], "FUTURE_OP");
+        assert_eq!(back["Status"], "PAUSED");
+        let long = "X".repeat(100);
+        let name = WireName::new(&long);
+        assert!(name.as_str().starts_with("XXXX") && name.as_str().ends_with('…'));
+        assert!(name.as_str().len() <= WireName::CAPACITY);
         assert!(
-            serde_json::from_str::<Operation>(r#"{"Id":"a","Type":"NOPE","Status":"STARTED"}"#)
-                .is_err()
+            serde_json::from_str::<Operation>(r#"{"Id":"a","Type":7,"Status":"STARTED"}"#).is_err()
         );
         let long = format!(
             r#"{{"Id":"{}","Type":"STEP","Status":"STARTED"}}"#,
@@ -850,6 +1101,10 @@ mod tests {
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
         }
         assert!(OperationStatus::from_str("PAUSED").is_err());
+        assert_eq!(
+            OperationStatus::from_wire("PAUSED"),
+            OperationStatus::Unknown(WireName::new("PAUSED"))
+        );
     }
 
     #[test]
@@ -906,6 +1161,36 @@ mod tests {
                 "{} far above {actual}",
                 u.approx_size()
             );
+        }
+    }
+
+    #[test]
+    fn long_errors_are_cut_to_the_limits_with_a_marker() {
+        let small = ErrorObject::new("T", "short");
+        assert_eq!(small.clone().truncated(), small);
+        for text in [
+            "x".repeat(100_000),
+            "\"".repeat(40_000),
+            "\u{1}".repeat(40_000),
+            "é€😀".repeat(20_000),
+        ] {
+            let e = ErrorObject {
+                error_message: Some(text.clone()),
+                error_type: Some("T".repeat(1000)),
+                error_data: Some(text.clone()),
+                stack_trace: Some(vec![text.clone(), "frame".into()]),
+            };
+            let cut = e.truncated();
+            let json = serde_json::to_vec(&cut).unwrap().len();
+            assert!(json <= MAX_ERROR_JSON, "{json} bytes");
+            assert!(cut.error_type.as_ref().unwrap().len() <= MAX_ERROR_TYPE + 40);
+            let message = cut.error_message.unwrap();
+            assert!(
+                message.contains("…[truncated "),
+                "{}",
+                &message[message.len() - 40..]
+            );
+            assert!(json_string_len(&message) >= 1000);
         }
     }
 

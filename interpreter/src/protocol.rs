@@ -9,13 +9,18 @@ use durable_yield_codecs::CodecError;
 use crate::coroutine::BoxFuture;
 use crate::model::{ErrorObject, Payload};
 use crate::retry::RetryStrategy;
-use crate::workflow::{StepContext, StepSemantics};
+use crate::workflow::{StepContext, StepFailure, StepSemantics};
 
 /// How a workflow ended: its encoded result or its error.
 pub(crate) type WorkflowResult = Result<Payload, ErrorObject>;
 
-/// What a step body produced: the encoded value or the error to record.
-pub type StepOutcome = Result<Payload, ErrorObject>;
+/// What a step body produced: the encoded value, or the failure of the
+/// attempt (the error to record, the error value, whether retrying can
+/// help).
+pub type StepOutcome = Result<Payload, StepFailure>;
+
+/// A step's outcome as recorded: what workflow code is resumed with.
+pub(crate) type RecordedOutcome = Result<Payload, ErrorObject>;
 
 /// What workflow code asks of the interpreter.
 pub(crate) enum Request {
@@ -41,7 +46,7 @@ pub(crate) enum Response {
     /// The first resume.
     Start,
     /// The step's outcome, recorded or fresh (always as checkpointed).
-    Step(StepOutcome),
+    Step(RecordedOutcome),
     /// The step must run live: send its body.
     Execute(StepContext),
     /// The wait is over.

@@ -24,6 +24,7 @@
 //! let timeouts = FixedDelay::new(Duration::from_secs(10), 3).only_error_types(["Timeout"]);
 //! ```
 
+use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,14 +33,57 @@ use crate::model::ErrorObject;
 
 /// A failed attempt, as a strategy sees it.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct FailedAttempt<'a> {
-    /// The error the attempt failed with.
+    /// The error the attempt failed with, as it is recorded.
     pub error: &'a ErrorObject,
     /// The number of the attempt that failed, from 1.
     pub attempt: u32,
     /// A number in `[0, 1)` for jitter: pseudo-random, different for every
     /// execution, step and attempt.
     pub random: f64,
+    /// The error value the body failed with, when the attempt ran in this
+    /// invocation (see [`FailedAttempt::downcast_ref`]); `None` for an
+    /// attempt found interrupted on replay and for errors made by the SDK.
+    pub source: Option<&'a (dyn StdError + Send + Sync + 'static)>,
+}
+
+impl<'a> FailedAttempt<'a> {
+    /// A failed attempt with no error value (for testing strategies).
+    pub fn new(error: &'a ErrorObject, attempt: u32, random: f64) -> Self {
+        FailedAttempt {
+            error,
+            attempt,
+            random,
+            source: None,
+        }
+    }
+
+    /// The same attempt, carrying the error value `source`.
+    pub fn with_source(mut self, source: &'a (dyn StdError + Send + Sync + 'static)) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The body's error value as `E`, if it is one: lets a strategy decide
+    /// on the typed error instead of its recorded strings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durable_yield_interpreter::retry::FailedAttempt;
+    /// use durable_yield_interpreter::StepConfig;
+    ///
+    /// // Retry I/O timeouts only, up to 5 attempts, 2 s apart.
+    /// let config = StepConfig::named("fetch").retry(|failed: &FailedAttempt| {
+    ///     let timeout = failed
+    ///         .downcast_ref::<std::io::Error>()
+    ///         .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
+    ///     (timeout && failed.attempt < 5).then(|| Duration::from_secs(2))
+    /// });
+    /// ```
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&'a E> {
+        self.source.and_then(|s| s.downcast_ref::<E>())
+    }
 }
 
 /// Decides whether a failed step attempt is tried again, and when.
@@ -245,25 +289,44 @@ pub trait RetryStrategyExt: RetryStrategy + Sized {
         }
     }
 
-    /// Retries only errors whose `ErrorType` is one of `types` (for a Rust
-    /// error, its type name as recorded, e.g. `my_crate::Timeout`; a type
-    /// given without a path also matches the last path segment).
+    /// Retries only errors whose `ErrorType` is one of `types`. A Rust
+    /// error is recorded under its type's own name (`Timeout` for
+    /// `my_crate::Timeout`, see [`error_type_name`](crate::error_type_name));
+    /// a recorded or given name with a module path (another SDK's, or an
+    /// older history's) matches by its name without the path.
     #[allow(clippy::type_complexity)]
     fn only_error_types<T: Into<String>>(
         self,
         types: impl IntoIterator<Item = T>,
     ) -> OnlyIf<Self, Box<dyn Fn(&ErrorObject) -> bool + Send + Sync>> {
-        let types: Vec<String> = types.into_iter().map(Into::into).collect();
+        let types: Vec<(String, String)> = types
+            .into_iter()
+            .map(|t| {
+                let t: String = t.into();
+                let short = short_name(&t);
+                (t, short)
+            })
+            .collect();
         self.only_if(Box::new(move |error: &ErrorObject| {
             error.error_type.as_deref().is_some_and(|t| {
-                let short = t.rsplit("::").next().unwrap_or(t);
-                types.iter().any(|w| w == t || w == short)
+                let short = short_name(t);
+                types.iter().any(|(w, ws)| w == t || *ws == short)
             })
         }))
     }
 }
 
 impl<S: RetryStrategy> RetryStrategyExt for S {}
+
+/// A type name without module paths: Rust's `a::B<c::D>` and Python's
+/// `pkg.mod.Error` style both reduce to the last segments.
+fn short_name(t: &str) -> String {
+    let rust = crate::workflow::short_type_name(t);
+    match rust.rsplit_once('.') {
+        Some((_, last)) if !rust.contains('<') => last.to_owned(),
+        _ => rust,
+    }
+}
 
 /// A pseudo-random number in `[0, 1)` from a seed (splitmix64).
 pub(crate) fn unit_random(seed: u64) -> f64 {
@@ -279,11 +342,7 @@ mod tests {
     use super::*;
 
     fn attempt(error: &ErrorObject, attempt: u32, random: f64) -> FailedAttempt<'_> {
-        FailedAttempt {
-            error,
-            attempt,
-            random,
-        }
+        FailedAttempt::new(error, attempt, random)
     }
 
     #[test]
@@ -296,6 +355,23 @@ mod tests {
         assert_eq!(
             delays,
             vec![Some(5), Some(10), Some(20), Some(40), Some(60), None]
+        );
+    }
+
+    #[test]
+    fn strategies_can_downcast_the_error_value() {
+        let e = ErrorObject::new("Error", "timed out");
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let failed = FailedAttempt::new(&e, 1, 0.0).with_source(&io);
+        assert_eq!(
+            failed.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::TimedOut)
+        );
+        assert!(failed.downcast_ref::<std::fmt::Error>().is_none());
+        assert!(
+            FailedAttempt::new(&e, 1, 0.0)
+                .downcast_ref::<std::io::Error>()
+                .is_none()
         );
     }
 
@@ -344,6 +420,15 @@ mod tests {
         assert!(only.next_delay(&attempt(&other, 1, 0.0)).is_none());
         let pred = NoRetry.only_if(|_| true);
         assert!(pred.next_delay(&attempt(&e, 1, 0.0)).is_none());
+        // Generic types keep their parameters; module paths never matter.
+        let generic = ErrorObject::new("Wrapper<Timeout>", "slow");
+        let only =
+            FixedDelay::new(Duration::from_secs(1), 5).only_error_types(["x::Wrapper<y::Timeout>"]);
+        assert!(only.next_delay(&attempt(&generic, 1, 0.0)).is_some());
+        assert!(only.next_delay(&attempt(&e, 1, 0.0)).is_none());
+        let python = ErrorObject::new("botocore.exceptions.Timeout", "slow");
+        let only = FixedDelay::new(Duration::from_secs(1), 5).only_error_types(["Timeout"]);
+        assert!(only.next_delay(&attempt(&python, 1, 0.0)).is_some());
     }
 
     #[test]

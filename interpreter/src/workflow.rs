@@ -14,35 +14,37 @@
 //! async fn greet(mut wf: Workflow, name: String) -> Result<String, StepError> {
 //!     // A named step with the default JSON codec.
 //!     let greeting: String = wf
-//!         .step("greet", |_ctx| async move { Ok::<_, std::io::Error>(format!("hello {name}")) })
+//!         .step("greet", |_ctx| async move { Ok(format!("hello {name}")) })
 //!         .await?;
 //!     // A durable timer: the invocation ends here and resumes a minute later.
 //!     wf.wait("cool-off", Duration::from_secs(60)).await;
 //!     // A step with another codec.
 //!     let len: u64 = wf
 //!         .step_with(StepConfig::named("measure").codec(Bincode), move |_ctx| async move {
-//!             Ok::<_, std::io::Error>(greeting.len() as u64)
+//!             Ok(greeting.len() as u64)
 //!         })
 //!         .await?;
 //!     Ok(format!("{len}"))
 //! }
 //! ```
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use durable_yield_codecs::{Codec, CodecError, Json, from_payload, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::coroutine::{BoxFuture, Yielder};
-use crate::model::{ErrorObject, OperationId};
+use crate::id::idempotency_key;
+use crate::model::{ErrorObject, Millis, OperationId};
 use crate::protocol::{Fatal, Request, Response};
-use crate::retry::RetryStrategy;
+use crate::retry::{NoRetry, RetryStrategy};
 
 /// A boxed error, the common currency of workflow and step errors.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -50,6 +52,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// The handle workflow code uses to run durable operations.
 pub struct Workflow {
     yielder: Yielder,
+    execution_arn: Arc<str>,
 }
 
 /// What a step body learns about the attempt it runs.
@@ -58,12 +61,41 @@ pub struct StepContext {
     pub(crate) id: OperationId,
     pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) attempt: u32,
+    pub(crate) execution_arn: Arc<str>,
+    pub(crate) now: Millis,
 }
 
 impl StepContext {
-    /// The step's operation id.
+    /// The step's operation id. It comes from the step's position in the
+    /// workflow, so it is the same in every execution: use
+    /// [`StepContext::idempotency_key`] as an idempotency key, not this.
     pub fn operation_id(&self) -> &OperationId {
         &self.id
+    }
+    /// The ARN of the durable execution the step runs in.
+    pub fn execution_arn(&self) -> &str {
+        &self.execution_arn
+    }
+    /// A key unique to this execution and this step, the same on every
+    /// attempt and every replay: pass it to a payment provider or any API
+    /// that de-duplicates requests. 40 lowercase hex characters (see
+    /// [`idempotency_key`](crate::id::idempotency_key)).
+    ///
+    /// ```
+    /// # use durable_yield_interpreter::{StepContext, StepFailure};
+    /// async fn charge(ctx: StepContext, cents: u64) -> Result<String, StepFailure> {
+    ///     let key = ctx.idempotency_key();
+    ///     // provider.charge(cents).idempotency_key(&key).send().await?
+    ///     Ok(format!("charged {cents} with key {key}"))
+    /// }
+    /// ```
+    pub fn idempotency_key(&self) -> String {
+        idempotency_key(&self.execution_arn, &self.id)
+    }
+    /// When this attempt was started, by the runtime's clock (the virtual
+    /// clock on the local runner).
+    pub fn now(&self) -> SystemTime {
+        from_millis(self.now)
     }
     /// The step's name, if it has one.
     pub fn name(&self) -> Option<&str> {
@@ -212,8 +244,10 @@ impl StepError {
     pub fn step_name(&self) -> Option<&str> {
         self.step.as_deref()
     }
-    /// The error's type: the Rust type name of the body's error unless the
-    /// error was recorded by another SDK.
+    /// The error's type: the name of the body's error type without its
+    /// module path (e.g. `Error` for `std::io::Error`, `Timeout` for
+    /// `my_crate::Timeout`), or what a [`StepFailure`] chose, or what
+    /// another SDK recorded.
     pub fn error_type(&self) -> Option<&str> {
         self.error.error_type.as_deref()
     }
@@ -258,22 +292,58 @@ impl StepError {
     }
 }
 
-/// An error a step body returns to choose what is recorded: its type, its
-/// message and, optionally, data that workflow code can decode from the
-/// [`StepError`] (on the first run and on every replay).
+/// The error type of step bodies: what a failed attempt records.
+///
+/// A body returns `Result<T, StepFailure>`, so that `Ok(value)` needs no
+/// annotation and `?` works on any error type: the error converts into a
+/// `StepFailure` that records
+///
+/// * `ErrorType`: the error type's own name, without its module path
+///   (`Error` for `std::io::Error`, `Timeout` for `my_crate::Timeout`,
+///   `Wrapper<Inner>` for a generic type). Module paths are left out
+///   because histories outlive deployments: moving a type to another module
+///   must not change what `only_error_types` matches;
+/// * `ErrorMessage`: its message, followed by its sources;
+///
+/// and keeps the error value itself, which a retry strategy can downcast
+/// ([`FailedAttempt::downcast_ref`](crate::retry::FailedAttempt::downcast_ref)).
+/// `StepFailure::new` picks the type and message; [`StepFailure::with_type`]
+/// overrides the recorded type of a converted error; `with_data` attaches
+/// data that workflow code can decode from the [`StepError`] (on the first
+/// run and on every replay).
 ///
 /// ```
-/// use durable_yield_interpreter::StepFailure;
+/// use durable_yield_interpreter::{StepContext, StepFailure};
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct Declined { code: u16 }
 ///
-/// let failure = StepFailure::new("CardDeclined", "the card was declined")
-///     .with_data(&Declined { code: 51 })
-///     .unwrap();
+/// async fn charge(_ctx: StepContext, cents: u64) -> Result<String, StepFailure> {
+///     if cents > 100_000 {
+///         return Err(StepFailure::new("CardDeclined", "the card was declined")
+///             .with_data(&Declined { code: 51 })?);
+///     }
+///     let n: u64 = "42".parse()?; // any error type converts
+///     Ok(format!("receipt-{n}"))
+/// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Like `anyhow::Error`, `StepFailure` does not implement
+/// `std::error::Error` itself (that is what lets `?` convert every error
+/// into it). Return an error value directly with `Err(e.into())`, a boxed
+/// one with [`StepFailure::from_boxed`].
 pub struct StepFailure {
     error: ErrorObject,
+    source: Option<BoxError>,
+    retryable: bool,
+}
+
+impl fmt::Debug for StepFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepFailure")
+            .field("error", &self.error)
+            .field("retryable", &self.retryable)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StepFailure {
@@ -281,7 +351,60 @@ impl StepFailure {
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
         StepFailure {
             error: ErrorObject::new(error_type, message),
+            source: None,
+            retryable: true,
         }
+    }
+
+    /// A failure with only a message (`ErrorType` `Error`).
+    pub fn msg(message: impl Into<String>) -> Self {
+        StepFailure::new("Error", message)
+    }
+
+    /// Records `error` (see the type's docs); the same as `error.into()`.
+    pub fn from_error<E: StdError + Send + Sync + 'static>(error: E) -> Self {
+        let any: &dyn Any = &error;
+        if let Some(step) = any.downcast_ref::<StepError>() {
+            // `?` on a failed step: record the step's own error.
+            let error = step.error.clone();
+            return StepFailure {
+                error,
+                source: Some(Box::new(step.clone())),
+                retryable: true,
+            };
+        }
+        let error_type = error_type_name::<E>();
+        let message = message_with_sources(&error);
+        StepFailure {
+            error: ErrorObject::new(error_type, message),
+            source: Some(Box::new(error)),
+            retryable: true,
+        }
+    }
+
+    /// Records a boxed error: its message and sources, `ErrorType` `Error`
+    /// (a box hides the type; use [`StepFailure::with_type`] to name it).
+    pub fn from_boxed(error: BoxError) -> Self {
+        if let Some(step) = error.downcast_ref::<StepError>() {
+            let error_object = step.error.clone();
+            return StepFailure {
+                error: error_object,
+                source: Some(error),
+                retryable: true,
+            };
+        }
+        StepFailure {
+            error: ErrorObject::new("Error", message_with_sources(&*error)),
+            source: Some(error),
+            retryable: true,
+        }
+    }
+
+    /// Records `error_type` as the `ErrorType` instead of the one derived
+    /// from the error.
+    pub fn with_type(mut self, error_type: impl Into<String>) -> Self {
+        self.error.error_type = Some(error_type.into());
+        self
     }
 
     /// Attaches `data`, encoded as JSON.
@@ -303,6 +426,32 @@ impl StepFailure {
     pub fn error_object(&self) -> &ErrorObject {
         &self.error
     }
+
+    /// The error value the failure was made from, if any.
+    pub fn source_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+
+    /// A failure the SDK itself made for a result that no retry can fix
+    /// (not encodable, too large): it fails the step at once.
+    pub(crate) fn permanent(error: ErrorObject) -> Self {
+        StepFailure {
+            error,
+            source: None,
+            retryable: false,
+        }
+    }
+
+    /// Whether the step's retry strategy is asked about this failure:
+    /// `false` only for failures the SDK makes for a result no retry can
+    /// fix (not encodable, too large).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    pub(crate) fn into_parts(self) -> (ErrorObject, Option<BoxError>, bool) {
+        (self.error, self.source, self.retryable)
+    }
 }
 
 impl fmt::Display for StepFailure {
@@ -311,49 +460,190 @@ impl fmt::Display for StepFailure {
     }
 }
 
-impl StdError for StepFailure {}
-
-impl From<CodecError> for StepFailure {
-    fn from(error: CodecError) -> Self {
-        StepFailure::new("CodecError", error.to_string())
+impl<E: StdError + Send + Sync + 'static> From<E> for StepFailure {
+    fn from(error: E) -> Self {
+        StepFailure::from_error(error)
     }
 }
 
-/// Records an error as an [`ErrorObject`]: `ErrorType` is the Rust type
-/// name of `E`, `ErrorMessage` its message followed by its sources. A
-/// [`StepError`] passes through unchanged, so `?` on a failed step fails the
-/// execution with the step's own error.
-pub fn error_object_from<E: Into<BoxError>>(error: E) -> ErrorObject {
-    let type_name = std::any::type_name::<E>();
-    let boxed: BoxError = error.into();
-    if let Some(step) = boxed.downcast_ref::<StepError>() {
-        return step.error.clone();
+/// The recorded name of an error type: its Rust type name with every
+/// module path left out (`std::io::Error` → `Error`,
+/// `my::Wrapper<other::Inner>` → `Wrapper<Inner>`).
+///
+/// ```
+/// use durable_yield_interpreter::error_type_name;
+/// assert_eq!(error_type_name::<std::num::ParseIntError>(), "ParseIntError");
+/// ```
+pub fn error_type_name<E: ?Sized>() -> String {
+    short_type_name(std::any::type_name::<E>())
+}
+
+/// Leaves the module paths out of a type name.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut segment_start = 0;
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            out.truncate(segment_start);
+            continue;
+        }
+        out.push(c);
+        // `{{closure}}` and `{{impl}}` are path segments too.
+        if !(c.is_alphanumeric() || matches!(c, '_' | '{' | '}')) {
+            segment_start = out.len();
+        }
     }
-    if let Some(failure) = boxed.downcast_ref::<StepFailure>() {
-        return failure.error.clone();
-    }
-    let mut message = boxed.to_string();
-    let mut source = boxed.source();
+    out
+}
+
+/// An error's message followed by its sources, `": "`-separated.
+fn message_with_sources(error: &(dyn StdError + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
     while let Some(s) = source {
         message.push_str(": ");
         message.push_str(&s.to_string());
         source = s.source();
     }
+    message
+}
+
+/// Records a workflow's error as an [`ErrorObject`]: `ErrorType` is the
+/// short type name of `E` (see [`error_type_name`]), `ErrorMessage` its
+/// message followed by its sources. A [`StepError`] passes through
+/// unchanged, so `?` on a failed step fails the execution with the step's
+/// own error.
+pub fn error_object_from<E: Into<BoxError>>(error: E) -> ErrorObject {
+    let type_name = error_type_name::<E>();
+    let boxed: BoxError = error.into();
+    if let Some(step) = boxed.downcast_ref::<StepError>() {
+        return step.error.clone();
+    }
+    let message = message_with_sources(&*boxed);
     // Strings and boxed errors carry no useful type name.
-    let error_type = if type_name.starts_with("alloc::boxed::Box<dyn ")
-        || type_name == "&str"
-        || type_name == "alloc::string::String"
-    {
-        "Error"
-    } else {
-        type_name
-    };
+    let error_type =
+        if type_name.starts_with("Box<dyn ") || type_name == "&str" || type_name == "String" {
+            "Error".to_owned()
+        } else {
+            type_name
+        };
     ErrorObject::new(error_type, message)
 }
 
+fn from_millis(ms: Millis) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+/// Values [`Workflow::random`] can draw.
+pub trait RandomValue: Serialize + DeserializeOwned + Send + 'static {
+    /// Builds a value from uniformly random 64-bit words.
+    fn from_words(next: &mut dyn FnMut() -> u64) -> Self;
+}
+
+macro_rules! random_ints {
+    ($($t:ty),*) => {$(
+        impl RandomValue for $t {
+            fn from_words(next: &mut dyn FnMut() -> u64) -> Self {
+                next() as $t
+            }
+        }
+    )*};
+}
+random_ints!(u8, u16, u32, u64, i8, i16, i32, i64);
+
+impl RandomValue for u128 {
+    fn from_words(next: &mut dyn FnMut() -> u64) -> Self {
+        (u128::from(next()) << 64) | u128::from(next())
+    }
+}
+
+impl RandomValue for i128 {
+    fn from_words(next: &mut dyn FnMut() -> u64) -> Self {
+        u128::from_words(next) as i128
+    }
+}
+
+impl RandomValue for bool {
+    fn from_words(next: &mut dyn FnMut() -> u64) -> Self {
+        next() & 1 == 1
+    }
+}
+
+/// Uniform in `[0, 1)`.
+impl RandomValue for f64 {
+    fn from_words(next: &mut dyn FnMut() -> u64) -> Self {
+        (next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl<const N: usize> RandomValue for [u8; N]
+where
+    [u8; N]: Serialize + DeserializeOwned,
+{
+    fn from_words(next: &mut dyn FnMut() -> u64) -> Self {
+        let mut out = [0u8; N];
+        for chunk in out.chunks_mut(8) {
+            let word = next().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+        out
+    }
+}
+
+/// Random 64-bit words from the standard library's per-process random
+/// hash keys (seeded by the operating system) mixed with a counter and the
+/// time: unpredictable and distinct across processes, with no extra
+/// dependency. Not for cryptographic secrets: draw those in a step body
+/// from a cryptographic generator.
+fn random_words() -> impl FnMut() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let state = std::collections::hash_map::RandomState::new();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    move || {
+        let mut h = state.build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u64(nanos);
+        h.finish()
+    }
+}
+
+/// A version 4 UUID in its hyphenated lowercase form.
+fn uuid_v4(next: &mut dyn FnMut() -> u64) -> String {
+    let mut bytes = <[u8; 16]>::from_words(next);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 impl Workflow {
-    pub(crate) fn new(yielder: Yielder) -> Self {
-        Workflow { yielder }
+    pub(crate) fn new(yielder: Yielder, execution_arn: Arc<str>) -> Self {
+        Workflow {
+            yielder,
+            execution_arn,
+        }
+    }
+
+    /// The ARN of the durable execution this workflow runs in.
+    pub fn execution_arn(&self) -> &str {
+        &self.execution_arn
     }
 
     /// Runs `body` as a durable step named `name`, checkpointing its result
@@ -363,27 +653,31 @@ impl Workflow {
     /// runtime) and its result is checkpointed; on replay the recorded result
     /// is returned and the body never runs again. Either way the value is
     /// decoded from the checkpointed payload, so the first run and replays
-    /// see exactly the same value. An error returned by the body is recorded
-    /// and comes back as a [`StepError`].
+    /// see exactly the same value. The body returns `Result<T,
+    /// StepFailure>` (`Ok(value)` needs no annotation, and `?` converts any
+    /// error); a failed attempt goes to the step's retry strategy, and when
+    /// the step fails for good its error comes back as a [`StepError`].
     ///
-    /// Use [`Workflow::step_with`] for another codec or an unnamed step.
-    pub async fn step<F, Fut, T, E>(
+    /// The name must be 1 to 256 printable ASCII characters; another fails
+    /// the execution with `InvalidName` before anything is checkpointed.
+    /// Use [`Workflow::step_with`] for another codec, a retry strategy or
+    /// an unnamed step.
+    pub async fn step<F, Fut, T>(
         &mut self,
         name: impl Into<Cow<'static, str>>,
         body: F,
     ) -> Result<T, StepError>
     where
         F: FnOnce(StepContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, StepFailure>> + Send + 'static,
         T: Serialize + DeserializeOwned,
-        E: Into<BoxError>,
     {
         self.step_with(StepConfig::named(name), body).await
     }
 
     /// Runs `body` as a durable step configured by `config` (name, codec);
     /// otherwise like [`Workflow::step`].
-    pub async fn step_with<C, F, Fut, T, E>(
+    pub async fn step_with<C, F, Fut, T>(
         &mut self,
         config: StepConfig<C>,
         body: F,
@@ -391,9 +685,8 @@ impl Workflow {
     where
         C: Codec + Clone,
         F: FnOnce(StepContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, StepFailure>> + Send + 'static,
         T: Serialize + DeserializeOwned,
-        E: Into<BoxError>,
     {
         let StepConfig {
             name,
@@ -412,12 +705,13 @@ impl Workflow {
             Response::Execute(ctx) => {
                 let encoder = codec.clone();
                 let run: BoxFuture<_> = Box::pin(async move {
-                    match body(ctx).await {
-                        Ok(value) => to_payload(&encoder, &value).map(Into::into).map_err(|e| {
-                            ErrorObject::new("CodecError", format!("the step result {e}"))
-                        }),
-                        Err(error) => Err(error_object_from(error)),
-                    }
+                    let value = body(ctx).await?;
+                    to_payload(&encoder, &value).map(Into::into).map_err(|e| {
+                        StepFailure::permanent(ErrorObject::new(
+                            "CodecError",
+                            format!("the step result {e}"),
+                        ))
+                    })
                 });
                 match self.yielder.yield_(Request::Run(run)).await {
                     Response::Step(outcome) => outcome,
@@ -442,15 +736,54 @@ impl Workflow {
     /// invokes the function again when the time is up. No compute is billed
     /// meanwhile. `config` is a name (`"cool-off"`) or a [`WaitConfig`].
     ///
-    /// The duration must be a whole number of seconds from 1 to 31,622,400
-    /// (366 days); anything else fails the execution with
-    /// `InvalidWaitDuration` before anything is checkpointed.
+    /// The service counts waits in whole seconds: a fraction of a second is
+    /// rounded up (1.5 s waits 2 s, as retry delays do), so `deadline - now`
+    /// can be passed as it is. A zero duration, or one over 31,622,400 s
+    /// (366 days), fails the execution with `InvalidWaitDuration` before
+    /// anything is checkpointed.
     pub async fn wait(&mut self, config: impl Into<WaitConfig>, duration: Duration) {
         let WaitConfig { name } = config.into();
         match self.yielder.yield_(Request::Wait { name, duration }).await {
             Response::Continue => {}
             _ => self.protocol_violation().await,
         }
+    }
+
+    /// The current time, checkpointed: the first run records the runtime's
+    /// clock (the virtual clock on the local runner) in a step named `now`,
+    /// every replay returns the recorded value. Use it instead of
+    /// `SystemTime::now()`, whose value differs on every replay (see the
+    /// README's "Replay-safe code").
+    pub async fn now(&mut self) -> Result<SystemTime, StepError> {
+        let config = StepConfig::named("now").retry(NoRetry);
+        let ms: Millis = self
+            .step_with(config, |ctx| async move { Ok(ctx.now) })
+            .await?;
+        Ok(from_millis(ms))
+    }
+
+    /// A random value, checkpointed: drawn once in a step named `random`,
+    /// returned unchanged by every replay. Integers are uniform over their
+    /// range, `f64` over `[0, 1)`, `[u8; N]` is N random bytes. Not for
+    /// cryptographic secrets (see [`RandomValue`]).
+    pub async fn random<T: RandomValue>(&mut self) -> Result<T, StepError> {
+        let config = StepConfig::named("random").retry(NoRetry);
+        self.step_with(config, |_| async {
+            let mut next = random_words();
+            Ok(T::from_words(&mut next))
+        })
+        .await
+    }
+
+    /// A random (version 4) UUID, checkpointed in a step named `uuid`, in
+    /// its hyphenated lowercase form.
+    pub async fn uuid(&mut self) -> Result<String, StepError> {
+        let config = StepConfig::named("uuid").retry(NoRetry);
+        self.step_with(config, |_| async {
+            let mut next = random_words();
+            Ok(uuid_v4(&mut next))
+        })
+        .await
     }
 
     /// Stops the workflow for good: the interpreter never resumes it again.
@@ -513,10 +846,69 @@ mod tests {
             e.error_message.as_deref(),
             Some("charging failed: card declined")
         );
-        assert!(e.error_type.as_deref().unwrap().ends_with("Outer"));
+        assert_eq!(e.error_type.as_deref(), Some("Outer"));
         let e = error_object_from("plain");
         assert_eq!(e.error_type.as_deref(), Some("Error"));
         assert_eq!(e.error_message.as_deref(), Some("plain"));
+    }
+
+    #[test]
+    fn type_names_lose_their_module_paths() {
+        assert_eq!(error_type_name::<std::io::Error>(), "Error");
+        assert_eq!(error_type_name::<Outer>(), "Outer");
+        assert_eq!(
+            short_type_name("my::Wrapper<other::Inner, std::vec::Vec<u8>>"),
+            "Wrapper<Inner, Vec<u8>>"
+        );
+        assert_eq!(
+            short_type_name("alloc::boxed::Box<dyn core::error::Error + core::marker::Send>"),
+            "Box<dyn Error + Send>"
+        );
+        assert_eq!(short_type_name("&str"), "&str");
+        assert_eq!(
+            short_type_name("tests::a_test::{{closure}}::OutOfStock"),
+            "OutOfStock"
+        );
+        assert_eq!(short_type_name("(a::B, [c::D; 2])"), "(B, [D; 2])");
+    }
+
+    #[test]
+    fn any_error_converts_into_a_step_failure() {
+        let parse: Result<u32, StepFailure> = "x".parse::<u32>().map_err(Into::into);
+        let failure = parse.unwrap_err();
+        assert_eq!(
+            failure.error_object().error_type.as_deref(),
+            Some("ParseIntError")
+        );
+        assert!(failure.is_retryable());
+        assert!(
+            failure
+                .source_error()
+                .is_some_and(|e| e.downcast_ref::<std::num::ParseIntError>().is_some())
+        );
+        let step = StepError {
+            step: Some("a".into()),
+            error: ErrorObject::new("Declined", "no"),
+        };
+        let failure = StepFailure::from(step);
+        assert_eq!(failure.error_object(), &ErrorObject::new("Declined", "no"));
+        let named = StepFailure::from(Outer(std::io::Error::other("x"))).with_type("Charge");
+        assert_eq!(named.error_object().error_type.as_deref(), Some("Charge"));
+        assert_eq!(
+            named.error_object().error_message.as_deref(),
+            Some("charging failed: x")
+        );
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let mut next = random_words();
+        let a = uuid_v4(&mut next);
+        let b = uuid_v4(&mut next);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
     }
 
     #[test]

@@ -10,15 +10,15 @@
 //! - codecs: encode/decode time and size of a small struct.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use durable_yield::codecs::{Bincode, Codec, Json, MsgPack, from_payload, to_payload};
+use durable_yield::engine::{Action, Interpreter};
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::Operation;
-use durable_yield::{Action, Interpreter, LocalRunner, StepConfig, StepError, Workflow};
+use durable_yield::{LocalRunner, StepConfig, StepError, Workflow};
 use serde::{Deserialize, Serialize};
 
 /// Counts heap allocations (and reallocations) made by the process.
@@ -103,7 +103,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A workflow of `n` steps that each return `()`.
 async fn unit_steps(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
     for _ in 0..n {
-        let () = wf.step("s", |_| async { Ok::<_, Infallible>(()) }).await?;
+        let () = wf.step("s", |_| async { Ok(()) }).await?;
     }
     Ok(n)
 }
@@ -122,7 +122,7 @@ fn struct_steps<C: Codec + Clone>(
             for _ in 0..n {
                 let s: Small = wf
                     .step_with(StepConfig::named("s").codec(codec.clone()), |_| async {
-                        Ok::<_, Infallible>(small())
+                        Ok(small())
                     })
                     .await?;
                 sum += s.id;
@@ -155,7 +155,11 @@ where
         let history = history.clone();
         let before = allocations();
         let start = Instant::now();
-        let mut interpreter = Interpreter::new(history, workflow);
+        let mut interpreter = Interpreter::new(
+            "arn:aws:lambda:us-east-1:1:function:bench:1/durable-execution/bench/1",
+            history,
+            workflow,
+        );
         let finished = match interpreter.poll() {
             Some(Action::Finish(outcome)) => outcome,
             other => panic!("replay must not run anything: {other:?}"),

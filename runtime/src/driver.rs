@@ -1,26 +1,35 @@
 //! One invocation, start to end: the code path shared by the local runner
 //! and the Lambda handler.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use durable_yield_interpreter::panic_message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::engine::{Action, BoxFuture, Interpreter, Outcome, StepOutcome};
 use crate::model::{
-    ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Operation, OperationAction,
-    OperationId, OperationType, OperationUpdate, Payload,
+    ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Millis, Operation,
+    OperationAction, OperationId, OperationType, OperationUpdate, Payload, json_string_len,
 };
 use crate::service::{DurableService, ServiceError};
-use crate::{Action, BoxFuture, Interpreter, Outcome, StepOutcome, WorkflowFn};
+use crate::{StepFailure, WorkflowFn};
 
-/// The largest result returned in the invocation response; a larger one is
-/// checkpointed with an EXECUTION SUCCEED (PROTOCOL.md §6).
+/// The largest result returned in the invocation response, measured as it
+/// is sent: as a JSON string, quotes and escaping included. A larger one is
+/// checkpointed with an EXECUTION SUCCEED (PROTOCOL.md §6), and the
+/// response carries an empty result.
 pub const MAX_RESPONSE_RESULT: usize = 6 * 1024 * 1024 - 50;
+
+/// The most state pages one invocation reads before it gives up (a service
+/// that keeps answering with a next marker): 5,000 pages of at least 100
+/// operations is far beyond the service's operation limits.
+pub const MAX_STATE_PAGES: usize = 5_000;
 
 /// The largest execution result the service stores at all (its payload
 /// limit, 6,291,456 characters); a larger one fails the execution.
@@ -53,6 +62,8 @@ pub struct BatchConfig {
     /// The most bytes of update JSON per request (at most [`MAX_REQUEST_BYTES`]).
     pub max_bytes: usize,
     /// How long a step's checkpoint may be held back. Zero by default.
+    /// Measured with the service's clock ([`DurableService::now`]: the
+    /// system clock on Lambda, the virtual clock on the local runner).
     pub max_delay: Duration,
 }
 
@@ -163,8 +174,9 @@ where
         "durable invocation started"
     );
 
-    let mut interpreter = Interpreter::new(operations, workflow);
+    let mut interpreter = Interpreter::new(&arn, operations, workflow);
     let output = loop {
+        interpreter.set_now(service.now());
         let Some(action) = interpreter.poll() else {
             break failed(ErrorObject::new(
                 "InternalError",
@@ -212,7 +224,10 @@ where
                             ),
                         ))
                     }
-                    Outcome::Succeeded(payload) if payload.len() > MAX_RESPONSE_RESULT => {
+                    // Measured as sent: a JSON string, escaping included.
+                    Outcome::Succeeded(payload)
+                        if json_string_len(payload.as_str()) > MAX_RESPONSE_RESULT =>
+                    {
                         let execution = interpreter.history().execution().map(|op| op.id);
                         match checkpointer.complete_execution(execution, payload).await {
                             Ok(output) => output,
@@ -241,16 +256,58 @@ where
     })
 }
 
-/// A rejected request fails the execution; anything else fails the
-/// invocation, so that the service invokes again.
-fn fail_or_retry(error: ServiceError) -> Result<InvocationOutput, InvocationError> {
+/// The service call that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Checkpoint,
+    GetState,
+}
+
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::Checkpoint => "CheckpointDurableExecution",
+            Call::GetState => "GetDurableExecutionState",
+        }
+    }
+}
+
+/// A failed call to the service, with the call.
+#[derive(Debug)]
+struct CallError {
+    call: Call,
+    error: ServiceError,
+}
+
+trait During<T> {
+    fn during(self, call: Call) -> Result<T, CallError>;
+}
+
+impl<T> During<T> for Result<T, ServiceError> {
+    fn during(self, call: Call) -> Result<T, CallError> {
+        self.map_err(|error| CallError { call, error })
+    }
+}
+
+/// A rejected request fails the execution (`CheckpointRejected`, or
+/// `ExecutionStateRejected` for a state page), naming the call; anything
+/// else fails the invocation, so that the service invokes again.
+fn fail_or_retry(error: CallError) -> Result<InvocationOutput, InvocationError> {
+    let CallError { call, error } = error;
     match error {
         ServiceError::Rejected(message) => {
-            tracing::warn!(%message, "checkpoint rejected; failing the execution");
-            Ok(failed(ErrorObject::new("CheckpointRejected", message)))
+            let error_type = match call {
+                Call::Checkpoint => "CheckpointRejected",
+                Call::GetState => "ExecutionStateRejected",
+            };
+            tracing::warn!(call = call.name(), %message, "request rejected; failing the execution");
+            Ok(failed(ErrorObject::new(
+                error_type,
+                format!("{} was rejected by the service: {message}", call.name()),
+            )))
         }
         other => {
-            tracing::warn!(error = %other, "checkpoint failed; failing the invocation");
+            tracing::warn!(call = call.name(), error = %other, "request failed; failing the invocation");
             Err(InvocationError(other))
         }
     }
@@ -272,19 +329,42 @@ struct Checkpointer<'a, S: ?Sized> {
     config: &'a BatchConfig,
     held: Vec<OperationUpdate>,
     held_bytes: usize,
-    held_since: Option<Instant>,
+    held_since: Option<Millis>,
     requests: u64,
 }
 
 impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
-    /// Loads the pages after `marker` with `GetDurableExecutionState`.
+    /// Loads the pages after `marker` with `GetDurableExecutionState`. A
+    /// marker seen before (the pages loop) or more than
+    /// [`MAX_STATE_PAGES`] pages fail the invocation instead of looping
+    /// until the Lambda timeout.
     async fn page_in(
         &mut self,
         mut marker: Option<String>,
         operations: &mut Vec<Operation>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), CallError> {
+        let mut seen = HashSet::new();
         while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
-            let page = self.service.get_state(self.arn, &self.token, &m).await?;
+            let invalid = |what: String| CallError {
+                call: Call::GetState,
+                error: ServiceError::InvalidResponse(what),
+            };
+            if seen.len() >= MAX_STATE_PAGES {
+                return Err(invalid(format!(
+                    "the execution state did not end after {MAX_STATE_PAGES} pages"
+                )));
+            }
+            if !seen.insert(m.clone()) {
+                return Err(invalid(format!(
+                    "the execution state pages loop: marker {m:?} came back after {} pages",
+                    seen.len()
+                )));
+            }
+            let page = self
+                .service
+                .get_state(self.arn, &self.token, &m)
+                .await
+                .during(Call::GetState)?;
             operations.extend(page.operations);
             marker = page.next_marker;
         }
@@ -293,8 +373,9 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
 
     /// Whether held updates have waited long enough.
     fn is_due(&self) -> bool {
+        let delay = Millis::try_from(self.config.max_delay.as_millis()).unwrap_or(Millis::MAX);
         self.held_since
-            .is_some_and(|since| since.elapsed() >= self.config.max_delay)
+            .is_some_and(|since| self.service.now().saturating_sub(since) >= delay)
     }
 
     /// Takes `updates` for sending: sends them (and everything held) now,
@@ -303,7 +384,7 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         &mut self,
         updates: Vec<OperationUpdate>,
         wait_for_response: bool,
-    ) -> Result<Flushed, ServiceError> {
+    ) -> Result<Flushed, CallError> {
         let bytes: usize = updates.iter().map(OperationUpdate::approx_size).sum();
         let now = wait_for_response || self.config.max_delay.is_zero();
         if self.held.is_empty()
@@ -320,7 +401,9 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         } else {
             self.held.extend(updates);
         }
-        self.held_since.get_or_insert_with(Instant::now);
+        if self.held_since.is_none() {
+            self.held_since = Some(self.service.now());
+        }
         let full =
             self.held.len() >= self.config.max_updates || self.held_bytes >= self.config.max_bytes;
         if now || full || self.is_due() {
@@ -332,7 +415,7 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
 
     /// Sends everything held, in order, in as few requests as the limits
     /// allow.
-    async fn flush(&mut self) -> Result<Flushed, ServiceError> {
+    async fn flush(&mut self) -> Result<Flushed, CallError> {
         self.held_since = None;
         let bytes = std::mem::take(&mut self.held_bytes);
         let held = std::mem::take(&mut self.held);
@@ -367,13 +450,14 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
     }
 
     /// One `CheckpointDurableExecution` request.
-    async fn send(&mut self, updates: Vec<OperationUpdate>) -> Result<Flushed, ServiceError> {
+    async fn send(&mut self, updates: Vec<OperationUpdate>) -> Result<Flushed, CallError> {
         self.requests += 1;
         tracing::trace!(updates = updates.len(), "checkpoint");
         let response = self
             .service
             .checkpoint(self.arn, &self.token, updates)
-            .await?;
+            .await
+            .during(Call::Checkpoint)?;
         let Some(next) = response.checkpoint_token else {
             tracing::info!("the service withheld the checkpoint token; suspending");
             return Ok(Flushed::Revoked);
@@ -390,7 +474,7 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         &mut self,
         execution: Option<OperationId>,
         payload: Payload,
-    ) -> Result<InvocationOutput, ServiceError> {
+    ) -> Result<InvocationOutput, CallError> {
         let Some(id) = execution else {
             return Ok(failed(ErrorObject::new(
                 "InternalError",
@@ -418,7 +502,7 @@ fn failed(error: ErrorObject) -> InvocationOutput {
     InvocationOutput {
         status: InvocationStatus::Failed,
         result: None,
-        error: Some(error),
+        error: Some(error.truncated()),
     }
 }
 
@@ -439,7 +523,7 @@ impl Future for CatchUnwind {
         let inner = self.0.as_mut();
         match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(poll) => poll,
-            Err(panic) => Poll::Ready(Err(ErrorObject::new(
+            Err(panic) => Poll::Ready(Err(StepFailure::new(
                 "StepPanicked",
                 format!("the step body panicked: {}", panic_message(panic.as_ref())),
             ))),

@@ -20,15 +20,15 @@
 //!
 //! async fn order(mut wf: Workflow, order: Order) -> Result<String, StepError> {
 //!     let receipt: String = wf
-//!         .step("charge", move |_ctx| async move {
-//!             // talk to the payment provider here
-//!             Ok::<_, std::io::Error>(format!("receipt-{}", order.id))
+//!         .step("charge", move |ctx| async move {
+//!             // talk to the payment provider here, with ctx.idempotency_key()
+//!             Ok(format!("receipt-{}", order.id))
 //!         })
 //!         .await?;
 //!     wf.wait("cool-off", Duration::from_secs(60)).await;
 //!     let shipped: bool = wf
 //!         .step_with(StepConfig::named("ship").codec(Bincode), |_ctx| async {
-//!             Ok::<_, std::io::Error>(true)
+//!             Ok(true)
 //!         })
 //!         .await?;
 //!     Ok(format!("{receipt} shipped={shipped}"))
@@ -41,11 +41,13 @@
 //! # });
 //! ```
 //!
-//! The crate re-exports the deterministic core (`durable-yield-interpreter`)
-//! and the codecs (`durable-yield-codecs`), and adds the pieces that touch
-//! the outside world: the [`DurableService`] abstraction, the invocation
-//! driver shared by every runtime ([`run_invocation`]) and the in-process
-//! [`LocalRunner`].
+//! The crate root holds what workflow authors use: the [`Workflow`] API,
+//! step configuration and errors, [`retry`] strategies, the [`codecs`], the
+//! in-process [`LocalRunner`] and (feature `lambda`, on by default) the
+//! [`lambda`] handler. The engine underneath (the replay interpreter of
+//! `durable-yield-interpreter`, the invocation driver every runtime shares,
+//! the [`DurableService`](engine::DurableService) abstraction) is in
+//! [`engine`], for authors of runtimes and tools.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -55,20 +57,32 @@ pub mod lambda;
 pub mod local;
 mod service;
 
-pub use driver::{
-    BatchConfig, InvocationError, InvocationSummary, MAX_EXECUTION_RESULT, MAX_REQUEST_BYTES,
-    MAX_RESPONSE_RESULT, MAX_UPDATES_PER_REQUEST, run_invocation, run_invocation_with,
-};
+pub use driver::BatchConfig;
+pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};
 pub use durable_yield_interpreter::{
-    Action, BoxError, BoxFuture, ExecutionError, History, Interpreter, MAX_OPERATION_PAYLOAD,
-    MAX_WAIT_SECONDS, OpRef, Outcome, STEP_SUBTYPE, StepConfig, StepContext, StepError,
-    StepFailure, StepOutcome, StepRun, StepSemantics, WAIT_SUBTYPE, WaitConfig, Workflow,
-    WorkflowFn, error_object_from, id, model, retry,
+    BoxError, ExecutionError, RandomValue, StepConfig, StepContext, StepError, StepFailure,
+    StepSemantics, WaitConfig, Workflow, WorkflowFn, error_type_name, id, model, retry,
 };
-pub use local::{
-    CrashPoint, ExecutionStatus, LocalError, LocalExecution, LocalRun, LocalRunner, Timeline,
-};
-pub use service::{CheckpointResponse, DurableService, ServiceError};
+pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
+
+/// The engine, for authors of runtimes and tools rather than workflows:
+/// the replay [`Interpreter`](engine::Interpreter) and its actions, the
+/// invocation driver every runtime shares ([`run_invocation`](engine::run_invocation)),
+/// the [`DurableService`](engine::DurableService) abstraction and the
+/// service's limits.
+pub mod engine {
+    pub use crate::driver::{
+        InvocationError, InvocationSummary, MAX_EXECUTION_RESULT, MAX_REQUEST_BYTES,
+        MAX_RESPONSE_RESULT, MAX_STATE_PAGES, MAX_UPDATES_PER_REQUEST, run_invocation,
+        run_invocation_with,
+    };
+    pub use crate::service::{CheckpointResponse, DurableService, ServiceError, system_now};
+    pub use durable_yield_interpreter::{
+        Action, BoxFuture, History, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD,
+        MAX_WAIT_SECONDS, OpRef, Outcome, STEP_SUBTYPE, StepOutcome, StepRun, WAIT_SUBTYPE,
+        error_object_from, panic_message,
+    };
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

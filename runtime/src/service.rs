@@ -2,7 +2,9 @@
 
 use std::future::Future;
 
-use crate::model::{ExecutionState, Operation, OperationUpdate};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::model::{ExecutionState, Millis, Operation, OperationUpdate};
 
 /// The answer to a checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +21,7 @@ pub struct CheckpointResponse {
 
 /// Why a call to the service failed, classified by what the SDK does next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// The checkpoint token is stale or unknown: this invocation must stop
     /// and fail so that the service invokes the function again.
@@ -31,6 +34,11 @@ pub enum ServiceError {
     /// A throttle, a 5xx or a network error: worth retrying.
     #[error("transient service error: {0}")]
     Transient(String),
+    /// The service answered something the SDK cannot use (e.g. state pages
+    /// that never end): this invocation fails so that the service invokes
+    /// the function again.
+    #[error("invalid service response: {0}")]
+    InvalidResponse(String),
 }
 
 /// The two calls an invocation makes to the service. The local runner
@@ -52,4 +60,19 @@ pub trait DurableService: Send + Sync {
         checkpoint_token: &str,
         marker: &str,
     ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send;
+
+    /// The service's clock, epoch milliseconds: what step contexts report
+    /// as "now" (and `Workflow::now` records) and what the batching delay
+    /// is measured with. The system clock by default; the local runner
+    /// answers with its virtual clock.
+    fn now(&self) -> Millis {
+        system_now()
+    }
+}
+
+/// The system clock in epoch milliseconds.
+pub fn system_now() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+    })
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use durable_yield::codecs::{Bincode, Codec, Json, MsgPack, from_payload, to_payload};
+use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
 use durable_yield::id::operation_id;
+use durable_yield::local::CrashPoint;
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::{
     ErrorObject, ExecutionState, InvocationInput, InvocationStatus, Operation, OperationAction,
@@ -23,8 +25,8 @@ use durable_yield::model::{
 };
 use durable_yield::retry::FixedDelay;
 use durable_yield::{
-    CheckpointResponse, CrashPoint, DurableService, ExecutionStatus, LocalExecution, LocalRunner,
-    ServiceError, StepConfig, StepError, StepFailure, StepSemantics, Workflow,
+    ExecutionStatus, LocalExecution, LocalRunner, StepConfig, StepError, StepFailure,
+    StepSemantics, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -251,8 +253,13 @@ pub type OpSig = (
 
 fn signature(op: &Operation) -> OpSig {
     let d = op.step_details.as_deref();
+    // Every execution has its own id: compare the rest.
+    let id = match op.op_type {
+        OperationType::Execution => OperationId::new("execution").unwrap_or(op.id),
+        _ => op.id,
+    };
     (
-        op.id,
+        id,
         op.op_type,
         op.name.clone(),
         op.status,
@@ -727,7 +734,9 @@ pub fn check_envelope_and_history(data: &[u8]) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let wf = workflow(case.program, Probe::default());
-    let result = runtime.block_on(durable_yield::run_invocation(&wf, input, &Accepting));
+    let result = runtime.block_on(durable_yield::engine::run_invocation(
+        &wf, input, &Accepting,
+    ));
     match result {
         Ok(summary) => {
             let output = summary.output;

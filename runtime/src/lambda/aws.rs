@@ -3,11 +3,12 @@
 //! types and the wire model, and error classification.
 
 use std::future::Future;
-use std::str::FromStr;
 
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::types as sdk;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -26,23 +27,39 @@ const PAGE_SIZE: i32 = 1000;
 /// Throttling, 5xx and network errors are retried with exponential backoff
 /// by the client's retry strategy (the SDK's standard mode: 3 attempts
 /// unless the configuration says otherwise); what is left is classified
-/// into a [`ServiceError`].
+/// into a [`ServiceError`]. Throttling and 5xx are recognized by the HTTP
+/// status as well as by the error code, since some endpoints (AWS's
+/// emulator among them) answer 429 without an `X-Amzn-ErrorType` header,
+/// which the client alone would not retry.
 #[derive(Debug, Clone)]
 pub struct AwsDurableService {
     client: aws_sdk_lambda::Client,
 }
 
 impl AwsDurableService {
-    /// Uses `client` as it is.
+    /// Uses `client` with its configuration, adding the retry of HTTP 429
+    /// and 5xx answers that carry no error code.
     pub fn new(client: aws_sdk_lambda::Client) -> Self {
-        AwsDurableService { client }
+        let config = client
+            .config()
+            .to_builder()
+            .retry_classifier(StatusCodeRetries)
+            .build();
+        AwsDurableService {
+            client: aws_sdk_lambda::Client::from_conf(config),
+        }
     }
 
     /// A client from `config`: region, credentials, endpoint (so
     /// `AWS_ENDPOINT_URL_LAMBDA` points it at a local emulator) and retry
     /// settings.
     pub fn from_conf(config: &aws_config::SdkConfig) -> Self {
-        AwsDurableService::new(aws_sdk_lambda::Client::new(config))
+        let config = aws_sdk_lambda::config::Builder::from(config)
+            .retry_classifier(StatusCodeRetries)
+            .build();
+        AwsDurableService {
+            client: aws_sdk_lambda::Client::from_conf(config),
+        }
     }
 
     /// The client.
@@ -110,20 +127,72 @@ impl DurableService for AwsDurableService {
     }
 }
 
-/// Classifies a failed call by what the SDK does next (PROTOCOL.md §7).
+/// Retries HTTP 429 (as throttling) and 500, 502, 503, 504 (as transient)
+/// whatever the error code says: an answer without an `X-Amzn-ErrorType`
+/// header has no code, and the client's own classifiers would give up on
+/// a code-less 429.
+#[derive(Debug)]
+struct StatusCodeRetries;
+
+impl ClassifyRetry for StatusCodeRetries {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.response().map(|r| r.status().as_u16()) {
+            Some(429) => RetryAction::throttling_error(),
+            Some(500 | 502 | 503 | 504) => RetryAction::transient_error(),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "durable-yield HTTP status"
+    }
+}
+
+/// The error code and message of an error body, when the client found
+/// none (the body carries `Type`/`__type`/`code` and `message`/`Message`
+/// but no `X-Amzn-ErrorType` header).
+fn from_body(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+        return (None, None);
+    };
+    let text = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| fields.get(*k).and_then(|v| v.as_str()))
+            .map(|s| s.rsplit('#').next().unwrap_or(s).to_owned())
+    };
+    (
+        text(&["__type", "Type", "code", "Code"]),
+        text(&["message", "Message", "errorMessage"]),
+    )
+}
+
+/// Classifies a failed call by what the SDK does next (PROTOCOL.md §7),
+/// with its status, code and message in plain words.
 fn classify<E>(error: SdkError<E, HttpResponse>) -> ServiceError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match &error {
         SdkError::ServiceError(context) => {
-            let status = Some(context.raw().status().as_u16());
+            let status = context.raw().status().as_u16();
             let err = context.err();
+            let (body_code, body_message) = context
+                .raw()
+                .body()
+                .bytes()
+                .map(from_body)
+                .unwrap_or_default();
+            let code = err.code().map(str::to_owned).or(body_code);
             let message = err
                 .message()
                 .map(str::to_owned)
-                .unwrap_or_else(|| DisplayErrorContext(err).to_string());
-            classify_status(status, err.code(), &message)
+                .or(body_message)
+                .unwrap_or_else(|| "no message".to_owned());
+            let described = match &code {
+                Some(code) => format!("HTTP {status} {code}: {message}"),
+                None => format!("HTTP {status}: {message}"),
+            };
+            classify_status(Some(status), code.as_deref(), &message, described)
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ServiceError::Transient(DisplayErrorContext(&error).to_string())
@@ -138,11 +207,8 @@ pub(crate) fn classify_status(
     status: Option<u16>,
     code: Option<&str>,
     message: &str,
+    described: String,
 ) -> ServiceError {
-    let described = match code {
-        Some(code) => format!("{code}: {message}"),
-        None => message.to_owned(),
-    };
     if message.contains("Invalid checkpoint token") {
         return ServiceError::InvalidToken(described);
     }
@@ -246,8 +312,10 @@ fn invalid(what: impl std::fmt::Display) -> ServiceError {
 /// Converts an SDK operation into the wire model.
 pub(crate) fn from_sdk_operation(op: &sdk::Operation) -> Result<Operation, ServiceError> {
     let id = OperationId::new(op.id()).map_err(invalid)?;
-    let op_type = OperationType::from_str(op.r#type().as_str()).map_err(invalid)?;
-    let status = OperationStatus::from_str(op.status().as_str()).map_err(invalid)?;
+    // Types and statuses added to the service later are kept as unknown:
+    // the interpreter fails the execution only if the workflow reaches one.
+    let op_type = OperationType::from_wire(op.r#type().as_str());
+    let status = OperationStatus::from_wire(op.status().as_str());
     let mut out = Operation::new(id, op_type, status);
     out.parent_id = op
         .parent_id()
@@ -306,7 +374,13 @@ mod tests {
 
     #[test]
     fn errors_are_classified_like_the_other_sdks() {
-        let c = |status, code, message| classify_status(status, code, message);
+        let c = |status, code: Option<&str>, message: &str| {
+            let described = match code {
+                Some(code) => format!("{code}: {message}"),
+                None => message.to_owned(),
+            };
+            classify_status(status, code, message, described)
+        };
         assert!(matches!(
             c(Some(400), None, "Invalid checkpoint token"),
             ServiceError::InvalidToken(_)
@@ -393,9 +467,20 @@ mod tests {
             .start_timestamp(DateTime::from_millis(0))
             .build()
             .unwrap();
-        assert!(matches!(
-            from_sdk_operation(&unknown),
-            Err(ServiceError::Rejected(m)) if m.contains("TELEPORT")
-        ));
+        let unknown = from_sdk_operation(&unknown).unwrap();
+        assert_eq!(unknown.op_type.to_string(), "TELEPORT");
+        assert!(!unknown.op_type.is_known());
+        assert_eq!(
+            from_body(br#"{"Type":"InvalidParameterValueException","message":"bad"}"#),
+            (
+                Some("InvalidParameterValueException".into()),
+                Some("bad".into())
+            )
+        );
+        assert_eq!(
+            from_body(br#"{"__type":"com.amazon#ThrottlingException","Message":"slow"}"#),
+            (Some("ThrottlingException".into()), Some("slow".into()))
+        );
+        assert_eq!(from_body(b"not json"), (None, None));
     }
 }

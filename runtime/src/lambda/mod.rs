@@ -6,7 +6,7 @@
 //! use durable_yield::{StepError, Workflow};
 //!
 //! async fn hello(mut wf: Workflow, name: String) -> Result<String, StepError> {
-//!     wf.step("greet", move |_| async move { Ok::<_, StepError>(format!("hello {name}")) })
+//!     wf.step("greet", move |_| async move { Ok(format!("hello {name}")) })
 //!         .await
 //! }
 //!
@@ -40,8 +40,9 @@ use serde::de::DeserializeOwned;
 pub use aws::AwsDurableService;
 pub use lambda_runtime::Error;
 
+use crate::engine::{DurableService, InvocationError, run_invocation_with};
 use crate::model::{InvocationInput, InvocationOutput};
-use crate::{BatchConfig, DurableService, InvocationError, WorkflowFn, run_invocation_with};
+use crate::{BatchConfig, WorkflowFn};
 
 /// Runs `workflow` as a durable Lambda function, with the AWS client
 /// configured from the environment. Returns when the Lambda runtime stops.

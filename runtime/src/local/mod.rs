@@ -1,0 +1,500 @@
+//! The local runner: the durable execution service, played in process.
+//!
+//! [`LocalRunner`] runs a workflow to completion without AWS. It keeps the
+//! execution's operations, applies every checkpoint with the service's
+//! transition rules (rejecting invalid ones, as the service would), keeps a
+//! virtual clock that jumps straight to the next timer (a one-hour wait
+//! costs no wall time), and invokes the workflow again and again until it
+//! succeeds or fails. It drives the very code path the Lambda handler uses
+//! ([`run_invocation`](crate::run_invocation)), so it doubles as the test harness for your own
+//! workflows:
+//!
+//! ```
+//! use std::time::Duration;
+//! use durable_yield::{LocalRunner, StepError, Workflow};
+//!
+//! async fn double(mut wf: Workflow, n: u64) -> Result<u64, StepError> {
+//!     let doubled: u64 = wf.step("double", move |_| async move { Ok(n * 2) }).await?;
+//!     wf.wait("nap", Duration::from_secs(3600)).await;
+//!     Ok(doubled)
+//! }
+//!
+//! # tokio_test_block_on(async {
+//! let run = LocalRunner::new().run(&double, &21).await.unwrap();
+//! assert_eq!(run.result, Some(42));
+//! assert_eq!(run.invocations, 2); // the wait suspended the first one
+//! assert_eq!(run.elapsed, Duration::from_secs(3600)); // virtual time
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::WorkflowFn;
+use crate::driver::{BatchConfig, InvocationSummary, run_invocation_with};
+use crate::model::{
+    ErrorObject, ExecutionDetails, ExecutionState, InvocationInput, Millis, Operation, OperationId,
+    OperationStatus, OperationType,
+};
+
+mod service;
+mod timeline;
+
+use service::{Closed, ExecState, LocalService};
+pub use timeline::{Timeline, TimelineEvent};
+
+/// 2026-01-01T00:00:00Z, where the virtual clock starts by default.
+pub const DEFAULT_START_TIME: Millis = 1_767_225_600_000;
+
+/// The largest payload the service accepts (PROTOCOL.md §8).
+pub const MAX_PAYLOAD_CHARS: usize = 6_291_456;
+
+/// How the local execution stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExecutionStatus {
+    /// Not finished.
+    Running,
+    /// Finished with a result.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+        })
+    }
+}
+
+/// A problem with the local run itself (not a failed execution, which is
+/// a normal [`LocalRun`] with status `Failed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocalError {
+    /// The input could not be encoded as JSON.
+    #[error("the workflow input could not be encoded as JSON: {0}")]
+    Input(String),
+    /// The execution did not finish within the invocation budget.
+    #[error("the execution did not finish within {0} invocations")]
+    TooManyInvocations(u32),
+    /// The execution succeeded but its result does not decode into the
+    /// requested type.
+    #[error("the execution result could not be decoded: {0}")]
+    Result(String),
+}
+
+/// The end of a local run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRun<O> {
+    /// `Succeeded` or `Failed`.
+    pub status: ExecutionStatus,
+    /// The decoded result, when it succeeded.
+    pub result: Option<O>,
+    /// The error, when it failed.
+    pub error: Option<ErrorObject>,
+    /// Every operation, in the order they were created.
+    pub operations: Vec<Operation>,
+    /// How many times the workflow was invoked.
+    pub invocations: u32,
+    /// Virtual time from start to end.
+    pub elapsed: Duration,
+    /// What happened, in order.
+    pub timeline: Timeline,
+}
+
+impl<O> LocalRun<O> {
+    /// The result, or the error the execution failed with.
+    pub fn into_result(self) -> Result<O, ErrorObject> {
+        match (self.result, self.error) {
+            (Some(r), _) => Ok(r),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(ErrorObject::new("NoResult", "the execution has no result")),
+        }
+    }
+
+    /// The operations with this name, in order.
+    pub fn operations_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Operation> {
+        self.operations
+            .iter()
+            .filter(move |op| op.name.as_deref() == Some(name))
+    }
+
+    /// The first operation with this name.
+    pub fn operation(&self, name: &str) -> Option<&Operation> {
+        self.operations
+            .iter()
+            .find(|op| op.name.as_deref() == Some(name))
+    }
+}
+
+/// Runs workflows in process, on a virtual clock.
+#[derive(Debug, Clone)]
+pub struct LocalRunner {
+    start_time: Millis,
+    max_invocations: u32,
+    max_failed_invocations: u32,
+    page_size: usize,
+    batching: BatchConfig,
+    execution_name: Option<String>,
+}
+
+impl Default for LocalRunner {
+    fn default() -> Self {
+        LocalRunner::new()
+    }
+}
+
+impl LocalRunner {
+    /// A runner whose clock starts at [`DEFAULT_START_TIME`], that gives up
+    /// after 10,000 invocations and retries a failed invocation 5 times
+    /// (as the service does).
+    pub fn new() -> Self {
+        LocalRunner {
+            start_time: DEFAULT_START_TIME,
+            max_invocations: 10_000,
+            max_failed_invocations: 5,
+            page_size: 1000,
+            batching: BatchConfig::default(),
+            execution_name: None,
+        }
+    }
+
+    /// Names the executions this runner starts (1 to 64 characters of
+    /// `[A-Za-z0-9_-]`), as `X-Amz-Durable-Execution-Name` does on AWS.
+    /// By default every execution gets a new unique name. Either way each
+    /// execution gets a unique id, the last segment of its ARN, so two
+    /// executions never share an ARN (or an idempotency key).
+    pub fn execution_name(mut self, name: impl Into<String>) -> Self {
+        self.execution_name = Some(name.into());
+        self
+    }
+
+    /// Groups checkpoint updates into requests as `batching` says (the
+    /// Lambda handler takes the same setting).
+    pub fn batching(mut self, batching: BatchConfig) -> Self {
+        self.batching = batching;
+        self
+    }
+
+    /// Starts the virtual clock at `epoch_ms`.
+    pub fn start_time(mut self, epoch_ms: Millis) -> Self {
+        self.start_time = epoch_ms;
+        self
+    }
+
+    /// Gives up (with [`LocalError::TooManyInvocations`]) after `n` invocations.
+    pub fn max_invocations(mut self, n: u32) -> Self {
+        self.max_invocations = n.max(1);
+        self
+    }
+
+    /// Sends at most `n` operations in the invocation envelope; the rest
+    /// are paged in with `GetDurableExecutionState`, as the service does
+    /// for large histories.
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Creates an execution with `input` and no invocation yet, for driving
+    /// invocation by invocation.
+    pub fn start<I: Serialize + ?Sized>(&self, input: &I) -> Result<LocalExecution, LocalError> {
+        let input = serde_json::to_string(input).map_err(|e| LocalError::Input(e.to_string()))?;
+        let unique = unique_id();
+        let name = match &self.execution_name {
+            Some(name) => name.clone(),
+            None => format!("local-{}", &unique[..12]),
+        };
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(LocalError::Input(format!(
+                "invalid execution name {name:?}: it must be 1 to 64 characters of [A-Za-z0-9_-]"
+            )));
+        }
+        let id = OperationId::new(&unique).map_err(|e| LocalError::Input(e.to_string()))?;
+        let mut execution = Operation::new(id, OperationType::Execution, OperationStatus::Started);
+        execution.start_timestamp = Some(self.start_time);
+        execution.execution_details = Some(Box::new(ExecutionDetails {
+            input_payload: Some(input.into()),
+        }));
+        let mut index = HashMap::new();
+        index.insert(id, 0);
+        let state = ExecState {
+            arn: format!(
+                "arn:aws:lambda:local:000000000000:function:local:$LATEST/durable-execution/{name}/{unique}"
+            ),
+            ops: vec![execution],
+            index,
+            start: self.start_time,
+            now: self.start_time,
+            token: None,
+            token_seq: 0,
+            closed: None,
+            invocations: 0,
+            failed_invocations: 0,
+            idle_pendings: 0,
+            updated: Vec::new(),
+            timeline: Timeline {
+                start: self.start_time,
+                events: Vec::new(),
+            },
+            checkpoint_requests: 0,
+            crashes: Vec::new(),
+        };
+        Ok(LocalExecution {
+            state: Arc::new(Mutex::new(state)),
+            page_size: self.page_size,
+            max_failed_invocations: self.max_failed_invocations,
+            batching: self.batching.clone(),
+        })
+    }
+
+    /// Runs `workflow` on `input` to completion.
+    pub async fn run<I, O, W>(&self, workflow: &W, input: &I) -> Result<LocalRun<O>, LocalError>
+    where
+        I: Serialize + DeserializeOwned,
+        O: Serialize + DeserializeOwned + 'static,
+        W: WorkflowFn<I, O> + ?Sized,
+    {
+        let execution = self.start(input)?;
+        loop {
+            if execution.status() != ExecutionStatus::Running {
+                return execution.into_run();
+            }
+            if execution.invocations() >= self.max_invocations {
+                return Err(LocalError::TooManyInvocations(self.max_invocations));
+            }
+            execution.advance_time();
+            execution.invoke(workflow).await;
+        }
+    }
+}
+
+/// Where an injected crash strikes a checkpoint request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrashPoint {
+    /// The process dies before the request reaches the service: nothing of
+    /// it is applied.
+    BeforeRequest,
+    /// The process dies after the service applied the request, before the
+    /// response arrives.
+    AfterRequest,
+}
+
+/// One execution held by the local runner: the in-process service.
+///
+/// Cloning gives another handle to the same execution.
+#[derive(Clone)]
+pub struct LocalExecution {
+    state: Arc<Mutex<ExecState>>,
+    page_size: usize,
+    max_failed_invocations: u32,
+    batching: BatchConfig,
+}
+
+impl fmt::Debug for LocalExecution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalExecution")
+            .field("status", &self.status())
+            .field("invocations", &self.invocations())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalExecution {
+    fn lock(&self) -> MutexGuard<'_, ExecState> {
+        // A panic while the lock is held cannot leave the state half
+        // updated (batches are validated before anything is applied), so a
+        // poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Invokes the workflow once, as the service would, and applies its
+    /// response. Does nothing once the execution is closed.
+    pub async fn invoke<I, O, W>(&self, workflow: &W) -> Option<InvocationSummary>
+    where
+        I: DeserializeOwned,
+        O: Serialize + 'static,
+        W: WorkflowFn<I, O> + ?Sized,
+    {
+        let input = {
+            let mut s = self.lock();
+            if s.closed.is_some() {
+                return None;
+            }
+            s.invocations += 1;
+            s.token_seq += 1;
+            let token = format!("local-token-{}", s.token_seq);
+            s.token = Some(token.clone());
+            let (invocation, at) = (s.invocations, s.now);
+            s.timeline
+                .events
+                .push(TimelineEvent::Invoked { invocation, at });
+            let end = s.ops.len().min(self.page_size);
+            InvocationInput {
+                durable_execution_arn: s.arn.clone(),
+                checkpoint_token: token,
+                initial_execution_state: ExecutionState {
+                    operations: s.ops[..end].to_vec(),
+                    next_marker: (end < s.ops.len()).then(|| end.to_string()),
+                },
+                updated_operation_ids: Some(std::mem::take(&mut s.updated)),
+            }
+        };
+        let service = LocalService {
+            state: self.state.clone(),
+            page_size: self.page_size,
+        };
+        let result = run_invocation_with(workflow, input, &service, &self.batching).await;
+        let mut s = self.lock();
+        s.token = None;
+        s.finish_invocation(result.clone(), self.max_failed_invocations);
+        result.ok()
+    }
+
+    /// If the workflow waits for a timer, moves the virtual clock to the
+    /// earliest one and fires every timer due by then: waits succeed,
+    /// steps waiting for a retry become READY. Returns whether one fired.
+    pub fn advance_time(&self) -> bool {
+        self.lock().advance_time()
+    }
+
+    /// The execution's status.
+    pub fn status(&self) -> ExecutionStatus {
+        match self.lock().closed {
+            None => ExecutionStatus::Running,
+            Some(Closed::Succeeded(_)) => ExecutionStatus::Succeeded,
+            Some(Closed::Failed(_)) => ExecutionStatus::Failed,
+        }
+    }
+
+    /// How many invocations ran.
+    pub fn invocations(&self) -> u32 {
+        self.lock().invocations
+    }
+
+    /// How many checkpoint requests were accepted or rejected so far.
+    pub fn checkpoint_requests(&self) -> u64 {
+        self.lock().checkpoint_requests
+    }
+
+    /// Makes checkpoint request number `request` (counting every request
+    /// of this execution from 1, see [`LocalExecution::checkpoint_requests`])
+    /// crash the invocation at `point`, as if the process had died: the
+    /// invocation fails and the runner invokes again, as the service would.
+    pub fn inject_crash(&self, request: u64, point: CrashPoint) {
+        self.lock().crashes.push((request, point));
+    }
+
+    /// A copy of the operations.
+    pub fn operations(&self) -> Vec<Operation> {
+        self.lock().ops.clone()
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Millis {
+        self.lock().now
+    }
+
+    /// Moves the virtual clock forward by `by` (rounded down to whole
+    /// milliseconds), e.g. from a step body, to stand for time a step
+    /// takes. Timers that fall due are not completed until the next
+    /// [`LocalExecution::advance_time`] or checkpoint.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let by = Millis::try_from(by.as_millis()).unwrap_or(Millis::MAX);
+        let mut state = self.lock();
+        state.now = state.now.saturating_add(by);
+    }
+
+    /// The execution's ARN (unique per execution).
+    pub fn arn(&self) -> String {
+        self.lock().arn.clone()
+    }
+
+    /// A copy of the timeline so far.
+    pub fn timeline(&self) -> Timeline {
+        self.lock().timeline.clone()
+    }
+
+    /// The run as it stands, with the result decoded.
+    pub fn finish<O: DeserializeOwned>(&self) -> Result<LocalRun<O>, LocalError> {
+        self.report(false)
+    }
+
+    /// Like [`LocalExecution::finish`], but moves the operations and the
+    /// timeline into the run instead of copying them when this is the last
+    /// handle to the execution.
+    pub fn into_run<O: DeserializeOwned>(self) -> Result<LocalRun<O>, LocalError> {
+        self.report(Arc::strong_count(&self.state) == 1)
+    }
+
+    fn report<O: DeserializeOwned>(&self, take: bool) -> Result<LocalRun<O>, LocalError> {
+        let mut s = self.lock();
+        let (status, result, error) = match &s.closed {
+            None => (ExecutionStatus::Running, None, None),
+            Some(Closed::Succeeded(payload)) => {
+                let text = if payload.is_empty() {
+                    "null"
+                } else {
+                    payload.as_str()
+                };
+                let value =
+                    serde_json::from_str(text).map_err(|e| LocalError::Result(e.to_string()))?;
+                (ExecutionStatus::Succeeded, Some(value), None)
+            }
+            Some(Closed::Failed(e)) => (ExecutionStatus::Failed, None, Some(e.clone())),
+        };
+        let (operations, timeline) = if take {
+            (std::mem::take(&mut s.ops), std::mem::take(&mut s.timeline))
+        } else {
+            (s.ops.clone(), s.timeline.clone())
+        };
+        Ok(LocalRun {
+            status,
+            result,
+            error,
+            operations,
+            invocations: s.invocations,
+            elapsed: Duration::from_millis((s.now - s.start).max(0) as u64),
+            timeline,
+        })
+    }
+}
+
+/// A fresh id for a local execution: 32 hex characters, unique within the
+/// process (a counter) and across processes (the standard library's random
+/// hash keys and the time).
+fn unique_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let state = std::collections::hash_map::RandomState::new();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut words = [0u64; 2];
+    for (i, w) in words.iter_mut().enumerate() {
+        let mut h = state.build_hasher();
+        h.write_u64(count);
+        h.write_u64(nanos);
+        h.write_usize(i);
+        *w = h.finish();
+    }
+    format!("{:016x}{:016x}", words[0], words[1])
+}
