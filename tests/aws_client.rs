@@ -17,13 +17,25 @@ use durable_yield::model::{OperationAction, OperationStatus, OperationType, Oper
 /// Serves one scripted `(status, body)` per request; records the request
 /// lines and bodies.
 fn server(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
+    server_with_headers(script.into_iter().map(|(s, b)| (s, "", b)).collect())
+}
+
+/// Like [`server`], with extra response headers (`"Name: value\r\n"`) per
+/// answer.
+fn server_with_headers(
+    script: Vec<(u16, &'static str, &'static str)>,
+) -> (String, Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let handle = std::thread::spawn(move || {
-        for (status, body) in script {
-            let (stream, _) = listener.accept().unwrap();
+        for (status, headers, body) in script {
+            // A request that never comes (the client gave up) ends the
+            // script instead of blocking the test forever.
+            let Some(stream) = accept_within(&listener, std::time::Duration::from_secs(10)) else {
+                return;
+            };
             let mut reader = BufReader::new(stream);
             let mut request_line = String::new();
             reader.read_line(&mut request_line).unwrap();
@@ -49,13 +61,31 @@ fn server(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>,
             write!(
                 stream,
                 "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
+                 {headers}Connection: close\r\n\r\n{body}",
                 body.len()
             )
             .unwrap();
         }
     });
     (endpoint, seen, handle)
+}
+
+fn accept_within(
+    listener: &TcpListener,
+    limit: std::time::Duration,
+) -> Option<std::net::TcpStream> {
+    listener.set_nonblocking(true).ok()?;
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).ok()?;
+                return Some(stream);
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+    None
 }
 
 fn service(endpoint: &str) -> AwsDurableService {
@@ -170,4 +200,86 @@ async fn persisting_5xx_errors_end_as_transient() {
     assert!(matches!(error, ServiceError::Transient(_)), "{error:?}");
     assert_eq!(seen.lock().unwrap().len(), 3, "3 attempts");
     assert!(seen.lock().unwrap()[0].contains("/state?"));
+}
+
+/// Throttling is retried whether or not the answer names its error type:
+/// AWS's emulator sends a bare 429.
+#[tokio::test]
+async fn a_429_is_retried_with_or_without_an_error_type_header() {
+    let bare = r#"{"Type":"TooManyRequestsException","message":"slow down"}"#;
+    for headers in ["", "X-Amzn-ErrorType: TooManyRequestsException\r\n"] {
+        let (endpoint, seen, server) =
+            server_with_headers(vec![(429, headers, bare), (200, "", OK)]);
+        let response = service(&endpoint)
+            .checkpoint("arn", "token-1", step_start())
+            .await
+            .unwrap();
+        server.join().unwrap();
+        assert_eq!(
+            response.checkpoint_token.as_deref(),
+            Some("token-2"),
+            "{headers:?}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2, "retried once: {headers:?}");
+    }
+}
+
+#[tokio::test]
+async fn bare_5xx_answers_are_retried_then_transient() {
+    let (endpoint, seen, handle) = server(vec![(502, ""), (504, "{}"), (200, OK)]);
+    let response = service(&endpoint)
+        .checkpoint("arn", "token-1", step_start())
+        .await
+        .unwrap();
+    handle.join().unwrap();
+    assert_eq!(response.checkpoint_token.as_deref(), Some("token-2"));
+    assert_eq!(seen.lock().unwrap().len(), 3);
+
+    let slow = r#"{"message":"slow down"}"#;
+    let (endpoint, seen, server) = server(vec![(429, slow), (429, slow), (429, slow)]);
+    let error = service(&endpoint)
+        .get_state("arn", "t", "m")
+        .await
+        .unwrap_err();
+    server.join().unwrap();
+    assert!(matches!(error, ServiceError::Transient(_)), "{error:?}");
+    assert_eq!(seen.lock().unwrap().len(), 3, "3 attempts");
+}
+
+/// A state page answered 400 by AWS's emulator: the message says what the
+/// service said, in plain words, not a debug dump.
+#[tokio::test]
+async fn a_rejected_state_page_is_described_in_plain_words() {
+    let (endpoint, _, server) = server(vec![(
+        400,
+        r#"{"Type":"InvalidParameterValueException","message":"Marker is not valid"}"#,
+    )]);
+    let error = service(&endpoint)
+        .get_state("arn", "t", "bogus")
+        .await
+        .unwrap_err();
+    server.join().unwrap();
+    match error {
+        ServiceError::Rejected(m) => assert_eq!(
+            m,
+            "HTTP 400 InvalidParameterValueException: Marker is not valid"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unknown_types_and_statuses_in_a_response_are_kept() {
+    const FUTURE: &str = r#"{"CheckpointToken":"token-2","NewExecutionState":{"Operations":[
+      {"Id":"abc","Type":"FUTURE_OP","Status":"PAUSED","StartTimestamp":1795755619.735}]}}"#;
+    let (endpoint, _, server) = server(vec![(200, FUTURE)]);
+    let response = service(&endpoint)
+        .checkpoint("arn", "token-1", step_start())
+        .await
+        .unwrap();
+    server.join().unwrap();
+    let op = &response.operations[0];
+    assert_eq!(op.op_type.to_string(), "FUTURE_OP");
+    assert_eq!(op.status.to_string(), "PAUSED");
+    assert!(!op.op_type.is_known() && !op.status.is_known());
 }

@@ -260,7 +260,12 @@ async fn a_rejected_checkpoint_fails_the_execution_once() {
     assert_eq!(summary.output.status, InvocationStatus::Failed);
     let error = summary.output.error.unwrap();
     assert_eq!(error.error_type.as_deref(), Some("CheckpointRejected"));
-    assert!(error.error_message.unwrap().contains("payload too large"));
+    let message = error.error_message.unwrap();
+    assert!(
+        message.starts_with("CheckpointDurableExecution was rejected by the service")
+            && message.contains("payload too large"),
+        "{message}"
+    );
     assert_eq!(service.requests().len(), 1, "no retry loop");
 }
 
@@ -319,4 +324,246 @@ async fn a_result_too_large_for_the_response_is_checkpointed() {
         summary.output.error.unwrap().error_type.as_deref(),
         Some("ResultTooLarge")
     );
+}
+
+/// Replays one recorded wait "w" (op 1), then returns `text`.
+fn returns(
+    text: String,
+) -> impl Fn(Workflow, ()) -> durable_yield::engine::BoxFuture<Result<String, StepError>>
++ Send
++ Sync
++ 'static {
+    move |mut wf: Workflow, _: ()| {
+        let text = text.clone();
+        Box::pin(async move {
+            wf.wait("w", Duration::from_secs(1)).await;
+            Ok::<_, StepError>(text)
+        })
+    }
+}
+
+fn after_wait() -> InvocationInput {
+    let mut input = envelope();
+    input.initial_execution_state.operations[0]
+        .execution_details
+        .as_mut()
+        .unwrap()
+        .input_payload = Some("null".into());
+    let mut wait = wait_op(OperationStatus::Succeeded);
+    wait.name = Some("w".into());
+    wait.id = operation_id(None, 1);
+    input.initial_execution_state.operations.push(wait);
+    input
+}
+
+#[tokio::test]
+async fn the_response_size_counts_json_escaping() {
+    const LIMIT: usize = 6 * 1024 * 1024;
+    // Each text is well under the limit as a payload, but not once it is
+    // re-encoded as a JSON string in the response (its payload is the
+    // result's own JSON, so escaping applies twice).
+    // (unit, repeats): payloads of 3.4, 3.4, 6.0 and 4.4 MB that take
+    // 6.8, 6.8, 7.0 and 6.6 MB once escaped in the response.
+    for (unit, n) in [
+        ("\"", 1_700_000),
+        ("\\", 1_700_000),
+        ("\u{1}", 1_000_000),
+        ("\n", 2_200_000),
+    ] {
+        let text = unit.repeat(n);
+        let service = Scripted::default();
+        let summary = run_invocation(&returns(text.clone()), after_wait(), &service)
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.output.status,
+            InvocationStatus::Succeeded,
+            "{unit:?}"
+        );
+        let response = serde_json::to_vec(&summary.output).unwrap();
+        assert!(
+            response.len() <= LIMIT,
+            "{unit:?}: {} bytes",
+            response.len()
+        );
+        let result = summary.output.result.unwrap();
+        assert!(
+            result.is_empty(),
+            "{unit:?}: {} bytes in the response",
+            result.len()
+        );
+        let requests = service.requests();
+        let last = &requests.last().unwrap().1[0];
+        assert_eq!(
+            (last.op_type, last.action),
+            (OperationType::Execution, OperationAction::Succeed)
+        );
+        let recorded: String =
+            serde_json::from_str(last.payload.as_ref().unwrap().as_str()).unwrap();
+        assert!(
+            recorded == text,
+            "{unit:?}: the whole result is checkpointed"
+        );
+    }
+    // Just under the limit once escaped: sent in the response as it is.
+    let text = "\"".repeat(1_500_000);
+    let service = Scripted::default();
+    let summary = run_invocation(&returns(text.clone()), after_wait(), &service)
+        .await
+        .unwrap();
+    let response = serde_json::to_vec(&summary.output).unwrap();
+    assert!(
+        response.len() <= LIMIT && response.len() > 5_900_000,
+        "{}",
+        response.len()
+    );
+    assert!(service.requests().is_empty());
+    // Non-ASCII text is not escaped: 5 MiB of it goes in the response.
+    let text = "é".repeat(5 * 512 * 1024);
+    let service = Scripted::default();
+    let summary = run_invocation(&returns(text.clone()), after_wait(), &service)
+        .await
+        .unwrap();
+    let result = summary.output.result.clone().unwrap();
+    assert_eq!(
+        serde_json::from_str::<String>(result.as_str()).unwrap(),
+        text
+    );
+    assert!(serde_json::to_vec(&summary.output).unwrap().len() <= LIMIT);
+    assert!(service.requests().is_empty());
+}
+
+#[tokio::test]
+async fn state_pages_that_loop_fail_the_invocation() {
+    let mut input = envelope();
+    input.initial_execution_state.next_marker = Some("m1".into());
+    let service = Scripted::default();
+    service.pages.lock().unwrap().extend([
+        ExecutionState {
+            operations: vec![],
+            next_marker: Some("m2".into()),
+        },
+        ExecutionState {
+            operations: vec![],
+            next_marker: Some("m1".into()),
+        },
+    ]);
+    let error = run_invocation(&greet_nap_done, input, &service)
+        .await
+        .unwrap_err();
+    match error {
+        InvocationError(ServiceError::InvalidResponse(m)) => {
+            assert!(m.contains("loop") && m.contains("\"m1\""), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(service.state_calls.lock().unwrap().len(), 2);
+}
+
+/// Answers every state page with a new marker, forever.
+struct EndlessPages;
+
+impl DurableService for EndlessPages {
+    async fn checkpoint(
+        &self,
+        _: &str,
+        _: &str,
+        _: Vec<OperationUpdate>,
+    ) -> Result<CheckpointResponse, ServiceError> {
+        Err(ServiceError::Rejected("unused".into()))
+    }
+    async fn get_state(
+        &self,
+        _: &str,
+        _: &str,
+        marker: &str,
+    ) -> Result<ExecutionState, ServiceError> {
+        let n: u64 = marker.trim_start_matches('m').parse().unwrap_or(0);
+        Ok(ExecutionState {
+            operations: vec![],
+            next_marker: Some(format!("m{}", n + 1)),
+        })
+    }
+}
+
+#[tokio::test]
+async fn endless_state_pages_are_bounded() {
+    let mut input = envelope();
+    input.initial_execution_state.next_marker = Some("m0".into());
+    let error = run_invocation(&greet_nap_done, input, &EndlessPages)
+        .await
+        .unwrap_err();
+    match error {
+        InvocationError(ServiceError::InvalidResponse(m)) => {
+            assert!(m.contains("did not end after 5000 pages"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_state_page_names_the_call() {
+    let mut input = envelope();
+    input.initial_execution_state.next_marker = Some("m1".into());
+    // No page scripted: the service answers Rejected("no such page").
+    let summary = run_invocation(&greet_nap_done, input, &Scripted::default())
+        .await
+        .unwrap();
+    let error = summary.output.error.unwrap();
+    assert_eq!(error.error_type.as_deref(), Some("ExecutionStateRejected"));
+    assert_eq!(
+        error.error_message.as_deref(),
+        Some("GetDurableExecutionState was rejected by the service: no such page")
+    );
+}
+
+#[tokio::test]
+async fn unknown_operations_in_a_checkpoint_response_are_kept_not_rejected() {
+    // The response to the first checkpoint carries an operation of a type
+    // this SDK does not know, somewhere the workflow never goes.
+    let future: Operation = serde_json::from_value(serde_json::json!({
+        "Id": "elsewhere", "Type": "FUTURE_OP", "Status": "PAUSED"
+    }))
+    .unwrap();
+    let service = Scripted::answering(vec![ok("token-1", vec![future])]);
+    let summary = run_invocation(&greet_nap_done, envelope(), &service)
+        .await
+        .unwrap();
+    assert_eq!(summary.output.status, InvocationStatus::Pending);
+    assert_eq!(summary.executed, 1);
+
+    // Where the workflow goes: a typed error that names it.
+    let mut input = envelope();
+    let mut reached: Operation = serde_json::from_value(serde_json::json!({
+        "Id": operation_id(None, 1).as_str(), "Type": "STEP", "Status": "PAUSED",
+        "Name": "greet", "SubType": "Step"
+    }))
+    .unwrap();
+    reached.parent_id = None;
+    input.initial_execution_state.operations.push(reached);
+    let summary = run_invocation(&greet_nap_done, input, &Scripted::default())
+        .await
+        .unwrap();
+    let error = summary.output.error.unwrap();
+    assert_eq!(error.error_type.as_deref(), Some("UnknownOperation"));
+    assert!(error.error_message.unwrap().contains("status PAUSED"));
+}
+
+#[tokio::test]
+async fn an_envelope_with_unknown_types_and_statuses_parses() {
+    let json = ENVELOPE.replace(
+        r#""UpdatedOperationIds":[]"#,
+        r#""UpdatedOperationIds":[], "Extra": {"New": true}"#,
+    );
+    let mut input: InvocationInput = serde_json::from_str(&json).unwrap();
+    input.initial_execution_state.operations.push(
+        serde_json::from_str(
+            r#"{"Id":"x","Type":"FUTURE_OP","Status":"PAUSED","FutureDetails":{}}"#,
+        )
+        .unwrap(),
+    );
+    let summary = run_invocation(&greet_nap_done, input, &Scripted::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.output.status, InvocationStatus::Pending);
 }
