@@ -253,3 +253,148 @@ async fn fractional_wait_durations_round_up_to_whole_seconds() {
         assert_eq!(run.elapsed, Duration::from_secs(seconds), "{duration:?}");
     }
 }
+
+/// What one step attempt saw: (execution ARN, attempt, idempotency key).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, u32, String)>>>;
+
+/// "charge" fails its first attempt (retried after 1 s), then a wait, then
+/// "ship"; every attempt records its key.
+fn charge_then_ship(
+    seen: Seen,
+) -> impl Fn(Workflow, ()) -> durable_yield::engine::BoxFuture<Result<String, StepError>>
++ Send
++ Sync
++ 'static {
+    move |mut wf: Workflow, _: ()| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            let arn = wf.execution_arn().to_owned();
+            let retry = durable_yield::retry::FixedDelay::new(Duration::from_secs(1), 3);
+            let record = seen.clone();
+            let charged: String = wf
+                .step_with(
+                    StepConfig::named("charge").retry(retry),
+                    move |ctx| async move {
+                        let key = ctx.idempotency_key();
+                        record.lock().unwrap().push((
+                            ctx.execution_arn().to_owned(),
+                            ctx.attempt(),
+                            key.clone(),
+                        ));
+                        if ctx.attempt() == 1 {
+                            Err(durable_yield::StepFailure::msg("provider timed out"))
+                        } else {
+                            Ok(key)
+                        }
+                    },
+                )
+                .await?;
+            wf.wait("cool-off", Duration::from_secs(60)).await;
+            let record = seen.clone();
+            let _: () = wf
+                .step("ship", move |ctx| async move {
+                    record.lock().unwrap().push((
+                        ctx.execution_arn().to_owned(),
+                        0,
+                        ctx.idempotency_key(),
+                    ));
+                    Ok(())
+                })
+                .await?;
+            Ok(format!("{arn} {charged}"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_per_execution_and_stable_across_attempts_and_replays() {
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let seen = Seen::default();
+        let run = LocalRunner::new()
+            .run(&charge_then_ship(seen.clone()), &())
+            .await
+            .unwrap();
+        let result = run.result.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        // charge attempt 1, charge attempt 2 (a later invocation), ship.
+        assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), vec![1, 2, 0]);
+        let (arn, _, charge) = &seen[0];
+        assert_eq!(&seen[1].2, charge, "a retry keeps the key");
+        assert_ne!(&seen[2].2, charge, "another step has another key");
+        assert!(seen.iter().all(|s| &s.0 == arn));
+        assert_eq!(
+            result,
+            format!("{arn} {charge}"),
+            "replay returned the same key"
+        );
+        assert!(charge.len() <= 64 && charge.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(run.invocations >= 3);
+        keys.push((arn.clone(), charge.clone()));
+    }
+    assert_ne!(keys[0].0, keys[1].0, "two executions, two ARNs");
+    assert_ne!(
+        keys[0].1, keys[1].1,
+        "two executions, two keys for one step"
+    );
+}
+
+#[tokio::test]
+async fn now_random_and_uuid_are_recorded_once_and_replayed() {
+    type Values = (u64, u64, [u8; 4], f64, String);
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Values>>> = Default::default();
+    let record = seen.clone();
+    let workflow = move |mut wf: Workflow, _: ()| {
+        let record = record.clone();
+        async move {
+            let now = wf.now().await?;
+            let ms = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            let r: u64 = wf.random().await?;
+            let bytes: [u8; 4] = wf.random().await?;
+            let unit: f64 = wf.random().await?;
+            let id = wf.uuid().await?;
+            record
+                .lock()
+                .unwrap()
+                .push((ms, r, bytes, unit, id.clone()));
+            wf.wait("later", Duration::from_secs(3600)).await;
+            let later = wf.now().await?;
+            Ok::<_, StepError>((ms, later.duration_since(now).unwrap().as_secs(), id))
+        }
+    };
+    let start = 1_800_000_000_000;
+    let run = LocalRunner::new()
+        .start_time(start)
+        .run(&workflow, &())
+        .await
+        .unwrap();
+    let (ms, gap, id) = run.result.clone().unwrap();
+    // The virtual clock: the start time, then an hour later.
+    assert_eq!(ms, start as u64);
+    assert_eq!(gap, 3600);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        2,
+        "the code before the wait ran in two invocations"
+    );
+    assert_eq!(seen[0], seen[1], "the replay saw the recorded values");
+    assert_eq!(seen[0].4, id);
+    assert!((0.0..1.0).contains(&seen[0].3));
+    assert_eq!(id.len(), 36);
+    let names: Vec<_> = run
+        .operations
+        .iter()
+        .filter_map(|op| op.name.as_deref())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["now", "random", "random", "random", "uuid", "later", "now"]
+    );
+    // Another execution draws other values.
+    let other = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_ne!(other.result.unwrap().2, id);
+}

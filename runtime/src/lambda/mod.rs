@@ -31,14 +31,15 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
-use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use aws::AwsDurableService;
-pub use lambda_runtime::Error;
+/// `lambda_runtime`'s types, for composing the handler with your own
+/// `tower` middleware and for tests.
+pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent, Service};
 
 use crate::engine::{DurableService, InvocationError, run_invocation_with};
 use crate::model::{InvocationInput, InvocationOutput};
@@ -176,7 +177,10 @@ where
     type Error = InvocationError;
     type Future = Pin<Box<dyn Future<Output = Result<InvocationOutput, InvocationError>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), InvocationError>> {
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<(), InvocationError>> {
         Poll::Ready(Ok(()))
     }
 
