@@ -6,6 +6,7 @@
 use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
     check_code_change, check_codecs, check_envelope_and_history, check_replay_determinism,
+    envelope_and_history,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -71,4 +72,28 @@ fn codecs_reject_garbage_and_round_trip() {
 #[test]
 fn code_changes_replay_identically_or_fail_as_non_deterministic() {
     property("code_change", 300, check_code_change);
+}
+
+/// The envelope generator makes mostly valid histories with a few targeted
+/// corruptions, so that most inputs reach the interpreter (and fuzz
+/// replay) instead of stopping in the parser.
+#[test]
+fn most_generated_envelopes_reach_the_interpreter() {
+    let mut rng = Seeded(0x5eed_e4e1);
+    let cases = 1000;
+    let mut reached = 0;
+    for case in 0..cases {
+        let input = rng.bytes(8 + (case * 37) % 512);
+        if envelope_and_history(&input).unwrap() {
+            reached += 1;
+        }
+    }
+    let share = f64::from(reached) / f64::from(cases as u32);
+    eprintln!(
+        "envelope_and_history: {reached} of {cases} generated inputs reached the interpreter"
+    );
+    assert!(
+        share >= 0.6,
+        "only {reached} of {cases} inputs reached the interpreter"
+    );
 }

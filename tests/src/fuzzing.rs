@@ -355,19 +355,36 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
         drive(&crashed, &wf, 500).await?;
         let actual = record(&crashed)?;
         // A crash between an at-most-once step's START and its outcome
-        // costs that step an attempt (`StepInterrupted`), by design: the
-        // outcome may then differ. Everything else must be identical.
-        let interrupted = crashed.timeline().events.iter().any(|e| {
-            matches!(e, TimelineEvent::Applied { error: Some(error), .. }
-                if error.error_type.as_deref() == Some("StepInterrupted"))
-        });
-        if !interrupted && actual != expected {
+        // costs that step an attempt (`StepInterrupted`), by design: that
+        // step's status, result, error and attempt count, and its note in
+        // the result, may then differ. Everything else must be identical.
+        let interrupted: Vec<String> = crashed
+            .timeline()
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                TimelineEvent::Applied {
+                    name: Some(name),
+                    error: Some(error),
+                    ..
+                } if error.error_type.as_deref() == Some("StepInterrupted") => {
+                    Some(name.to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(difference) = compare(&expected, &actual, &interrupted, &case.program) {
             return Err(format!(
-                "crashes at {seen:?} changed the execution:\nexpected {expected:#?}\nactual {actual:#?}"
+                "crashes at {seen:?} changed the execution ({difference}; interrupted: \
+                 {interrupted:?}):\nexpected {expected:#?}\nactual {actual:#?}"
             ));
         }
         let terminal = terminal_invocations(&crashed);
-        let execs = probe.execs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let execs = probe
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for exec in &execs {
             if let Some(&at) = terminal.get(&Some(exec.name.clone()))
                 && exec.invocation > at
@@ -393,12 +410,63 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
                 let total = attempts.len();
                 attempts.dedup();
                 if attempts.len() != total {
-                    return Err(format!("at-most-once step {name} ran twice in one attempt: {execs:?}"));
+                    return Err(format!(
+                        "at-most-once step {name} ran twice in one attempt: {execs:?}"
+                    ));
                 }
             }
         }
         Ok(())
     })
+}
+
+/// Where `actual` differs from `expected` other than in the steps named in
+/// `interrupted` (whose id, type and name must still match), if anywhere.
+fn compare(
+    expected: &Recorded,
+    actual: &Recorded,
+    interrupted: &[String],
+    program: &Program,
+) -> Option<String> {
+    if interrupted.is_empty() {
+        return (actual != expected).then(|| "the executions differ".to_owned());
+    }
+    if actual.status != expected.status {
+        return Some("the statuses differ".to_owned());
+    }
+    if actual.operations.len() != expected.operations.len() {
+        return Some("the operation counts differ".to_owned());
+    }
+    let exempt = |name: &Option<String>| name.as_ref().is_some_and(|n| interrupted.contains(n));
+    for (e, a) in expected.operations.iter().zip(&actual.operations) {
+        if exempt(&e.2) {
+            if (e.0, e.1, &e.2) != (a.0, a.1, &a.2) {
+                return Some(format!(
+                    "the interrupted operation {:?} changed identity",
+                    e.2
+                ));
+            }
+        } else if e != a {
+            return Some(format!("operation {:?} differs", e.2));
+        }
+    }
+    // The result is one note per call, "; "-separated; only the notes of
+    // interrupted steps may differ.
+    match (&expected.outcome, &actual.outcome) {
+        (Ok(e), Ok(a)) => {
+            let (e, a): (Vec<_>, Vec<_>) = (e.split("; ").collect(), a.split("; ").collect());
+            if e.len() != a.len() {
+                return Some("the results have different shapes".to_owned());
+            }
+            for ((op, en), an) in program.ops.iter().zip(&e).zip(&a) {
+                if en != an && !interrupted.iter().any(|n| n == op.name()) {
+                    return Some(format!("the note of {} differs", op.name()));
+                }
+            }
+            None
+        }
+        (e, a) => (e != a).then(|| "the outcomes differ".to_owned()),
+    }
 }
 
 /// A change to a program.
@@ -636,98 +704,217 @@ impl DurableService for Accepting {
     }
 }
 
-/// A generated operation, loose enough to be invalid in every way.
-#[derive(Debug, Arbitrary)]
-struct RawOp {
-    id: u8,
-    kind: u8,
-    status: u8,
-    name: Option<u8>,
-    parent: Option<u8>,
-    result: Option<u8>,
-    attempt: Option<i8>,
-    timestamp: u8,
-    input: Option<u8>,
+/// How a generated step or wait is recorded (before corruptions).
+#[derive(Debug, Clone, Copy, Arbitrary)]
+enum Recording {
+    Succeeded,
+    Failed,
+    Started,
+    Pending,
+    Ready,
 }
 
-fn pick<'a>(options: &[&'a str], i: u8) -> &'a str {
-    options[usize::from(i) % options.len()]
+/// A targeted corruption of an otherwise valid history: each breaks one
+/// rule, so that most generated histories still parse and reach the
+/// interpreter, where replay is fuzzed.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+enum Corruption {
+    /// A type this SDK does not know.
+    UnknownType(u8),
+    /// A status this SDK does not know.
+    UnknownStatus(u8),
+    /// A step recorded as a wait or the other way round.
+    SwapType(u8),
+    /// Another name.
+    Rename(u8),
+    /// Another subtype.
+    SubType(u8),
+    /// A result no codec wrote, or one written by another codec, or 2 MiB.
+    Payload(u8, u8),
+    /// The same id again, later, with another status.
+    Duplicate(u8, Recording),
+    /// A parent id naming nothing.
+    Parent(u8),
+    /// An attempt count out of range.
+    Attempt(u8, i64),
+    /// An odd timestamp.
+    Timestamp(u8, u8),
+    /// No EXECUTION operation.
+    NoExecution,
+    /// An input the workflow cannot decode.
+    Input(u8),
+    /// An id the service would never send (empty or too long): the
+    /// envelope does not parse.
+    BadId(u8),
+    /// A type that is not a string: the envelope does not parse.
+    NotAString(u8),
 }
 
-fn raw_json(ops: &[RawOp]) -> serde_json::Value {
-    let ids: Vec<String> = (1..=4)
-        .map(|n| operation_id(None, n).to_string())
-        .chain(["exec".into(), "x".into(), String::new(), "y".repeat(70)])
-        .collect();
-    let id = |i: u8| ids[usize::from(i) % ids.len()].clone();
-    let ops: Vec<serde_json::Value> = ops
-        .iter()
-        .map(|op| {
-            let mut v = serde_json::json!({
-                "Id": id(op.id),
-                "Type": pick(&["STEP", "WAIT", "EXECUTION", "CONTEXT", "CALLBACK", "CHAINED_INVOKE", "BOGUS"], op.kind),
-                "Status": pick(&["STARTED", "PENDING", "READY", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED", "NOPE"], op.status),
-            });
-            if let Some(n) = op.name {
-                v["Name"] = pick(&["s0", "w1", "s2", "other", ""], n).into();
+fn status_name(recording: Recording) -> &'static str {
+    match recording {
+        Recording::Succeeded => "SUCCEEDED",
+        Recording::Failed => "FAILED",
+        Recording::Started => "STARTED",
+        Recording::Pending => "PENDING",
+        Recording::Ready => "READY",
+    }
+}
+
+/// The JSON of a valid history for `program`: the EXECUTION operation and
+/// one recorded operation per call of a prefix of the program.
+fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json::Value> {
+    let mut ops = vec![serde_json::json!({
+        "Id": "exec", "Type": "EXECUTION", "Status": "STARTED",
+        "StartTimestamp": 1_795_755_619_735i64,
+        "ExecutionDetails": {"InputPayload": "null"}
+    })];
+    for (i, (op, &recording)) in program.ops.iter().zip(recordings).enumerate() {
+        let id = operation_id(None, i as u64 + 1).to_string();
+        let mut v = serde_json::json!({
+            "Id": id, "Name": op.name(), "StartTimestamp": 1_795_755_619_735i64,
+        });
+        match op {
+            Op::Step { name, codec, .. } => {
+                v["Type"] = "STEP".into();
+                v["SubType"] = "Step".into();
+                let result = match codec {
+                    CodecKind::Json => to_payload(&Json, &value(name, 1)),
+                    CodecKind::Bincode => to_payload(&Bincode, &value(name, 1)),
+                    CodecKind::MsgPack => to_payload(&MsgPack, &value(name, 1)),
+                }
+                .unwrap_or_default();
+                v["Status"] = status_name(recording).into();
+                v["StepDetails"] = match recording {
+                    Recording::Succeeded => serde_json::json!({"Attempt": 1, "Result": result}),
+                    Recording::Failed => serde_json::json!({"Attempt": 1,
+                        "Error": {"ErrorType": "Flaky", "ErrorMessage": "recorded"}}),
+                    Recording::Started => serde_json::json!({"Attempt": 0}),
+                    Recording::Pending => serde_json::json!({"Attempt": 1,
+                        "NextAttemptTimestamp": 1_795_755_679_735i64}),
+                    Recording::Ready => serde_json::json!({"Attempt": 1}),
+                };
             }
-            if let Some(p) = op.parent {
-                v["ParentId"] = id(p).into();
+            Op::Wait { .. } => {
+                v["Type"] = "WAIT".into();
+                v["SubType"] = "Wait".into();
+                v["Status"] = match recording {
+                    Recording::Succeeded | Recording::Failed => "SUCCEEDED",
+                    _ => "STARTED",
+                }
+                .into();
+                v["WaitDetails"] =
+                    serde_json::json!({"ScheduledEndTimestamp": 1_795_755_679_735i64});
             }
-            v["SubType"] = pick(&["Step", "Wait", "Other"], op.kind).into();
-            v["StartTimestamp"] = match op.timestamp % 4 {
-                0 => serde_json::json!(1_795_755_619_735i64),
-                1 => serde_json::json!(-5),
-                2 => serde_json::json!(1.5e300),
+        }
+        ops.push(v);
+    }
+    ops
+}
+
+fn corrupt(ops: &mut Vec<serde_json::Value>, corruption: Corruption) {
+    let n = ops.len();
+    let at = |i: u8| usize::from(i) % n;
+    match corruption {
+        Corruption::UnknownType(i) => ops[at(i)]["Type"] = "FUTURE_OP".into(),
+        Corruption::UnknownStatus(i) => ops[at(i)]["Status"] = "PAUSED".into(),
+        Corruption::SwapType(i) => {
+            let op = &mut ops[at(i)];
+            op["Type"] = if op["Type"] == "STEP" { "WAIT" } else { "STEP" }.into();
+        }
+        Corruption::Rename(i) => ops[at(i)]["Name"] = "renamed".into(),
+        Corruption::SubType(i) => ops[at(i)]["SubType"] = "Other".into(),
+        Corruption::Payload(i, kind) => {
+            ops[at(i)]["StepDetails"]["Result"] = match kind % 5 {
+                0 => "msgpack:!!".to_owned(),
+                1 => "bincode:AAAA".to_owned(),
+                2 => "x".repeat(2 * 1024 * 1024),
+                3 => "{not json".to_owned(),
+                _ => "\"another value\"".to_owned(),
+            }
+            .into()
+        }
+        Corruption::Duplicate(i, recording) => {
+            let mut copy = ops[at(i)].clone();
+            copy["Status"] = status_name(recording).into();
+            ops.push(copy);
+        }
+        Corruption::Parent(i) => ops[at(i)]["ParentId"] = "nothing-here".into(),
+        Corruption::Attempt(i, a) => ops[at(i)]["StepDetails"]["Attempt"] = a.into(),
+        Corruption::Timestamp(i, kind) => {
+            ops[at(i)]["StartTimestamp"] = match kind % 3 {
+                0 => serde_json::json!(-5),
+                1 => serde_json::json!(1.5e300),
                 _ => serde_json::Value::Null,
-            };
-            let result = op.result.map(|r| match r % 5 {
-                0 => "\"s0@1\"".to_owned(),
-                1 => "msgpack:!!".to_owned(),
-                2 => "bincode:AAAA".to_owned(),
-                3 => "x".repeat(2 * 1024 * 1024),
-                _ => "{not json".to_owned(),
-            });
-            v["StepDetails"] = serde_json::json!({ "Result": result, "Attempt": op.attempt });
-            v["WaitDetails"] = serde_json::json!({ "ScheduledEndTimestamp": op.timestamp });
-            if let Some(i) = op.input {
-                v["ExecutionDetails"] = serde_json::json!({ "InputPayload": pick(&["null", "{}", "[", "\"\"", "7"], i) });
             }
-            v
-        })
-        .collect();
-    serde_json::json!({
-        "DurableExecutionArn": "arn",
-        "CheckpointToken": "t",
-        "InitialExecutionState": { "Operations": ops },
-    })
+        }
+        Corruption::NoExecution => {
+            ops.remove(0);
+        }
+        Corruption::Input(kind) => {
+            ops[0]["ExecutionDetails"]["InputPayload"] =
+                ["[", "7", "\"\"", "{}"][usize::from(kind) % 4].into()
+        }
+        Corruption::BadId(i) => {
+            ops[at(i)]["Id"] = if i % 2 == 0 {
+                String::new()
+            } else {
+                "y".repeat(70)
+            }
+            .into()
+        }
+        Corruption::NotAString(i) => ops[at(i)]["Type"] = 7.into(),
+    }
 }
 
 /// Input of [`check_envelope_and_history`].
 #[derive(Debug, Arbitrary)]
 struct EnvelopeCase {
-    raw: bool,
-    ops: Vec<RawOp>,
+    /// Under 16 (1 in 16): parse the rest of the input as an envelope
+    /// instead.
+    raw: u8,
     program: Program,
+    /// How each call of a prefix of the program is recorded.
+    recordings: Vec<Recording>,
+    /// Up to three corruptions (more are ignored).
+    corruptions: Vec<Corruption>,
 }
 
-/// Arbitrary bytes and arbitrary operation lists, parsed as an invocation
-/// envelope and replayed by a generated workflow: never a panic; every
-/// rejection is a typed error, every end a valid response.
+/// Arbitrary bytes, and valid histories of a generated program with a few
+/// targeted corruptions, parsed as an invocation envelope and replayed by
+/// the program: never a panic; every rejection is a typed error, every end
+/// a valid response.
 pub fn check_envelope_and_history(data: &[u8]) -> Result<(), String> {
+    envelope_and_history(data).map(|_| ())
+}
+
+/// [`check_envelope_and_history`], telling whether the input reached the
+/// interpreter (parsed as an envelope): the share of generated inputs that
+/// fuzz replay rather than the parser.
+pub fn envelope_and_history(data: &[u8]) -> Result<bool, String> {
     let mut u = Unstructured::new(data);
     let Ok(case) = EnvelopeCase::arbitrary(&mut u) else {
-        return Ok(());
+        return Ok(false);
     };
-    let input: InvocationInput = if case.raw {
+    let input: InvocationInput = if case.raw < 16 {
         match serde_json::from_slice(u.take_rest()) {
             Ok(input) => input,
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(false),
         }
     } else {
-        match serde_json::from_value(raw_json(&case.ops)) {
+        let mut ops = valid_history(&case.program, &case.recordings);
+        for &corruption in case.corruptions.iter().take(3) {
+            if !ops.is_empty() {
+                corrupt(&mut ops, corruption);
+            }
+        }
+        let envelope = serde_json::json!({
+            "DurableExecutionArn": "arn:aws:lambda:us-east-1:1:function:f:1/durable-execution/n/exec",
+            "CheckpointToken": "t",
+            "InitialExecutionState": { "Operations": ops },
+        });
+        match serde_json::from_value(envelope) {
             Ok(input) => input,
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(false),
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -748,10 +935,92 @@ pub fn check_envelope_and_history(data: &[u8]) -> Result<(), String> {
             if !valid {
                 return Err(format!("invalid response {output:?}"));
             }
-            Ok(())
+            Ok(true)
         }
         Err(e) => Err(format!(
             "the accepting service made the invocation fail: {e}"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(notes: &str, ops: Vec<OpSig>) -> Recorded {
+        Recorded {
+            status: ExecutionStatus::Succeeded,
+            outcome: Ok(notes.to_owned()),
+            operations: ops,
+        }
+    }
+
+    fn sig(n: u64, name: &str, status: OperationStatus, attempt: u32) -> OpSig {
+        let id = operation_id(None, n);
+        (
+            id,
+            OperationType::Step,
+            Some(name.into()),
+            status,
+            None,
+            None,
+            Some(attempt),
+        )
+    }
+
+    #[test]
+    fn only_interrupted_steps_may_differ() {
+        let program = Program {
+            ops: ["s0", "s1"]
+                .iter()
+                .map(|n| Op::Step {
+                    name: (*n).into(),
+                    codec: CodecKind::Json,
+                    at_most_once: true,
+                    failures: 0,
+                    max_attempts: 2,
+                    retry_delay: 1,
+                })
+                .collect(),
+        };
+        let expected = recorded(
+            "s0@1; s1@1",
+            vec![
+                sig(1, "s0", OperationStatus::Succeeded, 1),
+                sig(2, "s1", OperationStatus::Succeeded, 1),
+            ],
+        );
+        // s0 interrupted: its attempt and note may change.
+        let s0_changed = recorded(
+            "s0@2; s1@1",
+            vec![
+                sig(1, "s0", OperationStatus::Succeeded, 2),
+                sig(2, "s1", OperationStatus::Succeeded, 1),
+            ],
+        );
+        let interrupted = vec!["s0".to_owned()];
+        assert_eq!(
+            compare(&expected, &s0_changed, &interrupted, &program),
+            None
+        );
+        // s1 was not interrupted: any difference in it is caught.
+        let s1_changed = recorded(
+            "s0@2; s1@2",
+            vec![
+                sig(1, "s0", OperationStatus::Succeeded, 2),
+                sig(2, "s1", OperationStatus::Succeeded, 2),
+            ],
+        );
+        assert!(compare(&expected, &s1_changed, &interrupted, &program).is_some());
+        let note_changed = recorded(
+            "s0@2; s1@9",
+            vec![
+                sig(1, "s0", OperationStatus::Succeeded, 2),
+                sig(2, "s1", OperationStatus::Succeeded, 1),
+            ],
+        );
+        assert!(compare(&expected, &note_changed, &interrupted, &program).is_some());
+        // Without an interruption, nothing may differ.
+        assert!(compare(&expected, &s0_changed, &[], &program).is_some());
     }
 }
