@@ -97,11 +97,13 @@ async fn order_workflow(mut wf: Workflow, order: Order) -> Result<Confirmation, 
             StepConfig::named("charge").codec(MsgPack),
             move |ctx| async move {
                 ran(1);
-                // A real workflow calls the payment provider here, with the
-                // operation id as its idempotency key.
-                let key = &ctx.operation_id().as_str()[..12];
+                // A real workflow calls the payment provider here, with
+                // this key: unique to this execution and this step, the
+                // same on every retry and replay, so the provider charges
+                // once per order, never twice.
+                let key = ctx.idempotency_key();
                 Ok(Receipt {
-                    charge_id: format!("ch_{customer}_{key}"),
+                    charge_id: format!("ch_{customer}_{}", &key[..12]),
                     amount_cents: total,
                 })
             },
@@ -181,6 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|c| c.load(Ordering::Relaxed))
         .collect();
     println!("step bodies ran (price, charge, ship, send-survey): {runs:?}");
+    println!("execution:    {}", run.operations[0].id);
     match &run.result {
         Some(confirmation) => println!("result:       {confirmation:?}"),
         None => println!("error:        {:?}", run.error),

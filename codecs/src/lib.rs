@@ -134,6 +134,7 @@ impl<C: Codec> Codec for &'static C {
 
 /// What went wrong turning a value into a payload or back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The value could not be encoded.
     #[error("codec `{codec}` could not encode the value: {message}")]

@@ -84,6 +84,7 @@ impl std::fmt::Debug for StepRun {
 
 /// What the driver must do next.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Action {
     /// Run this step body and report with [`Interpreter::step_finished`].
     RunStep(StepRun),

@@ -239,6 +239,12 @@ where
                     Outcome::Pending { .. } => pending(),
                 };
             }
+            other => {
+                break failed(ErrorObject::new(
+                    "InternalError",
+                    format!("this runtime cannot carry out the action {other:?}"),
+                ));
+            }
         }
     };
     tracing::debug!(

@@ -6,7 +6,7 @@
 //! virtual clock that jumps straight to the next timer (a one-hour wait
 //! costs no wall time), and invokes the workflow again and again until it
 //! succeeds or fails. It drives the very code path the Lambda handler uses
-//! ([`run_invocation`](crate::run_invocation)), so it doubles as the test harness for your own
+//! ([`run_invocation`](crate::engine::run_invocation)), so it doubles as the test harness for your own
 //! workflows:
 //!
 //! ```
@@ -59,6 +59,7 @@ pub const MAX_PAYLOAD_CHARS: usize = 6_291_456;
 
 /// How the local execution stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ExecutionStatus {
     /// Not finished.
     Running,
@@ -81,6 +82,7 @@ impl fmt::Display for ExecutionStatus {
 /// A problem with the local run itself (not a failed execution, which is
 /// a normal [`LocalRun`] with status `Failed`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocalError {
     /// The input could not be encoded as JSON.
     #[error("the workflow input could not be encoded as JSON: {0}")]

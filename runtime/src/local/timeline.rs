@@ -12,6 +12,7 @@ use super::ExecutionStatus;
 
 /// One entry of a run's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TimelineEvent {
     /// The service invoked the function.
     Invoked {
