@@ -41,7 +41,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::coroutine::{BoxFuture, Yielder};
-use crate::id::idempotency_key;
+use crate::id::{idempotency_key, random_words};
 use crate::model::{ErrorObject, Millis, OperationId};
 use crate::protocol::{Fatal, Request, Response};
 use crate::retry::{NoRetry, RetryStrategy};
@@ -596,27 +596,6 @@ where
     }
 }
 
-/// Random 64-bit words from the standard library's per-process random
-/// hash keys (seeded by the operating system) mixed with a counter and the
-/// time: unpredictable and distinct across processes, with no extra
-/// dependency. Not for cryptographic secrets: draw those in a step body
-/// from a cryptographic generator.
-fn random_words() -> impl FnMut() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let state = std::collections::hash_map::RandomState::new();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    move || {
-        let mut h = state.build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.write_u64(nanos);
-        h.finish()
-    }
-}
-
 /// A version 4 UUID in its hyphenated lowercase form.
 fn uuid_v4(next: &mut dyn FnMut() -> u64) -> String {
     let mut bytes = <[u8; 16]>::from_words(next);
@@ -765,7 +744,7 @@ impl Workflow {
     /// A random value, checkpointed: drawn once in a step named `random`,
     /// returned unchanged by every replay. Integers are uniform over their
     /// range, `f64` over `[0, 1)`, `[u8; N]` is N random bytes. Not for
-    /// cryptographic secrets (see [`RandomValue`]).
+    /// cryptographic secrets (see [`random_words`](crate::id::random_words)).
     pub async fn random<T: RandomValue>(&mut self) -> Result<T, StepError> {
         let config = StepConfig::named("random").retry(NoRetry);
         self.step_with(config, |_| async {

@@ -478,25 +478,8 @@ impl LocalExecution {
     }
 }
 
-/// A fresh id for a local execution: 32 hex characters, unique within the
-/// process (a counter) and across processes (the standard library's random
-/// hash keys and the time).
+/// A fresh id for a local execution: 32 random hex characters.
 fn unique_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let state = std::collections::hash_map::RandomState::new();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut words = [0u64; 2];
-    for (i, w) in words.iter_mut().enumerate() {
-        let mut h = state.build_hasher();
-        h.write_u64(count);
-        h.write_u64(nanos);
-        h.write_usize(i);
-        *w = h.finish();
-    }
-    format!("{:016x}{:016x}", words[0], words[1])
+    let mut next = crate::id::random_words();
+    format!("{:016x}{:016x}", next(), next())
 }
