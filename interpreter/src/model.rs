@@ -174,48 +174,51 @@ impl From<&str> for Payload {
 /// A wire name this SDK does not know (an operation type or status added
 /// to the service after this version), kept so that errors can name it.
 ///
-/// Stored inline (no allocation, `Copy`); names longer than
-/// [`WireName::CAPACITY`] bytes keep their first bytes and end in `…`.
+/// Two bytes, `Copy`: the names are interned process-wide (each kept once,
+/// cut to [`WireName::MAX_LEN`] bytes), so that the operation types and
+/// statuses that hold one stay as small as plain enums. After
+/// [`WireName::MAX_NAMES`] distinct names, further ones share one entry
+/// that says so.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct WireName {
-    len: u8,
-    bytes: [u8; WireName::CAPACITY],
-}
+pub struct WireName(u16);
+
+/// The interned names.
+static WIRE_NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
 
 impl WireName {
-    /// The most bytes kept.
-    pub const CAPACITY: usize = 48;
+    /// The most bytes kept of a name.
+    pub const MAX_LEN: usize = 64;
+    /// The most distinct names kept per process.
+    pub const MAX_NAMES: usize = 1024;
 
-    /// Keeps `name` (shortened on a character boundary if it is too long).
+    /// Interns `name` (shortened on a character boundary if it is too
+    /// long).
     pub fn new(name: &str) -> Self {
-        let mut bytes = [0u8; WireName::CAPACITY];
-        let keep = if name.len() <= WireName::CAPACITY {
-            name.len()
-        } else {
-            // Room for the 3-byte ellipsis.
-            let mut end = WireName::CAPACITY - 3;
-            while !name.is_char_boundary(end) {
-                end -= 1;
-            }
-            end
-        };
-        bytes[..keep].copy_from_slice(&name.as_bytes()[..keep]);
-        let mut len = keep;
-        if keep < name.len() {
-            bytes[keep..keep + 3].copy_from_slice("…".as_bytes());
-            len += 3;
+        let mut end = name.len().min(WireName::MAX_LEN);
+        while !name.is_char_boundary(end) {
+            end -= 1;
         }
-        WireName {
-            len: len as u8,
-            bytes,
+        let name = &name[..end];
+        // The list is only ever pushed to, so a poisoned lock is usable.
+        let mut names = WIRE_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = names.iter().position(|n| *n == name) {
+            return WireName(at as u16);
         }
+        if names.len() >= WireName::MAX_NAMES {
+            return WireName(u16::MAX);
+        }
+        // Leaked once per distinct name, at most MAX_NAMES * MAX_LEN bytes.
+        names.push(Box::leak(name.to_owned().into_boxed_str()));
+        WireName((names.len() - 1) as u16)
     }
 
     /// The name.
-    pub fn as_str(&self) -> &str {
-        // Copied from a `&str`, cut on a character boundary; the fallback
-        // is unreachable.
-        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("?")
+    pub fn as_str(&self) -> &'static str {
+        let names = WIRE_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .get(usize::from(self.0))
+            .copied()
+            .unwrap_or("(one of too many unknown names)")
     }
 }
 
@@ -317,7 +320,7 @@ impl OperationType {
     }
 
     /// The wire name, e.g. `STEP`.
-    pub fn wire_name(&self) -> &str {
+    pub fn wire_name(&self) -> &'static str {
         match self {
             OperationType::Execution => "EXECUTION",
             OperationType::Context => "CONTEXT",
@@ -398,7 +401,7 @@ impl OperationStatus {
     }
 
     /// The wire name, e.g. `SUCCEEDED`.
-    pub fn wire_name(&self) -> &str {
+    pub fn wire_name(&self) -> &'static str {
         match self {
             OperationStatus::Started => "STARTED",
             OperationStatus::Pending => "PENDING",
@@ -1061,8 +1064,12 @@ mod tests {
         assert_eq!(back["Status"], "PAUSED");
         let long = "X".repeat(100);
         let name = WireName::new(&long);
-        assert!(name.as_str().starts_with("XXXX") && name.as_str().ends_with('…'));
-        assert!(name.as_str().len() <= WireName::CAPACITY);
+        assert_eq!(name.as_str(), &long[..WireName::MAX_LEN]);
+        assert_eq!(WireName::new("PAUSED"), WireName::new("PAUSED"));
+        assert_ne!(WireName::new("PAUSED"), WireName::new("RESUMED"));
+        // As small as a plain enum.
+        assert!(std::mem::size_of::<OperationType>() <= 4);
+        assert!(std::mem::size_of::<OperationStatus>() <= 4);
         assert!(
             serde_json::from_str::<Operation>(r#"{"Id":"a","Type":7,"Status":"STARTED"}"#).is_err()
         );
