@@ -258,6 +258,24 @@ async fn an_interrupted_at_most_once_attempt_without_retries_fails_the_step() {
         Some("StepInterrupted")
     );
     assert_eq!(seen(&attempts), vec![1], "never run again silently");
+
+    // The START was applied but its response lost: the body never ran.
+    // The error says what is known, not that the body was running.
+    let execution = LocalRunner::new().start(&()).unwrap();
+    let (workflow, attempts) = flaky(|| at_most_once(NoRetry), 0, "Unavailable");
+    execution.inject_crash(1, CrashPoint::AfterRequest);
+    drive(&execution, &workflow, 10).await.unwrap();
+    let run = execution.finish::<String>().unwrap();
+    assert_eq!(seen(&attempts), Vec::<u32>::new(), "the body never started");
+    let error = run.error.unwrap();
+    assert_eq!(error.error_type.as_deref(), Some("StepInterrupted"));
+    let message = error.error_message.unwrap();
+    assert!(
+        message.contains("was started (its START was recorded) but no outcome was recorded")
+            && message.contains("in full, in part or not at all")
+            && !message.contains("while it ran"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
