@@ -250,8 +250,45 @@ async fn serve_counted() -> Result<(), Error> {
     .await
 }
 
+/// What [`replay_safe`] returns.
+#[derive(Debug, Serialize, Deserialize)]
+struct ReplaySafe {
+    arn: String,
+    key: String,
+    now_ms: u64,
+    token: u64,
+    uuid: String,
+    later_ms: u64,
+}
+
+/// The execution ARN, a step's idempotency key and replay-safe values,
+/// recorded before a one-second wait and returned after it (by a replay).
+async fn replay_safe(mut wf: Workflow, _: serde_json::Value) -> Result<ReplaySafe, StepError> {
+    let arn = wf.execution_arn().to_owned();
+    let key: String = wf
+        .step("charge", |ctx| async move { Ok(ctx.idempotency_key()) })
+        .await?;
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let now_ms = ms(wf.now().await?);
+    let token: u64 = wf.random().await?;
+    let uuid = wf.uuid().await?;
+    wf.wait("pause", Duration::from_secs(1)).await;
+    let later_ms = ms(wf.now().await?);
+    Ok(ReplaySafe {
+        arn,
+        key,
+        now_ms,
+        token,
+        uuid,
+        later_ms,
+    })
+}
+
 /// The functions [`main`] serves.
-pub const FUNCTIONS: [&str; 9] = [
+pub const FUNCTIONS: [&str; 10] = [
     "step-wait-step",
     "multiple-steps",
     "wait-only",
@@ -261,6 +298,7 @@ pub const FUNCTIONS: [&str; 9] = [
     "checkpoint-count",
     "retry-succeeds",
     "retry-exhausted",
+    "replay-safe",
 ];
 
 /// Serves the durable function `name` until the Lambda runtime stops.
@@ -282,6 +320,7 @@ async fn serve(name: &str) -> Result<(), Error> {
         "checkpoint-count" => serve_counted().await,
         "retry-succeeds" => durable_yield::lambda::run(retry_succeeds).await,
         "retry-exhausted" => durable_yield::lambda::run(retry_exhausted).await,
+        "replay-safe" => durable_yield::lambda::run(replay_safe).await,
         other => Err(format!("no durable function is named {other:?}").into()),
     }
 }

@@ -279,6 +279,88 @@ fn binary_codecs(stack: &Stack) -> Result<(), String> {
     expect_invocations(&events, 2)
 }
 
+/// Two executions of one workflow: each sees its own ARN and idempotency
+/// key; the key, the time, the random number and the UUID recorded before
+/// the wait come back unchanged after it (the second invocation replays
+/// them), and the history holds them as steps.
+fn replay_safe(stack: &Stack) -> Result<(), String> {
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (execution, events) = run(stack, "replay-safe", json!({}))?;
+        check(execution["Status"] == "SUCCEEDED", || {
+            format!("replay-safe did not succeed: {execution}")
+        })?;
+        let result: Value = execution["Result"]
+            .as_str()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .ok_or_else(|| format!("no JSON result: {execution}"))?;
+        let arn = execution["DurableExecutionArn"].as_str().unwrap_or("");
+        check(result["arn"] == arn, || {
+            format!("the workflow saw ARN {} in {arn}", result["arn"])
+        })?;
+        let key = result["key"].as_str().unwrap_or("");
+        check(
+            key.len() == 40 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+            || format!("idempotency key {key:?}"),
+        )?;
+        // The values returned after the wait are the ones recorded before it.
+        let recorded = |name: &str| step_result(&events, name).map(str::to_owned);
+        check(recorded("charge") == Some(format!("\"{key}\"")), || {
+            format!("charge recorded {:?}", recorded("charge"))
+        })?;
+        check(recorded("uuid") == Some(result["uuid"].to_string()), || {
+            format!(
+                "uuid recorded {:?}, returned {}",
+                recorded("uuid"),
+                result["uuid"]
+            )
+        })?;
+        check(
+            recorded("random") == Some(result["token"].to_string()),
+            || {
+                format!(
+                    "random recorded {:?}, returned {}",
+                    recorded("random"),
+                    result["token"]
+                )
+            },
+        )?;
+        let (now, later) = (
+            result["now_ms"].as_u64().unwrap_or(0),
+            result["later_ms"].as_u64().unwrap_or(0),
+        );
+        check(later >= now + 1000, || {
+            format!("now {now}, after a 1 s wait {later}")
+        })?;
+        let name = execution["DurableExecutionName"].as_str().unwrap_or("");
+        expect(
+            &kinds(&events),
+            &[
+                ("ExecutionStarted", name),
+                ("StepStarted", "charge"),
+                ("StepSucceeded", "charge"),
+                ("StepStarted", "now"),
+                ("StepSucceeded", "now"),
+                ("StepStarted", "random"),
+                ("StepSucceeded", "random"),
+                ("StepStarted", "uuid"),
+                ("StepSucceeded", "uuid"),
+                ("WaitStarted", "pause"),
+                ("WaitSucceeded", "pause"),
+                ("StepStarted", "now"),
+                ("StepSucceeded", "now"),
+                ("ExecutionSucceeded", name),
+            ],
+        )?;
+        expect_invocations(&events, 2)?;
+        seen.push((arn.to_owned(), key.to_owned(), result["uuid"].to_string()));
+    }
+    check(
+        seen[0].0 != seen[1].0 && seen[0].1 != seen[1].1 && seen[0].2 != seen[1].2,
+        || format!("two executions shared an ARN, a key or a UUID: {seen:?}"),
+    )
+}
+
 fn checkpoint_requests_per_step(stack: &Stack) -> Result<(), String> {
     let log = fresh_log("checkpoints");
     let steps = 20;
@@ -397,7 +479,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 11] = [
+    let scenarios: [(&str, Scenario); 12] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -408,6 +490,7 @@ fn durable_functions_against_the_aws_emulator() {
         ("checkpoint-requests-per-step", checkpoint_requests_per_step),
         ("retry-succeeds", retry_succeeds),
         ("retry-exhausted", retry_exhausted),
+        ("replay-safe", replay_safe),
         // A second execution of a function whose process is already warm.
         ("step-wait-step (warm)", step_wait_step),
     ];
