@@ -12,7 +12,9 @@ use durable_yield_interpreter::panic_message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Action, BoxFuture, Interpreter, Outcome, StepOutcome};
+use tracing::Instrument;
+
+use crate::engine::{Action, BoxFuture, Interpreter, Outcome, STEP_SUBTYPE, StepOutcome};
 use crate::model::{
     ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Millis, Operation,
     OperationAction, OperationId, OperationType, OperationUpdate, Payload, json_string_len,
@@ -147,6 +149,65 @@ where
     W: WorkflowFn<I, O> + ?Sized,
     S: DurableService + ?Sized,
 {
+    run_invocation_traced(workflow, input, service, batching, None).await
+}
+
+/// [`run_invocation_with`] inside its `durable_execution` tracing span,
+/// with the Lambda request id when there is one.
+///
+/// The span's fields: `execution_arn`, `request_id`, `first_invocation`
+/// (the history holds nothing but the EXECUTION operation) and `replaying`
+/// (recorded operations are replayed first). Workflow code and step bodies
+/// run inside it, so their log lines carry the execution ARN; each live
+/// step attempt runs in a `durable_operation` span (`operation_id`, `name`,
+/// `type`, `subtype`, `attempt`, and `parent_id` once it has one).
+pub(crate) async fn run_invocation_traced<I, O, W, S>(
+    workflow: &W,
+    input: InvocationInput,
+    service: &S,
+    batching: &BatchConfig,
+    request_id: Option<&str>,
+) -> Result<InvocationSummary, InvocationError>
+where
+    I: DeserializeOwned,
+    O: Serialize + 'static,
+    W: WorkflowFn<I, O> + ?Sized,
+    S: DurableService + ?Sized,
+{
+    let state = &input.initial_execution_state;
+    let more_pages = state.next_marker.as_deref().is_some_and(|m| !m.is_empty());
+    let first_invocation = !more_pages
+        && state
+            .operations
+            .iter()
+            .all(|op| op.op_type == OperationType::Execution);
+    let span = tracing::info_span!(
+        "durable_execution",
+        execution_arn = %input.durable_execution_arn,
+        request_id = tracing::field::Empty,
+        first_invocation,
+        replaying = !first_invocation,
+    );
+    if let Some(id) = request_id {
+        span.record("request_id", id);
+    }
+    invocation(workflow, input, service, batching)
+        .instrument(span)
+        .await
+}
+
+async fn invocation<I, O, W, S>(
+    workflow: &W,
+    input: InvocationInput,
+    service: &S,
+    batching: &BatchConfig,
+) -> Result<InvocationSummary, InvocationError>
+where
+    I: DeserializeOwned,
+    O: Serialize + 'static,
+    W: WorkflowFn<I, O> + ?Sized,
+    S: DurableService + ?Sized,
+{
     let arn = input.durable_execution_arn;
     let mut checkpointer = Checkpointer {
         service,
@@ -192,8 +253,17 @@ where
                         Err(e) => break fail_or_retry(e)?,
                     }
                 }
-                tracing::debug!(step = ?run.context.name(), attempt = run.context.attempt(), "running step");
-                let outcome = CatchUnwind(run.future).await;
+                let ctx = &run.context;
+                let span = tracing::info_span!(
+                    "durable_operation",
+                    operation_id = %ctx.operation_id(),
+                    parent_id = tracing::field::Empty,
+                    name = ctx.name().unwrap_or(""),
+                    r#type = "STEP",
+                    subtype = STEP_SUBTYPE,
+                    attempt = ctx.attempt(),
+                );
+                let outcome = CatchUnwind(run.future).instrument(span).await;
                 interpreter.step_finished(outcome);
             }
             Action::Checkpoint {

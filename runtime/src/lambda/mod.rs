@@ -41,7 +41,7 @@ pub use aws::AwsDurableService;
 /// `tower` middleware and for tests.
 pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent, Service};
 
-use crate::engine::{DurableService, InvocationError, run_invocation_with};
+use crate::engine::{DurableService, InvocationError};
 use crate::model::{InvocationInput, InvocationOutput};
 use crate::{BatchConfig, WorkflowFn};
 
@@ -159,8 +159,24 @@ where
         &self,
         input: InvocationInput,
     ) -> Result<InvocationOutput, InvocationError> {
-        let summary =
-            run_invocation_with(&*self.workflow, input, &*self.service, &self.batching).await?;
+        self.handle_request(input, None).await
+    }
+
+    /// Handles one invocation, with the Lambda request id recorded on its
+    /// `durable_execution` tracing span.
+    async fn handle_request(
+        &self,
+        input: InvocationInput,
+        request_id: Option<&str>,
+    ) -> Result<InvocationOutput, InvocationError> {
+        let summary = crate::driver::run_invocation_traced(
+            &*self.workflow,
+            input,
+            &*self.service,
+            &self.batching,
+            request_id,
+        )
+        .await?;
         Ok(summary.output)
     }
 }
@@ -186,7 +202,12 @@ where
 
     fn call(&mut self, event: LambdaEvent<InvocationInput>) -> Self::Future {
         let function = self.clone();
-        Box::pin(async move { function.handle(event.payload).await })
+        Box::pin(async move {
+            let request_id = event.context.request_id;
+            function
+                .handle_request(event.payload, Some(&request_id))
+                .await
+        })
     }
 }
 

@@ -113,6 +113,8 @@ pub struct LocalRun<O> {
     pub elapsed: Duration,
     /// What happened, in order.
     pub timeline: Timeline,
+    /// The execution's ARN.
+    pub arn: String,
 }
 
 impl<O> LocalRun<O> {
@@ -474,6 +476,7 @@ impl LocalExecution {
             invocations: s.invocations,
             elapsed: Duration::from_millis((s.now - s.start).max(0) as u64),
             timeline,
+            arn: s.arn.clone(),
         })
     }
 }

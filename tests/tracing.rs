@@ -1,0 +1,167 @@
+//! Tracing: every invocation runs in a `durable_execution` span and every
+//! live step attempt in a `durable_operation` span, so that log lines from
+//! workflow code and step bodies carry the execution ARN.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use durable_yield::retry::FixedDelay;
+use durable_yield::{LocalRunner, StepConfig, StepError, StepFailure, Workflow};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The fields recorded on a span.
+#[derive(Default, Clone, Debug)]
+struct Fields(BTreeMap<String, String>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+/// One captured log line: its message and the spans it was written in,
+/// innermost first, with their fields.
+#[derive(Debug, Clone)]
+struct Line {
+    message: String,
+    spans: Vec<(String, BTreeMap<String, String>)>,
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<Line>>>);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
+    }
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<Fields>()
+        {
+            values.record(fields);
+        }
+    }
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let spans = ctx
+            .event_scope(event)
+            .map(|scope| {
+                scope
+                    .map(|span| {
+                        let fields = span
+                            .extensions()
+                            .get::<Fields>()
+                            .cloned()
+                            .unwrap_or_default();
+                        (span.name().to_owned(), fields.0)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.0.lock().unwrap().push(Line {
+            message: fields.0.get("message").cloned().unwrap_or_default(),
+            spans,
+        });
+    }
+}
+
+/// Logs from workflow code and from a step body that fails its first
+/// attempt, around a wait.
+async fn logged(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+    tracing::info!("workflow starts");
+    let config = StepConfig::named("charge").retry(FixedDelay::new(Duration::from_secs(1), 2));
+    let n: u32 = wf
+        .step_with(config, |ctx| async move {
+            tracing::info!("charging, attempt {}", ctx.attempt());
+            if ctx.attempt() == 1 {
+                Err(StepFailure::msg("busy"))
+            } else {
+                Ok(7)
+            }
+        })
+        .await?;
+    wf.wait("pause", Duration::from_secs(1)).await;
+    tracing::info!("workflow ends");
+    Ok(n)
+}
+
+#[test]
+fn log_lines_carry_the_execution_and_the_operation() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let run = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(LocalRunner::new().run(&logged, &()))
+            .unwrap()
+    });
+    assert_eq!(run.result, Some(7));
+    let arn = run.arn.clone();
+    let lines = capture.0.lock().unwrap().clone();
+    let user: Vec<&Line> = lines
+        .iter()
+        .filter(|l| {
+            ["workflow", "charging"]
+                .iter()
+                .any(|p| l.message.starts_with(p))
+        })
+        .collect();
+    assert!(user.len() >= 4, "{user:#?}");
+    for line in &user {
+        let execution = line
+            .spans
+            .iter()
+            .find(|(name, _)| name == "durable_execution")
+            .unwrap_or_else(|| panic!("{:?} was logged outside the execution span", line.message));
+        assert_eq!(execution.1.get("execution_arn"), Some(&arn), "{line:?}");
+    }
+    // The step body's lines are in the attempt's span, inside the execution's.
+    let attempts: Vec<_> = user
+        .iter()
+        .filter(|l| l.message.starts_with("charging"))
+        .map(|l| {
+            let (name, fields) = &l.spans[0];
+            assert_eq!(name, "durable_operation");
+            assert_eq!(l.spans[1].0, "durable_execution");
+            assert_eq!(fields.get("name").map(String::as_str), Some("charge"));
+            assert_eq!(fields.get("type").map(String::as_str), Some("STEP"));
+            assert_eq!(fields.get("subtype").map(String::as_str), Some("Step"));
+            assert_eq!(fields.get("operation_id").map(String::len), Some(64));
+            fields.get("attempt").cloned().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(attempts, vec!["1", "2"]);
+    // The first invocation says so; later ones replay.
+    let firsts: Vec<_> = user
+        .iter()
+        .filter(|l| l.message == "workflow starts")
+        .map(|l| {
+            let fields = &l.spans.last().unwrap().1;
+            (
+                fields.get("first_invocation").cloned().unwrap_or_default(),
+                fields.get("replaying").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(firsts[0], ("true".to_owned(), "false".to_owned()));
+    assert!(
+        firsts[1..]
+            .iter()
+            .all(|f| f == &("false".to_owned(), "true".to_owned()))
+    );
+    assert_eq!(firsts.len() as u32, run.invocations);
+}
