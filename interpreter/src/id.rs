@@ -100,25 +100,6 @@ pub fn idempotency_key(execution_arn: &str, id: &OperationId) -> String {
         .collect()
 }
 
-/// A source of random 64-bit words: the standard library's random hash
-/// keys (drawn from the operating system once per thread) over a
-/// process-wide counter. Unpredictable, and distinct across processes and
-/// calls, with no extra dependency and no clock; not for cryptographic
-/// secrets (draw those in a step body from a cryptographic generator).
-/// Used by `Workflow::random` and `Workflow::uuid` inside their step
-/// bodies, and for the ids of local executions.
-pub fn random_words() -> impl FnMut() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let state = std::collections::hash_map::RandomState::new();
-    move || {
-        let mut h = state.build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.finish()
-    }
-}
-
 /// Hands out the ids of one context's durable calls, in call order.
 #[derive(Debug, Clone)]
 pub struct IdGenerator {

@@ -31,7 +31,7 @@ use crate::history::History;
 use crate::id::IdGenerator;
 use crate::model::{
     ErrorObject, Millis, Operation, OperationAction, OperationId, OperationStatus, OperationType,
-    OperationUpdate, Payload, StepOptions, WaitOptions,
+    OperationUpdate, Payload, StepOptions, WaitOptions, WireName,
 };
 use crate::protocol::{Fatal, RecordedOutcome, Request, Response, StepOutcome};
 use crate::retry::{ExponentialBackoff, FailedAttempt, RetryStrategy, unit_random, whole_seconds};
@@ -136,7 +136,11 @@ enum State {
 pub struct Interpreter {
     history: History,
     execution_arn: Arc<str>,
+    /// Jitter and random values differ per execution: derived once from
+    /// the ARN and the EXECUTION operation's id.
+    execution_seed: u64,
     now: Millis,
+    entropy: u64,
     coroutine: Option<Coroutine>,
     ids: IdGenerator,
     state: State,
@@ -159,11 +163,15 @@ impl Interpreter {
         W: WorkflowFn<I, O> + ?Sized,
     {
         let history = History::new(operations);
+        let execution_seed =
+            history.execution().map_or(0, |e| e.id.fingerprint()) ^ fnv1a(execution_arn.as_bytes());
         let execution_arn: Arc<str> = Arc::from(execution_arn);
         let mut interpreter = Interpreter {
             history,
             execution_arn: execution_arn.clone(),
+            execution_seed,
             now: 0,
+            entropy: 0,
             coroutine: None,
             ids: IdGenerator::root(),
             state: State::Finished,
@@ -270,6 +278,19 @@ impl Interpreter {
         self.now = now;
     }
 
+    /// Sets the runtime's randomness for this invocation, which
+    /// `Workflow::random` and `Workflow::uuid` draw from (mixed with the
+    /// execution, the step and the attempt). The interpreter reads no
+    /// randomness itself; a driver sets it once, before the first poll.
+    pub fn set_entropy(&mut self, entropy: u64) {
+        self.entropy = entropy;
+    }
+
+    /// A seed unique to this execution, step and attempt.
+    fn step_seed(&self, op: &OpRef, attempt: u32) -> u64 {
+        self.execution_seed ^ op.id.fingerprint().rotate_left(17) ^ u64::from(attempt)
+    }
+
     /// Reports the outcome of the step body handed out with
     /// [`Action::RunStep`]. The next poll checkpoints it: a success, a
     /// retry (if the step's strategy says so) or a failure.
@@ -340,14 +361,10 @@ impl Interpreter {
         source: Option<BoxError>,
         mut updates: Vec<OperationUpdate>,
     ) -> State {
-        // Jitter differs per execution (its ARN and id), step and attempt.
-        let execution = self.history.execution().map_or(0, |e| e.id.fingerprint())
-            ^ fnv1a(self.execution_arn.as_bytes());
-        let mut failed = FailedAttempt::new(
-            &error,
-            attempt,
-            unit_random(execution ^ op.id.fingerprint().rotate_left(17) ^ u64::from(attempt)),
-        );
+        // Jitter differs per execution, step and attempt, and is the same
+        // for the same ones (it does not use the invocation's entropy).
+        let mut failed =
+            FailedAttempt::new(&error, attempt, unit_random(self.step_seed(op, attempt)));
         if let Some(source) = source.as_deref() {
             failed = failed.with_source(source);
         }
@@ -505,12 +522,14 @@ impl Interpreter {
             attempt,
             execution_arn: self.execution_arn.clone(),
             now: self.now,
+            seed: self.entropy ^ self.step_seed(op, attempt),
         }
     }
 
     /// Checks what the service would reject or this SDK cannot replay
-    /// before an operation is used: its name, and a recorded type or
-    /// status this version does not know.
+    /// before an operation is used: its name, and a recorded type this
+    /// version does not know (before comparing it with the request). A
+    /// recorded status it does not know is handled where statuses are.
     #[allow(clippy::result_large_err)]
     fn check(&self, op: &OpRef, recorded: Option<&Operation>) -> Result<(), ExecutionError> {
         if let Some(name) = op.name.as_deref() {
@@ -535,13 +554,6 @@ impl Interpreter {
                 return Err(ExecutionError::UnknownOperation {
                     op: op.clone(),
                     what: "type",
-                    name: name.to_string(),
-                });
-            }
-            if let OperationStatus::Unknown(name) = recorded.status {
-                return Err(ExecutionError::UnknownOperation {
-                    op: op.clone(),
-                    what: "status",
                     name: name.to_string(),
                 });
             }
@@ -666,13 +678,7 @@ impl Interpreter {
                         OperationStatus::Pending => State::End(Outcome::Pending {
                             resume_at: details.and_then(|d| d.next_attempt_timestamp),
                         }),
-                        // Checked above; kept for the compiler.
-                        status @ OperationStatus::Unknown(_) => {
-                            fail(ExecutionError::UnexpectedStatus {
-                                op: op.clone(),
-                                status,
-                            })
-                        }
+                        OperationStatus::Unknown(name) => fail(unknown_status(&op, name)),
                     }
                 }
             },
@@ -729,6 +735,7 @@ impl Interpreter {
                     self.replayed += 1;
                     State::Resume(Response::Continue)
                 }
+                (Ok(()), OperationStatus::Unknown(name)) => fail(unknown_status(&op, name)),
                 (Ok(()), OperationStatus::Started) => State::End(Outcome::Pending {
                     resume_at: recorded
                         .wait_details
@@ -748,6 +755,15 @@ impl Interpreter {
             self.state = State::Flush(vec![start], After::WaitStarted(op.clone()));
         }
         self.last_op = Some(op);
+    }
+}
+
+/// A recorded status this version of the SDK does not know.
+fn unknown_status(op: &OpRef, name: WireName) -> ExecutionError {
+    ExecutionError::UnknownOperation {
+        op: op.clone(),
+        what: "status",
+        name: name.to_string(),
     }
 }
 

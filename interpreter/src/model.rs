@@ -516,10 +516,10 @@ impl ErrorObject {
             cut_to(t, MAX_ERROR_TYPE);
         }
         let excess = |e: &ErrorObject| e.json_len().saturating_sub(MAX_ERROR_JSON);
-        if excess(&self) == 0 {
+        let over = excess(&self);
+        if over == 0 {
             return self;
         }
-        let over = excess(&self);
         if let Some(frames) = &mut self.stack_trace {
             let mut over = over;
             let mut dropped = 0;
@@ -532,25 +532,23 @@ impl ErrorObject {
                 frames.push(format!("…[{dropped} frames truncated]"));
             }
         }
-        for floor in [4096, 0] {
-            for field in [0, 1, 2] {
-                if field == 2 && floor > 0 {
-                    continue;
-                }
-                let over = excess(&self);
-                if over == 0 {
-                    return self;
-                }
-                let target = match field {
-                    0 => &mut self.error_message,
-                    1 => &mut self.error_data,
-                    _ => &mut self.error_message,
-                };
-                if let Some(text) = target {
-                    let want = json_string_len(text).saturating_sub(over).max(floor);
-                    if want < json_string_len(text) {
-                        cut_to(text, want);
-                    }
+        // The message down to 4 KiB, then the data, then the rest of the
+        // message.
+        for (message, floor) in [(true, 4096), (false, 0), (true, 0)] {
+            let over = excess(&self);
+            if over == 0 {
+                return self;
+            }
+            let target = if message {
+                &mut self.error_message
+            } else {
+                &mut self.error_data
+            };
+            if let Some(text) = target {
+                let len = json_string_len(text);
+                let want = len.saturating_sub(over).max(floor);
+                if want < len {
+                    cut_to(text, want);
                 }
             }
         }

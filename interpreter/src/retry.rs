@@ -328,13 +328,17 @@ fn short_name(t: &str) -> String {
     }
 }
 
-/// A pseudo-random number in `[0, 1)` from a seed (splitmix64).
-pub(crate) fn unit_random(seed: u64) -> f64 {
+/// A well-mixed 64-bit value from `seed` (splitmix64's output function).
+pub(crate) fn mix(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    z ^ (z >> 31)
+}
+
+/// A pseudo-random number in `[0, 1)` from a seed.
+pub(crate) fn unit_random(seed: u64) -> f64 {
+    (mix(seed) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

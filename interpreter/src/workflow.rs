@@ -28,7 +28,6 @@
 //! }
 //! ```
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
@@ -41,10 +40,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::coroutine::{BoxFuture, Yielder};
-use crate::id::{idempotency_key, random_words};
+use crate::id::idempotency_key;
 use crate::model::{ErrorObject, Millis, OperationId};
 use crate::protocol::{Fatal, Request, Response};
-use crate::retry::{NoRetry, RetryStrategy};
+use crate::retry::{NoRetry, RetryStrategy, mix};
 
 /// A boxed error, the common currency of workflow and step errors.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -63,6 +62,9 @@ pub struct StepContext {
     pub(crate) attempt: u32,
     pub(crate) execution_arn: Arc<str>,
     pub(crate) now: Millis,
+    /// Randomness for this attempt: the runtime's entropy for the
+    /// invocation mixed with the execution, the step and the attempt.
+    pub(crate) seed: u64,
 }
 
 impl StepContext {
@@ -363,38 +365,24 @@ impl StepFailure {
 
     /// Records `error` (see the type's docs); the same as `error.into()`.
     pub fn from_error<E: StdError + Send + Sync + 'static>(error: E) -> Self {
-        let any: &dyn Any = &error;
-        if let Some(step) = any.downcast_ref::<StepError>() {
-            // `?` on a failed step: record the step's own error.
-            let error = step.error.clone();
-            return StepFailure {
-                error,
-                source: Some(Box::new(step.clone())),
-                retryable: true,
-            };
-        }
-        let error_type = error_type_name::<E>();
-        let message = message_with_sources(&error);
-        StepFailure {
-            error: ErrorObject::new(error_type, message),
-            source: Some(Box::new(error)),
-            retryable: true,
-        }
+        StepFailure::recording(Box::new(error), error_type_name::<E>())
     }
 
     /// Records a boxed error: its message and sources, `ErrorType` `Error`
     /// (a box hides the type; use [`StepFailure::with_type`] to name it).
     pub fn from_boxed(error: BoxError) -> Self {
-        if let Some(step) = error.downcast_ref::<StepError>() {
-            let error_object = step.error.clone();
-            return StepFailure {
-                error: error_object,
-                source: Some(error),
-                retryable: true,
-            };
-        }
+        StepFailure::recording(error, "Error".to_owned())
+    }
+
+    /// Records `error` as `error_type` with its message and sources; a
+    /// [`StepError`] (`?` on a failed step) keeps the step's own error.
+    fn recording(error: BoxError, error_type: String) -> Self {
+        let recorded = match error.downcast_ref::<StepError>() {
+            Some(step) => step.error.clone(),
+            None => ErrorObject::new(error_type, message_with_sources(&*error)),
+        };
         StepFailure {
-            error: ErrorObject::new("Error", message_with_sources(&*error)),
+            error: recorded,
             source: Some(error),
             retryable: true,
         }
@@ -537,6 +525,15 @@ fn from_millis(ms: Millis) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(ms as u64)
     } else {
         UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+/// A stream of pseudo-random words from `seed` (splitmix64).
+fn words(seed: u64) -> impl FnMut() -> u64 {
+    let mut counter = seed;
+    move || {
+        counter = counter.wrapping_add(1);
+        mix(counter)
     }
 }
 
@@ -743,12 +740,18 @@ impl Workflow {
 
     /// A random value, checkpointed: drawn once in a step named `random`,
     /// returned unchanged by every replay. Integers are uniform over their
-    /// range, `f64` over `[0, 1)`, `[u8; N]` is N random bytes. Not for
-    /// cryptographic secrets (see [`random_words`](crate::id::random_words)).
+    /// range, `f64` over `[0, 1)`, `[u8; N]` is N random bytes.
+    ///
+    /// The randomness comes from the runtime (the interpreter reads none):
+    /// entropy it draws once per invocation from the operating system
+    /// (through the standard library's random hash keys), mixed with the
+    /// execution, the step and the attempt. Unpredictable and distinct
+    /// across executions, but not for cryptographic secrets: draw those in
+    /// a step body from a cryptographic generator.
     pub async fn random<T: RandomValue>(&mut self) -> Result<T, StepError> {
         let config = StepConfig::named("random").retry(NoRetry);
-        self.step_with(config, |_| async {
-            let mut next = random_words();
+        self.step_with(config, |ctx| async move {
+            let mut next = words(ctx.seed);
             Ok(T::from_words(&mut next))
         })
         .await
@@ -756,10 +759,11 @@ impl Workflow {
 
     /// A random (version 4) UUID, checkpointed in a step named `uuid`, in
     /// its hyphenated lowercase form.
+    /// Drawn like [`Workflow::random`].
     pub async fn uuid(&mut self) -> Result<String, StepError> {
         let config = StepConfig::named("uuid").retry(NoRetry);
-        self.step_with(config, |_| async {
-            let mut next = random_words();
+        self.step_with(config, |ctx| async move {
+            let mut next = words(ctx.seed);
             Ok(uuid_v4(&mut next))
         })
         .await
@@ -881,7 +885,7 @@ mod tests {
 
     #[test]
     fn uuids_are_version_4() {
-        let mut next = random_words();
+        let mut next = words(7);
         let a = uuid_v4(&mut next);
         let b = uuid_v4(&mut next);
         assert_ne!(a, b);

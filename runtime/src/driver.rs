@@ -19,7 +19,7 @@ use crate::model::{
     ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Millis, Operation,
     OperationAction, OperationId, OperationType, OperationUpdate, Payload, json_string_len,
 };
-use crate::service::{DurableService, ServiceError};
+use crate::service::{DurableService, ServiceError, os_random};
 use crate::{StepFailure, WorkflowFn};
 
 /// The largest result returned in the invocation response, measured as it
@@ -236,6 +236,7 @@ where
     );
 
     let mut interpreter = Interpreter::new(&arn, operations, workflow);
+    interpreter.set_entropy(os_random());
     let output = loop {
         interpreter.set_now(service.now());
         let Some(action) = interpreter.poll() else {

@@ -70,6 +70,19 @@ pub trait DurableService: Send + Sync {
     }
 }
 
+/// A random 64-bit value: the standard library's random hash keys (drawn
+/// from the operating system once per thread) over a process-wide
+/// counter. Unpredictable and distinct across calls and processes; not a
+/// cryptographic generator.
+pub(crate) fn os_random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
 /// The system clock in epoch milliseconds.
 pub fn system_now() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {

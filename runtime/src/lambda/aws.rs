@@ -40,23 +40,18 @@ impl AwsDurableService {
     /// Uses `client` with its configuration, adding the retry of HTTP 429
     /// and 5xx answers that carry no error code.
     pub fn new(client: aws_sdk_lambda::Client) -> Self {
-        let config = client
-            .config()
-            .to_builder()
-            .retry_classifier(StatusCodeRetries)
-            .build();
-        AwsDurableService {
-            client: aws_sdk_lambda::Client::from_conf(config),
-        }
+        AwsDurableService::with_status_retries(client.config().to_builder())
     }
 
     /// A client from `config`: region, credentials, endpoint (so
     /// `AWS_ENDPOINT_URL_LAMBDA` points it at a local emulator) and retry
     /// settings.
     pub fn from_conf(config: &aws_config::SdkConfig) -> Self {
-        let config = aws_sdk_lambda::config::Builder::from(config)
-            .retry_classifier(StatusCodeRetries)
-            .build();
+        AwsDurableService::with_status_retries(aws_sdk_lambda::config::Builder::from(config))
+    }
+
+    fn with_status_retries(config: aws_sdk_lambda::config::Builder) -> Self {
+        let config = config.retry_classifier(StatusCodeRetries).build();
         AwsDurableService {
             client: aws_sdk_lambda::Client::from_conf(config),
         }
@@ -188,11 +183,7 @@ where
                 .map(str::to_owned)
                 .or(body_message)
                 .unwrap_or_else(|| "no message".to_owned());
-            let described = match &code {
-                Some(code) => format!("HTTP {status} {code}: {message}"),
-                None => format!("HTTP {status}: {message}"),
-            };
-            classify_status(Some(status), code.as_deref(), &message, described)
+            classify_status(Some(status), code.as_deref(), &message)
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ServiceError::Transient(DisplayErrorContext(&error).to_string())
@@ -207,8 +198,13 @@ pub(crate) fn classify_status(
     status: Option<u16>,
     code: Option<&str>,
     message: &str,
-    described: String,
 ) -> ServiceError {
+    let described = match (status, code) {
+        (Some(status), Some(code)) => format!("HTTP {status} {code}: {message}"),
+        (Some(status), None) => format!("HTTP {status}: {message}"),
+        (None, Some(code)) => format!("{code}: {message}"),
+        (None, None) => message.to_owned(),
+    };
     if message.contains("Invalid checkpoint token") {
         return ServiceError::InvalidToken(described);
     }
@@ -374,13 +370,7 @@ mod tests {
 
     #[test]
     fn errors_are_classified_like_the_other_sdks() {
-        let c = |status, code: Option<&str>, message: &str| {
-            let described = match code {
-                Some(code) => format!("{code}: {message}"),
-                None => message.to_owned(),
-            };
-            classify_status(status, code, message, described)
-        };
+        let c = |status, code, message| classify_status(status, code, message);
         assert!(matches!(
             c(Some(400), None, "Invalid checkpoint token"),
             ServiceError::InvalidToken(_)
@@ -398,7 +388,9 @@ mod tests {
             ServiceError::Transient(_)
         ));
         match c(Some(400), Some("InvalidParameterValueException"), "too big") {
-            ServiceError::Rejected(m) => assert_eq!(m, "InvalidParameterValueException: too big"),
+            ServiceError::Rejected(m) => {
+                assert_eq!(m, "HTTP 400 InvalidParameterValueException: too big")
+            }
             other => panic!("{other:?}"),
         }
         assert!(matches!(

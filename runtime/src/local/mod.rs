@@ -483,6 +483,6 @@ impl LocalExecution {
 
 /// A fresh id for a local execution: 32 random hex characters.
 fn unique_id() -> String {
-    let mut next = crate::id::random_words();
-    format!("{:016x}{:016x}", next(), next())
+    use crate::service::os_random;
+    format!("{:016x}{:016x}", os_random(), os_random())
 }
