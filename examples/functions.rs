@@ -20,7 +20,10 @@ use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
 use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
 use durable_yield::retry::{FixedDelay, NoRetry};
-use durable_yield::{BatchConfig, StepConfig, StepError, StepFailure, Workflow};
+use durable_yield::{
+    BatchConfig, Branch, CompletionPolicy, MapConfig, ParallelConfig, StepConfig, StepError,
+    StepFailure, Workflow,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -287,8 +290,223 @@ async fn replay_safe(mut wf: Workflow, _: serde_json::Value) -> Result<ReplaySaf
     })
 }
 
+/// An error of the user's, raised inside a child context.
+#[derive(Debug)]
+struct OutOfStock;
+
+impl std::fmt::Display for OutOfStock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no stock left")
+    }
+}
+
+impl std::error::Error for OutOfStock {}
+
+/// Doubles `x` in a step named `double`.
+async fn double(mut wf: Workflow, x: u64) -> Result<u64, StepError> {
+    wf.step("double", move |_| async move { Ok(x * 2) }).await
+}
+
+/// The scenarios of the `concurrency` function: child contexts, map and
+/// parallel, picked by the input's `scenario`.
+async fn concurrency(mut wf: Workflow, input: serde_json::Value) -> Result<String, StepError> {
+    let scenario = input["scenario"].as_str().unwrap_or("").to_owned();
+    match scenario.as_str() {
+        // A child holding a step and a grandchild that waits, then steps.
+        "nested-children" => {
+            let v: u64 = wf
+                .child("outer", |mut wf| async move {
+                    let a: u64 = wf.step("in-outer", |_| async { Ok(4u64) }).await?;
+                    wf.child("inner", move |mut wf| async move {
+                        wf.wait("nap", Duration::from_secs(1)).await;
+                        wf.step("in-inner", move |_| async move { Ok(a * 10) })
+                            .await
+                    })
+                    .await
+                })
+                .await?;
+            Ok(format!("{v}"))
+        }
+        // A child that fails; the parent handles the error and goes on.
+        "child-fails" => {
+            let reserved: Result<u64, StepError> = wf
+                .child("reserve", |mut wf| async move {
+                    let left: u64 = wf
+                        .step("check", |_| async { Ok(0u64) })
+                        .await
+                        .map_err(|_| OutOfStock)?;
+                    if left == 0 { Err(OutOfStock) } else { Ok(left) }
+                })
+                .await;
+            let error = reserved.err().map(|e| e.to_string()).unwrap_or_default();
+            wf.step("backorder", move |_| async move {
+                Ok(format!("handled: {error}"))
+            })
+            .await
+        }
+        // A child result over 256 KiB: checkpointed with ReplayChildren,
+        // rebuilt by a replay after the wait.
+        "large-child" => {
+            let big: String = wf
+                .child("big", |mut wf| async move {
+                    let mut parts = String::new();
+                    for i in 0..3 {
+                        let part: String = wf
+                            .step(format!("part-{i}"), move |_| async move {
+                                Ok(format!("{i}").repeat(100 * 1024))
+                            })
+                            .await?;
+                        parts.push_str(&part);
+                    }
+                    Ok::<_, StepError>(parts)
+                })
+                .await?;
+            wf.wait("pause", Duration::from_secs(1)).await;
+            Ok(format!("{} bytes", big.len()))
+        }
+        "map-basic" => {
+            let r = wf
+                .map("double-all", vec![1u64, 2, 3], |wf, x, _| double(wf, x))
+                .await?;
+            Ok(format!("{:?}", r.into_values()?))
+        }
+        "empty-map" => {
+            let r = wf
+                .map("nothing", Vec::<u64>::new(), |wf, x, _| double(wf, x))
+                .await?;
+            Ok(format!("{} {:?}", r.completion_reason(), r.into_values()?))
+        }
+        // 4 items one at a time, done after 2 successes.
+        "min-successful" => {
+            let config = MapConfig::named("first-two")
+                .max_concurrency(1)
+                .completion(CompletionPolicy::default().min_successful(2));
+            let r = wf
+                .map_with(config, vec![1u64, 2, 3, 4], |wf, x, _| double(wf, x))
+                .await?;
+            Ok(format!("{} {:?}", r.completion_reason(), r.into_values()?))
+        }
+        // 3 items one at a time, one failure tolerated: items 0 and 1 fail,
+        // item 2 never starts.
+        "tolerated-failures" => {
+            let config = MapConfig::named("fragile")
+                .max_concurrency(1)
+                .completion(CompletionPolicy::default().tolerated_failure_count(1));
+            let r = wf
+                .map_with(config, vec![0u64, 1, 2], |mut wf, x, _| async move {
+                    let config = StepConfig::named("try").retry(NoRetry);
+                    wf.step_with(config, move |_| async move {
+                        if x < 2 {
+                            Err(StepFailure::new("Broken", format!("item {x} broke")))
+                        } else {
+                            Ok(x)
+                        }
+                    })
+                    .await
+                })
+                .await?;
+            let statuses: Vec<String> = r
+                .items()
+                .iter()
+                .map(|i| format!("{:?}", i.status))
+                .collect();
+            Ok(format!("{} {}", r.completion_reason(), statuses.join(",")))
+        }
+        // Item 1 waits a second; items 0 and 2 finish meanwhile.
+        "wait-in-branch" => {
+            let r = wf
+                .map("mixed", vec![0u64, 1, 2], |mut wf, x, _| async move {
+                    if x == 1 {
+                        wf.wait("slow", Duration::from_secs(1)).await;
+                    }
+                    double(wf, x).await
+                })
+                .await?;
+            Ok(format!("{:?}", r.into_values()?))
+        }
+        // Each map item runs a parallel of two branches.
+        "parallel-in-map" => {
+            let r = wf
+                .map("outer", vec![1u64, 2], |mut wf, x, _| async move {
+                    let inner = wf
+                        .parallel(
+                            "inner",
+                            vec![
+                                Branch::named("double", move |wf| double(wf, x)),
+                                Branch::named("square", move |mut wf| async move {
+                                    wf.step("square", move |_| async move { Ok(x * x) }).await
+                                }),
+                            ],
+                        )
+                        .await?;
+                    Ok::<_, StepError>(inner.into_values()?.iter().sum::<u64>())
+                })
+                .await?;
+            Ok(format!("{:?}", r.into_values()?))
+        }
+        // Item 0 is the slowest: it finishes last, its value comes first.
+        "index-order" => {
+            let r = wf
+                .map("ordered", vec![0u64, 1, 2], |mut wf, x, _| async move {
+                    wf.step("work", move |_| async move {
+                        tokio::time::sleep(Duration::from_millis(300 - 150 * x)).await;
+                        Ok(x)
+                    })
+                    .await
+                })
+                .await?;
+            Ok(format!("{:?}", r.into_values()?))
+        }
+        // Four results of 100 KiB: the batch result is over 256 KiB.
+        "large-batch" => {
+            let r = wf
+                .map("big", vec![0u64, 1, 2, 3], |mut wf, x, _| async move {
+                    wf.step("chunk", move |_| async move {
+                        Ok(format!("{x}").repeat(100 * 1024))
+                    })
+                    .await
+                })
+                .await?;
+            wf.wait("pause", Duration::from_secs(1)).await;
+            let total: usize = r.successes().map(String::len).sum();
+            Ok(format!("{total} bytes"))
+        }
+        // One item at a time, each waiting a second.
+        "one-at-a-time" => {
+            let config = MapConfig::named("serial").max_concurrency(1);
+            let r = wf
+                .map_with(config, vec![1u64, 2, 3], |mut wf, x, _| async move {
+                    wf.wait("breathe", Duration::from_secs(1)).await;
+                    double(wf, x).await
+                })
+                .await?;
+            Ok(format!("{:?}", r.into_values()?))
+        }
+        // Named branches; one waits, so the invocation suspends and the
+        // parallel is replayed.
+        "named-parallel" => {
+            let r = wf
+                .parallel_with(
+                    ParallelConfig::named("notify"),
+                    vec![
+                        Branch::named("email", |mut wf| async move {
+                            wf.wait("throttle", Duration::from_secs(1)).await;
+                            wf.step("send", |_| async { Ok("mailed".to_owned()) }).await
+                        }),
+                        Branch::named("sms", |mut wf| async move {
+                            wf.step("send", |_| async { Ok("texted".to_owned()) }).await
+                        }),
+                    ],
+                )
+                .await?;
+            Ok(r.into_values()?.join("+"))
+        }
+        other => Ok(format!("no scenario {other:?}")),
+    }
+}
+
 /// The functions [`main`] serves.
-pub const FUNCTIONS: [&str; 10] = [
+pub const FUNCTIONS: [&str; 11] = [
     "step-wait-step",
     "multiple-steps",
     "wait-only",
@@ -299,6 +517,7 @@ pub const FUNCTIONS: [&str; 10] = [
     "retry-succeeds",
     "retry-exhausted",
     "replay-safe",
+    "concurrency",
 ];
 
 /// Serves the durable function `name` until the Lambda runtime stops.
@@ -321,6 +540,7 @@ async fn serve(name: &str) -> Result<(), Error> {
         "retry-succeeds" => durable_yield::lambda::run(retry_succeeds).await,
         "retry-exhausted" => durable_yield::lambda::run(retry_exhausted).await,
         "replay-safe" => durable_yield::lambda::run(replay_safe).await,
+        "concurrency" => durable_yield::lambda::run(concurrency).await,
         other => Err(format!("no durable function is named {other:?}").into()),
     }
 }

@@ -461,6 +461,376 @@ fn retry_exhausted(stack: &Stack) -> Result<(), String> {
     expect_invocations(&events, 3)
 }
 
+/// `(EventType, Name, SubType, name of the parent)` of every event of the
+/// operations under the root (execution and invocation events left out).
+fn tree(events: &[Value]) -> Vec<(String, String, String, String)> {
+    let name_of = |id: &Value| -> String {
+        events
+            .iter()
+            .find(|e| e["Id"] == *id && e["EventType"] == "ContextStarted")
+            .and_then(|e| e["Name"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    events
+        .iter()
+        .filter(|e| {
+            let t = e["EventType"].as_str().unwrap_or("");
+            !t.starts_with("Execution") && t != "InvocationCompleted"
+        })
+        .map(|e| {
+            (
+                e["EventType"].as_str().unwrap_or("?").to_owned(),
+                e["Name"].as_str().unwrap_or("").to_owned(),
+                e["SubType"].as_str().unwrap_or("").to_owned(),
+                if e["ParentId"].is_null() {
+                    String::new()
+                } else {
+                    name_of(&e["ParentId"])
+                },
+            )
+        })
+        .collect()
+}
+
+fn expect_tree(events: &[Value], expected: &[(&str, &str, &str, &str)]) -> Result<(), String> {
+    let actual = tree(events);
+    let expected: Vec<(String, String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect();
+    check(actual == expected, || {
+        format!("history was\n{actual:#?}\nexpected\n{expected:#?}")
+    })
+}
+
+/// The position of the first event of `event_type` for `name` whose
+/// parent is named `parent` (`""`: any parent).
+fn position(events: &[Value], event_type: &str, name: &str, parent: &str) -> Result<usize, String> {
+    tree(events)
+        .iter()
+        .position(|(t, n, _, p)| t == event_type && n == name && (parent.is_empty() || p == parent))
+        .ok_or_else(|| format!("no {event_type} of {name:?} in {parent:?}"))
+}
+
+/// The payload of the `ContextSucceeded` event of `name`.
+fn context_result<'a>(events: &'a [Value], name: &str) -> Option<&'a str> {
+    events
+        .iter()
+        .find(|e| e["EventType"] == "ContextSucceeded" && e["Name"] == name)
+        .and_then(|e| e["ContextSucceededDetails"]["Result"]["Payload"].as_str())
+}
+
+fn concurrency(stack: &Stack, scenario: &str) -> Result<(Value, Vec<Value>), String> {
+    run(stack, "concurrency", json!({ "scenario": scenario }))
+}
+
+fn nested_children(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "nested-children")?;
+    succeeded_with(&execution, "\"40\"")?;
+    const CHILD: &str = "RunInChildContext";
+    expect_tree(
+        &events,
+        &[
+            ("ContextStarted", "outer", CHILD, ""),
+            ("StepStarted", "in-outer", "Step", "outer"),
+            ("StepSucceeded", "in-outer", "Step", "outer"),
+            ("ContextStarted", "inner", CHILD, "outer"),
+            ("WaitStarted", "nap", "Wait", "inner"),
+            ("WaitSucceeded", "nap", "Wait", "inner"),
+            ("StepStarted", "in-inner", "Step", "inner"),
+            ("StepSucceeded", "in-inner", "Step", "inner"),
+            ("ContextSucceeded", "inner", CHILD, "outer"),
+            ("ContextSucceeded", "outer", CHILD, ""),
+        ],
+    )?;
+    // Ids: A = H("1"), its first child H(A-1), the grandchild H(A-2).
+    let mut root = durable_yield::id::IdGenerator::root();
+    let a = root.next_id().0;
+    let mut in_a = durable_yield::id::IdGenerator::child(a);
+    let (a1, b) = (in_a.next_id().0, in_a.next_id().0);
+    let id_of = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["Name"] == name)
+            .and_then(|e| e["Id"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    check(
+        id_of("outer") == a.as_str()
+            && id_of("in-outer") == a1.as_str()
+            && id_of("inner") == b.as_str(),
+        || {
+            format!(
+                "ids: {} {} {}",
+                id_of("outer"),
+                id_of("in-outer"),
+                id_of("inner")
+            )
+        },
+    )?;
+    check(context_result(&events, "outer") == Some("40"), || {
+        format!("outer recorded {:?}", context_result(&events, "outer"))
+    })?;
+    expect_invocations(&events, 2)
+}
+
+fn child_fails(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "child-fails")?;
+    succeeded_with(
+        &execution,
+        r#""handled: child context \"reserve\" failed: OutOfStock: no stock left""#,
+    )?;
+    expect_tree(
+        &events,
+        &[
+            ("ContextStarted", "reserve", "RunInChildContext", ""),
+            ("StepStarted", "check", "Step", "reserve"),
+            ("StepSucceeded", "check", "Step", "reserve"),
+            ("ContextFailed", "reserve", "RunInChildContext", ""),
+            ("StepStarted", "backorder", "Step", ""),
+            ("StepSucceeded", "backorder", "Step", ""),
+        ],
+    )?;
+    let failed = events
+        .iter()
+        .find(|e| e["EventType"] == "ContextFailed")
+        .ok_or("no ContextFailed")?;
+    let error = &failed["ContextFailedDetails"]["Error"]["Payload"];
+    check(
+        error["ErrorType"] == "OutOfStock" && error["ErrorMessage"] == "no stock left",
+        || format!("the child recorded {error}"),
+    )
+}
+
+fn large_child(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "large-child")?;
+    succeeded_with(&execution, "\"307200 bytes\"")?;
+    // Not checkpointed: an empty payload, ReplayChildren; each part ran
+    // and was recorded once, though the second invocation rebuilt it.
+    check(context_result(&events, "big") == Some(""), || {
+        format!(
+            "big recorded {:?}",
+            context_result(&events, "big").map(str::len)
+        )
+    })?;
+    for part in ["part-0", "part-1", "part-2"] {
+        let n = events
+            .iter()
+            .filter(|e| e["Name"] == part && e["EventType"] == "StepSucceeded")
+            .count();
+        check(n == 1, || format!("{part} succeeded {n} times"))?;
+    }
+    let closes = events
+        .iter()
+        .filter(|e| e["Name"] == "big" && e["EventType"] == "ContextSucceeded")
+        .count();
+    check(closes == 1, || format!("big closed {closes} times"))?;
+    expect_invocations(&events, 2)
+}
+
+fn map_basic(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "map-basic")?;
+    succeeded_with(&execution, "\"[2, 4, 6]\"")?;
+    let t = tree(&events);
+    check(
+        t.first()
+            .map(|e| (e.0.as_str(), e.1.as_str(), e.2.as_str()))
+            == Some(("ContextStarted", "double-all", "Map")),
+        || format!("{t:?}"),
+    )?;
+    for i in 0..3 {
+        let item = format!("map-item-{i}");
+        let started = position(&events, "ContextStarted", &item, "double-all")?;
+        let step = position(&events, "StepSucceeded", "double", &item)?;
+        let done = position(&events, "ContextSucceeded", &item, "double-all")?;
+        check(started < step && step < done, || format!("{item}: {t:?}"))?;
+        check(t[started].2 == "MapIteration", || {
+            format!("{item} subtype {}", t[started].2)
+        })?;
+    }
+    let result: Value = serde_json::from_str(context_result(&events, "double-all").unwrap_or(""))
+        .map_err(|e| e.to_string())?;
+    check(
+        result["completionReason"] == "ALL_COMPLETED"
+            && result["all"][2]["result"] == 6
+            && result["all"][1]["status"] == "SUCCEEDED",
+        || format!("the map recorded {result}"),
+    )?;
+    expect_invocations(&events, 1)
+}
+
+fn empty_map(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "empty-map")?;
+    succeeded_with(&execution, "\"ALL_COMPLETED []\"")?;
+    expect_tree(
+        &events,
+        &[
+            ("ContextStarted", "nothing", "Map", ""),
+            ("ContextSucceeded", "nothing", "Map", ""),
+        ],
+    )
+}
+
+fn min_successful(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "min-successful")?;
+    succeeded_with(&execution, "\"MIN_SUCCESSFUL_REACHED [2, 4]\"")?;
+    let t = tree(&events);
+    let items: Vec<&str> = t
+        .iter()
+        .filter(|e| e.0 == "ContextStarted" && e.3 == "first-two")
+        .map(|e| e.1.as_str())
+        .collect();
+    check(items == ["map-item-0", "map-item-1"], || {
+        format!("started {items:?}")
+    })?;
+    // One at a time: item 1 starts after item 0 closed.
+    check(
+        position(&events, "ContextSucceeded", "map-item-0", "")?
+            < position(&events, "ContextStarted", "map-item-1", "")?,
+        || format!("{t:?}"),
+    )
+}
+
+fn tolerated_failures(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "tolerated-failures")?;
+    succeeded_with(
+        &execution,
+        "\"FAILURE_TOLERANCE_EXCEEDED Failed,Failed,NotStarted\"",
+    )?;
+    let t = tree(&events);
+    for item in ["map-item-0", "map-item-1"] {
+        position(&events, "ContextFailed", item, "fragile")?;
+    }
+    check(!t.iter().any(|e| e.1 == "map-item-2"), || {
+        format!("item 2 ran: {t:?}")
+    })?;
+    let failed = events
+        .iter()
+        .find(|e| e["EventType"] == "ContextFailed" && e["Name"] == "map-item-1")
+        .ok_or("no ContextFailed")?;
+    let error = &failed["ContextFailedDetails"]["Error"]["Payload"];
+    check(
+        error["ErrorType"] == "Broken" && error["ErrorMessage"] == "item 1 broke",
+        || format!("item 1 recorded {error}"),
+    )?;
+    // The map itself succeeds: failures are items of its result.
+    position(&events, "ContextSucceeded", "fragile", "").map(|_| ())
+}
+
+fn wait_in_branch(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "wait-in-branch")?;
+    succeeded_with(&execution, "\"[0, 2, 4]\"")?;
+    let waited = position(&events, "WaitSucceeded", "slow", "map-item-1")?;
+    for item in ["map-item-0", "map-item-2"] {
+        check(
+            position(&events, "ContextSucceeded", item, "mixed")? < waited,
+            || format!("{item} waited for item 1: {:?}", tree(&events)),
+        )?;
+    }
+    expect_invocations(&events, 2)
+}
+
+fn parallel_in_map(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "parallel-in-map")?;
+    succeeded_with(&execution, "\"[3, 8]\"")?;
+    let t = tree(&events);
+    let inner: Vec<_> = t
+        .iter()
+        .filter(|e| e.0 == "ContextStarted" && e.1 == "inner")
+        .collect();
+    check(
+        inner.len() == 2
+            && inner
+                .iter()
+                .all(|e| e.2 == "Parallel" && e.3.starts_with("map-item-")),
+        || format!("{t:?}"),
+    )?;
+    let branches = t
+        .iter()
+        .filter(|e| e.0 == "ContextSucceeded" && e.2 == "ParallelBranch" && e.3 == "inner")
+        .count();
+    check(branches == 4, || {
+        format!("{branches} branches succeeded: {t:?}")
+    })
+}
+
+fn index_order(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "index-order")?;
+    succeeded_with(&execution, "\"[0, 1, 2]\"")?;
+    // Item 2 finished first, item 0 last; the result is in index order.
+    let done = |i: usize| position(&events, "StepSucceeded", "work", &format!("map-item-{i}"));
+    check(done(2)? < done(1)? && done(1)? < done(0)?, || {
+        format!("completion order: {:?}", tree(&events))
+    })
+}
+
+fn large_batch(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "large-batch")?;
+    succeeded_with(&execution, "\"409600 bytes\"")?;
+    let summary: Value = serde_json::from_str(context_result(&events, "big").unwrap_or(""))
+        .map_err(|e| format!("the summary is not JSON: {e}"))?;
+    check(
+        summary["type"] == "MapResult"
+            && summary["totalCount"] == 4
+            && summary["successCount"] == 4
+            && summary["completionReason"] == "ALL_COMPLETED",
+        || format!("big recorded {summary}"),
+    )?;
+    let chunks = events
+        .iter()
+        .filter(|e| e["Name"] == "chunk" && e["EventType"] == "StepSucceeded")
+        .count();
+    check(chunks == 4, || format!("{chunks} chunks recorded"))?;
+    expect_invocations(&events, 2)
+}
+
+fn one_at_a_time(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "one-at-a-time")?;
+    succeeded_with(&execution, "\"[2, 4, 6]\"")?;
+    for i in 0..2 {
+        check(
+            position(
+                &events,
+                "ContextSucceeded",
+                &format!("map-item-{i}"),
+                "serial",
+            )? < position(
+                &events,
+                "ContextStarted",
+                &format!("map-item-{}", i + 1),
+                "serial",
+            )?,
+            || format!("items overlapped: {:?}", tree(&events)),
+        )?;
+    }
+    expect_invocations(&events, 4)
+}
+
+fn named_parallel(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "named-parallel")?;
+    succeeded_with(&execution, "\"mailed+texted\"")?;
+    for branch in ["email", "sms"] {
+        let started = position(&events, "ContextStarted", branch, "notify")?;
+        check(tree(&events)[started].2 == "ParallelBranch", || {
+            branch.to_string()
+        })?;
+        let sends = tree(&events)
+            .iter()
+            .filter(|e| e.0 == "StepSucceeded" && e.1 == "send" && e.3 == branch)
+            .count();
+        check(sends == 1, || format!("{branch} sent {sends} times"))?;
+    }
+    // sms finished in the first invocation, while email waited.
+    check(
+        position(&events, "ContextSucceeded", "sms", "notify")?
+            < position(&events, "WaitSucceeded", "throttle", "email")?,
+        || format!("{:?}", tree(&events)),
+    )?;
+    expect_invocations(&events, 2)
+}
+
 #[test]
 #[ignore = "needs AWS's emulator stack (dex-local-runner, cargo-lambda) in .venv/bin: \
             run .ci/run, or install it as the README's \"AWS's emulator, by hand\" says, \
@@ -479,7 +849,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 12] = [
+    let scenarios: [(&str, Scenario); 25] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -491,6 +861,19 @@ fn durable_functions_against_the_aws_emulator() {
         ("retry-succeeds", retry_succeeds),
         ("retry-exhausted", retry_exhausted),
         ("replay-safe", replay_safe),
+        ("nested-children", nested_children),
+        ("child-fails", child_fails),
+        ("large-child", large_child),
+        ("map-basic", map_basic),
+        ("empty-map", empty_map),
+        ("min-successful", min_successful),
+        ("tolerated-failures", tolerated_failures),
+        ("wait-in-branch", wait_in_branch),
+        ("parallel-in-map", parallel_in_map),
+        ("index-order", index_order),
+        ("large-batch", large_batch),
+        ("one-at-a-time", one_at_a_time),
+        ("named-parallel", named_parallel),
         // A second execution of a function whose process is already warm.
         ("step-wait-step (warm)", step_wait_step),
     ];

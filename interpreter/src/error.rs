@@ -22,6 +22,8 @@ pub struct OpRef {
     pub sub_type: Option<Cow<'static, str>>,
     /// The name.
     pub name: Option<Cow<'static, str>>,
+    /// The id of the CONTEXT operation it belongs to (none at the root).
+    pub parent: Option<OperationId>,
 }
 
 impl OpRef {
@@ -152,6 +154,15 @@ pub enum ExecutionError {
         /// Its recorded status.
         status: OperationStatus,
     },
+    /// A map or parallel operation was configured with values it cannot
+    /// run with (nothing was checkpointed for it).
+    #[error("invalid configuration of {op}: {reason}")]
+    InvalidConfig {
+        /// The operation.
+        op: OpRef,
+        /// What is wrong.
+        reason: String,
+    },
     /// The interpreter was driven out of protocol (a bug in a runtime).
     #[error("internal error: {0}")]
     Internal(String),
@@ -173,6 +184,7 @@ impl ExecutionError {
             ExecutionError::WorkflowPanicked { .. } => "WorkflowPanicked",
             ExecutionError::UnexpectedStatus { .. } => "UnexpectedOperationStatus",
             ExecutionError::InvalidName { .. } => "InvalidName",
+            ExecutionError::InvalidConfig { .. } => "InvalidConfig",
             ExecutionError::UnknownOperation { .. } => "UnknownOperation",
             ExecutionError::InvalidHistory(_) => "InvalidExecutionState",
             ExecutionError::Internal(_) => "InternalError",

@@ -1,23 +1,37 @@
 //! The replay state machine: events in, actions out.
 //!
-//! The [`Interpreter`] owns the history and the workflow coroutine. It never
-//! does I/O, reads a clock or awaits anything: its driver (the local runner,
-//! or the Lambda handler) calls [`Interpreter::poll`] and carries out the
-//! [`Action`] it returns, then reports back with
-//! [`Interpreter::step_finished`] or [`Interpreter::checkpoint_finished`]:
+//! The [`Interpreter`] owns the history and every context of the workflow:
+//! the root workflow and each child context, map item and parallel branch,
+//! each a coroutine with its own operation counter. It never does I/O,
+//! reads a clock or awaits anything: its driver (the local runner, or the
+//! Lambda handler) calls [`Interpreter::poll`] until it returns `None`,
+//! carries out the [`Action`]s it got (several step bodies may be out at
+//! once, from different contexts), and reports each back, in any order for
+//! step bodies and in the order given for checkpoints:
 //!
 //! ```text
 //! loop {
-//!     match interpreter.poll() {
-//!         Some(Action::RunStep(run))     => { let out = run.future.await; interpreter.step_finished(out) }
-//!         Some(Action::Checkpoint { updates, .. }) => { let delta = send(updates).await?; interpreter.checkpoint_finished(delta) }
-//!         Some(Action::Finish(outcome))  => return outcome,
-//!         None => unreachable: every action above is answered before polling again,
+//!     while let Some(action) = interpreter.poll() {
+//!         match action {
+//!             Action::RunStep(run) => running.push(run),            // start the body
+//!             Action::Checkpoint { handle, updates, .. } => queue.push((handle, updates)),
+//!             Action::Finish(outcome) => return outcome,
+//!         }
 //!     }
+//!     // Wait for a body to finish or a checkpoint to be answered:
+//!     //   interpreter.step_finished(run.handle, outcome)
+//!     //   interpreter.checkpoint_finished(handle, response_operations)
 //! }
 //! ```
+//!
+//! Ids come from the structure of the code only (each context numbers its
+//! own calls), so the order in which bodies finish changes nothing that is
+//! recorded about them. The invocation ends `PENDING` when no context can
+//! go on: every one that has not finished waits for a timer (a wait, a
+//! retry delay) or for another context.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,15 +39,22 @@ use durable_yield_codecs::{Json, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::batch::{
+    BatchItemStatus, BatchSummary, CompletionPolicy, CompletionReason, MAX_CONTEXT_RESULT,
+    RawBatch, RawItem,
+};
 use crate::coroutine::{BoxFuture, Coroutine, Resumed};
 use crate::error::{ExecutionError, OpRef};
 use crate::history::History;
 use crate::id::IdGenerator;
 use crate::model::{
-    ErrorObject, Millis, Operation, OperationAction, OperationId, OperationStatus, OperationType,
-    OperationUpdate, Payload, StepOptions, WaitOptions, WireName,
+    ContextOptions, ErrorObject, Millis, Operation, OperationAction, OperationId, OperationStatus,
+    OperationType, OperationUpdate, Payload, StepOptions, WaitOptions, WireName,
 };
-use crate::protocol::{Fatal, RecordedOutcome, Request, Response, StepOutcome};
+use crate::protocol::{
+    BatchKind, BatchReply, BatchRequest, ContextBody, Fatal, RecordedOutcome, Request, Response,
+    StepOutcome, WorkflowResult,
+};
 use crate::retry::{ExponentialBackoff, FailedAttempt, RetryStrategy, unit_random, whole_seconds};
 use crate::workflow::{BoxError, StepContext, StepFailure, StepSemantics, Workflow, WorkflowFn};
 
@@ -41,6 +62,8 @@ use crate::workflow::{BoxError, StepContext, StepFailure, StepSemantics, Workflo
 pub const STEP_SUBTYPE: &str = "Step";
 /// The subtype written on waits.
 pub const WAIT_SUBTYPE: &str = "Wait";
+/// The subtype written on child contexts.
+pub const CHILD_SUBTYPE: &str = "RunInChildContext";
 /// The longest wait the service accepts, in seconds (366 days).
 pub const MAX_WAIT_SECONDS: u64 = 31_622_400;
 /// The longest operation name the service accepts, in bytes.
@@ -66,10 +89,28 @@ pub enum Outcome {
     },
 }
 
+/// Identifies a step body handed out with [`Action::RunStep`]; report its
+/// outcome with [`Interpreter::step_finished`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StepHandle {
+    ctx: u32,
+    seq: u64,
+}
+
+/// Identifies the updates of one [`Action::Checkpoint`]; report the answer
+/// with [`Interpreter::checkpoint_finished`]. Checkpoints must be answered
+/// in the order they were handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckpointHandle(u64);
+
 /// A step body for the driver to run.
 pub struct StepRun {
+    /// Which step this is, for [`Interpreter::step_finished`].
+    pub handle: StepHandle,
     /// The step's context (id, name, attempt).
     pub context: StepContext,
+    /// The id of the child context the step runs in (none at the root).
+    pub parent_id: Option<OperationId>,
     /// The body; resolves to the encoded result or the error to record.
     pub future: BoxFuture<StepOutcome>,
 }
@@ -77,7 +118,9 @@ pub struct StepRun {
 impl std::fmt::Debug for StepRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepRun")
+            .field("handle", &self.handle)
             .field("context", &self.context)
+            .field("parent_id", &self.parent_id)
             .finish_non_exhaustive()
     }
 }
@@ -87,22 +130,28 @@ impl std::fmt::Debug for StepRun {
 #[non_exhaustive]
 pub enum Action {
     /// Run this step body and report with [`Interpreter::step_finished`].
+    /// Other actions may be handed out while it runs.
     RunStep(StepRun),
-    /// Send these updates, in order, and report the response's operations
-    /// with [`Interpreter::checkpoint_finished`].
+    /// Send these updates, in order, after those of earlier checkpoints,
+    /// and report the response's operations with
+    /// [`Interpreter::checkpoint_finished`].
     Checkpoint {
+        /// Which checkpoint this is.
+        handle: CheckpointHandle,
         /// The updates.
         updates: Vec<OperationUpdate>,
         /// Whether the workflow needs the service's answer to go on (a
         /// wait's START: the response may say the wait is over). When
-        /// `false` (a step's outcome), a driver may acknowledge at once
-        /// with no operations and send the updates later, together with
-        /// others, accepting that a crash loses them.
+        /// `false` (an outcome), a driver may acknowledge at once with no
+        /// operations and send the updates later, together with others,
+        /// accepting that a crash loses them.
         wait_for_response: bool,
     },
     /// The invocation is over.
     Finish(Outcome),
 }
+
+type CtxId = u32;
 
 struct LiveStep {
     op: OpRef,
@@ -111,24 +160,107 @@ struct LiveStep {
     retry: Option<Arc<dyn RetryStrategy>>,
 }
 
+/// What to do once a checkpoint is answered.
 enum After {
-    /// Resume the workflow with the step's outcome.
-    Step(RecordedOutcome),
+    /// Nothing (updates that only had to be sent).
+    Nothing,
+    /// Resume the context with this.
+    Resume(CtxId, Response),
     /// A wait started: go on if it is already over, else suspend.
-    WaitStarted(OpRef),
+    WaitStarted(CtxId, OperationId),
     /// An at-most-once attempt's START was acknowledged: run the body.
-    Started(LiveStep),
+    Started(CtxId, LiveStep),
     /// A retry was scheduled: suspend until it is due.
-    Retried(OpRef),
+    Retried(CtxId, OperationId),
+    /// A branch's end was recorded: tell its batch.
+    BranchClosed {
+        batch: usize,
+        index: usize,
+        outcome: RecordedOutcome,
+    },
 }
 
-enum State {
+/// What a context's request leads to.
+enum Next {
     Resume(Response),
-    RunningStep(LiveStep),
-    Flush(Vec<OperationUpdate>, After),
-    AwaitCheckpoint(After),
-    End(Outcome),
-    Fail(Box<ExecutionError>),
+    Suspend(Option<Millis>),
+    Checkpoint(Vec<OperationUpdate>, After),
+    Fail(ExecutionError),
+}
+
+/// Who is waiting for a context to end.
+#[derive(Clone, Copy)]
+enum Owner {
+    /// The root workflow: its end is the execution's.
+    Root,
+    /// A child context of this context.
+    Child(CtxId),
+    /// A branch of this batch.
+    Branch { batch: usize, index: usize },
+}
+
+/// One coroutine: the root workflow, a child context or a branch.
+struct Ctx {
+    coroutine: Option<Coroutine>,
+    ids: IdGenerator,
+    owner: Owner,
+    /// Its CONTEXT operation (none at the root).
+    op: Option<OpRef>,
+    /// The step whose body it is about to send.
+    live: Option<LiveStep>,
+    /// The step whose body runs.
+    running: Option<LiveStep>,
+    last_op: Option<OpRef>,
+    /// Re-run over recorded operations to rebuild a result too large to
+    /// have been checkpointed: everything must replay, nothing is sent.
+    replay_only: bool,
+    /// Its batch ended without it: nothing more of it is recorded.
+    abandoned: bool,
+    /// Suspended on a timer, due then (if known).
+    suspended: Option<Option<Millis>>,
+    /// The batch whose result it is encoding.
+    closing: Option<usize>,
+    /// Contexts it started (children and branches).
+    children: Vec<CtxId>,
+}
+
+enum Branch {
+    NotStarted,
+    Active(CtxId),
+    Done(RecordedOutcome),
+    /// Started, then abandoned (or recorded so in a rebuilt result).
+    Started,
+}
+
+/// Rebuilding a batch result that was too large to checkpoint.
+struct Rebuild {
+    reason: CompletionReason,
+    total: usize,
+    started: Vec<usize>,
+}
+
+/// A running map or parallel operation.
+struct Batch {
+    owner: CtxId,
+    op: OpRef,
+    kind: BatchKind,
+    names: Vec<Cow<'static, str>>,
+    bodies: Vec<Option<ContextBody>>,
+    branches: Vec<Branch>,
+    next: usize,
+    active: usize,
+    succeeded: usize,
+    failed: usize,
+    max_concurrency: usize,
+    policy: CompletionPolicy,
+    rebuild: Option<Rebuild>,
+    done: bool,
+    summary: Option<BatchSummary>,
+}
+
+enum Ending {
+    Outcome(Outcome),
+    Fatal(Box<ExecutionError>),
     Finished,
 }
 
@@ -141,11 +273,21 @@ pub struct Interpreter {
     execution_seed: u64,
     now: Millis,
     entropy: u64,
-    coroutine: Option<Coroutine>,
-    ids: IdGenerator,
-    state: State,
-    live: Option<LiveStep>,
-    last_op: Option<OpRef>,
+    contexts: Vec<Ctx>,
+    batches: Vec<Batch>,
+    /// Contexts to resume, in order.
+    ready: VecDeque<(CtxId, Response)>,
+    /// Actions to hand out, in order.
+    outbox: VecDeque<Action>,
+    /// Updates that need no answer (CONTEXT STARTs): sent with the next
+    /// checkpoint.
+    deferred: Vec<OperationUpdate>,
+    /// Checkpoints handed out and not yet answered, in order.
+    awaiting: VecDeque<(CheckpointHandle, After)>,
+    next_checkpoint: u64,
+    /// Step bodies handed out and not yet reported (abandoned ones aside).
+    in_flight: usize,
+    ending: Option<Ending>,
     error: Option<ExecutionError>,
     replayed: u64,
     executed: u64,
@@ -172,18 +314,22 @@ impl Interpreter {
             execution_seed,
             now: 0,
             entropy: 0,
-            coroutine: None,
-            ids: IdGenerator::root(),
-            state: State::Finished,
-            live: None,
-            last_op: None,
+            contexts: Vec::new(),
+            batches: Vec::new(),
+            ready: VecDeque::new(),
+            outbox: VecDeque::new(),
+            deferred: Vec::new(),
+            awaiting: VecDeque::new(),
+            next_checkpoint: 0,
+            in_flight: 0,
+            ending: None,
             error: None,
             replayed: 0,
             executed: 0,
         };
         match interpreter.decode_input::<I>() {
             Ok(input) => {
-                interpreter.coroutine = Some(Coroutine::new(|yielder| {
+                let coroutine = Coroutine::new(|yielder| {
                     let run = workflow.start(Workflow::new(yielder, execution_arn), input);
                     Box::pin(async move {
                         let output = run.await?;
@@ -191,10 +337,13 @@ impl Interpreter {
                             ExecutionError::InvalidOutput(e.to_string()).to_error_object()
                         })
                     })
-                }));
-                interpreter.state = State::Resume(Response::Start);
+                });
+                interpreter
+                    .contexts
+                    .push(Ctx::new(coroutine, IdGenerator::root(), Owner::Root));
+                interpreter.ready.push_back((0, Response::Start));
             }
-            Err(e) => interpreter.state = fail(e),
+            Err(e) => interpreter.fatal(e),
         }
         interpreter
     }
@@ -224,51 +373,75 @@ impl Interpreter {
         }
     }
 
-    /// Runs the workflow until it needs the driver. Returns `None` while an
-    /// action is outstanding (a step body or a checkpoint not yet reported)
-    /// and after [`Action::Finish`].
+    /// Runs the workflow's contexts until each waits for the driver, and
+    /// hands out the next action. Returns `None` when every action handed
+    /// out so far must be answered before anything else can happen (a step
+    /// body or a checkpoint outstanding), and after [`Action::Finish`].
     pub fn poll(&mut self) -> Option<Action> {
         loop {
-            match std::mem::replace(&mut self.state, State::Finished) {
-                State::Resume(response) => {
-                    let Some(coroutine) = self.coroutine.as_mut() else {
-                        self.state = fail(ExecutionError::Internal("no workflow to resume".into()));
+            if let Some(action) = self.outbox.pop_front() {
+                if let Action::RunStep(run) = &action {
+                    // Its context was abandoned since: never run it.
+                    if self.dead(run.handle.ctx) {
                         continue;
-                    };
-                    let resumed = coroutine.resume(response);
-                    if let Some(action) = self.on_resumed(resumed) {
-                        return Some(action);
                     }
                 }
-                State::Flush(updates, after) => {
-                    let wait_for_response = !matches!(after, After::Step(_));
-                    self.state = State::AwaitCheckpoint(after);
-                    return Some(Action::Checkpoint {
-                        updates,
-                        wait_for_response,
-                    });
-                }
-                state @ (State::RunningStep(_) | State::AwaitCheckpoint(_)) => {
-                    self.state = state;
+                return Some(action);
+            }
+            match self.ending.take() {
+                Some(Ending::Finished) => {
+                    self.ending = Some(Ending::Finished);
                     return None;
                 }
-                State::End(Outcome::Failed(error)) => {
-                    self.coroutine = None;
-                    return Some(Action::Finish(Outcome::Failed(error.truncated())));
-                }
-                State::End(outcome) => {
-                    self.coroutine = None;
-                    return Some(Action::Finish(outcome));
-                }
-                State::Fail(error) => {
+                Some(Ending::Fatal(error)) => {
                     let object = error.to_error_object();
                     self.error = Some(*error);
-                    self.coroutine = None;
-                    return Some(Action::Finish(Outcome::Failed(object)));
+                    return Some(self.finish(Outcome::Failed(object)));
                 }
-                State::Finished => return None,
+                Some(Ending::Outcome(outcome)) => {
+                    // Updates queued before the end are sent first.
+                    if !self.deferred.is_empty() {
+                        self.emit(Vec::new(), After::Nothing, false);
+                    }
+                    if !self.outbox.is_empty() || !self.awaiting.is_empty() {
+                        self.ending = Some(Ending::Outcome(outcome));
+                        if self.outbox.is_empty() {
+                            return None;
+                        }
+                        continue;
+                    }
+                    return Some(self.finish(outcome));
+                }
+                None => {}
             }
+            if let Some((ctx, response)) = self.ready.pop_front() {
+                self.resume(ctx, response);
+                continue;
+            }
+            if self.in_flight > 0 || !self.awaiting.is_empty() {
+                return None;
+            }
+            if !self.deferred.is_empty() {
+                self.emit(Vec::new(), After::Nothing, false);
+                continue;
+            }
+            // No context can go on: suspend until the earliest timer.
+            let resume_at = (0..self.contexts.len() as CtxId)
+                .filter(|&c| !self.dead(c))
+                .filter_map(|c| self.contexts[c as usize].suspended.flatten())
+                .min();
+            return Some(self.finish(Outcome::Pending { resume_at }));
         }
+    }
+
+    fn finish(&mut self, outcome: Outcome) -> Action {
+        self.ending = Some(Ending::Finished);
+        self.ready.clear();
+        self.outbox.clear();
+        // Dropping the coroutines ends every context.
+        self.contexts.clear();
+        self.batches.clear();
+        Action::Finish(outcome)
     }
 
     /// Sets the runtime's clock (epoch ms): the time step contexts report
@@ -291,18 +464,85 @@ impl Interpreter {
         self.execution_seed ^ op.id.fingerprint().rotate_left(17) ^ u64::from(attempt)
     }
 
-    /// Reports the outcome of the step body handed out with
-    /// [`Action::RunStep`]. The next poll checkpoints it: a success, a
-    /// retry (if the step's strategy says so) or a failure.
-    pub fn step_finished(&mut self, outcome: StepOutcome) {
-        let live = match std::mem::replace(&mut self.state, State::Finished) {
-            State::RunningStep(live) => live,
-            other => {
-                self.state = other;
-                self.misuse("step_finished without a running step");
-                return;
+    /// Whether the context was abandoned, itself or through an ancestor.
+    fn dead(&self, mut ctx: CtxId) -> bool {
+        loop {
+            let Some(c) = self.contexts.get(ctx as usize) else {
+                return true;
+            };
+            if c.abandoned {
+                return true;
             }
+            ctx = match c.owner {
+                Owner::Root => return false,
+                Owner::Child(parent) => parent,
+                Owner::Branch { batch, .. } => self.batches[batch].owner,
+            };
+        }
+    }
+
+    fn fatal(&mut self, error: ExecutionError) {
+        if !matches!(self.ending, Some(Ending::Finished | Ending::Fatal(_))) {
+            self.ending = Some(Ending::Fatal(Box::new(error)));
+            // Nothing else is handed out: the execution fails at once.
+            self.outbox.clear();
+            self.ready.clear();
+        }
+    }
+
+    /// Hands out a checkpoint with the deferred updates first.
+    fn emit(&mut self, updates: Vec<OperationUpdate>, after: After, wait_for_response: bool) {
+        let updates = if self.deferred.is_empty() {
+            updates
+        } else {
+            let mut all = std::mem::take(&mut self.deferred);
+            all.extend(updates);
+            all
         };
+        let handle = CheckpointHandle(self.next_checkpoint);
+        self.next_checkpoint += 1;
+        self.awaiting.push_back((handle, after));
+        self.outbox.push_back(Action::Checkpoint {
+            handle,
+            updates,
+            wait_for_response,
+        });
+    }
+
+    fn apply(&mut self, ctx: CtxId, next: Next) {
+        match next {
+            Next::Resume(response) => self.ready.push_back((ctx, response)),
+            Next::Suspend(at) => self.contexts[ctx as usize].suspended = Some(at),
+            Next::Checkpoint(updates, after) => {
+                let wait = matches!(after, After::WaitStarted(..) | After::Started(..));
+                self.emit(updates, after, wait);
+            }
+            Next::Fail(error) => self.fatal(error),
+        }
+    }
+
+    /// Reports the outcome of the step body handed out with `handle`. A
+    /// later poll checkpoints it: a success, a retry (if the step's
+    /// strategy says so) or a failure. The outcome of a body whose context
+    /// was abandoned (its batch ended without it) is dropped.
+    pub fn step_finished(&mut self, handle: StepHandle, outcome: StepOutcome) {
+        let ctx = handle.ctx;
+        let live = match self.contexts.get_mut(ctx as usize) {
+            Some(c) if c.running.as_ref().is_some_and(|l| l.op.seq == handle.seq) => {
+                c.running.take()
+            }
+            _ => None,
+        };
+        let Some(live) = live else {
+            if !self.dead(ctx) {
+                self.misuse("step_finished for a step that is not running");
+            }
+            return;
+        };
+        self.in_flight -= 1;
+        if self.dead(ctx) {
+            return;
+        }
         let outcome = match outcome {
             Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => {
                 Err(StepFailure::permanent(ErrorObject::new(
@@ -323,12 +563,12 @@ impl Interpreter {
         if live.send_start {
             updates.push(update(&live.op, OperationAction::Start));
         }
-        self.state = match outcome {
+        let next = match outcome {
             Ok(payload) => {
                 let mut u = update(&live.op, OperationAction::Succeed);
                 u.payload = Some(payload.clone());
                 updates.push(u);
-                State::Flush(updates, After::Step(Ok(payload)))
+                Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Ok(payload))))
             }
             Err(failure) => {
                 let (error, source, retryable) = failure.into_parts();
@@ -337,30 +577,33 @@ impl Interpreter {
                 let error = error.truncated();
                 if retryable {
                     let retry = live.retry.as_ref();
-                    self.failed_attempt(&live.op, live.attempt, retry, error, source, updates)
+                    self.failed_attempt(ctx, &live.op, live.attempt, retry, error, source, updates)
                 } else {
                     // The SDK's own failures of a result (too large, not
                     // encodable) would fail every attempt the same way.
                     let mut u = update(&live.op, OperationAction::Fail);
                     u.error = Some(error.clone());
                     updates.push(u);
-                    State::Flush(updates, After::Step(Err(error)))
+                    Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Err(error))))
                 }
             }
         };
+        self.apply(ctx, next);
     }
 
     /// A failed attempt: asks the step's retry strategy, and checkpoints a
     /// RETRY (then suspends) or a FAIL (then resumes with the error).
+    #[allow(clippy::too_many_arguments)]
     fn failed_attempt(
         &self,
+        ctx: CtxId,
         op: &OpRef,
         attempt: u32,
         retry: Option<&Arc<dyn RetryStrategy>>,
         error: ErrorObject,
         source: Option<BoxError>,
         mut updates: Vec<OperationUpdate>,
-    ) -> State {
+    ) -> Next {
         // Jitter differs per execution, step and attempt, and is the same
         // for the same ones (it does not use the invocation's entropy).
         let mut failed =
@@ -380,60 +623,81 @@ impl Interpreter {
                 });
                 u.error = Some(error);
                 updates.push(u);
-                State::Flush(updates, After::Retried(op.clone()))
+                Next::Checkpoint(updates, After::Retried(ctx, op.id))
             }
             None => {
                 let mut u = update(op, OperationAction::Fail);
                 u.error = Some(error.clone());
                 updates.push(u);
-                State::Flush(updates, After::Step(Err(error)))
+                Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Err(error))))
             }
         }
     }
 
-    /// Reports that the updates of [`Action::Checkpoint`] were accepted,
-    /// with the operations the response carried (new and changed ones,
-    /// including completions that happened meanwhile).
-    pub fn checkpoint_finished(&mut self, delta: Vec<Operation>) {
-        let after = match std::mem::replace(&mut self.state, State::Finished) {
-            State::AwaitCheckpoint(after) => after,
-            other => {
-                self.state = other;
-                self.misuse("checkpoint_finished without a checkpoint");
+    /// Reports that the updates of the [`Action::Checkpoint`] `handle` were
+    /// accepted, with the operations the response carried (new and changed
+    /// ones, including completions that happened meanwhile). Checkpoints
+    /// are answered in the order they were handed out.
+    pub fn checkpoint_finished(&mut self, handle: CheckpointHandle, delta: Vec<Operation>) {
+        let after = match self.awaiting.front() {
+            Some((h, _)) if *h == handle => match self.awaiting.pop_front() {
+                Some((_, after)) => after,
+                None => return,
+            },
+            _ => {
+                self.misuse("checkpoint_finished out of order or without a checkpoint");
                 return;
             }
         };
         self.history.merge(delta);
-        self.state = match after {
-            After::Step(outcome) => State::Resume(Response::Step(outcome)),
-            After::Started(live) => {
-                let context = self.step_context(&live.op, live.attempt);
-                self.live = Some(live);
-                State::Resume(Response::Execute(context))
-            }
-            After::Retried(op) => State::End(Outcome::Pending {
-                resume_at: self
-                    .history
-                    .get(&op.id)
-                    .and_then(|o| o.step_details.as_ref())
-                    .and_then(|d| d.next_attempt_timestamp),
-            }),
-            After::WaitStarted(op) => match self.history.get(&op.id) {
-                Some(o)
-                    if matches!(
-                        o.status,
-                        OperationStatus::Succeeded | OperationStatus::Cancelled
-                    ) =>
-                {
-                    State::Resume(Response::Continue)
+        match after {
+            After::Nothing => {}
+            After::Resume(ctx, response) => {
+                if !self.dead(ctx) {
+                    self.ready.push_back((ctx, response));
                 }
-                recorded => State::End(Outcome::Pending {
-                    resume_at: recorded
-                        .and_then(|o| o.wait_details.as_ref())
-                        .and_then(|d| d.scheduled_end_timestamp),
-                }),
-            },
-        };
+            }
+            After::Started(ctx, live) => {
+                if !self.dead(ctx) {
+                    let context = self.step_context(&live.op, live.attempt);
+                    self.contexts[ctx as usize].live = Some(live);
+                    self.ready.push_back((ctx, Response::Execute(context)));
+                }
+            }
+            After::Retried(ctx, id) => {
+                let due = self
+                    .history
+                    .get(&id)
+                    .and_then(|o| o.step_details.as_ref())
+                    .and_then(|d| d.next_attempt_timestamp);
+                self.apply(ctx, Next::Suspend(due));
+            }
+            After::WaitStarted(ctx, id) => {
+                let next = match self.history.get(&id) {
+                    Some(o)
+                        if matches!(
+                            o.status,
+                            OperationStatus::Succeeded | OperationStatus::Cancelled
+                        ) =>
+                    {
+                        Next::Resume(Response::Continue)
+                    }
+                    recorded => Next::Suspend(
+                        recorded
+                            .and_then(|o| o.wait_details.as_ref())
+                            .and_then(|d| d.scheduled_end_timestamp),
+                    ),
+                };
+                if !self.dead(ctx) {
+                    self.apply(ctx, next);
+                }
+            }
+            After::BranchClosed {
+                batch,
+                index,
+                outcome,
+            } => self.branch_done(batch, index, outcome),
+        }
     }
 
     /// Merges operations the service reported outside an answer to
@@ -444,8 +708,8 @@ impl Interpreter {
     }
 
     fn misuse(&mut self, what: &str) {
-        if !matches!(self.state, State::Finished | State::End(_)) {
-            self.state = fail(ExecutionError::Internal(what.to_owned()));
+        if self.ending.is_none() {
+            self.fatal(ExecutionError::Internal(what.to_owned()));
         }
     }
 
@@ -469,50 +733,66 @@ impl Interpreter {
         self.executed
     }
 
-    fn on_resumed(&mut self, resumed: Resumed) -> Option<Action> {
+    fn resume(&mut self, ctx: CtxId, response: Response) {
+        if self.dead(ctx) {
+            return;
+        }
+        let Some(coroutine) = self.contexts[ctx as usize].coroutine.as_mut() else {
+            return;
+        };
+        let resumed = coroutine.resume(response);
+        let last_op = || self.contexts[ctx as usize].last_op.clone();
         match resumed {
             Resumed::Yielded(Request::Step {
                 name,
                 retry,
                 semantics,
-            }) => self.on_step(name, retry, semantics),
-            Resumed::Yielded(Request::Run(future)) => match self.live.take() {
-                Some(live) => {
-                    let context = self.step_context(&live.op, live.attempt);
-                    self.state = State::RunningStep(live);
-                    return Some(Action::RunStep(StepRun { context, future }));
-                }
-                None => {
-                    self.state = fail(ExecutionError::Internal(
+            }) => self.on_step(ctx, name, retry, semantics),
+            Resumed::Yielded(Request::Run(future)) => {
+                let c = &mut self.contexts[ctx as usize];
+                match c.live.take() {
+                    Some(live) => {
+                        let context = self.step_context(&live.op, live.attempt);
+                        let handle = StepHandle {
+                            ctx,
+                            seq: live.op.seq,
+                        };
+                        let parent_id = live.op.parent;
+                        self.contexts[ctx as usize].running = Some(live);
+                        self.in_flight += 1;
+                        self.outbox.push_back(Action::RunStep(StepRun {
+                            handle,
+                            context,
+                            parent_id,
+                            future,
+                        }));
+                    }
+                    None => self.fatal(ExecutionError::Internal(
                         "a step body was sent for no step".into(),
-                    ))
+                    )),
                 }
-            },
-            Resumed::Yielded(Request::Wait { name, duration }) => self.on_wait(name, duration),
+            }
+            Resumed::Yielded(Request::Wait { name, duration }) => self.on_wait(ctx, name, duration),
+            Resumed::Yielded(Request::Child { name, body }) => self.on_child(ctx, name, body),
+            Resumed::Yielded(Request::Batch(request)) => self.on_batch(ctx, request),
+            Resumed::Yielded(Request::CloseBatch(encoded)) => self.on_close_batch(ctx, encoded),
             Resumed::Yielded(Request::Fatal(Fatal::Decode(error))) => {
-                self.state = fail(ExecutionError::Codec {
-                    op: self.last_op.clone(),
-                    error,
-                })
+                let op = last_op();
+                self.fatal(ExecutionError::Codec { op, error })
             }
             Resumed::Yielded(Request::Fatal(Fatal::Protocol(what))) => {
-                self.state = fail(ExecutionError::Internal(what.to_owned()))
+                self.fatal(ExecutionError::Internal(what.to_owned()))
             }
-            Resumed::Returned(Ok(payload)) => self.state = State::End(Outcome::Succeeded(payload)),
-            Resumed::Returned(Err(error)) => self.state = State::End(Outcome::Failed(error)),
+            Resumed::Returned(result) => self.on_returned(ctx, result),
             Resumed::ForeignAwait => {
-                self.state = fail(ExecutionError::ForeignAwait {
-                    last_op: self.last_op.clone(),
-                })
+                let last_op = last_op();
+                self.fatal(ExecutionError::ForeignAwait { last_op })
             }
             Resumed::Panicked(message) => {
-                self.state = fail(ExecutionError::WorkflowPanicked {
-                    message,
-                    last_op: self.last_op.clone(),
-                })
+                let last_op = last_op();
+                self.fatal(ExecutionError::WorkflowPanicked { message, last_op })
             }
         }
-        None
     }
 
     fn step_context(&self, op: &OpRef, attempt: u32) -> StepContext {
@@ -557,24 +837,30 @@ impl Interpreter {
                     name: name.to_string(),
                 });
             }
+            self.matches(recorded, op)?;
         }
         Ok(())
     }
 
     fn next_op(
         &mut self,
+        ctx: CtxId,
         op_type: OperationType,
         sub_type: &'static str,
         name: Option<Cow<'static, str>>,
     ) -> OpRef {
-        let (id, seq) = self.ids.next_id();
-        OpRef {
+        let c = &mut self.contexts[ctx as usize];
+        let (id, seq) = c.ids.next_id();
+        let op = OpRef {
             seq,
             id,
             op_type,
             sub_type: Some(Cow::Borrowed(sub_type)),
             name,
-        }
+            parent: c.ids.parent().copied(),
+        };
+        c.last_op = Some(op.clone());
+        op
     }
 
     /// Checks that the recorded operation is the one requested.
@@ -583,7 +869,7 @@ impl Interpreter {
         if recorded.op_type == op.op_type
             && recorded.sub_type.as_deref() == op.sub_type.as_deref()
             && recorded.name.as_deref() == op.name.as_deref()
-            && recorded.parent_id.as_ref() == self.ids.parent()
+            && recorded.parent_id == op.parent
         {
             return Ok(());
         }
@@ -593,6 +879,7 @@ impl Interpreter {
             op_type: recorded.op_type,
             sub_type: recorded.sub_type.clone().map(Cow::Owned),
             name: recorded.name.clone().map(Cow::Owned),
+            parent: recorded.parent_id,
         };
         let parent = |p: Option<&OperationId>| match p {
             Some(p) => format!(" in context {p}"),
@@ -606,29 +893,48 @@ impl Interpreter {
                 recorded_ref.describe(),
                 parent(recorded.parent_id.as_ref())
             ),
-            requested: format!("{}{}", op.describe(), parent(self.ids.parent())),
+            requested: format!("{}{}", op.describe(), parent(op.parent.as_ref())),
         })
+    }
+
+    /// New work in a context that may only replay (see `Ctx::replay_only`).
+    fn not_recorded(op: &OpRef, recorded: Option<&Operation>) -> ExecutionError {
+        ExecutionError::NonDeterministic {
+            seq: op.seq,
+            id: op.id,
+            recorded: match recorded {
+                Some(r) => format!("it unfinished (status {})", r.status),
+                None => "nothing".to_owned(),
+            },
+            requested: format!(
+                "{} while rebuilding a result too large to have been checkpointed from its \
+                 recorded operations (the code must make the same calls as when it ran)",
+                op.describe()
+            ),
+        }
     }
 
     fn on_step(
         &mut self,
+        ctx: CtxId,
         name: Option<Cow<'static, str>>,
         retry: Option<Arc<dyn RetryStrategy>>,
         semantics: StepSemantics,
     ) {
-        let op = self.next_op(OperationType::Step, STEP_SUBTYPE, name);
+        let op = self.next_op(ctx, OperationType::Step, STEP_SUBTYPE, name);
         let at_most_once = semantics == StepSemantics::AtMostOncePerRetry;
         let recorded = self.history.get(&op.id);
-        if let Err(e) = self.check(&op, recorded) {
-            self.state = fail(e);
-            self.last_op = Some(op);
-            return;
-        }
-        self.state = match recorded {
-            None => self.execute(&op, 1, retry, at_most_once, true),
-            Some(recorded) => match self.matches(recorded, &op) {
-                Err(e) => fail(e),
-                Ok(()) => {
+        let replay_only = self.contexts[ctx as usize].replay_only;
+        let next = if let Err(e) = self.check(&op, recorded) {
+            Next::Fail(e)
+        } else {
+            match recorded {
+                Some(r) if replay_only && !r.status.is_terminal() => {
+                    Next::Fail(Self::not_recorded(&op, Some(r)))
+                }
+                None if replay_only => Next::Fail(Self::not_recorded(&op, None)),
+                None => self.execute(ctx, &op, 1, retry, at_most_once, true),
+                Some(recorded) => {
                     let details = recorded.step_details.as_deref();
                     let attempts = details.and_then(|d| d.attempt).unwrap_or(0);
                     let next = attempts.saturating_add(1);
@@ -638,7 +944,7 @@ impl Interpreter {
                                 .and_then(|d| d.result.clone())
                                 .unwrap_or_else(|| Payload::from("null"));
                             self.replayed += 1;
-                            State::Resume(Response::Step(Ok(payload)))
+                            Next::Resume(Response::Step(Ok(payload)))
                         }
                         status @ (OperationStatus::Failed
                         | OperationStatus::Cancelled
@@ -652,7 +958,7 @@ impl Interpreter {
                                     )
                                 });
                             self.replayed += 1;
-                            State::Resume(Response::Step(Err(error)))
+                            Next::Resume(Response::Step(Err(error)))
                         }
                         // An at-most-once attempt was interrupted: it counts
                         // as failed and never runs again silently.
@@ -667,23 +973,25 @@ impl Interpreter {
                                 ),
                             );
                             let retry = retry.as_ref();
-                            self.failed_attempt(&op, next, retry, error, None, Vec::new())
+                            self.failed_attempt(ctx, &op, next, retry, error, None, Vec::new())
                         }
                         // An at-least-once attempt was interrupted: run it
                         // again, without a new START.
-                        OperationStatus::Started => self.execute(&op, next, retry, false, false),
-                        OperationStatus::Ready => {
-                            self.execute(&op, next, retry, at_most_once, true)
+                        OperationStatus::Started => {
+                            self.execute(ctx, &op, next, retry, false, false)
                         }
-                        OperationStatus::Pending => State::End(Outcome::Pending {
-                            resume_at: details.and_then(|d| d.next_attempt_timestamp),
-                        }),
-                        OperationStatus::Unknown(name) => fail(unknown_status(&op, name)),
+                        OperationStatus::Ready => {
+                            self.execute(ctx, &op, next, retry, at_most_once, true)
+                        }
+                        OperationStatus::Pending => {
+                            Next::Suspend(details.and_then(|d| d.next_attempt_timestamp))
+                        }
+                        OperationStatus::Unknown(name) => Next::Fail(unknown_status(&op, name)),
                     }
                 }
-            },
+            }
         };
-        self.last_op = Some(op);
+        self.apply(ctx, next);
     }
 
     /// Prepares a live attempt of the step `op`. At most once: START first,
@@ -691,12 +999,13 @@ impl Interpreter {
     /// (if `send_start`) and the outcome in one request.
     fn execute(
         &mut self,
+        ctx: CtxId,
         op: &OpRef,
         attempt: u32,
         retry: Option<Arc<dyn RetryStrategy>>,
         at_most_once: bool,
         send_start: bool,
-    ) -> State {
+    ) -> Next {
         let live = LiveStep {
             op: op.clone(),
             attempt,
@@ -704,57 +1013,597 @@ impl Interpreter {
             retry,
         };
         if at_most_once && send_start {
-            return State::Flush(
+            return Next::Checkpoint(
                 vec![update(op, OperationAction::Start)],
-                After::Started(live),
+                After::Started(ctx, live),
             );
         }
         let context = self.step_context(op, attempt);
-        self.live = Some(live);
-        State::Resume(Response::Execute(context))
+        self.contexts[ctx as usize].live = Some(live);
+        Next::Resume(Response::Execute(context))
     }
 
-    fn on_wait(&mut self, name: Option<Cow<'static, str>>, duration: Duration) {
-        let op = self.next_op(OperationType::Wait, WAIT_SUBTYPE, name);
+    fn on_wait(&mut self, ctx: CtxId, name: Option<Cow<'static, str>>, duration: Duration) {
+        let op = self.next_op(ctx, OperationType::Wait, WAIT_SUBTYPE, name);
         // Whole seconds, rounded up, like retry delays.
         let seconds = duration
             .as_secs()
             .saturating_add(u64::from(duration.subsec_nanos() > 0));
         let recorded = self.history.get(&op.id);
-        if let Err(e) = self.check(&op, recorded) {
-            self.state = fail(e);
+        let replay_only = self.contexts[ctx as usize].replay_only;
+        let next = if let Err(e) = self.check(&op, recorded) {
+            Next::Fail(e)
         } else if !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
-            self.state = fail(ExecutionError::InvalidWaitDuration {
+            Next::Fail(ExecutionError::InvalidWaitDuration {
                 op: op.clone(),
                 duration,
-            });
+            })
         } else if let Some(recorded) = recorded {
-            self.state = match (self.matches(recorded, &op), recorded.status) {
-                (Err(e), _) => fail(e),
-                (Ok(()), OperationStatus::Succeeded | OperationStatus::Cancelled) => {
+            match recorded.status {
+                OperationStatus::Succeeded | OperationStatus::Cancelled => {
                     self.replayed += 1;
-                    State::Resume(Response::Continue)
+                    Next::Resume(Response::Continue)
                 }
-                (Ok(()), OperationStatus::Unknown(name)) => fail(unknown_status(&op, name)),
-                (Ok(()), OperationStatus::Started) => State::End(Outcome::Pending {
-                    resume_at: recorded
+                OperationStatus::Unknown(name) => Next::Fail(unknown_status(&op, name)),
+                OperationStatus::Started if replay_only => {
+                    Next::Fail(Self::not_recorded(&op, Some(recorded)))
+                }
+                OperationStatus::Started => Next::Suspend(
+                    recorded
                         .wait_details
                         .as_ref()
                         .and_then(|d| d.scheduled_end_timestamp),
-                }),
-                (Ok(()), status) => fail(ExecutionError::UnexpectedStatus {
+                ),
+                status => Next::Fail(ExecutionError::UnexpectedStatus {
                     op: op.clone(),
                     status,
                 }),
-            };
+            }
+        } else if replay_only {
+            Next::Fail(Self::not_recorded(&op, None))
         } else {
             let mut start = update(&op, OperationAction::Start);
             start.wait_options = Some(WaitOptions {
                 wait_seconds: seconds as u32,
             });
-            self.state = State::Flush(vec![start], After::WaitStarted(op.clone()));
+            Next::Checkpoint(vec![start], After::WaitStarted(ctx, op.id))
+        };
+        self.apply(ctx, next);
+    }
+
+    /// Starts a context running `body` for the CONTEXT operation `op`.
+    fn spawn(&mut self, op: OpRef, owner: Owner, body: ContextBody, replay_only: bool) -> CtxId {
+        let parent = match owner {
+            Owner::Root => None,
+            Owner::Child(parent) => Some(parent),
+            Owner::Branch { batch, .. } => Some(self.batches[batch].owner),
+        };
+        let inherited = parent.is_some_and(|p| self.contexts[p as usize].replay_only);
+        let arn = self.execution_arn.clone();
+        let coroutine = Coroutine::new(move |yielder| body(Workflow::new(yielder, arn)));
+        let id = self.contexts.len() as CtxId;
+        let mut ctx = Ctx::new(coroutine, IdGenerator::child(op.id), owner);
+        ctx.op = Some(op);
+        ctx.replay_only = replay_only || inherited;
+        self.contexts.push(ctx);
+        if let Some(parent) = parent {
+            self.contexts[parent as usize].children.push(id);
         }
-        self.last_op = Some(op);
+        self.ready.push_back((id, Response::Start));
+        id
+    }
+
+    /// Abandons a context and everything it started: nothing more of them
+    /// runs or is recorded.
+    fn abandon(&mut self, ctx: CtxId) {
+        let mut stack = vec![ctx];
+        while let Some(id) = stack.pop() {
+            let c = &mut self.contexts[id as usize];
+            c.abandoned = true;
+            c.coroutine = None;
+            c.live = None;
+            c.suspended = None;
+            if c.running.take().is_some() {
+                self.in_flight -= 1;
+            }
+            stack.append(&mut c.children);
+        }
+    }
+
+    fn on_child(&mut self, ctx: CtxId, name: Option<Cow<'static, str>>, body: ContextBody) {
+        let op = self.next_op(ctx, OperationType::Context, CHILD_SUBTYPE, name);
+        let recorded = self.history.get(&op.id);
+        let replay_only = self.contexts[ctx as usize].replay_only;
+        if let Err(e) = self.check(&op, recorded) {
+            return self.fatal(e);
+        }
+        let Some(recorded) = recorded else {
+            if replay_only {
+                return self.fatal(Self::not_recorded(&op, None));
+            }
+            self.deferred.push(update(&op, OperationAction::Start));
+            self.spawn(op, Owner::Child(ctx), body, false);
+            return;
+        };
+        let details = recorded.context_details.as_deref();
+        match recorded.status {
+            OperationStatus::Succeeded if details.and_then(|d| d.replay_children) == Some(true) => {
+                self.spawn(op, Owner::Child(ctx), body, true);
+            }
+            OperationStatus::Succeeded => {
+                let payload = details
+                    .and_then(|d| d.result.clone())
+                    .unwrap_or_else(|| Payload::from("null"));
+                self.replayed += 1;
+                self.ready.push_back((ctx, Response::Step(Ok(payload))));
+            }
+            OperationStatus::Failed => {
+                let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                    ErrorObject::new("ChildContextFailed", "the child context failed")
+                });
+                self.replayed += 1;
+                self.ready.push_back((ctx, Response::Step(Err(error))));
+            }
+            OperationStatus::Started if replay_only => {
+                self.fatal(Self::not_recorded(&op, Some(recorded)))
+            }
+            OperationStatus::Started => {
+                self.spawn(op, Owner::Child(ctx), body, false);
+            }
+            OperationStatus::Unknown(name) => self.fatal(unknown_status(&op, name)),
+            status => self.fatal(ExecutionError::UnexpectedStatus { op, status }),
+        }
+    }
+
+    /// The updates that close the CONTEXT `op` with `result`, and what the
+    /// waiting side is told (the full result, even when it is too large to
+    /// checkpoint).
+    fn close_context(op: &OpRef, result: WorkflowResult) -> (OperationUpdate, RecordedOutcome) {
+        match result {
+            Ok(payload) => {
+                let mut u = update(op, OperationAction::Succeed);
+                let too_large = payload.len() > MAX_CONTEXT_RESULT
+                    && payload.as_str().chars().count() > MAX_CONTEXT_RESULT;
+                u.payload = Some(if too_large {
+                    Payload::from("")
+                } else {
+                    payload.clone()
+                });
+                u.context_options = Some(ContextOptions {
+                    replay_children: Some(too_large),
+                });
+                (u, Ok(payload))
+            }
+            Err(error) => {
+                let error = error.truncated();
+                let mut u = update(op, OperationAction::Fail);
+                u.error = Some(error.clone());
+                (u, Err(error))
+            }
+        }
+    }
+
+    fn on_returned(&mut self, ctx: CtxId, result: WorkflowResult) {
+        let c = &mut self.contexts[ctx as usize];
+        c.coroutine = None;
+        let replay_only = c.replay_only;
+        let owner = c.owner;
+        let op = c.op.clone();
+        match (owner, op) {
+            (Owner::Root, _) => {
+                let outcome = match result {
+                    Ok(payload) => Outcome::Succeeded(payload),
+                    Err(error) => Outcome::Failed(error.truncated()),
+                };
+                self.ending = Some(Ending::Outcome(outcome));
+            }
+            (Owner::Child(parent), _) if replay_only => {
+                self.ready.push_back((parent, Response::Step(result)));
+            }
+            (Owner::Branch { batch, index }, _) if replay_only => {
+                self.branch_done(batch, index, result)
+            }
+            (Owner::Child(parent), Some(op)) => {
+                let (u, outcome) = Self::close_context(&op, result);
+                let after = After::Resume(parent, Response::Step(outcome));
+                self.emit(vec![u], after, false);
+            }
+            (Owner::Branch { batch, index }, Some(op)) => {
+                let (u, outcome) = Self::close_context(&op, result);
+                let after = After::BranchClosed {
+                    batch,
+                    index,
+                    outcome,
+                };
+                self.emit(vec![u], after, false);
+            }
+            (_, None) => self.fatal(ExecutionError::Internal(
+                "a child context has no operation".into(),
+            )),
+        }
+    }
+
+    fn on_batch(&mut self, ctx: CtxId, request: BatchRequest) {
+        let BatchRequest {
+            kind,
+            name,
+            branches,
+            max_concurrency,
+            completion,
+        } = request;
+        let op = self.next_op(ctx, OperationType::Context, kind.sub_type(), name);
+        let recorded = self.history.get(&op.id);
+        let replay_only = self.contexts[ctx as usize].replay_only;
+        if let Err(e) = self.check(&op, recorded) {
+            return self.fatal(e);
+        }
+        let invalid = if max_concurrency == Some(0) {
+            Some("max_concurrency must be at least 1".to_owned())
+        } else {
+            completion.invalid()
+        };
+        if let Some(reason) = invalid {
+            return self.fatal(ExecutionError::InvalidConfig { op, reason });
+        }
+        let mut rebuild = None;
+        match recorded {
+            None if replay_only => return self.fatal(Self::not_recorded(&op, None)),
+            None => self.deferred.push(update(&op, OperationAction::Start)),
+            Some(recorded) => {
+                let details = recorded.context_details.as_deref();
+                match recorded.status {
+                    OperationStatus::Succeeded
+                        if details.and_then(|d| d.replay_children) == Some(true) =>
+                    {
+                        let summary = details
+                            .and_then(|d| d.result.as_ref())
+                            .and_then(|p| serde_json::from_str::<BatchSummary>(p.as_str()).ok());
+                        let parsed = summary.and_then(|s| {
+                            let reason = CompletionReason::parse(&s.completion_reason)?;
+                            let started = s.started()?;
+                            Some(Rebuild {
+                                reason,
+                                total: s.total_count,
+                                started,
+                            })
+                        });
+                        match parsed {
+                            Some(r) => rebuild = Some(r),
+                            None => {
+                                return self.fatal(ExecutionError::InvalidHistory(format!(
+                                    "{op} is recorded with ReplayChildren but its summary \
+                                     cannot be read"
+                                )));
+                            }
+                        }
+                    }
+                    OperationStatus::Succeeded => {
+                        let payload = details
+                            .and_then(|d| d.result.clone())
+                            .unwrap_or_else(|| Payload::from("null"));
+                        self.replayed += 1;
+                        let reply = BatchReply::Recorded(payload);
+                        return self.ready.push_back((ctx, Response::Batch(reply)));
+                    }
+                    OperationStatus::Failed => {
+                        let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                            ErrorObject::new("BatchFailed", "the batch operation failed")
+                        });
+                        self.replayed += 1;
+                        let reply = BatchReply::Failed(error);
+                        return self.ready.push_back((ctx, Response::Batch(reply)));
+                    }
+                    OperationStatus::Started if replay_only => {
+                        return self.fatal(Self::not_recorded(&op, Some(recorded)));
+                    }
+                    OperationStatus::Started => {}
+                    OperationStatus::Unknown(name) => {
+                        return self.fatal(unknown_status(&op, name));
+                    }
+                    status => return self.fatal(ExecutionError::UnexpectedStatus { op, status }),
+                }
+            }
+        }
+        let n = branches.len();
+        let (names, bodies) = branches.into_iter().map(|b| (b.name, Some(b.body))).unzip();
+        self.batches.push(Batch {
+            owner: ctx,
+            op,
+            kind,
+            names,
+            bodies,
+            branches: (0..n).map(|_| Branch::NotStarted).collect(),
+            next: 0,
+            active: 0,
+            succeeded: 0,
+            failed: 0,
+            max_concurrency: max_concurrency.unwrap_or(usize::MAX),
+            policy: completion,
+            rebuild,
+            done: false,
+            summary: None,
+        });
+        self.admit(self.batches.len() - 1);
+    }
+
+    /// Starts branches in index order while the batch's concurrency allows,
+    /// and ends the batch when its policy says so.
+    fn admit(&mut self, b: usize) {
+        loop {
+            let batch = &self.batches[b];
+            if batch.done || self.ending.is_some() {
+                return;
+            }
+            let total = batch.branches.len();
+            let (limit, admissible, reason) = match &batch.rebuild {
+                Some(r) => {
+                    let admissible = r.total.min(total);
+                    let over = batch.next >= admissible && batch.active == 0;
+                    (usize::MAX, admissible, over.then_some(r.reason))
+                }
+                None => (
+                    batch.max_concurrency,
+                    total,
+                    batch.policy.evaluate(total, batch.succeeded, batch.failed),
+                ),
+            };
+            if let Some(reason) = reason {
+                return self.finish_batch(b, reason);
+            }
+            if batch.next >= admissible || batch.active >= limit {
+                return;
+            }
+            let index = batch.next;
+            self.batches[b].next += 1;
+            self.start_branch(b, index);
+        }
+    }
+
+    fn start_branch(&mut self, b: usize, index: usize) {
+        let batch = &mut self.batches[b];
+        let parent = batch.op.id;
+        let op = OpRef {
+            seq: index as u64,
+            id: IdGenerator::branch(&parent, index as u64),
+            op_type: OperationType::Context,
+            sub_type: Some(Cow::Borrowed(batch.kind.branch_sub_type())),
+            name: Some(batch.names[index].clone()),
+            parent: Some(parent),
+        };
+        let body = batch.bodies[index].take();
+        let started_earlier = batch.rebuild.as_ref().map(|r| r.started.contains(&index));
+        let owner_ctx = batch.owner;
+        let recorded = self.history.get(&op.id);
+        if let Err(e) = self.check(&op, recorded) {
+            return self.fatal(e);
+        }
+        let owner = Owner::Branch { batch: b, index };
+        let replay_only = self.contexts[owner_ctx as usize].replay_only;
+        let Some(body) = body else {
+            return self.fatal(ExecutionError::Internal("a branch started twice".into()));
+        };
+        match started_earlier {
+            // Recorded as started and abandoned: nothing to rebuild.
+            Some(true) => {
+                self.batches[b].branches[index] = Branch::Started;
+                return;
+            }
+            // Recorded as finished: it must have finished.
+            Some(false) if !recorded.is_some_and(|r| r.status.is_terminal()) => {
+                return self.fatal(Self::not_recorded(&op, recorded));
+            }
+            _ => {}
+        }
+        let recorded_outcome = match recorded {
+            None if replay_only => return self.fatal(Self::not_recorded(&op, None)),
+            None => {
+                self.deferred.push(update(&op, OperationAction::Start));
+                None
+            }
+            Some(r) => {
+                let details = r.context_details.as_deref();
+                match r.status {
+                    OperationStatus::Succeeded
+                        if details.and_then(|d| d.replay_children) == Some(true) =>
+                    {
+                        let ctx = self.spawn(op, owner, body, true);
+                        self.batches[b].branches[index] = Branch::Active(ctx);
+                        self.batches[b].active += 1;
+                        return;
+                    }
+                    OperationStatus::Succeeded => Some(Ok(details
+                        .and_then(|d| d.result.clone())
+                        .unwrap_or_else(|| Payload::from("null")))),
+                    OperationStatus::Failed => Some(Err(details
+                        .and_then(|d| d.error.clone())
+                        .unwrap_or_else(|| ErrorObject::new("BranchFailed", "the branch failed")))),
+                    OperationStatus::Started if replay_only => {
+                        return self.fatal(Self::not_recorded(&op, Some(r)));
+                    }
+                    OperationStatus::Started => None,
+                    OperationStatus::Unknown(name) => return self.fatal(unknown_status(&op, name)),
+                    status => return self.fatal(ExecutionError::UnexpectedStatus { op, status }),
+                }
+            }
+        };
+        match recorded_outcome {
+            // Finished in an earlier invocation: counted here, and the loop
+            // in `admit` goes on (no recursion, however many there are).
+            Some(outcome) => {
+                self.replayed += 1;
+                let batch = &mut self.batches[b];
+                match outcome {
+                    Ok(_) => batch.succeeded += 1,
+                    Err(_) => batch.failed += 1,
+                }
+                batch.branches[index] = Branch::Done(outcome);
+            }
+            None => {
+                let ctx = self.spawn(op, owner, body, false);
+                let batch = &mut self.batches[b];
+                batch.branches[index] = Branch::Active(ctx);
+                batch.active += 1;
+            }
+        }
+    }
+
+    /// A branch ended (its end recorded, or replayed).
+    fn branch_done(&mut self, b: usize, index: usize, outcome: RecordedOutcome) {
+        let Some(batch) = self.batches.get_mut(b) else {
+            return;
+        };
+        if batch.done || !matches!(batch.branches[index], Branch::Active(_)) {
+            return; // abandoned: the batch ended without it
+        }
+        batch.active -= 1;
+        match outcome {
+            Ok(_) => batch.succeeded += 1,
+            Err(_) => batch.failed += 1,
+        }
+        batch.branches[index] = Branch::Done(outcome);
+        self.admit(b);
+    }
+
+    fn finish_batch(&mut self, b: usize, reason: CompletionReason) {
+        let batch = &mut self.batches[b];
+        batch.done = true;
+        batch.bodies = Vec::new();
+        batch.names = Vec::new();
+        let branches = std::mem::take(&mut batch.branches);
+        let rebuilding = batch.rebuild.is_some();
+        let (owner, kind, admitted) = (batch.owner, batch.kind, batch.next);
+        let mut items = Vec::with_capacity(branches.len());
+        let (mut started, mut completed) = (Vec::new(), Vec::new());
+        let (mut succeeded, mut failed) = (0, 0);
+        for (index, branch) in branches.into_iter().enumerate() {
+            let item = match branch {
+                Branch::NotStarted => RawItem {
+                    status: BatchItemStatus::NotStarted,
+                    result: None,
+                    error: None,
+                },
+                Branch::Active(ctx) => {
+                    self.abandon(ctx);
+                    started.push(index);
+                    RawItem {
+                        status: BatchItemStatus::Started,
+                        result: None,
+                        error: None,
+                    }
+                }
+                Branch::Started => {
+                    started.push(index);
+                    RawItem {
+                        status: BatchItemStatus::Started,
+                        result: None,
+                        error: None,
+                    }
+                }
+                Branch::Done(Ok(payload)) => {
+                    completed.push(index);
+                    succeeded += 1;
+                    RawItem {
+                        status: BatchItemStatus::Succeeded,
+                        result: Some(payload),
+                        error: None,
+                    }
+                }
+                Branch::Done(Err(error)) => {
+                    completed.push(index);
+                    failed += 1;
+                    RawItem {
+                        status: BatchItemStatus::Failed,
+                        result: None,
+                        error: Some(error),
+                    }
+                }
+            };
+            items.push(item);
+        }
+        let raw = RawBatch { items, reason };
+        if rebuilding {
+            self.replayed += 1;
+            self.ready
+                .push_back((owner, Response::Batch(BatchReply::Rebuilt(raw))));
+            return;
+        }
+        let started_count = started.len();
+        let (started_indexes, completed_indexes) = if started.len() <= completed.len() {
+            (Some(started), None)
+        } else {
+            (None, Some(completed))
+        };
+        self.batches[b].summary = Some(BatchSummary {
+            kind: kind.summary_type().to_owned(),
+            total_count: admitted,
+            completion_reason: reason.as_str().to_owned(),
+            started_indexes,
+            completed_indexes,
+            started_count,
+            success_count: succeeded,
+            failure_count: failed,
+            status: if failed > 0 { "FAILED" } else { "SUCCEEDED" }.to_owned(),
+        });
+        self.contexts[owner as usize].closing = Some(b);
+        self.ready
+            .push_back((owner, Response::Batch(BatchReply::Live(raw))));
+    }
+
+    fn on_close_batch(&mut self, ctx: CtxId, encoded: Result<Payload, ErrorObject>) {
+        let Some(b) = self.contexts[ctx as usize].closing.take() else {
+            return self.fatal(ExecutionError::Internal(
+                "a batch result was sent for no batch".into(),
+            ));
+        };
+        let batch = &mut self.batches[b];
+        let op = batch.op.clone();
+        let summary = batch.summary.take();
+        let (u, response) = match encoded {
+            Ok(payload) => {
+                let too_large = payload.len() > MAX_CONTEXT_RESULT
+                    && payload.as_str().chars().count() > MAX_CONTEXT_RESULT;
+                let mut u = update(&op, OperationAction::Succeed);
+                u.context_options = Some(ContextOptions {
+                    replay_children: Some(too_large),
+                });
+                if too_large {
+                    let text = summary
+                        .and_then(|s| serde_json::to_string(&s).ok())
+                        .unwrap_or_default();
+                    u.payload = Some(Payload::from(text));
+                    (u, Response::Continue)
+                } else {
+                    u.payload = Some(payload.clone());
+                    (u, Response::Step(Ok(payload)))
+                }
+            }
+            Err(error) => {
+                let error = error.truncated();
+                let mut u = update(&op, OperationAction::Fail);
+                u.error = Some(error.clone());
+                (u, Response::Step(Err(error)))
+            }
+        };
+        self.emit(vec![u], After::Resume(ctx, response), false);
+    }
+}
+
+impl Ctx {
+    fn new(coroutine: Coroutine, ids: IdGenerator, owner: Owner) -> Self {
+        Ctx {
+            coroutine: Some(coroutine),
+            ids,
+            owner,
+            op: None,
+            live: None,
+            running: None,
+            last_op: None,
+            replay_only: false,
+            abandoned: false,
+            suspended: None,
+            closing: None,
+            children: Vec::new(),
+        }
     }
 }
 
@@ -774,12 +1623,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn fail(error: ExecutionError) -> State {
-    State::Fail(Box::new(error))
-}
-
 fn update(op: &OpRef, action: OperationAction) -> OperationUpdate {
     let mut u = OperationUpdate::new(op.id, op.op_type, action);
+    u.parent_id = op.parent;
     u.name = op.name.clone();
     u.sub_type = op.sub_type.clone();
     u

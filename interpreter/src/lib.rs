@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod batch;
 mod coroutine;
 mod error;
 mod history;
@@ -22,12 +23,16 @@ mod protocol;
 pub mod retry;
 mod workflow;
 
+pub use batch::{
+    BatchItem, BatchItemStatus, BatchResult, Branch, ChildConfig, CompletionPolicy,
+    CompletionReason, MapConfig, ParallelConfig,
+};
 pub use coroutine::{BoxFuture, panic_message};
 pub use error::{ExecutionError, OpRef};
 pub use history::History;
 pub use interpreter::{
-    Action, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome,
-    STEP_SUBTYPE, StepRun, WAIT_SUBTYPE,
+    Action, CHILD_SUBTYPE, CheckpointHandle, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD,
+    MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepHandle, StepRun, WAIT_SUBTYPE,
 };
 pub use protocol::StepOutcome;
 pub use workflow::{

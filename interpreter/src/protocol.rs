@@ -6,13 +6,19 @@ use std::time::Duration;
 
 use durable_yield_codecs::CodecError;
 
+use crate::batch::{CompletionPolicy, RawBatch};
 use crate::coroutine::BoxFuture;
 use crate::model::{ErrorObject, Payload};
 use crate::retry::RetryStrategy;
-use crate::workflow::{StepContext, StepFailure, StepSemantics};
+use crate::workflow::{StepContext, StepFailure, StepSemantics, Workflow};
 
-/// How a workflow ended: its encoded result or its error.
+/// How a workflow (or a child context) ended: its encoded result or its
+/// error.
 pub(crate) type WorkflowResult = Result<Payload, ErrorObject>;
+
+/// The body of a child context or of a branch: runs on its own
+/// [`Workflow`] handle and ends with its encoded result.
+pub(crate) type ContextBody = Box<dyn FnOnce(Workflow) -> BoxFuture<WorkflowResult> + Send>;
 
 /// What a step body produced: the encoded value, or the failure of the
 /// attempt (the error to record, the error value, whether retrying can
@@ -21,6 +27,52 @@ pub type StepOutcome = Result<Payload, StepFailure>;
 
 /// A step's outcome as recorded: what workflow code is resumed with.
 pub(crate) type RecordedOutcome = Result<Payload, ErrorObject>;
+
+/// Map or parallel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchKind {
+    Map,
+    Parallel,
+}
+
+impl BatchKind {
+    /// The subtype of the batch's own CONTEXT.
+    pub(crate) fn sub_type(self) -> &'static str {
+        match self {
+            BatchKind::Map => "Map",
+            BatchKind::Parallel => "Parallel",
+        }
+    }
+    /// The subtype of each branch's CONTEXT.
+    pub(crate) fn branch_sub_type(self) -> &'static str {
+        match self {
+            BatchKind::Map => "MapIteration",
+            BatchKind::Parallel => "ParallelBranch",
+        }
+    }
+    /// The `type` of the summary written when the result is too large.
+    pub(crate) fn summary_type(self) -> &'static str {
+        match self {
+            BatchKind::Map => "MapResult",
+            BatchKind::Parallel => "ParallelResult",
+        }
+    }
+}
+
+/// One branch of a batch.
+pub(crate) struct BranchSpec {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) body: ContextBody,
+}
+
+/// A map or parallel operation.
+pub(crate) struct BatchRequest {
+    pub(crate) kind: BatchKind,
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) branches: Vec<BranchSpec>,
+    pub(crate) max_concurrency: Option<usize>,
+    pub(crate) completion: CompletionPolicy,
+}
 
 /// What workflow code asks of the interpreter.
 pub(crate) enum Request {
@@ -37,6 +89,16 @@ pub(crate) enum Request {
         name: Option<Cow<'static, str>>,
         duration: Duration,
     },
+    /// A child context running `body`.
+    Child {
+        name: Option<Cow<'static, str>>,
+        body: ContextBody,
+    },
+    /// A map or parallel operation.
+    Batch(BatchRequest),
+    /// The encoded result of the batch just answered with
+    /// [`BatchReply::Live`], to checkpoint.
+    CloseBatch(Result<Payload, ErrorObject>),
     /// Workflow code cannot go on.
     Fatal(Fatal),
 }
@@ -45,18 +107,36 @@ pub(crate) enum Request {
 pub(crate) enum Response {
     /// The first resume.
     Start,
-    /// The step's outcome, recorded or fresh (always as checkpointed).
+    /// The step's or child context's outcome, recorded or fresh (always as
+    /// checkpointed).
     Step(RecordedOutcome),
     /// The step must run live: send its body.
     Execute(StepContext),
-    /// The wait is over.
+    /// The wait is over; or the batch result just sent is too large to
+    /// checkpoint and is rebuilt from its branches on replay: keep it.
     Continue,
+    /// A map or parallel operation ended.
+    Batch(BatchReply),
+}
+
+/// How a map or parallel operation ended.
+pub(crate) enum BatchReply {
+    /// Recorded earlier: decode the result with the batch codec.
+    Recorded(Payload),
+    /// Just completed: encode it and send it back with
+    /// [`Request::CloseBatch`].
+    Live(RawBatch),
+    /// Rebuilt from the branches' records (the result was too large to
+    /// checkpoint): use it as it is.
+    Rebuilt(RawBatch),
+    /// The batch operation itself failed (its result could not be encoded).
+    Failed(ErrorObject),
 }
 
 /// Why workflow code cannot go on.
 #[derive(Clone)]
 pub(crate) enum Fatal {
-    /// A recorded value does not decode with the step's codec.
+    /// A recorded value does not decode with the operation's codec.
     Decode(CodecError),
     /// The interpreter answered out of protocol.
     Protocol(&'static str),

@@ -50,7 +50,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// The handle workflow code uses to run durable operations.
 pub struct Workflow {
-    yielder: Yielder,
+    pub(crate) yielder: Yielder,
     execution_arn: Arc<str>,
 }
 
@@ -237,11 +237,29 @@ impl From<String> for WaitConfig {
 /// replay, since both are read from the recorded [`ErrorObject`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepError {
+    kind: &'static str,
     step: Option<Cow<'static, str>>,
-    error: ErrorObject,
+    error: Box<ErrorObject>,
 }
 
 impl StepError {
+    /// A failed operation of `kind` (`step`, `child context`, ...).
+    pub(crate) fn new(
+        kind: &'static str,
+        name: Option<Cow<'static, str>>,
+        error: ErrorObject,
+    ) -> Self {
+        StepError {
+            kind,
+            step: name,
+            error: Box::new(error),
+        }
+    }
+    /// What failed: `step`, `child context`, `map`, `parallel` or
+    /// `batch item`.
+    pub fn operation_kind(&self) -> &'static str {
+        self.kind
+    }
     /// The name of the step that failed.
     pub fn step_name(&self) -> Option<&str> {
         self.step.as_deref()
@@ -266,8 +284,8 @@ impl StepError {
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.step {
-            Some(name) => write!(f, "step {name:?} failed: {}", self.error),
-            None => write!(f, "step failed: {}", self.error),
+            Some(name) => write!(f, "{} {name:?} failed: {}", self.kind, self.error),
+            None => write!(f, "{} failed: {}", self.kind, self.error),
         }
     }
 }
@@ -378,7 +396,7 @@ impl StepFailure {
     /// [`StepError`] (`?` on a failed step) keeps the step's own error.
     fn recording(error: BoxError, error_type: String) -> Self {
         let recorded = match error.downcast_ref::<StepError>() {
-            Some(step) => step.error.clone(),
+            Some(step) => (*step.error).clone(),
             None => ErrorObject::new(error_type, message_with_sources(&*error)),
         };
         StepFailure {
@@ -507,7 +525,7 @@ pub fn error_object_from<E: Into<BoxError>>(error: E) -> ErrorObject {
     let type_name = error_type_name::<E>();
     let boxed: BoxError = error.into();
     if let Some(step) = boxed.downcast_ref::<StepError>() {
-        return step.error.clone();
+        return (*step.error).clone();
     }
     let message = message_with_sources(&*boxed);
     // Strings and boxed errors carry no useful type name.
@@ -701,10 +719,7 @@ impl Workflow {
                 Ok(value) => Ok(value),
                 Err(error) => self.abort(Fatal::Decode(error)).await,
             },
-            Err(error) => Err(StepError {
-                step: step_name,
-                error,
-            }),
+            Err(error) => Err(StepError::new("step", step_name, error)),
         }
     }
 
@@ -770,7 +785,7 @@ impl Workflow {
     }
 
     /// Stops the workflow for good: the interpreter never resumes it again.
-    async fn abort<T>(&mut self, fatal: Fatal) -> T {
+    pub(crate) async fn abort<T>(&mut self, fatal: Fatal) -> T {
         loop {
             self.yielder.yield_(Request::Fatal(fatal.clone())).await;
         }
@@ -778,7 +793,7 @@ impl Workflow {
 
     /// The interpreter answered out of protocol; cannot happen with this
     /// crate's interpreter.
-    async fn protocol_violation<T>(&mut self) -> T {
+    pub(crate) async fn protocol_violation<T>(&mut self) -> T {
         self.abort(Fatal::Protocol("unexpected response from the interpreter"))
             .await
     }
@@ -869,10 +884,7 @@ mod tests {
                 .source_error()
                 .is_some_and(|e| e.downcast_ref::<std::num::ParseIntError>().is_some())
         );
-        let step = StepError {
-            step: Some("a".into()),
-            error: ErrorObject::new("Declined", "no"),
-        };
+        let step = StepError::new("step", Some("a".into()), ErrorObject::new("Declined", "no"));
         let failure = StepFailure::from(step);
         assert_eq!(failure.error_object(), &ErrorObject::new("Declined", "no"));
         let named = StepFailure::from(Outer(std::io::Error::other("x"))).with_type("Charge");
@@ -897,10 +909,7 @@ mod tests {
     #[test]
     fn step_errors_pass_through_unchanged() {
         let inner = ErrorObject::new("Declined", "no funds");
-        let step = StepError {
-            step: Some("charge".into()),
-            error: inner.clone(),
-        };
+        let step = StepError::new("step", Some("charge".into()), inner.clone());
         assert_eq!(
             step.to_string(),
             "step \"charge\" failed: Declined: no funds"

@@ -2,6 +2,8 @@
 //! runtime: which actions it emits, in which order, for live runs and
 //! replays.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -12,8 +14,8 @@ use durable_yield_interpreter::model::{
 };
 use durable_yield_interpreter::retry::{ExponentialBackoff, FailedAttempt, FixedDelay, NoRetry};
 use durable_yield_interpreter::{
-    Action, Interpreter, Outcome, StepConfig, StepContext, StepError, StepFailure, StepOutcome,
-    Workflow,
+    Action, CheckpointHandle, Interpreter, Outcome, StepConfig, StepContext, StepError,
+    StepFailure, StepHandle, StepOutcome, Workflow,
 };
 
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f:1/durable-execution/e/1";
@@ -27,11 +29,37 @@ fn run_now(mut f: durable_yield_interpreter::BoxFuture<StepOutcome>) -> StepOutc
     }
 }
 
+thread_local! {
+    /// The handle of the last step body handed out.
+    static LAST_STEP: Cell<Option<StepHandle>> = const { Cell::new(None) };
+    /// The checkpoints handed out and not answered yet.
+    static CHECKPOINTS: RefCell<VecDeque<CheckpointHandle>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Reports the outcome of the last step body handed out.
+fn finish_step(it: &mut Interpreter, outcome: StepOutcome) {
+    let handle = LAST_STEP
+        .with(|h| h.get())
+        .expect("a step body was handed out");
+    it.step_finished(handle, outcome);
+}
+
+/// Answers the oldest checkpoint handed out.
+fn ack(it: &mut Interpreter, delta: Vec<Operation>) {
+    let handle = CHECKPOINTS
+        .with(|c| c.borrow_mut().pop_front())
+        .expect("a checkpoint was handed out");
+    it.checkpoint_finished(handle, delta);
+}
+
 /// The next action must be a step body to run; returns its context and
 /// its outcome, run to completion.
 fn expect_run(it: &mut Interpreter) -> (StepContext, StepOutcome) {
     match it.poll() {
-        Some(Action::RunStep(run)) => (run.context, run_now(run.future)),
+        Some(Action::RunStep(run)) => {
+            LAST_STEP.with(|h| h.set(Some(run.handle)));
+            (run.context, run_now(run.future))
+        }
         other => panic!("expected RunStep, got {other:?}"),
     }
 }
@@ -39,7 +67,12 @@ fn expect_run(it: &mut Interpreter) -> (StepContext, StepOutcome) {
 /// The next action must be a checkpoint; returns its updates.
 fn expect_checkpoint(it: &mut Interpreter) -> Vec<OperationUpdate> {
     match it.poll() {
-        Some(Action::Checkpoint { updates, .. }) => updates,
+        Some(Action::Checkpoint {
+            handle, updates, ..
+        }) => {
+            CHECKPOINTS.with(|c| c.borrow_mut().push_back(handle));
+            updates
+        }
         other => panic!("expected Checkpoint, got {other:?}"),
     }
 }
@@ -47,7 +80,7 @@ fn expect_checkpoint(it: &mut Interpreter) -> Vec<OperationUpdate> {
 /// Runs the pending step body and returns the checkpoint it produces.
 fn run_step(it: &mut Interpreter) -> (StepContext, Vec<OperationUpdate>) {
     let (context, outcome) = expect_run(it);
-    it.step_finished(outcome);
+    finish_step(it, outcome);
     (context, expect_checkpoint(it))
 }
 
@@ -108,7 +141,7 @@ fn a_live_step_is_one_checkpoint_with_start_and_succeed() {
     assert_eq!(context.name(), Some("a"));
     assert_eq!(context.attempt(), 1);
     assert!(it.poll().is_none(), "nothing to do while the body runs");
-    it.step_finished(outcome);
+    finish_step(&mut it, outcome);
     let updates = expect_checkpoint(&mut it);
     let actions: Vec<_> = updates.iter().map(|u| (u.id, u.action)).collect();
     assert_eq!(actions, vec![(id[0], A::Start), (id[0], A::Succeed)]);
@@ -118,13 +151,16 @@ fn a_live_step_is_one_checkpoint_with_start_and_succeed() {
         it.poll().is_none(),
         "nothing to do until the checkpoint is acknowledged"
     );
-    it.checkpoint_finished(vec![step_op(id[0], "a", S::Succeeded, 1, Some("5"))]);
+    ack(
+        &mut it,
+        vec![step_op(id[0], "a", S::Succeeded, 1, Some("5"))],
+    );
 
     let updates = expect_checkpoint(&mut it);
     assert_eq!(updates.len(), 1);
     assert_eq!((updates[0].op_type, updates[0].action), (T::Wait, A::Start));
     assert_eq!(updates[0].wait_options.as_ref().unwrap().wait_seconds, 5);
-    it.checkpoint_finished(vec![wait_op(id[1], "w", S::Started, 99_000)]);
+    ack(&mut it, vec![wait_op(id[1], "w", S::Started, 99_000)]);
     match it.poll() {
         Some(Action::Finish(Outcome::Pending { resume_at })) => assert_eq!(resume_at, Some(99_000)),
         other => panic!("expected Pending, got {other:?}"),
@@ -174,7 +210,7 @@ fn a_wait_that_is_already_over_when_acknowledged_does_not_suspend() {
     ];
     let mut it = Interpreter::new(ARN, history, &step_wait_step);
     expect_checkpoint(&mut it);
-    it.checkpoint_finished(vec![wait_op(id[1], "w", S::Succeeded, 1)]);
+    ack(&mut it, vec![wait_op(id[1], "w", S::Succeeded, 1)]);
     assert!(matches!(it.poll(), Some(Action::RunStep(_))));
 }
 
@@ -233,16 +269,38 @@ fn a_missing_execution_operation_fails_with_a_typed_error() {
 
 #[test]
 fn driving_out_of_order_is_an_internal_error_not_a_panic() {
+    // Handles from another invocation, answered to this one.
+    let mut other = Interpreter::new(ARN, vec![execution("1")], &step_wait_step);
+    let step = match other.poll() {
+        Some(Action::RunStep(run)) => run.handle,
+        a => panic!("{a:?}"),
+    };
+    other.step_finished(step, Ok("2".into()));
+    let checkpoint = match other.poll() {
+        Some(Action::Checkpoint { handle, .. }) => handle,
+        a => panic!("{a:?}"),
+    };
     let mut it = Interpreter::new(ARN, vec![execution("1")], &step_wait_step);
-    it.checkpoint_finished(vec![]);
+    it.checkpoint_finished(checkpoint, vec![]);
     match it.poll() {
         Some(Action::Finish(Outcome::Failed(e))) => {
             assert_eq!(e.error_type.as_deref(), Some("InternalError"))
         }
         other => panic!("{other:?}"),
     }
-    it.step_finished(Ok("1".into()));
+    it.step_finished(step, Ok("1".into()));
     assert!(it.poll().is_none());
+    // A step reported twice.
+    let mut it = Interpreter::new(ARN, vec![execution("1")], &step_wait_step);
+    let (_, outcome) = expect_run(&mut it);
+    finish_step(&mut it, outcome);
+    finish_step(&mut it, Ok("3".into()));
+    match it.poll() {
+        Some(Action::Finish(Outcome::Failed(e))) => {
+            assert_eq!(e.error_type.as_deref(), Some("InternalError"))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -293,9 +351,11 @@ fn at_most_once_starts_alone_and_a_failure_is_retried() {
     // START goes alone, and the workflow waits for the answer.
     match it.poll() {
         Some(Action::Checkpoint {
+            handle,
             updates,
             wait_for_response,
         }) => {
+            CHECKPOINTS.with(|c| c.borrow_mut().push_back(handle));
             assert!(wait_for_response);
             assert_eq!(updates.len(), 1);
             assert_eq!(updates[0].action, A::Start);
@@ -303,7 +363,7 @@ fn at_most_once_starts_alone_and_a_failure_is_retried() {
         other => panic!("{other:?}"),
     }
     assert!(it.poll().is_none(), "the body waits for the START");
-    it.checkpoint_finished(vec![step_op(id[0], "pay", S::Started, 0, None)]);
+    ack(&mut it, vec![step_op(id[0], "pay", S::Started, 0, None)]);
     let (context, updates) = run_step(&mut it);
     assert_eq!(context.attempt(), 1);
     // The failure becomes a RETRY with the strategy's delay, alone (its
@@ -328,7 +388,7 @@ fn at_most_once_starts_alone_and_a_failure_is_retried() {
         .as_mut()
         .unwrap()
         .next_attempt_timestamp = Some(7_000);
-    it.checkpoint_finished(vec![pending]);
+    ack(&mut it, vec![pending]);
     assert!(matches!(
         it.poll(),
         Some(Action::Finish(Outcome::Pending {
@@ -341,14 +401,19 @@ fn at_most_once_starts_alone_and_a_failure_is_retried() {
 fn a_step_outcome_does_not_need_the_answer_but_a_wait_does() {
     let mut it = Interpreter::new(ARN, vec![execution("4")], &step_wait_step);
     let (_, outcome) = expect_run(&mut it);
-    it.step_finished(outcome);
+    finish_step(&mut it, outcome);
     match it.poll() {
         Some(Action::Checkpoint {
-            wait_for_response, ..
-        }) => assert!(!wait_for_response),
+            handle,
+            wait_for_response,
+            ..
+        }) => {
+            assert!(!wait_for_response);
+            CHECKPOINTS.with(|c| c.borrow_mut().push_back(handle));
+        }
         other => panic!("{other:?}"),
     }
-    it.checkpoint_finished(vec![]);
+    ack(&mut it, vec![]);
     match it.poll() {
         Some(Action::Checkpoint {
             wait_for_response, ..
@@ -582,7 +647,7 @@ fn long_step_errors_are_recorded_truncated_and_seen_as_recorded() {
     assert!(serde_json::to_vec(&error).unwrap().len() <= MAX_ERROR_JSON);
     let recorded = error.error_message.unwrap();
     assert!(recorded.contains("…[truncated "));
-    it.checkpoint_finished(vec![]);
+    ack(&mut it, vec![]);
     match it.poll() {
         Some(Action::Finish(Outcome::Succeeded(p))) => {
             assert_eq!(p.as_str(), recorded.len().to_string())

@@ -1,7 +1,7 @@
 //! One invocation, start to end: the code path shared by the local runner
 //! and the Lambda handler.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -12,9 +12,15 @@ use durable_yield_interpreter::panic_message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use futures_util::FutureExt;
+use futures_util::future::{Either, select};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
 
-use crate::engine::{Action, BoxFuture, Interpreter, Outcome, STEP_SUBTYPE, StepOutcome};
+use crate::engine::{
+    Action, BoxFuture, CheckpointHandle, Interpreter, Outcome, STEP_SUBTYPE, StepHandle,
+    StepOutcome, StepRun,
+};
 use crate::model::{
     ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Millis, Operation,
     OperationAction, OperationId, OperationType, OperationUpdate, Payload, json_string_len,
@@ -237,83 +243,96 @@ where
 
     let mut interpreter = Interpreter::new(&arn, operations, workflow);
     interpreter.set_entropy(os_random());
-    let output = loop {
+    // Step bodies run concurrently (several contexts may each run one);
+    // checkpoints go out one request at a time, in order, several queued
+    // ones sharing a request.
+    let mut running: FuturesUnordered<BoxFuture<(StepHandle, StepOutcome)>> =
+        FuturesUnordered::new();
+    let mut queue: VecDeque<(CheckpointHandle, Vec<OperationUpdate>, bool)> = VecDeque::new();
+    let mut finished: Vec<(StepHandle, StepOutcome)> = Vec::new();
+    let output = 'invocation: loop {
         interpreter.set_now(service.now());
-        let Some(action) = interpreter.poll() else {
-            break failed(ErrorObject::new(
-                "InternalError",
-                "the interpreter stopped without finishing",
-            ));
-        };
-        match action {
-            Action::RunStep(run) => {
-                if checkpointer.is_due() {
-                    match checkpointer.flush().await {
-                        Ok(Flushed::Sent(delta)) => interpreter.merge_operations(delta),
-                        Ok(Flushed::Revoked) => break pending(),
-                        Err(e) => break fail_or_retry(e)?,
-                    }
-                }
-                let ctx = &run.context;
-                let span = tracing::info_span!(
-                    "durable_operation",
-                    operation_id = %ctx.operation_id(),
-                    parent_id = tracing::field::Empty,
-                    name = ctx.name().unwrap_or(""),
-                    r#type = "STEP",
-                    subtype = STEP_SUBTYPE,
-                    attempt = ctx.attempt(),
-                );
-                let outcome = CatchUnwind(run.future).instrument(span).await;
-                interpreter.step_finished(outcome);
-            }
-            Action::Checkpoint {
-                updates,
-                wait_for_response,
-            } => match checkpointer.submit(updates, wait_for_response).await {
-                Ok(Flushed::Sent(delta)) => interpreter.checkpoint_finished(delta),
-                Ok(Flushed::Revoked) => break pending(),
-                Err(e) => break fail_or_retry(e)?,
-            },
-            Action::Finish(outcome) => {
-                // Everything held back goes out before the invocation ends.
-                match checkpointer.flush().await {
-                    Ok(Flushed::Sent(_)) => {}
-                    Ok(Flushed::Revoked) => break pending(),
-                    Err(e) => break fail_or_retry(e)?,
-                }
-                break match outcome {
-                    Outcome::Succeeded(payload)
-                        if payload.as_str().chars().count() > MAX_EXECUTION_RESULT =>
-                    {
-                        failed(ErrorObject::new(
-                            "ResultTooLarge",
-                            format!(
-                                "the workflow result is {} bytes, over the service's limit of \
-                                 {MAX_EXECUTION_RESULT} characters",
-                                payload.len()
-                            ),
-                        ))
-                    }
-                    // Measured as sent: a JSON string, escaping included.
-                    Outcome::Succeeded(payload)
-                        if json_string_len(payload.as_str()) > MAX_RESPONSE_RESULT =>
-                    {
-                        let execution = interpreter.history().execution().map(|op| op.id);
-                        match checkpointer.complete_execution(execution, payload).await {
-                            Ok(output) => output,
-                            Err(e) => fail_or_retry(e)?,
+        for (handle, outcome) in finished.drain(..) {
+            interpreter.step_finished(handle, outcome);
+        }
+        while let Some(action) = interpreter.poll() {
+            match action {
+                Action::RunStep(run) => {
+                    if checkpointer.is_due() {
+                        match checkpointer.flush().await {
+                            Ok(Flushed::Sent(delta)) => interpreter.merge_operations(delta),
+                            Ok(Flushed::Revoked) => break 'invocation pending(),
+                            Err(e) => break 'invocation fail_or_retry(e)?,
                         }
                     }
-                    Outcome::Succeeded(payload) => succeeded(payload),
-                    Outcome::Failed(error) => failed(error),
-                    Outcome::Pending { .. } => pending(),
-                };
+                    running.push(run_step(run));
+                }
+                Action::Checkpoint {
+                    handle,
+                    updates,
+                    wait_for_response,
+                } => queue.push_back((handle, updates, wait_for_response)),
+                Action::Finish(outcome) => {
+                    let execution = interpreter.history().execution().map(|op| op.id);
+                    break 'invocation finish(&mut checkpointer, execution, outcome).await?;
+                }
+                other => {
+                    break 'invocation failed(ErrorObject::new(
+                        "InternalError",
+                        format!("this runtime cannot carry out the action {other:?}"),
+                    ));
+                }
             }
-            other => {
+        }
+        if !queue.is_empty() {
+            // Everything queued goes out together; bodies keep running
+            // meanwhile, and their outcomes are reported afterwards.
+            let mut handles = Vec::with_capacity(queue.len());
+            let mut updates = Vec::new();
+            let mut wait = false;
+            for (handle, u, w) in queue.drain(..) {
+                handles.push(handle);
+                updates.extend(u);
+                wait |= w;
+            }
+            let sent = {
+                let send = checkpointer.submit(updates, wait);
+                let mut send = std::pin::pin!(send);
+                loop {
+                    if running.is_empty() {
+                        break send.await;
+                    }
+                    match select(send.as_mut(), running.next()).await {
+                        Either::Left((sent, _)) => break sent,
+                        Either::Right((Some(done), _)) => finished.push(done),
+                        Either::Right((None, _)) => break send.await,
+                    }
+                }
+            };
+            match sent {
+                Ok(Flushed::Sent(delta)) => {
+                    let mut delta = Some(delta);
+                    for handle in handles {
+                        interpreter.checkpoint_finished(handle, delta.take().unwrap_or_default());
+                    }
+                }
+                Ok(Flushed::Revoked) => break pending(),
+                Err(e) => break fail_or_retry(e)?,
+            }
+            continue;
+        }
+        match running.next().await {
+            Some(done) => {
+                finished.push(done);
+                // Report every body that is done by now together.
+                while let Some(Some(done)) = running.next().now_or_never() {
+                    finished.push(done);
+                }
+            }
+            None => {
                 break failed(ErrorObject::new(
                     "InternalError",
-                    format!("this runtime cannot carry out the action {other:?}"),
+                    "the interpreter stopped without finishing",
                 ));
             }
         }
@@ -330,6 +349,63 @@ where
         replayed: interpreter.replayed(),
         executed: interpreter.executed(),
         checkpoints: checkpointer.requests,
+    })
+}
+
+/// Runs one step body in its `durable_operation` span, turning a panic
+/// into a failed attempt.
+fn run_step(run: StepRun) -> BoxFuture<(StepHandle, StepOutcome)> {
+    let ctx = &run.context;
+    let span = tracing::info_span!(
+        "durable_operation",
+        operation_id = %ctx.operation_id(),
+        parent_id = tracing::field::Empty,
+        name = ctx.name().unwrap_or(""),
+        r#type = "STEP",
+        subtype = STEP_SUBTYPE,
+        attempt = ctx.attempt(),
+    );
+    if let Some(parent) = &run.parent_id {
+        span.record("parent_id", tracing::field::display(parent));
+    }
+    let handle = run.handle;
+    let body = CatchUnwind(run.future).instrument(span);
+    Box::pin(async move { (handle, body.await) })
+}
+
+/// Ends the invocation: sends what is held back, then builds the response.
+async fn finish<S: DurableService + ?Sized>(
+    checkpointer: &mut Checkpointer<'_, S>,
+    execution: Option<OperationId>,
+    outcome: Outcome,
+) -> Result<InvocationOutput, InvocationError> {
+    // Everything held back goes out before the invocation ends.
+    match checkpointer.flush().await {
+        Ok(Flushed::Sent(_)) => {}
+        Ok(Flushed::Revoked) => return Ok(pending()),
+        Err(e) => return fail_or_retry(e),
+    }
+    Ok(match outcome {
+        Outcome::Succeeded(payload) if payload.as_str().chars().count() > MAX_EXECUTION_RESULT => {
+            failed(ErrorObject::new(
+                "ResultTooLarge",
+                format!(
+                    "the workflow result is {} bytes, over the service's limit of \
+                     {MAX_EXECUTION_RESULT} characters",
+                    payload.len()
+                ),
+            ))
+        }
+        // Measured as sent: a JSON string, escaping included.
+        Outcome::Succeeded(payload) if json_string_len(payload.as_str()) > MAX_RESPONSE_RESULT => {
+            match checkpointer.complete_execution(execution, payload).await {
+                Ok(output) => output,
+                Err(e) => return fail_or_retry(e),
+            }
+        }
+        Outcome::Succeeded(payload) => succeeded(payload),
+        Outcome::Failed(error) => failed(error),
+        Outcome::Pending { .. } => pending(),
     })
 }
 

@@ -60,8 +60,10 @@ mod service;
 pub use driver::BatchConfig;
 pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};
 pub use durable_yield_interpreter::{
-    BoxError, ExecutionError, RandomValue, StepConfig, StepContext, StepError, StepFailure,
-    StepSemantics, WaitConfig, Workflow, WorkflowFn, error_type_name, id, model, retry,
+    BatchItem, BatchItemStatus, BatchResult, BoxError, Branch, ChildConfig, CompletionPolicy,
+    CompletionReason, ExecutionError, MapConfig, ParallelConfig, RandomValue, StepConfig,
+    StepContext, StepError, StepFailure, StepSemantics, WaitConfig, Workflow, WorkflowFn,
+    error_type_name, id, model, retry,
 };
 pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 
@@ -78,9 +80,9 @@ pub mod engine {
     };
     pub use crate::service::{CheckpointResponse, DurableService, ServiceError, system_now};
     pub use durable_yield_interpreter::{
-        Action, BoxFuture, History, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD,
-        MAX_WAIT_SECONDS, OpRef, Outcome, STEP_SUBTYPE, StepOutcome, StepRun, WAIT_SUBTYPE,
-        error_object_from, panic_message,
+        Action, BoxFuture, CHILD_SUBTYPE, CheckpointHandle, History, Interpreter, MAX_NAME_LEN,
+        MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, OpRef, Outcome, STEP_SUBTYPE, StepHandle,
+        StepOutcome, StepRun, WAIT_SUBTYPE, error_object_from, panic_message,
     };
 }
 

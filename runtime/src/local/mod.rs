@@ -349,13 +349,14 @@ impl LocalExecution {
             s.timeline
                 .events
                 .push(TimelineEvent::Invoked { invocation, at });
-            let end = s.ops.len().min(self.page_size);
+            let visible = s.visible();
+            let end = visible.len().min(self.page_size);
             InvocationInput {
                 durable_execution_arn: s.arn.clone(),
                 checkpoint_token: token,
                 initial_execution_state: ExecutionState {
-                    operations: s.ops[..end].to_vec(),
-                    next_marker: (end < s.ops.len()).then(|| end.to_string()),
+                    operations: visible[..end].iter().map(|&i| s.ops[i].clone()).collect(),
+                    next_marker: (end < visible.len()).then(|| end.to_string()),
                 },
                 updated_operation_ids: Some(std::mem::take(&mut s.updated)),
             }

@@ -56,6 +56,36 @@ impl ExecState {
         self.index.get(id).map(|&i| &self.ops[i])
     }
 
+    /// The positions of the operations an invocation is sent, as the
+    /// service sends them:
+    /// the children of a completed CONTEXT are left out unless it was
+    /// completed with `ReplayChildren` (PROTOCOL.md §4), so that a
+    /// workflow never depends on them.
+    pub(super) fn visible(&self) -> Vec<usize> {
+        let mut hidden = vec![false; self.ops.len()];
+        let mut out = Vec::with_capacity(self.ops.len());
+        for (at, op) in self.ops.iter().enumerate() {
+            let parent = op.parent_id.as_ref().and_then(|p| self.index.get(p));
+            if let Some(&p) = parent {
+                let parent = &self.ops[p];
+                let closed = matches!(
+                    parent.status,
+                    OperationStatus::Succeeded | OperationStatus::Failed
+                );
+                let replay_children = parent
+                    .context_details
+                    .as_ref()
+                    .and_then(|d| d.replay_children)
+                    == Some(true);
+                hidden[at] = hidden[p] || (closed && !replay_children);
+            }
+            if !hidden[at] {
+                out.push(at);
+            }
+        }
+        out
+    }
+
     pub(super) fn upsert(&mut self, op: Operation) {
         match self.index.get(&op.id) {
             Some(&i) => self.ops[i] = op,
@@ -585,11 +615,15 @@ impl DurableService for LocalService {
             let start: usize = marker
                 .parse()
                 .map_err(|_| ServiceError::Rejected(format!("invalid marker {marker:?}")))?;
-            let start = start.min(s.ops.len());
-            let end = (start + self.page_size).min(s.ops.len());
+            let visible = s.visible();
+            let start = start.min(visible.len());
+            let end = (start + self.page_size).min(visible.len());
             Ok(ExecutionState {
-                operations: s.ops[start..end].to_vec(),
-                next_marker: (end < s.ops.len()).then(|| end.to_string()),
+                operations: visible[start..end]
+                    .iter()
+                    .map(|&i| s.ops[i].clone())
+                    .collect(),
+                next_marker: (end < visible.len()).then(|| end.to_string()),
             })
         });
         ready(result)

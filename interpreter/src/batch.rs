@@ -1,0 +1,1030 @@
+//! Child contexts, map and parallel: their configuration, their results,
+//! and the [`Workflow`] methods that run them.
+//!
+//! A child context is a nested workflow with its own operations, grouped
+//! under one CONTEXT operation. Map and parallel run many child contexts
+//! (branches) at once: the interpreter starts them in index order, up to a
+//! maximum concurrency, and ends the batch when its [`CompletionPolicy`]
+//! says so. Each branch's result is checkpointed with the item codec; the
+//! whole [`BatchResult`] with the batch codec.
+//!
+//! ```
+//! use durable_yield_interpreter::{Branch, CompletionPolicy, MapConfig, StepError, Workflow};
+//!
+//! async fn fan_out(mut wf: Workflow, orders: Vec<u64>) -> Result<u64, StepError> {
+//!     // One child context per order, at most 10 at a time; up to 20% may fail.
+//!     let config = MapConfig::named("orders")
+//!         .max_concurrency(10)
+//!         .completion(CompletionPolicy::all().tolerated_failure_percentage(20.0))
+//!         .item_namer(|order: &u64, _| format!("order-{order}"));
+//!     let charged = wf
+//!         .map_with(config, orders, |mut wf, order, _index| async move {
+//!             wf.step("charge", move |_| async move { Ok(order * 100) }).await
+//!         })
+//!         .await?;
+//!     let total: u64 = charged.successes().sum();
+//!     // Two different branches, run side by side.
+//!     let both = wf
+//!         .parallel("notify", vec![
+//!             Branch::named("email", |mut wf| async move {
+//!                 wf.step("send", |_| async { Ok(true) }).await
+//!             }),
+//!             Branch::named("sms", |mut wf| async move {
+//!                 wf.step("send", |_| async { Ok(false) }).await
+//!             }),
+//!         ])
+//!         .await?
+//!         .into_values()?;
+//!     assert_eq!(both, vec![true, false]);
+//!     // A child context groups operations under one name.
+//!     let receipt: String = wf
+//!         .child("receipt", move |mut wf| async move {
+//!             wf.step("render", move |_| async move { Ok(format!("total {total}")) }).await
+//!         })
+//!         .await?;
+//!     Ok(receipt.len() as u64)
+//! }
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use durable_yield_codecs::{Codec, Json, from_payload, to_payload};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::coroutine::BoxFuture;
+use crate::model::{ErrorObject, Payload};
+use crate::protocol::{
+    BatchKind, BatchReply, BatchRequest, BranchSpec, ContextBody, Fatal, Request, Response,
+};
+use crate::workflow::{BoxError, StepError, Workflow, error_object_from};
+
+/// The largest result a child context, branch or batch checkpoints (256
+/// KiB, in characters): a larger one is checkpointed with
+/// `ReplayChildren` and an empty (or summary) payload, and rebuilt on
+/// replay by re-running the body over its recorded children.
+pub const MAX_CONTEXT_RESULT: usize = 256 * 1024;
+
+/// When a map or parallel operation ends.
+///
+/// The batch ends at the first of: every branch finished; `min_successful`
+/// branches succeeded; more branches failed than tolerated. Branches not
+/// started by then never start; branches still running are abandoned (their
+/// further operations are not recorded) and show as
+/// [`BatchItemStatus::Started`].
+///
+/// With no threshold at all (the default), the first failure ends the
+/// batch (fail fast), as in AWS's other SDKs. [`CompletionPolicy::all`]
+/// runs every branch whatever fails.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompletionPolicy {
+    min_successful: Option<usize>,
+    tolerated_failure_count: Option<usize>,
+    tolerated_failure_percentage: Option<f64>,
+}
+
+impl CompletionPolicy {
+    /// Fail fast: the first failed branch ends the batch. The default.
+    pub fn fail_fast() -> Self {
+        CompletionPolicy::default()
+    }
+    /// Runs every branch, whatever fails.
+    pub fn all() -> Self {
+        CompletionPolicy::default().tolerated_failure_count(usize::MAX)
+    }
+    /// Ends the batch once `n` branches succeeded (at least 1; more than
+    /// there are branches means all of them).
+    pub fn min_successful(mut self, n: usize) -> Self {
+        self.min_successful = Some(n);
+        self
+    }
+    /// Ends the batch once more than `n` branches failed.
+    pub fn tolerated_failure_count(mut self, n: usize) -> Self {
+        self.tolerated_failure_count = Some(n);
+        self
+    }
+    /// Ends the batch once more than `percent` % of all branches failed
+    /// (0 to 100).
+    pub fn tolerated_failure_percentage(mut self, percent: f64) -> Self {
+        self.tolerated_failure_percentage = Some(percent);
+        self
+    }
+
+    /// What is wrong with the policy, if anything.
+    pub(crate) fn invalid(&self) -> Option<String> {
+        if self.min_successful == Some(0) {
+            return Some("min_successful must be at least 1".into());
+        }
+        match self.tolerated_failure_percentage {
+            Some(p) if !(0.0..=100.0).contains(&p) => Some(format!(
+                "tolerated_failure_percentage must be from 0 to 100, not {p}"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether a batch of `total` branches with these counts is over, and why.
+    pub(crate) fn evaluate(
+        &self,
+        total: usize,
+        succeeded: usize,
+        failed: usize,
+    ) -> Option<CompletionReason> {
+        let thresholds =
+            self.tolerated_failure_count.is_some() || self.tolerated_failure_percentage.is_some();
+        let exceeded = if thresholds {
+            self.tolerated_failure_count.is_some_and(|n| failed > n)
+                || self
+                    .tolerated_failure_percentage
+                    .is_some_and(|p| total > 0 && failed as f64 * 100.0 / total as f64 > p)
+        } else {
+            self.min_successful.is_none() && failed > 0
+        };
+        if exceeded {
+            Some(CompletionReason::FailureToleranceExceeded)
+        } else if succeeded + failed >= total {
+            Some(CompletionReason::AllCompleted)
+        } else if self.min_successful.is_some_and(|n| succeeded >= n) {
+            Some(CompletionReason::MinSuccessfulReached)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a map or parallel operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CompletionReason {
+    /// Every branch finished.
+    AllCompleted,
+    /// Enough branches succeeded.
+    MinSuccessfulReached,
+    /// More branches failed than tolerated.
+    FailureToleranceExceeded,
+}
+
+impl CompletionReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CompletionReason::AllCompleted => "ALL_COMPLETED",
+            CompletionReason::MinSuccessfulReached => "MIN_SUCCESSFUL_REACHED",
+            CompletionReason::FailureToleranceExceeded => "FAILURE_TOLERANCE_EXCEEDED",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            CompletionReason::AllCompleted,
+            CompletionReason::MinSuccessfulReached,
+            CompletionReason::FailureToleranceExceeded,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for CompletionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one branch of a batch stands at the batch's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BatchItemStatus {
+    /// It returned a value.
+    Succeeded,
+    /// It returned an error.
+    Failed,
+    /// It had started when the batch ended early, and was abandoned.
+    Started,
+    /// The batch ended before it started.
+    NotStarted,
+}
+
+/// An error as a batch result records it: every field written, so that
+/// codecs that are not self-describing (bincode) can read it back.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ItemError {
+    error_type: Option<String>,
+    error_message: Option<String>,
+    error_data: Option<String>,
+    stack_trace: Option<Vec<String>>,
+}
+
+mod item_error {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        error: &Option<ErrorObject>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        error
+            .as_ref()
+            .map(|e| ItemError {
+                error_type: e.error_type.clone(),
+                error_message: e.error_message.clone(),
+                error_data: e.error_data.clone(),
+                stack_trace: e.stack_trace.clone(),
+            })
+            .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<ErrorObject>, D::Error> {
+        Ok(Option::<ItemError>::deserialize(d)?.map(|e| ErrorObject {
+            error_type: e.error_type,
+            error_message: e.error_message,
+            error_data: e.error_data,
+            stack_trace: e.stack_trace,
+        }))
+    }
+}
+
+/// One branch of a [`BatchResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchItem<T> {
+    /// The branch's index (the item's position; the branch's place in the list).
+    pub index: usize,
+    /// How it stands.
+    pub status: BatchItemStatus,
+    /// Its value, when it succeeded.
+    pub result: Option<T>,
+    /// Its error, when it failed.
+    #[serde(with = "item_error")]
+    pub error: Option<ErrorObject>,
+}
+
+/// The outcome of a map or parallel operation: one item per branch, in
+/// index order (whatever order they finished in), and why it ended.
+///
+/// Checkpointed with the batch codec as
+/// `{"all":[{"index":0,"status":"SUCCEEDED","result":…,"error":null},…],"completionReason":"ALL_COMPLETED"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResult<T> {
+    #[serde(rename = "all")]
+    items: Vec<BatchItem<T>>,
+    #[serde(rename = "completionReason")]
+    completion_reason: CompletionReason,
+    #[serde(skip)]
+    name: Option<Cow<'static, str>>,
+}
+
+impl<T> BatchResult<T> {
+    /// Every branch, in index order.
+    pub fn items(&self) -> &[BatchItem<T>] {
+        &self.items
+    }
+    /// Why the batch ended.
+    pub fn completion_reason(&self) -> CompletionReason {
+        self.completion_reason
+    }
+    /// The number of branches.
+    pub fn total_count(&self) -> usize {
+        self.items.len()
+    }
+    /// How many branches have this status.
+    pub fn count(&self, status: BatchItemStatus) -> usize {
+        self.items.iter().filter(|i| i.status == status).count()
+    }
+    /// How many branches succeeded.
+    pub fn success_count(&self) -> usize {
+        self.count(BatchItemStatus::Succeeded)
+    }
+    /// How many branches failed.
+    pub fn failure_count(&self) -> usize {
+        self.count(BatchItemStatus::Failed)
+    }
+    /// Whether any branch failed.
+    pub fn has_failures(&self) -> bool {
+        self.items
+            .iter()
+            .any(|i| i.status == BatchItemStatus::Failed)
+    }
+    /// The values of the branches that succeeded, in index order.
+    pub fn successes(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().filter_map(|i| i.result.as_ref())
+    }
+    /// The errors of the branches that failed, with their indexes.
+    pub fn errors(&self) -> impl Iterator<Item = (usize, &ErrorObject)> {
+        self.items
+            .iter()
+            .filter_map(|i| i.error.as_ref().map(|e| (i.index, e)))
+    }
+    /// The values of the branches that succeeded, in index order, or the
+    /// error of the first (lowest-index) branch that failed. Branches that
+    /// never finished (the batch ended early) are left out.
+    pub fn into_values(self) -> Result<Vec<T>, StepError> {
+        let kind = "batch item";
+        let mut values = Vec::with_capacity(self.items.len());
+        for item in self.items {
+            if let Some(error) = item.error {
+                let name = match &self.name {
+                    Some(n) => format!("{n}[{}]", item.index),
+                    None => format!("[{}]", item.index),
+                };
+                return Err(StepError::new(kind, Some(name.into()), error));
+            }
+            values.extend(item.result);
+        }
+        Ok(values)
+    }
+}
+
+/// A batch's outcome before its values are decoded.
+pub(crate) struct RawBatch {
+    pub(crate) items: Vec<RawItem>,
+    pub(crate) reason: CompletionReason,
+}
+
+/// One branch of a [`RawBatch`].
+pub(crate) struct RawItem {
+    pub(crate) status: BatchItemStatus,
+    pub(crate) result: Option<Payload>,
+    pub(crate) error: Option<ErrorObject>,
+}
+
+/// What is checkpointed instead of a batch result too large to
+/// checkpoint (plain JSON, the shape AWS's other SDKs write).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BatchSummary {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    pub(crate) total_count: usize,
+    pub(crate) completion_reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) started_indexes: Option<Vec<usize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) completed_indexes: Option<Vec<usize>>,
+    pub(crate) started_count: usize,
+    pub(crate) success_count: usize,
+    pub(crate) failure_count: usize,
+    pub(crate) status: String,
+}
+
+impl BatchSummary {
+    /// The indexes of the branches that were started but never finished.
+    pub(crate) fn started(&self) -> Option<Vec<usize>> {
+        match (&self.started_indexes, &self.completed_indexes) {
+            (Some(started), _) => Some(started.clone()),
+            (None, Some(completed)) => Some(
+                (0..self.total_count)
+                    .filter(|i| completed.binary_search(i).is_err())
+                    .collect(),
+            ),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How to run a child context: its name and the codec of its result, for
+/// [`Workflow::child_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ChildConfig<C = Json> {
+    name: Option<Cow<'static, str>>,
+    codec: C,
+}
+
+impl ChildConfig<Json> {
+    /// A named child context with the JSON codec.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        ChildConfig {
+            name: Some(name.into()),
+            codec: Json,
+        }
+    }
+    /// An unnamed child context with the JSON codec.
+    pub fn new() -> Self {
+        ChildConfig::default()
+    }
+}
+
+impl<C> ChildConfig<C> {
+    /// Picks the codec the result is checkpointed with.
+    pub fn codec<C2: Codec + Clone>(self, codec: C2) -> ChildConfig<C2> {
+        ChildConfig {
+            name: self.name,
+            codec,
+        }
+    }
+}
+
+type ItemNamer<I> = Arc<dyn Fn(&I, usize) -> String + Send + Sync>;
+
+/// How to run a map: name, concurrency, completion policy, codecs and
+/// item names, for [`Workflow::map_with`].
+pub struct MapConfig<I, C = Json, B = Json> {
+    name: Option<Cow<'static, str>>,
+    max_concurrency: Option<usize>,
+    completion: CompletionPolicy,
+    item_codec: C,
+    batch_codec: B,
+    namer: Option<ItemNamer<I>>,
+}
+
+impl<I, C: fmt::Debug, B: fmt::Debug> fmt::Debug for MapConfig<I, C, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapConfig")
+            .field("name", &self.name)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("completion", &self.completion)
+            .field("item_codec", &self.item_codec)
+            .field("batch_codec", &self.batch_codec)
+            .field("item_namer", &self.namer.is_some())
+            .finish()
+    }
+}
+
+impl<I> MapConfig<I> {
+    /// A named map: every item at once, fail fast, JSON for items and
+    /// the batch, items named `map-item-<i>`.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        MapConfig {
+            name: Some(name.into()),
+            ..MapConfig::new()
+        }
+    }
+    /// An unnamed map with the defaults.
+    pub fn new() -> Self {
+        MapConfig {
+            name: None,
+            max_concurrency: None,
+            completion: CompletionPolicy::default(),
+            item_codec: Json,
+            batch_codec: Json,
+            namer: None,
+        }
+    }
+}
+
+impl<I> Default for MapConfig<I> {
+    fn default() -> Self {
+        MapConfig::new()
+    }
+}
+
+impl<I, C, B> MapConfig<I, C, B> {
+    /// Runs at most `n` items at once (at least 1; a suspended item, e.g.
+    /// one that waits, keeps its slot). Unset: all at once.
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = Some(n);
+        self
+    }
+    /// When the map ends (see [`CompletionPolicy`]).
+    pub fn completion(mut self, policy: CompletionPolicy) -> Self {
+        self.completion = policy;
+        self
+    }
+    /// Names each item's context from the item and its index (called for
+    /// every item, started or not). Names must be 1 to 256 printable ASCII
+    /// characters.
+    pub fn item_namer(
+        mut self,
+        namer: impl Fn(&I, usize) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.namer = Some(Arc::new(namer));
+        self
+    }
+    /// Picks the codec each item's result is checkpointed with.
+    pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> MapConfig<I, C2, B> {
+        MapConfig {
+            name: self.name,
+            max_concurrency: self.max_concurrency,
+            completion: self.completion,
+            item_codec: codec,
+            batch_codec: self.batch_codec,
+            namer: self.namer,
+        }
+    }
+    /// Picks the codec the [`BatchResult`] is checkpointed with.
+    pub fn batch_codec<B2: Codec + Clone>(self, codec: B2) -> MapConfig<I, C, B2> {
+        MapConfig {
+            name: self.name,
+            max_concurrency: self.max_concurrency,
+            completion: self.completion,
+            item_codec: self.item_codec,
+            batch_codec: codec,
+            namer: self.namer,
+        }
+    }
+}
+
+/// How to run a parallel operation: name, concurrency, completion policy
+/// and codecs, for [`Workflow::parallel_with`].
+#[derive(Debug, Clone)]
+pub struct ParallelConfig<C = Json, B = Json> {
+    name: Option<Cow<'static, str>>,
+    max_concurrency: Option<usize>,
+    completion: CompletionPolicy,
+    item_codec: C,
+    batch_codec: B,
+}
+
+impl ParallelConfig {
+    /// A named parallel operation: every branch at once, fail fast, JSON.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        ParallelConfig {
+            name: Some(name.into()),
+            ..ParallelConfig::new()
+        }
+    }
+    /// An unnamed parallel operation with the defaults.
+    pub fn new() -> Self {
+        ParallelConfig {
+            name: None,
+            max_concurrency: None,
+            completion: CompletionPolicy::default(),
+            item_codec: Json,
+            batch_codec: Json,
+        }
+    }
+}
+
+impl Default for ParallelConfig {
+    fn default() -> Self {
+        ParallelConfig::new()
+    }
+}
+
+impl<C, B> ParallelConfig<C, B> {
+    /// Runs at most `n` branches at once (at least 1). Unset: all at once.
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = Some(n);
+        self
+    }
+    /// When the operation ends (see [`CompletionPolicy`]).
+    pub fn completion(mut self, policy: CompletionPolicy) -> Self {
+        self.completion = policy;
+        self
+    }
+    /// Picks the codec each branch's result is checkpointed with.
+    pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> ParallelConfig<C2, B> {
+        ParallelConfig {
+            name: self.name,
+            max_concurrency: self.max_concurrency,
+            completion: self.completion,
+            item_codec: codec,
+            batch_codec: self.batch_codec,
+        }
+    }
+    /// Picks the codec the [`BatchResult`] is checkpointed with.
+    pub fn batch_codec<B2: Codec + Clone>(self, codec: B2) -> ParallelConfig<C, B2> {
+        ParallelConfig {
+            name: self.name,
+            max_concurrency: self.max_concurrency,
+            completion: self.completion,
+            item_codec: self.item_codec,
+            batch_codec: codec,
+        }
+    }
+}
+
+type BranchBody<T> = Box<dyn FnOnce(Workflow) -> BoxFuture<Result<T, ErrorObject>> + Send>;
+
+/// One branch of a [`Workflow::parallel`] operation: a body run as a child
+/// context on its own [`Workflow`] handle.
+pub struct Branch<T> {
+    name: Option<Cow<'static, str>>,
+    body: BranchBody<T>,
+}
+
+impl<T> fmt::Debug for Branch<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Branch")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Branch<T> {
+    /// A branch named `parallel-branch-<i>` after its position.
+    pub fn new<F, Fut, E>(body: F) -> Self
+    where
+        F: FnOnce(Workflow) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Branch {
+            name: None,
+            body: Box::new(move |wf| {
+                let run = body(wf);
+                Box::pin(async move { run.await.map_err(error_object_from) })
+            }),
+        }
+    }
+    /// A named branch.
+    pub fn named<F, Fut, E>(name: impl Into<Cow<'static, str>>, body: F) -> Self
+    where
+        F: FnOnce(Workflow) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Branch {
+            name: Some(name.into()),
+            ..Branch::new(body)
+        }
+    }
+}
+
+/// Wraps a typed body into one that encodes its value with `codec`.
+fn encoding<T, C>(codec: C, body: BranchBody<T>, what: &'static str) -> ContextBody
+where
+    T: Serialize + Send + 'static,
+    C: Codec + Clone,
+{
+    Box::new(move |wf| {
+        let run = body(wf);
+        Box::pin(async move {
+            let value = run.await?;
+            to_payload(&codec, &value)
+                .map(Payload::from)
+                .map_err(|e| ErrorObject::new("CodecError", format!("the {what} result {e}")))
+        })
+    })
+}
+
+impl Workflow {
+    /// Runs `body` as a child context named `name`, checkpointing its
+    /// result as JSON, and returns the result.
+    ///
+    /// The body gets its own [`Workflow`] handle; its operations are
+    /// recorded as children of one CONTEXT operation (SubType
+    /// `RunInChildContext`) and numbered within it, so a child is a unit
+    /// of replay: once it succeeded, its recorded result is returned and
+    /// neither the body nor its operations run again. If the body returns
+    /// an error, the child fails and the error comes back here as a
+    /// [`StepError`], which the workflow may handle and go on. A result
+    /// over 256 KiB is not checkpointed (`ReplayChildren`): replays re-run
+    /// the body over its recorded operations, sending nothing.
+    pub async fn child<F, Fut, T, E>(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> Result<T, StepError>
+    where
+        F: FnOnce(Workflow) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.child_with(ChildConfig::named(name), body).await
+    }
+
+    /// Runs `body` as a child context configured by `config` (name,
+    /// codec); otherwise like [`Workflow::child`].
+    pub async fn child_with<C, F, Fut, T, E>(
+        &mut self,
+        config: ChildConfig<C>,
+        body: F,
+    ) -> Result<T, StepError>
+    where
+        C: Codec + Clone,
+        F: FnOnce(Workflow) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let ChildConfig { name, codec } = config;
+        let branch = Branch::<T>::new(body);
+        let body = encoding(codec.clone(), branch.body, "child context");
+        let request = Request::Child {
+            name: name.clone(),
+            body,
+        };
+        match self.yielder.yield_(request).await {
+            Response::Step(Ok(payload)) => match from_payload(&codec, payload.as_str()) {
+                Ok(value) => Ok(value),
+                Err(error) => self.abort(Fatal::Decode(error)).await,
+            },
+            Response::Step(Err(error)) => Err(StepError::new("child context", name, error)),
+            _ => self.protocol_violation().await,
+        }
+    }
+
+    /// Runs `f` over every item, each in its own child context, named
+    /// `name`, with the defaults of [`MapConfig`]; returns one
+    /// [`BatchItem`] per item, in item order.
+    ///
+    /// `f` gets the item's [`Workflow`] handle, the item and its index.
+    /// Items run concurrently: a step body of one item runs while another
+    /// item's runs, and an item that waits does not hold the others back.
+    /// The error is the map operation's own (its result could not be
+    /// encoded); failed items are items of the result.
+    pub async fn map<I, F, Fut, T, E>(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        items: impl IntoIterator<Item = I>,
+        f: F,
+    ) -> Result<BatchResult<T>, StepError>
+    where
+        I: Send + 'static,
+        F: Fn(Workflow, I, usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.map_with(MapConfig::named(name), items, f).await
+    }
+
+    /// [`Workflow::map`] configured by `config`: concurrency, completion
+    /// policy, codecs, item names.
+    pub async fn map_with<I, C, B, F, Fut, T, E>(
+        &mut self,
+        config: MapConfig<I, C, B>,
+        items: impl IntoIterator<Item = I>,
+        f: F,
+    ) -> Result<BatchResult<T>, StepError>
+    where
+        I: Send + 'static,
+        C: Codec + Clone,
+        B: Codec + Clone,
+        F: Fn(Workflow, I, usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let f = Arc::new(f);
+        let branches = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let name = match &config.namer {
+                    Some(namer) => Cow::Owned(namer(&item, index)),
+                    None => Cow::Owned(format!("map-item-{index}")),
+                };
+                let f = f.clone();
+                let body: BranchBody<T> = Box::new(move |wf| {
+                    let run = f(wf, item, index);
+                    Box::pin(async move { run.await.map_err(error_object_from) })
+                });
+                BranchSpec {
+                    name,
+                    body: encoding(config.item_codec.clone(), body, "map item"),
+                }
+            })
+            .collect();
+        let request = BatchRequest {
+            kind: BatchKind::Map,
+            name: config.name,
+            branches,
+            max_concurrency: config.max_concurrency,
+            completion: config.completion,
+        };
+        self.batch(request, &config.item_codec, &config.batch_codec)
+            .await
+    }
+
+    /// Runs `branches` concurrently, each in its own child context, as a
+    /// parallel operation named `name` with the defaults of
+    /// [`ParallelConfig`]; returns one [`BatchItem`] per branch, in
+    /// branch order.
+    pub async fn parallel<T>(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        branches: Vec<Branch<T>>,
+    ) -> Result<BatchResult<T>, StepError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.parallel_with(ParallelConfig::named(name), branches)
+            .await
+    }
+
+    /// [`Workflow::parallel`] configured by `config`.
+    pub async fn parallel_with<C, B, T>(
+        &mut self,
+        config: ParallelConfig<C, B>,
+        branches: Vec<Branch<T>>,
+    ) -> Result<BatchResult<T>, StepError>
+    where
+        C: Codec + Clone,
+        B: Codec + Clone,
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let branches = branches
+            .into_iter()
+            .enumerate()
+            .map(|(index, branch)| BranchSpec {
+                name: branch
+                    .name
+                    .unwrap_or_else(|| Cow::Owned(format!("parallel-branch-{index}"))),
+                body: encoding(config.item_codec.clone(), branch.body, "parallel branch"),
+            })
+            .collect();
+        let request = BatchRequest {
+            kind: BatchKind::Parallel,
+            name: config.name,
+            branches,
+            max_concurrency: config.max_concurrency,
+            completion: config.completion,
+        };
+        self.batch(request, &config.item_codec, &config.batch_codec)
+            .await
+    }
+
+    /// Runs a batch and decodes its result.
+    async fn batch<T, C, B>(
+        &mut self,
+        request: BatchRequest,
+        item_codec: &C,
+        batch_codec: &B,
+    ) -> Result<BatchResult<T>, StepError>
+    where
+        T: Serialize + DeserializeOwned,
+        C: Codec,
+        B: Codec,
+    {
+        let name = request.name.clone();
+        let kind = match request.kind {
+            BatchKind::Map => "map",
+            BatchKind::Parallel => "parallel",
+        };
+        let decode_batch = |payload: &Payload| {
+            from_payload::<_, BatchResult<T>>(batch_codec, payload.as_str()).map(|mut b| {
+                b.name = name.clone();
+                b
+            })
+        };
+        let outcome = match self.yielder.yield_(Request::Batch(request)).await {
+            Response::Batch(BatchReply::Recorded(payload)) => decode_batch(&payload),
+            Response::Batch(BatchReply::Rebuilt(raw)) => typed(raw, item_codec, &name),
+            Response::Batch(BatchReply::Failed(error)) => {
+                return Err(StepError::new(kind, name, error));
+            }
+            Response::Batch(BatchReply::Live(raw)) => {
+                let built = match typed::<T, C>(raw, item_codec, &name) {
+                    Ok(built) => built,
+                    Err(error) => return self.abort(Fatal::Decode(error)).await,
+                };
+                let encoded = to_payload(batch_codec, &built)
+                    .map(Payload::from)
+                    .map_err(|e| ErrorObject::new("CodecError", format!("the {kind} result {e}")));
+                match self.yielder.yield_(Request::CloseBatch(encoded)).await {
+                    // Decoded from what was checkpointed, as a replay will.
+                    Response::Step(Ok(payload)) => decode_batch(&payload),
+                    // Too large to checkpoint: rebuilt the same way on replay.
+                    Response::Continue => Ok(built),
+                    Response::Step(Err(error)) => return Err(StepError::new(kind, name, error)),
+                    _ => return self.protocol_violation().await,
+                }
+            }
+            _ => return self.protocol_violation().await,
+        };
+        match outcome {
+            Ok(result) => Ok(result),
+            Err(error) => self.abort(Fatal::Decode(error)).await,
+        }
+    }
+}
+
+/// Decodes the branch values of a raw batch with the item codec.
+fn typed<T: DeserializeOwned, C: Codec>(
+    raw: RawBatch,
+    codec: &C,
+    name: &Option<Cow<'static, str>>,
+) -> Result<BatchResult<T>, durable_yield_codecs::CodecError> {
+    let items = raw
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let result = match (&item.status, item.result) {
+                (BatchItemStatus::Succeeded, Some(p)) => Some(from_payload(codec, p.as_str())?),
+                (BatchItemStatus::Succeeded, None) => Some(from_payload(codec, "null")?),
+                _ => None,
+            };
+            Ok(BatchItem {
+                index,
+                status: item.status,
+                result,
+                error: item.error,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(BatchResult {
+        items,
+        completion_reason: raw.reason,
+        name: name.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_rules() {
+        let p = CompletionPolicy::default();
+        assert_eq!(p.evaluate(3, 1, 0), None);
+        assert_eq!(
+            p.evaluate(3, 1, 1),
+            Some(CompletionReason::FailureToleranceExceeded)
+        );
+        assert_eq!(p.evaluate(3, 3, 0), Some(CompletionReason::AllCompleted));
+        assert_eq!(p.evaluate(0, 0, 0), Some(CompletionReason::AllCompleted));
+        let all = CompletionPolicy::all();
+        assert_eq!(all.evaluate(3, 0, 2), None);
+        assert_eq!(all.evaluate(3, 0, 3), Some(CompletionReason::AllCompleted));
+        let min = CompletionPolicy::default().min_successful(2);
+        assert_eq!(
+            min.evaluate(4, 1, 1),
+            None,
+            "only min_successful: never stops"
+        );
+        assert_eq!(
+            min.evaluate(4, 2, 1),
+            Some(CompletionReason::MinSuccessfulReached)
+        );
+        let count = CompletionPolicy::default().tolerated_failure_count(1);
+        assert_eq!(count.evaluate(3, 0, 1), None);
+        assert_eq!(
+            count.evaluate(3, 0, 2),
+            Some(CompletionReason::FailureToleranceExceeded)
+        );
+        let pct = CompletionPolicy::default().tolerated_failure_percentage(25.0);
+        assert_eq!(pct.evaluate(8, 0, 2), None);
+        assert_eq!(
+            pct.evaluate(8, 0, 3),
+            Some(CompletionReason::FailureToleranceExceeded)
+        );
+        // Every branch finished but too many failed: the tolerance wins.
+        assert_eq!(
+            count.evaluate(2, 0, 2),
+            Some(CompletionReason::FailureToleranceExceeded)
+        );
+        assert!(
+            CompletionPolicy::default()
+                .min_successful(0)
+                .invalid()
+                .is_some()
+        );
+        assert!(
+            CompletionPolicy::default()
+                .tolerated_failure_percentage(101.0)
+                .invalid()
+                .is_some()
+        );
+        assert!(
+            CompletionPolicy::default()
+                .tolerated_failure_percentage(f64::NAN)
+                .invalid()
+                .is_some()
+        );
+        assert!(CompletionPolicy::all().invalid().is_none());
+    }
+
+    #[test]
+    fn batch_results_serialize_like_the_other_sdks() {
+        let result = BatchResult {
+            items: vec![
+                BatchItem {
+                    index: 0,
+                    status: BatchItemStatus::Succeeded,
+                    result: Some("a".to_owned()),
+                    error: None,
+                },
+                BatchItem {
+                    index: 1,
+                    status: BatchItemStatus::Failed,
+                    result: None,
+                    error: Some(ErrorObject::new("E", "m")),
+                },
+            ],
+            completion_reason: CompletionReason::AllCompleted,
+            name: None,
+        };
+        let json = serde_json::to_string(&result).unwrap();
+        assert_eq!(
+            json,
+            r#"{"all":[{"index":0,"status":"SUCCEEDED","result":"a","error":null},{"index":1,"status":"FAILED","result":null,"error":{"ErrorType":"E","ErrorMessage":"m","ErrorData":null,"StackTrace":null}}],"completionReason":"ALL_COMPLETED"}"#
+        );
+        let back: BatchResult<String> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, result);
+        assert_eq!(
+            back.clone().into_values().unwrap_err().error_type(),
+            Some("E")
+        );
+        assert_eq!(back.successes().collect::<Vec<_>>(), vec!["a"]);
+        let summary = BatchSummary {
+            kind: "MapResult".into(),
+            total_count: 4,
+            completion_reason: "MIN_SUCCESSFUL_REACHED".into(),
+            started_indexes: None,
+            completed_indexes: Some(vec![0, 2]),
+            started_count: 2,
+            success_count: 2,
+            failure_count: 0,
+            status: "SUCCEEDED".into(),
+        };
+        assert_eq!(summary.started(), Some(vec![1, 3]));
+    }
+}

@@ -1,0 +1,800 @@
+//! Child contexts, map and parallel on the local runner: ids and parent
+//! ids, replay without re-running, ReplayChildren, completion policies,
+//! concurrency and suspension.
+
+use std::time::Duration;
+
+use durable_yield::id::IdGenerator;
+use durable_yield::model::{Operation, OperationStatus as S, OperationType as T};
+use durable_yield::{
+    BatchItemStatus, BatchResult, Branch, ChildConfig, CompletionPolicy, CompletionReason,
+    ExecutionStatus, LocalRunner, MapConfig, ParallelConfig, StepError, Workflow,
+};
+use durable_yield_tests::Counter;
+
+fn context_result(op: &Operation) -> Option<&str> {
+    op.context_details
+        .as_ref()
+        .and_then(|d| d.result.as_ref())
+        .map(|p| p.as_str())
+}
+
+fn replay_children(op: &Operation) -> Option<bool> {
+    op.context_details.as_ref().and_then(|d| d.replay_children)
+}
+
+fn find<'a>(ops: &'a [Operation], name: &str) -> &'a Operation {
+    ops.iter()
+        .find(|o| o.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no operation named {name:?}"))
+}
+
+#[tokio::test]
+async fn nested_child_contexts_number_their_own_operations() {
+    let steps = Counter::new();
+    let workflow = {
+        let steps = steps.clone();
+        move |mut wf: Workflow, x: u32| {
+            let steps = steps.clone();
+            async move {
+                let inner: u32 = wf
+                    .child("outer", move |mut wf| async move {
+                        let s = steps.clone();
+                        let a: u32 = wf
+                            .step("in-outer", move |_| async move {
+                                s.hit();
+                                Ok(x + 1)
+                            })
+                            .await?;
+                        let b: u32 = wf
+                            .child("inner", move |mut wf| async move {
+                                wf.wait("nap", Duration::from_secs(10)).await;
+                                let s = steps.clone();
+                                wf.step("in-inner", move |_| async move {
+                                    s.hit();
+                                    Ok(a * 10)
+                                })
+                                .await
+                            })
+                            .await?;
+                        Ok::<_, StepError>(b)
+                    })
+                    .await?;
+                let after: u32 = wf
+                    .step("after", move |_| async move { Ok(inner + 1) })
+                    .await?;
+                Ok::<_, StepError>(after)
+            }
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &4u32).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(51));
+    assert_eq!(
+        run.invocations, 2,
+        "the wait in the grandchild suspends once"
+    );
+    assert_eq!(steps.get(), 2, "each step body ran once");
+
+    // PROTOCOL.md §5 / OPERATIONS.md §2.3: A = H("1"), its step H(A-1), the
+    // grandchild B = H(A-2), its wait H(B-1) and step H(B-2); then H("2").
+    let mut root = IdGenerator::root();
+    let a = root.next_id().0;
+    let mut in_a = IdGenerator::child(a);
+    let a1 = in_a.next_id().0;
+    let b = in_a.next_id().0;
+    let mut in_b = IdGenerator::child(b);
+    let (b1, b2) = (in_b.next_id().0, in_b.next_id().0);
+    let after = root.next_id().0;
+    let ops = &run.operations;
+    let by_name = |n| find(ops, n);
+    let expect = [
+        ("outer", a, None, T::Context, "RunInChildContext"),
+        ("in-outer", a1, Some(a), T::Step, "Step"),
+        ("inner", b, Some(a), T::Context, "RunInChildContext"),
+        ("nap", b1, Some(b), T::Wait, "Wait"),
+        ("in-inner", b2, Some(b), T::Step, "Step"),
+        ("after", after, None, T::Step, "Step"),
+    ];
+    for (name, id, parent, t, sub) in expect {
+        let op = by_name(name);
+        assert_eq!(op.id, id, "{name}");
+        assert_eq!(op.parent_id, parent, "{name}");
+        assert_eq!(op.op_type, t, "{name}");
+        assert_eq!(op.sub_type.as_deref(), Some(sub), "{name}");
+        assert_eq!(op.status, S::Succeeded, "{name}");
+    }
+    assert_eq!(context_result(by_name("inner")), Some("50"));
+    assert_eq!(context_result(by_name("outer")), Some("50"));
+    assert_eq!(replay_children(by_name("outer")), Some(false));
+}
+
+#[tokio::test]
+async fn a_completed_child_replays_from_its_result_without_its_children() {
+    // After the child completes, the service stops sending its children;
+    // the replay must not need them (the local runner leaves them out too).
+    let body_runs = Counter::new();
+    let workflow = {
+        let body_runs = body_runs.clone();
+        move |mut wf: Workflow, _: ()| {
+            let body_runs = body_runs.clone();
+            async move {
+                let v: String = wf
+                    .child("group", move |mut wf| async move {
+                        body_runs.hit();
+                        wf.step("one", |_| async { Ok("a".to_owned()) }).await
+                    })
+                    .await?;
+                wf.wait("later", Duration::from_secs(60)).await;
+                Ok::<_, StepError>(v)
+            }
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.result.as_deref(), Some("a"));
+    assert_eq!(run.invocations, 2);
+    assert_eq!(body_runs.get(), 1, "the child's body did not run on replay");
+}
+
+#[tokio::test]
+async fn a_failing_child_is_a_value_the_parent_handles() {
+    #[derive(Debug)]
+    struct OutOfStock;
+    impl std::fmt::Display for OutOfStock {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("no stock left")
+        }
+    }
+    impl std::error::Error for OutOfStock {}
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let reserved: Result<u32, StepError> = wf
+            .child("reserve", |mut wf| async move {
+                let left: u32 = wf
+                    .step("check", |_| async { Ok(0u32) })
+                    .await
+                    .map_err(|_| OutOfStock)?;
+                if left == 0 {
+                    return Err(OutOfStock);
+                }
+                Ok(left)
+            })
+            .await;
+        let error = reserved.expect_err("the child failed");
+        assert_eq!(error.operation_kind(), "child context");
+        assert_eq!(error.step_name(), Some("reserve"));
+        let fallback: String = wf
+            .step("backorder", move |_| async move {
+                Ok(format!(
+                    "backordered after {}",
+                    error.error_type().unwrap_or("?")
+                ))
+            })
+            .await?;
+        Ok::<_, StepError>(fallback)
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result.as_deref(), Some("backordered after OutOfStock"));
+    let child = find(&run.operations, "reserve");
+    assert_eq!(child.status, S::Failed);
+    let error = child
+        .context_details
+        .as_ref()
+        .unwrap()
+        .error
+        .as_ref()
+        .unwrap();
+    assert_eq!(error.error_type.as_deref(), Some("OutOfStock"));
+    assert_eq!(error.error_message.as_deref(), Some("no stock left"));
+}
+
+#[tokio::test]
+async fn a_large_child_result_is_rebuilt_from_its_children() {
+    let runs = Counter::new();
+    let workflow = {
+        let runs = runs.clone();
+        move |mut wf: Workflow, _: ()| {
+            let runs = runs.clone();
+            async move {
+                let big: String = wf
+                    .child("big", move |mut wf| async move {
+                        let mut parts = Vec::new();
+                        for i in 0..3 {
+                            let runs = runs.clone();
+                            let part: String = wf
+                                .step(format!("part-{i}"), move |_| async move {
+                                    runs.hit();
+                                    Ok(format!("{i}").repeat(100 * 1024))
+                                })
+                                .await?;
+                            parts.push(part);
+                        }
+                        Ok::<_, StepError>(parts.concat())
+                    })
+                    .await?;
+                wf.wait("pause", Duration::from_secs(1)).await;
+                let len: usize = wf
+                    .step("len", move |_| async move { Ok(big.len()) })
+                    .await?;
+                Ok::<_, StepError>(len)
+            }
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(300 * 1024));
+    assert_eq!(
+        runs.get(),
+        3,
+        "replay rebuilt the result without running the steps"
+    );
+    let big = find(&run.operations, "big");
+    assert_eq!(replay_children(big), Some(true));
+    assert_eq!(context_result(big), Some(""));
+    // The second invocation rebuilt it and sent nothing for the child.
+    let updates_for_big = run
+        .timeline
+        .events
+        .iter()
+        .filter(|e| matches!(e, durable_yield::local::TimelineEvent::Applied { id, .. } if *id == big.id))
+        .count();
+    assert_eq!(updates_for_big, 2, "START and SUCCEED, once");
+}
+
+/// A workflow returning the values of a map.
+type MapWorkflow = Box<
+    dyn Fn(
+            Workflow,
+            (),
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<u64>, StepError>> + Send>,
+        > + Send
+        + Sync,
+>;
+
+/// A map whose item `i` sleeps `delays[i]` ms in its step and returns `i * 10`.
+fn sleepy_map(delays: Vec<u64>) -> MapWorkflow {
+    Box::new(move |mut wf: Workflow, _: ()| {
+        let delays = delays.clone();
+        Box::pin(async move {
+            let n = delays.len() as u64;
+            let result = wf
+                .map("items", 0..n, move |mut wf, item, index| {
+                    let delay = delays[index];
+                    async move {
+                        wf.step("work", move |_| async move {
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
+                            Ok(item * 10)
+                        })
+                        .await
+                    }
+                })
+                .await?;
+            result.into_values()
+        })
+    })
+}
+
+/// What is recorded about an operation, apart from timestamps.
+fn recorded(ops: &[Operation]) -> Vec<String> {
+    let mut v: Vec<String> = ops
+        .iter()
+        .filter(|o| o.op_type != T::Execution)
+        .map(|o| {
+            format!(
+                "{} {:?} {:?} {} {:?} {:?} {:?}",
+                o.id,
+                o.parent_id.map(|p| p.to_string()),
+                o.name,
+                o.status,
+                o.sub_type,
+                context_result(o),
+                o.step_details.as_ref().and_then(|d| d.result.clone())
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_order_changes_nothing_that_is_recorded() {
+    let fast_first = sleepy_map(vec![1, 5, 10, 20, 40]);
+    let slow_first = sleepy_map(vec![40, 20, 10, 5, 1]);
+    let shuffled = sleepy_map(vec![10, 40, 1, 20, 5]);
+    let a = LocalRunner::new()
+        .execution_name("same")
+        .run(&fast_first, &())
+        .await
+        .unwrap();
+    let b = LocalRunner::new()
+        .execution_name("same")
+        .run(&slow_first, &())
+        .await
+        .unwrap();
+    let c = LocalRunner::new()
+        .execution_name("same")
+        .run(&shuffled, &())
+        .await
+        .unwrap();
+    for run in [&a, &b, &c] {
+        assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+        assert_eq!(run.result, Some(vec![0, 10, 20, 30, 40]), "index order");
+    }
+    assert_eq!(recorded(&a.operations), recorded(&b.operations));
+    assert_eq!(recorded(&a.operations), recorded(&c.operations));
+    // Items are children of the map, named map-item-<i>, ids H("<map>-<i>").
+    let map = find(&a.operations, "items");
+    assert_eq!(map.sub_type.as_deref(), Some("Map"));
+    for i in 0..5u64 {
+        let item = find(&a.operations, &format!("map-item-{i}"));
+        assert_eq!(item.id, IdGenerator::branch(&map.id, i));
+        assert_eq!(item.parent_id, Some(map.id));
+        assert_eq!(item.sub_type.as_deref(), Some("MapIteration"));
+        let step = a
+            .operations
+            .iter()
+            .find(|o| o.parent_id == Some(item.id))
+            .unwrap();
+        assert_eq!(step.id, IdGenerator::child(item.id).next_id().0);
+    }
+    assert_eq!(
+        context_result(map),
+        Some(
+            r#"{"all":[{"index":0,"status":"SUCCEEDED","result":0,"error":null},{"index":1,"status":"SUCCEEDED","result":10,"error":null},{"index":2,"status":"SUCCEEDED","result":20,"error":null},{"index":3,"status":"SUCCEEDED","result":30,"error":null},{"index":4,"status":"SUCCEEDED","result":40,"error":null}],"completionReason":"ALL_COMPLETED"}"#
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_bodies_of_different_branches_run_at_the_same_time() {
+    let workflow = sleepy_map(vec![200; 20]);
+    let started = std::time::Instant::now();
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result.as_ref().map(Vec::len), Some(20));
+    // Twenty 200 ms bodies one after another would take 4 s.
+    assert!(took < Duration::from_millis(2000), "took {took:?}");
+}
+
+#[tokio::test]
+async fn an_empty_map_is_one_request() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let r: BatchResult<u32> = wf
+            .map("nothing", Vec::<u32>::new(), |_, x, _| async move {
+                Ok::<_, StepError>(x)
+            })
+            .await?;
+        assert_eq!(r.completion_reason(), CompletionReason::AllCompleted);
+        assert_eq!(r.total_count(), 0);
+        Ok::<_, StepError>(r.into_values()?.len())
+    };
+    let execution = LocalRunner::new().start(&()).unwrap();
+    execution.invoke(&workflow).await;
+    assert_eq!(execution.checkpoint_requests(), 1);
+    let run = execution.finish::<usize>().unwrap();
+    assert_eq!(run.result, Some(0));
+    let map = find(&run.operations, "nothing");
+    assert_eq!(
+        context_result(map),
+        Some(r#"{"all":[],"completionReason":"ALL_COMPLETED"}"#)
+    );
+}
+
+#[tokio::test]
+async fn min_successful_stops_early_and_starts_no_more() {
+    let started = Counter::new();
+    let workflow = {
+        let started = started.clone();
+        move |mut wf: Workflow, _: ()| {
+            let started = started.clone();
+            async move {
+                let config = MapConfig::named("first-two")
+                    .max_concurrency(1)
+                    .completion(CompletionPolicy::default().min_successful(2));
+                let r = wf
+                    .map_with(config, 0..4u32, move |mut wf, x, _| {
+                        let started = started.clone();
+                        async move {
+                            started.hit();
+                            wf.step("x", move |_| async move { Ok(x) }).await
+                        }
+                    })
+                    .await?;
+                assert_eq!(
+                    r.completion_reason(),
+                    CompletionReason::MinSuccessfulReached
+                );
+                let statuses: Vec<_> = r.items().iter().map(|i| i.status).collect();
+                assert_eq!(
+                    statuses,
+                    vec![
+                        BatchItemStatus::Succeeded,
+                        BatchItemStatus::Succeeded,
+                        BatchItemStatus::NotStarted,
+                        BatchItemStatus::NotStarted
+                    ]
+                );
+                r.into_values()
+            }
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.result, Some(vec![0, 1]));
+    assert_eq!(started.get(), 2);
+    assert!(
+        run.operation("map-item-2").is_none(),
+        "never started, never recorded"
+    );
+}
+
+#[tokio::test]
+async fn exceeding_the_tolerated_failures_ends_the_batch() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let config = MapConfig::named("fragile")
+            .max_concurrency(1)
+            .completion(CompletionPolicy::default().tolerated_failure_count(1));
+        let r = wf
+            .map_with(config, 0..3u32, |mut wf, x, _| async move {
+                let config =
+                    durable_yield::StepConfig::named("fail").retry(durable_yield::retry::NoRetry);
+                wf.step_with(config, move |_| async move {
+                    Err::<u32, _>(durable_yield::StepFailure::new(
+                        "Broken",
+                        format!("item {x}"),
+                    ))
+                })
+                .await
+            })
+            .await?;
+        assert_eq!(
+            r.completion_reason(),
+            CompletionReason::FailureToleranceExceeded
+        );
+        assert_eq!(r.failure_count(), 2);
+        assert_eq!(r.items()[2].status, BatchItemStatus::NotStarted);
+        let first = r.into_values().unwrap_err();
+        Ok::<_, StepError>(first.message().unwrap_or("").to_owned())
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.result.as_deref(), Some("item 0"));
+    assert!(run.operation("map-item-2").is_none());
+    assert_eq!(run.operation("map-item-1").unwrap().status, S::Failed);
+}
+
+#[tokio::test]
+async fn fail_fast_is_the_default_and_all_runs_everything() {
+    async fn run(policy: Option<CompletionPolicy>) -> BatchResult<u32> {
+        let workflow = move |mut wf: Workflow, _: ()| {
+            let policy = policy.clone();
+            async move {
+                let mut config = ParallelConfig::named("p").max_concurrency(1);
+                if let Some(p) = policy {
+                    config = config.completion(p);
+                }
+                let branches = vec![
+                    Branch::new(|_| async { Err::<u32, _>("boom") }),
+                    Branch::new(|_| async { Ok::<u32, &str>(2) }),
+                ];
+                wf.parallel_with(config, branches).await
+            }
+        };
+        LocalRunner::new()
+            .run(&workflow, &())
+            .await
+            .unwrap()
+            .result
+            .unwrap()
+    }
+    let fast = run(None).await;
+    assert_eq!(
+        fast.completion_reason(),
+        CompletionReason::FailureToleranceExceeded
+    );
+    assert_eq!(fast.items()[1].status, BatchItemStatus::NotStarted);
+    let all = run(Some(CompletionPolicy::all())).await;
+    assert_eq!(all.completion_reason(), CompletionReason::AllCompleted);
+    assert_eq!(all.success_count(), 1);
+    assert_eq!(all.failure_count(), 1);
+    assert_eq!(
+        all.errors().next().unwrap().1.error_message.as_deref(),
+        Some("boom")
+    );
+}
+
+#[tokio::test]
+async fn a_wait_in_one_branch_does_not_hold_back_the_others() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let r = wf
+            .map("mixed", 0..3u32, |mut wf, x, _| async move {
+                if x == 1 {
+                    wf.wait("slow", Duration::from_secs(30)).await;
+                }
+                wf.step("done", move |_| async move { Ok(x) }).await
+            })
+            .await?;
+        r.into_values()
+    };
+    let execution = LocalRunner::new().start(&()).unwrap();
+    execution.invoke(&workflow).await;
+    // After the first invocation, items 0 and 2 are done; 1 waits.
+    let ops = execution.operations();
+    let status = |name: &str| find(&ops, name).status;
+    assert_eq!(status("map-item-0"), S::Succeeded);
+    assert_eq!(status("map-item-2"), S::Succeeded);
+    assert_eq!(status("map-item-1"), S::Started);
+    assert_eq!(status("mixed"), S::Started);
+    durable_yield_tests::drive(&execution, &workflow, 5)
+        .await
+        .unwrap();
+    let run = execution.finish::<Vec<u32>>().unwrap();
+    assert_eq!(run.result, Some(vec![0, 1, 2]));
+    assert_eq!(run.invocations, 2);
+}
+
+#[tokio::test]
+async fn max_concurrency_one_with_a_wait_in_each_item() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let config = MapConfig::named("one-by-one").max_concurrency(1);
+        let r = wf
+            .map_with(config, 0..3u32, |mut wf, x, _| async move {
+                wf.wait("breathe", Duration::from_secs(5)).await;
+                wf.step("x", move |_| async move { Ok(x) }).await
+            })
+            .await?;
+        r.into_values()
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.result, Some(vec![0, 1, 2]));
+    assert_eq!(run.invocations, 4, "one suspension per item");
+    assert_eq!(run.elapsed, Duration::from_secs(15), "one after another");
+    // Item i+1 started only after item i finished.
+    let item = |i| find(&run.operations, &format!("map-item-{i}")).clone();
+    assert!(item(1).start_timestamp >= item(0).end_timestamp);
+    assert!(item(2).start_timestamp >= item(1).end_timestamp);
+}
+
+#[tokio::test]
+async fn a_parallel_inside_a_map_item() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let r = wf
+            .map("outer", 0..2u32, |mut wf, x, _| async move {
+                let inner = wf
+                    .parallel(
+                        "inner",
+                        vec![
+                            Branch::named("double", move |mut wf| async move {
+                                wf.step("d", move |_| async move { Ok(x * 2) }).await
+                            }),
+                            Branch::named("square", move |mut wf| async move {
+                                wf.wait("w", Duration::from_secs(2)).await;
+                                wf.step("s", move |_| async move { Ok(x * x) }).await
+                            }),
+                        ],
+                    )
+                    .await?;
+                Ok::<_, StepError>(inner.into_values()?.iter().sum::<u32>())
+            })
+            .await?;
+        r.into_values()
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(vec![0, 3]));
+    let ops = &run.operations;
+    let items: Vec<_> = ops
+        .iter()
+        .filter(|o| o.name.as_deref() == Some("inner"))
+        .collect();
+    assert_eq!(items.len(), 2);
+    for inner in items {
+        assert_eq!(inner.sub_type.as_deref(), Some("Parallel"));
+        let parent = ops.iter().find(|o| Some(o.id) == inner.parent_id).unwrap();
+        assert_eq!(parent.sub_type.as_deref(), Some("MapIteration"));
+        let branches: Vec<_> = ops
+            .iter()
+            .filter(|o| o.parent_id == Some(inner.id))
+            .collect();
+        assert_eq!(branches.len(), 2);
+        assert!(
+            branches
+                .iter()
+                .all(|b| b.sub_type.as_deref() == Some("ParallelBranch"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_large_batch_result_is_rebuilt_from_the_branches() {
+    let runs = Counter::new();
+    let workflow = {
+        let runs = runs.clone();
+        move |mut wf: Workflow, _: ()| {
+            let runs = runs.clone();
+            async move {
+                let r = wf
+                    .map("big", 0..4u32, move |mut wf, x, _| {
+                        let runs = runs.clone();
+                        async move {
+                            wf.step("chunk", move |_| async move {
+                                runs.hit();
+                                Ok(format!("{x}").repeat(100 * 1024))
+                            })
+                            .await
+                        }
+                    })
+                    .await?;
+                wf.wait("pause", Duration::from_secs(1)).await;
+                let total: usize = r.successes().map(String::len).sum();
+                Ok::<_, StepError>(total)
+            }
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(400 * 1024));
+    assert_eq!(runs.get(), 4);
+    let map = find(&run.operations, "big");
+    assert_eq!(replay_children(map), Some(true));
+    let summary: serde_json::Value = serde_json::from_str(context_result(map).unwrap()).unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "type": "MapResult", "totalCount": 4, "completionReason": "ALL_COMPLETED",
+            "startedIndexes": [], "startedCount": 0, "successCount": 4, "failureCount": 0,
+            "status": "SUCCEEDED"
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_named_parallel_suspends_and_replays() {
+    let runs = Counter::new();
+    let workflow = {
+        let runs = runs.clone();
+        move |mut wf: Workflow, _: ()| {
+            let (r1, r2) = (runs.clone(), runs.clone());
+            async move {
+                let r = wf
+                    .parallel_with(
+                        ParallelConfig::named("fan"),
+                        vec![
+                            Branch::named("email", move |mut wf| async move {
+                                wf.wait("throttle", Duration::from_secs(3)).await;
+                                wf.step("send", move |_| async move {
+                                    r1.hit();
+                                    Ok("mailed".to_owned())
+                                })
+                                .await
+                            }),
+                            Branch::named("sms", move |mut wf| async move {
+                                wf.step("send", move |_| async move {
+                                    r2.hit();
+                                    Ok("texted".to_owned())
+                                })
+                                .await
+                            }),
+                        ],
+                    )
+                    .await?;
+                Ok::<_, StepError>(r.into_values()?.join("+"))
+            }
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.result.as_deref(), Some("mailed+texted"));
+    assert_eq!(run.invocations, 2);
+    assert_eq!(runs.get(), 2, "the sms branch did not run again on replay");
+    for name in ["email", "sms"] {
+        let b = find(&run.operations, name);
+        assert_eq!(b.sub_type.as_deref(), Some("ParallelBranch"));
+        assert_eq!(b.status, S::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn branches_still_running_when_the_batch_ends_are_abandoned() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let config =
+            MapConfig::named("race").completion(CompletionPolicy::default().min_successful(1));
+        let r = wf
+            .map_with(config, 0..2u32, |mut wf, x, _| async move {
+                if x == 1 {
+                    wf.wait("slow", Duration::from_secs(60)).await;
+                }
+                wf.step("x", move |_| async move { Ok(x) }).await
+            })
+            .await?;
+        let statuses: Vec<_> = r.items().iter().map(|i| i.status).collect();
+        assert_eq!(
+            statuses,
+            vec![BatchItemStatus::Succeeded, BatchItemStatus::Started]
+        );
+        r.into_values()
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(vec![0]));
+    // The abandoned branch keeps its START; nothing more of it was sent.
+    assert_eq!(find(&run.operations, "map-item-1").status, S::Started);
+    assert!(run.operation("x").is_some());
+    assert_eq!(
+        run.operations
+            .iter()
+            .filter(|o| o.name.as_deref() == Some("x"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn invalid_batch_configurations_fail_before_anything_is_checkpointed() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let config = MapConfig::named("bad").max_concurrency(0);
+        let r = wf
+            .map_with(
+                config,
+                0..2u32,
+                |_, x, _| async move { Ok::<_, StepError>(x) },
+            )
+            .await?;
+        r.into_values()
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    let error = run.error.unwrap();
+    assert_eq!(error.error_type.as_deref(), Some("InvalidConfig"));
+    assert!(
+        error
+            .error_message
+            .unwrap()
+            .contains("max_concurrency must be at least 1")
+    );
+    assert_eq!(run.operations.len(), 1, "only the EXECUTION operation");
+}
+
+#[tokio::test]
+async fn child_results_use_their_codec() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let config = ChildConfig::named("packed").codec(durable_yield::codecs::Bincode);
+        let v: Vec<u16> = wf
+            .child_with(config, |_| async { Ok::<_, StepError>(vec![1u16, 2, 3]) })
+            .await?;
+        Ok::<_, StepError>(v)
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.result, Some(vec![1, 2, 3]));
+    let op = find(&run.operations, "packed");
+    assert_ne!(context_result(op), Some("[1,2,3]"), "not JSON");
+}
+
+#[tokio::test]
+async fn a_code_change_inside_a_child_is_non_deterministic() {
+    let v1 = |mut wf: Workflow, _: ()| async move {
+        wf.child("c", |mut wf| async move {
+            wf.wait("w", Duration::from_secs(5)).await;
+            Ok::<_, StepError>(1u32)
+        })
+        .await
+    };
+    let v2 = |mut wf: Workflow, _: ()| async move {
+        wf.child("c", |mut wf| async move {
+            wf.step("w", |_| async { Ok(2u32) }).await
+        })
+        .await
+    };
+    let execution = LocalRunner::new().start(&()).unwrap();
+    execution.invoke(&v1).await;
+    execution.advance_time();
+    execution.invoke(&v2).await;
+    let run = execution.finish::<u32>().unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    let error = run.error.unwrap();
+    assert_eq!(
+        error.error_type.as_deref(),
+        Some("NonDeterministicExecution")
+    );
+    let message = error.error_message.unwrap();
+    assert!(message.contains("in context"), "{message}");
+}
