@@ -5,8 +5,8 @@
 
 use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
-    check_code_change, check_codecs, check_envelope_and_history, check_replay_determinism,
-    envelope_and_history,
+    CrashCase, check_code_change, check_codecs, check_envelope_and_history,
+    check_replay_determinism, envelope_and_history, nesting,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -96,4 +96,37 @@ fn most_generated_envelopes_reach_the_interpreter() {
         share >= 0.6,
         "only {reached} of {cases} inputs reached the interpreter"
     );
+}
+
+/// The program generator of `replay_determinism` and `code_change` nests
+/// child contexts, maps and parallels often enough to fuzz them.
+#[test]
+fn generated_programs_nest_contexts_and_batches() {
+    use arbitrary::{Arbitrary, Unstructured};
+    let mut rng = Seeded(0x5eed_c0de);
+    let cases = 300;
+    let (mut with_child, mut with_batch, mut branches) = (0, 0, 0);
+    for case in 0..cases {
+        let input = rng.bytes(8 + (case * 37) % 512);
+        let Ok(c) = CrashCase::arbitrary_take_rest(Unstructured::new(&input)) else {
+            continue;
+        };
+        let (children, batches, n) = nesting(&c.program.ops);
+        with_child += usize::from(children > 0);
+        with_batch += usize::from(batches > 0);
+        branches += n;
+    }
+    eprintln!(
+        "{cases} programs: {with_child} with child contexts, {with_batch} with batches, \
+         {branches} branches in all"
+    );
+    assert!(
+        with_child >= cases / 5,
+        "{with_child} of {cases} nest a child context"
+    );
+    assert!(
+        with_batch >= cases / 5,
+        "{with_batch} of {cases} hold a batch"
+    );
+    assert!(branches >= cases, "{branches} branches in {cases} programs");
 }

@@ -25,8 +25,8 @@ use durable_yield::model::{
 };
 use durable_yield::retry::FixedDelay;
 use durable_yield::{
-    ExecutionStatus, LocalExecution, LocalRunner, StepConfig, StepError, StepFailure,
-    StepSemantics, Workflow,
+    Branch, CompletionPolicy, ExecutionStatus, LocalExecution, LocalRunner, MapConfig,
+    ParallelConfig, StepConfig, StepError, StepFailure, StepSemantics, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,13 +68,68 @@ pub enum Op {
         /// Seconds, 1 to 3600.
         seconds: u16,
     },
+    /// A child context running `body`; it fails if a step in it failed.
+    Child {
+        /// Its (unique) name.
+        name: String,
+        /// Its calls.
+        body: Vec<Op>,
+    },
+    /// A map (or parallel) whose branch `i` runs `branches[i]`; a branch
+    /// fails if a step in it failed.
+    Batch {
+        /// Its (unique) name.
+        name: String,
+        /// Parallel rather than map.
+        parallel: bool,
+        /// The branches' calls.
+        branches: Vec<Vec<Op>>,
+        /// At most this many branches at once (unset: all).
+        max_concurrency: Option<u8>,
+        /// When the batch ends.
+        policy: Policy,
+    },
+}
+
+/// The completion policy of a generated batch. Policies that can end a
+/// batch early come with a concurrency of 1: with more branches at once,
+/// which of them finished when the batch ended is up to timing (and so is
+/// the batch's result, until it is recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Policy {
+    /// Every branch runs.
+    All,
+    /// The first failure ends the batch.
+    FailFast,
+    /// Ends after this many successes (at least 1).
+    MinSuccessful(u8),
+    /// Ends when more than this many failed.
+    ToleratedFailures(u8),
+}
+
+impl Policy {
+    fn to_policy(self) -> CompletionPolicy {
+        match self {
+            Policy::All => CompletionPolicy::all(),
+            Policy::FailFast => CompletionPolicy::fail_fast(),
+            Policy::MinSuccessful(n) => {
+                CompletionPolicy::default().min_successful(usize::from(n.max(1)))
+            }
+            Policy::ToleratedFailures(n) => {
+                CompletionPolicy::default().tolerated_failure_count(usize::from(n))
+            }
+        }
+    }
 }
 
 impl Op {
     /// The op's name.
     pub fn name(&self) -> &str {
         match self {
-            Op::Step { name, .. } | Op::Wait { name, .. } => name,
+            Op::Step { name, .. }
+            | Op::Wait { name, .. }
+            | Op::Child { name, .. }
+            | Op::Batch { name, .. } => name,
         }
     }
 }
@@ -86,28 +141,72 @@ pub struct Program {
     pub ops: Vec<Op>,
 }
 
-fn gen_op(u: &mut Unstructured<'_>, index: usize) -> arbitrary::Result<Op> {
-    Ok(if u.ratio(3, 4)? {
-        Op::Step {
+/// Generates one call; `next` numbers names (unique in the program),
+/// `depth` is the nesting level (0 at the root).
+fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::Result<Op> {
+    let index = *next;
+    *next += 1;
+    let kind = u.int_in_range(0..=15)?;
+    Ok(match kind {
+        // Nested calls only to a depth of 2, and fewer of them.
+        12 | 13 if depth < 2 => Op::Child {
+            name: format!("c{index}"),
+            body: gen_body(u, next, depth + 1, 3)?,
+        },
+        14 | 15 if depth < 2 => {
+            let n = u.int_in_range(0..=4)?;
+            let branches = (0..n)
+                .map(|_| gen_body(u, next, depth + 1, 2))
+                .collect::<Result<_, _>>()?;
+            let policy: Policy = u.arbitrary()?;
+            let max_concurrency = if policy == Policy::All {
+                if u.ratio(1, 2)? {
+                    None
+                } else {
+                    Some(u.int_in_range(1..=3)?)
+                }
+            } else {
+                Some(1)
+            };
+            Op::Batch {
+                name: format!("b{index}"),
+                parallel: u.arbitrary()?,
+                branches,
+                max_concurrency,
+                policy,
+            }
+        }
+        0..=8 | 12..=15 => Op::Step {
             name: format!("s{index}"),
             codec: u.arbitrary()?,
-            at_most_once: u.ratio(1, 4)?,
+            // Inside contexts, an interrupted attempt would change the
+            // context's result too: at-most-once steps stay at the root.
+            at_most_once: depth == 0 && u.ratio(1, 4)?,
             failures: u.int_in_range(0..=3)?,
             max_attempts: u.int_in_range(1..=3)?,
             retry_delay: u.int_in_range(1..=90)?,
-        }
-    } else {
-        Op::Wait {
+        },
+        _ => Op::Wait {
             name: format!("w{index}"),
             seconds: u.int_in_range(1..=3600)?,
-        }
+        },
     })
+}
+
+fn gen_body(
+    u: &mut Unstructured<'_>,
+    next: &mut usize,
+    depth: u8,
+    max: usize,
+) -> arbitrary::Result<Vec<Op>> {
+    let n = u.int_in_range(0..=max)?;
+    (0..n).map(|_| gen_op(u, next, depth)).collect()
 }
 
 impl<'a> Arbitrary<'a> for Program {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        let n = u.int_in_range(0..=10)?;
-        let ops = (0..n).map(|i| gen_op(u, i)).collect::<Result<_, _>>()?;
+        let mut next = 0;
+        let ops = gen_body(u, &mut next, 0, 10)?;
         Ok(Program { ops })
     }
 }
@@ -189,7 +288,135 @@ async fn run_step<C: Codec + Clone>(
     .await
 }
 
-/// The workflow of `program`: runs every call in order; a failed step's
+/// Runs `ops` in order on `wf`; a failed call's error is noted and the
+/// calls go on. Returns one note per call.
+fn run_ops<'a>(
+    wf: &'a mut Workflow,
+    ops: &'a [Op],
+    probe: &'a Probe,
+    invocation: u32,
+) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
+    Box::pin(async move {
+        let mut notes = Vec::new();
+        for op in ops {
+            let outcome = match op {
+                Op::Wait { name, seconds } => {
+                    wf.wait(name.clone(), Duration::from_secs(u64::from(*seconds)))
+                        .await;
+                    Ok(format!("{name} waited"))
+                }
+                Op::Step { codec, .. } => match codec {
+                    CodecKind::Json => run_step(wf, Json, op, probe, invocation).await,
+                    CodecKind::Bincode => run_step(wf, Bincode, op, probe, invocation).await,
+                    CodecKind::MsgPack => run_step(wf, MsgPack, op, probe, invocation).await,
+                },
+                Op::Child { name, body } => {
+                    let (body, probe) = (body.clone(), probe.clone());
+                    wf.child(name.clone(), move |mut wf| async move {
+                        context_body(&mut wf, &body, &probe, invocation).await
+                    })
+                    .await
+                }
+                Op::Batch {
+                    name,
+                    parallel,
+                    branches,
+                    max_concurrency,
+                    policy,
+                } => {
+                    run_batch(
+                        wf,
+                        name,
+                        *parallel,
+                        branches,
+                        *max_concurrency,
+                        *policy,
+                        probe,
+                        invocation,
+                    )
+                    .await
+                }
+            };
+            notes.push(match outcome {
+                Ok(v) => v,
+                Err(e) => format!("error: {e}"),
+            });
+        }
+        notes
+    })
+}
+
+/// The body of a child context or branch: fails if one of its calls did.
+async fn context_body(
+    wf: &mut Workflow,
+    ops: &[Op],
+    probe: &Probe,
+    invocation: u32,
+) -> Result<String, String> {
+    let notes = run_ops(wf, ops, probe, invocation).await;
+    let joined = notes.join(", ");
+    if notes.iter().any(|n| n.starts_with("error")) {
+        Err(joined)
+    } else {
+        Ok(joined)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_batch(
+    wf: &mut Workflow,
+    name: &str,
+    parallel: bool,
+    branches: &[Vec<Op>],
+    max_concurrency: Option<u8>,
+    policy: Policy,
+    probe: &Probe,
+    invocation: u32,
+) -> Result<String, StepError> {
+    let result = if parallel {
+        let mut config = ParallelConfig::named(name.to_owned()).completion(policy.to_policy());
+        if let Some(n) = max_concurrency {
+            config = config.max_concurrency(usize::from(n));
+        }
+        let branches = branches
+            .iter()
+            .map(|body| {
+                let (body, probe) = (body.clone(), probe.clone());
+                Branch::new(move |mut wf| async move {
+                    context_body(&mut wf, &body, &probe, invocation).await
+                })
+            })
+            .collect();
+        wf.parallel_with(config, branches).await?
+    } else {
+        let mut config = MapConfig::named(name.to_owned()).completion(policy.to_policy());
+        if let Some(n) = max_concurrency {
+            config = config.max_concurrency(usize::from(n));
+        }
+        let probe = probe.clone();
+        wf.map_with(config, branches.to_vec(), move |mut wf, body, _| {
+            let probe = probe.clone();
+            async move { context_body(&mut wf, &body, &probe, invocation).await }
+        })
+        .await?
+    };
+    let items: Vec<String> = result
+        .items()
+        .iter()
+        .map(|item| match (&item.result, &item.error) {
+            (Some(v), _) => format!("ok({v})"),
+            (_, Some(e)) => format!("err({})", e.error_message.as_deref().unwrap_or("")),
+            _ => format!("{:?}", item.status),
+        })
+        .collect();
+    Ok(format!(
+        "{name} {} [{}]",
+        result.completion_reason(),
+        items.join(" | ")
+    ))
+}
+
+/// The workflow of `program`: runs every call in order; a failed call's
 /// error is noted and the workflow goes on. Returns the notes.
 pub fn workflow(
     program: Program,
@@ -201,29 +428,7 @@ pub fn workflow(
         let probe = probe.clone();
         let invocation = probe.invocations.fetch_add(1, Ordering::SeqCst) + 1;
         Box::pin(async move {
-            let mut notes = Vec::new();
-            for op in &program.ops {
-                let outcome = match op {
-                    Op::Wait { name, seconds } => {
-                        wf.wait(name.clone(), Duration::from_secs(u64::from(*seconds)))
-                            .await;
-                        Ok(format!("{name} waited"))
-                    }
-                    Op::Step { codec, .. } => match codec {
-                        CodecKind::Json => run_step(&mut wf, Json, op, &probe, invocation).await,
-                        CodecKind::Bincode => {
-                            run_step(&mut wf, Bincode, op, &probe, invocation).await
-                        }
-                        CodecKind::MsgPack => {
-                            run_step(&mut wf, MsgPack, op, &probe, invocation).await
-                        }
-                    },
-                };
-                notes.push(match outcome {
-                    Ok(v) => v,
-                    Err(e) => format!("error: {e}"),
-                });
-            }
+            let notes = run_ops(&mut wf, &program.ops, &probe, invocation).await;
             Ok(notes.join("; "))
         })
     }
@@ -258,14 +463,17 @@ fn signature(op: &Operation) -> OpSig {
         OperationType::Execution => OperationId::new("execution").unwrap_or(op.id),
         _ => op.id,
     };
+    let c = op.context_details.as_deref();
     (
         id,
         op.op_type,
         op.name.clone(),
         op.status,
         d.and_then(|d| d.result.as_ref())
+            .or(c.and_then(|c| c.result.as_ref()))
             .map(|p| p.as_str().to_owned()),
-        d.and_then(|d| d.error.clone()),
+        d.and_then(|d| d.error.clone())
+            .or(c.and_then(|c| c.error.clone())),
         d.and_then(|d| d.attempt),
     )
 }
@@ -281,7 +489,13 @@ fn record(execution: &LocalExecution) -> Result<Recorded, String> {
             (None, Some(e)) => Err(e),
             (None, None) => Err(ErrorObject::new("Running", "not finished")),
         },
-        operations: run.operations.iter().map(signature).collect(),
+        // Concurrent branches create their operations in an order that
+        // depends on timing; what is recorded about each does not.
+        operations: {
+            let mut ops: Vec<OpSig> = run.operations.iter().map(signature).collect();
+            ops.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            ops
+        },
     })
 }
 
@@ -305,6 +519,26 @@ fn terminal_invocations(execution: &LocalExecution) -> BTreeMap<Option<String>, 
         }
     }
     out
+}
+
+/// What a generated program nests: `(child contexts, batches, branches)`
+/// over all its calls, however deep.
+pub fn nesting(ops: &[Op]) -> (usize, usize, usize) {
+    ops.iter().fold((0, 0, 0), |(c, b, n), op| match op {
+        Op::Child { body, .. } => {
+            let (c2, b2, n2) = nesting(body);
+            (c + 1 + c2, b + b2, n + n2)
+        }
+        Op::Batch { branches, .. } => {
+            branches
+                .iter()
+                .fold((c, b + 1, n + branches.len()), |acc, body| {
+                    let (c2, b2, n2) = nesting(body);
+                    (acc.0 + c2, acc.1 + b2, acc.2 + n2)
+                })
+        }
+        _ => (c, b, n),
+    })
 }
 
 /// Input of [`check_replay_determinism`].
@@ -495,7 +729,10 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
         }),
         Mutation::Reorder(i, j) => ops.swap(at(i), at(j)),
         Mutation::Rename(i) => match &mut ops[at(i)] {
-            Op::Step { name, .. } | Op::Wait { name, .. } => name.push_str("-renamed"),
+            Op::Step { name, .. }
+            | Op::Wait { name, .. }
+            | Op::Child { name, .. }
+            | Op::Batch { name, .. } => name.push_str("-renamed"),
         },
         Mutation::ChangeType(i) => {
             let k = at(i);
@@ -511,6 +748,18 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
                     failures: 0,
                     max_attempts: 1,
                     retry_delay: 1,
+                },
+                // A context becomes a batch of one branch, a batch a child.
+                Op::Child { name, body } => Op::Batch {
+                    name: format!("b{}", &name[1..]),
+                    parallel: false,
+                    branches: vec![body.clone()],
+                    max_concurrency: None,
+                    policy: Policy::All,
+                },
+                Op::Batch { name, branches, .. } => Op::Child {
+                    name: format!("c{}", &name[1..]),
+                    body: branches.first().cloned().unwrap_or_default(),
                 },
             };
         }
@@ -804,6 +1053,29 @@ fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json:
                 .into();
                 v["WaitDetails"] =
                     serde_json::json!({"ScheduledEndTimestamp": 1_795_755_679_735i64});
+            }
+            Op::Child { .. } | Op::Batch { .. } => {
+                v["Type"] = "CONTEXT".into();
+                v["SubType"] = match op {
+                    Op::Batch { parallel: true, .. } => "Parallel",
+                    Op::Batch { .. } => "Map",
+                    _ => "RunInChildContext",
+                }
+                .into();
+                v["Status"] = status_name(recording).into();
+                v["ContextDetails"] = match recording {
+                    Recording::Succeeded => match op {
+                        Op::Batch { .. } => serde_json::json!({
+                            "Result": r#"{"all":[],"completionReason":"ALL_COMPLETED"}"#,
+                            "ReplayChildren": false}),
+                        _ => serde_json::json!({"Result": "\"recorded\"", "ReplayChildren": false}),
+                    },
+                    Recording::Failed => serde_json::json!({
+                        "Error": {"ErrorType": "Failed", "ErrorMessage": "recorded"}}),
+                    // Rebuilt from children that are not there.
+                    Recording::Ready => serde_json::json!({"Result": "", "ReplayChildren": true}),
+                    _ => serde_json::json!({}),
+                };
             }
         }
         ops.push(v);
