@@ -635,6 +635,17 @@ impl<T: Send + 'static> Branch<T> {
     }
 }
 
+/// A context's value, encoded with its codec as the context's result.
+fn encode_value<C: Codec, T: Serialize>(
+    codec: &C,
+    value: &T,
+    what: &str,
+) -> Result<Payload, ErrorObject> {
+    to_payload(codec, value)
+        .map(Payload::from)
+        .map_err(|e| ErrorObject::new("CodecError", format!("the {what} result {e}")))
+}
+
 /// Wraps a typed body into one that encodes its value with `codec`.
 fn encoding<T, C>(codec: C, body: BranchBody<T>, what: &'static str) -> ContextBody
 where
@@ -694,8 +705,13 @@ impl Workflow {
         E: Into<BoxError>,
     {
         let ChildConfig { name, codec } = config;
-        let branch = Branch::<T>::new(body);
-        let body = encoding(codec.clone(), branch.body, "child context");
+        let encoder = codec.clone();
+        let body: ContextBody = Box::new(move |wf| {
+            Box::pin(async move {
+                let value = body(wf).await.map_err(error_object_from)?;
+                encode_value(&encoder, &value, "child context")
+            })
+        });
         let request = Request::Child {
             name: name.clone(),
             body,
@@ -761,15 +777,16 @@ impl Workflow {
                     Some(namer) => Cow::Owned(namer(&item, index)),
                     None => Cow::Owned(format!("map-item-{index}")),
                 };
-                let f = f.clone();
-                let body: BranchBody<T> = Box::new(move |wf| {
-                    let run = f(wf, item, index);
-                    Box::pin(async move { run.await.map_err(error_object_from) })
+                let (f, codec) = (f.clone(), config.item_codec.clone());
+                // One closure and one future per item: the body and the
+                // encoding of its value together.
+                let body: ContextBody = Box::new(move |wf| {
+                    Box::pin(async move {
+                        let value = f(wf, item, index).await.map_err(error_object_from)?;
+                        encode_value(&codec, &value, "map item")
+                    })
                 });
-                BranchSpec {
-                    name,
-                    body: encoding(config.item_codec.clone(), body, "map item"),
-                }
+                BranchSpec { name, body }
             })
             .collect();
         let request = BatchRequest {

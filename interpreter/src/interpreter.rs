@@ -582,7 +582,7 @@ impl Interpreter {
                     // The SDK's own failures of a result (too large, not
                     // encodable) would fail every attempt the same way.
                     let mut u = update(&live.op, OperationAction::Fail);
-                    u.error = Some(error.clone());
+                    u.error = Some(Box::new(error.clone()));
                     updates.push(u);
                     Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Err(error))))
                 }
@@ -621,13 +621,13 @@ impl Interpreter {
                 u.step_options = Some(StepOptions {
                     next_attempt_delay_seconds: Some(whole_seconds(delay)),
                 });
-                u.error = Some(error);
+                u.error = Some(Box::new(error));
                 updates.push(u);
                 Next::Checkpoint(updates, After::Retried(ctx, op.id))
             }
             None => {
                 let mut u = update(op, OperationAction::Fail);
-                u.error = Some(error.clone());
+                u.error = Some(Box::new(error.clone()));
                 updates.push(u);
                 Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Err(error))))
             }
@@ -1177,7 +1177,7 @@ impl Interpreter {
             Err(error) => {
                 let error = error.truncated();
                 let mut u = update(op, OperationAction::Fail);
-                u.error = Some(error.clone());
+                u.error = Some(Box::new(error.clone()));
                 (u, Err(error))
             }
         }
@@ -1305,6 +1305,7 @@ impl Interpreter {
             }
         }
         let n = branches.len();
+        self.contexts.reserve(n);
         let (names, bodies) = branches.into_iter().map(|b| (b.name, Some(b.body))).unzip();
         self.batches.push(Batch {
             owner: ctx,
@@ -1580,7 +1581,7 @@ impl Interpreter {
             Err(error) => {
                 let error = error.truncated();
                 let mut u = update(&op, OperationAction::Fail);
-                u.error = Some(error.clone());
+                u.error = Some(Box::new(error.clone()));
                 (u, Response::Step(Err(error)))
             }
         };

@@ -53,6 +53,12 @@ impl OperationId {
         }
     }
 
+    /// The id's length in bytes (1 to 64).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
     /// The id as a string.
     pub fn as_str(&self) -> &str {
         // The bytes were copied from a `&str` (or are ASCII hex), so they
@@ -829,9 +835,10 @@ pub struct OperationUpdate {
     /// The result, with SUCCEED (and RETRY of a condition poll).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Payload>,
-    /// The error, with FAIL or RETRY.
+    /// The error, with FAIL or RETRY (boxed: most updates carry none, and
+    /// updates are moved often).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorObject>,
+    pub error: Option<Box<ErrorObject>>,
     /// Step options (RETRY).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_options: Option<StepOptions>,
@@ -841,9 +848,9 @@ pub struct OperationUpdate {
     /// Callback options (START).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_options: Option<CallbackOptions>,
-    /// Chained invoke options (START).
+    /// Chained invoke options (START; boxed like the error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chained_invoke_options: Option<ChainedInvokeOptions>,
+    pub chained_invoke_options: Option<Box<ChainedInvokeOptions>>,
     /// Context options (SUCCEED/FAIL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_options: Option<ContextOptions>,
@@ -873,7 +880,17 @@ impl OperationUpdate {
     /// size limit: every string counted with its JSON escaping, plus room
     /// for the field names and the fixed-size fields.
     pub fn approx_size(&self) -> usize {
-        let text = |s: &str| json_string_len(s) + 16;
+        // Short strings (names, subtypes) are bounded without scanning
+        // them: at most six bytes a character once escaped.
+        let text = |s: &str| {
+            if s.len() <= 32 {
+                6 * s.len() + 18
+            } else {
+                json_string_len(s) + 16
+            }
+        };
+        // Ids are `[A-Za-z0-9_-]`: nothing to escape.
+        let id = |id: &OperationId| id.len() + 18;
         let err = self.error.as_ref().map_or(0, |e| {
             64 + e.error_message.as_deref().map_or(0, text)
                 + e.error_type.as_deref().map_or(0, text)
@@ -882,8 +899,8 @@ impl OperationUpdate {
                     .as_ref()
                     .map_or(0, |s| s.iter().map(|l| text(l)).sum())
         });
-        256 + text(self.id.as_str())
-            + self.parent_id.as_ref().map_or(0, |p| text(p.as_str()))
+        256 + id(&self.id)
+            + self.parent_id.as_ref().map_or(0, id)
             + self.name.as_deref().map_or(0, text)
             + self.sub_type.as_deref().map_or(0, text)
             + self.payload.as_ref().map_or(0, |p| text(p.as_str()))
@@ -1146,12 +1163,12 @@ mod tests {
             u.name = Some(payload.to_owned().into());
             u.sub_type = Some("Step".into());
             u.payload = Some(payload.into());
-            u.error = Some(ErrorObject {
+            u.error = Some(Box::new(ErrorObject {
                 error_message: Some(payload.into()),
                 error_type: Some("T".into()),
                 error_data: Some(payload.into()),
                 stack_trace: Some(vec![payload.into(), "x".into()]),
-            });
+            }));
             u.step_options = Some(StepOptions {
                 next_attempt_delay_seconds: Some(u32::MAX),
             });
@@ -1161,8 +1178,10 @@ mod tests {
                 "{} < {actual} for {payload:?}",
                 u.approx_size()
             );
+            // Short strings are bounded at six bytes a character without
+            // being scanned: up to 5 x 32 bytes too many for each of them.
             assert!(
-                u.approx_size() <= actual + 400,
+                u.approx_size() <= actual + 400 + 7 * 5 * 32,
                 "{} far above {actual}",
                 u.approx_size()
             );

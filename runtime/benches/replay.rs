@@ -7,6 +7,10 @@
 //!   with the heap allocations counted per step;
 //! - live: 1,000 steps run and checkpointed on the local runner in one
 //!   invocation (body, encoding, checkpoint validation and apply);
+//! - map: a map of 1,000 items of one step each on the local runner, live
+//!   and replayed (the map recorded; or only its steps, so that every item
+//!   re-runs and replays), per item, beside a sequential step; and 100
+//!   branches whose step bodies each sleep 100 ms, in wall time;
 //! - codecs: encode/decode time and size of a small struct.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -80,6 +84,8 @@ fn small() -> Small {
 
 const REPLAY_STEPS: u32 = 10_000;
 const LIVE_STEPS: u32 = 1_000;
+const MAP_ITEMS: u32 = 1_000;
+const SLEEPERS: u32 = 100;
 /// Timed rounds per measurement (the median is reported); `BENCH_ROUNDS`
 /// overrides it, e.g. for profiling.
 fn rounds() -> usize {
@@ -221,6 +227,143 @@ fn bench_live(rt: &tokio::runtime::Runtime) -> (Duration, f64, f64) {
     )
 }
 
+/// A map of `n` items, each one step returning `()`.
+async fn map_items(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
+    let r = wf
+        .map("items", 0..n, |mut wf, _, _| async move {
+            wf.step("s", |_| async { Ok(()) }).await
+        })
+        .await?;
+    Ok(r.success_count() as u32)
+}
+
+/// `n` branches whose step bodies each sleep 100 ms.
+async fn sleepy_branches(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
+    let r = wf
+        .map("sleepers", 0..n, |mut wf, _, _| async move {
+            wf.step("sleep", |_| async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(())
+            })
+            .await
+        })
+        .await?;
+    Ok(r.success_count() as u32)
+}
+
+/// Replays `history` in one invocation, answering checkpoints at once;
+/// returns the time and the checkpoints sent. Panics if a body would run.
+fn replay_invocation(history: Vec<Operation>) -> (Duration, u64) {
+    let start = Instant::now();
+    let mut interpreter = Interpreter::new(
+        "arn:aws:lambda:us-east-1:1:function:bench:1/durable-execution/bench/1",
+        history,
+        &map_items,
+    );
+    let mut checkpoints = 0;
+    loop {
+        match interpreter.poll() {
+            Some(Action::Finish(outcome)) => {
+                black_box(outcome);
+                break;
+            }
+            Some(Action::Checkpoint { handle, .. }) => {
+                checkpoints += 1;
+                interpreter.checkpoint_finished(handle, Vec::new());
+            }
+            other => panic!("replay must not run anything: {other:?}"),
+        }
+    }
+    (start.elapsed(), checkpoints)
+}
+
+struct MapRow {
+    live: Duration,
+    live_allocs: f64,
+    live_requests: u64,
+    replay_recorded: Duration,
+    replay_items: Duration,
+    closes: u64,
+}
+
+fn bench_map(rt: &tokio::runtime::Runtime) -> MapRow {
+    let mut live = Vec::new();
+    let mut history = Vec::new();
+    let mut live_requests = 0;
+    let mut live_allocs = 0;
+    for _ in 0..rounds() {
+        let before = allocations();
+        let start = Instant::now();
+        let run = rt
+            .block_on(LocalRunner::new().run(&map_items, &MAP_ITEMS))
+            .expect("live map");
+        live.push(start.elapsed());
+        live_allocs = allocations() - before;
+        assert_eq!(run.result, Some(MAP_ITEMS), "{:?}", run.error);
+        live_requests = run
+            .timeline
+            .events
+            .iter()
+            .map(|e| match e {
+                TimelineEvent::Returned { checkpoints, .. } => *checkpoints,
+                _ => 0,
+            })
+            .sum::<u64>();
+        history = run.operations;
+    }
+    // The map recorded: its result is decoded, no item is visited.
+    let mut recorded = Vec::new();
+    for _ in 0..rounds() {
+        recorded.push(replay_invocation(history.clone()).0);
+    }
+    // Only the steps recorded (a crash before any context closed): every
+    // item re-runs, replays its step and closes.
+    let unclosed: Vec<Operation> = history
+        .iter()
+        .cloned()
+        .map(|mut op| {
+            if op.op_type == durable_yield::model::OperationType::Context {
+                op.status = durable_yield::model::OperationStatus::Started;
+                op.context_details = None;
+            }
+            op
+        })
+        .collect();
+    let mut items = Vec::new();
+    let mut closes = 0;
+    for _ in 0..rounds() {
+        let (t, c) = replay_invocation(unclosed.clone());
+        items.push(t);
+        closes = c;
+    }
+    MapRow {
+        live: median(live) / MAP_ITEMS,
+        live_allocs: live_allocs as f64 / f64::from(MAP_ITEMS),
+        live_requests,
+        replay_recorded: median(recorded) / MAP_ITEMS,
+        replay_items: median(items) / MAP_ITEMS,
+        closes,
+    }
+}
+
+fn bench_sleepers() -> Duration {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let run = rt
+            .block_on(LocalRunner::new().run(&sleepy_branches, &SLEEPERS))
+            .expect("sleepers");
+        times.push(start.elapsed());
+        assert_eq!(run.result, Some(SLEEPERS), "{:?}", run.error);
+    }
+    median(times)
+}
+
 struct CodecRow {
     label: &'static str,
     raw: usize,
@@ -322,6 +465,42 @@ fn main() {
         println!("| time per step | checkpoint requests per step | allocations per step |");
         println!("|---|---|---|");
         println!("| {} | {checkpoints:.2} | {allocs:.1} |", ns(live));
+    }
+    if run("map") {
+        let (step, _, step_allocs) = bench_live(&rt);
+        let row = bench_map(&rt);
+        println!("\n## A map of {MAP_ITEMS} items of one step each, on the local runner\n");
+        println!(
+            "| run | time per item | vs. a sequential live step ({}, {step_allocs:.1} allocations) |",
+            ns(step)
+        );
+        println!("|---|---|---|");
+        let ratio = |d: Duration| d.as_secs_f64() / step.as_secs_f64();
+        println!(
+            "| live, one invocation ({} checkpoint requests, {:.1} allocations per item) | {} | {:.2}x |",
+            row.live_requests,
+            row.live_allocs,
+            ns(row.live),
+            ratio(row.live)
+        );
+        println!(
+            "| replay, the map recorded | {} | {:.2}x |",
+            ns(row.replay_recorded),
+            ratio(row.replay_recorded)
+        );
+        println!(
+            "| replay, only the steps recorded (every item re-runs; {} checkpoints) | {} | {:.2}x |",
+            row.closes,
+            ns(row.replay_items),
+            ratio(row.replay_items)
+        );
+        let wall = bench_sleepers();
+        println!(
+            "\n{SLEEPERS} branches whose step bodies each sleep 100 ms: {:.0} ms of wall time \
+             (one after another: {} ms).",
+            wall.as_secs_f64() * 1e3,
+            SLEEPERS * 100
+        );
     }
     if run("codecs") {
         println!(

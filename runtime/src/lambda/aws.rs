@@ -251,7 +251,7 @@ pub(crate) fn to_sdk_update(u: &OperationUpdate) -> Result<sdk::OperationUpdate,
         .set_sub_type(u.sub_type.as_deref().map(str::to_owned))
         .action(sdk::OperationAction::from(u.action.to_string().as_str()))
         .set_payload(u.payload.as_ref().map(|p| p.as_str().to_owned()))
-        .set_error(u.error.as_ref().map(to_sdk_error));
+        .set_error(u.error.as_deref().map(to_sdk_error));
     if let Some(o) = &u.step_options {
         b = b.step_options(
             sdk::StepOptions::builder()
@@ -414,7 +414,7 @@ mod tests {
         u.sub_type = Some("Wait".into());
         u.wait_options = Some(WaitOptions { wait_seconds: 60 });
         u.payload = Some(Payload::from("p"));
-        u.error = Some(ErrorObject::new("T", "m"));
+        u.error = Some(Box::new(ErrorObject::new("T", "m")));
         let s = to_sdk_update(&u).unwrap();
         assert_eq!(s.id(), "abc");
         assert_eq!(s.r#type().as_str(), "WAIT");

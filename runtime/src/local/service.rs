@@ -310,7 +310,7 @@ impl ExecState {
                 status,
                 payload: u.payload.clone(),
                 wait_seconds: u.wait_options.as_ref().map(|w| w.wait_seconds),
-                error: u.error.clone().map(Box::new),
+                error: u.error.clone(),
             });
         }
         let mut delta = Vec::with_capacity(touched.len());
@@ -335,10 +335,10 @@ impl ExecState {
     /// operations it produces, without changing anything.
     pub(super) fn validate(&self, updates: &[OperationUpdate]) -> Result<Batch, String> {
         let mut touched: Vec<Operation> = Vec::new();
+        // Where each touched id is in `touched`, and the batch's last
+        // action and update count for it.
+        let mut seen: HashMap<OperationId, (usize, OperationAction, u32)> = HashMap::new();
         let mut statuses = Vec::with_capacity(updates.len());
-        // (id, last action, updates so far); batches are small, so a scan
-        // beats a map.
-        let mut seen: Vec<(OperationId, OperationAction, u32)> = Vec::new();
         let mut close = None;
         for u in updates {
             if close.is_some() {
@@ -351,20 +351,20 @@ impl ExecState {
                         Closed::Succeeded(u.payload.clone().unwrap_or_else(|| Payload::from("")))
                     }
                     OperationAction::Fail if u.payload.is_none() => {
-                        Closed::Failed(u.error.clone().unwrap_or_default())
+                        Closed::Failed(u.error.as_deref().cloned().unwrap_or_default())
                     }
                     a => return Err(format!("invalid EXECUTION update: {a} (with these fields)")),
                 });
                 continue;
             }
             check_payload(u)?;
-            match seen.iter_mut().find(|s| s.0 == u.id) {
-                None => seen.push((u.id, u.action, 1)),
-                Some(entry @ (_, OperationAction::Start, 1))
+            let earlier = match seen.get(&u.id) {
+                None => None,
+                Some(&(at, OperationAction::Start, 1))
                     if u.action != OperationAction::Start
                         && matches!(u.op_type, OperationType::Step | OperationType::Context) =>
                 {
-                    *entry = (u.id, u.action, 2);
+                    Some(at)
                 }
                 Some(_) => {
                     return Err(format!(
@@ -372,11 +372,13 @@ impl ExecState {
                         u.id
                     ));
                 }
-            }
+            };
             if let Some(parent) = &u.parent_id {
                 let is_context = |op: &Operation| op.op_type == OperationType::Context;
-                let known = touched.iter().any(|op| op.id == *parent && is_context(op))
-                    || self.get(parent).is_some_and(is_context);
+                let known = match seen.get(parent) {
+                    Some(&(at, _, _)) => is_context(&touched[at]),
+                    None => self.get(parent).is_some_and(is_context),
+                };
                 if !known {
                     return Err(format!(
                         "parent {parent} of operation {} is not a known CONTEXT",
@@ -384,8 +386,8 @@ impl ExecState {
                     ));
                 }
             }
-            let current = match touched.iter().rposition(|op| op.id == u.id) {
-                Some(i) => Some(touched.remove(i)),
+            let current = match earlier {
+                Some(at) => Some(touched[at].clone()),
                 None => self.get(&u.id).cloned(),
             };
             if current.is_none() {
@@ -406,7 +408,16 @@ impl ExecState {
             }
             let op = transition(current, u, self.now)?;
             statuses.push(op.status);
-            touched.push(op);
+            match earlier {
+                Some(at) => {
+                    touched[at] = op;
+                    seen.insert(u.id, (at, u.action, 2));
+                }
+                None => {
+                    seen.insert(u.id, (touched.len(), u.action, 1));
+                    touched.push(op);
+                }
+            }
         }
         Ok(Batch {
             touched,
@@ -517,7 +528,7 @@ fn transition(
             d.attempt = Some(d.attempt.unwrap_or(0) + 1);
             d.next_attempt_timestamp = Some(now.saturating_add(i64::from(delay) * 1000));
             if u.error.is_some() {
-                d.error = u.error.clone();
+                d.error = u.error.as_deref().cloned();
             }
             if u.payload.is_some() {
                 d.result = u.payload.clone();
@@ -537,7 +548,7 @@ fn transition(
                     return Err(format!("FAIL of {} must not carry a Payload", u.id));
                 }
                 op.status = S::Failed;
-                d.error = u.error.clone();
+                d.error = u.error.as_deref().cloned();
             }
             op.end_timestamp = Some(now);
         }
@@ -567,7 +578,7 @@ fn transition(
             op.context_details = Some(Box::new(ContextDetails {
                 replay_children: u.context_options.as_ref().and_then(|o| o.replay_children),
                 result: u.payload.clone(),
-                error: u.error.clone(),
+                error: u.error.as_deref().cloned(),
             }));
             op.end_timestamp = Some(now);
         }
@@ -711,7 +722,7 @@ mod tests {
         retry.step_options = Some(StepOptions {
             next_attempt_delay_seconds: Some(3),
         });
-        retry.error = Some(ErrorObject::new("E", "m"));
+        retry.error = Some(Box::new(ErrorObject::new("E", "m")));
         send(&e, &t, vec![retry]).unwrap();
         let op = e.lock().get(&id("r")).cloned().unwrap();
         assert_eq!(op.status, OperationStatus::Pending);

@@ -1,0 +1,279 @@
+//! The concurrent core as a state machine, driven by hand: several step
+//! bodies out at once, answered in any order; parent ids on every update;
+//! suspension only when no context can go on.
+
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use durable_yield_interpreter::id::IdGenerator;
+use durable_yield_interpreter::model::{
+    ExecutionDetails, Operation, OperationAction as A, OperationId, OperationStatus as S,
+    OperationType as T, OperationUpdate,
+};
+use durable_yield_interpreter::{
+    Action, BoxFuture, CheckpointHandle, CompletionPolicy, Interpreter, MapConfig, Outcome,
+    StepError, StepHandle, StepOutcome, Workflow,
+};
+
+const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f:1/durable-execution/e/1";
+
+fn execution() -> Operation {
+    let mut op = Operation::new(OperationId::new("exec").unwrap(), T::Execution, S::Started);
+    op.execution_details = Some(Box::new(ExecutionDetails {
+        input_payload: Some("null".into()),
+    }));
+    op
+}
+
+fn run_now(mut f: BoxFuture<StepOutcome>) -> StepOutcome {
+    let mut cx = Context::from_waker(Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("test step bodies complete at once"),
+    }
+}
+
+/// Everything the interpreter hands out until it needs an answer.
+#[derive(Default)]
+struct Drained {
+    steps: Vec<(StepHandle, String, StepOutcome)>,
+    checkpoints: Vec<(CheckpointHandle, Vec<OperationUpdate>)>,
+    finish: Option<Outcome>,
+}
+
+fn drain(it: &mut Interpreter) -> Drained {
+    let mut d = Drained::default();
+    while let Some(action) = it.poll() {
+        match action {
+            Action::RunStep(run) => {
+                let name = run.context.name().unwrap_or("").to_owned();
+                d.steps.push((run.handle, name, run_now(run.future)));
+            }
+            Action::Checkpoint {
+                handle, updates, ..
+            } => d.checkpoints.push((handle, updates)),
+            Action::Finish(outcome) => d.finish = Some(outcome),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    d
+}
+
+/// A map of three items, each one step named after its item.
+async fn three_items(mut wf: Workflow, _: ()) -> Result<Vec<u32>, StepError> {
+    let r = wf
+        .map("m", vec![10u32, 20, 30], |mut wf, x, _| async move {
+            wf.step(format!("item-{x}"), move |_| async move { Ok(x + 1) })
+                .await
+        })
+        .await?;
+    r.into_values()
+}
+
+#[test]
+fn step_bodies_of_all_branches_are_out_at_once_and_answered_in_any_order() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &three_items);
+    let d = drain(&mut it);
+    let names: Vec<&str> = d.steps.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(names, ["item-10", "item-20", "item-30"]);
+    assert!(
+        d.checkpoints.is_empty(),
+        "context STARTs wait for the next checkpoint"
+    );
+    // Answer the last body first.
+    let mut steps = d.steps;
+    steps.reverse();
+    let mut all_updates = Vec::new();
+    for (handle, _, outcome) in steps {
+        it.step_finished(handle, outcome);
+        let d = drain(&mut it);
+        for (h, updates) in d.checkpoints {
+            all_updates.extend(updates);
+            it.checkpoint_finished(h, vec![]);
+        }
+    }
+    loop {
+        let d = drain(&mut it);
+        if let Some(outcome) = d.finish {
+            assert_eq!(
+                outcome,
+                Outcome::Succeeded("[11,21,31]".into()),
+                "index order"
+            );
+            break;
+        }
+        assert!(!d.checkpoints.is_empty(), "the interpreter needs an answer");
+        for (h, updates) in d.checkpoints {
+            all_updates.extend(updates);
+            it.checkpoint_finished(h, vec![]);
+        }
+    }
+    // The map and its items were started first, in index order, and every
+    // update of an item's operations names the item as its parent.
+    let map_id = IdGenerator::root().next_id().0;
+    let item = |i: u64| IdGenerator::branch(&map_id, i);
+    let starts: Vec<(OperationId, Option<OperationId>)> = all_updates
+        .iter()
+        .filter(|u| u.op_type == T::Context && u.action == A::Start)
+        .map(|u| (u.id, u.parent_id))
+        .collect();
+    assert_eq!(
+        starts,
+        vec![
+            (map_id, None),
+            (item(0), Some(map_id)),
+            (item(1), Some(map_id)),
+            (item(2), Some(map_id))
+        ]
+    );
+    for u in all_updates.iter().filter(|u| u.op_type == T::Step) {
+        let i = match u.name.as_deref() {
+            Some("item-10") => 0,
+            Some("item-20") => 1,
+            Some("item-30") => 2,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(u.parent_id, Some(item(i)));
+        assert_eq!(u.id, IdGenerator::child(item(i)).next_id().0);
+    }
+    // Names on every update of a named operation, SUCCEED included.
+    assert!(all_updates.iter().all(|u| u.name.is_some()));
+    let map_close = all_updates
+        .iter()
+        .find(|u| u.id == map_id && u.action == A::Succeed);
+    let options = map_close.and_then(|u| u.context_options.as_ref());
+    assert_eq!(options.and_then(|o| o.replay_children), Some(false));
+}
+
+/// Two branches that wait 5 s and 3 s, and one that steps.
+async fn two_timers(mut wf: Workflow, _: ()) -> Result<Vec<u32>, StepError> {
+    let r = wf
+        .map("m", vec![5u64, 3, 0], |mut wf, secs, _| async move {
+            if secs > 0 {
+                wf.wait("w", Duration::from_secs(secs)).await;
+            }
+            wf.step("s", move |_| async move { Ok(secs as u32) }).await
+        })
+        .await?;
+    r.into_values()
+}
+
+#[test]
+fn the_invocation_suspends_when_no_branch_can_go_on_until_the_earliest_timer() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &two_timers);
+    let mut d = drain(&mut it);
+    // The two wait STARTs are out, and branch 2's step body runs meanwhile.
+    assert_eq!(d.steps.len(), 1);
+    assert_eq!(d.checkpoints.len(), 2);
+    let map = IdGenerator::root().next_id().0;
+    let wait_of = |i: u64| IdGenerator::child(IdGenerator::branch(&map, i)).next_id().0;
+    let started = |id, end| {
+        let mut op = Operation::new(id, T::Wait, S::Started);
+        op.wait_details = Some(Box::new(durable_yield_interpreter::model::WaitDetails {
+            scheduled_end_timestamp: Some(end),
+        }));
+        op
+    };
+    let (h0, _) = d.checkpoints.remove(0);
+    it.checkpoint_finished(h0, vec![started(wait_of(0), 5_000)]);
+    let (h1, _) = d.checkpoints.remove(0);
+    it.checkpoint_finished(h1, vec![started(wait_of(1), 3_000)]);
+    assert!(
+        drain(&mut it).finish.is_none(),
+        "branch 2's body is still out"
+    );
+    let (handle, _, outcome) = d.steps.remove(0);
+    it.step_finished(handle, outcome);
+    loop {
+        let d = drain(&mut it);
+        if let Some(outcome) = d.finish {
+            assert_eq!(
+                outcome,
+                Outcome::Pending {
+                    resume_at: Some(3_000)
+                }
+            );
+            break;
+        }
+        for (h, _) in d.checkpoints {
+            it.checkpoint_finished(h, vec![]);
+        }
+    }
+}
+
+/// Two items at once; the first success ends the map.
+async fn race(mut wf: Workflow, _: ()) -> Result<Vec<String>, StepError> {
+    let config = MapConfig::named("race").completion(CompletionPolicy::default().min_successful(1));
+    let r = wf
+        .map_with(config, vec!["a", "b"], |mut wf, x, _| async move {
+            wf.step(x, move |_| async move { Ok(x.to_owned()) }).await
+        })
+        .await?;
+    let statuses: Vec<String> = r
+        .items()
+        .iter()
+        .map(|i| format!("{:?}", i.status))
+        .collect();
+    Ok(statuses)
+}
+
+#[test]
+fn the_outcome_of_an_abandoned_branch_is_dropped() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &race);
+    let mut d = drain(&mut it);
+    assert_eq!(d.steps.len(), 2);
+    let (late, _, late_outcome) = d.steps.remove(1);
+    let mut late_outcome = Some(late_outcome);
+    let (first, _, outcome) = d.steps.remove(0);
+    it.step_finished(first, outcome);
+    let mut sent = Vec::new();
+    let outcome = loop {
+        let d = drain(&mut it);
+        if let Some(outcome) = d.finish {
+            break outcome;
+        }
+        for (h, updates) in d.checkpoints {
+            sent.extend(updates);
+            it.checkpoint_finished(h, vec![]);
+        }
+        if sent
+            .iter()
+            .any(|u| u.name.as_deref() == Some("race") && u.action == A::Succeed)
+        {
+            // The map closed: the late body's outcome comes in now.
+            if let Some(outcome) = late_outcome.take() {
+                it.step_finished(late, outcome);
+            }
+        }
+    };
+    assert_eq!(
+        outcome,
+        Outcome::Succeeded(r#"["Succeeded","Started"]"#.into())
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|u| u.name.as_deref() == Some("b") && u.op_type == T::Step),
+        "nothing of the abandoned branch's step was sent"
+    );
+}
+
+#[test]
+fn a_zero_max_concurrency_fails_before_anything_is_sent() {
+    async fn bad(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+        let config = MapConfig::named("bad").max_concurrency(0);
+        let r = wf
+            .map_with(config, vec![1u32], |_, x, _| async move {
+                Ok::<_, StepError>(x)
+            })
+            .await?;
+        Ok(r.total_count() as u32)
+    }
+    let mut it = Interpreter::new(ARN, vec![execution()], &bad);
+    let d = drain(&mut it);
+    assert!(d.checkpoints.is_empty());
+    match d.finish {
+        Some(Outcome::Failed(e)) => assert_eq!(e.error_type.as_deref(), Some("InvalidConfig")),
+        other => panic!("{other:?}"),
+    }
+}
