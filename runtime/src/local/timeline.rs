@@ -41,6 +41,10 @@ pub enum TimelineEvent {
         wait_seconds: Option<u32>,
         /// The update's error.
         error: Option<Box<ErrorObject>>,
+        /// How deep in child contexts the operation is (0 at the root).
+        depth: u8,
+        /// The name of the context it belongs to (none at the root).
+        context: Option<String>,
     },
     /// A checkpoint was rejected.
     Rejected {
@@ -142,6 +146,8 @@ impl fmt::Display for Timeline {
                     payload,
                     wait_seconds,
                     error,
+                    depth,
+                    context,
                     ..
                 } => {
                     let mut detail = Vec::new();
@@ -159,11 +165,19 @@ impl fmt::Display for Timeline {
                     if let Some(e) = error {
                         detail.push(shorten(&e.to_string(), 80));
                     }
+                    // Operations in child contexts are indented under them
+                    // and name the context they belong to.
+                    let indent = "  ".repeat(usize::from(*depth));
+                    let name = name_or_dash(&name.as_deref().map(str::to_owned));
+                    let label = match context {
+                        Some(c) => format!("{indent}{name} in {c}"),
+                        None => format!("{indent}{name}"),
+                    };
                     writeln!(
                         f,
-                        "           {:<6} {:<21} {:<7} -> {:<9} {}",
+                        "           {:<7} {:<34} {:<7} -> {:<9} {}",
                         op_type.to_string(),
-                        name_or_dash(&name.as_deref().map(str::to_owned)),
+                        label,
                         action.to_string(),
                         status.to_string(),
                         detail.join(", ")
