@@ -851,16 +851,21 @@ impl Interpreter {
     ) -> OpRef {
         let c = &mut self.contexts[ctx as usize];
         let (id, seq) = c.ids.next_id();
-        let op = OpRef {
+        OpRef {
             seq,
             id,
             op_type,
             sub_type: Some(Cow::Borrowed(sub_type)),
             name,
             parent: c.ids.parent().copied(),
-        };
-        c.last_op = Some(op.clone());
-        op
+        }
+    }
+
+    /// Remembers `op` as the context's last operation, for error messages.
+    fn set_last(&mut self, ctx: CtxId, op: OpRef) {
+        if let Some(c) = self.contexts.get_mut(ctx as usize) {
+            c.last_op = Some(op);
+        }
     }
 
     /// Checks that the recorded operation is the one requested.
@@ -991,6 +996,7 @@ impl Interpreter {
                 }
             }
         };
+        self.set_last(ctx, op);
         self.apply(ctx, next);
     }
 
@@ -1068,6 +1074,7 @@ impl Interpreter {
             });
             Next::Checkpoint(vec![start], After::WaitStarted(ctx, op.id))
         };
+        self.set_last(ctx, op);
         self.apply(ctx, next);
     }
 
@@ -1112,6 +1119,7 @@ impl Interpreter {
 
     fn on_child(&mut self, ctx: CtxId, name: Option<Cow<'static, str>>, body: ContextBody) {
         let op = self.next_op(ctx, OperationType::Context, CHILD_SUBTYPE, name);
+        self.set_last(ctx, op.clone());
         let recorded = self.history.get(&op.id);
         let replay_only = self.contexts[ctx as usize].replay_only;
         if let Err(e) = self.check(&op, recorded) {
@@ -1232,6 +1240,7 @@ impl Interpreter {
             completion,
         } = request;
         let op = self.next_op(ctx, OperationType::Context, kind.sub_type(), name);
+        self.set_last(ctx, op.clone());
         let recorded = self.history.get(&op.id);
         let replay_only = self.contexts[ctx as usize].replay_only;
         if let Err(e) = self.check(&op, recorded) {

@@ -246,8 +246,7 @@ where
     // Step bodies run concurrently (several contexts may each run one);
     // checkpoints go out one request at a time, in order, several queued
     // ones sharing a request.
-    let mut running: FuturesUnordered<BoxFuture<(StepHandle, StepOutcome)>> =
-        FuturesUnordered::new();
+    let mut running = FuturesUnordered::new();
     let mut queue: VecDeque<(CheckpointHandle, Vec<OperationUpdate>, bool)> = VecDeque::new();
     let mut finished: Vec<(StepHandle, StepOutcome)> = Vec::new();
     let output = 'invocation: loop {
@@ -284,14 +283,12 @@ where
                 }
             }
         }
-        if !queue.is_empty() {
+        if let Some((first, mut updates, mut wait)) = queue.pop_front() {
             // Everything queued goes out together; bodies keep running
             // meanwhile, and their outcomes are reported afterwards.
-            let mut handles = Vec::with_capacity(queue.len());
-            let mut updates = Vec::new();
-            let mut wait = false;
+            let mut later = Vec::new();
             for (handle, u, w) in queue.drain(..) {
-                handles.push(handle);
+                later.push(handle);
                 updates.extend(u);
                 wait |= w;
             }
@@ -311,9 +308,10 @@ where
             };
             match sent {
                 Ok(Flushed::Sent(delta)) => {
-                    let mut delta = Some(delta);
-                    for handle in handles {
-                        interpreter.checkpoint_finished(handle, delta.take().unwrap_or_default());
+                    // The response answers them all; its operations once.
+                    interpreter.checkpoint_finished(first, delta);
+                    for handle in later {
+                        interpreter.checkpoint_finished(handle, Vec::new());
                     }
                 }
                 Ok(Flushed::Revoked) => break pending(),
@@ -354,7 +352,7 @@ where
 
 /// Runs one step body in its `durable_operation` span, turning a panic
 /// into a failed attempt.
-fn run_step(run: StepRun) -> BoxFuture<(StepHandle, StepOutcome)> {
+fn run_step(run: StepRun) -> impl Future<Output = (StepHandle, StepOutcome)> + Send {
     let ctx = &run.context;
     let span = tracing::info_span!(
         "durable_operation",
@@ -369,8 +367,9 @@ fn run_step(run: StepRun) -> BoxFuture<(StepHandle, StepOutcome)> {
         span.record("parent_id", tracing::field::display(parent));
     }
     let handle = run.handle;
-    let body = CatchUnwind(run.future).instrument(span);
-    Box::pin(async move { (handle, body.await) })
+    CatchUnwind(run.future)
+        .instrument(span)
+        .map(move |outcome| (handle, outcome))
 }
 
 /// Ends the invocation: sends what is held back, then builds the response.

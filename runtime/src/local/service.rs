@@ -360,7 +360,7 @@ impl ExecState {
         let mut touched: Vec<Operation> = Vec::new();
         // Where each touched id is in `touched`, and the batch's last
         // action and update count for it.
-        let mut seen: HashMap<OperationId, (usize, OperationAction, u32)> = HashMap::new();
+        let mut seen = Seen::for_batch(updates.len());
         let mut statuses = Vec::with_capacity(updates.len());
         let mut close = None;
         for u in updates {
@@ -410,7 +410,11 @@ impl ExecState {
                 }
             }
             let current = match earlier {
-                Some(at) => Some(touched[at].clone()),
+                // Taken out (and put back below): no copy of its strings.
+                Some(at) => Some(std::mem::replace(
+                    &mut touched[at],
+                    Operation::new(u.id, u.op_type, OperationStatus::Started),
+                )),
                 None => self.get(&u.id).cloned(),
             };
             if current.is_none() {
@@ -447,6 +451,42 @@ impl ExecState {
             statuses,
             close,
         })
+    }
+}
+
+/// The ids a batch touched so far: a scan for small batches (most of
+/// them), a hash map for large ones.
+enum Seen {
+    Few(Vec<(OperationId, (usize, OperationAction, u32))>),
+    Many(HashMap<OperationId, (usize, OperationAction, u32)>),
+}
+
+impl Seen {
+    fn for_batch(updates: usize) -> Self {
+        if updates <= 16 {
+            Seen::Few(Vec::new())
+        } else {
+            Seen::Many(HashMap::with_capacity(updates))
+        }
+    }
+
+    fn get(&self, id: &OperationId) -> Option<&(usize, OperationAction, u32)> {
+        match self {
+            Seen::Few(v) => v.iter().find(|(k, _)| k == id).map(|(_, e)| e),
+            Seen::Many(m) => m.get(id),
+        }
+    }
+
+    fn insert(&mut self, id: OperationId, entry: (usize, OperationAction, u32)) {
+        match self {
+            Seen::Few(v) => match v.iter_mut().find(|(k, _)| *k == id) {
+                Some(slot) => slot.1 = entry,
+                None => v.push((id, entry)),
+            },
+            Seen::Many(m) => {
+                m.insert(id, entry);
+            }
+        }
     }
 }
 
