@@ -1196,7 +1196,8 @@ impl Interpreter {
         c.coroutine = None;
         let replay_only = c.replay_only;
         let owner = c.owner;
-        let op = c.op.clone();
+        // The context is over: its operation is taken, not copied.
+        let op = c.op.take();
         match (owner, op) {
             (Owner::Root, _) => {
                 let outcome = match result {
@@ -1377,7 +1378,8 @@ impl Interpreter {
             id: IdGenerator::branch(&parent, index as u64),
             op_type: OperationType::Context,
             sub_type: Some(Cow::Borrowed(batch.kind.branch_sub_type())),
-            name: Some(batch.names[index].clone()),
+            // Each name is used once: taken, not copied.
+            name: Some(std::mem::take(&mut batch.names[index])),
             parent: Some(parent),
         };
         let body = batch.bodies[index].take();

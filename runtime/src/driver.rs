@@ -287,6 +287,7 @@ where
             // Everything queued goes out together; bodies keep running
             // meanwhile, and their outcomes are reported afterwards.
             let mut later = Vec::new();
+            updates.reserve(queue.iter().map(|q| q.1.len()).sum());
             for (handle, u, w) in queue.drain(..) {
                 later.push(handle);
                 updates.extend(u);
@@ -581,7 +582,7 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         let mut held = held.into_iter().peekable();
         let mut delta = Vec::new();
         while held.peek().is_some() {
-            let mut request = Vec::new();
+            let mut request = Vec::with_capacity(self.config.max_updates.min(held.len()));
             let mut size = 0;
             while let Some(next) = held.peek() {
                 let next_size = next.approx_size();

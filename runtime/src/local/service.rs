@@ -357,7 +357,7 @@ impl ExecState {
     /// Checks a batch against the service's rules and computes the
     /// operations it produces, without changing anything.
     pub(super) fn validate(&self, updates: &[OperationUpdate]) -> Result<Batch, String> {
-        let mut touched: Vec<Operation> = Vec::new();
+        let mut touched: Vec<Operation> = Vec::with_capacity(updates.len());
         // Where each touched id is in `touched`, and the batch's last
         // action and update count for it.
         let mut seen = Seen::for_batch(updates.len());
