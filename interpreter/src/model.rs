@@ -99,6 +99,34 @@ impl std::hash::Hash for OperationId {
     }
 }
 
+/// A hasher for maps keyed by [`OperationId`]: an id's `Hash` writes one
+/// 64-bit fingerprint, which this finishes with a cheap mix instead of
+/// SipHash (ids come from BLAKE2b or from the service, not from an
+/// attacker who could choose colliding ones).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 32;
+        x = x.wrapping_mul(0xd6e8_feb8_6659_fd93);
+        x ^ (x >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+/// A `HashMap` keyed by operation id, with [`IdHasher`].
+pub type IdMap<V> =
+    std::collections::HashMap<OperationId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 impl fmt::Debug for OperationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)

@@ -466,6 +466,23 @@ fn main() {
         println!("|---|---|---|");
         println!("| {} | {checkpoints:.2} | {allocs:.1} |", ns(live));
     }
+    // For profilers: only the live map runs (and the live steps), no output.
+    if wanted.iter().any(|w| *w == "map-live") {
+        for _ in 0..rounds() {
+            let run = rt
+                .block_on(LocalRunner::new().run(&map_items, &MAP_ITEMS))
+                .expect("live map");
+            black_box(run);
+        }
+    }
+    if wanted.iter().any(|w| *w == "live-only") {
+        for _ in 0..rounds() {
+            let run = rt
+                .block_on(LocalRunner::new().run(&unit_steps, &LIVE_STEPS))
+                .expect("live steps");
+            black_box(run);
+        }
+    }
     if run("map") {
         let (step, _, step_allocs) = bench_live(&rt);
         let row = bench_map(&rt);

@@ -30,7 +30,6 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,8 +40,8 @@ use serde::de::DeserializeOwned;
 use crate::WorkflowFn;
 use crate::driver::{BatchConfig, InvocationSummary, run_invocation_with};
 use crate::model::{
-    ErrorObject, ExecutionDetails, ExecutionState, InvocationInput, Millis, Operation, OperationId,
-    OperationStatus, OperationType,
+    ErrorObject, ExecutionDetails, ExecutionState, IdMap, InvocationInput, Millis, Operation,
+    OperationId, OperationStatus, OperationType,
 };
 
 mod service;
@@ -236,7 +235,7 @@ impl LocalRunner {
         execution.execution_details = Some(Box::new(ExecutionDetails {
             input_payload: Some(input.into()),
         }));
-        let mut index = HashMap::new();
+        let mut index = IdMap::default();
         index.insert(id, 0);
         let state = ExecState {
             arn: format!(

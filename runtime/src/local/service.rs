@@ -2,14 +2,13 @@
 //! service's rules for applying checkpoints (PROTOCOL.md §4), served in
 //! process through [`DurableService`].
 
-use std::collections::HashMap;
 use std::future::{Future, ready};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::driver::{InvocationError, InvocationSummary};
 use crate::engine::MAX_WAIT_SECONDS;
 use crate::model::{
-    ContextDetails, ErrorObject, ExecutionState, InvocationStatus, Millis, Operation,
+    ContextDetails, ErrorObject, ExecutionState, IdMap, InvocationStatus, Millis, Operation,
     OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
     WaitDetails,
 };
@@ -36,7 +35,7 @@ pub(super) enum Closed {
 pub(super) struct ExecState {
     pub(super) arn: String,
     pub(super) ops: Vec<Operation>,
-    pub(super) index: HashMap<OperationId, usize>,
+    pub(super) index: IdMap<usize>,
     pub(super) start: Millis,
     pub(super) now: Millis,
     pub(super) token: Option<String>,
@@ -458,7 +457,7 @@ impl ExecState {
 /// them), a hash map for large ones.
 enum Seen {
     Few(Vec<(OperationId, (usize, OperationAction, u32))>),
-    Many(HashMap<OperationId, (usize, OperationAction, u32)>),
+    Many(IdMap<(usize, OperationAction, u32)>),
 }
 
 impl Seen {
@@ -466,7 +465,7 @@ impl Seen {
         if updates <= 16 {
             Seen::Few(Vec::new())
         } else {
-            Seen::Many(HashMap::with_capacity(updates))
+            Seen::Many(IdMap::with_capacity_and_hasher(updates, Default::default()))
         }
     }
 
