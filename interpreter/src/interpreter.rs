@@ -1342,7 +1342,8 @@ impl Interpreter {
     fn admit(&mut self, b: usize) {
         loop {
             let batch = &self.batches[b];
-            if batch.done || self.ending.is_some() {
+            // A batch inside an abandoned branch starts nothing more.
+            if batch.done || self.ending.is_some() || self.dead(batch.owner) {
                 return;
             }
             let total = batch.branches.len();
@@ -1467,6 +1468,11 @@ impl Interpreter {
         if batch.done || !matches!(batch.branches[index], Branch::Active(_)) {
             return; // abandoned: the batch ended without it
         }
+        let owner = batch.owner;
+        if self.dead(owner) {
+            return; // the batch itself is in an abandoned branch
+        }
+        let batch = &mut self.batches[b];
         batch.active -= 1;
         match outcome {
             Ok(_) => batch.succeeded += 1,

@@ -231,7 +231,8 @@ impl From<String> for WaitConfig {
     }
 }
 
-/// A step that failed: the error its body returned, as checkpointed.
+/// A step (or child context, map item, ...) that failed: the error its body
+/// returned, as checkpointed.
 ///
 /// Workflow code gets the same `StepError` on the first run and on every
 /// replay, since both are read from the recorded [`ErrorObject`].
@@ -260,7 +261,8 @@ impl StepError {
     pub fn operation_kind(&self) -> &'static str {
         self.kind
     }
-    /// The name of the step that failed.
+    /// The name of the operation that failed (a step, a child context, a
+    /// map or parallel, or `<batch>[<index>]` for a batch item).
     pub fn step_name(&self) -> Option<&str> {
         self.step.as_deref()
     }

@@ -277,3 +277,71 @@ fn a_zero_max_concurrency_fails_before_anything_is_sent() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Item "a" steps; item "b" runs an inner map, one item at a time.
+async fn nested_race(mut wf: Workflow, _: ()) -> Result<Vec<String>, StepError> {
+    let config =
+        MapConfig::named("outer").completion(CompletionPolicy::default().min_successful(1));
+    let r = wf
+        .map_with(config, vec!["a", "b"], |mut wf, x, _| async move {
+            if x == "a" {
+                return wf.step("a-step", |_| async { Ok("a".to_owned()) }).await;
+            }
+            let inner = MapConfig::named("inner").max_concurrency(1);
+            let r = wf
+                .map_with(inner, vec![0u32, 1], |mut wf, i, _| async move {
+                    wf.step(format!("inner-{i}"), move |_| async move { Ok(i) })
+                        .await
+                })
+                .await?;
+            Ok(format!("{:?}", r.into_values()?))
+        })
+        .await?;
+    Ok(r.items().iter().map(|i| format!("{:?}", i.status)).collect())
+}
+
+#[test]
+fn a_batch_inside_an_abandoned_branch_starts_nothing_more() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &nested_race);
+    let mut d = drain(&mut it);
+    let names: Vec<&str> = d.steps.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(names, ["a-step", "inner-0"]);
+    let (inner0, _, inner0_outcome) = d.steps.remove(1);
+    let (a, _, a_outcome) = d.steps.remove(0);
+    // "a" finishes first, then the inner item; their checkpoints are
+    // answered in order, so the outer map ends (min_successful 1) before
+    // the inner item's end is acknowledged.
+    it.step_finished(a, a_outcome);
+    it.step_finished(inner0, inner0_outcome);
+    let mut sent: Vec<OperationUpdate> = Vec::new();
+    let outcome = loop {
+        let d = drain(&mut it);
+        if let Some(outcome) = d.finish {
+            break outcome;
+        }
+        assert!(d.steps.is_empty(), "no new step body: {:?}", d.steps.len());
+        for (h, updates) in d.checkpoints {
+            sent.extend(updates);
+            it.checkpoint_finished(h, vec![]);
+        }
+    };
+    assert_eq!(
+        outcome,
+        Outcome::Succeeded(r#"["Succeeded","Started"]"#.into())
+    );
+    let started: Vec<(&str, Option<OperationId>)> = sent
+        .iter()
+        .filter(|u| u.action == A::Start && u.op_type == T::Context)
+        .map(|u| (u.name.as_deref().unwrap_or(""), u.parent_id))
+        .collect();
+    let inner = sent
+        .iter()
+        .find(|u| u.name.as_deref() == Some("inner"))
+        .map(|u| u.id);
+    assert!(
+        !started
+            .iter()
+            .any(|(name, parent)| *name == "map-item-1" && *parent == inner),
+        "the inner map started its second item after its branch was abandoned: {started:?}"
+    );
+}
