@@ -46,6 +46,7 @@
 //! }
 //! ```
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -878,14 +879,26 @@ impl Workflow {
                 return Err(StepError::new(kind, name, error));
             }
             Response::Batch(BatchReply::Live(raw)) => {
+                // With JSON for the items and the batch (the defaults), the
+                // batch result is the items' checkpointed JSON spliced in:
+                // decoding it gives exactly the values decoded from the
+                // items, so it is neither encoded again nor decoded back.
+                let exact = spliced_is_exact::<C, B>();
+                let spliced = exact.then(|| splice_json(&raw));
                 let built = match typed::<T, C>(raw, item_codec, &name) {
                     Ok(built) => built,
                     Err(error) => return self.abort(Fatal::Decode(error)).await,
                 };
-                let encoded = to_payload(batch_codec, &built)
-                    .map(Payload::from)
-                    .map_err(|e| ErrorObject::new("CodecError", format!("the {kind} result {e}")));
+                let encoded = match spliced {
+                    Some(json) => Ok(Payload::from(json)),
+                    None => to_payload(batch_codec, &built)
+                        .map(Payload::from)
+                        .map_err(|e| {
+                            ErrorObject::new("CodecError", format!("the {kind} result {e}"))
+                        }),
+                };
                 match self.yielder.yield_(Request::CloseBatch(encoded)).await {
+                    Response::Step(Ok(_)) if exact => Ok(built),
                     // Decoded from what was checkpointed, as a replay will.
                     Response::Step(Ok(payload)) => decode_batch(&payload),
                     // Too large to checkpoint: rebuilt the same way on replay.
@@ -901,6 +914,61 @@ impl Workflow {
             Err(error) => self.abort(Fatal::Decode(error)).await,
         }
     }
+}
+
+/// Whether the batch payload is the items' JSON spliced together (see
+/// [`splice_json`]), so that the values decoded from the items are those a
+/// replay decodes from the batch.
+fn spliced_is_exact<C: Codec, B: Codec>() -> bool {
+    TypeId::of::<C>() == TypeId::of::<Json>() && TypeId::of::<B>() == TypeId::of::<Json>()
+}
+
+/// The JSON of a [`BatchResult`] whose items were checkpointed as JSON:
+/// each item's payload (compact JSON text, as the `Json` codec writes it)
+/// is the `result` as it is; the same text `serde_json` writes for the
+/// decoded batch.
+fn splice_json(raw: &RawBatch) -> String {
+    let size: usize = raw
+        .items
+        .iter()
+        .map(|i| 64 + i.result.as_ref().map_or(4, Payload::len))
+        .sum();
+    let mut out = String::with_capacity(size + 64);
+    out.push_str("{\"all\":[");
+    for (index, item) in raw.items.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let status = match item.status {
+            BatchItemStatus::Succeeded => "SUCCEEDED",
+            BatchItemStatus::Failed => "FAILED",
+            BatchItemStatus::Started => "STARTED",
+            BatchItemStatus::NotStarted => "NOT_STARTED",
+        };
+        out.push_str(&format!(
+            "{{\"index\":{index},\"status\":\"{status}\",\"result\":"
+        ));
+        match (&item.status, &item.result) {
+            (BatchItemStatus::Succeeded, Some(p)) => out.push_str(p.as_str()),
+            _ => out.push_str("null"),
+        }
+        out.push_str(",\"error\":");
+        let error = item.error.as_ref().map(|e| ItemError {
+            error_type: e.error_type.clone(),
+            error_message: e.error_message.clone(),
+            error_data: e.error_data.clone(),
+            stack_trace: e.stack_trace.clone(),
+        });
+        match error.and_then(|e| serde_json::to_string(&e).ok()) {
+            Some(json) => out.push_str(&json),
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
+    out.push_str("],\"completionReason\":\"");
+    out.push_str(raw.reason.as_str());
+    out.push_str("\"}");
+    out
 }
 
 /// Decodes the branch values of a raw batch with the item codec.
@@ -937,6 +1005,48 @@ fn typed<T: DeserializeOwned, C: Codec>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spliced_json_is_what_serde_writes() {
+        let raw = RawBatch {
+            items: vec![
+                RawItem {
+                    status: BatchItemStatus::Succeeded,
+                    result: Some(Payload::from(r#"{"a":[1,2],"b":"x\"y"}"#)),
+                    error: None,
+                },
+                RawItem {
+                    status: BatchItemStatus::Failed,
+                    result: None,
+                    error: Some(ErrorObject::new("E", "m \" \n")),
+                },
+                RawItem {
+                    status: BatchItemStatus::Started,
+                    result: None,
+                    error: None,
+                },
+                RawItem {
+                    status: BatchItemStatus::NotStarted,
+                    result: None,
+                    error: None,
+                },
+            ],
+            reason: CompletionReason::FailureToleranceExceeded,
+        };
+        let spliced = splice_json(&raw);
+        let typed: BatchResult<serde_json::Value> = typed(raw, &Json, &None).unwrap();
+        assert_eq!(spliced, serde_json::to_string(&typed).unwrap());
+        let back: BatchResult<serde_json::Value> = serde_json::from_str(&spliced).unwrap();
+        assert_eq!(back, typed);
+        let empty = RawBatch {
+            items: vec![],
+            reason: CompletionReason::AllCompleted,
+        };
+        assert_eq!(
+            splice_json(&empty),
+            r#"{"all":[],"completionReason":"ALL_COMPLETED"}"#
+        );
+    }
 
     #[test]
     fn completion_rules() {

@@ -297,7 +297,10 @@ async fn nested_race(mut wf: Workflow, _: ()) -> Result<Vec<String>, StepError> 
             Ok(format!("{:?}", r.into_values()?))
         })
         .await?;
-    Ok(r.items().iter().map(|i| format!("{:?}", i.status)).collect())
+    Ok(r.items()
+        .iter()
+        .map(|i| format!("{:?}", i.status))
+        .collect())
 }
 
 #[test]

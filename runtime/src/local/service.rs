@@ -85,21 +85,6 @@ impl ExecState {
         out
     }
 
-    /// How many CONTEXT operations hold an operation whose parent is
-    /// `parent`.
-    pub(super) fn depth(&self, parent: Option<&OperationId>) -> u8 {
-        let mut parent = parent.copied();
-        let mut depth = 0u8;
-        while let Some(p) = parent {
-            depth = depth.saturating_add(1);
-            if depth == u8::MAX {
-                break;
-            }
-            parent = self.get(&p).and_then(|op| op.parent_id);
-        }
-        depth
-    }
-
     pub(super) fn upsert(&mut self, op: Operation) {
         match self.index.get(&op.id) {
             Some(&i) => self.ops[i] = op,
@@ -320,12 +305,6 @@ impl ExecState {
             .iter()
             .filter(|u| u.op_type != OperationType::Execution);
         for (u, status) in applied.zip(statuses) {
-            let depth = self.depth(u.parent_id.as_ref());
-            let context = u
-                .parent_id
-                .as_ref()
-                .and_then(|p| self.get(p))
-                .and_then(|p| p.name.clone());
             self.timeline.events.push(TimelineEvent::Applied {
                 at,
                 id: u.id,
@@ -336,8 +315,7 @@ impl ExecState {
                 payload: u.payload.clone(),
                 wait_seconds: u.wait_options.as_ref().map(|w| w.wait_seconds),
                 error: u.error.clone(),
-                depth,
-                context,
+                parent: u.parent_id,
             });
         }
         if let Some(closed) = close {

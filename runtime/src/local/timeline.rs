@@ -1,6 +1,7 @@
 //! The timeline of a local run: what happened, in order, printable.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::model::{
@@ -41,10 +42,8 @@ pub enum TimelineEvent {
         wait_seconds: Option<u32>,
         /// The update's error.
         error: Option<Box<ErrorObject>>,
-        /// How deep in child contexts the operation is (0 at the root).
-        depth: u8,
-        /// The name of the context it belongs to (none at the root).
-        context: Option<String>,
+        /// The CONTEXT operation it belongs to (none at the root).
+        parent: Option<OperationId>,
     },
     /// A checkpoint was rejected.
     Rejected {
@@ -133,6 +132,9 @@ pub(super) fn shorten(s: &str, max: usize) -> String {
 
 impl fmt::Display for Timeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The name and depth of each context seen so far: a context's
+        // START comes before anything inside it.
+        let mut contexts: HashMap<OperationId, (String, usize)> = HashMap::new();
         for event in &self.events {
             match event {
                 TimelineEvent::Invoked { invocation, at } => {
@@ -146,10 +148,18 @@ impl fmt::Display for Timeline {
                     payload,
                     wait_seconds,
                     error,
-                    depth,
-                    context,
+                    id,
+                    parent,
                     ..
                 } => {
+                    let (context, depth) = match parent.as_ref().and_then(|p| contexts.get(p)) {
+                        Some((name, depth)) => (Some(name.clone()), depth + 1),
+                        None => (None, 0),
+                    };
+                    if *op_type == OperationType::Context && !contexts.contains_key(id) {
+                        let own = name.as_deref().unwrap_or("-").to_owned();
+                        contexts.insert(*id, (own, depth));
+                    }
                     let mut detail = Vec::new();
                     if let Some(p) = payload {
                         let (codec, _) = durable_yield_codecs::split_tag(p.as_str());
@@ -167,7 +177,7 @@ impl fmt::Display for Timeline {
                     }
                     // Operations in child contexts are indented under them
                     // and name the context they belong to.
-                    let indent = "  ".repeat(usize::from(*depth));
+                    let indent = "  ".repeat(depth);
                     let name = name_or_dash(&name.as_deref().map(str::to_owned));
                     let label = match context {
                         Some(c) => format!("{indent}{name} in {c}"),
