@@ -41,7 +41,7 @@ pub fn operation_id(parent: Option<&OperationId>, n: u64) -> OperationId {
 pub fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
     let mut hasher = Blake2b512::new();
     if let Some(p) = prefix {
-        hasher.update(p.as_str().as_bytes());
+        hasher.update(p.as_bytes());
         hasher.update(b"-");
     }
     let mut digits = [0u8; 20];
@@ -91,7 +91,7 @@ pub fn idempotency_key(execution_arn: &str, id: &OperationId) -> String {
     hasher.update(b"durable-yield idempotency key\0");
     hasher.update(execution_arn.as_bytes());
     hasher.update(b"\0");
-    hasher.update(id.as_str().as_bytes());
+    hasher.update(id.as_bytes());
     let digest = hasher.finalize();
     digest
         .iter()

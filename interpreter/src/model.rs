@@ -59,6 +59,12 @@ impl OperationId {
         self.len as usize
     }
 
+    /// The id's bytes (ASCII for every id this SDK makes or the service
+    /// sends), without the UTF-8 check of [`OperationId::as_str`].
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
     /// The id as a string.
     pub fn as_str(&self) -> &str {
         // The bytes were copied from a `&str` (or are ASCII hex), so they

@@ -475,13 +475,14 @@ fn id_char(b: u8) -> bool {
 /// Checks the fields of an update for an operation the service does not
 /// know yet (a known operation's fields must equal the stored ones).
 fn check_new_fields(u: &OperationUpdate) -> Result<(), String> {
-    let id = u.id.as_str();
     // Branch-free over the bytes: ids are long and almost always valid.
-    if !id.bytes().fold(true, |ok, b| ok & id_char(b)) {
+    if !u.id.as_bytes().iter().fold(true, |ok, &b| ok & id_char(b)) {
         return Err(format!(
-            "operation id {id:?} must match [a-zA-Z0-9-_]{{1,64}}"
+            "operation id {:?} must match [a-zA-Z0-9-_]{{1,64}}",
+            u.id.as_str()
         ));
     }
+    let id = &u.id;
     if let Some(name) = &u.name {
         if name.is_empty() || name.len() > 256 || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
             return Err(format!(
