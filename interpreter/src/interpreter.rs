@@ -33,6 +33,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use durable_yield_codecs::{Json, to_payload};
@@ -48,8 +49,8 @@ use crate::error::{ExecutionError, OpRef};
 use crate::history::History;
 use crate::id::IdGenerator;
 use crate::model::{
-    ContextOptions, ErrorObject, Millis, Operation, OperationAction, OperationId, OperationStatus,
-    OperationType, OperationUpdate, Payload, StepOptions, WaitOptions, WireName,
+    CallbackOptions, ContextOptions, ErrorObject, Millis, Operation, OperationAction, OperationId,
+    OperationStatus, OperationType, OperationUpdate, Payload, StepOptions, WaitOptions, WireName,
 };
 use crate::protocol::{
     BatchKind, BatchReply, BatchRequest, ContextBody, Fatal, RecordedOutcome, Request, Response,
@@ -62,6 +63,12 @@ use crate::workflow::{BoxError, StepContext, StepFailure, StepSemantics, Workflo
 pub const STEP_SUBTYPE: &str = "Step";
 /// The subtype written on waits.
 pub const WAIT_SUBTYPE: &str = "Wait";
+/// The subtype written on callbacks.
+pub const CALLBACK_SUBTYPE: &str = "Callback";
+/// The longest callback timeout the service accepts, in seconds.
+pub const MAX_CALLBACK_TIMEOUT_SECONDS: u32 = 99_999_999;
+/// The subtype written on wait-for-condition steps.
+pub const CONDITION_SUBTYPE: &str = "WaitForCondition";
 /// The subtype written on child contexts.
 pub const CHILD_SUBTYPE: &str = "RunInChildContext";
 /// The longest wait the service accepts, in seconds (366 days).
@@ -158,6 +165,9 @@ struct LiveStep {
     attempt: u32,
     send_start: bool,
     retry: Option<Arc<dyn RetryStrategy>>,
+    /// A wait-for-condition check: its wait strategy, and whether the
+    /// check found the condition met.
+    condition: Option<(Arc<dyn RetryStrategy>, Arc<AtomicBool>)>,
 }
 
 /// What to do once a checkpoint is answered.
@@ -172,6 +182,8 @@ enum After {
     Started(CtxId, LiveStep),
     /// A retry was scheduled: suspend until it is due.
     Retried(CtxId, OperationId),
+    /// A callback's START was acknowledged: hand out its id.
+    CallbackStarted(CtxId, OpRef),
     /// A branch's end was recorded: tell its batch.
     BranchClosed {
         batch: usize,
@@ -514,7 +526,10 @@ impl Interpreter {
             Next::Resume(response) => self.ready.push_back((ctx, response)),
             Next::Suspend(at) => self.contexts[ctx as usize].suspended = Some(at),
             Next::Checkpoint(updates, after) => {
-                let wait = matches!(after, After::WaitStarted(..) | After::Started(..));
+                let wait = matches!(
+                    after,
+                    After::WaitStarted(..) | After::Started(..) | After::CallbackStarted(..)
+                );
                 self.emit(updates, after, wait);
             }
             Next::Fail(error) => self.fatal(error),
@@ -563,6 +578,10 @@ impl Interpreter {
         if live.send_start {
             updates.push(update(&live.op, OperationAction::Start));
         }
+        if let Some((strategy, done)) = &live.condition {
+            let next = self.checked(ctx, &live, strategy, done, outcome, updates);
+            return self.apply(ctx, next);
+        }
         let next = match outcome {
             Ok(payload) => {
                 let mut u = update(&live.op, OperationAction::Succeed);
@@ -589,6 +608,67 @@ impl Interpreter {
             }
         };
         self.apply(ctx, next);
+    }
+
+    /// A condition check ended: its new state is checkpointed with a
+    /// SUCCEED when the condition is met, else with a RETRY (the wait
+    /// strategy's delay, the state as the payload, no error) or, when the
+    /// strategy gives up, a FAIL. A check that failed fails the operation
+    /// (no retry: the wait strategy is for unmet conditions).
+    fn checked(
+        &self,
+        ctx: CtxId,
+        live: &LiveStep,
+        strategy: &Arc<dyn RetryStrategy>,
+        done: &AtomicBool,
+        outcome: StepOutcome,
+        mut updates: Vec<OperationUpdate>,
+    ) -> Next {
+        let op = &live.op;
+        let fail = |error: ErrorObject, mut updates: Vec<OperationUpdate>| {
+            let error = error.truncated();
+            let mut u = update(op, OperationAction::Fail);
+            u.error = Some(Box::new(error.clone()));
+            updates.push(u);
+            Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Err(error))))
+        };
+        let state = match outcome {
+            Ok(state) => state,
+            Err(failure) => return fail(failure.into_parts().0, updates),
+        };
+        if done.load(Ordering::Acquire) {
+            let mut u = update(op, OperationAction::Succeed);
+            u.payload = Some(state.clone());
+            updates.push(u);
+            return Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Ok(state))));
+        }
+        let not_met = ErrorObject::new(
+            "ConditionNotMet",
+            format!("check {} of {op} found the condition not met", live.attempt),
+        );
+        let random = unit_random(self.step_seed(op, live.attempt));
+        match strategy.next_delay(&FailedAttempt::new(&not_met, live.attempt, random)) {
+            Some(delay) => {
+                let mut u = update(op, OperationAction::Retry);
+                u.step_options = Some(StepOptions {
+                    next_attempt_delay_seconds: Some(whole_seconds(delay)),
+                });
+                u.payload = Some(state);
+                updates.push(u);
+                Next::Checkpoint(updates, After::Retried(ctx, op.id))
+            }
+            None => fail(
+                ErrorObject::new(
+                    "WaitForConditionExhausted",
+                    format!(
+                        "{op} checked the condition {} times without it being met, as many as \
+                         its wait strategy allows",
+                        live.attempt
+                    ),
+                ),
+                updates,
+            ),
+        }
     }
 
     /// A failed attempt: asks the step's retry strategy, and checkpoints a
@@ -697,6 +777,12 @@ impl Interpreter {
                 index,
                 outcome,
             } => self.branch_done(batch, index, outcome),
+            After::CallbackStarted(ctx, op) => {
+                if !self.dead(ctx) {
+                    let next = self.callback_id(&op);
+                    self.apply(ctx, next);
+                }
+            }
         }
     }
 
@@ -775,6 +861,15 @@ impl Interpreter {
             Resumed::Yielded(Request::Wait { name, duration }) => self.on_wait(ctx, name, duration),
             Resumed::Yielded(Request::Child { name, body }) => self.on_child(ctx, name, body),
             Resumed::Yielded(Request::Batch(request)) => self.on_batch(ctx, request),
+            Resumed::Yielded(Request::Callback {
+                name,
+                timeout_seconds,
+                heartbeat_timeout_seconds,
+            }) => self.on_callback(ctx, name, timeout_seconds, heartbeat_timeout_seconds),
+            Resumed::Yielded(Request::CallbackResult { op }) => self.on_callback_result(ctx, op),
+            Resumed::Yielded(Request::Condition { name, strategy }) => {
+                self.on_condition(ctx, name, strategy)
+            }
             Resumed::Yielded(Request::CloseBatch(encoded)) => self.on_close_batch(ctx, encoded),
             Resumed::Yielded(Request::Fatal(Fatal::Decode(error))) => {
                 let op = last_op();
@@ -1017,6 +1112,7 @@ impl Interpreter {
             attempt,
             send_start: send_start && !at_most_once,
             retry,
+            condition: None,
         };
         if at_most_once && send_start {
             return Next::Checkpoint(
@@ -1076,6 +1172,226 @@ impl Interpreter {
         };
         self.set_last(ctx, op);
         self.apply(ctx, next);
+    }
+
+    fn on_callback(
+        &mut self,
+        ctx: CtxId,
+        name: Option<Cow<'static, str>>,
+        timeout_seconds: u32,
+        heartbeat_timeout_seconds: u32,
+    ) {
+        let op = self.next_op(ctx, OperationType::Callback, CALLBACK_SUBTYPE, name);
+        let recorded = self.history.get(&op.id);
+        let replay_only = self.contexts[ctx as usize].replay_only;
+        let next = if let Err(e) = self.check(&op, recorded) {
+            Next::Fail(e)
+        } else if let Some(reason) = [
+            ("timeout", timeout_seconds),
+            ("heartbeat timeout", heartbeat_timeout_seconds),
+        ]
+        .iter()
+        .find(|(_, s)| *s > MAX_CALLBACK_TIMEOUT_SECONDS)
+        .map(|(what, s)| {
+            format!("the {what} is {s} s, over the service's {MAX_CALLBACK_TIMEOUT_SECONDS} s")
+        }) {
+            Next::Fail(ExecutionError::InvalidConfig {
+                op: op.clone(),
+                reason,
+            })
+        } else {
+            match recorded {
+                // Whatever became of it, its id is the recorded one; its
+                // outcome is read when the workflow asks for it.
+                Some(_) => {
+                    self.replayed += 1;
+                    self.callback_id(&op)
+                }
+                None if replay_only => Next::Fail(Self::not_recorded(&op, None)),
+                None => {
+                    let mut start = update(&op, OperationAction::Start);
+                    start.callback_options = Some(CallbackOptions {
+                        timeout_seconds,
+                        heartbeat_timeout_seconds,
+                    });
+                    Next::Checkpoint(vec![start], After::CallbackStarted(ctx, op.clone()))
+                }
+            }
+        };
+        self.set_last(ctx, op);
+        self.apply(ctx, next);
+    }
+
+    /// The id the service issued for the callback `op`.
+    fn callback_id(&self, op: &OpRef) -> Next {
+        let id = self
+            .history
+            .get(&op.id)
+            .and_then(|o| o.callback_details.as_ref())
+            .and_then(|d| d.callback_id.clone())
+            .filter(|id| !id.is_empty());
+        match id {
+            Some(callback_id) => Next::Resume(Response::Callback {
+                op: op.id,
+                callback_id,
+            }),
+            None => Next::Fail(ExecutionError::InvalidHistory(format!(
+                "{op} has no callback id: the service did not issue one"
+            ))),
+        }
+    }
+
+    fn on_callback_result(&mut self, ctx: CtxId, id: OperationId) {
+        let next = match self.history.get(&id) {
+            None => Next::Fail(ExecutionError::Internal(format!(
+                "the result of callback {id} was asked for, but it was never created"
+            ))),
+            Some(op) => {
+                let details = op.callback_details.as_deref();
+                match op.status {
+                    // The body as the sender sent it; none for an empty one.
+                    OperationStatus::Succeeded => Next::Resume(Response::Step(Ok(details
+                        .and_then(|d| d.result.clone())
+                        .unwrap_or_else(|| Payload::from(""))))),
+                    status @ (OperationStatus::Failed
+                    | OperationStatus::TimedOut
+                    | OperationStatus::Cancelled
+                    | OperationStatus::Stopped) => {
+                        let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                            ErrorObject::new(
+                                "CallbackFailed",
+                                format!("the callback ended with status {status}"),
+                            )
+                        });
+                        let error = match (status, error.error_type.is_some()) {
+                            // The emulator stores a failure sent without an
+                            // error as `{}`.
+                            (OperationStatus::Failed, false) => ErrorObject {
+                                error_type: Some("CallbackFailed".into()),
+                                error_message: error
+                                    .error_message
+                                    .or_else(|| Some("the callback failed".into())),
+                                ..error
+                            },
+                            _ => error,
+                        };
+                        Next::Resume(Response::Step(Err(error)))
+                    }
+                    OperationStatus::Unknown(name) => {
+                        Next::Fail(ExecutionError::UnknownOperation {
+                            op: OpRef {
+                                seq: 0,
+                                id,
+                                op_type: OperationType::Callback,
+                                sub_type: op.sub_type.clone().map(Cow::Owned),
+                                name: op.name.clone().map(Cow::Owned),
+                                parent: op.parent_id,
+                            },
+                            what: "status",
+                            name: name.to_string(),
+                        })
+                    }
+                    // Waits for someone outside: no timer to resume at.
+                    _ => Next::Suspend(None),
+                }
+            }
+        };
+        self.apply(ctx, next);
+    }
+
+    fn on_condition(
+        &mut self,
+        ctx: CtxId,
+        name: Option<Cow<'static, str>>,
+        strategy: Arc<dyn RetryStrategy>,
+    ) {
+        let op = self.next_op(ctx, OperationType::Step, CONDITION_SUBTYPE, name);
+        let recorded = self.history.get(&op.id);
+        let replay_only = self.contexts[ctx as usize].replay_only;
+        let next = if let Err(e) = self.check(&op, recorded) {
+            Next::Fail(e)
+        } else {
+            match recorded {
+                Some(r) if replay_only && !r.status.is_terminal() => {
+                    Next::Fail(Self::not_recorded(&op, Some(r)))
+                }
+                None if replay_only => Next::Fail(Self::not_recorded(&op, None)),
+                None => self.check_live(ctx, &op, 1, strategy, None, true),
+                Some(recorded) => {
+                    let details = recorded.step_details.as_deref();
+                    let next = details
+                        .and_then(|d| d.attempt)
+                        .unwrap_or(0)
+                        .saturating_add(1);
+                    // The state the last check left, if any.
+                    let state = details
+                        .and_then(|d| d.result.clone())
+                        .filter(|p| !p.is_empty());
+                    match recorded.status {
+                        OperationStatus::Succeeded => {
+                            self.replayed += 1;
+                            Next::Resume(Response::Step(Ok(
+                                state.unwrap_or_else(|| Payload::from("null"))
+                            )))
+                        }
+                        status @ (OperationStatus::Failed
+                        | OperationStatus::Cancelled
+                        | OperationStatus::TimedOut
+                        | OperationStatus::Stopped) => {
+                            self.replayed += 1;
+                            let error =
+                                details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                                    ErrorObject::new(
+                                        "WaitForConditionFailed",
+                                        format!("the condition wait ended with status {status}"),
+                                    )
+                                });
+                            Next::Resume(Response::Step(Err(error)))
+                        }
+                        OperationStatus::Pending => {
+                            Next::Suspend(details.and_then(|d| d.next_attempt_timestamp))
+                        }
+                        // An interrupted check runs again, without a new START.
+                        OperationStatus::Started => {
+                            self.check_live(ctx, &op, next, strategy, state, false)
+                        }
+                        OperationStatus::Ready => {
+                            self.check_live(ctx, &op, next, strategy, state, true)
+                        }
+                        OperationStatus::Unknown(name) => Next::Fail(unknown_status(&op, name)),
+                    }
+                }
+            }
+        };
+        self.set_last(ctx, op);
+        self.apply(ctx, next);
+    }
+
+    /// Prepares a live check of a wait-for-condition (at least once: its
+    /// START travels with its outcome).
+    fn check_live(
+        &mut self,
+        ctx: CtxId,
+        op: &OpRef,
+        attempt: u32,
+        strategy: Arc<dyn RetryStrategy>,
+        state: Option<Payload>,
+        send_start: bool,
+    ) -> Next {
+        let done = Arc::new(AtomicBool::new(false));
+        let context = self.step_context(op, attempt);
+        self.contexts[ctx as usize].live = Some(LiveStep {
+            op: op.clone(),
+            attempt,
+            send_start,
+            retry: None,
+            condition: Some((strategy, done.clone())),
+        });
+        Next::Resume(Response::Check {
+            context,
+            state,
+            done,
+        })
     }
 
     /// Starts a context running `body` for the CONTEXT operation `op`.

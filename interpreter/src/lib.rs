@@ -15,6 +15,7 @@
 pub mod batch;
 mod coroutine;
 mod error;
+pub mod external;
 mod history;
 pub mod id;
 mod interpreter;
@@ -29,10 +30,14 @@ pub use batch::{
 };
 pub use coroutine::{BoxFuture, panic_message};
 pub use error::{ExecutionError, OpRef};
+pub use external::{
+    Callback, CallbackConfig, CallbackEnding, CallbackError, Condition, ConditionConfig,
+};
 pub use history::History;
 pub use interpreter::{
-    Action, CHILD_SUBTYPE, CheckpointHandle, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD,
-    MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepHandle, StepRun, WAIT_SUBTYPE,
+    Action, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, CheckpointHandle, Interpreter,
+    MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepHandle,
+    StepRun, WAIT_SUBTYPE,
 };
 pub use protocol::StepOutcome;
 pub use workflow::{

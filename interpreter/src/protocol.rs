@@ -2,13 +2,14 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use durable_yield_codecs::CodecError;
 
 use crate::batch::{CompletionPolicy, RawBatch};
 use crate::coroutine::BoxFuture;
-use crate::model::{ErrorObject, Payload};
+use crate::model::{ErrorObject, OperationId, Payload};
 use crate::retry::RetryStrategy;
 use crate::workflow::{StepContext, StepFailure, StepSemantics, Workflow};
 
@@ -96,6 +97,20 @@ pub(crate) enum Request {
     },
     /// A map or parallel operation.
     Batch(BatchRequest),
+    /// A callback: replay its id, or start it.
+    Callback {
+        name: Option<Cow<'static, str>>,
+        timeout_seconds: u32,
+        heartbeat_timeout_seconds: u32,
+    },
+    /// The outcome of the callback created as operation `op`: suspends
+    /// until it has one.
+    CallbackResult { op: OperationId },
+    /// A wait-for-condition: replay it, or ask for one check.
+    Condition {
+        name: Option<Cow<'static, str>>,
+        strategy: Arc<dyn RetryStrategy>,
+    },
     /// The encoded result of the batch just answered with
     /// [`BatchReply::Live`], to checkpoint.
     CloseBatch(Result<Payload, ErrorObject>),
@@ -112,11 +127,25 @@ pub(crate) enum Response {
     Step(RecordedOutcome),
     /// The step must run live: send its body.
     Execute(StepContext),
+    /// A condition check must run live: send its body, which checks the
+    /// recorded state (`None`: the initial one) and sets `done` when the
+    /// condition is met.
+    Check {
+        context: StepContext,
+        state: Option<Payload>,
+        done: Arc<AtomicBool>,
+    },
     /// The wait is over; or the batch result just sent is too large to
     /// checkpoint and is rebuilt from its branches on replay: keep it.
     Continue,
     /// A map or parallel operation ended.
     Batch(BatchReply),
+    /// The callback was created (or replayed): its operation and the id
+    /// the service issued.
+    Callback {
+        op: OperationId,
+        callback_id: String,
+    },
 }
 
 /// How a map or parallel operation ended.

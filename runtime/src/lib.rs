@@ -60,8 +60,9 @@ mod service;
 pub use driver::BatchConfig;
 pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};
 pub use durable_yield_interpreter::{
-    BatchItem, BatchItemStatus, BatchResult, BoxError, Branch, ChildConfig, CompletionPolicy,
-    CompletionReason, ExecutionError, MapConfig, ParallelConfig, RandomValue, StepConfig,
+    BatchItem, BatchItemStatus, BatchResult, BoxError, Branch, Callback, CallbackConfig,
+    CallbackEnding, CallbackError, ChildConfig, CompletionPolicy, CompletionReason, Condition,
+    ConditionConfig, ExecutionError, MapConfig, ParallelConfig, RandomValue, StepConfig,
     StepContext, StepError, StepFailure, StepSemantics, WaitConfig, Workflow, WorkflowFn,
     error_type_name, id, model, retry,
 };
@@ -80,9 +81,10 @@ pub mod engine {
     };
     pub use crate::service::{CheckpointResponse, DurableService, ServiceError, system_now};
     pub use durable_yield_interpreter::{
-        Action, BoxFuture, CHILD_SUBTYPE, CheckpointHandle, History, Interpreter, MAX_NAME_LEN,
-        MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, OpRef, Outcome, STEP_SUBTYPE, StepHandle,
-        StepOutcome, StepRun, WAIT_SUBTYPE, error_object_from, panic_message,
+        Action, BoxFuture, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, CheckpointHandle,
+        History, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, OpRef,
+        Outcome, STEP_SUBTYPE, StepHandle, StepOutcome, StepRun, WAIT_SUBTYPE, error_object_from,
+        panic_message,
     };
 }
 

@@ -47,7 +47,8 @@ use crate::model::{
 mod service;
 mod timeline;
 
-use service::{Closed, ExecState, LocalService};
+pub use service::CallbackAnswer;
+use service::{Answer, Closed, ExecState, LocalService};
 pub use timeline::{Timeline, TimelineEvent};
 
 /// 2026-01-01T00:00:00Z, where the virtual clock starts by default.
@@ -89,6 +90,18 @@ pub enum LocalError {
     /// The execution did not finish within the invocation budget.
     #[error("the execution did not finish within {0} invocations")]
     TooManyInvocations(u32),
+    /// The execution waits for callbacks that nothing will answer (no
+    /// timer is left either).
+    #[error(
+        "the execution waits for {0}, and nothing will answer: answer it with \
+         LocalRunner::answer_callback, or drive the execution with LocalRunner::start and \
+         LocalExecution::send_callback_success"
+    )]
+    Blocked(String),
+    /// No callback of this execution has this id, or it is not waiting
+    /// for an answer any more.
+    #[error("{0}")]
+    UnknownCallback(String),
     /// The execution succeeded but its result does not decode into the
     /// requested type.
     #[error("the execution result could not be decoded: {0}")]
@@ -150,6 +163,7 @@ pub struct LocalRunner {
     page_size: usize,
     batching: BatchConfig,
     execution_name: Option<String>,
+    answer_rules: Vec<(String, CallbackAnswer)>,
 }
 
 impl Default for LocalRunner {
@@ -170,7 +184,37 @@ impl LocalRunner {
             page_size: 1000,
             batching: BatchConfig::default(),
             execution_name: None,
+            answer_rules: Vec::new(),
         }
+    }
+
+    /// Answers every callback named `name`, when it starts (or
+    /// [`CallbackAnswer::after`] a virtual delay): a test stands in for
+    /// the person or system that would answer, without threads or sleeps.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durable_yield::local::CallbackAnswer;
+    /// use durable_yield::{LocalRunner, StepError, Workflow};
+    ///
+    /// async fn approve(mut wf: Workflow, _: ()) -> Result<bool, StepError> {
+    ///     let approval = wf.create_callback::<bool>("approval").await;
+    ///     Ok(wf.callback_result(&approval).await?)
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let run = LocalRunner::new()
+    ///     .answer_callback("approval", CallbackAnswer::success(&true).after(Duration::from_secs(7200)))
+    ///     .run(&approve, &())
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(run.result, Some(true));
+    /// assert_eq!(run.elapsed, Duration::from_secs(7200));
+    /// # });
+    /// ```
+    pub fn answer_callback(mut self, name: impl Into<String>, answer: CallbackAnswer) -> Self {
+        self.answer_rules.push((name.into(), answer));
+        self
     }
 
     /// Names the executions this runner starts (1 to 64 characters of
@@ -258,6 +302,10 @@ impl LocalRunner {
             },
             checkpoint_requests: 0,
             crashes: Vec::new(),
+            callbacks: IdMap::default(),
+            callback_ids: std::collections::HashMap::new(),
+            answer_rules: self.answer_rules.clone(),
+            scheduled: Vec::new(),
         };
         Ok(LocalExecution {
             state: Arc::new(Mutex::new(state)),
@@ -282,7 +330,11 @@ impl LocalRunner {
             if execution.invocations() >= self.max_invocations {
                 return Err(LocalError::TooManyInvocations(self.max_invocations));
             }
-            execution.advance_time();
+            if !execution.advance_time() && execution.invocations() > 0 {
+                if let Some(waiting) = execution.blocked_on() {
+                    return Err(LocalError::Blocked(waiting));
+                }
+            }
             execution.invoke(workflow).await;
         }
     }
@@ -423,6 +475,73 @@ impl LocalExecution {
         let by = Millis::try_from(by.as_millis()).unwrap_or(Millis::MAX);
         let mut state = self.lock();
         state.now = state.now.saturating_add(by);
+    }
+
+    /// The id of the started callback named `name` (the first one, if
+    /// several have the name).
+    pub fn callback_id(&self, name: &str) -> Option<String> {
+        let s = self.lock();
+        s.ops
+            .iter()
+            .filter(|op| op.op_type == OperationType::Callback && op.name.as_deref() == Some(name))
+            .find_map(|op| op.callback_details.as_ref()?.callback_id.clone())
+    }
+
+    /// Succeeds the callback `callback_id` with `body` (the raw text a
+    /// sender sends: JSON, or plain text), as
+    /// `SendDurableExecutionCallbackSuccess` does.
+    pub fn send_callback_success(&self, callback_id: &str, body: &str) -> Result<(), LocalError> {
+        self.answer(callback_id, Answer::Success(body.to_owned()))
+    }
+
+    /// Fails the callback `callback_id` with `error`, as
+    /// `SendDurableExecutionCallbackFailure` does.
+    pub fn send_callback_failure(
+        &self,
+        callback_id: &str,
+        error: ErrorObject,
+    ) -> Result<(), LocalError> {
+        self.answer(callback_id, Answer::Failure(error))
+    }
+
+    /// Restarts the heartbeat time-out of the callback `callback_id`, as
+    /// `SendDurableExecutionCallbackHeartbeat` does.
+    pub fn send_callback_heartbeat(&self, callback_id: &str) -> Result<(), LocalError> {
+        self.answer(callback_id, Answer::Heartbeat)
+    }
+
+    fn answer(&self, callback_id: &str, answer: Answer) -> Result<(), LocalError> {
+        let mut s = self.lock();
+        let Some(op) = s.callback_ids.get(callback_id).copied() else {
+            return Err(LocalError::UnknownCallback(format!(
+                "no callback of this execution has the id {callback_id:?}"
+            )));
+        };
+        s.answer_callback(&op, answer)
+            .map_err(LocalError::UnknownCallback)
+    }
+
+    /// What the execution waits for when only callbacks are left: their
+    /// names and ids.
+    fn blocked_on(&self) -> Option<String> {
+        let s = self.lock();
+        if s.closed.is_some() || !s.updated.is_empty() || s.callbacks.is_empty() {
+            return None;
+        }
+        let waiting: Vec<String> = s
+            .callbacks
+            .keys()
+            .filter_map(|id| s.get(id))
+            .map(|op| {
+                let id = op
+                    .callback_details
+                    .as_ref()
+                    .and_then(|d| d.callback_id.clone())
+                    .unwrap_or_default();
+                format!("callback {:?} (id {id})", op.name.as_deref().unwrap_or("-"))
+            })
+            .collect();
+        Some(waiting.join(", "))
     }
 
     /// The execution's ARN (unique per execution).

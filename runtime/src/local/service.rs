@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::driver::{InvocationError, InvocationSummary};
 use crate::engine::MAX_WAIT_SECONDS;
+use std::collections::HashMap;
+
 use crate::model::{
-    ContextDetails, ErrorObject, ExecutionState, IdMap, InvocationStatus, Millis, Operation,
-    OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
-    WaitDetails,
+    CallbackDetails, ContextDetails, ErrorObject, ExecutionState, IdMap, InvocationStatus, Millis,
+    Operation, OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate,
+    Payload, WaitDetails,
 };
 use crate::service::{CheckpointResponse, DurableService, ServiceError};
 
@@ -48,6 +50,65 @@ pub(super) struct ExecState {
     pub(super) timeline: Timeline,
     pub(super) checkpoint_requests: u64,
     pub(super) crashes: Vec<(u64, CrashPoint)>,
+    /// Started callbacks: their time-outs.
+    pub(super) callbacks: IdMap<CallbackTimers>,
+    /// Callback ids to their operations.
+    pub(super) callback_ids: HashMap<String, OperationId>,
+    /// Answers to give callbacks by name when they start.
+    pub(super) answer_rules: Vec<(String, CallbackAnswer)>,
+    /// Answers due at a virtual time.
+    pub(super) scheduled: Vec<(Millis, OperationId, CallbackAnswer)>,
+}
+
+/// The time-outs of a started callback (epoch ms).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CallbackTimers {
+    pub(super) timeout_at: Option<Millis>,
+    pub(super) heartbeat_seconds: u32,
+    pub(super) heartbeat_at: Option<Millis>,
+}
+
+/// How a callback is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Answer {
+    Success(String),
+    Failure(ErrorObject),
+    Heartbeat,
+}
+
+/// An answer for the callbacks of a name, given a while after they start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackAnswer {
+    pub(super) answer: Answer,
+    pub(super) after: Millis,
+}
+
+impl CallbackAnswer {
+    /// Succeeds the callback with `value`, encoded as JSON (what a sender
+    /// using AWS's other SDKs sends).
+    pub fn success<T: serde::Serialize + ?Sized>(value: &T) -> Self {
+        let body = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+        CallbackAnswer::raw_success(body)
+    }
+    /// Succeeds the callback with this body, as it is (e.g. plain text).
+    pub fn raw_success(body: impl Into<String>) -> Self {
+        CallbackAnswer {
+            answer: Answer::Success(body.into()),
+            after: 0,
+        }
+    }
+    /// Fails the callback with this error.
+    pub fn failure(error: ErrorObject) -> Self {
+        CallbackAnswer {
+            answer: Answer::Failure(error),
+            after: 0,
+        }
+    }
+    /// Answers this long (virtual time) after the callback started.
+    pub fn after(mut self, delay: std::time::Duration) -> Self {
+        self.after = Millis::try_from(delay.as_millis()).unwrap_or(Millis::MAX);
+        self
+    }
 }
 
 impl ExecState {
@@ -186,6 +247,17 @@ impl ExecState {
         }
     }
 
+    /// The earliest callback deadline or scheduled answer, if any.
+    fn next_callback_event(&self) -> Option<Millis> {
+        let deadlines = self
+            .callbacks
+            .values()
+            .flat_map(|t| [t.timeout_at, t.heartbeat_at])
+            .flatten();
+        let answers = self.scheduled.iter().map(|(at, _, _)| *at);
+        deadlines.chain(answers).min()
+    }
+
     pub(super) fn advance_time(&mut self) -> bool {
         let due = |op: &Operation| match (op.op_type, op.status) {
             (OperationType::Wait, OperationStatus::Started) => op
@@ -198,8 +270,13 @@ impl ExecState {
                 .and_then(|d| d.next_attempt_timestamp),
             _ => None,
         };
-        let Some(next) = self.ops.iter().filter_map(due).min() else {
-            return false;
+        let timers = self.ops.iter().filter_map(due).min();
+        let next = match (timers, self.next_callback_event()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return false,
+            },
         };
         self.now = self.now.max(next);
         let now = self.now;
@@ -230,7 +307,149 @@ impl ExecState {
             self.updated.push(op.id.to_string());
         }
         self.timeline.events.extend(fired);
+        // Scheduled answers first (an answer due with a time-out wins).
+        let mut due_answers = Vec::new();
+        self.scheduled.retain(|(at, op, answer)| {
+            let due = *at <= now;
+            if due {
+                due_answers.push((*op, answer.clone()));
+            }
+            !due
+        });
+        for (op, answer) in due_answers {
+            let _ = self.answer_callback(&op, answer.answer);
+        }
+        let expired: Vec<(OperationId, &'static str, &'static str)> = self
+            .callbacks
+            .iter()
+            .filter_map(|(id, t)| {
+                if t.timeout_at.is_some_and(|at| at <= now) {
+                    Some((*id, "Callback.Timeout", "Callback timed out"))
+                } else if t.heartbeat_at.is_some_and(|at| at <= now) {
+                    Some((*id, "Callback.Heartbeat", "Callback timed out on heartbeat"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, error_type, message) in expired {
+            self.close_callback(
+                &id,
+                OperationStatus::TimedOut,
+                None,
+                Some(ErrorObject::new(error_type, message)),
+            );
+        }
         true
+    }
+
+    /// Registers a callback the workflow just started: its time-outs and
+    /// the answers the runner was told to give it.
+    pub(super) fn callback_started(&mut self, op: &Operation, u: &OperationUpdate) {
+        let options = u.callback_options.clone().unwrap_or_default();
+        let at = |seconds: u32| {
+            (seconds > 0).then(|| self.now.saturating_add(i64::from(seconds) * 1000))
+        };
+        self.callbacks.insert(
+            op.id,
+            CallbackTimers {
+                timeout_at: at(options.timeout_seconds),
+                heartbeat_seconds: options.heartbeat_timeout_seconds,
+                heartbeat_at: at(options.heartbeat_timeout_seconds),
+            },
+        );
+        if let Some(id) = op
+            .callback_details
+            .as_ref()
+            .and_then(|d| d.callback_id.clone())
+        {
+            self.callback_ids.insert(id, op.id);
+        }
+        let name = op.name.as_deref().unwrap_or("");
+        let answers: Vec<CallbackAnswer> = self
+            .answer_rules
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, a)| a.clone())
+            .collect();
+        for answer in answers {
+            let at = self.now.saturating_add(answer.after);
+            self.scheduled.push((at, op.id, answer));
+        }
+    }
+
+    /// Answers the callback `op` (success, failure or heartbeat), as
+    /// `SendDurableExecutionCallback*` does.
+    pub(super) fn answer_callback(
+        &mut self,
+        op: &OperationId,
+        answer: Answer,
+    ) -> Result<(), String> {
+        let Some(timers) = self.callbacks.get_mut(op) else {
+            return Err(format!(
+                "callback operation {op} is not waiting for an answer"
+            ));
+        };
+        match answer {
+            Answer::Heartbeat => {
+                if timers.heartbeat_seconds > 0 {
+                    let seconds = i64::from(timers.heartbeat_seconds);
+                    timers.heartbeat_at = Some(self.now.saturating_add(seconds * 1000));
+                }
+                let (at, id) = (self.now, *op);
+                let name = self.get(op).and_then(|o| o.name.clone());
+                self.timeline.events.push(TimelineEvent::CallbackAnswered {
+                    at,
+                    id,
+                    name,
+                    status: OperationStatus::Started,
+                    detail: "heartbeat".into(),
+                });
+            }
+            Answer::Success(body) => {
+                let result = (!body.is_empty()).then(|| Payload::from(body));
+                self.close_callback(op, OperationStatus::Succeeded, result, None);
+            }
+            Answer::Failure(error) => {
+                self.close_callback(op, OperationStatus::Failed, None, Some(error));
+            }
+        }
+        Ok(())
+    }
+
+    fn close_callback(
+        &mut self,
+        id: &OperationId,
+        status: OperationStatus,
+        result: Option<Payload>,
+        error: Option<ErrorObject>,
+    ) {
+        self.callbacks.remove(id);
+        self.scheduled.retain(|(_, op, _)| op != id);
+        let now = self.now;
+        let Some(&at) = self.index.get(id) else {
+            return;
+        };
+        let op = &mut self.ops[at];
+        op.status = status;
+        op.end_timestamp = Some(now);
+        let details = op.callback_details.get_or_insert_with(Default::default);
+        details.result = result.clone();
+        details.error = error.clone();
+        let detail = match (&result, &error) {
+            (Some(r), _) => shorten(r.as_str(), 48),
+            (_, Some(e)) => shorten(&e.to_string(), 80),
+            _ => String::new(),
+        };
+        let event = TimelineEvent::CallbackAnswered {
+            at: now,
+            id: *id,
+            name: op.name.clone(),
+            status,
+            detail,
+        };
+        self.timeline.events.push(event);
+        self.updated.push(id.to_string());
     }
 
     pub(super) fn check_token(&self, token: &str) -> Result<(), ServiceError> {
@@ -299,6 +518,13 @@ impl ExecState {
         for op in touched {
             delta.push(op.clone());
             self.upsert(op);
+        }
+        for u in updates {
+            if u.op_type == OperationType::Callback && u.action == OperationAction::Start {
+                if let Some(op) = self.get(&u.id).cloned() {
+                    self.callback_started(&op, u);
+                }
+            }
         }
         let at = self.now;
         let applied = updates
@@ -623,7 +849,23 @@ fn transition(
             }));
             op.end_timestamp = Some(now);
         }
-        (T::Callback | T::ChainedInvoke, _, _) => {
+        (T::Callback, A::Start, None) => {
+            let o = u.callback_options.clone().unwrap_or_default();
+            const MAX: u32 = 99_999_999;
+            if o.timeout_seconds > MAX || o.heartbeat_timeout_seconds > MAX {
+                return Err(format!(
+                    "CallbackOptions of {} must be from 0 to {MAX} seconds",
+                    u.id
+                ));
+            }
+            op.status = S::Started;
+            op.callback_details = Some(Box::new(CallbackDetails {
+                callback_id: Some(format!("local-callback-{}", u.id)),
+                result: None,
+                error: None,
+            }));
+        }
+        (T::ChainedInvoke, _, _) => {
             return Err(format!(
                 "{} operations are not supported by the local runner yet",
                 u.op_type

@@ -65,6 +65,19 @@ pub enum TimelineEvent {
         /// The status it has now.
         status: OperationStatus,
     },
+    /// A callback was answered (or sent a heartbeat) from outside.
+    CallbackAnswered {
+        /// Virtual time.
+        at: Millis,
+        /// The callback's operation.
+        id: OperationId,
+        /// Its name.
+        name: Option<String>,
+        /// The status it has now.
+        status: OperationStatus,
+        /// The answer, shortened.
+        detail: String,
+    },
     /// The invocation returned.
     Returned {
         /// 1-based invocation number.
@@ -205,6 +218,18 @@ impl fmt::Display for Timeline {
                 } => writeln!(
                     f,
                     "{} timer  {op_type} {} -> {status}",
+                    offset(self.start, *at),
+                    name_or_dash(name)
+                )?,
+                TimelineEvent::CallbackAnswered {
+                    at,
+                    name,
+                    status,
+                    detail,
+                    ..
+                } => writeln!(
+                    f,
+                    "{} answer CALLBACK {} -> {status} {detail}",
                     offset(self.start, *at),
                     name_or_dash(name)
                 )?,

@@ -1,0 +1,542 @@
+//! Operations that wait on the world outside the workflow: callbacks that
+//! another system or a person completes, and conditions polled until they
+//! hold.
+//!
+//! ```
+//! use std::time::Duration;
+//! use durable_yield_interpreter::{
+//!     CallbackConfig, Condition, ConditionConfig, StepError, Workflow,
+//!     retry::FixedDelay,
+//! };
+//!
+//! async fn approve(mut wf: Workflow, order: u64) -> Result<String, StepError> {
+//!     // A callback: its id goes to whoever must answer (here, in an email).
+//!     let approval = wf
+//!         .create_callback::<String>(CallbackConfig::named("approval").timeout(Duration::from_secs(86_400)))
+//!         .await;
+//!     let id = approval.id().to_owned();
+//!     let _: () = wf.step("email", move |_| async move {
+//!         // send an email with a link that completes callback `id`
+//!         let _ = id;
+//!         Ok(())
+//!     }).await?;
+//!     // Suspends until the callback is answered (or times out).
+//!     let verdict = wf.callback_result(&approval).await?;
+//!
+//!     // Polls a shipment every minute until it is delivered, 30 times at most.
+//!     let config = ConditionConfig::named("delivered")
+//!         .strategy(FixedDelay::new(Duration::from_secs(60), 30));
+//!     let checks = wf
+//!         .wait_for_condition_with(config, 0u32, |checks, _ctx| async move {
+//!             let delivered = checks >= 2; // ask the carrier here
+//!             Ok(if delivered { Condition::Met(checks + 1) } else { Condition::NotMet(checks + 1) })
+//!         })
+//!         .await?;
+//!     Ok(format!("order {order}: {verdict}, delivered after {checks} checks"))
+//! }
+//! ```
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use durable_yield_codecs::{Codec, CodecError, Json, from_payload, to_payload};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::coroutine::BoxFuture;
+use crate::model::{ErrorObject, OperationId, Payload};
+use crate::protocol::{Fatal, Request, Response};
+use crate::retry::{ExponentialBackoff, RetryStrategy};
+use crate::workflow::{StepContext, StepError, StepFailure, Workflow};
+
+/// What a wait-for-condition check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition<S> {
+    /// The condition holds: the wait ends with this state.
+    Met(S),
+    /// Not yet: check again, after the wait strategy's delay, with this
+    /// state.
+    NotMet(S),
+}
+
+/// How to run a wait-for-condition: its name, the codec of its state, and
+/// the wait strategy, for [`Workflow::wait_for_condition_with`].
+///
+/// The strategy is a [`RetryStrategy`]: after check `k` (from 1) found the
+/// condition not met, it gives the delay before check `k + 1`, or `None`
+/// to give up (the wait then fails with `WaitForConditionExhausted`). The
+/// default is AWS's other SDKs' default: 60 checks, 5 s at first, then 1.5
+/// times longer each time up to 300 s, full jitter.
+#[derive(Clone)]
+pub struct ConditionConfig<C = Json> {
+    name: Option<Cow<'static, str>>,
+    codec: C,
+    strategy: Arc<dyn RetryStrategy>,
+}
+
+impl<C: fmt::Debug> fmt::Debug for ConditionConfig<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConditionConfig")
+            .field("name", &self.name)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default wait strategy of a wait-for-condition.
+pub fn default_condition_strategy() -> ExponentialBackoff {
+    ExponentialBackoff::new()
+        .max_attempts(60)
+        .initial_delay(Duration::from_secs(5))
+        .max_delay(Duration::from_secs(300))
+        .backoff_rate(1.5)
+}
+
+impl ConditionConfig<Json> {
+    /// A named wait-for-condition with the JSON codec and the default
+    /// strategy.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        ConditionConfig {
+            name: Some(name.into()),
+            codec: Json,
+            strategy: Arc::new(default_condition_strategy()),
+        }
+    }
+}
+
+impl<C> ConditionConfig<C> {
+    /// Picks the codec the state is checkpointed with.
+    pub fn codec<C2: Codec + Clone>(self, codec: C2) -> ConditionConfig<C2> {
+        ConditionConfig {
+            name: self.name,
+            codec,
+            strategy: self.strategy,
+        }
+    }
+    /// Picks the wait strategy (see the type's docs).
+    pub fn strategy(mut self, strategy: impl RetryStrategy) -> Self {
+        self.strategy = Arc::new(strategy);
+        self
+    }
+}
+
+/// How to create a callback: its name, its time-outs and the codec of its
+/// result, for [`Workflow::create_callback`]. `&'static str` and `String`
+/// convert into a named callback without time-outs.
+#[derive(Debug, Clone)]
+pub struct CallbackConfig<C = Json> {
+    name: Option<Cow<'static, str>>,
+    timeout: Duration,
+    heartbeat_timeout: Duration,
+    codec: C,
+}
+
+impl CallbackConfig<Json> {
+    /// A named callback without time-outs, its result read as JSON.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        CallbackConfig {
+            name: Some(name.into()),
+            timeout: Duration::ZERO,
+            heartbeat_timeout: Duration::ZERO,
+            codec: Json,
+        }
+    }
+}
+
+impl From<&'static str> for CallbackConfig<Json> {
+    fn from(name: &'static str) -> Self {
+        CallbackConfig::named(name)
+    }
+}
+
+impl From<String> for CallbackConfig<Json> {
+    fn from(name: String) -> Self {
+        CallbackConfig::named(name)
+    }
+}
+
+impl<C> CallbackConfig<C> {
+    /// Fails the callback (`Callback.Timeout`) if it is not answered
+    /// within `timeout` (whole seconds, rounded up; zero: never; at most
+    /// 99,999,999 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// Fails the callback (`Callback.Heartbeat`) if no heartbeat (or
+    /// answer) comes within `timeout` of the last one.
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+    /// Picks the codec the result is read with. The sender must then send
+    /// what that codec writes (for bincode and MessagePack, the tagged
+    /// text, `bincode:<base64>`).
+    pub fn codec<C2: Codec + Clone>(self, codec: C2) -> CallbackConfig<C2> {
+        CallbackConfig {
+            name: self.name,
+            timeout: self.timeout,
+            heartbeat_timeout: self.heartbeat_timeout,
+            codec,
+        }
+    }
+}
+
+/// A callback created by [`Workflow::create_callback`]: its id, for
+/// whoever must answer, and what [`Workflow::callback_result`] reads.
+#[derive(Debug, Clone)]
+pub struct Callback<T, C = Json> {
+    op: OperationId,
+    id: String,
+    name: Option<Cow<'static, str>>,
+    codec: C,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T, C> Callback<T, C> {
+    /// The callback id, which `SendDurableExecutionCallbackSuccess`,
+    /// `...Failure` and `...Heartbeat` (or the local runner's
+    /// `send_callback_*`) take. The same on every replay.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The callback's name.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// How a callback ended without a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CallbackEnding {
+    /// Not answered in time (`Callback.Timeout`).
+    TimedOut,
+    /// No heartbeat in time (`Callback.Heartbeat`).
+    HeartbeatTimedOut,
+    /// The sender reported a failure (its error type, message and data
+    /// are the error's).
+    Failed,
+    /// The sender's value does not decode into the expected type.
+    Undecodable,
+}
+
+/// A callback that ended without a value: timed out, heartbeat timed out,
+/// failed by the sender, or answered with something that does not decode.
+/// The same on the first run and on every replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackError {
+    name: Option<Cow<'static, str>>,
+    ending: CallbackEnding,
+    error: ErrorObject,
+}
+
+impl CallbackError {
+    fn new(name: Option<Cow<'static, str>>, error: ErrorObject) -> Self {
+        let ending = match error.error_type.as_deref() {
+            Some("Callback.Timeout") => CallbackEnding::TimedOut,
+            Some("Callback.Heartbeat") => CallbackEnding::HeartbeatTimedOut,
+            Some(UNDECODABLE) => CallbackEnding::Undecodable,
+            _ => CallbackEnding::Failed,
+        };
+        CallbackError {
+            name,
+            ending,
+            error,
+        }
+    }
+    /// How it ended.
+    pub fn ending(&self) -> CallbackEnding {
+        self.ending
+    }
+    /// Whether it timed out (in all or on its heartbeat).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.ending,
+            CallbackEnding::TimedOut | CallbackEnding::HeartbeatTimedOut
+        )
+    }
+    /// The callback's name.
+    pub fn callback_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    /// The error type: the sender's, or `Callback.Timeout` /
+    /// `Callback.Heartbeat`.
+    pub fn error_type(&self) -> Option<&str> {
+        self.error.error_type.as_deref()
+    }
+    /// The message.
+    pub fn message(&self) -> Option<&str> {
+        self.error.error_message.as_deref()
+    }
+    /// Decodes the sender's error data as JSON (`Ok(None)` without data).
+    pub fn data<D: DeserializeOwned>(&self) -> Result<Option<D>, CodecError> {
+        self.error
+            .error_data
+            .as_deref()
+            .map(|d| from_payload(&Json, d))
+            .transpose()
+    }
+    /// The error as recorded.
+    pub fn error_object(&self) -> &ErrorObject {
+        &self.error
+    }
+}
+
+impl fmt::Display for CallbackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "callback {name:?} ended without a value: {}", self.error),
+            None => write!(f, "callback ended without a value: {}", self.error),
+        }
+    }
+}
+
+impl StdError for CallbackError {}
+
+impl From<CallbackError> for StepError {
+    fn from(e: CallbackError) -> Self {
+        StepError::new("callback", e.name, e.error)
+    }
+}
+
+const UNDECODABLE: &str = "CallbackResultUndecodable";
+
+/// Reads a callback's result: with JSON, a body that is not JSON is read as
+/// a string (a plain-text answer), and an empty body as `null`.
+fn decode_callback<T: DeserializeOwned, C: Codec>(codec: &C, raw: &str) -> Result<T, CodecError> {
+    let text = if raw.is_empty() { "null" } else { raw };
+    match from_payload(codec, text) {
+        Ok(value) => Ok(value),
+        Err(error) if TypeId::of::<C>() == TypeId::of::<Json>() => {
+            serde_json::from_value(serde_json::Value::String(raw.to_owned())).map_err(|_| error)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Whole seconds, rounded up (zero stays zero: no time-out); saturated
+/// past what the service takes, so that the interpreter rejects it.
+fn seconds(d: Duration) -> u32 {
+    let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    u32::try_from(s).unwrap_or(u32::MAX)
+}
+
+impl Workflow {
+    /// Creates a callback (see [`CallbackConfig`]): the service issues its
+    /// id at once, and [`Workflow::callback_result`] waits for its answer.
+    /// Several callbacks may be created before any is awaited, and awaited
+    /// in any order.
+    ///
+    /// Time-outs over 99,999,999 s fail the execution with `InvalidConfig`
+    /// before anything is checkpointed.
+    pub async fn create_callback<T>(&mut self, config: impl Into<CallbackConfig>) -> Callback<T> {
+        self.create_callback_with(config.into()).await
+    }
+
+    /// [`Workflow::create_callback`] with another codec for the result.
+    pub async fn create_callback_with<T, C: Codec + Clone>(
+        &mut self,
+        config: CallbackConfig<C>,
+    ) -> Callback<T, C> {
+        let CallbackConfig {
+            name,
+            timeout,
+            heartbeat_timeout,
+            codec,
+        } = config;
+        let request = Request::Callback {
+            name: name.clone(),
+            timeout_seconds: seconds(timeout),
+            heartbeat_timeout_seconds: seconds(heartbeat_timeout),
+        };
+        match self.yielder.yield_(request).await {
+            Response::Callback { op, callback_id } => Callback {
+                op,
+                id: callback_id,
+                name,
+                codec,
+                value: PhantomData,
+            },
+            _ => self.protocol_violation().await,
+        }
+    }
+
+    /// The answer to `callback`: suspends the execution (no compute runs)
+    /// until the callback succeeds, fails or times out. A success is
+    /// decoded with the callback's codec; see [`CallbackError`] for the
+    /// rest.
+    ///
+    /// With JSON (the default), the body another system sent is read as
+    /// JSON, and when it is not JSON (a plain-text answer such as `ok`)
+    /// as a string, for a `String` (or any type a JSON string decodes
+    /// into); an empty body reads as `null`. With bincode or MessagePack
+    /// the sender must send that codec's tagged text.
+    pub async fn callback_result<T: DeserializeOwned, C: Codec>(
+        &mut self,
+        callback: &Callback<T, C>,
+    ) -> Result<T, CallbackError> {
+        let request = Request::CallbackResult { op: callback.op };
+        match self.yielder.yield_(request).await {
+            Response::Step(Ok(raw)) => {
+                decode_callback(&callback.codec, raw.as_str()).map_err(|e| {
+                    CallbackError::new(
+                        callback.name.clone(),
+                        ErrorObject::new(UNDECODABLE, format!("the callback's answer {e}")),
+                    )
+                })
+            }
+            Response::Step(Err(error)) => Err(CallbackError::new(callback.name.clone(), error)),
+            _ => self.protocol_violation().await,
+        }
+    }
+
+    /// Polls a condition until it holds: runs `check` on the current state
+    /// as a step (SubType `WaitForCondition`), and while it returns
+    /// [`Condition::NotMet`], suspends for the default wait strategy's
+    /// delay (see [`ConditionConfig`]) and checks again with the new state.
+    /// Returns the state the check that met the condition returned.
+    ///
+    /// A check that returns an error fails the wait at once (the strategy
+    /// is for unmet conditions); so does running out of checks
+    /// (`WaitForConditionExhausted`). Both come back as a [`StepError`].
+    pub async fn wait_for_condition<S, F, Fut>(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        initial: S,
+        check: F,
+    ) -> Result<S, StepError>
+    where
+        S: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(S, StepContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Condition<S>, StepFailure>> + Send + 'static,
+    {
+        self.wait_for_condition_with(ConditionConfig::named(name), initial, check)
+            .await
+    }
+
+    /// [`Workflow::wait_for_condition`] configured by `config`: name,
+    /// codec, wait strategy.
+    pub async fn wait_for_condition_with<C, S, F, Fut>(
+        &mut self,
+        config: ConditionConfig<C>,
+        initial: S,
+        check: F,
+    ) -> Result<S, StepError>
+    where
+        C: Codec + Clone,
+        S: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(S, StepContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Condition<S>, StepFailure>> + Send + 'static,
+    {
+        let ConditionConfig {
+            name,
+            codec,
+            strategy,
+        } = config;
+        let request = Request::Condition {
+            name: name.clone(),
+            strategy,
+        };
+        let outcome = match self.yielder.yield_(request).await {
+            Response::Step(outcome) => outcome,
+            Response::Check {
+                context,
+                state,
+                done,
+            } => {
+                // The state the last check left, or the initial one (encoded
+                // and decoded, so that every check sees a decoded state).
+                let state: S = match state {
+                    Some(p) => match from_payload(&codec, p.as_str()) {
+                        Ok(state) => state,
+                        Err(error) => return self.abort(Fatal::Decode(error)).await,
+                    },
+                    None => {
+                        let round_trip =
+                            to_payload(&codec, &initial).and_then(|p| from_payload(&codec, &p));
+                        match round_trip {
+                            Ok(state) => state,
+                            Err(error) => return self.abort(Fatal::Decode(error)).await,
+                        }
+                    }
+                };
+                let encoder = codec.clone();
+                let run: BoxFuture<_> = Box::pin(async move {
+                    let (met, state) = match check(state, context).await? {
+                        Condition::Met(s) => (true, s),
+                        Condition::NotMet(s) => (false, s),
+                    };
+                    let payload = to_payload(&encoder, &state)
+                        .map(Payload::from)
+                        .map_err(|e| {
+                            StepFailure::permanent(ErrorObject::new(
+                                "CodecError",
+                                format!("the condition state {e}"),
+                            ))
+                        })?;
+                    done.store(met, Ordering::Release);
+                    Ok(payload)
+                });
+                match self.yielder.yield_(Request::Run(run)).await {
+                    Response::Step(outcome) => outcome,
+                    _ => return self.protocol_violation().await,
+                }
+            }
+            _ => return self.protocol_violation().await,
+        };
+        match outcome {
+            Ok(payload) => match from_payload(&codec, payload.as_str()) {
+                Ok(state) => Ok(state),
+                Err(error) => self.abort(Fatal::Decode(error)).await,
+            },
+            Err(error) => Err(StepError::new("wait for condition", name, error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_answers_decode_as_json_or_plain_text() {
+        assert_eq!(decode_callback::<String, _>(&Json, "\"ok\"").unwrap(), "ok");
+        assert_eq!(decode_callback::<String, _>(&Json, "ok").unwrap(), "ok");
+        assert_eq!(decode_callback::<u32, _>(&Json, "7").unwrap(), 7);
+        assert!(decode_callback::<u32, _>(&Json, "seven").is_err());
+        assert_eq!(decode_callback::<Option<u32>, _>(&Json, "").unwrap(), None);
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Approval {
+            ok: bool,
+        }
+        assert_eq!(
+            decode_callback::<Approval, _>(&Json, r#"{"ok":true}"#).unwrap(),
+            Approval { ok: true }
+        );
+        assert_eq!(seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(seconds(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn callback_errors_say_how_the_callback_ended() {
+        let e = CallbackError::new(
+            Some("approval".into()),
+            ErrorObject::new("Callback.Heartbeat", "Callback timed out on heartbeat"),
+        );
+        assert_eq!(e.ending(), CallbackEnding::HeartbeatTimedOut);
+        assert!(e.is_timeout());
+        let e = CallbackError::new(None, ErrorObject::new("Rejected", "no"));
+        assert_eq!(e.ending(), CallbackEnding::Failed);
+        assert_eq!(e.error_type(), Some("Rejected"));
+        let step: StepError = e.into();
+        assert_eq!(step.operation_kind(), "callback");
+    }
+}
