@@ -19,10 +19,10 @@ use durable_yield::codecs::{Bincode, MsgPack};
 use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
 use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
-use durable_yield::retry::{FixedDelay, NoRetry};
+use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    BatchConfig, Branch, CompletionPolicy, MapConfig, ParallelConfig, StepConfig, StepError,
-    StepFailure, Workflow,
+    BatchConfig, Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, MapConfig,
+    ParallelConfig, StepConfig, StepError, StepFailure, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -505,8 +505,67 @@ async fn concurrency(mut wf: Workflow, input: serde_json::Value) -> Result<Strin
     }
 }
 
+/// The scenarios of the `external` function: callbacks and
+/// wait-for-condition, picked by the input's `scenario`.
+async fn external(mut wf: Workflow, input: serde_json::Value) -> Result<String, StepError> {
+    let secs = |key: &str| Duration::from_secs(input[key].as_u64().unwrap_or(0));
+    match input["scenario"].as_str().unwrap_or("") {
+        // One callback, with the time-outs of the input; its answer (or
+        // how it ended) is the result.
+        "callback" => {
+            let config = CallbackConfig::named("approval")
+                .timeout(secs("timeout"))
+                .heartbeat_timeout(secs("heartbeat"));
+            let cb = wf.create_callback_with::<String, _>(config).await;
+            let id = cb.id().to_owned();
+            let _: bool = wf
+                .step("notify", move |_| async move { Ok(!id.is_empty()) })
+                .await?;
+            Ok(match wf.callback_result(&cb).await {
+                Ok(v) => format!("value: {v}"),
+                Err(e) => format!(
+                    "{:?} {}: {}",
+                    e.ending(),
+                    e.error_type().unwrap_or(""),
+                    e.message().unwrap_or("")
+                ),
+            })
+        }
+        // Two callbacks, awaited in the reverse order.
+        "two-callbacks" => {
+            let first = wf.create_callback::<u32>("first").await;
+            let second = wf.create_callback::<u32>("second").await;
+            let b = wf.callback_result(&second).await?;
+            let a = wf.callback_result(&first).await?;
+            Ok(format!("{a}-{b}"))
+        }
+        // A counter polled until it reaches `target`, 1 s then 2 s apart,
+        // `max` checks at most.
+        "condition" => {
+            let target = input["target"].as_u64().unwrap_or(3);
+            let strategy = ExponentialBackoff::new()
+                .initial_delay(Duration::from_secs(1))
+                .backoff_rate(2.0)
+                .max_attempts(input["max"].as_u64().unwrap_or(10) as u32)
+                .jitter(Jitter::None);
+            let config = ConditionConfig::named("count").strategy(strategy);
+            let n = wf
+                .wait_for_condition_with(config, 0u64, move |n, _| async move {
+                    Ok(if n + 1 >= target {
+                        Condition::Met(n + 1)
+                    } else {
+                        Condition::NotMet(n + 1)
+                    })
+                })
+                .await?;
+            Ok(format!("reached {n}"))
+        }
+        other => Ok(format!("no scenario {other:?}")),
+    }
+}
+
 /// The functions [`main`] serves.
-pub const FUNCTIONS: [&str; 11] = [
+pub const FUNCTIONS: [&str; 12] = [
     "step-wait-step",
     "multiple-steps",
     "wait-only",
@@ -518,6 +577,7 @@ pub const FUNCTIONS: [&str; 11] = [
     "retry-exhausted",
     "replay-safe",
     "concurrency",
+    "external",
 ];
 
 /// Serves the durable function `name` until the Lambda runtime stops.
@@ -541,6 +601,7 @@ async fn serve(name: &str) -> Result<(), Error> {
         "retry-exhausted" => durable_yield::lambda::run(retry_exhausted).await,
         "replay-safe" => durable_yield::lambda::run(replay_safe).await,
         "concurrency" => durable_yield::lambda::run(concurrency).await,
+        "external" => durable_yield::lambda::run(external).await,
         other => Err(format!("no durable function is named {other:?}").into()),
     }
 }

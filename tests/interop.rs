@@ -831,6 +831,229 @@ fn named_parallel(stack: &Stack) -> Result<(), String> {
     expect_invocations(&events, 2)
 }
 
+/// Starts `function` on `input`; returns the execution's ARN.
+fn start(stack: &Stack, function: &str, input: Value) -> Result<String, String> {
+    let name = format!("{function}-{}-{}", std::process::id(), unique());
+    stack.start_execution(function, &name, &input)
+}
+
+/// The execution and its history, once it is done.
+fn finished(stack: &Stack, arn: &str) -> Result<(Value, Vec<Value>), String> {
+    let execution = stack.wait_until_done(arn, Duration::from_secs(180))?;
+    Ok((execution, stack.history(arn)?))
+}
+
+fn callback_events(events: &[Value]) -> Vec<(String, String)> {
+    kinds(events)
+        .into_iter()
+        .filter(|(t, _)| t.starts_with("Callback"))
+        .collect()
+}
+
+fn callback_succeeded(stack: &Stack) -> Result<(), String> {
+    let arn = start(
+        stack,
+        "external",
+        json!({"scenario": "callback", "timeout": 60}),
+    )?;
+    let id = stack.callback_id(&arn, "approval", Duration::from_secs(30))?;
+    // A plain-text answer, as `aws lambda send-durable-execution-callback-success` sends.
+    stack.callback_success(&id, "approved")?;
+    let (execution, events) = finished(stack, &arn)?;
+    succeeded_with(&execution, "\"value: approved\"")?;
+    expect(
+        &callback_events(&events),
+        &[
+            ("CallbackStarted", "approval"),
+            ("CallbackSucceeded", "approval"),
+        ],
+    )?;
+    let started = events
+        .iter()
+        .find(|e| e["EventType"] == "CallbackStarted")
+        .ok_or("no CallbackStarted")?;
+    check(started["SubType"] == "Callback", || format!("{started}"))?;
+    let result = events
+        .iter()
+        .find(|e| e["EventType"] == "CallbackSucceeded")
+        .map(|e| e["CallbackSucceededDetails"]["Result"]["Payload"].clone())
+        .unwrap_or_default();
+    check(result == "approved", || format!("recorded {result}"))?;
+    // The step that got the id ran once, before the answer.
+    let notify = step_result(&events, "notify");
+    check(notify == Some("true"), || {
+        format!("notify recorded {notify:?}")
+    })?;
+    expect_invocations(&events, 2)
+}
+
+fn callback_failed(stack: &Stack) -> Result<(), String> {
+    let arn = start(
+        stack,
+        "external",
+        json!({"scenario": "callback", "timeout": 60}),
+    )?;
+    let id = stack.callback_id(&arn, "approval", Duration::from_secs(30))?;
+    stack.callback_failure(
+        &id,
+        &json!({"ErrorType": "Rejected", "ErrorMessage": "over budget"}),
+    )?;
+    let (execution, events) = finished(stack, &arn)?;
+    succeeded_with(&execution, "\"Failed Rejected: over budget\"")?;
+    expect(
+        &callback_events(&events),
+        &[
+            ("CallbackStarted", "approval"),
+            ("CallbackFailed", "approval"),
+        ],
+    )
+}
+
+fn callback_timed_out(stack: &Stack) -> Result<(), String> {
+    let arn = start(
+        stack,
+        "external",
+        json!({"scenario": "callback", "timeout": 2}),
+    )?;
+    let (execution, events) = finished(stack, &arn)?;
+    succeeded_with(
+        &execution,
+        "\"TimedOut Callback.Timeout: Callback timed out\"",
+    )?;
+    expect(
+        &callback_events(&events),
+        &[
+            ("CallbackStarted", "approval"),
+            ("CallbackTimedOut", "approval"),
+        ],
+    )
+}
+
+fn callback_heartbeat_timed_out(stack: &Stack) -> Result<(), String> {
+    let arn = start(
+        stack,
+        "external",
+        json!({"scenario": "callback", "timeout": 60, "heartbeat": 2}),
+    )?;
+    let id = stack.callback_id(&arn, "approval", Duration::from_secs(30))?;
+    let started = std::time::Instant::now();
+    // Kept alive for about 3 s, then left to time out on its heartbeat.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_secs(1));
+        stack.callback_heartbeat(&id)?;
+    }
+    let (execution, events) = finished(stack, &arn)?;
+    succeeded_with(
+        &execution,
+        "\"HeartbeatTimedOut Callback.Heartbeat: Callback timed out on heartbeat\"",
+    )?;
+    check(started.elapsed() >= Duration::from_secs(4), || {
+        format!(
+            "timed out after {:?}, despite the heartbeats",
+            started.elapsed()
+        )
+    })?;
+    expect(
+        &callback_events(&events),
+        &[
+            ("CallbackStarted", "approval"),
+            ("CallbackTimedOut", "approval"),
+        ],
+    )
+}
+
+fn two_callbacks(stack: &Stack) -> Result<(), String> {
+    let arn = start(stack, "external", json!({"scenario": "two-callbacks"}))?;
+    let first = stack.callback_id(&arn, "first", Duration::from_secs(30))?;
+    let second = stack.callback_id(&arn, "second", Duration::from_secs(30))?;
+    check(first != second, || {
+        "the two callbacks share an id".to_owned()
+    })?;
+    // The first one is answered first, but awaited last.
+    stack.callback_success(&first, "1")?;
+    std::thread::sleep(Duration::from_millis(500));
+    stack.callback_success(&second, "2")?;
+    let (execution, events) = finished(stack, &arn)?;
+    succeeded_with(&execution, "\"1-2\"")?;
+    let names: Vec<String> = callback_events(&events)
+        .into_iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect();
+    check(
+        names
+            == [
+                "CallbackStarted first",
+                "CallbackStarted second",
+                "CallbackSucceeded first",
+                "CallbackSucceeded second",
+            ],
+        || format!("{names:?}"),
+    )
+}
+
+fn condition_polls(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(
+        stack,
+        "external",
+        json!({"scenario": "condition", "target": 3}),
+    )?;
+    succeeded_with(&execution, "\"reached 3\"")?;
+    let steps: Vec<String> = step_events(&events, "count")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    // Two unmet checks (each a RETRY without an error, which the emulator
+    // records as StepSucceeded), then the check that met it.
+    check(
+        steps
+            == [
+                "StepStarted",
+                "StepSucceeded",
+                "StepStarted",
+                "StepSucceeded",
+                "StepStarted",
+                "StepSucceeded",
+            ],
+        || format!("count's events were {steps:?}"),
+    )?;
+    let sub = events
+        .iter()
+        .find(|e| e["Name"] == "count")
+        .map(|e| e["SubType"].clone())
+        .unwrap_or_default();
+    check(sub == "WaitForCondition", || format!("subtype {sub}"))?;
+    let delays: Vec<Value> = step_events(&events, "count")
+        .into_iter()
+        .filter(|(_, retry)| !retry.is_null())
+        .map(|(_, retry)| retry["NextAttemptDelaySeconds"].clone())
+        .collect();
+    check(delays == [json!(1), json!(2)], || {
+        format!("delays {delays:?}")
+    })?;
+    expect_invocations(&events, 3)
+}
+
+fn condition_exhausted(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(
+        stack,
+        "external",
+        json!({"scenario": "condition", "target": 10, "max": 2}),
+    )?;
+    check(
+        execution["Status"] == "FAILED"
+            && execution["Error"]["ErrorType"] == "WaitForConditionExhausted",
+        || format!("{execution}"),
+    )?;
+    let last = step_events(&events, "count")
+        .last()
+        .map(|(t, _)| t.clone())
+        .unwrap_or_default();
+    check(last == "StepFailed", || {
+        format!("the last event was {last}")
+    })?;
+    expect_invocations(&events, 2)
+}
+
 #[test]
 #[ignore = "needs AWS's emulator stack (dex-local-runner, cargo-lambda) in .venv/bin: \
             run .ci/run, or install it as the README's \"AWS's emulator, by hand\" says, \
@@ -849,7 +1072,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 25] = [
+    let scenarios: [(&str, Scenario); 32] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -874,6 +1097,13 @@ fn durable_functions_against_the_aws_emulator() {
         ("large-batch", large_batch),
         ("one-at-a-time", one_at_a_time),
         ("named-parallel", named_parallel),
+        ("callback-succeeded", callback_succeeded),
+        ("callback-failed", callback_failed),
+        ("callback-timed-out", callback_timed_out),
+        ("callback-heartbeat-timed-out", callback_heartbeat_timed_out),
+        ("two-callbacks", two_callbacks),
+        ("condition-polls", condition_polls),
+        ("condition-exhausted", condition_exhausted),
         // A second execution of a function whose process is already warm.
         ("step-wait-step (warm)", step_wait_step),
     ];

@@ -273,6 +273,56 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Polls the history of `arn` until the callback named `name` started;
+    /// returns its id.
+    pub fn callback_id(&self, arn: &str, name: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events = self.history(arn)?;
+            let id = events
+                .iter()
+                .find(|e| e["EventType"] == "CallbackStarted" && e["Name"] == name)
+                .and_then(|e| e["CallbackStartedDetails"]["CallbackId"].as_str());
+            if let Some(id) = id {
+                return Ok(id.to_owned());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "callback {name:?} did not start within {timeout:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn callback_call(&self, id: &str, what: &str, body: &str) -> Result<(), String> {
+        let path = format!(
+            "/2025-12-01/durable-execution-callbacks/{}/{what}",
+            encode(id)
+        );
+        match http_text(self.port, "POST", &path, body)? {
+            (200..=299, _) => Ok(()),
+            (status, v) => Err(format!("callback {what} answered {status}: {v}")),
+        }
+    }
+
+    /// `SendDurableExecutionCallbackSuccess` with this raw body.
+    pub fn callback_success(&self, id: &str, body: &str) -> Result<(), String> {
+        self.callback_call(id, "succeed", body)
+    }
+
+    /// `SendDurableExecutionCallbackFailure` with this error object.
+    pub fn callback_failure(&self, id: &str, error: &Value) -> Result<(), String> {
+        self.callback_call(id, "fail", &error.to_string())
+    }
+
+    /// `SendDurableExecutionCallbackHeartbeat`.
+    pub fn callback_heartbeat(&self, id: &str) -> Result<(), String> {
+        self.callback_call(id, "heartbeat", "")
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         for child in [&mut self.watch, &mut self.emulator] {
@@ -305,7 +355,16 @@ pub fn encode(s: &str) -> String {
 
 /// A minimal HTTP/1.1 client for the emulator on 127.0.0.1.
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
-    let body = body.map(Value::to_string).unwrap_or_default();
+    http_text(
+        port,
+        method,
+        path,
+        &body.map(Value::to_string).unwrap_or_default(),
+    )
+}
+
+/// [`http`] with a body sent as it is.
+fn http_text(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, Value), String> {
     let mut stream =
         TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect {port}: {e}"))?;
     stream

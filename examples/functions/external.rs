@@ -1,0 +1,5 @@
+//! The `external` durable Lambda function (see `functions.rs`).
+
+fn main() -> Result<(), durable_yield::lambda::Error> {
+    durable_yield_examples::main(env!("CARGO_BIN_NAME"))
+}
