@@ -22,7 +22,7 @@ use durable_yield::model::{ExecutionState, OperationUpdate};
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
     BatchConfig, Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, MapConfig,
-    ParallelConfig, StepConfig, StepError, StepFailure, Workflow,
+    ParallelConfig, StepConfig, StepError, StepFailure, WaitForCallbackConfig, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -538,6 +538,21 @@ async fn external(mut wf: Workflow, input: serde_json::Value) -> Result<String, 
             let b = wf.callback_result(&second).await?;
             let a = wf.callback_result(&first).await?;
             Ok(format!("{a}-{b}"))
+        }
+        // A wait-for-callback whose submitter fails once and is retried.
+        "wait-for-callback" => {
+            let config = WaitForCallbackConfig::named("approval")
+                .timeout(Duration::from_secs(60))
+                .submitter_retry(FixedDelay::new(Duration::from_secs(1), 3));
+            let verdict: String = wf
+                .wait_for_callback_with(config, |id, ctx| async move {
+                    if ctx.attempt() == 1 {
+                        return Err(StepFailure::new("MailDown", format!("could not send {id}")));
+                    }
+                    Ok(())
+                })
+                .await?;
+            Ok(format!("verdict: {verdict}"))
         }
         // A counter polled until it reaches `target`, 1 s then 2 s apart,
         // `max` checks at most.

@@ -457,3 +457,86 @@ async fn callback_endings_are_typed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn wait_for_callback_runs_a_retried_submitter_then_waits() {
+    let submissions = Counter::new();
+    let workflow = {
+        let submissions = submissions.clone();
+        move |mut wf: Workflow, _: ()| {
+            let submissions = submissions.clone();
+            async move {
+                let config = durable_yield::WaitForCallbackConfig::named("approval")
+                    .timeout(Duration::from_secs(3600))
+                    .submitter_retry(FixedDelay::new(Duration::from_secs(1), 3));
+                let verdict: String = wf
+                    .wait_for_callback_with(config, move |id, ctx| async move {
+                        submissions.hit();
+                        assert!(!id.is_empty());
+                        if ctx.attempt() == 1 {
+                            return Err(StepFailure::new("MailDown", "try again"));
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                wf.wait("later", Duration::from_secs(60)).await;
+                Ok::<_, StepError>(verdict)
+            }
+        }
+    };
+    let run = LocalRunner::new()
+        .answer_callback(
+            "approval create callback id",
+            CallbackAnswer::raw_success("yes").after(Duration::from_secs(30)),
+        )
+        .run(&workflow, &())
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result.as_deref(), Some("yes"));
+    assert_eq!(
+        submissions.get(),
+        2,
+        "failed once, retried once, never again"
+    );
+    let context = run.operation("approval").unwrap();
+    assert_eq!(context.sub_type.as_deref(), Some("WaitForCallback"));
+    assert_eq!(context.status, S::Succeeded);
+    let cb = run.operation("approval create callback id").unwrap();
+    let step = run.operation("approval submitter").unwrap();
+    assert_eq!((cb.op_type, cb.parent_id), (T::Callback, Some(context.id)));
+    assert_eq!((step.op_type, step.parent_id), (T::Step, Some(context.id)));
+    assert_eq!(
+        context
+            .context_details
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .map(|p| p.as_str()),
+        Some("\"yes\"")
+    );
+}
+
+#[tokio::test]
+async fn a_wait_for_callback_that_times_out_fails_with_the_callback_s_error() {
+    async fn wait(mut wf: Workflow, _: ()) -> Result<String, StepError> {
+        let config =
+            durable_yield::WaitForCallbackConfig::named("signoff").timeout(Duration::from_secs(5));
+        let r: Result<String, StepError> = wf
+            .wait_for_callback_with(config, |_, _| async { Ok(()) })
+            .await;
+        let e = r.unwrap_err();
+        Ok(format!(
+            "{} {}",
+            e.operation_kind(),
+            e.error_type().unwrap_or("")
+        ))
+    }
+    let run = LocalRunner::new().run(&wait, &()).await.unwrap();
+    assert_eq!(
+        run.result.as_deref(),
+        Some("wait for callback Callback.Timeout")
+    );
+    assert_eq!(run.operation("signoff").unwrap().status, S::Failed);
+}

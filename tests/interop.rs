@@ -991,6 +991,59 @@ fn two_callbacks(stack: &Stack) -> Result<(), String> {
     )
 }
 
+fn wait_for_callback(stack: &Stack) -> Result<(), String> {
+    let arn = start(stack, "external", json!({"scenario": "wait-for-callback"}))?;
+    let id = stack.callback_id(&arn, "approval create callback id", Duration::from_secs(30))?;
+    // Answered once the submitter got through (after its retry), so that
+    // the history's order does not depend on timing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !stack
+        .history(&arn)?
+        .iter()
+        .any(|e| e["EventType"] == "StepSucceeded" && e["Name"] == "approval submitter")
+    {
+        if std::time::Instant::now() > deadline {
+            return Err("the submitter never succeeded".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stack.callback_success(&id, "\"granted\"")?;
+    let (execution, events) = finished(stack, &arn)?;
+    succeeded_with(&execution, "\"verdict: granted\"")?;
+    expect_tree(
+        &events,
+        &[
+            ("ContextStarted", "approval", "WaitForCallback", ""),
+            (
+                "CallbackStarted",
+                "approval create callback id",
+                "Callback",
+                "approval",
+            ),
+            ("StepStarted", "approval submitter", "Step", "approval"),
+            ("StepFailed", "approval submitter", "Step", "approval"),
+            ("StepStarted", "approval submitter", "Step", "approval"),
+            ("StepSucceeded", "approval submitter", "Step", "approval"),
+            (
+                "CallbackSucceeded",
+                "approval create callback id",
+                "Callback",
+                "approval",
+            ),
+            ("ContextSucceeded", "approval", "WaitForCallback", ""),
+        ],
+    )?;
+    check(
+        context_result(&events, "approval") == Some("\"granted\""),
+        || {
+            format!(
+                "approval recorded {:?}",
+                context_result(&events, "approval")
+            )
+        },
+    )
+}
+
 fn condition_polls(stack: &Stack) -> Result<(), String> {
     let (execution, events) = run(
         stack,
@@ -1072,7 +1125,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 32] = [
+    let scenarios: [(&str, Scenario); 33] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -1102,6 +1155,7 @@ fn durable_functions_against_the_aws_emulator() {
         ("callback-timed-out", callback_timed_out),
         ("callback-heartbeat-timed-out", callback_heartbeat_timed_out),
         ("two-callbacks", two_callbacks),
+        ("wait-for-callback", wait_for_callback),
         ("condition-polls", condition_polls),
         ("condition-exhausted", condition_exhausted),
         // A second execution of a function whose process is already warm.

@@ -57,6 +57,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::coroutine::BoxFuture;
+use crate::interpreter::CHILD_SUBTYPE;
 use crate::model::{ErrorObject, Payload};
 use crate::protocol::{
     BatchKind, BatchReply, BatchRequest, BranchSpec, ContextBody, Fatal, Request, Response,
@@ -706,15 +707,37 @@ impl Workflow {
         E: Into<BoxError>,
     {
         let ChildConfig { name, codec } = config;
+        self.run_child(name, CHILD_SUBTYPE, "child context", codec, body)
+            .await
+    }
+
+    /// Runs `body` as a child context with this subtype (`kind` names it in
+    /// errors).
+    pub(crate) async fn run_child<C, F, Fut, T, E>(
+        &mut self,
+        name: Option<Cow<'static, str>>,
+        sub_type: &'static str,
+        kind: &'static str,
+        codec: C,
+        body: F,
+    ) -> Result<T, StepError>
+    where
+        C: Codec + Clone,
+        F: FnOnce(Workflow) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError>,
+    {
         let encoder = codec.clone();
         let body: ContextBody = Box::new(move |wf| {
             Box::pin(async move {
                 let value = body(wf).await.map_err(error_object_from)?;
-                encode_value(&encoder, &value, "child context")
+                encode_value(&encoder, &value, kind)
             })
         });
         let request = Request::Child {
             name: name.clone(),
+            sub_type,
             body,
         };
         match self.yielder.yield_(request).await {
@@ -722,7 +745,7 @@ impl Workflow {
                 Ok(value) => Ok(value),
                 Err(error) => self.abort(Fatal::Decode(error)).await,
             },
-            Response::Step(Err(error)) => Err(StepError::new("child context", name, error)),
+            Response::Step(Err(error)) => Err(StepError::new(kind, name, error)),
             _ => self.protocol_violation().await,
         }
     }

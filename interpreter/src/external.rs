@@ -213,6 +213,60 @@ impl<T, C> Callback<T, C> {
     }
 }
 
+/// How to run a wait-for-callback: the callback's name, time-outs and
+/// codec (the codec also checkpoints the value), and the submitter's retry
+/// strategy, for [`Workflow::wait_for_callback_with`].
+#[derive(Clone)]
+pub struct WaitForCallbackConfig<C = Json> {
+    callback: CallbackConfig<C>,
+    retry: Option<Arc<dyn RetryStrategy>>,
+}
+
+impl<C: fmt::Debug> fmt::Debug for WaitForCallbackConfig<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitForCallbackConfig")
+            .field("callback", &self.callback)
+            .field("custom_retry", &self.retry.is_some())
+            .finish()
+    }
+}
+
+impl WaitForCallbackConfig<Json> {
+    /// A named wait-for-callback: no time-outs, JSON, the default retry
+    /// strategy for the submitter.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        WaitForCallbackConfig {
+            callback: CallbackConfig::named(name),
+            retry: None,
+        }
+    }
+}
+
+impl<C> WaitForCallbackConfig<C> {
+    /// The callback's time-out (see [`CallbackConfig::timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.callback = self.callback.timeout(timeout);
+        self
+    }
+    /// The callback's heartbeat time-out.
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.callback = self.callback.heartbeat_timeout(timeout);
+        self
+    }
+    /// The codec the answer is read and the value checkpointed with.
+    pub fn codec<C2: Codec + Clone>(self, codec: C2) -> WaitForCallbackConfig<C2> {
+        WaitForCallbackConfig {
+            callback: self.callback.codec(codec),
+            retry: self.retry,
+        }
+    }
+    /// The submitter step's retry strategy.
+    pub fn submitter_retry(mut self, strategy: impl RetryStrategy) -> Self {
+        self.retry = Some(Arc::new(strategy));
+        self
+    }
+}
+
 /// How a callback ended without a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -309,6 +363,9 @@ impl From<CallbackError> for StepError {
 
 const UNDECODABLE: &str = "CallbackResultUndecodable";
 
+/// The subtype of a wait-for-callback's context.
+pub const WAIT_FOR_CALLBACK_SUBTYPE: &str = "WaitForCallback";
+
 /// Reads a callback's result: with JSON, a body that is not JSON is read as
 /// a string (a plain-text answer), and an empty body as `null`.
 fn decode_callback<T: DeserializeOwned, C: Codec>(codec: &C, raw: &str) -> Result<T, CodecError> {
@@ -396,6 +453,78 @@ impl Workflow {
             Response::Step(Err(error)) => Err(CallbackError::new(callback.name.clone(), error)),
             _ => self.protocol_violation().await,
         }
+    }
+
+    /// Creates a callback, hands its id to `submitter` (a step, retried by
+    /// its own strategy), and waits for the answer, all as one child
+    /// context (SubType `WaitForCallback`) named `name` holding the callback
+    /// `"<name> create callback id"` and the step `"<name> submitter"`, as
+    /// AWS's other SDKs record it. Once answered, replays return the
+    /// checkpointed value without reading the callback again.
+    ///
+    /// The error is the submitter's (its step failed for good) or the
+    /// callback's (`Callback.Timeout`, `Callback.Heartbeat`, or the
+    /// sender's error type).
+    pub async fn wait_for_callback<T, F, Fut>(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        submitter: F,
+    ) -> Result<T, StepError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(String, StepContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), StepFailure>> + Send + 'static,
+    {
+        self.wait_for_callback_with(WaitForCallbackConfig::named(name), submitter)
+            .await
+    }
+
+    /// [`Workflow::wait_for_callback`] configured by `config`.
+    pub async fn wait_for_callback_with<T, C, F, Fut>(
+        &mut self,
+        config: WaitForCallbackConfig<C>,
+        submitter: F,
+    ) -> Result<T, StepError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        C: Codec + Clone,
+        F: FnOnce(String, StepContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), StepFailure>> + Send + 'static,
+    {
+        let WaitForCallbackConfig { callback, retry } = config;
+        let name = callback.name.clone();
+        let label = |what: &str| -> Cow<'static, str> {
+            match &name {
+                Some(n) => Cow::Owned(format!("{n} {what}")),
+                None => Cow::Owned(what.to_owned()),
+            }
+        };
+        let callback_name = label("create callback id");
+        let submitter_name = label("submitter");
+        let codec = callback.codec.clone();
+        let body = move |mut wf: Workflow| async move {
+            let config = CallbackConfig {
+                name: Some(callback_name),
+                ..callback
+            };
+            let cb = wf.create_callback_with::<T, C>(config).await;
+            let id = cb.id().to_owned();
+            let mut step = crate::workflow::StepConfig::named(submitter_name);
+            if let Some(retry) = retry {
+                step = step.retry_arc(retry);
+            }
+            let () = wf.step_with(step, move |ctx| submitter(id, ctx)).await?;
+            let value = wf.callback_result(&cb).await.map_err(StepError::from)?;
+            Ok::<T, StepError>(value)
+        };
+        self.run_child(
+            name,
+            WAIT_FOR_CALLBACK_SUBTYPE,
+            "wait for callback",
+            codec,
+            body,
+        )
+        .await
     }
 
     /// Polls a condition until it holds: runs `check` on the current state

@@ -859,7 +859,11 @@ impl Interpreter {
                 }
             }
             Resumed::Yielded(Request::Wait { name, duration }) => self.on_wait(ctx, name, duration),
-            Resumed::Yielded(Request::Child { name, body }) => self.on_child(ctx, name, body),
+            Resumed::Yielded(Request::Child {
+                name,
+                sub_type,
+                body,
+            }) => self.on_child(ctx, name, sub_type, body),
             Resumed::Yielded(Request::Batch(request)) => self.on_batch(ctx, request),
             Resumed::Yielded(Request::Callback {
                 name,
@@ -1433,8 +1437,14 @@ impl Interpreter {
         }
     }
 
-    fn on_child(&mut self, ctx: CtxId, name: Option<Cow<'static, str>>, body: ContextBody) {
-        let op = self.next_op(ctx, OperationType::Context, CHILD_SUBTYPE, name);
+    fn on_child(
+        &mut self,
+        ctx: CtxId,
+        name: Option<Cow<'static, str>>,
+        sub_type: &'static str,
+        body: ContextBody,
+    ) {
+        let op = self.next_op(ctx, OperationType::Context, sub_type, name);
         self.set_last(ctx, op.clone());
         let recorded = self.history.get(&op.id);
         let replay_only = self.contexts[ctx as usize].replay_only;

@@ -32,6 +32,7 @@ pub use coroutine::{BoxFuture, panic_message};
 pub use error::{ExecutionError, OpRef};
 pub use external::{
     Callback, CallbackConfig, CallbackEnding, CallbackError, Condition, ConditionConfig,
+    WAIT_FOR_CALLBACK_SUBTYPE, WaitForCallbackConfig,
 };
 pub use history::History;
 pub use interpreter::{

@@ -93,6 +93,7 @@ pub(crate) enum Request {
     /// A child context running `body`.
     Child {
         name: Option<Cow<'static, str>>,
+        sub_type: &'static str,
         body: ContextBody,
     },
     /// A map or parallel operation.

@@ -192,6 +192,11 @@ impl<C> StepConfig<C> {
         self.retry = Some(Arc::new(strategy));
         self
     }
+    /// Picks a shared retry strategy.
+    pub(crate) fn retry_arc(mut self, strategy: Arc<dyn RetryStrategy>) -> Self {
+        self.retry = Some(strategy);
+        self
+    }
     /// Picks at-least-once or at-most-once execution per attempt.
     pub fn semantics(mut self, semantics: StepSemantics) -> Self {
         self.semantics = semantics;

@@ -63,8 +63,8 @@ pub use durable_yield_interpreter::{
     BatchItem, BatchItemStatus, BatchResult, BoxError, Branch, Callback, CallbackConfig,
     CallbackEnding, CallbackError, ChildConfig, CompletionPolicy, CompletionReason, Condition,
     ConditionConfig, ExecutionError, MapConfig, ParallelConfig, RandomValue, StepConfig,
-    StepContext, StepError, StepFailure, StepSemantics, WaitConfig, Workflow, WorkflowFn,
-    error_type_name, id, model, retry,
+    StepContext, StepError, StepFailure, StepSemantics, WaitConfig, WaitForCallbackConfig,
+    Workflow, WorkflowFn, error_type_name, id, model, retry,
 };
 pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 
