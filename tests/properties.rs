@@ -6,7 +6,7 @@
 use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
     CrashCase, check_code_change, check_codecs, check_envelope_and_history,
-    check_replay_determinism, envelope_and_history, nesting,
+    check_replay_determinism, envelope_and_history, external_ops, nesting,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -99,13 +99,15 @@ fn most_generated_envelopes_reach_the_interpreter() {
 }
 
 /// The program generator of `replay_determinism` and `code_change` nests
-/// child contexts, maps and parallels often enough to fuzz them.
+/// child contexts, maps and parallels, and polls conditions and awaits
+/// callbacks, often enough to fuzz them.
 #[test]
 fn generated_programs_nest_contexts_and_batches() {
     use arbitrary::{Arbitrary, Unstructured};
     let mut rng = Seeded(0x5eed_c0de);
     let cases = 300;
     let (mut with_child, mut with_batch, mut branches) = (0, 0, 0);
+    let (mut with_condition, mut with_callback) = (0, 0);
     for case in 0..cases {
         let input = rng.bytes(8 + (case * 37) % 512);
         let Ok(c) = CrashCase::arbitrary_take_rest(Unstructured::new(&input)) else {
@@ -113,6 +115,9 @@ fn generated_programs_nest_contexts_and_batches() {
         };
         let (children, batches, n) = nesting(&c.program.ops);
         with_child += usize::from(children > 0);
+        let (conditions, callbacks) = external_ops(&c.program.ops);
+        with_condition += usize::from(conditions > 0);
+        with_callback += usize::from(callbacks > 0);
         with_batch += usize::from(batches > 0);
         branches += n;
     }
@@ -129,4 +134,13 @@ fn generated_programs_nest_contexts_and_batches() {
         "{with_batch} of {cases} hold a batch"
     );
     assert!(branches >= cases, "{branches} branches in {cases} programs");
+    eprintln!("{with_condition} with wait-for-conditions, {with_callback} with callbacks");
+    assert!(
+        with_condition >= cases / 5,
+        "{with_condition} of {cases} poll a condition"
+    );
+    assert!(
+        with_callback >= cases / 5,
+        "{with_callback} of {cases} await a callback"
+    );
 }

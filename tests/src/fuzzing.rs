@@ -17,6 +17,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use durable_yield::codecs::{Bincode, Codec, Json, MsgPack, from_payload, to_payload};
 use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
 use durable_yield::id::operation_id;
+use durable_yield::local::CallbackAnswer;
 use durable_yield::local::CrashPoint;
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::{
@@ -25,8 +26,9 @@ use durable_yield::model::{
 };
 use durable_yield::retry::FixedDelay;
 use durable_yield::{
-    Branch, CompletionPolicy, ExecutionStatus, LocalExecution, LocalRunner, MapConfig,
-    ParallelConfig, StepConfig, StepError, StepFailure, StepSemantics, Workflow,
+    Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, ExecutionStatus,
+    LocalExecution, LocalRunner, MapConfig, ParallelConfig, StepConfig, StepError, StepFailure,
+    StepSemantics, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +77,27 @@ pub enum Op {
         /// Its calls.
         body: Vec<Op>,
     },
+    /// A wait-for-condition on a counter: met once it reaches `target`,
+    /// checked `delay` seconds apart, `max_attempts` checks at most.
+    Condition {
+        /// Its (unique) name.
+        name: String,
+        /// The count at which the condition holds (1 to 4).
+        target: u8,
+        /// Seconds between checks (1 to 90).
+        delay: u8,
+        /// Checks allowed (1 to 4).
+        max_attempts: u8,
+    },
+    /// A callback, answered by the runner (or timing out), then awaited.
+    Callback {
+        /// Its (unique) name.
+        name: String,
+        /// Its time-out in seconds (1 to 3600).
+        timeout: u16,
+        /// How the runner answers it.
+        answer: Answering,
+    },
     /// A map (or parallel) whose branch `i` runs `branches[i]`; a branch
     /// fails if a step in it failed.
     Batch {
@@ -89,6 +112,17 @@ pub enum Op {
         /// When the batch ends.
         policy: Policy,
     },
+}
+
+/// How the runner answers a generated callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Answering {
+    /// Succeeds it this many seconds after it started.
+    Success(u16),
+    /// Fails it this many seconds after it started.
+    Failure(u16),
+    /// Never: it times out.
+    Never,
 }
 
 /// The completion policy of a generated batch. Policies that can end a
@@ -129,6 +163,8 @@ impl Op {
             Op::Step { name, .. }
             | Op::Wait { name, .. }
             | Op::Child { name, .. }
+            | Op::Condition { name, .. }
+            | Op::Callback { name, .. }
             | Op::Batch { name, .. } => name,
         }
     }
@@ -146,7 +182,7 @@ pub struct Program {
 fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::Result<Op> {
     let index = *next;
     *next += 1;
-    let kind = u.int_in_range(0..=15)?;
+    let kind = u.int_in_range(0..=17)?;
     Ok(match kind {
         // Nested calls only to a depth of 2, and fewer of them.
         12 | 13 if depth < 2 => Op::Child {
@@ -176,6 +212,17 @@ fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::R
                 policy,
             }
         }
+        16 => Op::Condition {
+            name: format!("k{index}"),
+            target: u.int_in_range(1..=4)?,
+            delay: u.int_in_range(1..=90)?,
+            max_attempts: u.int_in_range(1..=4)?,
+        },
+        17 => Op::Callback {
+            name: format!("a{index}"),
+            timeout: u.int_in_range(1..=3600)?,
+            answer: u.arbitrary()?,
+        },
         0..=8 | 12..=15 => Op::Step {
             name: format!("s{index}"),
             codec: u.arbitrary()?,
@@ -335,6 +382,43 @@ fn run_ops<'a>(
                         invocation,
                     )
                     .await
+                }
+                Op::Condition {
+                    name,
+                    target,
+                    delay,
+                    max_attempts,
+                } => {
+                    let strategy = FixedDelay::new(
+                        Duration::from_secs(u64::from(*delay)),
+                        u32::from(*max_attempts),
+                    );
+                    let config = ConditionConfig::named(name.clone()).strategy(strategy);
+                    let (execs, target, check_name) = (probe.execs.clone(), *target, name.clone());
+                    wf.wait_for_condition_with(config, 0u8, move |n, ctx| async move {
+                        execs.lock().unwrap_or_else(|p| p.into_inner()).push(Exec {
+                            name: check_name,
+                            attempt: ctx.attempt(),
+                            invocation,
+                        });
+                        let n = n + 1;
+                        Ok(if n >= target {
+                            Condition::Met(n)
+                        } else {
+                            Condition::NotMet(n)
+                        })
+                    })
+                    .await
+                    .map(|n| format!("{name} reached {n}"))
+                }
+                Op::Callback { name, timeout, .. } => {
+                    let config = CallbackConfig::named(name.clone())
+                        .timeout(Duration::from_secs(u64::from(*timeout)));
+                    let cb = wf.create_callback_with::<String, _>(config).await;
+                    match wf.callback_result(&cb).await {
+                        Ok(v) => Ok(format!("{name} answered {v}")),
+                        Err(e) => Ok(format!("{name} ended {:?}", e.ending())),
+                    }
                 }
             };
             notes.push(match outcome {
@@ -541,6 +625,51 @@ pub fn nesting(ops: &[Op]) -> (usize, usize, usize) {
     })
 }
 
+/// How many wait-for-conditions and callbacks a program holds, however
+/// deep.
+pub fn external_ops(ops: &[Op]) -> (usize, usize) {
+    ops.iter().fold((0, 0), |(k, a), op| match op {
+        Op::Condition { .. } => (k + 1, a),
+        Op::Callback { .. } => (k, a + 1),
+        Op::Child { body, .. } => {
+            let (k2, a2) = external_ops(body);
+            (k + k2, a + a2)
+        }
+        Op::Batch { branches, .. } => branches.iter().fold((k, a), |(k, a), b| {
+            let (k2, a2) = external_ops(b);
+            (k + k2, a + a2)
+        }),
+        _ => (k, a),
+    })
+}
+
+/// A runner that answers the program's callbacks as the program says.
+pub fn runner_for(programs: &[&Program]) -> LocalRunner {
+    fn add(runner: LocalRunner, ops: &[Op]) -> LocalRunner {
+        ops.iter().fold(runner, |runner, op| match op {
+            Op::Callback { name, answer, .. } => match *answer {
+                Answering::Success(after) => runner.answer_callback(
+                    name.clone(),
+                    CallbackAnswer::success(&format!("{name}-ok"))
+                        .after(Duration::from_secs(u64::from(after))),
+                ),
+                Answering::Failure(after) => runner.answer_callback(
+                    name.clone(),
+                    CallbackAnswer::failure(ErrorObject::new("Refused", name.clone()))
+                        .after(Duration::from_secs(u64::from(after))),
+                ),
+                Answering::Never => runner,
+            },
+            Op::Child { body, .. } => add(runner, body),
+            Op::Batch { branches, .. } => branches.iter().fold(runner, |r, b| add(r, b)),
+            _ => runner,
+        })
+    }
+    programs
+        .iter()
+        .fold(LocalRunner::new(), |runner, p| add(runner, &p.ops))
+}
+
 /// Input of [`check_replay_determinism`].
 #[derive(Debug, Clone, Arbitrary)]
 pub struct CrashCase {
@@ -565,13 +694,17 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let plain_probe = Probe::default();
-        let plain = LocalRunner::new().start(&()).map_err(|e| e.to_string())?;
+        let plain = runner_for(&[&case.program])
+            .start(&())
+            .map_err(|e| e.to_string())?;
         let wf = workflow(case.program.clone(), plain_probe.clone());
         drive(&plain, &wf, 500).await?;
         let expected = record(&plain)?;
 
         let probe = Probe::default();
-        let crashed = LocalRunner::new().start(&()).map_err(|e| e.to_string())?;
+        let crashed = runner_for(&[&case.program])
+            .start(&())
+            .map_err(|e| e.to_string())?;
         let mut seen = Vec::new();
         for &(request, after) in case.crashes.iter().take(3) {
             let request = u64::from(request % 40) + 1;
@@ -732,6 +865,8 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
             Op::Step { name, .. }
             | Op::Wait { name, .. }
             | Op::Child { name, .. }
+            | Op::Condition { name, .. }
+            | Op::Callback { name, .. }
             | Op::Batch { name, .. } => name.push_str("-renamed"),
         },
         Mutation::ChangeType(i) => {
@@ -760,6 +895,16 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
                 Op::Batch { name, branches, .. } => Op::Child {
                     name: format!("c{}", &name[1..]),
                     body: branches.first().cloned().unwrap_or_default(),
+                },
+                // A condition becomes a callback, a callback a wait.
+                Op::Condition { name, .. } => Op::Callback {
+                    name: format!("a{}", &name[1..]),
+                    timeout: 60,
+                    answer: Answering::Never,
+                },
+                Op::Callback { name, .. } => Op::Wait {
+                    name: format!("w{}", &name[1..]),
+                    seconds: 5,
                 },
             };
         }
@@ -805,7 +950,9 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let execution = LocalRunner::new().start(&()).map_err(|e| e.to_string())?;
+        let execution = runner_for(&[&case.program, &changed])
+            .start(&())
+            .map_err(|e| e.to_string())?;
         let old = workflow(case.program.clone(), Probe::default());
         let before = u32::from(case.before % 6) + 1;
         for _ in 0..before {
@@ -839,7 +986,9 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
         drive(&execution, &new, 500).await?;
         let replayed = record(&execution)?;
         if compatible {
-            let fresh = LocalRunner::new().start(&()).map_err(|e| e.to_string())?;
+            let fresh = runner_for(&[&changed])
+                .start(&())
+                .map_err(|e| e.to_string())?;
             drive(&fresh, &workflow(changed, Probe::default()), 500).await?;
             let expected = record(&fresh)?;
             if replayed.outcome != expected.outcome {
@@ -1053,6 +1202,34 @@ fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json:
                 .into();
                 v["WaitDetails"] =
                     serde_json::json!({"ScheduledEndTimestamp": 1_795_755_679_735i64});
+            }
+            Op::Condition { .. } => {
+                v["Type"] = "STEP".into();
+                v["SubType"] = "WaitForCondition".into();
+                v["Status"] = status_name(recording).into();
+                v["StepDetails"] = match recording {
+                    Recording::Succeeded => serde_json::json!({"Attempt": 2, "Result": "2"}),
+                    Recording::Failed => serde_json::json!({"Attempt": 1,
+                        "Error": {"ErrorType": "WaitForConditionExhausted", "ErrorMessage": "x"}}),
+                    Recording::Pending => serde_json::json!({"Attempt": 1, "Result": "1",
+                        "NextAttemptTimestamp": 1_795_755_679_735i64}),
+                    _ => serde_json::json!({"Attempt": 1, "Result": "1"}),
+                };
+            }
+            Op::Callback { .. } => {
+                v["Type"] = "CALLBACK".into();
+                v["SubType"] = "Callback".into();
+                v["Status"] = status_name(recording).into();
+                v["CallbackDetails"] = match recording {
+                    Recording::Succeeded => {
+                        serde_json::json!({"CallbackId": "cb1", "Result": "done"})
+                    }
+                    Recording::Failed => serde_json::json!({"CallbackId": "cb1",
+                        "Error": {"ErrorType": "Refused", "ErrorMessage": "no"}}),
+                    // No id: the service always issues one.
+                    Recording::Ready => serde_json::json!({}),
+                    _ => serde_json::json!({"CallbackId": "cb1"}),
+                };
             }
             Op::Child { .. } | Op::Batch { .. } => {
                 v["Type"] = "CONTEXT".into();
