@@ -540,3 +540,75 @@ async fn a_wait_for_callback_that_times_out_fails_with_the_callback_s_error() {
     );
     assert_eq!(run.operation("signoff").unwrap().status, S::Failed);
 }
+
+/// Doubles its input after a one-minute wait.
+async fn doubler(mut wf: Workflow, n: u64) -> Result<u64, StepError> {
+    wf.wait("think", Duration::from_secs(60)).await;
+    wf.step("double", move |_| async move { Ok(n * 2) }).await
+}
+
+#[tokio::test]
+async fn invokes_call_registered_functions_once_and_replay_their_results() {
+    let calls = Counter::new();
+    let workflow = |mut wf: Workflow, n: u64| async move {
+        let doubled: u64 = wf.invoke("doubler", &n).await?;
+        let greeting: String = wf.invoke("greeter", &serde_json::json!({"name": "ada"})).await?;
+        wf.wait("after", Duration::from_secs(10)).await;
+        Ok::<_, StepError>(format!("{doubled} {greeting}"))
+    };
+    let counted = calls.clone();
+    let run = LocalRunner::new()
+        .register_workflow("doubler", doubler)
+        .register_function("greeter", move |input| {
+            counted.hit();
+            Ok(serde_json::json!(format!("hello {}", input["name"].as_str().unwrap_or("?"))))
+        })
+        .run(&workflow, &21u64)
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result.as_deref(), Some("42 hello ada"));
+    assert_eq!(calls.get(), 1, "replays never invoke again");
+    assert_eq!(run.elapsed, Duration::from_secs(70), "the target's minute, then ten seconds");
+    assert_eq!(run.invoked.len(), 2);
+    let target = run.invoked[0].run.as_ref().expect("the workflow's own run");
+    assert_eq!(target.result, Some(serde_json::json!(42)));
+    assert_eq!(target.invocations, 2);
+    let op = run.operation("doubler").unwrap();
+    assert_eq!((op.op_type, op.status), (T::ChainedInvoke, S::Succeeded));
+    assert_eq!(op.sub_type.as_deref(), Some("ChainedInvoke"));
+}
+
+#[tokio::test]
+async fn failing_and_missing_functions_are_typed_errors() {
+    async fn failing(mut wf: Workflow, _: serde_json::Value) -> Result<u32, StepError> {
+        wf.step_with(
+            durable_yield::StepConfig::named("break").retry(durable_yield::retry::NoRetry),
+            |_| async { Err::<u32, _>(StepFailure::new("Broken", "it broke")) },
+        )
+        .await
+    }
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let failed = wf.invoke::<_, u32>("failing", &()).await.unwrap_err();
+        let missing = wf.invoke::<_, u32>("arn:aws:lambda:us-west-2:1:function:nope:live", &1).await;
+        let missing = missing.unwrap_err();
+        Ok::<_, StepError>(format!(
+            "{:?} {} / {:?} {}",
+            failed.ending(),
+            failed.error_type().unwrap_or(""),
+            missing.ending(),
+            missing.message().unwrap_or("")
+        ))
+    };
+    let run = LocalRunner::new()
+        .register_workflow("failing", failing)
+        .run(&workflow, &())
+        .await
+        .unwrap();
+    assert_eq!(
+        run.result.as_deref(),
+        Some("Failed Broken / FunctionNotFound Function not found: arn:aws:lambda:us-west-2:1:function:nope:live.")
+    );
+    let missing = run.operations.iter().rev().find(|o| o.op_type == T::ChainedInvoke).unwrap();
+    assert_eq!(missing.status, S::Failed);
+}

@@ -51,7 +51,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::coroutine::BoxFuture;
-use crate::model::{ErrorObject, OperationId, Payload};
+use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};
 use crate::protocol::{Fatal, Request, Response};
 use crate::retry::{ExponentialBackoff, RetryStrategy};
 use crate::workflow::{StepContext, StepError, StepFailure, Workflow};
@@ -264,6 +264,131 @@ impl<C> WaitForCallbackConfig<C> {
     pub fn submitter_retry(mut self, strategy: impl RetryStrategy) -> Self {
         self.retry = Some(Arc::new(strategy));
         self
+    }
+}
+
+/// How to invoke another function: the operation's name, its tenant and
+/// the codecs of its input and result, for [`Workflow::invoke_with`].
+/// The defaults: named after the function, no tenant, JSON both ways (what
+/// AWS's other SDKs and plain functions read and write).
+#[derive(Debug, Clone)]
+pub struct InvokeConfig<P = Json, R = Json> {
+    name: Option<Cow<'static, str>>,
+    tenant_id: Option<String>,
+    payload_codec: P,
+    result_codec: R,
+}
+
+impl InvokeConfig {
+    /// A named invoke with the defaults.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        InvokeConfig {
+            name: Some(name.into()),
+            ..InvokeConfig::new()
+        }
+    }
+    /// An invoke named after the function it calls, with the defaults.
+    pub fn new() -> Self {
+        InvokeConfig {
+            name: None,
+            tenant_id: None,
+            payload_codec: Json,
+            result_codec: Json,
+        }
+    }
+}
+
+impl Default for InvokeConfig {
+    fn default() -> Self {
+        InvokeConfig::new()
+    }
+}
+
+impl<P, R> InvokeConfig<P, R> {
+    /// Invokes the function for this tenant (1 to 256 characters).
+    pub fn tenant_id(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant.into());
+        self
+    }
+    /// Picks the codec the input is sent with.
+    pub fn payload_codec<P2: Codec>(self, codec: P2) -> InvokeConfig<P2, R> {
+        InvokeConfig {
+            name: self.name,
+            tenant_id: self.tenant_id,
+            payload_codec: codec,
+            result_codec: self.result_codec,
+        }
+    }
+    /// Picks the codec the result is read with.
+    pub fn result_codec<R2: Codec>(self, codec: R2) -> InvokeConfig<P, R2> {
+        InvokeConfig {
+            name: self.name,
+            tenant_id: self.tenant_id,
+            payload_codec: self.payload_codec,
+            result_codec: codec,
+        }
+    }
+}
+
+/// How an invoked function ended without a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvokeEnding {
+    /// It failed (its error type, message and data are the error's).
+    Failed,
+    /// It did not finish in time (`ChainedInvoke.Timeout`).
+    TimedOut,
+    /// It was stopped.
+    Stopped,
+    /// No function has that name (`ResourceNotFoundException`).
+    FunctionNotFound,
+    /// Its result does not decode into the expected type.
+    Undecodable,
+}
+
+/// An invoked function that ended without a result. The same on the first
+/// run and on every replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeError {
+    function: String,
+    ending: InvokeEnding,
+    error: ErrorObject,
+}
+
+impl InvokeError {
+    /// How it ended.
+    pub fn ending(&self) -> InvokeEnding {
+        self.ending
+    }
+    /// The function that was invoked.
+    pub fn function_name(&self) -> &str {
+        &self.function
+    }
+    /// The error type (the target's, or the service's).
+    pub fn error_type(&self) -> Option<&str> {
+        self.error.error_type.as_deref()
+    }
+    /// The message.
+    pub fn message(&self) -> Option<&str> {
+        self.error.error_message.as_deref()
+    }
+    /// The error as recorded.
+    pub fn error_object(&self) -> &ErrorObject {
+        &self.error
+    }
+}
+
+impl fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invoking {:?} ended without a result: {}", self.function, self.error)
+    }
+}
+
+impl StdError for InvokeError {}
+
+impl From<InvokeError> for StepError {
+    fn from(e: InvokeError) -> Self {
+        StepError::new("invoke", Some(Cow::Owned(e.function)), e.error)
     }
 }
 
@@ -525,6 +650,86 @@ impl Workflow {
             body,
         )
         .await
+    }
+
+    /// Invokes the function `function_name` (a name, a qualified name or an
+    /// ARN) with `input`, as a chained invoke: the service runs it (a
+    /// durable function as its own execution) while this execution is
+    /// suspended, and resumes it with the result. Replays never invoke
+    /// again: they return the recorded result. The input and the result are
+    /// JSON (see [`InvokeConfig`] for other codecs and a tenant).
+    pub async fn invoke<I, O>(
+        &mut self,
+        function_name: impl Into<String>,
+        input: &I,
+    ) -> Result<O, InvokeError>
+    where
+        I: Serialize + ?Sized,
+        O: DeserializeOwned,
+    {
+        self.invoke_with(InvokeConfig::new(), function_name, input)
+            .await
+    }
+
+    /// [`Workflow::invoke`] configured by `config`. An input that cannot be
+    /// encoded, is over 1 MiB, or an empty function name fails the execution
+    /// with `InvalidConfig` before anything is sent.
+    pub async fn invoke_with<I, O, P, R>(
+        &mut self,
+        config: InvokeConfig<P, R>,
+        function_name: impl Into<String>,
+        input: &I,
+    ) -> Result<O, InvokeError>
+    where
+        I: Serialize + ?Sized,
+        O: DeserializeOwned,
+        P: Codec,
+        R: Codec,
+    {
+        let function: String = function_name.into();
+        let InvokeConfig {
+            name,
+            tenant_id,
+            payload_codec,
+            result_codec,
+        } = config;
+        let payload = to_payload(&payload_codec, input)
+            .map(Payload::from)
+            .map_err(|e| ErrorObject::new("CodecError", e.to_string()));
+        let request = Request::Invoke {
+            name: Some(name.unwrap_or_else(|| Cow::Owned(function.clone()))),
+            function_name: function.clone(),
+            tenant_id,
+            payload,
+        };
+        let outcome = match self.yielder.yield_(request).await {
+            Response::Invoked(outcome) => outcome,
+            _ => return self.protocol_violation().await,
+        };
+        let error = |ending, error| InvokeError {
+            function: function.clone(),
+            ending,
+            error,
+        };
+        match outcome {
+            Ok(payload) => from_payload(&result_codec, payload.as_str()).map_err(|e| {
+                error(
+                    InvokeEnding::Undecodable,
+                    ErrorObject::new("InvokeResultUndecodable", format!("the result {e}")),
+                )
+            }),
+            Err((status, e)) => {
+                let ending = match (status, e.error_type.as_deref()) {
+                    (OperationStatus::TimedOut, _) | (_, Some("ChainedInvoke.Timeout")) => {
+                        InvokeEnding::TimedOut
+                    }
+                    (OperationStatus::Stopped, _) => InvokeEnding::Stopped,
+                    (_, Some("ResourceNotFoundException")) => InvokeEnding::FunctionNotFound,
+                    _ => InvokeEnding::Failed,
+                };
+                Err(error(ending, e))
+            }
+        }
     }
 
     /// Polls a condition until it holds: runs `check` on the current state

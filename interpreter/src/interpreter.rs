@@ -49,7 +49,7 @@ use crate::error::{ExecutionError, OpRef};
 use crate::history::History;
 use crate::id::IdGenerator;
 use crate::model::{
-    CallbackOptions, ContextOptions, ErrorObject, Millis, Operation, OperationAction, OperationId,
+    CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, Millis, Operation, OperationAction, OperationId,
     OperationStatus, OperationType, OperationUpdate, Payload, StepOptions, WaitOptions, WireName,
 };
 use crate::protocol::{
@@ -67,6 +67,8 @@ pub const WAIT_SUBTYPE: &str = "Wait";
 pub const CALLBACK_SUBTYPE: &str = "Callback";
 /// The longest callback timeout the service accepts, in seconds.
 pub const MAX_CALLBACK_TIMEOUT_SECONDS: u32 = 99_999_999;
+/// The subtype written on chained invokes.
+pub const INVOKE_SUBTYPE: &str = "ChainedInvoke";
 /// The subtype written on wait-for-condition steps.
 pub const CONDITION_SUBTYPE: &str = "WaitForCondition";
 /// The subtype written on child contexts.
@@ -184,6 +186,9 @@ enum After {
     Retried(CtxId, OperationId),
     /// A callback's START was acknowledged: hand out its id.
     CallbackStarted(CtxId, OpRef),
+    /// A chained invoke's START was acknowledged: it may have failed at
+    /// once (an unknown function), else wait for the target.
+    InvokeStarted(CtxId, OpRef),
     /// A branch's end was recorded: tell its batch.
     BranchClosed {
         batch: usize,
@@ -528,7 +533,10 @@ impl Interpreter {
             Next::Checkpoint(updates, after) => {
                 let wait = matches!(
                     after,
-                    After::WaitStarted(..) | After::Started(..) | After::CallbackStarted(..)
+                    After::WaitStarted(..)
+                        | After::Started(..)
+                        | After::CallbackStarted(..)
+                        | After::InvokeStarted(..)
                 );
                 self.emit(updates, after, wait);
             }
@@ -777,6 +785,12 @@ impl Interpreter {
                 index,
                 outcome,
             } => self.branch_done(batch, index, outcome),
+            After::InvokeStarted(ctx, op) => {
+                if !self.dead(ctx) {
+                    let next = self.invoke_outcome(&op);
+                    self.apply(ctx, next);
+                }
+            }
             After::CallbackStarted(ctx, op) => {
                 if !self.dead(ctx) {
                     let next = self.callback_id(&op);
@@ -871,6 +885,12 @@ impl Interpreter {
                 heartbeat_timeout_seconds,
             }) => self.on_callback(ctx, name, timeout_seconds, heartbeat_timeout_seconds),
             Resumed::Yielded(Request::CallbackResult { op }) => self.on_callback_result(ctx, op),
+            Resumed::Yielded(Request::Invoke {
+                name,
+                function_name,
+                tenant_id,
+                payload,
+            }) => self.on_invoke(ctx, name, function_name, tenant_id, payload),
             Resumed::Yielded(Request::Condition { name, strategy }) => {
                 self.on_condition(ctx, name, strategy)
             }
@@ -1301,6 +1321,96 @@ impl Interpreter {
             }
         };
         self.apply(ctx, next);
+    }
+
+    fn on_invoke(
+        &mut self,
+        ctx: CtxId,
+        name: Option<Cow<'static, str>>,
+        function_name: String,
+        tenant_id: Option<String>,
+        payload: Result<Payload, ErrorObject>,
+    ) {
+        let op = self.next_op(ctx, OperationType::ChainedInvoke, INVOKE_SUBTYPE, name);
+        let recorded = self.history.get(&op.id);
+        let replay_only = self.contexts[ctx as usize].replay_only;
+        let invalid = |reason: String| ExecutionError::InvalidConfig {
+            op: op.clone(),
+            reason,
+        };
+        let next = if let Err(e) = self.check(&op, recorded) {
+            Next::Fail(e)
+        } else if recorded.is_some() {
+            // Never invoked again: its outcome, or a wait for it.
+            self.replayed += 1;
+            self.invoke_outcome(&op)
+        } else if replay_only {
+            Next::Fail(Self::not_recorded(&op, None))
+        } else if function_name.is_empty() || function_name.len() > 256 {
+            Next::Fail(invalid(format!(
+                "the function name must be 1 to 256 characters, not {:?}",
+                function_name
+            )))
+        } else if tenant_id
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.len() > 256)
+        {
+            Next::Fail(invalid("a tenant id must be 1 to 256 characters".into()))
+        } else {
+            match payload {
+                Err(error) => Next::Fail(invalid(format!(
+                    "the input could not be encoded: {}",
+                    error.error_message.unwrap_or_default()
+                ))),
+                Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => Next::Fail(invalid(
+                    format!(
+                        "the input is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD}",
+                        payload.len()
+                    ),
+                )),
+                Ok(payload) => {
+                    let mut start = update(&op, OperationAction::Start);
+                    start.payload = Some(payload);
+                    start.chained_invoke_options = Some(Box::new(ChainedInvokeOptions {
+                        function_name,
+                        tenant_id,
+                        ..Default::default()
+                    }));
+                    Next::Checkpoint(vec![start], After::InvokeStarted(ctx, op.clone()))
+                }
+            }
+        };
+        self.set_last(ctx, op);
+        self.apply(ctx, next);
+    }
+
+    /// What became of the chained invoke `op`, as recorded.
+    fn invoke_outcome(&self, op: &OpRef) -> Next {
+        let Some(recorded) = self.history.get(&op.id) else {
+            return Next::Suspend(None);
+        };
+        let details = recorded.chained_invoke_details.as_deref();
+        match recorded.status {
+            OperationStatus::Succeeded => Next::Resume(Response::Invoked(Ok(details
+                .and_then(|d| d.result.clone())
+                .unwrap_or_else(|| Payload::from("null"))))),
+            status @ (OperationStatus::Failed
+            | OperationStatus::TimedOut
+            | OperationStatus::Stopped
+            | OperationStatus::Cancelled) => {
+                let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                    ErrorObject::new(
+                        "ChainedInvokeFailed",
+                        format!("the invoked function ended with status {status} and no error"),
+                    )
+                });
+                Next::Resume(Response::Invoked(Err((status, error))))
+            }
+            OperationStatus::Unknown(name) => Next::Fail(unknown_status(op, name)),
+            // The target runs; the service invokes this function again
+            // when it ends.
+            _ => Next::Suspend(None),
+        }
     }
 
     fn on_condition(

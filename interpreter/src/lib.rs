@@ -32,11 +32,11 @@ pub use coroutine::{BoxFuture, panic_message};
 pub use error::{ExecutionError, OpRef};
 pub use external::{
     Callback, CallbackConfig, CallbackEnding, CallbackError, Condition, ConditionConfig,
-    WAIT_FOR_CALLBACK_SUBTYPE, WaitForCallbackConfig,
+    InvokeConfig, InvokeEnding, InvokeError, WAIT_FOR_CALLBACK_SUBTYPE, WaitForCallbackConfig,
 };
 pub use history::History;
 pub use interpreter::{
-    Action, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, CheckpointHandle, Interpreter,
+    Action, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, INVOKE_SUBTYPE, CheckpointHandle, Interpreter,
     MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepHandle,
     StepRun, WAIT_SUBTYPE,
 };

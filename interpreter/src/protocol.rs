@@ -9,7 +9,7 @@ use durable_yield_codecs::CodecError;
 
 use crate::batch::{CompletionPolicy, RawBatch};
 use crate::coroutine::BoxFuture;
-use crate::model::{ErrorObject, OperationId, Payload};
+use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};
 use crate::retry::RetryStrategy;
 use crate::workflow::{StepContext, StepFailure, StepSemantics, Workflow};
 
@@ -107,6 +107,13 @@ pub(crate) enum Request {
     /// The outcome of the callback created as operation `op`: suspends
     /// until it has one.
     CallbackResult { op: OperationId },
+    /// A chained invoke of another function.
+    Invoke {
+        name: Option<Cow<'static, str>>,
+        function_name: String,
+        tenant_id: Option<String>,
+        payload: Result<Payload, ErrorObject>,
+    },
     /// A wait-for-condition: replay it, or ask for one check.
     Condition {
         name: Option<Cow<'static, str>>,
@@ -141,6 +148,8 @@ pub(crate) enum Response {
     Continue,
     /// A map or parallel operation ended.
     Batch(BatchReply),
+    /// A chained invoke ended: the target's result, or how it ended.
+    Invoked(Result<Payload, (OperationStatus, ErrorObject)>),
     /// The callback was created (or replayed): its operation and the id
     /// the service issued.
     Callback {

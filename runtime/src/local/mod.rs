@@ -48,6 +48,8 @@ mod service;
 mod timeline;
 
 pub use service::CallbackAnswer;
+
+use std::collections::HashMap;
 use service::{Answer, Closed, ExecState, LocalService};
 pub use timeline::{Timeline, TimelineEvent};
 
@@ -127,7 +129,36 @@ pub struct LocalRun<O> {
     pub timeline: Timeline,
     /// The execution's ARN.
     pub arn: String,
+    /// The functions the execution invoked (chained invokes), in order,
+    /// each with its own run when it was a workflow.
+    pub invoked: Vec<InvokedFunction>,
 }
+
+/// A function a local execution invoked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvokedFunction {
+    /// The name it was invoked by.
+    pub function_name: String,
+    /// Its input (JSON text).
+    pub input: String,
+    /// Its own execution, when it is a registered workflow.
+    pub run: Option<Box<LocalRun<serde_json::Value>>>,
+}
+
+/// The outcome of a registered function: its result (JSON text) or its
+/// error, the virtual time it took, and its run.
+type FunctionRun = (
+    Result<String, ErrorObject>,
+    Millis,
+    Option<Box<LocalRun<serde_json::Value>>>,
+);
+
+/// A function chained invokes can call, type-erased.
+pub(crate) type LocalFunction = Arc<
+    dyn Fn(String, Millis) -> std::pin::Pin<Box<dyn std::future::Future<Output = FunctionRun> + Send>>
+        + Send
+        + Sync,
+>;
 
 impl<O> LocalRun<O> {
     /// The result, or the error the execution failed with.
@@ -155,7 +186,7 @@ impl<O> LocalRun<O> {
 }
 
 /// Runs workflows in process, on a virtual clock.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalRunner {
     start_time: Millis,
     max_invocations: u32,
@@ -164,11 +195,33 @@ pub struct LocalRunner {
     batching: BatchConfig,
     execution_name: Option<String>,
     answer_rules: Vec<(String, CallbackAnswer)>,
+    functions: HashMap<String, LocalFunction>,
 }
+
+impl fmt::Debug for LocalFunctionNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+struct LocalFunctionNames<'a>(&'a HashMap<String, LocalFunction>);
 
 impl Default for LocalRunner {
     fn default() -> Self {
         LocalRunner::new()
+    }
+}
+
+impl fmt::Debug for LocalRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalRunner")
+            .field("start_time", &self.start_time)
+            .field("max_invocations", &self.max_invocations)
+            .field("page_size", &self.page_size)
+            .field("batching", &self.batching)
+            .field("execution_name", &self.execution_name)
+            .field("functions", &LocalFunctionNames(&self.functions))
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,7 +238,78 @@ impl LocalRunner {
             batching: BatchConfig::default(),
             execution_name: None,
             answer_rules: Vec::new(),
+            functions: HashMap::new(),
         }
+    }
+
+    /// Registers a durable function that chained invokes of `name` call:
+    /// each invoke runs `workflow` as its own local execution (on its own
+    /// virtual clock, whose elapsed time the invoking execution waits),
+    /// visible in [`LocalRun::invoked`].
+    pub fn register_workflow<I, O, W>(mut self, name: impl Into<String>, workflow: W) -> Self
+    where
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        W: WorkflowFn<I, O>,
+    {
+        let workflow = Arc::new(workflow);
+        let function: LocalFunction = Arc::new(move |input: String, start: Millis| {
+            let workflow = workflow.clone();
+            Box::pin(async move {
+                let value: serde_json::Value =
+                    serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
+                let runner = LocalRunner::new().start_time(start);
+                let execution = match runner.start(&value) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let error = ErrorObject::new("InvalidInput", e.to_string());
+                        return (Err(error), 0, None);
+                    }
+                };
+                for _ in 0..runner.max_invocations {
+                    if execution.status() != ExecutionStatus::Running {
+                        break;
+                    }
+                    execution.advance_time();
+                    execution.invoke(&*workflow).await;
+                }
+                let elapsed = execution.now() - start;
+                match execution.finish::<serde_json::Value>() {
+                    Ok(run) => {
+                        let result = match (&run.result, &run.error) {
+                            (Some(v), _) => Ok(v.to_string()),
+                            (None, Some(e)) => Err(e.clone()),
+                            (None, None) => Err(ErrorObject::new(
+                                "ChainedInvoke.Timeout",
+                                "the invoked execution did not finish",
+                            )),
+                        };
+                        (result, elapsed, Some(Box::new(run)))
+                    }
+                    Err(e) => (Err(ErrorObject::new("InvalidOutput", e.to_string())), elapsed, None),
+                }
+            })
+        });
+        self.functions.insert(name.into(), function);
+        self
+    }
+
+    /// Registers a plain (not durable) function that chained invokes of
+    /// `name` call: JSON in, JSON out or an error, taking no virtual time.
+    pub fn register_function<F>(mut self, name: impl Into<String>, function: F) -> Self
+    where
+        F: Fn(serde_json::Value) -> Result<serde_json::Value, ErrorObject> + Send + Sync + 'static,
+    {
+        let function = Arc::new(function);
+        let erased: LocalFunction = Arc::new(move |input: String, _start: Millis| {
+            let function = function.clone();
+            Box::pin(async move {
+                let value = serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
+                (function(value).map(|v| v.to_string()), 0, None)
+            })
+        });
+        self.functions.insert(name.into(), erased);
+        self
     }
 
     /// Answers every callback named `name`, when it starts (or
@@ -306,9 +430,14 @@ impl LocalRunner {
             callback_ids: std::collections::HashMap::new(),
             answer_rules: self.answer_rules.clone(),
             scheduled: Vec::new(),
+            functions: self.functions.keys().cloned().collect(),
+            pending_invokes: Vec::new(),
+            invoke_results: Vec::new(),
+            invoked: Vec::new(),
         };
         Ok(LocalExecution {
             state: Arc::new(Mutex::new(state)),
+            functions: Arc::new(self.functions.clone()),
             page_size: self.page_size,
             max_failed_invocations: self.max_failed_invocations,
             batching: self.batching.clone(),
@@ -357,6 +486,7 @@ pub enum CrashPoint {
 #[derive(Clone)]
 pub struct LocalExecution {
     state: Arc<Mutex<ExecState>>,
+    functions: Arc<HashMap<String, LocalFunction>>,
     page_size: usize,
     max_failed_invocations: u32,
     batching: BatchConfig,
@@ -417,10 +547,37 @@ impl LocalExecution {
             page_size: self.page_size,
         };
         let result = run_invocation_with(workflow, input, &service, &self.batching).await;
-        let mut s = self.lock();
-        s.token = None;
-        s.finish_invocation(result.clone(), self.max_failed_invocations);
+        {
+            let mut s = self.lock();
+            s.token = None;
+            s.finish_invocation(result.clone(), self.max_failed_invocations);
+        }
+        self.run_invoked_functions().await;
         result.ok()
+    }
+
+    /// Runs the functions the last invocation invoked; their outcomes
+    /// complete the invokes when their (virtual) time has passed.
+    async fn run_invoked_functions(&self) {
+        let (pending, now) = {
+            let mut s = self.lock();
+            (std::mem::take(&mut s.pending_invokes), s.now)
+        };
+        for (op, function_name, input) in pending {
+            let Some(function) = self.functions.get(&resolve_function(&function_name)).cloned()
+            else {
+                continue;
+            };
+            let (result, elapsed, run) = function(input.clone(), now).await;
+            let mut s = self.lock();
+            let due = now.saturating_add(elapsed.max(0));
+            s.invoke_results.push((due, op, result));
+            s.invoked.push(InvokedFunction {
+                function_name,
+                input,
+                run,
+            });
+        }
     }
 
     /// If the workflow waits for a timer, moves the virtual clock to the
@@ -596,8 +753,19 @@ impl LocalExecution {
             elapsed: Duration::from_millis((s.now - s.start).max(0) as u64),
             timeline,
             arn: s.arn.clone(),
+            invoked: s.invoked.clone(),
         })
     }
+}
+
+/// The function a chained invoke names: a name, `name:qualifier`, or an
+/// ARN (`arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]`).
+pub(crate) fn resolve_function(name: &str) -> String {
+    let name = match name.split_once(":function:") {
+        Some((_, rest)) => rest,
+        None => name,
+    };
+    name.split(':').next().unwrap_or(name).to_owned()
 }
 
 /// A fresh id for a local execution: 32 random hex characters.

@@ -58,6 +58,14 @@ pub(super) struct ExecState {
     pub(super) answer_rules: Vec<(String, CallbackAnswer)>,
     /// Answers due at a virtual time.
     pub(super) scheduled: Vec<(Millis, OperationId, CallbackAnswer)>,
+    /// The names of the registered functions chained invokes may call.
+    pub(super) functions: std::collections::HashSet<String>,
+    /// Invokes started by the last invocation: operation, function, input.
+    pub(super) pending_invokes: Vec<(OperationId, String, String)>,
+    /// Outcomes of invoked functions, due at a virtual time.
+    pub(super) invoke_results: Vec<(Millis, OperationId, Result<String, ErrorObject>)>,
+    /// The functions invoked so far.
+    pub(super) invoked: Vec<super::InvokedFunction>,
 }
 
 /// The time-outs of a started callback (epoch ms).
@@ -255,7 +263,8 @@ impl ExecState {
             .flat_map(|t| [t.timeout_at, t.heartbeat_at])
             .flatten();
         let answers = self.scheduled.iter().map(|(at, _, _)| *at);
-        deadlines.chain(answers).min()
+        let invokes = self.invoke_results.iter().map(|(at, _, _)| *at);
+        deadlines.chain(answers).chain(invokes).min()
     }
 
     pub(super) fn advance_time(&mut self) -> bool {
@@ -319,6 +328,17 @@ impl ExecState {
         for (op, answer) in due_answers {
             let _ = self.answer_callback(&op, answer.answer);
         }
+        let mut due_invokes = Vec::new();
+        self.invoke_results.retain(|(at, op, result)| {
+            let due = *at <= now;
+            if due {
+                due_invokes.push((*op, result.clone()));
+            }
+            !due
+        });
+        for (op, result) in due_invokes {
+            self.close_invoke(&op, result);
+        }
         let expired: Vec<(OperationId, &'static str, &'static str)> = self
             .callbacks
             .iter()
@@ -376,6 +396,69 @@ impl ExecState {
             let at = self.now.saturating_add(answer.after);
             self.scheduled.push((at, op.id, answer));
         }
+    }
+
+    /// A chained invoke started: an unknown function fails it at once (in
+    /// the response, as the service does); a known one runs after this
+    /// invocation.
+    fn invoke_started(&mut self, u: &OperationUpdate, delta: &mut [Operation]) {
+        let function = u
+            .chained_invoke_options
+            .as_ref()
+            .map(|o| o.function_name.clone())
+            .unwrap_or_default();
+        if self.functions.contains(&super::resolve_function(&function)) {
+            let input = u.payload.as_ref().map_or("{}", |p| p.as_str()).to_owned();
+            self.pending_invokes.push((u.id, function, input));
+            return;
+        }
+        let error = ErrorObject::new(
+            "ResourceNotFoundException",
+            format!("Function not found: {function}."),
+        );
+        self.close_invoke(&u.id, Err(error));
+        if let (Some(op), Some(slot)) = (
+            self.get(&u.id).cloned(),
+            delta.iter_mut().find(|o| o.id == u.id),
+        ) {
+            *slot = op;
+        }
+    }
+
+    fn close_invoke(&mut self, id: &OperationId, result: Result<String, ErrorObject>) {
+        let now = self.now;
+        let Some(&at) = self.index.get(id) else {
+            return;
+        };
+        let op = &mut self.ops[at];
+        let details = op.chained_invoke_details.get_or_insert_with(Default::default);
+        let detail = match result {
+            Ok(r) => {
+                op.status = OperationStatus::Succeeded;
+                let d = shorten(&r, 48);
+                details.result = Some(Payload::from(r));
+                d
+            }
+            Err(e) => {
+                op.status = match e.error_type.as_deref() {
+                    Some("ChainedInvoke.Timeout") => OperationStatus::TimedOut,
+                    _ => OperationStatus::Failed,
+                };
+                let d = shorten(&e.to_string(), 80);
+                details.error = Some(e);
+                d
+            }
+        };
+        op.end_timestamp = Some(now);
+        let event = TimelineEvent::CallbackAnswered {
+            at: now,
+            id: *id,
+            name: op.name.clone(),
+            status: op.status,
+            detail,
+        };
+        self.timeline.events.push(event);
+        self.updated.push(id.to_string());
     }
 
     /// Answers the callback `op` (success, failure or heartbeat), as
@@ -524,6 +607,9 @@ impl ExecState {
                 if let Some(op) = self.get(&u.id).cloned() {
                     self.callback_started(&op, u);
                 }
+            }
+            if u.op_type == OperationType::ChainedInvoke && u.action == OperationAction::Start {
+                self.invoke_started(u, &mut delta);
             }
         }
         let at = self.now;
@@ -865,11 +951,21 @@ fn transition(
                 error: None,
             }));
         }
-        (T::ChainedInvoke, _, _) => {
-            return Err(format!(
-                "{} operations are not supported by the local runner yet",
-                u.op_type
-            ));
+        (T::ChainedInvoke, A::Start, None) => {
+            let function = u
+                .chained_invoke_options
+                .as_ref()
+                .map(|o| o.function_name.clone())
+                .filter(|f| !f.is_empty())
+                .ok_or_else(|| {
+                    format!("START of chained invoke {} needs ChainedInvokeOptions.FunctionName", u.id)
+                })?;
+            if u.payload.as_ref().is_some_and(|p| p.len() > 1024 * 1024) {
+                return Err(format!("the input of chained invoke {} is over 1 MiB", u.id));
+            }
+            let _ = function;
+            op.status = S::Started;
+            op.chained_invoke_details = Some(Default::default());
         }
         _ => return invalid(),
     }
