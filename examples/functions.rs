@@ -21,8 +21,8 @@ use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    BatchConfig, Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, MapConfig,
-    ParallelConfig, StepConfig, StepError, StepFailure, WaitForCallbackConfig, Workflow,
+    BatchConfig, Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, InvokeError,
+    MapConfig, ParallelConfig, StepConfig, StepError, StepFailure, WaitForCallbackConfig, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -553,6 +553,16 @@ async fn external(mut wf: Workflow, input: serde_json::Value) -> Result<String, 
                 })
                 .await?;
             Ok(format!("verdict: {verdict}"))
+        }
+        // A chained invoke of the function `target` with `input`.
+        "invoke" => {
+            let target = input["target"].as_str().unwrap_or("").to_owned();
+            let result: Result<serde_json::Value, InvokeError> =
+                wf.invoke(target, &input["input"]).await;
+            Ok(match result {
+                Ok(v) => format!("result: {v}"),
+                Err(e) => format!("{:?} {}", e.ending(), e.error_type().unwrap_or("")),
+            })
         }
         // A counter polled until it reaches `target`, 1 s then 2 s apart,
         // `max` checks at most.

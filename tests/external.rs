@@ -552,7 +552,9 @@ async fn invokes_call_registered_functions_once_and_replay_their_results() {
     let calls = Counter::new();
     let workflow = |mut wf: Workflow, n: u64| async move {
         let doubled: u64 = wf.invoke("doubler", &n).await?;
-        let greeting: String = wf.invoke("greeter", &serde_json::json!({"name": "ada"})).await?;
+        let greeting: String = wf
+            .invoke("greeter", &serde_json::json!({"name": "ada"}))
+            .await?;
         wf.wait("after", Duration::from_secs(10)).await;
         Ok::<_, StepError>(format!("{doubled} {greeting}"))
     };
@@ -561,7 +563,10 @@ async fn invokes_call_registered_functions_once_and_replay_their_results() {
         .register_workflow("doubler", doubler)
         .register_function("greeter", move |input| {
             counted.hit();
-            Ok(serde_json::json!(format!("hello {}", input["name"].as_str().unwrap_or("?"))))
+            Ok(serde_json::json!(format!(
+                "hello {}",
+                input["name"].as_str().unwrap_or("?")
+            )))
         })
         .run(&workflow, &21u64)
         .await
@@ -569,7 +574,11 @@ async fn invokes_call_registered_functions_once_and_replay_their_results() {
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
     assert_eq!(run.result.as_deref(), Some("42 hello ada"));
     assert_eq!(calls.get(), 1, "replays never invoke again");
-    assert_eq!(run.elapsed, Duration::from_secs(70), "the target's minute, then ten seconds");
+    assert_eq!(
+        run.elapsed,
+        Duration::from_secs(70),
+        "the target's minute, then ten seconds"
+    );
     assert_eq!(run.invoked.len(), 2);
     let target = run.invoked[0].run.as_ref().expect("the workflow's own run");
     assert_eq!(target.result, Some(serde_json::json!(42)));
@@ -590,7 +599,9 @@ async fn failing_and_missing_functions_are_typed_errors() {
     }
     let workflow = |mut wf: Workflow, _: ()| async move {
         let failed = wf.invoke::<_, u32>("failing", &()).await.unwrap_err();
-        let missing = wf.invoke::<_, u32>("arn:aws:lambda:us-west-2:1:function:nope:live", &1).await;
+        let missing = wf
+            .invoke::<_, u32>("arn:aws:lambda:us-west-2:1:function:nope:live", &1)
+            .await;
         let missing = missing.unwrap_err();
         Ok::<_, StepError>(format!(
             "{:?} {} / {:?} {}",
@@ -607,8 +618,15 @@ async fn failing_and_missing_functions_are_typed_errors() {
         .unwrap();
     assert_eq!(
         run.result.as_deref(),
-        Some("Failed Broken / FunctionNotFound Function not found: arn:aws:lambda:us-west-2:1:function:nope:live.")
+        Some(
+            "Failed Broken / FunctionNotFound Function not found: arn:aws:lambda:us-west-2:1:function:nope:live."
+        )
     );
-    let missing = run.operations.iter().rev().find(|o| o.op_type == T::ChainedInvoke).unwrap();
+    let missing = run
+        .operations
+        .iter()
+        .rev()
+        .find(|o| o.op_type == T::ChainedInvoke)
+        .unwrap();
     assert_eq!(missing.status, S::Failed);
 }

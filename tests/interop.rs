@@ -1044,6 +1044,68 @@ fn wait_for_callback(stack: &Stack) -> Result<(), String> {
     )
 }
 
+fn invoke_durable(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(
+        stack,
+        "external",
+        json!({"scenario": "invoke", "target": "multiple-steps", "input": 4}),
+    )?;
+    // multiple-steps adds 0 + 1 + 2 + 3.
+    succeeded_with(&execution, "\"result: 6\"")?;
+    expect(
+        &kinds(&events)
+            .into_iter()
+            .filter(|(t, _)| t.starts_with("ChainedInvoke"))
+            .collect::<Vec<_>>(),
+        &[
+            ("ChainedInvokeStarted", "multiple-steps"),
+            ("ChainedInvokeSucceeded", "multiple-steps"),
+        ],
+    )?;
+    let started = events
+        .iter()
+        .find(|e| e["EventType"] == "ChainedInvokeStarted")
+        .ok_or("no ChainedInvokeStarted")?;
+    let details = &started["ChainedInvokeStartedDetails"];
+    check(
+        details["FunctionName"] == "multiple-steps" && started["SubType"] == "ChainedInvoke",
+        || format!("{started}"),
+    )?;
+    expect_invocations(&events, 2)
+}
+
+fn invoke_failing(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(
+        stack,
+        "external",
+        json!({"scenario": "invoke", "target": "step-fails", "input": {}}),
+    )?;
+    succeeded_with(&execution, "\"Failed CardDeclined\"")?;
+    check(
+        events
+            .iter()
+            .any(|e| e["EventType"] == "ChainedInvokeFailed"),
+        || format!("{:?}", kinds(&events)),
+    )
+}
+
+fn invoke_missing(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = run(
+        stack,
+        "external",
+        json!({"scenario": "invoke", "target": "no-such-function", "input": 1}),
+    )?;
+    succeeded_with(&execution, "\"FunctionNotFound ResourceNotFoundException\"")?;
+    check(
+        events
+            .iter()
+            .any(|e| e["EventType"] == "ChainedInvokeFailed"),
+        || format!("{:?}", kinds(&events)),
+    )?;
+    // Failed in the START response: no second invocation.
+    expect_invocations(&events, 1)
+}
+
 fn condition_polls(stack: &Stack) -> Result<(), String> {
     let (execution, events) = run(
         stack,
@@ -1125,7 +1187,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 33] = [
+    let scenarios: [(&str, Scenario); 36] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -1156,6 +1218,9 @@ fn durable_functions_against_the_aws_emulator() {
         ("callback-heartbeat-timed-out", callback_heartbeat_timed_out),
         ("two-callbacks", two_callbacks),
         ("wait-for-callback", wait_for_callback),
+        ("invoke-durable", invoke_durable),
+        ("invoke-failing", invoke_failing),
+        ("invoke-missing", invoke_missing),
         ("condition-polls", condition_polls),
         ("condition-exhausted", condition_exhausted),
         // A second execution of a function whose process is already warm.

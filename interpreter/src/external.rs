@@ -380,7 +380,11 @@ impl InvokeError {
 
 impl fmt::Display for InvokeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invoking {:?} ended without a result: {}", self.function, self.error)
+        write!(
+            f,
+            "invoking {:?} ended without a result: {}",
+            self.function, self.error
+        )
     }
 }
 

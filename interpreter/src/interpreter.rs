@@ -49,8 +49,9 @@ use crate::error::{ExecutionError, OpRef};
 use crate::history::History;
 use crate::id::IdGenerator;
 use crate::model::{
-    CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, Millis, Operation, OperationAction, OperationId,
-    OperationStatus, OperationType, OperationUpdate, Payload, StepOptions, WaitOptions, WireName,
+    CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, Millis, Operation,
+    OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
+    StepOptions, WaitOptions, WireName,
 };
 use crate::protocol::{
     BatchKind, BatchReply, BatchRequest, ContextBody, Fatal, RecordedOutcome, Request, Response,
@@ -1362,12 +1363,12 @@ impl Interpreter {
                     "the input could not be encoded: {}",
                     error.error_message.unwrap_or_default()
                 ))),
-                Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => Next::Fail(invalid(
-                    format!(
+                Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => {
+                    Next::Fail(invalid(format!(
                         "the input is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD}",
                         payload.len()
-                    ),
-                )),
+                    )))
+                }
                 Ok(payload) => {
                     let mut start = update(&op, OperationAction::Start);
                     start.payload = Some(payload);

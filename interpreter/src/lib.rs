@@ -36,9 +36,9 @@ pub use external::{
 };
 pub use history::History;
 pub use interpreter::{
-    Action, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, INVOKE_SUBTYPE, CheckpointHandle, Interpreter,
-    MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE, StepHandle,
-    StepRun, WAIT_SUBTYPE,
+    Action, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, CheckpointHandle, INVOKE_SUBTYPE,
+    Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE,
+    StepHandle, StepRun, WAIT_SUBTYPE,
 };
 pub use protocol::StepOutcome;
 pub use workflow::{

@@ -62,9 +62,9 @@ pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};
 pub use durable_yield_interpreter::{
     BatchItem, BatchItemStatus, BatchResult, BoxError, Branch, Callback, CallbackConfig,
     CallbackEnding, CallbackError, ChildConfig, CompletionPolicy, CompletionReason, Condition,
-    ConditionConfig, ExecutionError, InvokeConfig, InvokeEnding, InvokeError, MapConfig, ParallelConfig, RandomValue, StepConfig,
-    StepContext, StepError, StepFailure, StepSemantics, WaitConfig, WaitForCallbackConfig,
-    Workflow, WorkflowFn, error_type_name, id, model, retry,
+    ConditionConfig, ExecutionError, InvokeConfig, InvokeEnding, InvokeError, MapConfig,
+    ParallelConfig, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,
+    WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn, error_type_name, id, model, retry,
 };
 pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 

@@ -145,6 +145,11 @@ impl Stack {
             .arg("--lambda-endpoint")
             .arg(format!("http://127.0.0.1:{invoke_port}"))
             .args(["--local-runner-region", "us-west-2"])
+            // Durable targets of the chained-invoke scenarios.
+            .arg("--function-configs")
+            .arg(
+                r#"{"multiple-steps":{"DurableConfig":{"ExecutionTimeout":60}},"step-fails":{"DurableConfig":{"ExecutionTimeout":60}}}"#,
+            )
             .arg(if skip_time {
                 "--skip-time"
             } else {

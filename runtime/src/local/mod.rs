@@ -49,8 +49,8 @@ mod timeline;
 
 pub use service::CallbackAnswer;
 
-use std::collections::HashMap;
 use service::{Answer, Closed, ExecState, LocalService};
+use std::collections::HashMap;
 pub use timeline::{Timeline, TimelineEvent};
 
 /// 2026-01-01T00:00:00Z, where the virtual clock starts by default.
@@ -155,7 +155,10 @@ type FunctionRun = (
 
 /// A function chained invokes can call, type-erased.
 pub(crate) type LocalFunction = Arc<
-    dyn Fn(String, Millis) -> std::pin::Pin<Box<dyn std::future::Future<Output = FunctionRun> + Send>>
+    dyn Fn(
+            String,
+            Millis,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = FunctionRun> + Send>>
         + Send
         + Sync,
 >;
@@ -286,7 +289,11 @@ impl LocalRunner {
                         };
                         (result, elapsed, Some(Box::new(run)))
                     }
-                    Err(e) => (Err(ErrorObject::new("InvalidOutput", e.to_string())), elapsed, None),
+                    Err(e) => (
+                        Err(ErrorObject::new("InvalidOutput", e.to_string())),
+                        elapsed,
+                        None,
+                    ),
                 }
             })
         });
@@ -564,7 +571,10 @@ impl LocalExecution {
             (std::mem::take(&mut s.pending_invokes), s.now)
         };
         for (op, function_name, input) in pending {
-            let Some(function) = self.functions.get(&resolve_function(&function_name)).cloned()
+            let Some(function) = self
+                .functions
+                .get(&resolve_function(&function_name))
+                .cloned()
             else {
                 continue;
             };

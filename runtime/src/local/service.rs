@@ -431,7 +431,9 @@ impl ExecState {
             return;
         };
         let op = &mut self.ops[at];
-        let details = op.chained_invoke_details.get_or_insert_with(Default::default);
+        let details = op
+            .chained_invoke_details
+            .get_or_insert_with(Default::default);
         let detail = match result {
             Ok(r) => {
                 op.status = OperationStatus::Succeeded;
@@ -958,10 +960,16 @@ fn transition(
                 .map(|o| o.function_name.clone())
                 .filter(|f| !f.is_empty())
                 .ok_or_else(|| {
-                    format!("START of chained invoke {} needs ChainedInvokeOptions.FunctionName", u.id)
+                    format!(
+                        "START of chained invoke {} needs ChainedInvokeOptions.FunctionName",
+                        u.id
+                    )
                 })?;
             if u.payload.as_ref().is_some_and(|p| p.len() > 1024 * 1024) {
-                return Err(format!("the input of chained invoke {} is over 1 MiB", u.id));
+                return Err(format!(
+                    "the input of chained invoke {} is over 1 MiB",
+                    u.id
+                ));
             }
             let _ = function;
             op.status = S::Started;
