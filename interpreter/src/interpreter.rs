@@ -1375,7 +1375,6 @@ impl Interpreter {
                     start.chained_invoke_options = Some(Box::new(ChainedInvokeOptions {
                         function_name,
                         tenant_id,
-                        ..Default::default()
                     }));
                     Next::Checkpoint(vec![start], After::InvokeStarted(ctx, op.clone()))
                 }

@@ -971,7 +971,6 @@ fn transition(
                     u.id
                 ));
             }
-            let _ = function;
             op.status = S::Started;
             op.chained_invoke_details = Some(Default::default());
         }
