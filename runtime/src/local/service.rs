@@ -954,17 +954,16 @@ fn transition(
             }));
         }
         (T::ChainedInvoke, A::Start, None) => {
-            let function = u
+            let named = u
                 .chained_invoke_options
                 .as_ref()
-                .map(|o| o.function_name.clone())
-                .filter(|f| !f.is_empty())
-                .ok_or_else(|| {
-                    format!(
-                        "START of chained invoke {} needs ChainedInvokeOptions.FunctionName",
-                        u.id
-                    )
-                })?;
+                .is_some_and(|o| !o.function_name.is_empty());
+            if !named {
+                return Err(format!(
+                    "START of chained invoke {} needs ChainedInvokeOptions.FunctionName",
+                    u.id
+                ));
+            }
             if u.payload.as_ref().is_some_and(|p| p.len() > 1024 * 1024) {
                 return Err(format!(
                     "the input of chained invoke {} is over 1 MiB",
