@@ -27,8 +27,8 @@ use durable_yield::model::{
 use durable_yield::retry::FixedDelay;
 use durable_yield::{
     Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, ExecutionStatus,
-    LocalExecution, LocalRunner, MapConfig, ParallelConfig, StepConfig, StepError, StepFailure,
-    StepSemantics, Workflow,
+    InvokeConfig, LocalExecution, LocalRunner, MapConfig, ParallelConfig, StepConfig, StepError,
+    StepFailure, StepSemantics, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +98,14 @@ pub enum Op {
         /// How the runner answers it.
         answer: Answering,
     },
+    /// A chained invoke of the runner's `echo` function (or of a missing
+    /// one).
+    Invoke {
+        /// Its (unique) name.
+        name: String,
+        /// Whether the function exists.
+        known: bool,
+    },
     /// A map (or parallel) whose branch `i` runs `branches[i]`; a branch
     /// fails if a step in it failed.
     Batch {
@@ -165,6 +173,7 @@ impl Op {
             | Op::Child { name, .. }
             | Op::Condition { name, .. }
             | Op::Callback { name, .. }
+            | Op::Invoke { name, .. }
             | Op::Batch { name, .. } => name,
         }
     }
@@ -182,7 +191,7 @@ pub struct Program {
 fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::Result<Op> {
     let index = *next;
     *next += 1;
-    let kind = u.int_in_range(0..=17)?;
+    let kind = u.int_in_range(0..=18)?;
     Ok(match kind {
         // Nested calls only to a depth of 2, and fewer of them.
         12 | 13 if depth < 2 => Op::Child {
@@ -217,6 +226,10 @@ fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::R
             target: u.int_in_range(1..=4)?,
             delay: u.int_in_range(1..=90)?,
             max_attempts: u.int_in_range(1..=4)?,
+        },
+        18 => Op::Invoke {
+            name: format!("i{index}"),
+            known: u.ratio(3, 4)?,
         },
         17 => Op::Callback {
             name: format!("a{index}"),
@@ -410,6 +423,17 @@ fn run_ops<'a>(
                     })
                     .await
                     .map(|n| format!("{name} reached {n}"))
+                }
+                Op::Invoke { name, known } => {
+                    let target = if *known { "echo" } else { "missing" };
+                    let config = InvokeConfig::named(name.clone());
+                    match wf
+                        .invoke_with::<_, String, _, _>(config, target, &format!("{name}-in"))
+                        .await
+                    {
+                        Ok(v) => Ok(format!("{name} got {v}")),
+                        Err(e) => Ok(format!("{name} ended {:?}", e.ending())),
+                    }
                 }
                 Op::Callback { name, timeout, .. } => {
                     let config = CallbackConfig::named(name.clone())
@@ -665,9 +689,8 @@ pub fn runner_for(programs: &[&Program]) -> LocalRunner {
             _ => runner,
         })
     }
-    programs
-        .iter()
-        .fold(LocalRunner::new(), |runner, p| add(runner, &p.ops))
+    let echo = LocalRunner::new().register_function("echo", Ok);
+    programs.iter().fold(echo, |runner, p| add(runner, &p.ops))
 }
 
 /// Input of [`check_replay_determinism`].
@@ -867,6 +890,7 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
             | Op::Child { name, .. }
             | Op::Condition { name, .. }
             | Op::Callback { name, .. }
+            | Op::Invoke { name, .. }
             | Op::Batch { name, .. } => name.push_str("-renamed"),
         },
         Mutation::ChangeType(i) => {
@@ -905,6 +929,10 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
                 Op::Callback { name, .. } => Op::Wait {
                     name: format!("w{}", &name[1..]),
                     seconds: 5,
+                },
+                Op::Invoke { name, .. } => Op::Wait {
+                    name: format!("w{}", &name[1..]),
+                    seconds: 7,
                 },
             };
         }
@@ -1214,6 +1242,17 @@ fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json:
                     Recording::Pending => serde_json::json!({"Attempt": 1, "Result": "1",
                         "NextAttemptTimestamp": 1_795_755_679_735i64}),
                     _ => serde_json::json!({"Attempt": 1, "Result": "1"}),
+                };
+            }
+            Op::Invoke { .. } => {
+                v["Type"] = "CHAINED_INVOKE".into();
+                v["SubType"] = "ChainedInvoke".into();
+                v["Status"] = status_name(recording).into();
+                v["ChainedInvokeDetails"] = match recording {
+                    Recording::Succeeded => serde_json::json!({"Result": "\"echoed\""}),
+                    Recording::Failed => serde_json::json!({
+                        "Error": {"ErrorType": "ResourceNotFoundException", "ErrorMessage": "no"}}),
+                    _ => serde_json::json!({}),
                 };
             }
             Op::Callback { .. } => {
