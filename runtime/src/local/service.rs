@@ -452,9 +452,10 @@ impl ExecState {
             }
         };
         op.end_timestamp = Some(now);
-        let event = TimelineEvent::CallbackAnswered {
+        let event = TimelineEvent::Answered {
             at: now,
             id: *id,
+            op_type: OperationType::ChainedInvoke,
             name: op.name.clone(),
             status: op.status,
             detail,
@@ -483,9 +484,10 @@ impl ExecState {
                 }
                 let (at, id) = (self.now, *op);
                 let name = self.get(op).and_then(|o| o.name.clone());
-                self.timeline.events.push(TimelineEvent::CallbackAnswered {
+                self.timeline.events.push(TimelineEvent::Answered {
                     at,
                     id,
+                    op_type: OperationType::Callback,
                     name,
                     status: OperationStatus::Started,
                     detail: "heartbeat".into(),
@@ -526,9 +528,10 @@ impl ExecState {
             (_, Some(e)) => shorten(&e.to_string(), 80),
             _ => String::new(),
         };
-        let event = TimelineEvent::CallbackAnswered {
+        let event = TimelineEvent::Answered {
             at: now,
             id: *id,
+            op_type: OperationType::Callback,
             name: op.name.clone(),
             status,
             detail,

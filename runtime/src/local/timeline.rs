@@ -65,12 +65,15 @@ pub enum TimelineEvent {
         /// The status it has now.
         status: OperationStatus,
     },
-    /// A callback was answered (or sent a heartbeat) from outside.
-    CallbackAnswered {
+    /// An operation was completed from outside the workflow: a callback
+    /// answered (or sent a heartbeat), an invoked function returned.
+    Answered {
         /// Virtual time.
         at: Millis,
-        /// The callback's operation.
+        /// The operation.
         id: OperationId,
+        /// Its type.
+        op_type: OperationType,
         /// Its name.
         name: Option<String>,
         /// The status it has now.
@@ -198,7 +201,7 @@ impl fmt::Display for Timeline {
                     };
                     writeln!(
                         f,
-                        "           {:<7} {:<34} {:<7} -> {:<9} {}",
+                        "           {:<14} {:<34} {:<7} -> {:<9} {}",
                         op_type.to_string(),
                         label,
                         action.to_string(),
@@ -221,15 +224,16 @@ impl fmt::Display for Timeline {
                     offset(self.start, *at),
                     name_or_dash(name)
                 )?,
-                TimelineEvent::CallbackAnswered {
+                TimelineEvent::Answered {
                     at,
+                    op_type,
                     name,
                     status,
                     detail,
                     ..
                 } => writeln!(
                     f,
-                    "{} answer CALLBACK {} -> {status} {detail}",
+                    "{} answer {op_type} {} -> {status} {detail}",
                     offset(self.start, *at),
                     name_or_dash(name)
                 )?,
