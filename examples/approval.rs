@@ -34,7 +34,7 @@ static POLLS: AtomicU32 = AtomicU32::new(0);
 async fn approval(mut wf: Workflow, expense: Expense) -> Result<String, StepError> {
     let cents = expense.cents;
     let within_policy: bool = wf
-        .step("check-policy", move |_| async move { Ok(cents <= 500_00) })
+        .step("check-policy", move |_| async move { Ok(cents <= 50_000) })
         .await?;
     if !within_policy {
         return Ok(format!("{} rejected by policy", expense.id));
