@@ -1075,14 +1075,9 @@ impl Interpreter {
                         | OperationStatus::Cancelled
                         | OperationStatus::TimedOut
                         | OperationStatus::Stopped) => {
-                            let error =
-                                details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
-                                    ErrorObject::new(
-                                        "StepFailed",
-                                        format!("the step ended with status {status}"),
-                                    )
-                                });
+                            let error = details.and_then(|d| d.error.as_ref());
                             self.replayed += 1;
+                            let error = recorded_error(error, status, "StepFailed", "step");
                             Next::Resume(Response::Step(Err(error)))
                         }
                         // An at-most-once attempt was interrupted: it counts
@@ -1282,12 +1277,8 @@ impl Interpreter {
                     | OperationStatus::TimedOut
                     | OperationStatus::Cancelled
                     | OperationStatus::Stopped) => {
-                        let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
-                            ErrorObject::new(
-                                "CallbackFailed",
-                                format!("the callback ended with status {status}"),
-                            )
-                        });
+                        let error = details.and_then(|d| d.error.as_ref());
+                        let error = recorded_error(error, status, "CallbackFailed", "callback");
                         let error = match (status, error.error_type.is_some()) {
                             // The emulator stores a failure sent without an
                             // error as `{}`.
@@ -1398,12 +1389,9 @@ impl Interpreter {
             | OperationStatus::TimedOut
             | OperationStatus::Stopped
             | OperationStatus::Cancelled) => {
-                let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
-                    ErrorObject::new(
-                        "ChainedInvokeFailed",
-                        format!("the invoked function ended with status {status} and no error"),
-                    )
-                });
+                let error = details.and_then(|d| d.error.as_ref());
+                let error =
+                    recorded_error(error, status, "ChainedInvokeFailed", "invoked function");
                 Next::Resume(Response::Invoked(Err((status, error))))
             }
             OperationStatus::Unknown(name) => Next::Fail(unknown_status(op, name)),
@@ -1453,13 +1441,13 @@ impl Interpreter {
                         | OperationStatus::TimedOut
                         | OperationStatus::Stopped) => {
                             self.replayed += 1;
-                            let error =
-                                details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
-                                    ErrorObject::new(
-                                        "WaitForConditionFailed",
-                                        format!("the condition wait ended with status {status}"),
-                                    )
-                                });
+                            let error = details.and_then(|d| d.error.as_ref());
+                            let error = recorded_error(
+                                error,
+                                status,
+                                "WaitForConditionFailed",
+                                "condition wait",
+                            );
                             Next::Resume(Response::Step(Err(error)))
                         }
                         OperationStatus::Pending => {
@@ -2059,6 +2047,19 @@ impl Ctx {
             children: Vec::new(),
         }
     }
+}
+
+/// The recorded error of an operation that ended with `status`, or one
+/// saying so when none was recorded.
+fn recorded_error(
+    error: Option<&ErrorObject>,
+    status: OperationStatus,
+    error_type: &str,
+    what: &str,
+) -> ErrorObject {
+    error.cloned().unwrap_or_else(|| {
+        ErrorObject::new(error_type, format!("the {what} ended with status {status}"))
+    })
 }
 
 /// A recorded status this version of the SDK does not know.

@@ -317,26 +317,10 @@ impl ExecState {
         }
         self.timeline.events.extend(fired);
         // Scheduled answers first (an answer due with a time-out wins).
-        let mut due_answers = Vec::new();
-        self.scheduled.retain(|(at, op, answer)| {
-            let due = *at <= now;
-            if due {
-                due_answers.push((*op, answer.clone()));
-            }
-            !due
-        });
-        for (op, answer) in due_answers {
+        for (op, answer) in take_due(&mut self.scheduled, now) {
             let _ = self.answer_callback(&op, answer.answer);
         }
-        let mut due_invokes = Vec::new();
-        self.invoke_results.retain(|(at, op, result)| {
-            let due = *at <= now;
-            if due {
-                due_invokes.push((*op, result.clone()));
-            }
-            !due
-        });
-        for (op, result) in due_invokes {
+        for (op, result) in take_due(&mut self.invoke_results, now) {
             self.close_invoke(&op, result);
         }
         let expired: Vec<(OperationId, &'static str, &'static str)> = self
@@ -782,6 +766,15 @@ impl Seen {
             }
         }
     }
+}
+
+/// Removes the entries due by `now` and returns them, in order.
+fn take_due<T>(entries: &mut Vec<(Millis, OperationId, T)>, now: Millis) -> Vec<(OperationId, T)> {
+    let (due, later): (Vec<_>, Vec<_>) = std::mem::take(entries)
+        .into_iter()
+        .partition(|(at, _, _)| *at <= now);
+    *entries = later;
+    due.into_iter().map(|(_, op, t)| (op, t)).collect()
 }
 
 /// `[A-Za-z0-9_-]`: the characters of ids and subtypes.
