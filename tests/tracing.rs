@@ -165,3 +165,94 @@ fn log_lines_carry_the_execution_and_the_operation() {
     );
     assert_eq!(firsts.len() as u32, run.invocations);
 }
+
+/// Logs before, between and after operations that span three invocations,
+/// and inside map items, one of which waits.
+async fn chatty(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+    tracing::info!("start");
+    let a: u32 = wf.step("a", |_| async { Ok(1) }).await?;
+    tracing::info!("after a");
+    wf.wait("first", Duration::from_secs(5)).await;
+    tracing::info!("after first wait");
+    let r = wf
+        .map("items", vec![0u32, 1], |mut wf, i, _| async move {
+            tracing::info!("item {i} starts");
+            if i == 1 {
+                wf.wait("item-wait", Duration::from_secs(3)).await;
+                tracing::info!("item {i} waited");
+            }
+            wf.step("work", move |_| async move { Ok(i) }).await
+        })
+        .await?;
+    tracing::info!("after map");
+    wf.wait("second", Duration::from_secs(5)).await;
+    tracing::info!("end");
+    Ok(a + r.into_values()?.iter().sum::<u32>())
+}
+
+/// Only the messages of events (no span bookkeeping, so that two can be
+/// stacked).
+#[derive(Clone, Default)]
+struct Messages(Arc<Mutex<Vec<String>>>);
+
+impl<S: Subscriber> Layer<S> for Messages {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let message = fields.0.get("message").cloned().unwrap_or_default();
+        self.0.lock().unwrap().push(message);
+    }
+}
+
+#[test]
+fn replay_aware_logging_writes_each_workflow_line_once() {
+    // A dynamic filter: a plain `filter_fn` is evaluated once per call
+    // site and cached.
+    use tracing_subscriber::filter::dynamic_filter_fn;
+    let all = Messages::default();
+    let once = Messages::default();
+    let subscriber = tracing_subscriber::registry().with(all.clone()).with(
+        once.clone()
+            .with_filter(dynamic_filter_fn(|_, _| !durable_yield::is_replaying())),
+    );
+    let run = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(LocalRunner::new().run(&chatty, &()))
+            .unwrap()
+    });
+    assert_eq!(run.result, Some(2));
+    assert_eq!(run.invocations, 4);
+    let messages = |c: &Messages| -> Vec<String> {
+        c.0.lock()
+            .unwrap()
+            .iter()
+            // The workflow's own lines, not the SDK's.
+            .filter(|m| !m.starts_with("durable invocation") && !m.is_empty() && *m != "checkpoint")
+            .cloned()
+            .collect()
+    };
+    let once = messages(&once);
+    let expected = [
+        "start",
+        "after a",
+        "after first wait",
+        "item 0 starts",
+        "item 1 starts",
+        "item 1 waited",
+        "after map",
+        "end",
+    ];
+    for line in expected {
+        let n = once.iter().filter(|m| *m == line).count();
+        assert_eq!(
+            n, 1,
+            "{line:?} was written {n} times with the filter: {once:?}"
+        );
+    }
+    assert_eq!(once.len(), expected.len(), "{once:?}");
+    // Without the filter, every invocation writes its lines again.
+    let all = messages(&all);
+    assert_eq!(all.iter().filter(|m| *m == "start").count(), 4);
+}

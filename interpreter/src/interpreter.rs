@@ -31,7 +31,7 @@
 //! retry delay) or for another context.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -240,6 +240,9 @@ struct Ctx {
     closing: Option<usize>,
     /// Contexts it started (children and branches).
     children: Vec<CtxId>,
+    /// Recorded operations of this context it has not reached yet: while
+    /// any are left, its code is replaying what an earlier invocation ran.
+    recorded_ahead: u32,
 }
 
 enum Branch {
@@ -309,6 +312,9 @@ pub struct Interpreter {
     error: Option<ExecutionError>,
     replayed: u64,
     executed: u64,
+    /// How many recorded operations each context holds (by the id of its
+    /// CONTEXT operation; `None` for the root), counted once.
+    recorded_per_context: HashMap<Option<OperationId>, u32>,
 }
 
 impl Interpreter {
@@ -344,7 +350,16 @@ impl Interpreter {
             error: None,
             replayed: 0,
             executed: 0,
+            recorded_per_context: HashMap::new(),
         };
+        for op in interpreter.history.operations() {
+            if op.op_type != OperationType::Execution {
+                *interpreter
+                    .recorded_per_context
+                    .entry(op.parent_id)
+                    .or_insert(0) += 1;
+            }
+        }
         match interpreter.decode_input::<I>() {
             Ok(input) => {
                 let coroutine = Coroutine::new(|yielder| {
@@ -356,9 +371,9 @@ impl Interpreter {
                         })
                     })
                 });
-                interpreter
-                    .contexts
-                    .push(Ctx::new(coroutine, IdGenerator::root(), Owner::Root));
+                let mut root = Ctx::new(coroutine, IdGenerator::root(), Owner::Root);
+                root.recorded_ahead = interpreter.recorded(None);
+                interpreter.contexts.push(root);
                 interpreter.ready.push_back((0, Response::Start));
             }
             Err(e) => interpreter.fatal(e),
@@ -480,6 +495,11 @@ impl Interpreter {
     /// A seed unique to this execution, step and attempt.
     fn step_seed(&self, op: &OpRef, attempt: u32) -> u64 {
         self.execution_seed ^ op.id.fingerprint().rotate_left(17) ^ u64::from(attempt)
+    }
+
+    /// How many recorded operations the context `parent` holds.
+    fn recorded(&self, parent: Option<OperationId>) -> u32 {
+        self.recorded_per_context.get(&parent).copied().unwrap_or(0)
     }
 
     /// Whether the context was abandoned, itself or through an ancestor.
@@ -838,10 +858,14 @@ impl Interpreter {
         if self.dead(ctx) {
             return;
         }
-        let Some(coroutine) = self.contexts[ctx as usize].coroutine.as_mut() else {
+        let c = &mut self.contexts[ctx as usize];
+        let replaying = c.recorded_ahead > 0;
+        let Some(coroutine) = c.coroutine.as_mut() else {
             return;
         };
+        REPLAYING.with(|r| r.set(replaying));
         let resumed = coroutine.resume(response);
+        REPLAYING.with(|r| r.set(false));
         let last_op = || self.contexts[ctx as usize].last_op.clone();
         match resumed {
             Resumed::Yielded(Request::Step {
@@ -971,6 +995,9 @@ impl Interpreter {
     ) -> OpRef {
         let c = &mut self.contexts[ctx as usize];
         let (id, seq) = c.ids.next_id();
+        if c.recorded_ahead > 0 && self.history.get(&id).is_some() {
+            c.recorded_ahead -= 1;
+        }
         OpRef {
             seq,
             id,
@@ -1508,6 +1535,7 @@ impl Interpreter {
         let coroutine = Coroutine::new(move |yielder| body(Workflow::new(yielder, arn)));
         let id = self.contexts.len() as CtxId;
         let mut ctx = Ctx::new(coroutine, IdGenerator::child(op.id), owner);
+        ctx.recorded_ahead = self.recorded(Some(op.id));
         ctx.op = Some(op);
         ctx.replay_only = replay_only || inherited;
         self.contexts.push(ctx);
@@ -2045,8 +2073,36 @@ impl Ctx {
             suspended: None,
             closing: None,
             children: Vec::new(),
+            recorded_ahead: 0,
         }
     }
+}
+
+thread_local! {
+    /// Whether the workflow code running on this thread (if any) replays
+    /// what an earlier invocation ran.
+    static REPLAYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether workflow code running now, on this thread, is replaying: it
+/// runs again what an earlier invocation of the execution already ran
+/// (recorded operations of its context lie ahead of it). False outside
+/// workflow code, and in step bodies (which only run live).
+///
+/// A log line written while this is true was written by an earlier
+/// invocation already. Filter on it to log each line once per execution;
+/// with `tracing-subscriber`, a *dynamic* filter (a plain `filter_fn` is
+/// evaluated once per call site and cached):
+///
+/// ```ignore
+/// use tracing_subscriber::{filter::dynamic_filter_fn, prelude::*};
+/// tracing_subscriber::registry()
+///     .with(tracing_subscriber::fmt::layer()
+///         .with_filter(dynamic_filter_fn(|_, _| !durable_yield::is_replaying())))
+///     .init();
+/// ```
+pub fn is_replaying() -> bool {
+    REPLAYING.with(|r| r.get())
 }
 
 /// The recorded error of an operation that ended with `status`, or one

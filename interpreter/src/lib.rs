@@ -38,7 +38,7 @@ pub use history::History;
 pub use interpreter::{
     Action, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, CheckpointHandle, INVOKE_SUBTYPE,
     Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE,
-    StepHandle, StepRun, WAIT_SUBTYPE,
+    StepHandle, StepRun, WAIT_SUBTYPE, is_replaying,
 };
 pub use protocol::StepOutcome;
 pub use workflow::{

@@ -647,6 +647,13 @@ impl Workflow {
         &self.execution_arn
     }
 
+    /// Whether this code is replaying what an earlier invocation ran (see
+    /// [`is_replaying`](crate::is_replaying)): log only when it is not, to
+    /// write each line once per execution.
+    pub fn is_replaying(&self) -> bool {
+        crate::interpreter::is_replaying()
+    }
+
     /// Runs `body` as a durable step named `name`, checkpointing its result
     /// as JSON, and returns the result.
     ///

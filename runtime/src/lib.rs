@@ -64,7 +64,8 @@ pub use durable_yield_interpreter::{
     CallbackEnding, CallbackError, ChildConfig, CompletionPolicy, CompletionReason, Condition,
     ConditionConfig, ExecutionError, InvokeConfig, InvokeEnding, InvokeError, MapConfig,
     ParallelConfig, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,
-    WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn, error_type_name, id, model, retry,
+    WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn, error_type_name, id, is_replaying,
+    model, retry,
 };
 pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 
