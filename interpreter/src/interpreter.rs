@@ -2094,7 +2094,7 @@ thread_local! {
 /// with `tracing-subscriber`, a *dynamic* filter (a plain `filter_fn` is
 /// evaluated once per call site and cached):
 ///
-/// ```ignore
+/// ```text
 /// use tracing_subscriber::{filter::dynamic_filter_fn, prelude::*};
 /// tracing_subscriber::registry()
 ///     .with(tracing_subscriber::fmt::layer()
