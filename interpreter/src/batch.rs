@@ -374,17 +374,22 @@ pub(crate) struct BatchSummary {
 }
 
 impl BatchSummary {
-    /// The indexes of the branches that were started but never finished.
+    /// The indexes of the branches that were started but never finished,
+    /// sorted.
     pub(crate) fn started(&self) -> Option<Vec<usize>> {
-        match (&self.started_indexes, &self.completed_indexes) {
-            (Some(started), _) => Some(started.clone()),
-            (None, Some(completed)) => Some(
+        let mut started = match (&self.started_indexes, &self.completed_indexes) {
+            (Some(started), _) => started.clone(),
+            (None, Some(completed)) => {
+                let mut completed = completed.clone();
+                completed.sort_unstable();
                 (0..self.total_count)
                     .filter(|i| completed.binary_search(i).is_err())
-                    .collect(),
-            ),
-            (None, None) => None,
-        }
+                    .collect()
+            }
+            (None, None) => return None,
+        };
+        started.sort_unstable();
+        Some(started)
     }
 }
 
@@ -1176,5 +1181,11 @@ mod tests {
             status: "SUCCEEDED".into(),
         };
         assert_eq!(summary.started(), Some(vec![1, 3]));
+        // Another SDK may list them in any order.
+        let unsorted = BatchSummary {
+            completed_indexes: Some(vec![2, 0]),
+            ..summary.clone()
+        };
+        assert_eq!(unsorted.started(), Some(vec![1, 3]));
     }
 }

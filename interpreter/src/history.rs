@@ -127,6 +127,16 @@ impl History {
         self.index.get(id, &self.ops).map(|at| &self.ops[at])
     }
 
+    /// Where the operation with this id is in [`History::operations`].
+    pub fn position(&self, id: &OperationId) -> Option<usize> {
+        self.index.get(id, &self.ops)
+    }
+
+    /// The operation at `position` (from [`History::position`]).
+    pub(crate) fn at(&self, position: usize) -> &Operation {
+        &self.ops[position]
+    }
+
     /// The EXECUTION operation, which carries the input.
     pub fn execution(&self) -> Option<&Operation> {
         self.execution.map(|at| &self.ops[at])

@@ -31,7 +31,7 @@
 //! retry delay) or for another context.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -49,7 +49,7 @@ use crate::error::{ExecutionError, OpRef};
 use crate::history::History;
 use crate::id::IdGenerator;
 use crate::model::{
-    CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, Millis, Operation,
+    CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, IdMap, Millis, Operation,
     OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
     StepOptions, WaitOptions, WireName,
 };
@@ -257,6 +257,7 @@ enum Branch {
 struct Rebuild {
     reason: CompletionReason,
     total: usize,
+    /// Sorted.
     started: Vec<usize>,
 }
 
@@ -312,9 +313,10 @@ pub struct Interpreter {
     error: Option<ExecutionError>,
     replayed: u64,
     executed: u64,
-    /// How many recorded operations each context holds (by the id of its
-    /// CONTEXT operation; `None` for the root), counted once.
-    recorded_per_context: HashMap<Option<OperationId>, u32>,
+    /// How many recorded operations the root holds, and each child context
+    /// (by the id of its CONTEXT operation), counted once.
+    recorded_in_root: u32,
+    recorded_per_context: IdMap<u32>,
 }
 
 impl Interpreter {
@@ -350,14 +352,14 @@ impl Interpreter {
             error: None,
             replayed: 0,
             executed: 0,
-            recorded_per_context: HashMap::new(),
+            recorded_in_root: 0,
+            recorded_per_context: IdMap::default(),
         };
         for op in interpreter.history.operations() {
-            if op.op_type != OperationType::Execution {
-                *interpreter
-                    .recorded_per_context
-                    .entry(op.parent_id)
-                    .or_insert(0) += 1;
+            match op.parent_id {
+                Some(parent) => *interpreter.recorded_per_context.entry(parent).or_insert(0) += 1,
+                None if op.op_type != OperationType::Execution => interpreter.recorded_in_root += 1,
+                None => {}
             }
         }
         match interpreter.decode_input::<I>() {
@@ -499,24 +501,17 @@ impl Interpreter {
 
     /// How many recorded operations the context `parent` holds.
     fn recorded(&self, parent: Option<OperationId>) -> u32 {
-        self.recorded_per_context.get(&parent).copied().unwrap_or(0)
+        match parent {
+            None => self.recorded_in_root,
+            Some(p) => self.recorded_per_context.get(&p).copied().unwrap_or(0),
+        }
     }
 
-    /// Whether the context was abandoned, itself or through an ancestor.
-    fn dead(&self, mut ctx: CtxId) -> bool {
-        loop {
-            let Some(c) = self.contexts.get(ctx as usize) else {
-                return true;
-            };
-            if c.abandoned {
-                return true;
-            }
-            ctx = match c.owner {
-                Owner::Root => return false,
-                Owner::Child(parent) => parent,
-                Owner::Branch { batch, .. } => self.batches[batch].owner,
-            };
-        }
+    /// Whether the context was abandoned, itself or through an ancestor
+    /// (`abandon` marks every context below, and contexts started later
+    /// inherit the mark), or is gone (the invocation is over).
+    fn dead(&self, ctx: CtxId) -> bool {
+        self.contexts.get(ctx as usize).is_none_or(|c| c.abandoned)
     }
 
     fn fatal(&mut self, error: ExecutionError) {
@@ -986,26 +981,30 @@ impl Interpreter {
         Ok(())
     }
 
+    /// The next operation of context `ctx`, and where history records it.
     fn next_op(
         &mut self,
         ctx: CtxId,
         op_type: OperationType,
         sub_type: &'static str,
         name: Option<Cow<'static, str>>,
-    ) -> OpRef {
+    ) -> (OpRef, Option<usize>) {
         let c = &mut self.contexts[ctx as usize];
         let (id, seq) = c.ids.next_id();
-        if c.recorded_ahead > 0 && self.history.get(&id).is_some() {
-            c.recorded_ahead -= 1;
+        // Looked up once, here: the position of its record, if any.
+        let recorded = self.history.position(&id);
+        if recorded.is_some() {
+            c.recorded_ahead = c.recorded_ahead.saturating_sub(1);
         }
-        OpRef {
+        let op = OpRef {
             seq,
             id,
             op_type,
             sub_type: Some(Cow::Borrowed(sub_type)),
             name,
             parent: c.ids.parent().copied(),
-        }
+        };
+        (op, recorded)
     }
 
     /// Remembers `op` as the context's last operation, for error messages.
@@ -1073,9 +1072,9 @@ impl Interpreter {
         retry: Option<Arc<dyn RetryStrategy>>,
         semantics: StepSemantics,
     ) {
-        let op = self.next_op(ctx, OperationType::Step, STEP_SUBTYPE, name);
+        let (op, at) = self.next_op(ctx, OperationType::Step, STEP_SUBTYPE, name);
         let at_most_once = semantics == StepSemantics::AtMostOncePerRetry;
-        let recorded = self.history.get(&op.id);
+        let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         let next = if let Err(e) = self.check(&op, recorded) {
             Next::Fail(e)
@@ -1173,12 +1172,12 @@ impl Interpreter {
     }
 
     fn on_wait(&mut self, ctx: CtxId, name: Option<Cow<'static, str>>, duration: Duration) {
-        let op = self.next_op(ctx, OperationType::Wait, WAIT_SUBTYPE, name);
+        let (op, at) = self.next_op(ctx, OperationType::Wait, WAIT_SUBTYPE, name);
         // Whole seconds, rounded up, like retry delays.
         let seconds = duration
             .as_secs()
             .saturating_add(u64::from(duration.subsec_nanos() > 0));
-        let recorded = self.history.get(&op.id);
+        let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         let next = if let Err(e) = self.check(&op, recorded) {
             Next::Fail(e)
@@ -1228,8 +1227,8 @@ impl Interpreter {
         timeout_seconds: u32,
         heartbeat_timeout_seconds: u32,
     ) {
-        let op = self.next_op(ctx, OperationType::Callback, CALLBACK_SUBTYPE, name);
-        let recorded = self.history.get(&op.id);
+        let (op, at) = self.next_op(ctx, OperationType::Callback, CALLBACK_SUBTYPE, name);
+        let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         let next = if let Err(e) = self.check(&op, recorded) {
             Next::Fail(e)
@@ -1350,8 +1349,8 @@ impl Interpreter {
         tenant_id: Option<String>,
         payload: Result<Payload, ErrorObject>,
     ) {
-        let op = self.next_op(ctx, OperationType::ChainedInvoke, INVOKE_SUBTYPE, name);
-        let recorded = self.history.get(&op.id);
+        let (op, at) = self.next_op(ctx, OperationType::ChainedInvoke, INVOKE_SUBTYPE, name);
+        let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         let invalid = |reason: String| ExecutionError::InvalidConfig {
             op: op.clone(),
@@ -1434,8 +1433,8 @@ impl Interpreter {
         name: Option<Cow<'static, str>>,
         strategy: Arc<dyn RetryStrategy>,
     ) {
-        let op = self.next_op(ctx, OperationType::Step, CONDITION_SUBTYPE, name);
-        let recorded = self.history.get(&op.id);
+        let (op, at) = self.next_op(ctx, OperationType::Step, CONDITION_SUBTYPE, name);
+        let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         let next = if let Err(e) = self.check(&op, recorded) {
             Next::Fail(e)
@@ -1531,6 +1530,7 @@ impl Interpreter {
             Owner::Branch { batch, .. } => Some(self.batches[batch].owner),
         };
         let inherited = parent.is_some_and(|p| self.contexts[p as usize].replay_only);
+        let abandoned = parent.is_some_and(|p| self.contexts[p as usize].abandoned);
         let arn = self.execution_arn.clone();
         let coroutine = Coroutine::new(move |yielder| body(Workflow::new(yielder, arn)));
         let id = self.contexts.len() as CtxId;
@@ -1538,6 +1538,7 @@ impl Interpreter {
         ctx.recorded_ahead = self.recorded(Some(op.id));
         ctx.op = Some(op);
         ctx.replay_only = replay_only || inherited;
+        ctx.abandoned = abandoned;
         self.contexts.push(ctx);
         if let Some(parent) = parent {
             self.contexts[parent as usize].children.push(id);
@@ -1570,9 +1571,9 @@ impl Interpreter {
         sub_type: &'static str,
         body: ContextBody,
     ) {
-        let op = self.next_op(ctx, OperationType::Context, sub_type, name);
+        let (op, at) = self.next_op(ctx, OperationType::Context, sub_type, name);
         self.set_last(ctx, op.clone());
-        let recorded = self.history.get(&op.id);
+        let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         if let Err(e) = self.check(&op, recorded) {
             return self.fatal(e);
@@ -1692,9 +1693,9 @@ impl Interpreter {
             max_concurrency,
             completion,
         } = request;
-        let op = self.next_op(ctx, OperationType::Context, kind.sub_type(), name);
+        let (op, at) = self.next_op(ctx, OperationType::Context, kind.sub_type(), name);
         self.set_last(ctx, op.clone());
-        let recorded = self.history.get(&op.id);
+        let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         if let Err(e) = self.check(&op, recorded) {
             return self.fatal(e);
@@ -1836,7 +1837,10 @@ impl Interpreter {
             parent: Some(parent),
         };
         let body = batch.bodies[index].take();
-        let started_earlier = batch.rebuild.as_ref().map(|r| r.started.contains(&index));
+        let started_earlier = batch
+            .rebuild
+            .as_ref()
+            .map(|r| r.started.binary_search(&index).is_ok());
         let owner_ctx = batch.owner;
         let recorded = self.history.get(&op.id);
         if let Err(e) = self.check(&op, recorded) {
