@@ -256,3 +256,51 @@ fn replay_aware_logging_writes_each_workflow_line_once() {
     let all = messages(&all);
     assert_eq!(all.iter().filter(|m| *m == "start").count(), 4);
 }
+
+#[test]
+fn condition_checks_run_in_spans_with_their_subtype() {
+    async fn poll(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+        let config = durable_yield::ConditionConfig::named("ready")
+            .strategy(FixedDelay::new(Duration::from_secs(1), 3));
+        wf.wait_for_condition_with(config, 0u32, |n, _| async move {
+            tracing::info!("checking {n}");
+            Ok(if n >= 1 {
+                durable_yield::Condition::Met(n)
+            } else {
+                durable_yield::Condition::NotMet(n + 1)
+            })
+        })
+        .await
+    }
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let run = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(LocalRunner::new().run(&poll, &()))
+            .unwrap()
+    });
+    assert_eq!(run.result, Some(1));
+    let lines = capture.0.lock().unwrap().clone();
+    let checks: Vec<(String, String)> = lines
+        .iter()
+        .filter(|l| l.message.starts_with("checking"))
+        .map(|l| {
+            let (name, fields) = &l.spans[0];
+            assert_eq!(name, "durable_operation");
+            (
+                fields.get("subtype").cloned().unwrap_or_default(),
+                fields.get("attempt").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        vec![
+            ("WaitForCondition".to_owned(), "1".to_owned()),
+            ("WaitForCondition".to_owned(), "2".to_owned())
+        ]
+    );
+}

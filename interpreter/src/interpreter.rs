@@ -121,6 +121,8 @@ pub struct StepRun {
     pub context: StepContext,
     /// The id of the child context the step runs in (none at the root).
     pub parent_id: Option<OperationId>,
+    /// The step's subtype (`Step`, or `WaitForCondition` for a check).
+    pub sub_type: &'static str,
     /// The body; resolves to the encoded result or the error to record.
     pub future: BoxFuture<StepOutcome>,
 }
@@ -131,6 +133,7 @@ impl std::fmt::Debug for StepRun {
             .field("handle", &self.handle)
             .field("context", &self.context)
             .field("parent_id", &self.parent_id)
+            .field("sub_type", &self.sub_type)
             .finish_non_exhaustive()
     }
 }
@@ -878,12 +881,18 @@ impl Interpreter {
                             seq: live.op.seq,
                         };
                         let parent_id = live.op.parent;
+                        let sub_type = if live.condition.is_some() {
+                            CONDITION_SUBTYPE
+                        } else {
+                            STEP_SUBTYPE
+                        };
                         self.contexts[ctx as usize].running = Some(live);
                         self.in_flight += 1;
                         self.outbox.push_back(Action::RunStep(StepRun {
                             handle,
                             context,
                             parent_id,
+                            sub_type,
                             future,
                         }));
                     }

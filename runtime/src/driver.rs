@@ -18,8 +18,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
 
 use crate::engine::{
-    Action, BoxFuture, CheckpointHandle, Interpreter, Outcome, STEP_SUBTYPE, StepHandle,
-    StepOutcome, StepRun,
+    Action, BoxFuture, CheckpointHandle, Interpreter, Outcome, StepHandle, StepOutcome, StepRun,
 };
 use crate::model::{
     ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Millis, Operation,
@@ -361,7 +360,7 @@ fn run_step(run: StepRun) -> impl Future<Output = (StepHandle, StepOutcome)> + S
         parent_id = tracing::field::Empty,
         name = ctx.name().unwrap_or(""),
         r#type = "STEP",
-        subtype = STEP_SUBTYPE,
+        subtype = run.sub_type,
         attempt = ctx.attempt(),
     );
     if let Some(parent) = &run.parent_id {
