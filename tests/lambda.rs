@@ -191,3 +191,76 @@ async fn clones_serve_invocations_concurrently() {
         assert_eq!(h.await.unwrap(), format!("\"hello n{i}\""));
     }
 }
+
+/// Logs the invocation hooks with the request id and the step ends.
+struct Hooks(Arc<Mutex<Vec<String>>>);
+
+struct HooksOf(Arc<Mutex<Vec<String>>>);
+
+impl durable_yield::plugin::Plugin for Hooks {
+    fn invocation(
+        &self,
+        start: &durable_yield::plugin::InvocationStart<'_>,
+    ) -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> {
+        self.0.lock().unwrap().push(format!(
+            "start {} {:?} first={}",
+            start.execution_arn.rsplit('/').next().unwrap_or(""),
+            start.request_id,
+            start.first_invocation
+        ));
+        Ok(Box::new(HooksOf(self.0.clone())))
+    }
+}
+
+impl durable_yield::plugin::InvocationHooks for HooksOf {
+    fn on_operation_end(
+        &mut self,
+        e: &durable_yield::plugin::OperationEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("end {} {}", e.name.unwrap_or("-"), e.status));
+        Ok(())
+    }
+    fn on_invocation_end(
+        &mut self,
+        e: &durable_yield::plugin::InvocationEnd<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        let error = e.error.and_then(|e| e.error_type.as_deref()).unwrap_or("-");
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("end invocation {} {error}", e.status));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn plugins_registered_on_the_function_see_each_invocation() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut f = function(Recording::default()).plugin(Hooks(log.clone()));
+    let mut event = event(r#"{"name":"ada"}"#);
+    event.context.request_id = "req-1".into();
+    f.call(event).await.unwrap();
+    let mut stale = function(Recording {
+        stale: true,
+        ..Default::default()
+    })
+    .plugin(Hooks(log.clone()));
+    stale
+        .call(self::event(r#"{"name":"bob"}"#))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "start exec-1 Some(\"req-1\") first=true",
+            "end greet SUCCEEDED",
+            "end invocation SUCCEEDED -",
+            "start exec-1 Some(\"\") first=true",
+            "end greet SUCCEEDED",
+            "end invocation RETRY InvocationFailed",
+        ]
+    );
+}

@@ -53,6 +53,7 @@ use crate::model::{
     OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
     StepOptions, WaitOptions, WireName,
 };
+use crate::observe::{Observation, Observer};
 use crate::protocol::{
     BatchKind, BatchReply, BatchRequest, ContextBody, Fatal, RecordedOutcome, Request, Response,
     StepOutcome, WorkflowResult,
@@ -320,6 +321,8 @@ pub struct Interpreter {
     /// (by the id of its CONTEXT operation), counted once.
     recorded_in_root: u32,
     recorded_per_context: IdMap<u32>,
+    /// Lifecycle observations, when a driver asked for them.
+    observer: Option<Box<Observer>>,
 }
 
 impl Interpreter {
@@ -357,6 +360,7 @@ impl Interpreter {
             executed: 0,
             recorded_in_root: 0,
             recorded_per_context: IdMap::default(),
+            observer: None,
         };
         for op in interpreter.history.operations() {
             match op.parent_id {
@@ -535,6 +539,9 @@ impl Interpreter {
             all.extend(updates);
             all
         };
+        if let Some(observer) = self.observer.as_deref_mut() {
+            observer.sending(&updates);
+        }
         let handle = CheckpointHandle(self.next_checkpoint);
         self.next_checkpoint += 1;
         self.awaiting.push_back((handle, after));
@@ -756,6 +763,9 @@ impl Interpreter {
                 return;
             }
         };
+        if let Some(observer) = self.observer.as_deref_mut() {
+            observer.merging(&delta);
+        }
         self.history.merge(delta);
         match after {
             After::Nothing => {}
@@ -823,12 +833,37 @@ impl Interpreter {
     /// [`Action::Checkpoint`] (e.g. when a driver sends held-back updates
     /// later).
     pub fn merge_operations(&mut self, operations: Vec<Operation>) {
+        if let Some(observer) = self.observer.as_deref_mut() {
+            observer.merging(&operations);
+        }
         self.history.merge(operations);
     }
 
     fn misuse(&mut self, what: &str) {
         if self.ending.is_none() {
             self.fatal(ExecutionError::Internal(what.to_owned()));
+        }
+    }
+
+    /// Turns on lifecycle observations (see [`Observation`]) for this
+    /// invocation; `updated` are the operations the service changed since
+    /// the last invocation (the envelope's `UpdatedOperationIds`). Call it
+    /// before the first poll, and collect what was seen with
+    /// [`Interpreter::take_observations`]. Without it the interpreter keeps
+    /// no such bookkeeping.
+    pub fn observe(&mut self, updated: impl IntoIterator<Item = OperationId>) {
+        self.observer = Some(Box::new(Observer::new(updated)));
+    }
+
+    /// What was observed since the last call, in order (empty unless
+    /// [`Interpreter::observe`] was called). A driver takes them after each
+    /// [`Interpreter::poll`], before carrying out the action it returned, so
+    /// that an operation's start comes before its attempts and its end
+    /// before its checkpoint is sent.
+    pub fn take_observations(&mut self) -> Vec<Observation> {
+        match self.observer.as_deref_mut() {
+            Some(observer) => observer.take(),
+            None => Vec::new(),
         }
     }
 
@@ -1013,6 +1048,9 @@ impl Interpreter {
             name,
             parent: c.ids.parent().copied(),
         };
+        if let Some(observer) = self.observer.as_deref_mut() {
+            observer.reached(&op, recorded.map(|at| self.history.at(at)));
+        }
         (op, recorded)
     }
 
@@ -1854,6 +1892,9 @@ impl Interpreter {
         let recorded = self.history.get(&op.id);
         if let Err(e) = self.check(&op, recorded) {
             return self.fatal(e);
+        }
+        if let Some(observer) = self.observer.as_deref_mut() {
+            observer.reached(&op, recorded);
         }
         let owner = Owner::Branch { batch: b, index };
         let replay_only = self.contexts[owner_ctx as usize].replay_only;

@@ -20,6 +20,7 @@ mod history;
 pub mod id;
 mod interpreter;
 pub mod model;
+mod observe;
 mod protocol;
 pub mod retry;
 mod workflow;
@@ -40,6 +41,7 @@ pub use interpreter::{
     Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE,
     StepHandle, StepRun, WAIT_SUBTYPE, is_replaying,
 };
+pub use observe::Observation;
 pub use protocol::StepOutcome;
 pub use workflow::{
     BoxError, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,

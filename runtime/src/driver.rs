@@ -1,7 +1,7 @@
 //! One invocation, start to end: the code path shared by the local runner
 //! and the Lambda handler.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -15,14 +15,19 @@ use serde::de::DeserializeOwned;
 use futures_util::FutureExt;
 use futures_util::future::{Either, select};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tracing::Instrument;
+use tracing::{Instrument, Level};
 
 use crate::engine::{
-    Action, BoxFuture, CheckpointHandle, Interpreter, Outcome, StepHandle, StepOutcome, StepRun,
+    Action, BoxFuture, CheckpointHandle, Interpreter, Observation, Outcome, StepHandle,
+    StepOutcome, StepRun,
 };
 use crate::model::{
     ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Millis, Operation,
     OperationAction, OperationId, OperationType, OperationUpdate, Payload, json_string_len,
+};
+use crate::plugin::{
+    Active, AttemptEvent, AttemptOutcome, InvocationEnd, InvocationEndStatus, InvocationStart,
+    OperationEvent, Plugins,
 };
 use crate::service::{DurableService, ServiceError, os_random};
 use crate::{StepFailure, WorkflowFn};
@@ -154,7 +159,15 @@ where
     W: WorkflowFn<I, O> + ?Sized,
     S: DurableService + ?Sized,
 {
-    run_invocation_traced(workflow, input, service, batching, None).await
+    run_invocation_traced(
+        workflow,
+        input,
+        service,
+        batching,
+        None,
+        &Plugins::default(),
+    )
+    .await
 }
 
 /// [`run_invocation_with`] inside its `durable_execution` tracing span,
@@ -172,6 +185,7 @@ pub(crate) async fn run_invocation_traced<I, O, W, S>(
     service: &S,
     batching: &BatchConfig,
     request_id: Option<&str>,
+    plugins: &Plugins,
 ) -> Result<InvocationSummary, InvocationError>
 where
     I: DeserializeOwned,
@@ -196,16 +210,30 @@ where
     if let Some(id) = request_id {
         span.record("request_id", id);
     }
-    invocation(workflow, input, service, batching)
+    let run = Run {
+        batching,
+        request_id,
+        first_invocation,
+        plugins,
+    };
+    invocation(workflow, input, service, run)
         .instrument(span)
         .await
+}
+
+/// How to run one invocation.
+struct Run<'a> {
+    batching: &'a BatchConfig,
+    request_id: Option<&'a str>,
+    first_invocation: bool,
+    plugins: &'a Plugins,
 }
 
 async fn invocation<I, O, W, S>(
     workflow: &W,
     input: InvocationInput,
     service: &S,
-    batching: &BatchConfig,
+    run: Run<'_>,
 ) -> Result<InvocationSummary, InvocationError>
 where
     I: DeserializeOwned,
@@ -218,7 +246,7 @@ where
         service,
         arn: &arn,
         token: input.checkpoint_token,
-        config: batching,
+        config: run.batching,
         held: Vec::new(),
         held_bytes: 0,
         held_since: None,
@@ -240,101 +268,167 @@ where
         "durable invocation started"
     );
 
+    let mut hooks = if run.plugins.is_empty() {
+        Active::none()
+    } else {
+        let execution_started_at = operations
+            .iter()
+            .find(|op| op.op_type == OperationType::Execution)
+            .and_then(|op| op.start_timestamp);
+        run.plugins.start(&InvocationStart {
+            execution_arn: &arn,
+            request_id: run.request_id,
+            first_invocation: run.first_invocation,
+            execution_started_at,
+            operations: &operations,
+            updated_operation_ids: input.updated_operation_ids.as_deref().unwrap_or(&[]),
+            at: service.now(),
+        })
+    };
+    // Operation starts and ends are tracked only for someone who listens.
+    let observing = !hooks.is_empty() || tracing::enabled!(target: OPERATION_TARGET, Level::DEBUG);
     let mut interpreter = Interpreter::new(&arn, operations, workflow);
     interpreter.set_entropy(os_random());
+    if observing {
+        let updated = input.updated_operation_ids.iter().flatten();
+        interpreter.observe(updated.filter_map(|id| OperationId::new(id).ok()));
+    }
+    let mut attempts: HashMap<StepHandle, Attempt> = HashMap::new();
     // Step bodies run concurrently (several contexts may each run one);
     // checkpoints go out one request at a time, in order, several queued
     // ones sharing a request.
     let mut running = FuturesUnordered::new();
     let mut queue: VecDeque<(CheckpointHandle, Vec<OperationUpdate>, bool)> = VecDeque::new();
     let mut finished: Vec<(StepHandle, StepOutcome)> = Vec::new();
-    let output = 'invocation: loop {
-        interpreter.set_now(service.now());
-        for (handle, outcome) in finished.drain(..) {
-            interpreter.step_finished(handle, outcome);
-        }
-        while let Some(action) = interpreter.poll() {
-            match action {
-                Action::RunStep(run) => {
-                    if checkpointer.is_due() {
-                        match checkpointer.flush().await {
-                            Ok(Flushed::Sent(delta)) => interpreter.merge_operations(delta),
-                            Ok(Flushed::Revoked) => break 'invocation pending(),
-                            Err(e) => break 'invocation fail_or_retry(e)?,
+    let result: Result<InvocationOutput, InvocationError> = async {
+        Ok('invocation: loop {
+            interpreter.set_now(service.now());
+            for (handle, outcome) in finished.drain(..) {
+                if let Some(attempt) = attempts.remove(&handle) {
+                    attempt.ended(&mut hooks, &outcome, service.now());
+                }
+                interpreter.step_finished(handle, outcome);
+            }
+            loop {
+                let action = interpreter.poll();
+                if observing {
+                    observed(&mut interpreter, &mut hooks, service.now());
+                }
+                let Some(action) = action else { break };
+                match action {
+                    Action::RunStep(run) => {
+                        if checkpointer.is_due() {
+                            match checkpointer.flush().await {
+                                Ok(Flushed::Sent(delta)) => interpreter.merge_operations(delta),
+                                Ok(Flushed::Revoked) => break 'invocation pending(),
+                                Err(e) => break 'invocation fail_or_retry(e)?,
+                            }
+                        }
+                        if !hooks.is_empty() {
+                            let attempt = Attempt::of(&run);
+                            attempt.started(&mut hooks, service.now());
+                            attempts.insert(run.handle, attempt);
+                        }
+                        running.push(run_step(run));
+                    }
+                    Action::Checkpoint {
+                        handle,
+                        updates,
+                        wait_for_response,
+                    } => queue.push_back((handle, updates, wait_for_response)),
+                    Action::Finish(outcome) => {
+                        let execution = interpreter.history().execution().map(|op| op.id);
+                        break 'invocation finish(&mut checkpointer, execution, outcome).await?;
+                    }
+                    other => {
+                        break 'invocation failed(ErrorObject::new(
+                            "InternalError",
+                            format!("this runtime cannot carry out the action {other:?}"),
+                        ));
+                    }
+                }
+            }
+            if let Some((first, mut updates, mut wait)) = queue.pop_front() {
+                // Everything queued goes out together; bodies keep running
+                // meanwhile, and their outcomes are reported afterwards.
+                let mut later = Vec::new();
+                updates.reserve(queue.iter().map(|q| q.1.len()).sum());
+                for (handle, u, w) in queue.drain(..) {
+                    later.push(handle);
+                    updates.extend(u);
+                    wait |= w;
+                }
+                let sent = {
+                    let send = checkpointer.submit(updates, wait);
+                    let mut send = std::pin::pin!(send);
+                    loop {
+                        if running.is_empty() {
+                            break send.await;
+                        }
+                        match select(send.as_mut(), running.next()).await {
+                            Either::Left((sent, _)) => break sent,
+                            Either::Right((Some(done), _)) => finished.push(done),
+                            Either::Right((None, _)) => break send.await,
                         }
                     }
-                    running.push(run_step(run));
+                };
+                match sent {
+                    Ok(Flushed::Sent(delta)) => {
+                        // The response answers them all; its operations once.
+                        interpreter.checkpoint_finished(first, delta);
+                        for handle in later {
+                            interpreter.checkpoint_finished(handle, Vec::new());
+                        }
+                    }
+                    Ok(Flushed::Revoked) => break pending(),
+                    Err(e) => break fail_or_retry(e)?,
                 }
-                Action::Checkpoint {
-                    handle,
-                    updates,
-                    wait_for_response,
-                } => queue.push_back((handle, updates, wait_for_response)),
-                Action::Finish(outcome) => {
-                    let execution = interpreter.history().execution().map(|op| op.id);
-                    break 'invocation finish(&mut checkpointer, execution, outcome).await?;
+                continue;
+            }
+            match running.next().await {
+                Some(done) => {
+                    finished.push(done);
+                    // Report every body that is done by now together.
+                    while let Some(Some(done)) = running.next().now_or_never() {
+                        finished.push(done);
+                    }
                 }
-                other => {
-                    break 'invocation failed(ErrorObject::new(
+                None => {
+                    break failed(ErrorObject::new(
                         "InternalError",
-                        format!("this runtime cannot carry out the action {other:?}"),
+                        "the interpreter stopped without finishing",
                     ));
                 }
             }
-        }
-        if let Some((first, mut updates, mut wait)) = queue.pop_front() {
-            // Everything queued goes out together; bodies keep running
-            // meanwhile, and their outcomes are reported afterwards.
-            let mut later = Vec::new();
-            updates.reserve(queue.iter().map(|q| q.1.len()).sum());
-            for (handle, u, w) in queue.drain(..) {
-                later.push(handle);
-                updates.extend(u);
-                wait |= w;
+        })
+    }
+    .await;
+    if !hooks.is_empty() {
+        let retry;
+        let (status, error) = match &result {
+            Ok(output) => (
+                match output.status {
+                    InvocationStatus::Succeeded => InvocationEndStatus::Succeeded,
+                    InvocationStatus::Failed => InvocationEndStatus::Failed,
+                    InvocationStatus::Pending => InvocationEndStatus::Pending,
+                },
+                output.error.as_ref(),
+            ),
+            Err(e) => {
+                retry = ErrorObject::new("InvocationFailed", e.to_string());
+                (InvocationEndStatus::Retry, Some(&retry))
             }
-            let sent = {
-                let send = checkpointer.submit(updates, wait);
-                let mut send = std::pin::pin!(send);
-                loop {
-                    if running.is_empty() {
-                        break send.await;
-                    }
-                    match select(send.as_mut(), running.next()).await {
-                        Either::Left((sent, _)) => break sent,
-                        Either::Right((Some(done), _)) => finished.push(done),
-                        Either::Right((None, _)) => break send.await,
-                    }
-                }
-            };
-            match sent {
-                Ok(Flushed::Sent(delta)) => {
-                    // The response answers them all; its operations once.
-                    interpreter.checkpoint_finished(first, delta);
-                    for handle in later {
-                        interpreter.checkpoint_finished(handle, Vec::new());
-                    }
-                }
-                Ok(Flushed::Revoked) => break pending(),
-                Err(e) => break fail_or_retry(e)?,
-            }
-            continue;
-        }
-        match running.next().await {
-            Some(done) => {
-                finished.push(done);
-                // Report every body that is done by now together.
-                while let Some(Some(done)) = running.next().now_or_never() {
-                    finished.push(done);
-                }
-            }
-            None => {
-                break failed(ErrorObject::new(
-                    "InternalError",
-                    "the interpreter stopped without finishing",
-                ));
-            }
-        }
-    };
+        };
+        let end = InvocationEnd {
+            execution_arn: &arn,
+            status,
+            error,
+            at: service.now(),
+        };
+        hooks.each("on_invocation_end", |h| h.on_invocation_end(&end));
+        hooks.report();
+    }
+    let output = result?;
     tracing::debug!(
         status = %output.status,
         replayed = interpreter.replayed(),
@@ -348,6 +442,111 @@ where
         executed: interpreter.executed(),
         checkpoints: checkpointer.requests,
     })
+}
+
+/// The tracing target of the debug events for operations starting and
+/// ending (`durable_yield::operation`).
+pub const OPERATION_TARGET: &str = "durable_yield::operation";
+
+/// Hands what the interpreter observed to the plugins (and to `tracing`
+/// at debug level).
+fn observed(interpreter: &mut Interpreter, hooks: &mut Active, at: Millis) {
+    for observation in interpreter.take_observations() {
+        let (op, replayed, status, error, end) = match &observation {
+            Observation::Started {
+                op,
+                replayed,
+                status,
+            } => (op, *replayed, *status, None, false),
+            Observation::Ended {
+                op,
+                replayed,
+                status,
+                error,
+            } => (op, *replayed, *status, error.as_deref(), true),
+        };
+        let event = OperationEvent {
+            id: &op.id,
+            parent_id: op.parent.as_ref(),
+            name: op.name.as_deref(),
+            op_type: op.op_type,
+            sub_type: op.sub_type.as_deref(),
+            replayed,
+            status,
+            error,
+            record: interpreter.history().get(&op.id),
+            at,
+        };
+        tracing::debug!(
+            target: OPERATION_TARGET,
+            operation_id = %op.id,
+            parent_id = op.parent.as_ref().map(tracing::field::display),
+            name = op.name.as_deref(),
+            r#type = %op.op_type,
+            subtype = op.sub_type.as_deref(),
+            replayed,
+            status = %status,
+            error_type = error.and_then(|e| e.error_type.as_deref()),
+            "{}",
+            if end { "operation ended" } else { "operation started" }
+        );
+        if end {
+            hooks.each("on_operation_end", |h| h.on_operation_end(&event));
+        } else {
+            hooks.each("on_operation_start", |h| h.on_operation_start(&event));
+        }
+    }
+}
+
+/// A step attempt handed to the plugins.
+struct Attempt {
+    id: OperationId,
+    parent_id: Option<OperationId>,
+    name: Option<String>,
+    sub_type: &'static str,
+    attempt: u32,
+}
+
+impl Attempt {
+    fn of(run: &StepRun) -> Self {
+        Attempt {
+            id: *run.context.operation_id(),
+            parent_id: run.parent_id,
+            name: run.context.name().map(str::to_owned),
+            sub_type: run.sub_type,
+            attempt: run.context.attempt(),
+        }
+    }
+
+    fn event(&self, at: Millis) -> AttemptEvent<'_> {
+        AttemptEvent {
+            id: &self.id,
+            parent_id: self.parent_id.as_ref(),
+            name: self.name.as_deref(),
+            sub_type: self.sub_type,
+            attempt: self.attempt,
+            outcome: None,
+            error: None,
+            at,
+        }
+    }
+
+    fn started(&self, hooks: &mut Active, at: Millis) {
+        let event = self.event(at);
+        hooks.each("on_attempt_start", |h| h.on_attempt_start(&event));
+    }
+
+    fn ended(&self, hooks: &mut Active, outcome: &StepOutcome, at: Millis) {
+        let mut event = self.event(at);
+        match outcome {
+            Ok(_) => event.outcome = Some(AttemptOutcome::Succeeded),
+            Err(failure) => {
+                event.outcome = Some(AttemptOutcome::Failed);
+                event.error = Some(failure.error_object());
+            }
+        }
+        hooks.each("on_attempt_end", |h| h.on_attempt_end(&event));
+    }
 }
 
 /// Runs one step body in its `durable_operation` span, turning a panic

@@ -55,6 +55,7 @@ mod driver;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;
+pub mod plugin;
 mod service;
 
 pub use driver::BatchConfig;
@@ -77,15 +78,15 @@ pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 pub mod engine {
     pub use crate::driver::{
         InvocationError, InvocationSummary, MAX_EXECUTION_RESULT, MAX_REQUEST_BYTES,
-        MAX_RESPONSE_RESULT, MAX_STATE_PAGES, MAX_UPDATES_PER_REQUEST, run_invocation,
-        run_invocation_with,
+        MAX_RESPONSE_RESULT, MAX_STATE_PAGES, MAX_UPDATES_PER_REQUEST, OPERATION_TARGET,
+        run_invocation, run_invocation_with,
     };
     pub use crate::service::{CheckpointResponse, DurableService, ServiceError, system_now};
     pub use durable_yield_interpreter::{
         Action, BoxFuture, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, CheckpointHandle,
-        History, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, OpRef,
-        Outcome, STEP_SUBTYPE, StepHandle, StepOutcome, StepRun, WAIT_SUBTYPE, error_object_from,
-        panic_message,
+        History, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Observation,
+        OpRef, Outcome, STEP_SUBTYPE, StepHandle, StepOutcome, StepRun, WAIT_SUBTYPE,
+        error_object_from, panic_message,
     };
 }
 

@@ -43,6 +43,7 @@ pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent, Service};
 
 use crate::engine::{DurableService, InvocationError};
 use crate::model::{InvocationInput, InvocationOutput};
+use crate::plugin::{Plugin, Plugins};
 use crate::{BatchConfig, WorkflowFn};
 
 /// Runs `workflow` as a durable Lambda function, with the AWS client
@@ -61,6 +62,7 @@ pub struct DurableHandler<W, I, O> {
     workflow: W,
     service: Option<AwsDurableService>,
     batching: BatchConfig,
+    plugins: Plugins,
     types: PhantomData<fn(I) -> O>,
 }
 
@@ -77,8 +79,16 @@ where
             workflow,
             service: None,
             batching: BatchConfig::default(),
+            plugins: Plugins::default(),
             types: PhantomData,
         }
+    }
+
+    /// Registers a lifecycle [`Plugin`]: it receives the hooks of every
+    /// invocation, after the plugins registered before it.
+    pub fn plugin(mut self, plugin: impl Plugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
     }
 
     /// Checkpoints through this client (as it is configured).
@@ -108,7 +118,9 @@ where
                 &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
             ),
         };
-        DurableFunction::new(self.workflow, service, self.batching)
+        let mut function = DurableFunction::new(self.workflow, service, self.batching);
+        function.plugins = Arc::new(self.plugins);
+        function
     }
 
     /// Serves invocations until the Lambda runtime stops.
@@ -123,6 +135,7 @@ pub struct DurableFunction<W, I, O, S> {
     workflow: Arc<W>,
     service: Arc<S>,
     batching: Arc<BatchConfig>,
+    plugins: Arc<Plugins>,
     types: PhantomData<fn(I) -> O>,
 }
 
@@ -132,6 +145,7 @@ impl<W, I, O, S> Clone for DurableFunction<W, I, O, S> {
             workflow: self.workflow.clone(),
             service: self.service.clone(),
             batching: self.batching.clone(),
+            plugins: self.plugins.clone(),
             types: PhantomData,
         }
     }
@@ -150,8 +164,16 @@ where
             workflow: Arc::new(workflow),
             service: Arc::new(service),
             batching: Arc::new(batching),
+            plugins: Arc::new(Plugins::default()),
             types: PhantomData,
         }
+    }
+
+    /// Registers a lifecycle [`Plugin`] (see
+    /// [`DurableHandler::plugin`]).
+    pub fn plugin(mut self, plugin: impl Plugin) -> Self {
+        Arc::make_mut(&mut self.plugins).push(Arc::new(plugin));
+        self
     }
 
     /// Handles one invocation.
@@ -175,6 +197,7 @@ where
             &*self.service,
             &self.batching,
             request_id,
+            &self.plugins,
         )
         .await?;
         Ok(summary.output)

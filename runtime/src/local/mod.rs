@@ -38,11 +38,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::WorkflowFn;
-use crate::driver::{BatchConfig, InvocationSummary, run_invocation_with};
+use crate::driver::{BatchConfig, InvocationSummary, run_invocation_traced};
 use crate::model::{
     ErrorObject, ExecutionDetails, ExecutionState, IdMap, InvocationInput, Millis, Operation,
     OperationId, OperationStatus, OperationType,
 };
+use crate::plugin::Plugins;
 
 mod service;
 mod timeline;
@@ -199,6 +200,7 @@ pub struct LocalRunner {
     execution_name: Option<String>,
     answer_rules: Vec<(String, CallbackAnswer)>,
     functions: HashMap<String, LocalFunction>,
+    plugins: Plugins,
 }
 
 impl fmt::Debug for LocalFunctionNames<'_> {
@@ -224,6 +226,7 @@ impl fmt::Debug for LocalRunner {
             .field("batching", &self.batching)
             .field("execution_name", &self.execution_name)
             .field("functions", &LocalFunctionNames(&self.functions))
+            .field("plugins", &self.plugins)
             .finish_non_exhaustive()
     }
 }
@@ -242,7 +245,17 @@ impl LocalRunner {
             execution_name: None,
             answer_rules: Vec::new(),
             functions: HashMap::new(),
+            plugins: Plugins::default(),
         }
+    }
+
+    /// Registers a lifecycle [`Plugin`](crate::plugin::Plugin): it
+    /// receives the hooks of every invocation of the executions this runner
+    /// starts, after the plugins registered before it (as on Lambda:
+    /// [`DurableHandler::plugin`](crate::lambda::DurableHandler::plugin)).
+    pub fn plugin(mut self, plugin: impl crate::plugin::Plugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
     }
 
     /// Registers a durable function that chained invokes of `name` call:
@@ -448,6 +461,7 @@ impl LocalRunner {
             page_size: self.page_size,
             max_failed_invocations: self.max_failed_invocations,
             batching: self.batching.clone(),
+            plugins: self.plugins.clone(),
         })
     }
 
@@ -497,6 +511,7 @@ pub struct LocalExecution {
     page_size: usize,
     max_failed_invocations: u32,
     batching: BatchConfig,
+    plugins: Plugins,
 }
 
 impl fmt::Debug for LocalExecution {
@@ -553,7 +568,15 @@ impl LocalExecution {
             state: self.state.clone(),
             page_size: self.page_size,
         };
-        let result = run_invocation_with(workflow, input, &service, &self.batching).await;
+        let result = run_invocation_traced(
+            workflow,
+            input,
+            &service,
+            &self.batching,
+            None,
+            &self.plugins,
+        )
+        .await;
         {
             let mut s = self.lock();
             s.token = None;

@@ -1,0 +1,173 @@
+//! What the interpreter saw happen to operations, for lifecycle hooks
+//! (plugins, metrics, tracing exporters). Off unless a driver asks for it
+//! with [`Interpreter::observe`](crate::Interpreter::observe).
+
+use crate::error::OpRef;
+use crate::model::{
+    ErrorObject, IdMap, Operation, OperationAction, OperationId, OperationStatus, OperationUpdate,
+};
+
+/// A change in an operation's life seen during one invocation.
+///
+/// Each operation the workflow reaches is reported at most once as
+/// started and at most once as ended per invocation:
+///
+/// - [`Observation::Started`] when the workflow reaches an operation that
+///   is not finished: new work (`replayed == false`), or work an earlier
+///   invocation started and that is still going on (`replayed == true`: a
+///   wait still running, a step waiting for its next attempt, a callback
+///   not answered yet).
+/// - [`Observation::Ended`] the first time its outcome is known in this
+///   invocation: decided here (a step's result, a context's end), learned
+///   from the service's answer to a checkpoint (a wait that is over, an
+///   invoke that failed at once), or, for an operation that was already
+///   finished when the invocation began, only if the service lists it
+///   among the operations changed since the last invocation
+///   (`UpdatedOperationIds`: a wait whose timer fired, a callback that was
+///   answered). Operations finished in earlier invocations and unchanged
+///   since are replayed silently.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// The workflow reached an unfinished operation.
+    Started {
+        /// The operation.
+        op: OpRef,
+        /// Whether an earlier invocation started it.
+        replayed: bool,
+        /// Its status: `STARTED` for new work, else as recorded.
+        status: OperationStatus,
+    },
+    /// An operation's outcome became known.
+    Ended {
+        /// The operation.
+        op: OpRef,
+        /// Whether it finished before this invocation began.
+        replayed: bool,
+        /// Its terminal status.
+        status: OperationStatus,
+        /// The error it ended with, if it failed.
+        error: Option<Box<ErrorObject>>,
+    },
+}
+
+impl Observation {
+    /// The operation it is about.
+    pub fn op(&self) -> &OpRef {
+        match self {
+            Observation::Started { op, .. } | Observation::Ended { op, .. } => op,
+        }
+    }
+}
+
+/// The interpreter's bookkeeping for observations.
+#[derive(Default)]
+pub(crate) struct Observer {
+    /// Operations the service changed since the last invocation.
+    updated: IdMap<()>,
+    /// Operations reached in this invocation and not ended yet.
+    open: IdMap<OpRef>,
+    queue: Vec<Observation>,
+}
+
+impl Observer {
+    pub(crate) fn new(updated: impl IntoIterator<Item = OperationId>) -> Self {
+        Observer {
+            updated: updated.into_iter().map(|id| (id, ())).collect(),
+            ..Observer::default()
+        }
+    }
+
+    /// The workflow reached `op`, recorded as `recorded`.
+    pub(crate) fn reached(&mut self, op: &OpRef, recorded: Option<&Operation>) {
+        match recorded {
+            None => {
+                self.open.insert(op.id, op.clone());
+                self.queue.push(Observation::Started {
+                    op: op.clone(),
+                    replayed: false,
+                    status: OperationStatus::Started,
+                });
+            }
+            Some(r) if !r.status.is_terminal() => {
+                self.open.insert(op.id, op.clone());
+                self.queue.push(Observation::Started {
+                    op: op.clone(),
+                    replayed: true,
+                    status: r.status,
+                });
+            }
+            Some(r) => {
+                if self.updated.contains_key(&op.id) {
+                    self.queue.push(Observation::Ended {
+                        op: op.clone(),
+                        replayed: true,
+                        status: r.status,
+                        error: recorded_error(r),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The interpreter sends `updates`: a SUCCEED or FAIL ends an
+    /// operation.
+    pub(crate) fn sending(&mut self, updates: &[OperationUpdate]) {
+        for u in updates {
+            let status = match u.action {
+                OperationAction::Succeed => OperationStatus::Succeeded,
+                OperationAction::Fail => OperationStatus::Failed,
+                _ => continue,
+            };
+            if let Some(op) = self.open.remove(&u.id) {
+                self.queue.push(Observation::Ended {
+                    op,
+                    replayed: false,
+                    status,
+                    error: u.error.clone(),
+                });
+            }
+        }
+    }
+
+    /// The service reported `operations`: a reached operation that is now
+    /// finished ends (the service finished it: a wait, a callback, an
+    /// invoke).
+    pub(crate) fn merging(&mut self, operations: &[Operation]) {
+        if self.open.is_empty() {
+            return;
+        }
+        for o in operations {
+            if !o.status.is_terminal() {
+                continue;
+            }
+            if let Some(op) = self.open.remove(&o.id) {
+                self.queue.push(Observation::Ended {
+                    op,
+                    replayed: false,
+                    status: o.status,
+                    error: recorded_error(o),
+                });
+            }
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<Observation> {
+        std::mem::take(&mut self.queue)
+    }
+}
+
+/// The error an operation's record carries, whatever its type.
+fn recorded_error(o: &Operation) -> Option<Box<ErrorObject>> {
+    let error = o
+        .step_details
+        .as_ref()
+        .and_then(|d| d.error.as_ref())
+        .or_else(|| o.context_details.as_ref().and_then(|d| d.error.as_ref()))
+        .or_else(|| o.callback_details.as_ref().and_then(|d| d.error.as_ref()))
+        .or_else(|| {
+            o.chained_invoke_details
+                .as_ref()
+                .and_then(|d| d.error.as_ref())
+        })?;
+    Some(Box::new(error.clone()))
+}

@@ -1,0 +1,405 @@
+//! Lifecycle plugins: hooks into invocations, operations and step attempts,
+//! for metrics, tracing exporters and audit logs.
+//!
+//! A [`Plugin`] is registered on the Lambda handler
+//! ([`DurableHandler::plugin`](crate::lambda::DurableHandler::plugin)) or on
+//! the [`LocalRunner`](crate::LocalRunner::plugin). At the start of every
+//! invocation each plugin is asked, in registration order, for the
+//! [`InvocationHooks`] of that invocation; those then receive every hook of
+//! the invocation, also in registration order.
+//!
+//! # Order
+//!
+//! For one invocation:
+//!
+//! 1. [`Plugin::invocation`] (invocation start): after the envelope is read
+//!    and every page of the history loaded, before any workflow code runs.
+//! 2. While the workflow runs, for each operation it reaches:
+//!    [`InvocationHooks::on_operation_start`] when the workflow reaches an
+//!    unfinished operation (new work, or work an earlier invocation started
+//!    and that goes on: a wait still running, a step waiting for its next
+//!    attempt); for a step, [`InvocationHooks::on_attempt_start`] just before
+//!    its body runs and [`InvocationHooks::on_attempt_end`] as soon as it
+//!    returned (or panicked); [`InvocationHooks::on_operation_end`] the
+//!    first time the operation's outcome is known in this invocation, before
+//!    it is checkpointed. An operation that finished in an earlier invocation
+//!    is reported (ended, `replayed == true`) only if the service lists it as
+//!    changed since the last invocation (a wait whose timer fired, a
+//!    callback that was answered); others replay silently. Each operation is
+//!    reported started and ended at most once per invocation.
+//! 3. [`InvocationHooks::on_invocation_end`]: after the outcome is final
+//!    (every checkpoint sent), just before the response is returned, also
+//!    when the invocation failed and the service will retry it.
+//!
+//! The same hooks fire on replay invocations, and on the local runner as on
+//! Lambda.
+//!
+//! # Isolation
+//!
+//! A hook that returns an error or panics never changes the execution's
+//! outcome or its history: the panic is caught, and the first failure of
+//! each plugin in an invocation is logged (`warn`), later ones counted and
+//! logged once at the end of the invocation. A plugin whose
+//! [`Plugin::invocation`] fails gets no other hook in that invocation.
+//! Hooks run on the task that drives the invocation, between workflow steps:
+//! keep them short (hand heavy work, like exporting, to a background task).
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use durable_yield::plugin::{HookResult, InvocationHooks, InvocationStart, OperationEvent, Plugin};
+//! use durable_yield::{BoxError, LocalRunner, StepError, Workflow};
+//!
+//! /// Counts operations that ended, per invocation.
+//! #[derive(Default)]
+//! struct Counter(Arc<Mutex<Vec<usize>>>);
+//!
+//! struct Counting(Arc<Mutex<Vec<usize>>>, usize);
+//!
+//! impl Plugin for Counter {
+//!     fn invocation(&self, _: &InvocationStart<'_>) -> Result<Box<dyn InvocationHooks>, BoxError> {
+//!         Ok(Box::new(Counting(self.0.clone(), 0)))
+//!     }
+//! }
+//!
+//! impl InvocationHooks for Counting {
+//!     fn on_operation_end(&mut self, _: &OperationEvent<'_>) -> HookResult {
+//!         self.1 += 1;
+//!         Ok(())
+//!     }
+//!     fn on_invocation_end(&mut self, _: &durable_yield::plugin::InvocationEnd<'_>) -> HookResult {
+//!         self.0.lock().unwrap().push(self.1);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! async fn two_steps(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+//!     let a: u32 = wf.step("a", |_| async { Ok(1) }).await?;
+//!     wf.wait("pause", std::time::Duration::from_secs(5)).await;
+//!     let b: u32 = wf.step("b", |_| async { Ok(2) }).await?;
+//!     Ok(a + b)
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let counter = Counter::default();
+//! let ended = counter.0.clone();
+//! let run = LocalRunner::new().plugin(counter).run(&two_steps, &()).await.unwrap();
+//! assert_eq!(run.result, Some(3));
+//! // First invocation: step a. Second: the wait (its timer fired) and step b.
+//! assert_eq!(*ended.lock().unwrap(), vec![1, 2]);
+//! # });
+//! ```
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use crate::BoxError;
+use crate::model::{ErrorObject, Millis, Operation, OperationId, OperationStatus, OperationType};
+
+/// What a hook returns: an error is logged, never acted upon.
+pub type HookResult = Result<(), BoxError>;
+
+/// A lifecycle plugin: builds the hooks of each invocation.
+pub trait Plugin: Send + Sync + 'static {
+    /// The invocation-start hook: called before the workflow runs; returns
+    /// the hooks that receive the rest of this invocation. An error skips
+    /// the plugin for this invocation (logged).
+    fn invocation(&self, start: &InvocationStart<'_>)
+    -> Result<Box<dyn InvocationHooks>, BoxError>;
+
+    /// The plugin's name in log lines. Its type name by default.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// The hooks of one invocation (see the [module docs](self) for when each
+/// fires). Every method does nothing by default.
+pub trait InvocationHooks: Send {
+    /// The workflow reached an unfinished operation.
+    fn on_operation_start(&mut self, event: &OperationEvent<'_>) -> HookResult {
+        let _ = event;
+        Ok(())
+    }
+
+    /// An operation's outcome became known in this invocation.
+    fn on_operation_end(&mut self, event: &OperationEvent<'_>) -> HookResult {
+        let _ = event;
+        Ok(())
+    }
+
+    /// A step attempt (or a wait-for-condition check) is about to run.
+    fn on_attempt_start(&mut self, event: &AttemptEvent<'_>) -> HookResult {
+        let _ = event;
+        Ok(())
+    }
+
+    /// A step attempt returned or panicked ([`AttemptEvent::outcome`]).
+    fn on_attempt_end(&mut self, event: &AttemptEvent<'_>) -> HookResult {
+        let _ = event;
+        Ok(())
+    }
+
+    /// The invocation is over; its outcome is final.
+    fn on_invocation_end(&mut self, event: &InvocationEnd<'_>) -> HookResult {
+        let _ = event;
+        Ok(())
+    }
+}
+
+/// The start of an invocation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct InvocationStart<'a> {
+    /// The execution's ARN.
+    pub execution_arn: &'a str,
+    /// The Lambda request id (none on the local runner).
+    pub request_id: Option<&'a str>,
+    /// Whether this is the execution's first invocation (the history holds
+    /// nothing but the EXECUTION operation).
+    pub first_invocation: bool,
+    /// When the execution started (epoch ms), as the service recorded it.
+    pub execution_started_at: Option<Millis>,
+    /// The history the invocation starts from, every page loaded.
+    pub operations: &'a [Operation],
+    /// The operations the service changed since the last invocation.
+    pub updated_operation_ids: &'a [String],
+    /// The runtime's clock (epoch ms; the virtual clock on the local
+    /// runner).
+    pub at: Millis,
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvocationEndStatus {
+    /// The execution succeeded.
+    Succeeded,
+    /// The execution failed.
+    Failed,
+    /// The execution waits; the service invokes the function again.
+    Pending,
+    /// The invocation itself failed (a service call did not go through):
+    /// the service retries it.
+    Retry,
+}
+
+impl InvocationEndStatus {
+    /// `SUCCEEDED`, `FAILED`, `PENDING` or `RETRY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvocationEndStatus::Succeeded => "SUCCEEDED",
+            InvocationEndStatus::Failed => "FAILED",
+            InvocationEndStatus::Pending => "PENDING",
+            InvocationEndStatus::Retry => "RETRY",
+        }
+    }
+
+    /// Whether the execution is over (succeeded or failed).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            InvocationEndStatus::Succeeded | InvocationEndStatus::Failed
+        )
+    }
+}
+
+impl fmt::Display for InvocationEndStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The end of an invocation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct InvocationEnd<'a> {
+    /// The execution's ARN.
+    pub execution_arn: &'a str,
+    /// How it ended.
+    pub status: InvocationEndStatus,
+    /// The execution's error (`Failed`), or why the invocation failed
+    /// (`Retry`).
+    pub error: Option<&'a ErrorObject>,
+    /// The runtime's clock (epoch ms).
+    pub at: Millis,
+}
+
+/// An operation started or ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OperationEvent<'a> {
+    /// The operation id.
+    pub id: &'a OperationId,
+    /// The id of the context it belongs to (none at the root).
+    pub parent_id: Option<&'a OperationId>,
+    /// Its name.
+    pub name: Option<&'a str>,
+    /// Its type.
+    pub op_type: OperationType,
+    /// Its subtype (`Step`, `Wait`, `RunInChildContext`, `Map`, ...).
+    pub sub_type: Option<&'a str>,
+    /// Whether an earlier invocation started it (start), or it finished
+    /// before this invocation began (end).
+    pub replayed: bool,
+    /// Its status: `STARTED` when new, as recorded when replayed, terminal
+    /// at the end.
+    pub status: OperationStatus,
+    /// The error it ended with.
+    pub error: Option<&'a ErrorObject>,
+    /// Its record in the history as the invocation knows it, if any (start
+    /// and end timestamps, details).
+    pub record: Option<&'a Operation>,
+    /// The runtime's clock (epoch ms).
+    pub at: Millis,
+}
+
+/// A step attempt started or ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AttemptEvent<'a> {
+    /// The step's operation id.
+    pub id: &'a OperationId,
+    /// The id of the context it runs in (none at the root).
+    pub parent_id: Option<&'a OperationId>,
+    /// The step's name.
+    pub name: Option<&'a str>,
+    /// `Step`, or `WaitForCondition` for a check.
+    pub sub_type: &'a str,
+    /// The attempt, from 1.
+    pub attempt: u32,
+    /// How it ended (none at the start).
+    pub outcome: Option<AttemptOutcome>,
+    /// The error it failed with.
+    pub error: Option<&'a ErrorObject>,
+    /// The runtime's clock (epoch ms).
+    pub at: Millis,
+}
+
+/// How a step attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// The body returned a value.
+    Succeeded,
+    /// The body returned an error or panicked.
+    Failed,
+}
+
+impl AttemptOutcome {
+    /// `SUCCEEDED` or `FAILED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "SUCCEEDED",
+            AttemptOutcome::Failed => "FAILED",
+        }
+    }
+}
+
+/// The plugins registered on a runtime.
+#[derive(Clone, Default)]
+pub(crate) struct Plugins(Vec<Arc<dyn Plugin>>);
+
+impl fmt::Debug for Plugins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.name()))
+            .finish()
+    }
+}
+
+impl Plugins {
+    pub(crate) fn push(&mut self, plugin: Arc<dyn Plugin>) {
+        self.0.push(plugin);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Calls every plugin's invocation-start hook.
+    pub(crate) fn start(&self, start: &InvocationStart<'_>) -> Active {
+        let mut hooks = Vec::with_capacity(self.0.len());
+        for plugin in &self.0 {
+            let name = plugin.name();
+            match catch_unwind(AssertUnwindSafe(|| plugin.invocation(start))) {
+                Ok(Ok(h)) => hooks.push(Hooked {
+                    plugin: plugin.clone(),
+                    hooks: h,
+                    failures: 0,
+                }),
+                Ok(Err(error)) => tracing::warn!(
+                    plugin = name,
+                    %error,
+                    "a plugin failed at invocation start; it is skipped for this invocation"
+                ),
+                Err(panic) => tracing::warn!(
+                    plugin = name,
+                    panic = %durable_yield_interpreter::panic_message(panic.as_ref()),
+                    "a plugin panicked at invocation start; it is skipped for this invocation"
+                ),
+            }
+        }
+        Active(hooks)
+    }
+}
+
+struct Hooked {
+    plugin: Arc<dyn Plugin>,
+    hooks: Box<dyn InvocationHooks>,
+    failures: u32,
+}
+
+/// The hooks of one invocation.
+pub(crate) struct Active(Vec<Hooked>);
+
+impl Active {
+    pub(crate) fn none() -> Self {
+        Active(Vec::new())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Calls `hook` on every plugin in order, catching errors and panics.
+    pub(crate) fn each(
+        &mut self,
+        hook: &'static str,
+        mut call: impl FnMut(&mut dyn InvocationHooks) -> HookResult,
+    ) {
+        for h in &mut self.0 {
+            let failure = match catch_unwind(AssertUnwindSafe(|| call(h.hooks.as_mut()))) {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error.to_string(),
+                Err(panic) => format!(
+                    "panicked: {}",
+                    durable_yield_interpreter::panic_message(panic.as_ref())
+                ),
+            };
+            h.failures += 1;
+            if h.failures == 1 {
+                tracing::warn!(
+                    plugin = h.plugin.name(),
+                    hook,
+                    error = %failure,
+                    "a plugin hook failed; the execution goes on (later failures of this plugin \
+                     in this invocation are counted)"
+                );
+            }
+        }
+    }
+
+    /// Logs how often each plugin failed after its first failure.
+    pub(crate) fn report(&self) {
+        for h in &self.0 {
+            if h.failures > 1 {
+                tracing::warn!(
+                    plugin = h.plugin.name(),
+                    failures = h.failures,
+                    "a plugin's hooks failed several times in this invocation"
+                );
+            }
+        }
+    }
+}
