@@ -184,7 +184,7 @@ pub(crate) async fn run_invocation_traced<I, O, W, S>(
     input: InvocationInput,
     service: &S,
     batching: &BatchConfig,
-    request_id: Option<&str>,
+    lambda: Option<&LambdaRequest<'_>>,
     plugins: &Plugins,
 ) -> Result<InvocationSummary, InvocationError>
 where
@@ -207,12 +207,13 @@ where
         first_invocation,
         replaying = !first_invocation,
     );
-    if let Some(id) = request_id {
-        span.record("request_id", id);
+    if let Some(lambda) = lambda {
+        span.record("request_id", lambda.request_id);
     }
     let run = Run {
         batching,
-        request_id,
+        request_id: lambda.map(|l| l.request_id),
+        trace_header: lambda.and_then(|l| l.trace_header),
         first_invocation,
         plugins,
     };
@@ -221,10 +222,17 @@ where
         .await
 }
 
+/// What Lambda says of the request.
+pub(crate) struct LambdaRequest<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) trace_header: Option<&'a str>,
+}
+
 /// How to run one invocation.
 struct Run<'a> {
     batching: &'a BatchConfig,
     request_id: Option<&'a str>,
+    trace_header: Option<&'a str>,
     first_invocation: bool,
     plugins: &'a Plugins,
 }
@@ -278,6 +286,7 @@ where
         run.plugins.start(&InvocationStart {
             execution_arn: &arn,
             request_id: run.request_id,
+            trace_header: run.trace_header,
             first_invocation: run.first_invocation,
             execution_started_at,
             operations: &operations,

@@ -55,6 +55,8 @@ mod driver;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod plugin;
 mod service;
 

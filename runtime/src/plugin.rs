@@ -155,6 +155,9 @@ pub struct InvocationStart<'a> {
     pub execution_arn: &'a str,
     /// The Lambda request id (none on the local runner).
     pub request_id: Option<&'a str>,
+    /// The X-Ray trace header Lambda passed (`Root=1-…;Parent=…;Sampled=…`),
+    /// if any: the trace the durable service keeps for the execution.
+    pub trace_header: Option<&'a str>,
     /// Whether this is the execution's first invocation (the history holds
     /// nothing but the EXECUTION operation).
     pub first_invocation: bool,

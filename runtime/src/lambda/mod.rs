@@ -41,6 +41,7 @@ pub use aws::AwsDurableService;
 /// `tower` middleware and for tests.
 pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent, Service};
 
+use crate::driver::LambdaRequest;
 use crate::engine::{DurableService, InvocationError};
 use crate::model::{InvocationInput, InvocationOutput};
 use crate::plugin::{Plugin, Plugins};
@@ -181,7 +182,7 @@ where
         &self,
         input: InvocationInput,
     ) -> Result<InvocationOutput, InvocationError> {
-        self.handle_request(input, None).await
+        self.handle_request(input, None, None).await
     }
 
     /// Handles one invocation, with the Lambda request id recorded on its
@@ -190,13 +191,18 @@ where
         &self,
         input: InvocationInput,
         request_id: Option<&str>,
+        trace_header: Option<&str>,
     ) -> Result<InvocationOutput, InvocationError> {
+        let lambda = request_id.map(|request_id| LambdaRequest {
+            request_id,
+            trace_header,
+        });
         let summary = crate::driver::run_invocation_traced(
             &*self.workflow,
             input,
             &*self.service,
             &self.batching,
-            request_id,
+            lambda.as_ref(),
             &self.plugins,
         )
         .await?;
@@ -226,9 +232,13 @@ where
     fn call(&mut self, event: LambdaEvent<InvocationInput>) -> Self::Future {
         let function = self.clone();
         Box::pin(async move {
-            let request_id = event.context.request_id;
+            let context = event.context;
             function
-                .handle_request(event.payload, Some(&request_id))
+                .handle_request(
+                    event.payload,
+                    Some(&context.request_id),
+                    context.xray_trace_id.as_deref(),
+                )
                 .await
         })
     }
