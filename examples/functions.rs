@@ -34,8 +34,14 @@ struct Named {
 /// Step, wait one second, step.
 async fn step_wait_step(mut wf: Workflow, input: Named) -> Result<String, StepError> {
     let name = input.name;
+    // Written once per execution (not again when the second invocation
+    // replays), with the execution ARN as a top-level JSON field.
+    tracing::info!(%name, "greeting");
     let greeting: String = wf
-        .step("greet", move |_| async move { Ok(format!("hello {name}")) })
+        .step("greet", move |_| async move {
+            tracing::info!("composing the greeting");
+            Ok(format!("hello {name}"))
+        })
         .await?;
     wf.wait("pause", Duration::from_secs(1)).await;
     wf.step("shout", move |_| async move { Ok(greeting.to_uppercase()) })
@@ -605,8 +611,16 @@ pub const FUNCTIONS: [&str; 12] = [
     "external",
 ];
 
-/// Serves the durable function `name` until the Lambda runtime stops.
+/// Serves the durable function `name` until the Lambda runtime stops,
+/// logging JSON lines with the execution ARN as a top-level field
+/// (`durable_yield::logging`), at `info` and above.
 pub fn main(name: &str) -> Result<(), Error> {
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    let layer = durable_yield::logging::JsonLogLayer::stdout()
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    // A subscriber set up before (by a test harness) is kept.
+    let _ = tracing_subscriber::registry().with(layer).try_init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -55,6 +55,8 @@ mod driver;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;
+#[cfg(feature = "logging")]
+pub mod logging;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod plugin;

@@ -1,0 +1,137 @@
+//! JSON log lines (feature `logging`): the execution ARN is a top-level
+//! field of every line written inside an invocation, step lines carry the
+//! operation, and workflow lines appear once per execution unless asked
+//! for on every replay.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use durable_yield::logging::JsonLogLayer;
+use durable_yield::{LocalRunner, StepError, Workflow};
+use serde_json::Value;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Collects what the layer writes.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Buffer {
+        self.clone()
+    }
+}
+
+async fn greet(mut wf: Workflow, name: String) -> Result<String, StepError> {
+    tracing::info!(customer = %name, "greeting started");
+    let greeting: String = wf
+        .step("compose", move |ctx| async move {
+            tracing::info!(attempt = ctx.attempt(), "composing");
+            Ok(format!("hello {name}"))
+        })
+        .await?;
+    wf.wait("pause", Duration::from_secs(30)).await;
+    tracing::warn!(%greeting, "greeting done");
+    Ok(greeting)
+}
+
+/// Runs `greet` over two invocations with the layer; returns the lines.
+fn lines(layer: impl FnOnce(Buffer) -> JsonLogLayer<Buffer>) -> (Vec<Value>, String) {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::registry().with(layer(buffer.clone()));
+    let run = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(LocalRunner::new().run(&greet, &"ada".to_owned()))
+            .unwrap()
+    });
+    assert_eq!(run.result.as_deref(), Some("hello ada"));
+    assert_eq!(run.invocations, 2);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (lines, run.arn)
+}
+
+fn messages(lines: &[Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l["target"] == "logging")
+        .map(|l| l["message"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_line_carries_the_execution_arn_at_the_top_level() {
+    let (lines, arn) = lines(|b| JsonLogLayer::stdout().with_writer(b));
+    assert_eq!(
+        messages(&lines),
+        ["greeting started", "composing", "greeting done"]
+    );
+    for line in lines.iter().filter(|l| l["target"] == "logging") {
+        assert_eq!(line["durableExecutionArn"], arn, "{line}");
+        assert!(line.get("requestId").is_none(), "no request id locally");
+        let ts = line["timestamp"].as_str().unwrap();
+        assert!(ts.len() == 24 && ts.ends_with('Z'), "{ts}");
+    }
+    let started = lines
+        .iter()
+        .find(|l| l["message"] == "greeting started")
+        .unwrap();
+    assert_eq!(started["level"], "INFO");
+    assert_eq!(started["customer"], "ada");
+    assert!(started.get("operationId").is_none());
+    let composing = lines.iter().find(|l| l["message"] == "composing").unwrap();
+    assert_eq!(composing["operationName"], "compose");
+    assert_eq!(composing["attempt"], 1);
+    assert_eq!(composing["operationId"].as_str().unwrap().len(), 64);
+    let done = lines
+        .iter()
+        .find(|l| l["message"] == "greeting done")
+        .unwrap();
+    assert_eq!(done["level"], "WARN");
+    assert_eq!(done["greeting"], "hello ada");
+    // The SDK's own lines too: the operations at debug level.
+    let ended: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["message"] == "operation ended")
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ended, ["compose", "pause"]);
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["target"] == "durable_yield::operation")
+            .all(|l| l["durableExecutionArn"] == arn)
+    );
+}
+
+#[test]
+fn replayed_lines_are_kept_when_asked_for() {
+    let (lines, _) = lines(|b| JsonLogLayer::stdout().with_writer(b).every_replay());
+    assert_eq!(
+        messages(&lines),
+        [
+            "greeting started",
+            "composing",
+            "greeting started",
+            "greeting done"
+        ]
+    );
+}
