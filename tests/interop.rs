@@ -195,6 +195,89 @@ fn json_logs(stack: &Stack) -> Result<(), String> {
     )
 }
 
+/// The timeline tool's path: the history read back through
+/// `aws-sdk-lambda` (`lambda::fetch_history`, as `durable-yield timeline
+/// --arn` does) matches the emulator's raw JSON, and draws the retried
+/// step with its attempts and delays.
+fn timeline(stack: &Stack) -> Result<(), String> {
+    use durable_yield::history::Gantt;
+    let (execution, events) = run(stack, "retry-succeeds", json!(2))?;
+    succeeded_with(&execution, "\"succeeded on attempt 3\"")?;
+    let arn = execution["DurableExecutionArn"]
+        .as_str()
+        .ok_or("no execution ARN")?;
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-west-2"))
+        .endpoint_url(&stack.endpoint)
+        .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(
+            aws_sdk_lambda::config::Credentials::for_tests(),
+        ))
+        .build();
+    let client = aws_sdk_lambda::Client::from_conf(config);
+    let history = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(durable_yield::lambda::fetch_history(&client, arn))
+        .map_err(|e| format!("fetch_history: {e}"))?;
+    let fetched: Vec<(String, Option<String>, Option<String>)> = history
+        .events
+        .iter()
+        .map(|e| (e.event_type.clone(), e.id.clone(), e.name.clone()))
+        .collect();
+    let raw: Vec<(String, Option<String>, Option<String>)> = events
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().map(str::to_owned);
+            (
+                text("EventType").unwrap_or_default(),
+                text("Id"),
+                text("Name"),
+            )
+        })
+        .collect();
+    check(fetched == raw, || {
+        format!("fetched {fetched:?}\nraw {raw:?}")
+    })?;
+    for (e, raw) in history.events.iter().zip(&events) {
+        let t = raw["EventTimestamp"].as_f64().unwrap_or(0.0);
+        check((e.event_timestamp - t).abs() < 0.001, || {
+            format!("{} at {} instead of {t}", e.event_type, e.event_timestamp)
+        })?;
+    }
+    let gantt = Gantt::new(&history);
+    check(
+        gantt.status == "SUCCEEDED" && gantt.invocations.len() == 3,
+        || format!("{gantt:?}"),
+    )?;
+    let flaky = gantt
+        .rows
+        .iter()
+        .find(|r| r.name.as_deref() == Some("flaky"))
+        .ok_or("no flaky row")?;
+    let attempts: Vec<(u64, bool, Option<f64>)> = flaky
+        .attempts
+        .iter()
+        .map(|a| (a.number, a.failed, a.next_delay))
+        .collect();
+    check(
+        flaky.status == "SUCCEEDED"
+            && attempts == [(1, true, Some(1.0)), (2, true, Some(1.0)), (3, false, None)],
+        || format!("flaky: {} {attempts:?}", flaky.status),
+    )?;
+    let text = gantt.to_text();
+    check(
+        text.contains("3 attempt(s); #1 failed, retry in 1 s; #2 failed, retry in 1 s"),
+        || text.clone(),
+    )?;
+    let html = gantt.to_html();
+    check(
+        html.contains("attempt 1 failed, retry in 1 s") && !html.contains("<script"),
+        || "the page lacks the attempts".to_owned(),
+    )
+}
+
 fn multiple_steps(stack: &Stack) -> Result<(), String> {
     let (execution, events) = run(stack, "multiple-steps", json!(5))?;
     succeeded_with(&execution, "10")?;
@@ -1235,7 +1318,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 37] = [
+    let scenarios: [(&str, Scenario); 38] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -1272,6 +1355,7 @@ fn durable_functions_against_the_aws_emulator() {
         ("condition-polls", condition_polls),
         ("condition-exhausted", condition_exhausted),
         ("json-logs", json_logs),
+        ("timeline", timeline),
         // A second execution of a function whose process is already warm.
         ("step-wait-step (warm)", step_wait_step),
     ];

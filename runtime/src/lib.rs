@@ -52,6 +52,7 @@
 #![forbid(unsafe_code)]
 
 mod driver;
+pub mod history;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;

@@ -163,7 +163,7 @@ fn from_body(body: &[u8]) -> (Option<String>, Option<String>) {
 
 /// Classifies a failed call by what the SDK does next (PROTOCOL.md §7),
 /// with its status, code and message in plain words.
-fn classify<E>(error: SdkError<E, HttpResponse>) -> ServiceError
+pub(crate) fn classify<E>(error: SdkError<E, HttpResponse>) -> ServiceError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

@@ -26,6 +26,7 @@
 //! your own middleware.
 
 mod aws;
+mod history;
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -46,6 +47,7 @@ use crate::engine::{DurableService, InvocationError};
 use crate::model::{InvocationInput, InvocationOutput};
 use crate::plugin::{Plugin, Plugins};
 use crate::{BatchConfig, WorkflowFn};
+pub use history::fetch_history;
 
 /// Runs `workflow` as a durable Lambda function, with the AWS client
 /// configured from the environment. Returns when the Lambda runtime stops.

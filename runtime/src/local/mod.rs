@@ -187,6 +187,14 @@ impl<O> LocalRun<O> {
             .iter()
             .find(|op| op.name.as_deref() == Some(name))
     }
+
+    /// The run as an execution history in the service's shape, for the
+    /// `durable-yield timeline` tool and anything else that reads
+    /// `GetDurableExecutionHistory` output:
+    /// `std::fs::write("history.json", run.history().to_json())`.
+    pub fn history(&self) -> crate::history::ExecutionHistory {
+        self.timeline.to_history(&self.arn, &self.operations)
+    }
 }
 
 /// Runs workflows in process, on a virtual clock.
@@ -742,6 +750,13 @@ impl LocalExecution {
     /// A copy of the timeline so far.
     pub fn timeline(&self) -> Timeline {
         self.lock().timeline.clone()
+    }
+
+    /// The execution so far as a history in the service's shape (see
+    /// [`LocalRun::history`]).
+    pub fn history(&self) -> crate::history::ExecutionHistory {
+        let s = self.lock();
+        s.timeline.to_history(&s.arn, &s.ops)
     }
 
     /// The run as it stands, with the result decoded.

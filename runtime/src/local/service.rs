@@ -165,14 +165,28 @@ impl ExecState {
     }
 
     pub(super) fn close(&mut self, closed: Closed) {
-        let (status, detail) = match &closed {
-            Closed::Succeeded(p) => (ExecutionStatus::Succeeded, shorten(p.as_str(), 120)),
-            Closed::Failed(e) => (ExecutionStatus::Failed, shorten(&e.to_string(), 200)),
+        let (status, detail, result, error) = match &closed {
+            Closed::Succeeded(p) => (
+                ExecutionStatus::Succeeded,
+                shorten(p.as_str(), 120),
+                Some(p.clone()),
+                None,
+            ),
+            Closed::Failed(e) => (
+                ExecutionStatus::Failed,
+                shorten(&e.to_string(), 200),
+                None,
+                Some(Box::new(e.clone())),
+            ),
         };
         let at = self.now;
-        self.timeline
-            .events
-            .push(TimelineEvent::Closed { at, status, detail });
+        self.timeline.events.push(TimelineEvent::Closed {
+            at,
+            status,
+            detail,
+            result,
+            error,
+        });
         self.closed = Some(closed);
     }
 
@@ -615,6 +629,10 @@ impl ExecState {
                 status,
                 payload: u.payload.clone(),
                 wait_seconds: u.wait_options.as_ref().map(|w| w.wait_seconds),
+                retry_seconds: u
+                    .step_options
+                    .as_ref()
+                    .and_then(|o| o.next_attempt_delay_seconds),
                 error: u.error.clone(),
                 parent: u.parent_id,
             });

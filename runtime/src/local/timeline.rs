@@ -4,9 +4,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
+use serde_json::{Map, Value, json};
+
+use crate::history::{ExecutionHistory, HistoryEvent};
 use crate::model::{
-    ErrorObject, InvocationStatus, Millis, OperationAction, OperationId, OperationStatus,
-    OperationType, Payload,
+    ErrorObject, InvocationStatus, Millis, Operation, OperationAction, OperationId,
+    OperationStatus, OperationType, Payload,
 };
 
 use super::ExecutionStatus;
@@ -40,6 +43,8 @@ pub enum TimelineEvent {
         payload: Option<Payload>,
         /// The update's wait length, in seconds.
         wait_seconds: Option<u32>,
+        /// The update's delay before the next attempt (RETRY), in seconds.
+        retry_seconds: Option<u32>,
         /// The update's error.
         error: Option<Box<ErrorObject>>,
         /// The CONTEXT operation it belongs to (none at the root).
@@ -113,6 +118,10 @@ pub enum TimelineEvent {
         status: ExecutionStatus,
         /// The result or the error, shortened.
         detail: String,
+        /// The result, as recorded (succeeded).
+        result: Option<Payload>,
+        /// The error (failed).
+        error: Option<Box<ErrorObject>>,
     },
 }
 
@@ -123,6 +132,265 @@ pub struct Timeline {
     pub start: Millis,
     /// The events.
     pub events: Vec<TimelineEvent>,
+}
+
+/// The event-type prefix of an operation type.
+fn kind(op_type: OperationType) -> Option<&'static str> {
+    Some(match op_type {
+        OperationType::Step => "Step",
+        OperationType::Wait => "Wait",
+        OperationType::Context => "Context",
+        OperationType::Callback => "Callback",
+        OperationType::ChainedInvoke => "ChainedInvoke",
+        _ => return None,
+    })
+}
+
+/// The event-type ending of a terminal status.
+fn ending(status: OperationStatus) -> Option<&'static str> {
+    Some(match status {
+        OperationStatus::Succeeded => "Succeeded",
+        OperationStatus::Failed => "Failed",
+        OperationStatus::TimedOut => "TimedOut",
+        OperationStatus::Stopped => "Stopped",
+        OperationStatus::Cancelled => "Cancelled",
+        _ => return None,
+    })
+}
+
+fn seconds(at: Millis) -> f64 {
+    at as f64 / 1000.0
+}
+
+fn error_json(error: &ErrorObject) -> Value {
+    json!({"Payload": error, "Truncated": false})
+}
+
+impl Timeline {
+    /// The run as an execution history in the shape
+    /// `GetDurableExecutionHistory` returns (with execution data), so that
+    /// the same tools read local runs and executions on AWS (see
+    /// [`crate::history`]). `operations` are the run's operations (for
+    /// subtypes and parents), `arn` its ARN.
+    pub fn to_history(&self, arn: &str, operations: &[Operation]) -> ExecutionHistory {
+        let ops: HashMap<OperationId, &Operation> = operations.iter().map(|o| (o.id, o)).collect();
+        let execution = operations
+            .iter()
+            .find(|o| o.op_type == OperationType::Execution);
+        let mut events: Vec<HistoryEvent> = Vec::new();
+        let mut push = |event_type: String,
+                        at: Millis,
+                        op: Option<(&OperationId, Option<&str>)>,
+                        details: Option<Value>| {
+            let record = op.and_then(|(id, _)| ops.get(id));
+            let mut map = Map::new();
+            if let Some(details) = details {
+                map.insert(format!("{event_type}Details"), details);
+            }
+            events.push(HistoryEvent {
+                event_id: events.len() as u64 + 1,
+                event_timestamp: seconds(at),
+                id: op.map(|(id, _)| id.to_string()),
+                name: op
+                    .and_then(|(_, name)| name.map(str::to_owned))
+                    .or_else(|| record.and_then(|r| r.name.clone())),
+                parent_id: record.and_then(|r| r.parent_id.map(|p| p.to_string())),
+                sub_type: record.and_then(|r| r.sub_type.clone()),
+                event_type,
+                details: map,
+            });
+        };
+        let input = execution
+            .and_then(|e| e.execution_details.as_ref())
+            .and_then(|d| d.input_payload.as_ref())
+            .map(|p| p.as_str().to_owned());
+        push(
+            "ExecutionStarted".into(),
+            self.start,
+            execution.map(|e| (&e.id, None)),
+            Some(json!({"Input": {"Payload": input, "Truncated": false}})),
+        );
+        let mut invoked_at = self.start;
+        for event in &self.events {
+            match event {
+                TimelineEvent::Invoked { at, .. } => invoked_at = *at,
+                TimelineEvent::Applied {
+                    at,
+                    id,
+                    op_type,
+                    name,
+                    action,
+                    payload,
+                    wait_seconds,
+                    retry_seconds,
+                    error,
+                    ..
+                } => {
+                    let Some(kind) = kind(*op_type) else { continue };
+                    let op = Some((id, name.as_deref()));
+                    match action {
+                        OperationAction::Start => {
+                            let details = match wait_seconds {
+                                Some(w) if *op_type == OperationType::Wait => json!({
+                                    "Duration": w,
+                                    "ScheduledEndTimestamp": seconds(*at) + f64::from(*w),
+                                }),
+                                _ => json!({}),
+                            };
+                            push(format!("{kind}Started"), *at, op, Some(details));
+                        }
+                        OperationAction::Retry => {
+                            let attempt = ops
+                                .get(id)
+                                .and_then(|o| o.step_details.as_ref())
+                                .and_then(|d| d.attempt);
+                            let mut details = json!({"RetryDetails": {
+                                "CurrentAttempt": attempt,
+                                "NextAttemptDelaySeconds": retry_seconds.unwrap_or(0),
+                            }});
+                            let event_type = match error {
+                                Some(e) => {
+                                    details["Error"] = error_json(e);
+                                    "StepFailed"
+                                }
+                                None => "StepSucceeded",
+                            };
+                            push(event_type.into(), *at, op, Some(details));
+                        }
+                        OperationAction::Succeed => {
+                            let details = json!({"Result": {
+                                "Payload": payload.as_ref().map(Payload::as_str),
+                                "Truncated": false,
+                            }});
+                            push(format!("{kind}Succeeded"), *at, op, Some(details));
+                        }
+                        OperationAction::Fail => {
+                            let details = error.as_deref().map(|e| json!({"Error": error_json(e)}));
+                            push(format!("{kind}Failed"), *at, op, details);
+                        }
+                        OperationAction::Cancel => {
+                            push(format!("{kind}Cancelled"), *at, op, Some(json!({})));
+                        }
+                        _ => {}
+                    }
+                }
+                TimelineEvent::TimerFired {
+                    at,
+                    id,
+                    op_type: OperationType::Wait,
+                    name,
+                    status,
+                } => {
+                    if let Some(ending) = ending(*status) {
+                        let details = ops
+                            .get(id)
+                            .and_then(|o| o.wait_details.as_ref())
+                            .map(|_| json!({}));
+                        push(
+                            format!("Wait{ending}"),
+                            *at,
+                            Some((id, name.as_deref())),
+                            details,
+                        );
+                    }
+                }
+                TimelineEvent::Answered {
+                    at,
+                    id,
+                    op_type,
+                    name,
+                    status,
+                    ..
+                } => {
+                    let (Some(kind), Some(ending)) = (kind(*op_type), ending(*status)) else {
+                        continue;
+                    };
+                    let record = ops.get(id);
+                    let (result, error) = match op_type {
+                        OperationType::Callback => {
+                            let d = record.and_then(|o| o.callback_details.as_ref());
+                            (
+                                d.and_then(|d| d.result.clone()),
+                                d.and_then(|d| d.error.clone()),
+                            )
+                        }
+                        _ => {
+                            let d = record.and_then(|o| o.chained_invoke_details.as_ref());
+                            (
+                                d.and_then(|d| d.result.clone()),
+                                d.and_then(|d| d.error.clone()),
+                            )
+                        }
+                    };
+                    let details = match (ending, result, error) {
+                        ("Succeeded", Some(r), _) => {
+                            json!({"Result": {"Payload": r.as_str(), "Truncated": false}})
+                        }
+                        (_, _, Some(e)) => json!({"Error": error_json(&e)}),
+                        _ => json!({}),
+                    };
+                    push(
+                        format!("{kind}{ending}"),
+                        *at,
+                        Some((id, name.as_deref())),
+                        Some(details),
+                    );
+                }
+                TimelineEvent::Returned { invocation, at, .. } => push(
+                    "InvocationCompleted".into(),
+                    *at,
+                    None,
+                    Some(json!({
+                        "StartTimestamp": seconds(invoked_at),
+                        "EndTimestamp": seconds(*at),
+                        "RequestId": format!("local-invocation-{invocation}"),
+                    })),
+                ),
+                TimelineEvent::InvocationFailed {
+                    invocation,
+                    at,
+                    error,
+                } => push(
+                    "InvocationCompleted".into(),
+                    *at,
+                    None,
+                    Some(json!({
+                        "StartTimestamp": seconds(invoked_at),
+                        "EndTimestamp": seconds(*at),
+                        "RequestId": format!("local-invocation-{invocation}"),
+                        "Error": {"Payload": {"ErrorType": "InvocationFailed", "ErrorMessage": error}},
+                    })),
+                ),
+                TimelineEvent::Closed {
+                    at, result, error, ..
+                } => {
+                    let op = execution.map(|e| (&e.id, None));
+                    match (result, error) {
+                        (_, Some(e)) => push(
+                            "ExecutionFailed".into(),
+                            *at,
+                            op,
+                            Some(json!({"Error": error_json(e)})),
+                        ),
+                        (result, None) => push(
+                            "ExecutionSucceeded".into(),
+                            *at,
+                            op,
+                            Some(json!({"Result": {
+                                "Payload": result.as_ref().map(Payload::as_str),
+                                "Truncated": false,
+                            }})),
+                        ),
+                    }
+                }
+                _ => {}
+            }
+        }
+        ExecutionHistory {
+            durable_execution_arn: Some(arn.to_owned()),
+            events,
+        }
+    }
 }
 
 fn offset(start: Millis, at: Millis) -> String {
@@ -251,7 +519,9 @@ impl fmt::Display for Timeline {
                 TimelineEvent::InvocationFailed { error, .. } => {
                     writeln!(f, "           invocation failed: {error}")?
                 }
-                TimelineEvent::Closed { at, status, detail } => writeln!(
+                TimelineEvent::Closed {
+                    at, status, detail, ..
+                } => writeln!(
                     f,
                     "{} execution {status}: {detail}",
                     offset(self.start, *at)
