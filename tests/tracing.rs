@@ -229,7 +229,12 @@ fn replay_aware_logging_writes_each_workflow_line_once() {
             .unwrap()
             .iter()
             // The workflow's own lines, not the SDK's.
-            .filter(|m| !m.starts_with("durable invocation") && !m.is_empty() && *m != "checkpoint")
+            .filter(|m| {
+                !m.starts_with("durable invocation")
+                    && !m.starts_with("operation ")
+                    && !m.is_empty()
+                    && *m != "checkpoint"
+            })
             .cloned()
             .collect()
     };
