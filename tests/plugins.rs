@@ -226,21 +226,20 @@ struct Broken {
     at_start: bool,
 }
 
-impl Broken {
-    fn fail(&self) -> HookResult {
-        if self.panic {
-            panic!("plugin bug");
-        }
-        Err("plugin failure".into())
+fn fail(panic: bool) -> HookResult {
+    if panic {
+        panic!("plugin bug");
     }
+    Err("plugin failure".into())
 }
 
+/// The hooks of a [`Broken`] plugin: whether they panic.
 struct BrokenHooks(bool);
 
 impl Plugin for Broken {
     fn invocation(&self, _: &InvocationStart<'_>) -> Result<Box<dyn InvocationHooks>, BoxError> {
         if self.at_start {
-            self.fail()?;
+            fail(self.panic)?;
         }
         Ok(Box::new(BrokenHooks(self.panic)))
     }
@@ -248,31 +247,19 @@ impl Plugin for Broken {
 
 impl InvocationHooks for BrokenHooks {
     fn on_operation_start(&mut self, _: &OperationEvent<'_>) -> HookResult {
-        Broken::fail(&Broken {
-            panic: self.0,
-            at_start: false,
-        })
+        fail(self.0)
     }
     fn on_operation_end(&mut self, _: &OperationEvent<'_>) -> HookResult {
-        Err("plugin failure".into())
+        fail(false)
     }
     fn on_attempt_start(&mut self, _: &AttemptEvent<'_>) -> HookResult {
-        Broken::fail(&Broken {
-            panic: self.0,
-            at_start: false,
-        })
+        fail(self.0)
     }
     fn on_attempt_end(&mut self, _: &AttemptEvent<'_>) -> HookResult {
-        Broken::fail(&Broken {
-            panic: self.0,
-            at_start: false,
-        })
+        fail(self.0)
     }
     fn on_invocation_end(&mut self, _: &InvocationEnd<'_>) -> HookResult {
-        Broken::fail(&Broken {
-            panic: self.0,
-            at_start: false,
-        })
+        fail(self.0)
     }
 }
 

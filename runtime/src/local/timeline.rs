@@ -336,31 +336,21 @@ impl Timeline {
                         Some(details),
                     );
                 }
-                TimelineEvent::Returned { invocation, at, .. } => push(
-                    "InvocationCompleted".into(),
-                    *at,
-                    None,
-                    Some(json!({
+                TimelineEvent::Returned { invocation, at, .. }
+                | TimelineEvent::InvocationFailed { invocation, at, .. } => {
+                    let mut details = json!({
                         "StartTimestamp": seconds(invoked_at),
                         "EndTimestamp": seconds(*at),
                         "RequestId": format!("local-invocation-{invocation}"),
-                    })),
-                ),
-                TimelineEvent::InvocationFailed {
-                    invocation,
-                    at,
-                    error,
-                } => push(
-                    "InvocationCompleted".into(),
-                    *at,
-                    None,
-                    Some(json!({
-                        "StartTimestamp": seconds(invoked_at),
-                        "EndTimestamp": seconds(*at),
-                        "RequestId": format!("local-invocation-{invocation}"),
-                        "Error": {"Payload": {"ErrorType": "InvocationFailed", "ErrorMessage": error}},
-                    })),
-                ),
+                    });
+                    if let TimelineEvent::InvocationFailed { error, .. } = event {
+                        details["Error"] = json!({"Payload": {
+                            "ErrorType": "InvocationFailed",
+                            "ErrorMessage": error,
+                        }});
+                    }
+                    push("InvocationCompleted".into(), *at, None, Some(details));
+                }
                 TimelineEvent::Closed {
                     at, result, error, ..
                 } => {
