@@ -7,8 +7,6 @@
 
 use std::sync::OnceLock;
 
-use blake2::{Blake2b512, Digest};
-
 use crate::model::{MAX_ID_LEN, OperationId};
 
 /// How many root ids are memoized process-wide.
@@ -39,10 +37,14 @@ pub fn operation_id(parent: Option<&OperationId>, n: u64) -> OperationId {
 /// Computes an operation id, without allocating and without the memo of
 /// [`operation_id`] (which gives the same result).
 pub fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
-    let mut hasher = Blake2b512::new();
+    // The raw id, on the stack: at most a 64-byte parent, '-' and 20 digits.
+    let mut raw = [0u8; MAX_ID_LEN + 1 + 20];
+    let mut len = 0;
     if let Some(p) = prefix {
-        hasher.update(p.as_bytes());
-        hasher.update(b"-");
+        let p = p.as_bytes();
+        raw[..p.len()].copy_from_slice(p);
+        raw[p.len()] = b'-';
+        len = p.len() + 1;
     }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
@@ -55,16 +57,29 @@ pub fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
             break;
         }
     }
-    hasher.update(&digits[i..]);
-    let digest = hasher.finalize();
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = &digits[i..];
+    raw[len..len + digits.len()].copy_from_slice(digits);
+    len += digits.len();
+    // BLAKE2b-512 (64-byte digest), of which the first 32 bytes are used.
+    let digest = blake2b_simd::blake2b(&raw[..len]);
     let mut out = [0u8; MAX_ID_LEN];
-    for (k, byte) in digest.iter().take(MAX_ID_LEN / 2).enumerate() {
-        out[2 * k] = HEX[(byte >> 4) as usize];
-        out[2 * k + 1] = HEX[(byte & 0xf) as usize];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(digest.as_bytes()) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
     OperationId::from_hex(out)
 }
+
+/// The two lowercase hex digits of each byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [HEX[b >> 4], HEX[b & 0xf]];
+        b += 1;
+    }
+    pairs
+};
 
 /// The length of an [`idempotency_key`].
 pub const IDEMPOTENCY_KEY_LEN: usize = 40;
@@ -87,13 +102,14 @@ pub const IDEMPOTENCY_KEY_LEN: usize = 40;
 /// assert_eq!(a.len(), 40);
 /// ```
 pub fn idempotency_key(execution_arn: &str, id: &OperationId) -> String {
-    let mut hasher = Blake2b512::new();
-    hasher.update(b"durable-yield idempotency key\0");
-    hasher.update(execution_arn.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(id.as_bytes());
-    let digest = hasher.finalize();
+    let mut state = blake2b_simd::State::new();
+    state.update(b"durable-yield idempotency key\0");
+    state.update(execution_arn.as_bytes());
+    state.update(b"\0");
+    state.update(id.as_bytes());
+    let digest = state.finalize();
     digest
+        .as_bytes()
         .iter()
         .take(IDEMPOTENCY_KEY_LEN / 2)
         .map(|b| format!("{b:02x}"))

@@ -11,6 +11,16 @@
 //!   and replayed (the map recorded; or only its steps, so that every item
 //!   re-runs and replays), per item, beside a sequential step; and 100
 //!   branches whose step bodies each sleep 100 ms, in wall time;
+//! - scale: N sequential steps (then a wait, then the end) for N = 1,000,
+//!   10,000 and 25,000, each number from fresh processes (this binary run
+//!   again with `scale-one ...`): live and replayed on the local runner, and
+//!   replayed through `run_invocation` with a scripted service that pages
+//!   the recorded history in (one page, or pages of 100 as AWS's emulator
+//!   does), with the peak resident memory and the heap bytes per decoded
+//!   operation. For instruction counts, run a child under callgrind, e.g.
+//!   `valgrind --tool=callgrind --collect-atstart=no
+//!   --toggle-collect='*scale_replay*' <bench binary> scale-one local 25000`
+//!   (see BENCHMARKS.md);
 //! - codecs: encode/decode time and size of a small struct.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -29,6 +39,8 @@ use serde::{Deserialize, Serialize};
 struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not freed yet.
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: every method forwards its arguments unchanged to `System`, which
 // implements `GlobalAlloc` correctly; the only addition is an atomic counter
@@ -37,20 +49,25 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -136,6 +153,237 @@ fn struct_steps<C: Codec + Clone>(
             Ok((sum / 4711) as u32)
         })
     }
+}
+
+/// `n` unit steps, a one-second wait, then the end: the first invocation
+/// runs the steps live, the second replays them all.
+async fn steps_then_wait(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
+    for _ in 0..n {
+        let () = wf.step("s", |_| async { Ok(()) }).await?;
+    }
+    wf.wait("w", Duration::from_secs(1)).await;
+    Ok(n)
+}
+
+/// One scale measurement in this process: `n` steps live (the first
+/// invocation) and replayed (the second), per step.
+#[inline(never)]
+fn scale_live(rt: &tokio::runtime::Runtime, n: u32) -> (durable_yield::LocalExecution, Duration) {
+    let execution = LocalRunner::new().start(&n).expect("start");
+    let start = Instant::now();
+    rt.block_on(execution.invoke(&steps_then_wait));
+    let elapsed = start.elapsed();
+    (execution, elapsed / n)
+}
+
+#[inline(never)]
+fn scale_replay(
+    rt: &tokio::runtime::Runtime,
+    execution: &durable_yield::LocalExecution,
+    n: u32,
+) -> Duration {
+    assert!(execution.advance_time());
+    let start = Instant::now();
+    rt.block_on(execution.invoke(&steps_then_wait));
+    let elapsed = start.elapsed();
+    assert_eq!(
+        execution.status(),
+        durable_yield::ExecutionStatus::Succeeded
+    );
+    elapsed / n
+}
+
+/// Serves a recorded history to `run_invocation` in pages, as the service
+/// does, and accepts every checkpoint: replay through the driver with no
+/// local runner around it. Pages are handed over, not copied.
+struct Scripted {
+    pages: std::sync::Mutex<Vec<Vec<Operation>>>,
+}
+
+impl durable_yield::engine::DurableService for Scripted {
+    fn checkpoint(
+        &self,
+        _: &str,
+        token: &str,
+        _: Vec<durable_yield::model::OperationUpdate>,
+    ) -> impl Future<
+        Output = Result<
+            durable_yield::engine::CheckpointResponse,
+            durable_yield::engine::ServiceError,
+        >,
+    > + Send {
+        let token = format!("{token}+");
+        async move {
+            Ok(durable_yield::engine::CheckpointResponse {
+                checkpoint_token: Some(token),
+                ..Default::default()
+            })
+        }
+    }
+
+    fn get_state(
+        &self,
+        _: &str,
+        _: &str,
+        marker: &str,
+    ) -> impl Future<
+        Output = Result<durable_yield::model::ExecutionState, durable_yield::engine::ServiceError>,
+    > + Send {
+        let at: usize = marker.parse().unwrap_or(usize::MAX);
+        let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        let operations = pages.get_mut(at).map(std::mem::take).unwrap_or_default();
+        let next_marker = (at + 1 < pages.len()).then(|| (at + 1).to_string());
+        async move {
+            Ok(durable_yield::model::ExecutionState {
+                operations,
+                next_marker,
+            })
+        }
+    }
+}
+
+/// Replays the recorded `history` of `steps_then_wait(n)` (its wait over)
+/// through `run_invocation`, `page` operations per page; returns the time
+/// per step. In a fresh process nothing is memoized yet: this is the cost
+/// of an invocation on a cold Lambda execution environment.
+#[inline(never)]
+fn scripted_replay(
+    rt: &tokio::runtime::Runtime,
+    history: Vec<Operation>,
+    n: u32,
+    page: usize,
+) -> Duration {
+    let mut pages = Vec::new();
+    let mut ops = history.into_iter().peekable();
+    while ops.peek().is_some() {
+        pages.push(ops.by_ref().take(page).collect::<Vec<_>>());
+    }
+    let first = std::mem::take(&mut pages[0]);
+    let service = Scripted {
+        pages: std::sync::Mutex::new(pages),
+    };
+    let input = durable_yield::model::InvocationInput {
+        durable_execution_arn:
+            "arn:aws:lambda:us-east-1:1:function:bench:1/durable-execution/bench/1".into(),
+        checkpoint_token: "t".into(),
+        initial_execution_state: durable_yield::model::ExecutionState {
+            operations: first,
+            next_marker: (service.pages.lock().map(|p| p.len()).unwrap_or(1) > 1)
+                .then(|| "1".to_owned()),
+        },
+        updated_operation_ids: None,
+    };
+    let start = Instant::now();
+    let summary = rt
+        .block_on(durable_yield::engine::run_invocation(
+            &steps_then_wait,
+            input,
+            &service,
+        ))
+        .expect("replay");
+    let elapsed = start.elapsed();
+    assert_eq!(
+        summary.output.status,
+        durable_yield::model::InvocationStatus::Succeeded,
+        "{:?}",
+        summary.output
+    );
+    assert_eq!(summary.executed, 0, "a replay runs no step");
+    elapsed / n
+}
+
+/// Peak resident memory of this process, in KiB (Linux).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs this benchmark binary again with `args` (a fresh process: nothing
+/// memoized, a fresh heap) and returns the numbers it prints.
+fn child(args: &[&str]) -> Vec<f64> {
+    let exe = std::env::current_exe().expect("the benchmark binary");
+    let out = std::process::Command::new(exe)
+        .args(args)
+        .output()
+        .expect("a child process");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+fn median_f64(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The scale table: per-step costs at 1,000, 10,000 and 25,000 steps, each
+/// measured in fresh processes.
+fn bench_scale(rt: &tokio::runtime::Runtime) {
+    const SIZES: [u32; 3] = [1_000, 10_000, 25_000];
+    let dir = std::env::temp_dir().join(format!("durable-yield-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    println!("\n## Scale: N sequential steps, each number from fresh processes (median of 3)\n");
+    println!(
+        "| N | live, local runner | replay, local runner (warm process) | replay, run_invocation, cold, 1 page | replay, cold, pages of 100 | peak RSS replaying | history bytes per operation |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut first: Option<[f64; 4]> = None;
+    let mut last = [0.0; 4];
+    for n in SIZES {
+        let run = rt
+            .block_on(LocalRunner::new().run(&steps_then_wait, &n))
+            .expect("recording run");
+        let path = dir.join(format!("history-{n}.json"));
+        std::fs::write(&path, serde_json::to_string(&run.operations).expect("json"))
+            .expect("write the history");
+        let path = path.to_string_lossy().into_owned();
+        let n_arg = n.to_string();
+        let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 6];
+        for _ in 0..3 {
+            let local = child(&["scale-one", "local", &n_arg]);
+            cols[0].push(local[0]);
+            cols[1].push(local[1]);
+            let one = child(&["scale-one", "scripted", &n_arg, &(n + 2).to_string(), &path]);
+            cols[2].push(one[0]);
+            cols[4].push(one[1]);
+            cols[5].push(one[2]);
+            let paged = child(&["scale-one", "scripted", &n_arg, "100", &path]);
+            cols[3].push(paged[0]);
+        }
+        let m: Vec<f64> = cols.into_iter().map(median_f64).collect();
+        let per = [m[0], m[1], m[2], m[3]];
+        first.get_or_insert(per);
+        last = per;
+        println!(
+            "| {n} | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns | {:.1} MiB | {:.0} B |",
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            m[4] / 1024.0,
+            m[5]
+        );
+    }
+    if let Some(first) = first {
+        let r = |i: usize| last[i] / first[i];
+        println!(
+            "| 25,000 / 1,000 | {:.2}x | {:.2}x | {:.2}x | {:.2}x | | |",
+            r(0),
+            r(1),
+            r(2),
+            r(3)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 struct ReplayRow {
@@ -415,6 +663,41 @@ fn main() {
     let wanted: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let run = |section: &str| wanted.is_empty() || wanted.iter().any(|w| *w == section);
     let rt = runtime();
+    // Child processes of the scale section (and the commands to profile).
+    match wanted.as_slice() {
+        [one, mode, n] if one.as_str() == "scale-one" && mode.as_str() == "local" => {
+            let n: u32 = n.parse().expect("a step count");
+            let (execution, live) = scale_live(&rt, n);
+            let replay = scale_replay(&rt, &execution, n);
+            println!("{} {}", live.as_nanos(), replay.as_nanos());
+            return;
+        }
+        [one, mode, n, page, path]
+            if one.as_str() == "scale-one" && mode.as_str() == "scripted" =>
+        {
+            let n: u32 = n.parse().expect("a step count");
+            let page: usize = page.parse().expect("a page size");
+            let text = std::fs::read_to_string(path.as_str()).expect("the history");
+            let before = LIVE_BYTES.load(Ordering::Relaxed);
+            let history: Vec<Operation> = serde_json::from_str(&text).expect("a history");
+            drop(text);
+            let bytes = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+            let per_op = bytes as f64 / history.len() as f64;
+            let replay = scripted_replay(&rt, history, n, page);
+            println!("{} {} {per_op:.0}", replay.as_nanos(), peak_rss_kib());
+            return;
+        }
+        [one, n, path] if one.as_str() == "scale-record" => {
+            let n: u32 = n.parse().expect("a step count");
+            let run = rt
+                .block_on(LocalRunner::new().run(&steps_then_wait, &n))
+                .expect("recording run");
+            let json = serde_json::to_string(&run.operations).expect("json");
+            std::fs::write(path.as_str(), json).expect("write the history");
+            return;
+        }
+        _ => {}
+    }
 
     if run("replay") {
         println!("## Replay of {REPLAY_STEPS} recorded steps (one invocation)\n");
@@ -458,6 +741,9 @@ fn main() {
             ns(median(cold)),
             ns(median(warm))
         );
+    }
+    if run("scale") {
+        bench_scale(&rt);
     }
     if run("live") {
         let (live, checkpoints, allocs) = bench_live(&rt);

@@ -704,6 +704,10 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         operations: &mut Vec<Operation>,
     ) -> Result<(), CallError> {
         let mut seen = HashSet::new();
+        // Pages are kept apart and joined once at the end: one move per
+        // operation, however many pages (extending page by page would copy
+        // the history again on every reallocation).
+        let mut pages: Vec<Vec<Operation>> = Vec::new();
         while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
             let invalid = |what: String| CallError {
                 call: Call::GetState,
@@ -725,8 +729,14 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
                 .get_state(self.arn, &self.token, &m)
                 .await
                 .during(Call::GetState)?;
-            operations.extend(page.operations);
+            pages.push(page.operations);
             marker = page.next_marker;
+        }
+        if !pages.is_empty() {
+            operations.reserve_exact(pages.iter().map(Vec::len).sum());
+            for page in pages {
+                operations.extend(page);
+            }
         }
         Ok(())
     }

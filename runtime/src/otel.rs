@@ -53,7 +53,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use blake2::{Blake2b512, Digest};
 use opentelemetry::trace::{
     Link, Span, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags,
     TraceId, TraceState, Tracer,
@@ -442,10 +441,10 @@ fn time(at: Millis) -> SystemTime {
 }
 
 fn digest(prefix: &str, value: &str) -> [u8; 64] {
-    let mut hasher = Blake2b512::new();
-    hasher.update(prefix.as_bytes());
-    hasher.update(value.as_bytes());
-    hasher.finalize().into()
+    let mut state = blake2b_simd::State::new();
+    state.update(prefix.as_bytes());
+    state.update(value.as_bytes());
+    *state.finalize().as_array()
 }
 
 /// A span id derived from `prefix` and `value`, never the invalid zero.

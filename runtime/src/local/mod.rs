@@ -462,6 +462,7 @@ impl LocalRunner {
             pending_invokes: Vec::new(),
             invoke_results: Vec::new(),
             invoked: Vec::new(),
+            pages: None,
         };
         Ok(LocalExecution {
             state: Arc::new(Mutex::new(state)),
@@ -560,7 +561,7 @@ impl LocalExecution {
             s.timeline
                 .events
                 .push(TimelineEvent::Invoked { invocation, at });
-            let visible = s.visible();
+            let visible = s.pages(&token);
             let end = visible.len().min(self.page_size);
             InvocationInput {
                 durable_execution_arn: s.arn.clone(),

@@ -66,6 +66,10 @@ pub(super) struct ExecState {
     pub(super) invoke_results: Vec<(Millis, OperationId, Result<String, ErrorObject>)>,
     /// The functions invoked so far.
     pub(super) invoked: Vec<super::InvokedFunction>,
+    /// The operations the pages of the current token list (`visible()` as
+    /// of its first page), so that paging a large history in costs one
+    /// pass over it, not one per page.
+    pub(super) pages: Option<(String, std::sync::Arc<[usize]>)>,
 }
 
 /// The time-outs of a started callback (epoch ms).
@@ -129,6 +133,19 @@ impl ExecState {
     /// the children of a completed CONTEXT are left out unless it was
     /// completed with `ReplayChildren` (PROTOCOL.md §4), so that a
     /// workflow never depends on them.
+    /// [`ExecState::visible`] for the pages of `token`, computed once per
+    /// token (every checkpoint rotates it).
+    pub(super) fn pages(&mut self, token: &str) -> std::sync::Arc<[usize]> {
+        match &self.pages {
+            Some((t, pages)) if t == token => pages.clone(),
+            _ => {
+                let pages: std::sync::Arc<[usize]> = self.visible().into();
+                self.pages = Some((token.to_owned(), pages.clone()));
+                pages
+            }
+        }
+    }
+
     pub(super) fn visible(&self) -> Vec<usize> {
         let mut hidden = vec![false; self.ops.len()];
         let mut out = Vec::with_capacity(self.ops.len());
@@ -1020,12 +1037,12 @@ impl DurableService for LocalService {
         checkpoint_token: &str,
         marker: &str,
     ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send {
-        let s = self.lock();
+        let mut s = self.lock();
         let result = s.check_token(checkpoint_token).and_then(|()| {
             let start: usize = marker
                 .parse()
                 .map_err(|_| ServiceError::Rejected(format!("invalid marker {marker:?}")))?;
-            let visible = s.visible();
+            let visible = s.pages(checkpoint_token);
             let start = start.min(visible.len());
             let end = (start + self.page_size).min(visible.len());
             Ok(ExecutionState {
