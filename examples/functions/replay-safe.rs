@@ -1,5 +1,5 @@
 //! The `replay-safe` durable Lambda function (see `functions.rs`).
 
 fn main() -> Result<(), durable_yield::lambda::Error> {
-    durable_yield_examples::main(env!("CARGO_BIN_NAME"))
+    durable_yield_functions::main(env!("CARGO_BIN_NAME"))
 }

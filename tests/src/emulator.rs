@@ -1,6 +1,6 @@
 //! AWS's emulator stack for interop tests: `dex-local-runner` (the durable
 //! execution service) and `cargo lambda watch` (a Lambda Invoke endpoint
-//! running the functions of `examples/` as real `lambda_runtime` binaries),
+//! running the functions of `examples/functions/` as real `lambda_runtime` binaries),
 //! on free ports of 127.0.0.1.
 //!
 //! The tools are looked up in `$DURABLE_YIELD_EMULATOR_BIN`, else in the
@@ -101,7 +101,7 @@ fn wait_for_port(port: u16, timeout: Duration) -> bool {
 }
 
 impl Stack {
-    /// Builds the function binaries of `examples/` (failing fast on a
+    /// Builds the function binaries of `examples/functions/` (failing fast on a
     /// compile error), then starts the emulator and the Invoke endpoint.
     /// `skip_time` makes the emulator skip timer waits.
     pub fn start(dex: &Path, cargo_lambda: &Path, skip_time: bool) -> Result<Stack, String> {
@@ -109,7 +109,13 @@ impl Stack {
         std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
         let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         build
-            .args(["build", "--quiet", "-p", "durable-yield-examples", "--bins"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "durable-yield-functions",
+                "--bins",
+            ])
             .current_dir(workspace());
         for (name, _) in std::env::vars_os() {
             if name.to_str().is_some_and(set_by_cargo_for_this_test) {
@@ -120,7 +126,7 @@ impl Stack {
             .status()
             .map_err(|e| format!("cannot run cargo build: {e}"))?;
         if !built.success() {
-            return Err("the function binaries of examples/ do not build".into());
+            return Err("the function binaries of examples/functions/ do not build".into());
         }
         let (invoke_port, port) = (
             free_port().map_err(|e| e.to_string())?,
@@ -135,7 +141,7 @@ impl Stack {
                 .arg("--env-var")
                 .arg(format!("AWS_ENDPOINT_URL_LAMBDA={endpoint}"))
                 .env("AWS_ENDPOINT_URL_LAMBDA", &endpoint)
-                .current_dir(workspace().join("examples")),
+                .current_dir(workspace().join("examples").join("functions")),
             &logs.join("cargo-lambda-watch.log"),
         )?;
         let mut emulator_cmd = Command::new(dex);

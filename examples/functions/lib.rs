@@ -6,7 +6,7 @@
 //! them as real `lambda_runtime` functions with
 //!
 //! ```sh
-//! cargo lambda watch -p durable-yield-examples   # then invoke e.g. step-wait-step
+//! cargo lambda watch -p durable-yield-functions   # then invoke e.g. step-wait-step
 //! ```
 #![warn(missing_docs)]
 
