@@ -736,7 +736,7 @@ fn main() {
             warm.push(start.elapsed() / N as u32);
         }
         println!(
-            "\nOperation id derivation (BLAKE2b-512): {} computed, {} memoized (root ids 1 to 4095 are \
+            "\nOperation id derivation (BLAKE2b-512): {} computed, {} memoized (root ids 1 to 25087 are \
                   memoized process-wide, so a cold replay adds the difference per step).",
             ns(median(cold)),
             ns(median(warm))
