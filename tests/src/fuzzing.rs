@@ -693,6 +693,116 @@ pub fn runner_for(programs: &[&Program]) -> LocalRunner {
     programs.iter().fold(echo, |runner, p| add(runner, &p.ops))
 }
 
+/// A lifecycle plugin that checks the hooks' promises and writes down
+/// every broken one: each invocation's start is followed by exactly one end;
+/// within an invocation an operation starts at most once and ends at most
+/// once; an attempt ends only after it started.
+#[derive(Clone, Default)]
+pub struct HookChecker {
+    /// The broken promises, described.
+    pub broken: Arc<Mutex<Vec<String>>>,
+    /// Invocations started and ended.
+    pub invocations: Arc<Mutex<(u32, u32)>>,
+}
+
+struct HookCheck {
+    checker: HookChecker,
+    started: std::collections::HashSet<String>,
+    ended: std::collections::HashSet<String>,
+    attempts: std::collections::HashSet<(String, u32)>,
+    over: bool,
+}
+
+impl HookCheck {
+    fn broken(&self, what: String) {
+        self.checker
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(what);
+    }
+}
+
+impl durable_yield::plugin::Plugin for HookChecker {
+    fn invocation(
+        &self,
+        _: &durable_yield::plugin::InvocationStart<'_>,
+    ) -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> {
+        self.invocations.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+        Ok(Box::new(HookCheck {
+            checker: self.clone(),
+            started: Default::default(),
+            ended: Default::default(),
+            attempts: Default::default(),
+            over: false,
+        }))
+    }
+}
+
+impl durable_yield::plugin::InvocationHooks for HookCheck {
+    fn on_operation_start(
+        &mut self,
+        e: &durable_yield::plugin::OperationEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        if !self.started.insert(e.id.to_string()) {
+            self.broken(format!("{:?} started twice in one invocation", e.name));
+        }
+        if e.status.is_terminal() {
+            self.broken(format!("{:?} started with status {}", e.name, e.status));
+        }
+        Ok(())
+    }
+    fn on_operation_end(
+        &mut self,
+        e: &durable_yield::plugin::OperationEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        let id = e.id.to_string();
+        if !self.ended.insert(id.clone()) {
+            self.broken(format!("{:?} ended twice in one invocation", e.name));
+        }
+        if !e.replayed && !self.started.contains(&id) {
+            self.broken(format!("{:?} ended live without starting", e.name));
+        }
+        if !e.status.is_terminal() {
+            self.broken(format!("{:?} ended with status {}", e.name, e.status));
+        }
+        Ok(())
+    }
+    fn on_attempt_start(
+        &mut self,
+        e: &durable_yield::plugin::AttemptEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.attempts.insert((e.id.to_string(), e.attempt));
+        Ok(())
+    }
+    fn on_attempt_end(
+        &mut self,
+        e: &durable_yield::plugin::AttemptEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        if !self.attempts.remove(&(e.id.to_string(), e.attempt)) {
+            self.broken(format!(
+                "attempt {} of {:?} ended without starting",
+                e.attempt, e.name
+            ));
+        }
+        Ok(())
+    }
+    fn on_invocation_end(
+        &mut self,
+        _: &durable_yield::plugin::InvocationEnd<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        if std::mem::replace(&mut self.over, true) {
+            self.broken("an invocation ended twice".into());
+        }
+        self.checker
+            .invocations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1 += 1;
+        Ok(())
+    }
+}
+
 /// Input of [`check_replay_determinism`].
 #[derive(Debug, Clone, Arbitrary)]
 pub struct CrashCase {
@@ -724,8 +834,13 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
         drive(&plain, &wf, 500).await?;
         let expected = record(&plain)?;
 
+        // The crashed run is also observed by a plugin: observing must not
+        // change what the interpreter does, and the hooks keep their
+        // promises under crashes.
         let probe = Probe::default();
+        let checker = HookChecker::default();
         let crashed = runner_for(&[&case.program])
+            .plugin(checker.clone())
             .start(&())
             .map_err(|e| e.to_string())?;
         let mut seen = Vec::new();
@@ -767,6 +882,23 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
             return Err(format!(
                 "crashes at {seen:?} changed the execution ({difference}; interrupted: \
                  {interrupted:?}):\nexpected {expected:#?}\nactual {actual:#?}"
+            ));
+        }
+        let broken = checker
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !broken.is_empty() {
+            return Err(format!("lifecycle hooks broke their promises: {broken:?}"));
+        }
+        let (starts, ends) = *checker
+            .invocations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if starts != ends || starts == 0 {
+            return Err(format!(
+                "{starts} invocation starts and {ends} ends were reported"
             ));
         }
         let terminal = terminal_invocations(&crashed);
