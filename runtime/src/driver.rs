@@ -309,6 +309,8 @@ where
     let mut running = FuturesUnordered::new();
     let mut queue: VecDeque<(CheckpointHandle, Vec<OperationUpdate>, bool)> = VecDeque::new();
     let mut finished: Vec<(StepHandle, StepOutcome)> = Vec::new();
+    // The invocation's body is an async block so that however it ends
+    // (`?` included), the invocation-end hooks below run.
     let result: Result<InvocationOutput, InvocationError> = async {
         Ok('invocation: loop {
             interpreter.set_now(service.now());
