@@ -99,15 +99,15 @@ fn most_generated_envelopes_reach_the_interpreter() {
 }
 
 /// The program generator of `replay_determinism` and `code_change` nests
-/// child contexts, maps and parallels, and polls conditions and awaits
-/// callbacks, often enough to fuzz them.
+/// child contexts, maps and parallels, and polls conditions, awaits
+/// callbacks and waits for callbacks, often enough to fuzz them.
 #[test]
 fn generated_programs_nest_contexts_and_batches() {
     use arbitrary::{Arbitrary, Unstructured};
     let mut rng = Seeded(0x5eed_c0de);
     let cases = 300;
     let (mut with_child, mut with_batch, mut branches) = (0, 0, 0);
-    let (mut with_condition, mut with_callback) = (0, 0);
+    let (mut with_condition, mut with_callback, mut with_wait) = (0, 0, 0);
     for case in 0..cases {
         let input = rng.bytes(8 + (case * 37) % 512);
         let Ok(c) = CrashCase::arbitrary_take_rest(Unstructured::new(&input)) else {
@@ -115,9 +115,10 @@ fn generated_programs_nest_contexts_and_batches() {
         };
         let (children, batches, n) = nesting(&c.program.ops);
         with_child += usize::from(children > 0);
-        let (conditions, callbacks) = external_ops(&c.program.ops);
+        let (conditions, callbacks, waits) = external_ops(&c.program.ops);
         with_condition += usize::from(conditions > 0);
         with_callback += usize::from(callbacks > 0);
+        with_wait += usize::from(waits > 0);
         with_batch += usize::from(batches > 0);
         branches += n;
     }
@@ -134,7 +135,10 @@ fn generated_programs_nest_contexts_and_batches() {
         "{with_batch} of {cases} hold a batch"
     );
     assert!(branches >= cases, "{branches} branches in {cases} programs");
-    eprintln!("{with_condition} with wait-for-conditions, {with_callback} with callbacks");
+    eprintln!(
+        "{with_condition} with wait-for-conditions, {with_callback} with callbacks, \
+         {with_wait} with wait-for-callbacks"
+    );
     assert!(
         with_condition >= cases / 5,
         "{with_condition} of {cases} poll a condition"
@@ -142,5 +146,9 @@ fn generated_programs_nest_contexts_and_batches() {
     assert!(
         with_callback >= cases / 5,
         "{with_callback} of {cases} await a callback"
+    );
+    assert!(
+        with_wait >= cases / 10,
+        "{with_wait} of {cases} wait for a callback"
     );
 }

@@ -28,7 +28,7 @@ use durable_yield::retry::FixedDelay;
 use durable_yield::{
     Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, ExecutionStatus,
     InvokeConfig, LocalExecution, LocalRunner, MapConfig, ParallelConfig, StepConfig, StepError,
-    StepFailure, StepSemantics, Workflow,
+    StepFailure, StepSemantics, WaitForCallbackConfig, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +89,9 @@ pub enum Op {
         /// Checks allowed (1 to 4).
         max_attempts: u8,
     },
-    /// A callback, answered by the runner (or timing out), then awaited.
+    /// A callback, answered by the runner (or timing out), then awaited:
+    /// created and awaited apart, or with `wait_for_callback` (a context
+    /// holding the callback and its submitter step).
     Callback {
         /// Its (unique) name.
         name: String,
@@ -97,6 +99,8 @@ pub enum Op {
         timeout: u16,
         /// How the runner answers it.
         answer: Answering,
+        /// Whether it is a `wait_for_callback`.
+        wait: bool,
     },
     /// A chained invoke of the runner's `echo` function (or of a missing
     /// one).
@@ -235,6 +239,7 @@ fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::R
             name: format!("a{index}"),
             timeout: u.int_in_range(1..=3600)?,
             answer: u.arbitrary()?,
+            wait: u.ratio(1, 3)?,
         },
         0..=8 | 12..=15 => Op::Step {
             name: format!("s{index}"),
@@ -433,6 +438,27 @@ fn run_ops<'a>(
                     {
                         Ok(v) => Ok(format!("{name} got {v}")),
                         Err(e) => Ok(format!("{name} ended {:?}", e.ending())),
+                    }
+                }
+                Op::Callback {
+                    name,
+                    timeout,
+                    wait: true,
+                    ..
+                } => {
+                    let config = WaitForCallbackConfig::named(name.clone())
+                        .timeout(Duration::from_secs(u64::from(*timeout)));
+                    let answer = wf
+                        .wait_for_callback_with::<String, _, _, _>(config, |_id, _ctx| async {
+                            Ok(())
+                        })
+                        .await;
+                    match answer {
+                        Ok(v) => Ok(format!("{name} answered {v}")),
+                        Err(e) => Ok(format!(
+                            "{name} ended {}",
+                            e.error_type().unwrap_or("without a type")
+                        )),
                     }
                 }
                 Op::Callback { name, timeout, .. } => {
@@ -649,36 +675,48 @@ pub fn nesting(ops: &[Op]) -> (usize, usize, usize) {
     })
 }
 
-/// How many wait-for-conditions and callbacks a program holds, however
-/// deep.
-pub fn external_ops(ops: &[Op]) -> (usize, usize) {
-    ops.iter().fold((0, 0), |(k, a), op| match op {
-        Op::Condition { .. } => (k + 1, a),
-        Op::Callback { .. } => (k, a + 1),
+/// How many wait-for-conditions, callbacks and, of those, wait-for-callbacks
+/// a program holds, however deep.
+pub fn external_ops(ops: &[Op]) -> (usize, usize, usize) {
+    ops.iter().fold((0, 0, 0), |(k, a, w), op| match op {
+        Op::Condition { .. } => (k + 1, a, w),
+        Op::Callback { wait, .. } => (k, a + 1, w + usize::from(*wait)),
         Op::Child { body, .. } => {
-            let (k2, a2) = external_ops(body);
-            (k + k2, a + a2)
+            let (k2, a2, w2) = external_ops(body);
+            (k + k2, a + a2, w + w2)
         }
-        Op::Batch { branches, .. } => branches.iter().fold((k, a), |(k, a), b| {
-            let (k2, a2) = external_ops(b);
-            (k + k2, a + a2)
+        Op::Batch { branches, .. } => branches.iter().fold((k, a, w), |(k, a, w), b| {
+            let (k2, a2, w2) = external_ops(b);
+            (k + k2, a + a2, w + w2)
         }),
-        _ => (k, a),
+        _ => (k, a, w),
     })
+}
+
+/// The name of the CALLBACK operation of a callback op: `wait_for_callback`
+/// names its callback after itself.
+fn callback_name(name: &str, wait: bool) -> String {
+    if wait {
+        format!("{name} create callback id")
+    } else {
+        name.to_owned()
+    }
 }
 
 /// A runner that answers the program's callbacks as the program says.
 pub fn runner_for(programs: &[&Program]) -> LocalRunner {
     fn add(runner: LocalRunner, ops: &[Op]) -> LocalRunner {
         ops.iter().fold(runner, |runner, op| match op {
-            Op::Callback { name, answer, .. } => match *answer {
+            Op::Callback {
+                name, answer, wait, ..
+            } => match *answer {
                 Answering::Success(after) => runner.answer_callback(
-                    name.clone(),
+                    callback_name(name, *wait),
                     CallbackAnswer::success(&format!("{name}-ok"))
                         .after(Duration::from_secs(u64::from(after))),
                 ),
                 Answering::Failure(after) => runner.answer_callback(
-                    name.clone(),
+                    callback_name(name, *wait),
                     CallbackAnswer::failure(ErrorObject::new("Refused", name.clone()))
                         .after(Duration::from_secs(u64::from(after))),
                 ),
@@ -1057,6 +1095,7 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
                     name: format!("a{}", &name[1..]),
                     timeout: 60,
                     answer: Answering::Never,
+                    wait: false,
                 },
                 Op::Callback { name, .. } => Op::Wait {
                     name: format!("w{}", &name[1..]),
@@ -1384,6 +1423,23 @@ fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json:
                     Recording::Succeeded => serde_json::json!({"Result": "\"echoed\""}),
                     Recording::Failed => serde_json::json!({
                         "Error": {"ErrorType": "ResourceNotFoundException", "ErrorMessage": "no"}}),
+                    _ => serde_json::json!({}),
+                };
+            }
+            Op::Callback { wait: true, .. } => {
+                // A context whose children (the callback, the submitter)
+                // are not recorded: unless it ended, it runs again.
+                v["Type"] = "CONTEXT".into();
+                v["SubType"] = "WaitForCallback".into();
+                v["Status"] = match recording {
+                    Recording::Succeeded | Recording::Failed => status_name(recording),
+                    _ => "STARTED",
+                }
+                .into();
+                v["ContextDetails"] = match recording {
+                    Recording::Succeeded => serde_json::json!({"Result": "\"done\""}),
+                    Recording::Failed => serde_json::json!({
+                        "Error": {"ErrorType": "Callback.Timeout", "ErrorMessage": "recorded"}}),
                     _ => serde_json::json!({}),
                 };
             }
