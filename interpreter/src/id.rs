@@ -60,7 +60,7 @@ pub fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
     }
     len += write_decimal(&mut raw[len..], n);
     // BLAKE2b-512 (64-byte digest), of which the first 32 bytes are used.
-    let digest = PARAMS.hash(&raw[..len]);
+    let digest = blake2b_simd::blake2b(&raw[..len]);
     let digest = digest.as_array();
     let mut out = [0u8; MAX_ID_LEN];
     for k in 0..MAX_ID_LEN / 2 {
@@ -70,10 +70,6 @@ pub fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
     }
     OperationId::from_hex(out)
 }
-
-/// BLAKE2b with a 64-byte digest, set up once.
-static PARAMS: std::sync::LazyLock<blake2b_simd::Params> =
-    std::sync::LazyLock::new(blake2b_simd::Params::new);
 
 /// Writes `n` in decimal at the start of `out` (at least 20 bytes long);
 /// returns how many bytes it wrote.

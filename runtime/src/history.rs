@@ -185,8 +185,9 @@ fn op_type_of(kind: &str) -> &'static str {
 pub struct Attempt {
     /// The attempt, from 1.
     pub number: u64,
-    /// When it started (seconds since the execution started), if known.
-    pub start: Option<f64>,
+    /// When it started (seconds since the execution started); when the
+    /// history does not record its start, when it ended.
+    pub start: f64,
     /// When it ended.
     pub end: f64,
     /// Whether it failed (a check whose condition was not met did not).
@@ -368,7 +369,7 @@ impl Gantt {
                         open.insert(i);
                         row.attempts.push(Attempt {
                             number: row.attempts.len() as u64 + 1,
-                            start: Some(t),
+                            start: t,
                             end: t,
                             failed: false,
                             next_delay: None,
@@ -386,7 +387,7 @@ impl Gantt {
                         if !open.remove(&i) {
                             row.attempts.push(Attempt {
                                 number: row.attempts.len() as u64 + 1,
-                                start: None,
+                                start: t,
                                 end: t,
                                 failed: false,
                                 next_delay: None,
@@ -416,21 +417,15 @@ impl Gantt {
         }
         // Depths and tree order: each context followed by what it holds.
         let order = tree_order(&rows);
-        let mut rows: Vec<Row> = order
+        let mut slots: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
+        let rows: Vec<Row> = order
             .into_iter()
-            .map(|(i, depth)| {
-                let mut row = rows[i].clone();
+            .filter_map(|(i, depth)| {
+                let mut row = slots[i].take()?;
                 row.depth = depth;
-                row
+                Some(row)
             })
             .collect();
-        for row in &mut rows {
-            for a in &mut row.attempts {
-                if a.start.is_none() {
-                    a.start = Some(a.end);
-                }
-            }
-        }
         Gantt {
             arn: history.durable_execution_arn.clone(),
             started_at,
@@ -868,7 +863,7 @@ impl Scale {
             times.extend(row.end);
             times.extend(row.scheduled_end);
             for a in &row.attempts {
-                times.extend(a.start);
+                times.push(a.start);
                 times.push(a.end);
                 times.extend(a.next_delay.map(|d| a.end + d));
             }

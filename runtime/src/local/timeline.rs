@@ -282,15 +282,11 @@ impl Timeline {
                     status,
                 } => {
                     if let Some(ending) = ending(*status) {
-                        let details = ops
-                            .get(id)
-                            .and_then(|o| o.wait_details.as_ref())
-                            .map(|_| json!({}));
                         push(
                             format!("Wait{ending}"),
                             *at,
                             Some((id, name.as_deref())),
-                            details,
+                            Some(json!({})),
                         );
                     }
                 }
