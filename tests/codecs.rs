@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use durable_yield::codecs::{Bincode, Codec, CodecError, Json, MsgPack, split_tag};
+use durable_yield::codecs::{Bincode, Codec, CodecError, Json, MsgPack, PayloadContext, split_tag};
 use durable_yield::{ExecutionStatus, LocalRunner, StepConfig, StepError, Workflow};
 use durable_yield_tests::step_result;
 use serde::de::DeserializeOwned;
@@ -106,13 +106,21 @@ impl<C: Codec> Codec for Checksummed<C> {
     fn id(&self) -> &str {
         "checksummed"
     }
-    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        let mut bytes = self.0.encode(value)?;
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        let mut bytes = self.0.encode(value, cx)?;
         let sum = checksum(&bytes);
         bytes.extend_from_slice(&sum.to_be_bytes());
         Ok(bytes)
     }
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        cx: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
         let split = bytes
             .len()
             .checked_sub(4)
@@ -121,7 +129,7 @@ impl<C: Codec> Codec for Checksummed<C> {
         if checksum(body).to_be_bytes() != sum {
             return Err(CodecError::decode("checksummed", "checksum mismatch"));
         }
-        self.0.decode(body)
+        self.0.decode(body, cx)
     }
 }
 
@@ -135,9 +143,10 @@ async fn a_user_codec_plugs_in() {
 #[test]
 fn a_user_codec_detects_corruption() {
     use durable_yield::codecs::{from_payload, to_payload};
-    let payload = to_payload(&Checksummed(Json), &customer()).unwrap();
+    let payload = to_payload(&Checksummed(Json), &customer(), &PayloadContext::DETACHED).unwrap();
     assert_eq!(
-        from_payload::<_, Customer>(&Checksummed(Json), &payload).unwrap(),
+        from_payload::<_, Customer>(&Checksummed(Json), &payload, &PayloadContext::DETACHED)
+            .unwrap(),
         customer()
     );
     // Flip one character of the base64 body.
@@ -145,7 +154,9 @@ fn a_user_codec_detects_corruption() {
     let at = corrupted.len() / 2;
     corrupted[at] = if corrupted[at] == b'A' { b'B' } else { b'A' };
     let corrupted = String::from_utf8(corrupted).unwrap();
-    let err = from_payload::<_, Customer>(&Checksummed(Json), &corrupted).unwrap_err();
+    let err =
+        from_payload::<_, Customer>(&Checksummed(Json), &corrupted, &PayloadContext::DETACHED)
+            .unwrap_err();
     assert!(err.to_string().contains("checksum mismatch"), "{err}");
 }
 
@@ -166,12 +177,18 @@ fn bincode_limits_are_real() {
         b: None,
         c: 3,
     };
-    let p = to_payload(&Bincode, &v).unwrap();
-    assert!(from_payload::<_, WithSkip>(&Bincode, &p).is_err());
-    let p = to_payload(&MsgPack, &v).unwrap();
-    assert_eq!(from_payload::<_, WithSkip>(&MsgPack, &p).unwrap(), v);
-    let p = to_payload(&Json, &v).unwrap();
-    assert_eq!(from_payload::<_, WithSkip>(&Json, &p).unwrap(), v);
+    let p = to_payload(&Bincode, &v, &PayloadContext::DETACHED).unwrap();
+    assert!(from_payload::<_, WithSkip>(&Bincode, &p, &PayloadContext::DETACHED).is_err());
+    let p = to_payload(&MsgPack, &v, &PayloadContext::DETACHED).unwrap();
+    assert_eq!(
+        from_payload::<_, WithSkip>(&MsgPack, &p, &PayloadContext::DETACHED).unwrap(),
+        v
+    );
+    let p = to_payload(&Json, &v, &PayloadContext::DETACHED).unwrap();
+    assert_eq!(
+        from_payload::<_, WithSkip>(&Json, &p, &PayloadContext::DETACHED).unwrap(),
+        v
+    );
 }
 
 #[tokio::test]

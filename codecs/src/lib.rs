@@ -26,19 +26,29 @@
 //! mistaken for JSON.
 //!
 //! ```
-//! use durable_yield_codecs::{Json, from_payload, to_payload};
+//! use durable_yield_codecs::{Json, PayloadContext, from_payload, to_payload};
 //!
-//! let payload = to_payload(&Json, &vec![1, 2, 3]).unwrap();
+//! // Which execution and operation the payload is for (see PayloadContext).
+//! let cx = PayloadContext::new("arn:aws:lambda:...:durable-execution/e/1", "c4ca4238...");
+//! let payload = to_payload(&Json, &vec![1, 2, 3], &cx).unwrap();
 //! assert_eq!(payload, "[1,2,3]");
-//! let back: Vec<u32> = from_payload(&Json, &payload).unwrap();
+//! let back: Vec<u32> = from_payload(&Json, &payload, &cx).unwrap();
 //! assert_eq!(back, vec![1, 2, 3]);
 //! ```
 //!
 //! Implementations sit behind cargo features: `json` (default), `bincode`
 //! (bincode 2 through its serde support) and `msgpack` (rmp-serde with named
-//! fields).
+//! fields). Two wrappers combine with any of them: `encryption`
+//! ([`seal`]: whole payloads or single fields encrypted, bound to their
+//! execution and operation) and `compression` ([`compress`]: zstd above a
+//! size threshold).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "compression")]
+pub mod compress;
+#[cfg(feature = "encryption")]
+pub mod seal;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -63,41 +73,65 @@ pub const MAX_ID_LEN: usize = 32;
 /// compression or encryption):
 ///
 /// ```
-/// use durable_yield_codecs::{Codec, CodecError, Json, from_payload, to_payload};
+/// use durable_yield_codecs::{
+///     Codec, CodecError, Json, PayloadContext, from_payload, to_payload,
+/// };
 /// use serde::{Serialize, de::DeserializeOwned};
 ///
 /// struct Reversed<C>(C);
 ///
 /// impl<C: Codec> Codec for Reversed<C> {
 ///     fn id(&self) -> &str { "reversed-json" }
-///     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-///         let mut bytes = self.0.encode(value)?;
+///     fn encode<T: Serialize + ?Sized>(
+///         &self,
+///         value: &T,
+///         cx: &PayloadContext<'_>,
+///     ) -> Result<Vec<u8>, CodecError> {
+///         let mut bytes = self.0.encode(value, cx)?;
 ///         bytes.reverse();
 ///         Ok(bytes)
 ///     }
-///     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+///     fn decode<T: DeserializeOwned>(
+///         &self,
+///         bytes: &[u8],
+///         cx: &PayloadContext<'_>,
+///     ) -> Result<T, CodecError> {
 ///         let mut bytes = bytes.to_vec();
 ///         bytes.reverse();
-///         self.0.decode(&bytes)
+///         self.0.decode(&bytes, cx)
 ///     }
 /// }
 ///
-/// let payload = to_payload(&Reversed(Json), &"hi").unwrap();
+/// let cx = PayloadContext::DETACHED;
+/// let payload = to_payload(&Reversed(Json), &"hi", &cx).unwrap();
 /// assert!(payload.starts_with("reversed-json:"));
-/// let back: String = from_payload(&Reversed(Json), &payload).unwrap();
+/// let back: String = from_payload(&Reversed(Json), &payload, &cx).unwrap();
 /// assert_eq!(back, "hi");
 /// ```
+///
+/// A wrapper passes `cx` on to the codec it wraps, so that an encrypting
+/// codec inside it still binds its payloads.
 pub trait Codec: Send + Sync + 'static {
     /// A short, stable identifier written into every payload this codec
     /// produces (except JSON's). It must match `[a-z][a-z0-9._+-]{0,31}`
     /// and must never change once histories exist that use it.
     fn id(&self) -> &str;
 
-    /// Encodes a value into bytes.
-    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError>;
+    /// Encodes a value into bytes. `cx` says which execution and which
+    /// operation the payload is recorded for; most codecs ignore it, an
+    /// encrypting codec binds its ciphertext to it.
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError>;
 
-    /// Decodes bytes produced by [`Codec::encode`].
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+    /// Decodes bytes produced by [`Codec::encode`] for the same context.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        cx: &PayloadContext<'_>,
+    ) -> Result<T, CodecError>;
 
     /// Whether [`Codec::encode`] always produces UTF-8 text. Text payloads
     /// are stored as they are; binary ones are base64-encoded. Defaults to
@@ -118,17 +152,125 @@ impl<C: Codec> Codec for &'static C {
     fn id(&self) -> &str {
         (**self).id()
     }
-    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        (**self).encode(value)
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        (**self).encode(value, cx)
     }
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        (**self).decode(bytes)
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        cx: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        (**self).decode(bytes, cx)
     }
     fn is_text(&self) -> bool {
         (**self).is_text()
     }
     fn tagged(&self) -> bool {
         (**self).tagged()
+    }
+}
+
+/// Which execution and which operation a payload is recorded for, and in
+/// which field of the operation.
+///
+/// durable-yield passes it to every [`Codec::encode`] and
+/// [`Codec::decode`]: the execution's ARN, the id of the operation whose
+/// record holds the payload (a step, a child context, a map, a callback),
+/// and the [`PayloadKind`]. Codecs that do not care ignore it; the
+/// encrypting codecs bind their ciphertext to it, so that a payload copied
+/// into another operation or execution does not decrypt.
+///
+/// A payload that leaves its execution (the payload of a chained invoke,
+/// which another execution reads) is encoded with
+/// [`PayloadContext::DETACHED`]: bound to no execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PayloadContext<'a> {
+    execution_arn: &'a str,
+    operation_id: &'a str,
+    kind: PayloadKind,
+}
+
+/// Which field of an operation's record a payload is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PayloadKind {
+    /// The operation's result (a step's value, a context's result, a
+    /// condition's state, a callback's result).
+    Result,
+    /// The error data of a failed operation.
+    ErrorData,
+    /// An input handed to another execution (a chained invoke's payload).
+    Input,
+}
+
+impl PayloadKind {
+    /// A stable one-byte code for the kind (bound into sealed payloads).
+    pub fn code(self) -> u8 {
+        match self {
+            PayloadKind::Result => 1,
+            PayloadKind::ErrorData => 2,
+            PayloadKind::Input => 3,
+        }
+    }
+}
+
+impl<'a> PayloadContext<'a> {
+    /// Bound to no execution and no operation: for payloads that leave
+    /// their execution, tests and tools.
+    pub const DETACHED: PayloadContext<'static> = PayloadContext {
+        execution_arn: "",
+        operation_id: "",
+        kind: PayloadKind::Input,
+    };
+
+    /// The result of operation `operation_id` of execution `execution_arn`.
+    pub fn new(execution_arn: &'a str, operation_id: &'a str) -> Self {
+        PayloadContext {
+            execution_arn,
+            operation_id,
+            kind: PayloadKind::Result,
+        }
+    }
+
+    /// The same operation, another field of its record.
+    pub fn with_kind(self, kind: PayloadKind) -> Self {
+        PayloadContext { kind, ..self }
+    }
+
+    /// The execution's ARN (empty when detached).
+    pub fn execution_arn(&self) -> &'a str {
+        self.execution_arn
+    }
+
+    /// The operation's id (empty when detached).
+    pub fn operation_id(&self) -> &'a str {
+        self.operation_id
+    }
+
+    /// Which field of the operation's record the payload is for.
+    pub fn kind(&self) -> PayloadKind {
+        self.kind
+    }
+
+    /// Whether the payload is bound to no execution.
+    pub fn is_detached(&self) -> bool {
+        self.execution_arn.is_empty() && self.operation_id.is_empty()
+    }
+
+    /// An unambiguous byte string of the context (length-prefixed fields),
+    /// for use as associated data by codecs that authenticate payloads.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.execution_arn.len() + self.operation_id.len());
+        for field in [self.execution_arn, self.operation_id] {
+            out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            out.extend_from_slice(field.as_bytes());
+        }
+        out.push(self.kind.code());
+        out
     }
 }
 
@@ -177,6 +319,80 @@ pub enum CodecError {
     /// A codec's id is not usable as a payload tag.
     #[error("codec id `{0}` is invalid: it must match [a-z][a-z0-9._+-]{{0,31}}")]
     InvalidId(String),
+    /// A value could not be sealed (encrypted).
+    #[error("codec `{codec}` could not seal the payload of operation `{operation}`: {cause}")]
+    Seal {
+        /// The codec's id.
+        codec: String,
+        /// The operation the payload is for (empty when detached).
+        operation: String,
+        /// Why.
+        cause: SealError,
+    },
+    /// A sealed payload (or a sealed field in it) could not be opened. On
+    /// replay this fails the execution: a key was lost, or the recorded
+    /// payload was changed.
+    #[error(
+        "codec `{codec}` could not open the sealed payload of operation `{operation}`{}: {cause}",
+        key_id.as_deref().map(|k| format!(" (key `{k}`)")).unwrap_or_default()
+    )]
+    Open {
+        /// The codec's id.
+        codec: String,
+        /// The operation the payload was read for (empty when detached).
+        operation: String,
+        /// The key id the payload names, printable (text ids as they are,
+        /// binary ones as `0x` and their first 8 bytes in hex).
+        key_id: Option<String>,
+        /// Why.
+        cause: SealError,
+    },
+    /// A compressed payload is malformed or would decompress past the limit.
+    #[error("codec `{codec}` could not decompress the payload: {message}")]
+    Compression {
+        /// The codec's id.
+        codec: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Why sealing or opening a payload failed (see [`CodecError::Seal`] and
+/// [`CodecError::Open`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The payload names a key the keyring does not have: a key was
+    /// removed while histories sealed with it are alive. Add it back to
+    /// the keyring (as a retired key, for opening only).
+    #[error(
+        "the keyring has no key with this id; keep retired keys for opening until no history sealed with them is alive"
+    )]
+    UnknownKey,
+    /// The ciphertext does not authenticate: the payload was changed,
+    /// copied from another operation or execution, or sealed with another
+    /// key under the same id.
+    #[error(
+        "authentication failed: the payload was changed, copied from another operation or execution, or sealed with a different key under this id"
+    )]
+    AuthenticationFailed,
+    /// The payload is not a sealed payload of a version this SDK reads.
+    #[error("malformed sealed payload: {0}")]
+    Malformed(String),
+    /// The keyring could not provide a key (e.g. a KMS keyring that was not
+    /// prepared for this invocation).
+    #[error("no key available: {0}")]
+    KeyUnavailable(String),
+    /// The operating system's random number generator failed.
+    #[error("no random nonce: {0}")]
+    Random(String),
+    /// A `Sealed` value was encoded or decoded by a codec that does not
+    /// seal: the operation's codec must be `SealedFields` or `Encrypted`
+    /// (for map and parallel, both the item and the batch codec).
+    #[error(
+        "a Sealed value was encoded or decoded outside a sealing codec: use SealedFields or Encrypted as this operation's codec (for map and parallel, as item and batch codec)"
+    )]
+    NotSealing,
 }
 
 impl CodecError {
@@ -231,9 +447,10 @@ pub fn split_tag(payload: &str) -> (&str, &str) {
 pub fn to_payload<C: Codec + ?Sized, T: Serialize + ?Sized>(
     codec: &C,
     value: &T,
+    cx: &PayloadContext<'_>,
 ) -> Result<String, CodecError> {
     let id = codec.id();
-    let bytes = codec.encode(value)?;
+    let bytes = codec.encode(value, cx)?;
     let text = |bytes: Vec<u8>| {
         String::from_utf8(bytes).map_err(|_| CodecError::NotText {
             codec: id.to_owned(),
@@ -265,6 +482,7 @@ pub fn to_payload<C: Codec + ?Sized, T: Serialize + ?Sized>(
 pub fn from_payload<C: Codec + ?Sized, T: DeserializeOwned>(
     codec: &C,
     payload: &str,
+    cx: &PayloadContext<'_>,
 ) -> Result<T, CodecError> {
     let expected = codec.id();
     let (recorded, body) = if codec.tagged() {
@@ -279,7 +497,7 @@ pub fn from_payload<C: Codec + ?Sized, T: DeserializeOwned>(
         });
     }
     if codec.is_text() || expected == JSON_ID {
-        codec.decode(body.as_bytes())
+        codec.decode(body.as_bytes(), cx)
     } else {
         let invalid = |e: &dyn std::fmt::Display| CodecError::Base64 {
             codec: expected.to_owned(),
@@ -291,10 +509,10 @@ pub fn from_payload<C: Codec + ?Sized, T: DeserializeOwned>(
             let n = BASE64
                 .decode_slice(body, &mut small)
                 .map_err(|e| invalid(&e))?;
-            codec.decode(&small[..n])
+            codec.decode(&small[..n], cx)
         } else {
             let bytes = BASE64.decode(body).map_err(|e| invalid(&e))?;
-            codec.decode(&bytes)
+            codec.decode(&bytes, cx)
         }
     }
 }
@@ -313,10 +531,18 @@ impl Codec for Json {
     fn id(&self) -> &str {
         JSON_ID
     }
-    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
         serde_json::to_vec(value).map_err(|e| CodecError::encode(JSON_ID, e))
     }
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
         serde_json::from_slice(bytes).map_err(|e| CodecError::decode(JSON_ID, e))
     }
     fn is_text(&self) -> bool {
@@ -345,11 +571,19 @@ impl Codec for Bincode {
     fn id(&self) -> &str {
         "bincode"
     }
-    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
         let config = bincode::config::standard().with_limit::<BINCODE_LIMIT>();
         bincode::serde::encode_to_vec(value, config).map_err(|e| CodecError::encode("bincode", e))
     }
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
         let config = bincode::config::standard().with_limit::<BINCODE_LIMIT>();
         let (value, used) = bincode::serde::decode_from_slice(bytes, config)
             .map_err(|e| CodecError::decode("bincode", e))?;
@@ -374,10 +608,18 @@ impl Codec for MsgPack {
     fn id(&self) -> &str {
         "msgpack"
     }
-    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
         rmp_serde::to_vec_named(value).map_err(|e| CodecError::encode("msgpack", e))
     }
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
         rmp_serde::from_slice(bytes).map_err(|e| CodecError::decode("msgpack", e))
     }
 }
@@ -386,6 +628,8 @@ impl Codec for MsgPack {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    const CX: PayloadContext<'static> = PayloadContext::DETACHED;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     struct Order {
@@ -408,34 +652,40 @@ mod tests {
 
     #[test]
     fn json_is_plain_text() {
-        let p = to_payload(&Json, &order()).unwrap();
+        let p = to_payload(&Json, &order(), &CX).unwrap();
         assert!(p.starts_with("{\"id\":42"), "{p}");
-        assert_eq!(from_payload::<_, Order>(&Json, &p).unwrap(), order());
+        assert_eq!(from_payload::<_, Order>(&Json, &p, &CX).unwrap(), order());
     }
 
     #[cfg(feature = "bincode")]
     #[test]
     fn bincode_round_trip_is_tagged_base64() {
-        let p = to_payload(&Bincode, &order()).unwrap();
+        let p = to_payload(&Bincode, &order(), &CX).unwrap();
         let (id, body) = split_tag(&p);
         assert_eq!(id, "bincode");
         assert!(BASE64.decode(body).is_ok());
-        assert_eq!(from_payload::<_, Order>(&Bincode, &p).unwrap(), order());
+        assert_eq!(
+            from_payload::<_, Order>(&Bincode, &p, &CX).unwrap(),
+            order()
+        );
     }
 
     #[cfg(feature = "msgpack")]
     #[test]
     fn msgpack_round_trip_is_tagged_base64() {
-        let p = to_payload(&MsgPack, &order()).unwrap();
+        let p = to_payload(&MsgPack, &order(), &CX).unwrap();
         assert!(p.starts_with("msgpack:"));
-        assert_eq!(from_payload::<_, Order>(&MsgPack, &p).unwrap(), order());
+        assert_eq!(
+            from_payload::<_, Order>(&MsgPack, &p, &CX).unwrap(),
+            order()
+        );
     }
 
     #[cfg(all(feature = "msgpack", feature = "bincode"))]
     #[test]
     fn mismatch_names_both_codecs() {
-        let p = to_payload(&MsgPack, &order()).unwrap();
-        let err = from_payload::<_, Order>(&Bincode, &p).unwrap_err();
+        let p = to_payload(&MsgPack, &order(), &CX).unwrap();
+        let err = from_payload::<_, Order>(&Bincode, &p, &CX).unwrap_err();
         assert_eq!(
             err,
             CodecError::Mismatch {
@@ -443,8 +693,8 @@ mod tests {
                 expected: "bincode".into()
             }
         );
-        let json = to_payload(&Json, &order()).unwrap();
-        let err = from_payload::<_, Order>(&MsgPack, &json).unwrap_err();
+        let json = to_payload(&Json, &order(), &CX).unwrap();
+        let err = from_payload::<_, Order>(&MsgPack, &json, &CX).unwrap_err();
         assert!(err.to_string().contains("`json`") && err.to_string().contains("`msgpack`"));
     }
 
@@ -453,35 +703,35 @@ mod tests {
     fn large_binary_payloads_round_trip() {
         let big: Vec<u64> = (0..5000).map(|i| i * 7919).collect();
         for p in [
-            to_payload(&Bincode, &big).unwrap(),
-            to_payload(&MsgPack, &big).unwrap(),
+            to_payload(&Bincode, &big, &CX).unwrap(),
+            to_payload(&MsgPack, &big, &CX).unwrap(),
         ] {
             assert!(p.len() > 4 * SMALL_PAYLOAD);
         }
-        let p = to_payload(&Bincode, &big).unwrap();
-        assert_eq!(from_payload::<_, Vec<u64>>(&Bincode, &p).unwrap(), big);
-        let p = to_payload(&MsgPack, &big).unwrap();
-        assert_eq!(from_payload::<_, Vec<u64>>(&MsgPack, &p).unwrap(), big);
+        let p = to_payload(&Bincode, &big, &CX).unwrap();
+        assert_eq!(from_payload::<_, Vec<u64>>(&Bincode, &p, &CX).unwrap(), big);
+        let p = to_payload(&MsgPack, &big, &CX).unwrap();
+        assert_eq!(from_payload::<_, Vec<u64>>(&MsgPack, &p, &CX).unwrap(), big);
         // Exactly at the stack buffer's edge.
         let edge = vec![7u8; SMALL_PAYLOAD - 3];
-        let p = to_payload(&Bincode, &edge).unwrap();
-        assert_eq!(from_payload::<_, Vec<u8>>(&Bincode, &p).unwrap(), edge);
+        let p = to_payload(&Bincode, &edge, &CX).unwrap();
+        assert_eq!(from_payload::<_, Vec<u8>>(&Bincode, &p, &CX).unwrap(), edge);
     }
 
     #[cfg(feature = "bincode")]
     #[test]
     fn bincode_rejects_trailing_bytes_and_garbage() {
-        let mut bytes = Bincode.encode(&7u32).unwrap();
+        let mut bytes = Bincode.encode(&7u32, &CX).unwrap();
         bytes.push(0);
         assert!(matches!(
-            Bincode.decode::<u32>(&bytes),
+            Bincode.decode::<u32>(&bytes, &CX),
             Err(CodecError::Decode { .. })
         ));
         assert!(matches!(
-            from_payload::<_, Order>(&Bincode, "bincode:!!!"),
+            from_payload::<_, Order>(&Bincode, "bincode:!!!", &CX),
             Err(CodecError::Base64 { .. })
         ));
-        assert!(from_payload::<_, Order>(&Bincode, "bincode://///w==").is_err());
+        assert!(from_payload::<_, Order>(&Bincode, "bincode://///w==", &CX).is_err());
     }
 
     #[test]
@@ -509,7 +759,11 @@ mod tests {
         fn id(&self) -> &str {
             "csv"
         }
-        fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        fn encode<T: Serialize + ?Sized>(
+            &self,
+            value: &T,
+            _: &PayloadContext<'_>,
+        ) -> Result<Vec<u8>, CodecError> {
             let v = serde_json::to_value(value).map_err(|e| CodecError::encode("csv", e))?;
             let items = v
                 .as_array()
@@ -517,7 +771,11 @@ mod tests {
             let parts: Vec<String> = items.iter().map(|i| i.to_string()).collect();
             Ok(parts.join(",").into_bytes())
         }
-        fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        fn decode<T: DeserializeOwned>(
+            &self,
+            bytes: &[u8],
+            _: &PayloadContext<'_>,
+        ) -> Result<T, CodecError> {
             let text = std::str::from_utf8(bytes).map_err(|e| CodecError::decode("csv", e))?;
             serde_json::from_str(&format!("[{text}]")).map_err(|e| CodecError::decode("csv", e))
         }
@@ -531,13 +789,13 @@ mod tests {
 
     #[test]
     fn raw_codecs_write_and_read_untagged_payloads() {
-        let p = to_payload(&Csv, &vec![1, 2, 3]).unwrap();
+        let p = to_payload(&Csv, &vec![1, 2, 3], &CX).unwrap();
         assert_eq!(p, "1,2,3");
         // A payload another tool wrote, with no tag.
-        let v: Vec<u32> = from_payload(&Csv, "4,5").unwrap();
+        let v: Vec<u32> = from_payload(&Csv, "4,5", &CX).unwrap();
         assert_eq!(v, vec![4, 5]);
         // Mismatch detection is the codec's own: garbage fails to decode.
-        assert!(from_payload::<_, Vec<u32>>(&Csv, "msgpack:gAA=").is_err());
+        assert!(from_payload::<_, Vec<u32>>(&Csv, "msgpack:gAA=", &CX).is_err());
     }
 
     #[test]
@@ -547,15 +805,23 @@ mod tests {
             fn id(&self) -> &str {
                 "Bad Codec"
             }
-            fn encode<T: Serialize + ?Sized>(&self, _: &T) -> Result<Vec<u8>, CodecError> {
+            fn encode<T: Serialize + ?Sized>(
+                &self,
+                _: &T,
+                _: &PayloadContext<'_>,
+            ) -> Result<Vec<u8>, CodecError> {
                 Ok(vec![1])
             }
-            fn decode<T: DeserializeOwned>(&self, _: &[u8]) -> Result<T, CodecError> {
+            fn decode<T: DeserializeOwned>(
+                &self,
+                _: &[u8],
+                _: &PayloadContext<'_>,
+            ) -> Result<T, CodecError> {
                 Err(CodecError::decode("bad", "never"))
             }
         }
         assert_eq!(
-            to_payload(&Bad, &1),
+            to_payload(&Bad, &1, &CX),
             Err(CodecError::InvalidId("Bad Codec".into()))
         );
     }

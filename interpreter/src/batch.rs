@@ -52,13 +52,14 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use durable_yield_codecs::{Codec, Json, from_payload, to_payload};
+use durable_yield_codecs::{Codec, Json, PayloadContext, from_payload, to_payload};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::coroutine::BoxFuture;
-use crate::interpreter::CHILD_SUBTYPE;
-use crate::model::{ErrorObject, Payload};
+use crate::id::IdGenerator;
+use crate::interpreter::{CHILD_SUBTYPE, answered_op};
+use crate::model::{ErrorObject, OperationId, Payload};
 use crate::protocol::{
     BatchKind, BatchReply, BatchRequest, BranchSpec, ContextBody, Fatal, Request, Response,
 };
@@ -642,13 +643,22 @@ impl<T: Send + 'static> Branch<T> {
     }
 }
 
+/// The execution and CONTEXT operation a context's result is encoded for.
+type ContextOf = (Arc<str>, Option<OperationId>);
+
+fn context_of(wf: &Workflow) -> ContextOf {
+    (wf.arn(), wf.context_op())
+}
+
 /// A context's value, encoded with its codec as the context's result.
 fn encode_value<C: Codec, T: Serialize>(
     codec: &C,
     value: &T,
     what: &str,
+    (arn, op): &ContextOf,
 ) -> Result<Payload, ErrorObject> {
-    to_payload(codec, value)
+    let cx = PayloadContext::new(arn, op.as_ref().map_or("", OperationId::as_str));
+    to_payload(codec, value, &cx)
         .map(Payload::from)
         .map_err(|e| ErrorObject::new("CodecError", format!("the {what} result {e}")))
 }
@@ -660,12 +670,11 @@ where
     C: Codec + Clone,
 {
     Box::new(move |wf| {
+        let context = context_of(&wf);
         let run = body(wf);
         Box::pin(async move {
             let value = run.await?;
-            to_payload(&codec, &value)
-                .map(Payload::from)
-                .map_err(|e| ErrorObject::new("CodecError", format!("the {what} result {e}")))
+            encode_value(&codec, &value, what, &context)
         })
     })
 }
@@ -735,9 +744,10 @@ impl Workflow {
     {
         let encoder = codec.clone();
         let body: ContextBody = Box::new(move |wf| {
+            let context = context_of(&wf);
             Box::pin(async move {
                 let value = body(wf).await.map_err(error_object_from)?;
-                encode_value(&encoder, &value, kind)
+                encode_value(&encoder, &value, kind, &context)
             })
         });
         let request = Request::Child {
@@ -745,11 +755,15 @@ impl Workflow {
             sub_type,
             body,
         };
-        match self.yielder.yield_(request).await {
-            Response::Step(Ok(payload)) => match from_payload(&codec, payload.as_str()) {
-                Ok(value) => Ok(value),
-                Err(error) => self.abort(Fatal::Decode(error)).await,
-            },
+        let response = self.yielder.yield_(request).await;
+        let op = answered_op();
+        match response {
+            Response::Step(Ok(payload)) => {
+                match from_payload(&codec, payload.as_str(), &self.payload_context(&op)) {
+                    Ok(value) => Ok(value),
+                    Err(error) => self.abort(Fatal::Decode(error)).await,
+                }
+            }
             Response::Step(Err(error)) => Err(StepError::new(kind, name, error)),
             _ => self.protocol_violation().await,
         }
@@ -810,9 +824,10 @@ impl Workflow {
                 // One closure and one future per item: the body and the
                 // encoding of its value together.
                 let body: ContextBody = Box::new(move |wf| {
+                    let context = context_of(&wf);
                     Box::pin(async move {
                         let value = f(wf, item, index).await.map_err(error_object_from)?;
-                        encode_value(&codec, &value, "map item")
+                        encode_value(&codec, &value, "map item", &context)
                     })
                 });
                 BranchSpec { name, body }
@@ -894,15 +909,19 @@ impl Workflow {
             BatchKind::Map => "map",
             BatchKind::Parallel => "parallel",
         };
+        let response = self.yielder.yield_(Request::Batch(request)).await;
+        let op = answered_op();
+        let arn = self.arn();
+        let cx = PayloadContext::new(&arn, op.as_ref().map_or("", OperationId::as_str));
         let decode_batch = |payload: &Payload| {
-            from_payload::<_, BatchResult<T>>(batch_codec, payload.as_str()).map(|mut b| {
+            from_payload::<_, BatchResult<T>>(batch_codec, payload.as_str(), &cx).map(|mut b| {
                 b.name = name.clone();
                 b
             })
         };
-        let outcome = match self.yielder.yield_(Request::Batch(request)).await {
+        let outcome = match response {
             Response::Batch(BatchReply::Recorded(payload)) => decode_batch(&payload),
-            Response::Batch(BatchReply::Rebuilt(raw)) => typed(raw, item_codec, &name),
+            Response::Batch(BatchReply::Rebuilt(raw)) => typed(raw, item_codec, &name, &cx, &op),
             Response::Batch(BatchReply::Failed(error)) => {
                 return Err(StepError::new(kind, name, error));
             }
@@ -913,13 +932,13 @@ impl Workflow {
                 // items, so it is neither encoded again nor decoded back.
                 let exact = spliced_is_exact::<C, B>();
                 let spliced = exact.then(|| splice_json(&raw));
-                let built = match typed::<T, C>(raw, item_codec, &name) {
+                let built = match typed::<T, C>(raw, item_codec, &name, &cx, &op) {
                     Ok(built) => built,
                     Err(error) => return self.abort(Fatal::Decode(error)).await,
                 };
                 let encoded = match spliced {
                     Some(json) => Ok(Payload::from(json)),
-                    None => to_payload(batch_codec, &built)
+                    None => to_payload(batch_codec, &built, &cx)
                         .map(Payload::from)
                         .map_err(|e| {
                             ErrorObject::new("CodecError", format!("the {kind} result {e}"))
@@ -999,20 +1018,29 @@ fn splice_json(raw: &RawBatch) -> String {
     out
 }
 
-/// Decodes the branch values of a raw batch with the item codec.
+/// Decodes the branch values of a raw batch with the item codec, each for
+/// its branch's CONTEXT operation.
 fn typed<T: DeserializeOwned, C: Codec>(
     raw: RawBatch,
     codec: &C,
     name: &Option<Cow<'static, str>>,
+    batch: &PayloadContext<'_>,
+    batch_op: &Option<OperationId>,
 ) -> Result<BatchResult<T>, durable_yield_codecs::CodecError> {
     let items = raw
         .items
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
+            let decode = |payload: &str| {
+                let branch = batch_op.map(|op| IdGenerator::branch(&op, index as u64));
+                let id = branch.as_ref().map_or("", OperationId::as_str);
+                let cx = PayloadContext::new(batch.execution_arn(), id);
+                from_payload(codec, payload, &cx)
+            };
             let result = match (&item.status, item.result) {
-                (BatchItemStatus::Succeeded, Some(p)) => Some(from_payload(codec, p.as_str())?),
-                (BatchItemStatus::Succeeded, None) => Some(from_payload(codec, "null")?),
+                (BatchItemStatus::Succeeded, Some(p)) => Some(decode(p.as_str())?),
+                (BatchItemStatus::Succeeded, None) => Some(decode("null")?),
                 _ => None,
             };
             Ok(BatchItem {
@@ -1062,7 +1090,8 @@ mod tests {
             reason: CompletionReason::FailureToleranceExceeded,
         };
         let spliced = splice_json(&raw);
-        let typed: BatchResult<serde_json::Value> = typed(raw, &Json, &None).unwrap();
+        let typed: BatchResult<serde_json::Value> =
+            typed(raw, &Json, &None, &PayloadContext::DETACHED, &None).unwrap();
         assert_eq!(spliced, serde_json::to_string(&typed).unwrap());
         let back: BatchResult<serde_json::Value> = serde_json::from_str(&spliced).unwrap();
         assert_eq!(back, typed);

@@ -46,11 +46,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use durable_yield_codecs::{Codec, CodecError, Json, from_payload, to_payload};
+use durable_yield_codecs::{Codec, CodecError, Json, PayloadContext, from_payload, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::coroutine::BoxFuture;
+use crate::interpreter::answered_op;
 use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};
 use crate::protocol::{Fatal, Request, Response};
 use crate::retry::{ExponentialBackoff, RetryStrategy};
@@ -210,6 +211,13 @@ impl<T, C> Callback<T, C> {
     /// The callback's name.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+    /// The callback's operation id. Its answer is decoded for this
+    /// operation of the execution (`PayloadContext::new(execution_arn,
+    /// operation_id)`): a sender that seals its answer with an encrypting
+    /// codec seals it for them.
+    pub fn operation_id(&self) -> &OperationId {
+        &self.op
     }
 }
 
@@ -464,7 +472,7 @@ impl CallbackError {
         self.error
             .error_data
             .as_deref()
-            .map(|d| from_payload(&Json, d))
+            .map(|d| from_payload(&Json, d, &PayloadContext::DETACHED))
             .transpose()
     }
     /// The error as recorded.
@@ -497,9 +505,13 @@ pub const WAIT_FOR_CALLBACK_SUBTYPE: &str = "WaitForCallback";
 
 /// Reads a callback's result: with JSON, a body that is not JSON is read as
 /// a string (a plain-text answer), and an empty body as `null`.
-fn decode_callback<T: DeserializeOwned, C: Codec>(codec: &C, raw: &str) -> Result<T, CodecError> {
+fn decode_callback<T: DeserializeOwned, C: Codec>(
+    codec: &C,
+    raw: &str,
+    cx: &PayloadContext<'_>,
+) -> Result<T, CodecError> {
     let text = if raw.is_empty() { "null" } else { raw };
-    match from_payload(codec, text) {
+    match from_payload(codec, text, cx) {
         Ok(value) => Ok(value),
         Err(error) if TypeId::of::<C>() == TypeId::of::<Json>() => {
             serde_json::from_value(serde_json::Value::String(raw.to_owned())).map_err(|_| error)
@@ -572,7 +584,9 @@ impl Workflow {
         let request = Request::CallbackResult { op: callback.op };
         match self.yielder.yield_(request).await {
             Response::Step(Ok(raw)) => {
-                decode_callback(&callback.codec, raw.as_str()).map_err(|e| {
+                let op = Some(callback.op);
+                let cx = self.payload_context(&op);
+                decode_callback(&callback.codec, raw.as_str(), &cx).map_err(|e| {
                     CallbackError::new(
                         callback.name.clone(),
                         ErrorObject::new(UNDECODABLE, format!("the callback's answer {e}")),
@@ -697,7 +711,9 @@ impl Workflow {
             payload_codec,
             result_codec,
         } = config;
-        let payload = to_payload(&payload_codec, input)
+        // The input and the result cross executions: bound to neither.
+        let cx = PayloadContext::DETACHED;
+        let payload = to_payload(&payload_codec, input, &cx)
             .map(Payload::from)
             .map_err(|e| ErrorObject::new("CodecError", e.to_string()));
         let request = Request::Invoke {
@@ -716,7 +732,7 @@ impl Workflow {
             error,
         };
         match outcome {
-            Ok(payload) => from_payload(&result_codec, payload.as_str()).map_err(|e| {
+            Ok(payload) => from_payload(&result_codec, payload.as_str(), &cx).map_err(|e| {
                 error(
                     InvokeEnding::Undecodable,
                     ErrorObject::new("InvokeResultUndecodable", format!("the result {e}")),
@@ -792,14 +808,16 @@ impl Workflow {
             } => {
                 // The state the last check left, or the initial one (encoded
                 // and decoded, so that every check sees a decoded state).
+                let (arn, op) = (context.execution_arn.clone(), context.id);
+                let cx = PayloadContext::new(&arn, op.as_str());
                 let state: S = match state {
-                    Some(p) => match from_payload(&codec, p.as_str()) {
+                    Some(p) => match from_payload(&codec, p.as_str(), &cx) {
                         Ok(state) => state,
                         Err(error) => return self.abort(Fatal::Decode(error)).await,
                     },
                     None => {
-                        let round_trip =
-                            to_payload(&codec, &initial).and_then(|p| from_payload(&codec, &p));
+                        let round_trip = to_payload(&codec, &initial, &cx)
+                            .and_then(|p| from_payload(&codec, &p, &cx));
                         match round_trip {
                             Ok(state) => state,
                             Err(error) => return self.abort(Fatal::Decode(error)).await,
@@ -812,7 +830,8 @@ impl Workflow {
                         Condition::Met(s) => (true, s),
                         Condition::NotMet(s) => (false, s),
                     };
-                    let payload = to_payload(&encoder, &state)
+                    let cx = PayloadContext::new(&arn, op.as_str());
+                    let payload = to_payload(&encoder, &state, &cx)
                         .map(Payload::from)
                         .map_err(|e| {
                             StepFailure::permanent(ErrorObject::new(
@@ -830,8 +849,10 @@ impl Workflow {
             }
             _ => return self.protocol_violation().await,
         };
+        let op = answered_op();
         match outcome {
-            Ok(payload) => match from_payload(&codec, payload.as_str()) {
+            Ok(payload) => match from_payload(&codec, payload.as_str(), &self.payload_context(&op))
+            {
                 Ok(state) => Ok(state),
                 Err(error) => self.abort(Fatal::Decode(error)).await,
             },
@@ -844,19 +865,30 @@ impl Workflow {
 mod tests {
     use super::*;
 
+    const CX: PayloadContext<'static> = PayloadContext::DETACHED;
+
     #[test]
     fn callback_answers_decode_as_json_or_plain_text() {
-        assert_eq!(decode_callback::<String, _>(&Json, "\"ok\"").unwrap(), "ok");
-        assert_eq!(decode_callback::<String, _>(&Json, "ok").unwrap(), "ok");
-        assert_eq!(decode_callback::<u32, _>(&Json, "7").unwrap(), 7);
-        assert!(decode_callback::<u32, _>(&Json, "seven").is_err());
-        assert_eq!(decode_callback::<Option<u32>, _>(&Json, "").unwrap(), None);
+        assert_eq!(
+            decode_callback::<String, _>(&Json, "\"ok\"", &CX).unwrap(),
+            "ok"
+        );
+        assert_eq!(
+            decode_callback::<String, _>(&Json, "ok", &CX).unwrap(),
+            "ok"
+        );
+        assert_eq!(decode_callback::<u32, _>(&Json, "7", &CX).unwrap(), 7);
+        assert!(decode_callback::<u32, _>(&Json, "seven", &CX).is_err());
+        assert_eq!(
+            decode_callback::<Option<u32>, _>(&Json, "", &CX).unwrap(),
+            None
+        );
         #[derive(serde::Deserialize, Debug, PartialEq)]
         struct Approval {
             ok: bool,
         }
         assert_eq!(
-            decode_callback::<Approval, _>(&Json, r#"{"ok":true}"#).unwrap(),
+            decode_callback::<Approval, _>(&Json, r#"{"ok":true}"#, &CX).unwrap(),
             Approval { ok: true }
         );
         assert_eq!(seconds(Duration::from_millis(1500)), 2);

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use durable_yield_codecs::{Json, to_payload};
+use durable_yield_codecs::{Json, PayloadContext, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -372,12 +372,16 @@ impl Interpreter {
         match interpreter.decode_input::<I>() {
             Ok(input) => {
                 let coroutine = Coroutine::new(|yielder| {
-                    let run = workflow.start(Workflow::new(yielder, execution_arn), input);
+                    let run = workflow.start(Workflow::new(yielder, execution_arn, None), input);
                     Box::pin(async move {
                         let output = run.await?;
-                        to_payload(&Json, &output).map(Payload::from).map_err(|e| {
-                            ExecutionError::InvalidOutput(e.to_string()).to_error_object()
-                        })
+                        // The output leaves the execution (to its caller).
+                        let cx = PayloadContext::DETACHED;
+                        to_payload(&Json, &output, &cx)
+                            .map(Payload::from)
+                            .map_err(|e| {
+                                ExecutionError::InvalidOutput(e.to_string()).to_error_object()
+                            })
                     })
                 });
                 let mut root = Ctx::new(coroutine, IdGenerator::root(), Owner::Root);
@@ -896,9 +900,12 @@ impl Interpreter {
         let Some(coroutine) = c.coroutine.as_mut() else {
             return;
         };
+        let answered = c.last_op.as_ref().map(|op| op.id);
         REPLAYING.with(|r| r.set(replaying));
+        ANSWERED.with(|a| a.set(answered));
         let resumed = coroutine.resume(response);
         REPLAYING.with(|r| r.set(false));
+        ANSWERED.with(|a| a.set(None));
         let last_op = || self.contexts[ctx as usize].last_op.clone();
         match resumed {
             Resumed::Yielded(Request::Step {
@@ -1579,7 +1586,9 @@ impl Interpreter {
         let inherited = parent.is_some_and(|p| self.contexts[p as usize].replay_only);
         let abandoned = parent.is_some_and(|p| self.contexts[p as usize].abandoned);
         let arn = self.execution_arn.clone();
-        let coroutine = Coroutine::new(move |yielder| body(Workflow::new(yielder, arn)));
+        let context_op = Some(op.id);
+        let coroutine =
+            Coroutine::new(move |yielder| body(Workflow::new(yielder, arn, context_op)));
         let id = self.contexts.len() as CtxId;
         let mut ctx = Ctx::new(coroutine, IdGenerator::child(op.id), owner);
         ctx.recorded_ahead = self.recorded(Some(op.id));
@@ -2136,6 +2145,16 @@ thread_local! {
     /// Whether the workflow code running on this thread (if any) replays
     /// what an earlier invocation ran.
     static REPLAYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The operation the context being resumed last started: the one the
+    /// answer it resumes with is about.
+    static ANSWERED: std::cell::Cell<Option<OperationId>> = const { std::cell::Cell::new(None) };
+}
+
+/// The operation whose answer the running workflow code just got (the
+/// last operation its context started). Workflow code reads it right
+/// after a yield returns, to decode the operation's payload for it.
+pub(crate) fn answered_op() -> Option<OperationId> {
+    ANSWERED.with(|a| a.get())
 }
 
 /// Whether workflow code running now, on this thread, is replaying: it

@@ -35,12 +35,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use durable_yield_codecs::{Codec, CodecError, Json, from_payload, to_payload};
+use durable_yield_codecs::{
+    Codec, CodecError, Json, PayloadContext, PayloadKind, from_payload, to_payload,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::coroutine::{BoxFuture, Yielder};
 use crate::id::idempotency_key;
+use crate::interpreter::answered_op;
 use crate::model::{ErrorObject, Millis, OperationId};
 use crate::protocol::{Fatal, Request, Response};
 use crate::retry::{NoRetry, RetryStrategy, mix};
@@ -52,6 +55,8 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 pub struct Workflow {
     pub(crate) yielder: Yielder,
     execution_arn: Arc<str>,
+    /// Its CONTEXT operation (none at the root).
+    context_op: Option<OperationId>,
 }
 
 /// What a step body learns about the attempt it runs.
@@ -299,6 +304,11 @@ impl fmt::Display for StepError {
 
 impl StdError for StepError {}
 
+/// The context error data is encoded for: the execution, no operation.
+fn error_data_context(execution_arn: &str) -> PayloadContext<'_> {
+    PayloadContext::new(execution_arn, "").with_kind(PayloadKind::ErrorData)
+}
+
 impl StepError {
     /// Decodes the error's data (`ErrorData`) as JSON: `Ok(None)` when the
     /// error carries none. See [`StepFailure::with_data`].
@@ -306,15 +316,35 @@ impl StepError {
         self.data_with(&Json)
     }
 
-    /// Decodes the error's data with `codec`.
+    /// Decodes the error's data with `codec`, as attached by
+    /// [`StepFailure::with_data_codec`] (bound to no execution).
     pub fn data_with<C: Codec, T: DeserializeOwned>(
         &self,
         codec: &C,
     ) -> Result<Option<T>, CodecError> {
+        self.decode_data(codec, &PayloadContext::DETACHED)
+    }
+
+    /// Decodes the error's data with `codec`, as attached by
+    /// [`StepFailure::with_data_in`]: bound to the execution `wf` runs
+    /// in, which an encrypting codec checks.
+    pub fn data_in<C: Codec, T: DeserializeOwned>(
+        &self,
+        wf: &Workflow,
+        codec: &C,
+    ) -> Result<Option<T>, CodecError> {
+        self.decode_data(codec, &error_data_context(wf.execution_arn()))
+    }
+
+    fn decode_data<C: Codec, T: DeserializeOwned>(
+        &self,
+        codec: &C,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Option<T>, CodecError> {
         self.error
             .error_data
             .as_deref()
-            .map(|data| from_payload(codec, data))
+            .map(|data| from_payload(codec, data, cx))
             .transpose()
     }
 }
@@ -425,13 +455,36 @@ impl StepFailure {
         self.with_data_codec(&Json, data)
     }
 
-    /// Attaches `data`, encoded with `codec`.
+    /// Attaches `data`, encoded with `codec` for no execution in
+    /// particular ([`PayloadContext::DETACHED`]); read it back with
+    /// [`StepError::data_with`]. To encrypt error data, use
+    /// [`StepFailure::with_data_in`].
     pub fn with_data_codec<C: Codec, T: Serialize + ?Sized>(
         mut self,
         codec: &C,
         data: &T,
     ) -> Result<Self, CodecError> {
-        self.error.error_data = Some(to_payload(codec, data)?);
+        self.error.error_data = Some(to_payload(codec, data, &PayloadContext::DETACHED)?);
+        Ok(self)
+    }
+
+    /// Attaches `data`, encoded with `codec` for the execution the step
+    /// runs in: with an encrypting codec (`Encrypted`, `SealedFields`) the
+    /// data is sealed and opens only in this execution; read it back with
+    /// [`StepError::data_in`]. The error's type and message stay plain
+    /// text: keep secrets out of them and put them here.
+    ///
+    /// Error data is bound to the execution and to the error field, not
+    /// to the step: a failure travels unchanged from a step to the child
+    /// contexts around it, which record it as their own.
+    pub fn with_data_in<C: Codec, T: Serialize + ?Sized>(
+        mut self,
+        ctx: &StepContext,
+        codec: &C,
+        data: &T,
+    ) -> Result<Self, CodecError> {
+        let cx = error_data_context(&ctx.execution_arn);
+        self.error.error_data = Some(to_payload(codec, data, &cx)?);
         Ok(self)
     }
 
@@ -635,11 +688,37 @@ fn uuid_v4(next: &mut dyn FnMut() -> u64) -> String {
 }
 
 impl Workflow {
-    pub(crate) fn new(yielder: Yielder, execution_arn: Arc<str>) -> Self {
+    pub(crate) fn new(
+        yielder: Yielder,
+        execution_arn: Arc<str>,
+        context_op: Option<OperationId>,
+    ) -> Self {
         Workflow {
             yielder,
             execution_arn,
+            context_op,
         }
+    }
+
+    /// What a payload of operation `op` is encoded for (see
+    /// [`PayloadContext`]); `op` comes from [`answered_op`] right after
+    /// the operation's answer.
+    pub(crate) fn payload_context<'a>(&'a self, op: &'a Option<OperationId>) -> PayloadContext<'a> {
+        PayloadContext::new(
+            &self.execution_arn,
+            op.as_ref().map_or("", OperationId::as_str),
+        )
+    }
+
+    /// The execution's ARN, shared.
+    pub(crate) fn arn(&self) -> Arc<str> {
+        self.execution_arn.clone()
+    }
+
+    /// The id of this workflow's own CONTEXT operation (none at the root):
+    /// its result is encoded for it.
+    pub(crate) fn context_op(&self) -> Option<OperationId> {
+        self.context_op
     }
 
     /// The ARN of the durable execution this workflow runs in.
@@ -712,14 +791,18 @@ impl Workflow {
             Response::Step(outcome) => outcome,
             Response::Execute(ctx) => {
                 let encoder = codec.clone();
+                let (arn, op) = (ctx.execution_arn.clone(), ctx.id);
                 let run: BoxFuture<_> = Box::pin(async move {
                     let value = body(ctx).await?;
-                    to_payload(&encoder, &value).map(Into::into).map_err(|e| {
-                        StepFailure::permanent(ErrorObject::new(
-                            "CodecError",
-                            format!("the step result {e}"),
-                        ))
-                    })
+                    let cx = PayloadContext::new(&arn, op.as_str());
+                    to_payload(&encoder, &value, &cx)
+                        .map(Into::into)
+                        .map_err(|e| {
+                            StepFailure::permanent(ErrorObject::new(
+                                "CodecError",
+                                format!("the step result {e}"),
+                            ))
+                        })
                 });
                 match self.yielder.yield_(Request::Run(run)).await {
                     Response::Step(outcome) => outcome,
@@ -728,8 +811,10 @@ impl Workflow {
             }
             _ => return self.protocol_violation().await,
         };
+        let op = answered_op();
         match outcome {
-            Ok(payload) => match from_payload(&codec, payload.as_str()) {
+            Ok(payload) => match from_payload(&codec, payload.as_str(), &self.payload_context(&op))
+            {
                 Ok(value) => Ok(value),
                 Err(error) => self.abort(Fatal::Decode(error)).await,
             },

@@ -28,7 +28,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use durable_yield::codecs::{Bincode, Codec, Json, MsgPack, from_payload, to_payload};
+use durable_yield::codecs::{
+    Bincode, Codec, Json, MsgPack, PayloadContext, from_payload, to_payload,
+};
 use durable_yield::engine::{Action, Interpreter};
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::Operation;
@@ -623,26 +625,34 @@ struct CodecRow {
 fn bench_codec<C: Codec>(label: &'static str, codec: C) -> CodecRow {
     const N: u32 = 100_000;
     let value = small();
-    let payload = to_payload(&codec, &value).expect("encode");
-    let back: Small = from_payload(&codec, &payload).expect("decode");
+    let payload = to_payload(&codec, &value, &PayloadContext::DETACHED).expect("encode");
+    let back: Small = from_payload(&codec, &payload, &PayloadContext::DETACHED).expect("decode");
     assert_eq!(back, value);
     let mut enc = Vec::new();
     let mut dec = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
         for _ in 0..N {
-            black_box(to_payload(&codec, black_box(&value)).expect("encode"));
+            black_box(
+                to_payload(&codec, black_box(&value), &PayloadContext::DETACHED).expect("encode"),
+            );
         }
         enc.push(start.elapsed() / N);
         let start = Instant::now();
         for _ in 0..N {
-            black_box(from_payload::<_, Small>(&codec, black_box(&payload)).expect("decode"));
+            black_box(
+                from_payload::<_, Small>(&codec, black_box(&payload), &PayloadContext::DETACHED)
+                    .expect("decode"),
+            );
         }
         dec.push(start.elapsed() / N);
     }
     CodecRow {
         label,
-        raw: codec.encode(&value).expect("encode").len(),
+        raw: codec
+            .encode(&value, &PayloadContext::DETACHED)
+            .expect("encode")
+            .len(),
         wire: payload.len(),
         encode: median(enc),
         decode: median(dec),

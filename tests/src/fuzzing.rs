@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use durable_yield::codecs::{Bincode, Codec, Json, MsgPack, from_payload, to_payload};
+use durable_yield::codecs::{
+    Bincode, Codec, Json, MsgPack, PayloadContext, from_payload, to_payload,
+};
 use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
 use durable_yield::id::operation_id;
 use durable_yield::local::CallbackAnswer;
@@ -1242,13 +1244,13 @@ pub enum Shape {
 }
 
 fn decode_all<C: Codec>(codec: &C, text: &str, bytes: &[u8]) {
-    let _ = from_payload::<_, u64>(codec, text);
-    let _ = from_payload::<_, String>(codec, text);
-    let _ = from_payload::<_, Vec<u32>>(codec, text);
-    let _ = from_payload::<_, Sample>(codec, text);
-    let _ = codec.decode::<Sample>(bytes);
-    let _ = codec.decode::<Vec<String>>(bytes);
-    let _ = codec.decode::<Option<Shape>>(bytes);
+    let _ = from_payload::<_, u64>(codec, text, &PayloadContext::DETACHED);
+    let _ = from_payload::<_, String>(codec, text, &PayloadContext::DETACHED);
+    let _ = from_payload::<_, Vec<u32>>(codec, text, &PayloadContext::DETACHED);
+    let _ = from_payload::<_, Sample>(codec, text, &PayloadContext::DETACHED);
+    let _ = codec.decode::<Sample>(bytes, &PayloadContext::DETACHED);
+    let _ = codec.decode::<Vec<String>>(bytes, &PayloadContext::DETACHED);
+    let _ = codec.decode::<Option<Shape>>(bytes, &PayloadContext::DETACHED);
 }
 
 /// Decoding arbitrary bytes with each codec is an error, never a panic;
@@ -1258,8 +1260,8 @@ pub fn check_codecs(data: &[u8]) -> Result<(), String> {
     decode_all(&Json, &text, data);
     decode_all(&Bincode, &text, data);
     decode_all(&MsgPack, &text, data);
-    let _ = from_payload::<_, serde_json::Value>(&Json, &text);
-    let _ = from_payload::<_, serde_json::Value>(&MsgPack, &text);
+    let _ = from_payload::<_, serde_json::Value>(&Json, &text, &PayloadContext::DETACHED);
+    let _ = from_payload::<_, serde_json::Value>(&MsgPack, &text, &PayloadContext::DETACHED);
     for tagged in ["bincode:", "msgpack:"] {
         let payload = format!("{tagged}{text}");
         decode_all(&Bincode, &payload, data);
@@ -1269,8 +1271,10 @@ pub fn check_codecs(data: &[u8]) -> Result<(), String> {
         return Ok(());
     };
     fn round_trip<C: Codec>(codec: &C, sample: &Sample) -> Result<(), String> {
-        let payload = to_payload(codec, sample).map_err(|e| format!("encode: {e}"))?;
-        let back: Sample = from_payload(codec, &payload).map_err(|e| format!("decode: {e}"))?;
+        let payload = to_payload(codec, sample, &PayloadContext::DETACHED)
+            .map_err(|e| format!("encode: {e}"))?;
+        let back: Sample = from_payload(codec, &payload, &PayloadContext::DETACHED)
+            .map_err(|e| format!("decode: {e}"))?;
         if &back != sample {
             return Err(format!("{} changed {sample:?} into {back:?}", codec.id()));
         }
@@ -1375,9 +1379,15 @@ fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json:
                 v["Type"] = "STEP".into();
                 v["SubType"] = "Step".into();
                 let result = match codec {
-                    CodecKind::Json => to_payload(&Json, &value(name, 1)),
-                    CodecKind::Bincode => to_payload(&Bincode, &value(name, 1)),
-                    CodecKind::MsgPack => to_payload(&MsgPack, &value(name, 1)),
+                    CodecKind::Json => {
+                        to_payload(&Json, &value(name, 1), &PayloadContext::DETACHED)
+                    }
+                    CodecKind::Bincode => {
+                        to_payload(&Bincode, &value(name, 1), &PayloadContext::DETACHED)
+                    }
+                    CodecKind::MsgPack => {
+                        to_payload(&MsgPack, &value(name, 1), &PayloadContext::DETACHED)
+                    }
                 }
                 .unwrap_or_default();
                 v["Status"] = status_name(recording).into();
