@@ -275,6 +275,10 @@ where
         operations = operations.len(),
         "durable invocation started"
     );
+    if let Err(message) = run.plugins.prepare(&operations).await {
+        tracing::warn!(%message, "failing the invocation; the service will invoke it again");
+        return Err(InvocationError(ServiceError::Transient(message)));
+    }
 
     let mut hooks = if run.plugins.is_empty() {
         Active::none()

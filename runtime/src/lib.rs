@@ -53,6 +53,8 @@
 
 mod driver;
 pub mod history;
+#[cfg(feature = "kms")]
+pub mod kms;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;

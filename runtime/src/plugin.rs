@@ -12,7 +12,8 @@
 //!
 //! For one invocation:
 //!
-//! 1. [`Plugin::invocation`] (invocation start): after the envelope is read
+//! 1. [`Plugin::prepare`] (awaited, for fetching what codecs need), then
+//!    [`Plugin::invocation`] (invocation start): after the envelope is read
 //!    and every page of the history loaded, before any workflow code runs.
 //! 2. While the workflow runs, for each operation it reaches:
 //!    [`InvocationHooks::on_operation_start`] when the workflow reaches an
@@ -93,6 +94,8 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use crate::BoxError;
 use crate::model::{ErrorObject, Millis, Operation, OperationId, OperationStatus, OperationType};
 
@@ -101,6 +104,22 @@ pub type HookResult = Result<(), BoxError>;
 
 /// A lifecycle plugin: builds the hooks of each invocation.
 pub trait Plugin: Send + Sync + 'static {
+    /// Runs before anything else of the invocation, once every page of the
+    /// history is loaded, and the invocation waits for it: for work that
+    /// must be done before workflow code replays and cannot be done
+    /// synchronously inside a codec, such as fetching the keys the
+    /// recorded payloads name ([`KmsKeyring`](crate::kms::KmsKeyring)).
+    /// Plugins prepare one after another, in registration order.
+    ///
+    /// An error fails the invocation (nothing is checkpointed), so that
+    /// the service invokes the function again: return one only for
+    /// failures worth retrying (the network, a throttle). Does nothing by
+    /// default.
+    fn prepare<'a>(&'a self, operations: &'a [Operation]) -> BoxFuture<'a, Result<(), BoxError>> {
+        let _ = operations;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// The invocation-start hook: called before the workflow runs; returns
     /// the hooks that receive the rest of this invocation. An error skips
     /// the plugin for this invocation (logged).
@@ -318,6 +337,20 @@ impl Plugins {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Lets every plugin prepare the invocation; the first error (as
+    /// `plugin name: error`) fails it.
+    pub(crate) async fn prepare(&self, operations: &[Operation]) -> Result<(), String> {
+        for plugin in &self.0 {
+            if let Err(error) = plugin.prepare(operations).await {
+                return Err(format!(
+                    "plugin {} could not prepare the invocation: {error}",
+                    plugin.name()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Calls every plugin's invocation-start hook.

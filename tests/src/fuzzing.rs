@@ -17,14 +17,13 @@ use arbitrary::{Arbitrary, Unstructured};
 use durable_yield::codecs::{
     Bincode, Codec, Json, MsgPack, PayloadContext, from_payload, to_payload,
 };
-use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
 use durable_yield::id::operation_id;
 use durable_yield::local::CallbackAnswer;
 use durable_yield::local::CrashPoint;
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::{
-    ErrorObject, ExecutionState, InvocationInput, InvocationStatus, Operation, OperationAction,
-    OperationId, OperationStatus, OperationType, OperationUpdate,
+    ErrorObject, InvocationInput, InvocationStatus, Operation, OperationAction, OperationId,
+    OperationStatus, OperationType,
 };
 use durable_yield::retry::FixedDelay;
 use durable_yield::{
@@ -1285,26 +1284,6 @@ pub fn check_codecs(data: &[u8]) -> Result<(), String> {
     round_trip(&MsgPack, &sample)
 }
 
-/// A service that accepts every checkpoint and knows no pages.
-struct Accepting;
-
-impl DurableService for Accepting {
-    async fn checkpoint(
-        &self,
-        _: &str,
-        token: &str,
-        _: Vec<OperationUpdate>,
-    ) -> Result<CheckpointResponse, ServiceError> {
-        Ok(CheckpointResponse {
-            checkpoint_token: Some(format!("{token}+")),
-            ..Default::default()
-        })
-    }
-    async fn get_state(&self, _: &str, _: &str, _: &str) -> Result<ExecutionState, ServiceError> {
-        Err(ServiceError::Rejected("no pages".into()))
-    }
-}
-
 /// How a generated step or wait is recorded (before corruptions).
 #[derive(Debug, Clone, Copy, Arbitrary)]
 enum Recording {
@@ -1608,7 +1587,9 @@ pub fn envelope_and_history(data: &[u8]) -> Result<bool, String> {
         .map_err(|e| e.to_string())?;
     let wf = workflow(case.program, Probe::default());
     let result = runtime.block_on(durable_yield::engine::run_invocation(
-        &wf, input, &Accepting,
+        &wf,
+        input,
+        &crate::AcceptingService,
     ));
     match result {
         Ok(summary) => {

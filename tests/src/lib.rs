@@ -7,7 +7,10 @@ pub mod fuzzing;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use durable_yield::model::{Operation, OperationStatus, OperationType};
+use durable_yield::engine::{CheckpointResponse, DurableService, InvocationSummary, ServiceError};
+use durable_yield::model::{
+    ExecutionState, InvocationInput, Operation, OperationStatus, OperationType, OperationUpdate,
+};
 
 /// Counts how often something ran; clones share the count.
 #[derive(Debug, Clone, Default)]
@@ -63,4 +66,47 @@ where
         execution.invoke(workflow).await;
     }
     Err(format!("still running after {limit} invocations"))
+}
+
+/// A service that accepts every checkpoint and knows no pages.
+pub struct AcceptingService;
+
+impl DurableService for AcceptingService {
+    async fn checkpoint(
+        &self,
+        _: &str,
+        token: &str,
+        _: Vec<OperationUpdate>,
+    ) -> Result<CheckpointResponse, ServiceError> {
+        Ok(CheckpointResponse {
+            checkpoint_token: Some(format!("{token}+")),
+            ..Default::default()
+        })
+    }
+    async fn get_state(&self, _: &str, _: &str, _: &str) -> Result<ExecutionState, ServiceError> {
+        Err(ServiceError::Rejected("no pages".into()))
+    }
+}
+
+/// Runs one invocation of `workflow` over a recorded (possibly edited)
+/// history of the execution `arn`, against [`AcceptingService`].
+pub async fn replay_history<I, O, W>(
+    workflow: &W,
+    arn: &str,
+    operations: &[Operation],
+) -> InvocationSummary
+where
+    I: serde::de::DeserializeOwned,
+    O: serde::Serialize + 'static,
+    W: durable_yield::WorkflowFn<I, O>,
+{
+    let envelope = serde_json::json!({
+        "DurableExecutionArn": arn,
+        "CheckpointToken": "t",
+        "InitialExecutionState": { "Operations": operations },
+    });
+    let input: InvocationInput = serde_json::from_value(envelope).expect("an envelope");
+    durable_yield::engine::run_invocation(workflow, input, &AcceptingService)
+        .await
+        .expect("the accepting service never fails an invocation")
 }

@@ -25,7 +25,7 @@
 //! `SdkConfig`, a [`BatchConfig`], and gives a `tower` service to wrap in
 //! your own middleware.
 
-mod aws;
+pub(crate) mod aws;
 mod history;
 
 use std::future::Future;
