@@ -28,7 +28,7 @@
 //! with its current key and opens with any key it still holds.
 //!
 //! The associated data binds each ciphertext to the execution's ARN, the
-//! operation's id, the field of the record ([`PayloadKind`]) and, for whole
+//! operation's id, the field of the record ([`PayloadKind`](crate::PayloadKind)) and, for whole
 //! payloads, the codec: a payload copied into another step, another
 //! execution or another field fails to open ([`SealError::AuthenticationFailed`])
 //! instead of being accepted. Sealed fields of one payload are bound to the

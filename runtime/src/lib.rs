@@ -48,6 +48,12 @@
 //! `durable-yield-interpreter`, the invocation driver every runtime shares,
 //! the [`DurableService`](engine::DurableService) abstraction) is in
 //! [`engine`], for authors of runtimes and tools.
+//!
+//! Cargo features: `json`, `bincode`, `msgpack` (codecs) and `lambda` (the
+//! Lambda handler and AWS client) are on by default; `encryption`
+//! (encrypted payloads and sealed fields, `codecs::seal`), `compression`
+//! (zstd, `codecs::compress`), `kms` (the KMS keyring, `kms`), `logging`
+//! (JSON log lines) and `otel` (OpenTelemetry spans) are opt-in.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -103,5 +109,7 @@ pub mod engine {
 pub struct ReadmeDoctests;
 
 /// The checkpoint codecs: the [`Codec`](codecs::Codec) trait, [`Json`](codecs::Json),
-/// and, behind features, `Bincode` and `MsgPack`.
+/// and, behind features, `Bincode`, `MsgPack`, the encrypting wrappers
+/// (`seal`, feature `encryption`) and the compressing one (`compress`,
+/// feature `compression`).
 pub use durable_yield_codecs as codecs;
