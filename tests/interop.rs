@@ -389,13 +389,36 @@ fn step_fails(stack: &Stack) -> Result<(), String> {
 
 fn binary_codecs(stack: &Stack) -> Result<(), String> {
     let (execution, events) = run(stack, "binary-codecs", json!(7))?;
-    succeeded_with(&execution, "\"7 fragile true\"")?;
+    // The second invocation opened the sealed payloads the service stored.
+    succeeded_with(&execution, "\"7 fragile true sealed:fragile lines:20000\"")?;
     for codec in ["bincode", "msgpack"] {
         let payload = step_result(&events, codec).unwrap_or("");
         check(payload.starts_with(&format!("{codec}:")), || {
             format!("the {codec} step recorded {payload:?}")
         })?;
     }
+    // Field-level: plain JSON in the history, the label ciphertext.
+    let fields = step_result(&events, "sealed-fields").unwrap_or("");
+    let parsed: Value = serde_json::from_str(fields).unwrap_or_default();
+    check(
+        parsed["id"] == 7
+            && parsed["label"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("sealed:"))
+            && !fields.contains("fragile"),
+        || format!("the sealed-fields step recorded {fields:?}"),
+    )?;
+    // Compressed then encrypted: opaque, and far under the JSON's 196 KB.
+    let packed = step_result(&events, "compressed-encrypted").unwrap_or("");
+    check(
+        packed.starts_with("sealed.zstd.json:") && packed.len() < 5_000,
+        || {
+            format!(
+                "the compressed-encrypted step recorded {packed:.80?} ({} bytes)",
+                packed.len()
+            )
+        },
+    )?;
     expect_invocations(&events, 2)
 }
 

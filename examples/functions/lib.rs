@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use durable_yield::codecs::{Bincode, MsgPack};
+use durable_yield::codecs::compress::Compressed;
+use durable_yield::codecs::seal::{Encrypted, Sealed, SealedFields, StaticKeyring};
+use durable_yield::codecs::{Bincode, Json, MsgPack};
 use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
 use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
@@ -147,7 +149,16 @@ struct Parcel {
     items: Vec<u32>,
 }
 
-/// Steps checkpointed with bincode and MessagePack, read back after a wait.
+/// A parcel whose label is sealed (field-level encryption).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SealedParcel {
+    id: u64,
+    label: Sealed<String>,
+}
+
+/// Steps checkpointed with bincode and MessagePack, with sealed fields, and
+/// compressed then encrypted, read back after a wait (the second
+/// invocation opens what the service stored).
 async fn binary_codecs(mut wf: Workflow, id: u64) -> Result<String, StepError> {
     let parcel = Parcel {
         id,
@@ -167,8 +178,34 @@ async fn binary_codecs(mut wf: Workflow, id: u64) -> Result<String, StepError> {
             move |_| async move { Ok(parcel) },
         )
         .await?;
+    let keys = StaticKeyring::new("interop-1", [7; 32]);
+    let sealed: SealedParcel = wf
+        .step_with(
+            StepConfig::named("sealed-fields").codec(SealedFields::new(Json, keys.clone())),
+            move |_| async move {
+                Ok(SealedParcel {
+                    id,
+                    label: Sealed::new("fragile".into()),
+                })
+            },
+        )
+        .await?;
+    let lines: Vec<String> = wf
+        .step_with(
+            StepConfig::named("compressed-encrypted")
+                .codec(Encrypted::new(Compressed::new(Json), keys)),
+            |_| async { Ok((0..20_000).map(|i| format!("line-{}", i % 50)).collect()) },
+        )
+        .await?;
     wf.wait("pause", Duration::from_secs(1)).await;
-    Ok(format!("{} {} {}", a.id, b.label, a == b))
+    Ok(format!(
+        "{} {} {} sealed:{} lines:{}",
+        a.id,
+        b.label,
+        a == b,
+        *sealed.label,
+        lines.len()
+    ))
 }
 
 /// The input also names a file (`log`) that each invocation appends its
