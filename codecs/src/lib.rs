@@ -190,7 +190,9 @@ impl<C: Codec> Codec for &'static C {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PayloadContext<'a> {
     execution_arn: &'a str,
-    operation_id: &'a str,
+    /// Bytes, so that the replay path does not validate UTF-8 for codecs
+    /// that never look at it.
+    operation_id: &'a [u8],
     kind: PayloadKind,
 }
 
@@ -223,12 +225,20 @@ impl<'a> PayloadContext<'a> {
     /// their execution, tests and tools.
     pub const DETACHED: PayloadContext<'static> = PayloadContext {
         execution_arn: "",
-        operation_id: "",
+        operation_id: b"",
         kind: PayloadKind::Input,
     };
 
     /// The result of operation `operation_id` of execution `execution_arn`.
     pub fn new(execution_arn: &'a str, operation_id: &'a str) -> Self {
+        Self::with_operation_bytes(execution_arn, operation_id.as_bytes())
+    }
+
+    /// [`PayloadContext::new`] with the operation id as bytes (ids are
+    /// ASCII; bytes that are not UTF-8 read as an empty
+    /// [`operation_id`](PayloadContext::operation_id) but are bound as they
+    /// are).
+    pub fn with_operation_bytes(execution_arn: &'a str, operation_id: &'a [u8]) -> Self {
         PayloadContext {
             execution_arn,
             operation_id,
@@ -248,7 +258,7 @@ impl<'a> PayloadContext<'a> {
 
     /// The operation's id (empty when detached).
     pub fn operation_id(&self) -> &'a str {
-        self.operation_id
+        std::str::from_utf8(self.operation_id).unwrap_or("")
     }
 
     /// Which field of the operation's record the payload is for.
@@ -265,9 +275,9 @@ impl<'a> PayloadContext<'a> {
     /// for use as associated data by codecs that authenticate payloads.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8 + self.execution_arn.len() + self.operation_id.len());
-        for field in [self.execution_arn, self.operation_id] {
+        for field in [self.execution_arn.as_bytes(), self.operation_id] {
             out.extend_from_slice(&(field.len() as u32).to_be_bytes());
-            out.extend_from_slice(field.as_bytes());
+            out.extend_from_slice(field);
         }
         out.push(self.kind.code());
         out
@@ -648,6 +658,24 @@ mod tests {
             express: true,
             items: vec![1, 2, 3],
         }
+    }
+
+    #[test]
+    fn contexts_bind_unambiguously() {
+        let a = PayloadContext::new("ab", "c");
+        let b = PayloadContext::new("a", "bc");
+        assert_ne!(a.to_bytes(), b.to_bytes());
+        assert_ne!(a.to_bytes(), a.with_kind(PayloadKind::ErrorData).to_bytes());
+        assert_eq!(
+            PayloadContext::with_operation_bytes("ab", b"c").to_bytes(),
+            a.to_bytes()
+        );
+        assert_eq!(a.operation_id(), "c");
+        assert!(CX.is_detached() && !a.is_detached());
+        assert_eq!(
+            PayloadContext::with_operation_bytes("x", &[0xff]).operation_id(),
+            ""
+        );
     }
 
     #[test]

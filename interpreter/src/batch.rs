@@ -657,7 +657,8 @@ fn encode_value<C: Codec, T: Serialize>(
     what: &str,
     (arn, op): &ContextOf,
 ) -> Result<Payload, ErrorObject> {
-    let cx = PayloadContext::new(arn, op.as_ref().map_or("", OperationId::as_str));
+    let cx =
+        PayloadContext::with_operation_bytes(arn, op.as_ref().map_or(b"", OperationId::as_bytes));
     to_payload(codec, value, &cx)
         .map(Payload::from)
         .map_err(|e| ErrorObject::new("CodecError", format!("the {what} result {e}")))
@@ -912,7 +913,8 @@ impl Workflow {
         let response = self.yielder.yield_(Request::Batch(request)).await;
         let op = answered_op();
         let arn = self.arn();
-        let cx = PayloadContext::new(&arn, op.as_ref().map_or("", OperationId::as_str));
+        let id = op.as_ref().map_or(&b""[..], OperationId::as_bytes);
+        let cx = PayloadContext::with_operation_bytes(&arn, id);
         let decode_batch = |payload: &Payload| {
             from_payload::<_, BatchResult<T>>(batch_codec, payload.as_str(), &cx).map(|mut b| {
                 b.name = name.clone();
@@ -1034,8 +1036,8 @@ fn typed<T: DeserializeOwned, C: Codec>(
         .map(|(index, item)| {
             let decode = |payload: &str| {
                 let branch = batch_op.map(|op| IdGenerator::branch(&op, index as u64));
-                let id = branch.as_ref().map_or("", OperationId::as_str);
-                let cx = PayloadContext::new(batch.execution_arn(), id);
+                let id = branch.as_ref().map_or(&b""[..], OperationId::as_bytes);
+                let cx = PayloadContext::with_operation_bytes(batch.execution_arn(), id);
                 from_payload(codec, payload, &cx)
             };
             let result = match (&item.status, item.result) {

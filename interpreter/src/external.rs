@@ -809,7 +809,7 @@ impl Workflow {
                 // The state the last check left, or the initial one (encoded
                 // and decoded, so that every check sees a decoded state).
                 let (arn, op) = (context.execution_arn.clone(), context.id);
-                let cx = PayloadContext::new(&arn, op.as_str());
+                let cx = PayloadContext::with_operation_bytes(&arn, op.as_bytes());
                 let state: S = match state {
                     Some(p) => match from_payload(&codec, p.as_str(), &cx) {
                         Ok(state) => state,
@@ -830,7 +830,7 @@ impl Workflow {
                         Condition::Met(s) => (true, s),
                         Condition::NotMet(s) => (false, s),
                     };
-                    let cx = PayloadContext::new(&arn, op.as_str());
+                    let cx = PayloadContext::with_operation_bytes(&arn, op.as_bytes());
                     let payload = to_payload(&encoder, &state, &cx)
                         .map(Payload::from)
                         .map_err(|e| {

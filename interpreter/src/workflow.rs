@@ -704,9 +704,9 @@ impl Workflow {
     /// [`PayloadContext`]); `op` comes from [`answered_op`] right after
     /// the operation's answer.
     pub(crate) fn payload_context<'a>(&'a self, op: &'a Option<OperationId>) -> PayloadContext<'a> {
-        PayloadContext::new(
+        PayloadContext::with_operation_bytes(
             &self.execution_arn,
-            op.as_ref().map_or("", OperationId::as_str),
+            op.as_ref().map_or(b"", OperationId::as_bytes),
         )
     }
 
@@ -794,7 +794,7 @@ impl Workflow {
                 let (arn, op) = (ctx.execution_arn.clone(), ctx.id);
                 let run: BoxFuture<_> = Box::pin(async move {
                     let value = body(ctx).await?;
-                    let cx = PayloadContext::new(&arn, op.as_str());
+                    let cx = PayloadContext::with_operation_bytes(&arn, op.as_bytes());
                     to_payload(&encoder, &value, &cx)
                         .map(Into::into)
                         .map_err(|e| {
