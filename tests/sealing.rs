@@ -14,7 +14,8 @@ use durable_yield::codecs::seal::{
 use durable_yield::codecs::{Bincode, Codec, Json, MsgPack};
 use durable_yield::model::{InvocationStatus, Operation, OperationStatus};
 use durable_yield::{
-    ChildConfig, ExecutionStatus, LocalRunner, StepConfig, StepError, StepFailure, Workflow,
+    ChildConfig, ExecutionStatus, LocalRunner, MapConfig, StepConfig, StepError, StepFailure,
+    Workflow,
 };
 use durable_yield_tests::{replay_history, step_result};
 use serde::de::DeserializeOwned;
@@ -540,6 +541,107 @@ async fn large_values_compress_under_the_limits() {
         assert_eq!(recorded, compress, "compressed: {compress}");
         assert_eq!(details.replay_children.unwrap_or(false), !compress);
     }
+}
+
+/// Map items, the map's result and a child context, sealed: each item is
+/// bound to its own branch, the result to the map. With `size` bytes per
+/// item, three items over 256 KiB make the map's result too large to
+/// checkpoint, so replays rebuild it from the sealed items.
+fn sealed_map(
+    size: usize,
+) -> impl Fn(Workflow, ()) -> std::pin::Pin<Box<dyn Future<Output = Result<String, StepError>> + Send>>
++ Send
++ Sync
++ 'static {
+    move |mut wf: Workflow, _: ()| {
+        Box::pin(async move {
+            let codec = Encrypted::new(Json, keys());
+            let config = MapConfig::named("labels")
+                .item_codec(codec.clone())
+                .batch_codec(codec.clone());
+            let items = wf
+                .map_with(config, 0..3u32, move |mut wf, i, _| async move {
+                    let label: String = wf
+                        .step(format!("label-{i}"), move |_| async move {
+                            Ok(format!("{i}").repeat(size))
+                        })
+                        .await?;
+                    Ok::<_, StepError>(Note {
+                        text: Sealed::new(label),
+                    })
+                })
+                .await?
+                .into_values()?;
+            let total: usize = wf
+                .child_with(
+                    ChildConfig::named("count").codec(codec),
+                    move |_| async move {
+                        Ok::<_, StepError>(items.iter().map(|n| n.text.len()).sum::<usize>())
+                    },
+                )
+                .await?;
+            wf.wait("w", Duration::from_secs(5)).await;
+            Ok(format!("{total}"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn map_items_results_and_child_contexts_seal_for_their_own_operations() {
+    for size in [10, 100_000] {
+        let run = LocalRunner::new()
+            .run(&sealed_map(size), &())
+            .await
+            .unwrap();
+        assert_eq!(run.result, Some(format!("{}", 3 * size)), "{:?}", run.error);
+        assert_eq!(run.invocations, 2, "replayed after the wait");
+        let map = run.operation("labels").unwrap();
+        let details = map.context_details.as_ref().unwrap();
+        let result = details.result.as_ref().map_or("", |p| p.as_str());
+        if size > 10 {
+            // Too large: rebuilt from the sealed items on replay.
+            assert_eq!(details.replay_children, Some(true));
+        } else {
+            assert!(result.starts_with("sealed.json:"), "{result:.40}");
+        }
+        for item in run.operations_named("map-item-1") {
+            let payload = item
+                .context_details
+                .as_ref()
+                .unwrap()
+                .result
+                .as_ref()
+                .unwrap();
+            assert!(payload.as_str().starts_with("sealed.json:"));
+        }
+        let count = run.operation("count").unwrap();
+        let payload = count
+            .context_details
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap();
+        assert!(payload.as_str().starts_with("sealed.json:"));
+    }
+    // An item's payload copied onto another item fails the replay (the map's
+    // result was too large, so the replay reads the items).
+    let execution = LocalRunner::new().start(&()).unwrap();
+    execution.invoke(&sealed_map(100_000)).await;
+    let mut ops = execution.operations();
+    let item = |ops: &[Operation], name: &str| {
+        ops.iter()
+            .position(|op| op.name.as_deref() == Some(name))
+            .unwrap()
+    };
+    let untouched = replay_history(&sealed_map(100_000), &execution.arn(), &ops).await;
+    assert_eq!(untouched.output.status, InvocationStatus::Pending);
+    let (one, two) = (item(&ops, "map-item-1"), item(&ops, "map-item-2"));
+    ops[two].context_details = ops[one].context_details.clone();
+    let summary = replay_history(&sealed_map(100_000), &execution.arn(), &ops).await;
+    assert_eq!(summary.output.status, InvocationStatus::Failed);
+    let message = summary.output.error.unwrap().error_message.unwrap();
+    assert!(message.contains("authentication failed"), "{message}");
 }
 
 #[test]

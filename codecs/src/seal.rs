@@ -794,13 +794,25 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Sealed<T> {
 pub fn referenced_key_ids(payload: &str) -> Vec<Vec<u8>> {
     let mut ids = Vec::new();
     let (tag, body) = split_tag(payload);
-    match BASE64.decode(body) {
-        Ok(bytes) if tag != crate::JSON_ID => {
-            if tag.starts_with(PAYLOAD_PREFIX) {
-                if let Ok((id, _)) = parse_header(&bytes) {
+    if tag.starts_with(PAYLOAD_PREFIX) {
+        // Only the header: its first 4 characters give the id's length.
+        let head = |chars: usize| BASE64.decode(body.get(..chars.min(body.len()))?).ok();
+        let len = head(4)
+            .filter(|b| b.len() == 3 && b[0] == VERSION)
+            .map(|b| usize::from(u16::from_be_bytes([b[1], b[2]])));
+        if let Some(len) = len {
+            let chars = (3 + len).div_ceil(3) * 4;
+            if let Some(header) = head(chars) {
+                if let Some(id) = header.get(3..3 + len).filter(|id| !id.is_empty()) {
                     ids.push(id.to_vec());
                 }
-            } else if tag.starts_with(COMPRESSED_PREFIX) {
+            }
+        }
+        return ids;
+    }
+    match BASE64.decode(body) {
+        Ok(bytes) if tag != crate::JSON_ID => {
+            if tag.starts_with(COMPRESSED_PREFIX) {
                 #[cfg(feature = "compression")]
                 if let Ok(plain) = crate::compress::unpack(&bytes, crate::compress::DEFAULT_LIMIT) {
                     scan_fields(&plain, &mut ids);
@@ -819,8 +831,16 @@ pub fn referenced_key_ids(payload: &str) -> Vec<Vec<u8>> {
 /// Finds `sealed:<base64>` fields in encoded bytes.
 fn scan_fields(bytes: &[u8], ids: &mut Vec<Vec<u8>>) {
     let prefix = FIELD_PREFIX.as_bytes();
+    // Text (JSON) is searched with the standard library's substring search.
+    let text = std::str::from_utf8(bytes).ok();
+    let find = |from: usize| match text {
+        Some(text) => text.get(from..).and_then(|t| t.find(FIELD_PREFIX)),
+        None => bytes[from..]
+            .windows(prefix.len())
+            .position(|w| w == prefix),
+    };
     let mut at = 0;
-    while let Some(found) = bytes[at..].windows(prefix.len()).position(|w| w == prefix) {
+    while let Some(found) = find(at) {
         let start = at + found + prefix.len();
         let end = bytes[start..]
             .iter()
@@ -831,7 +851,7 @@ fn scan_fields(bytes: &[u8], ids: &mut Vec<Vec<u8>>) {
                 ids.push(id.to_vec());
             }
         }
-        at = end.max(start);
+        at = end;
     }
 }
 

@@ -76,6 +76,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,7 +111,8 @@ pub struct KmsKeyring {
 struct Inner {
     client: aws_sdk_kms::Client,
     key_id: String,
-    rotate_after: Duration,
+    /// Milliseconds.
+    rotate_after: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -131,19 +133,22 @@ impl KmsKeyring {
             inner: Arc::new(Inner {
                 client,
                 key_id: key_id.into(),
-                rotate_after: DEFAULT_ROTATION,
+                rotate_after: AtomicU64::new(DEFAULT_ROTATION.as_millis() as u64),
                 state: Mutex::new(State::default()),
             }),
         }
     }
 
     /// Seals with a new data key once the current one is this old (checked
-    /// before each invocation). Call before cloning.
-    pub fn rotate_after(mut self, age: Duration) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.rotate_after = age;
-        }
+    /// before each invocation). Applies to every clone.
+    pub fn rotate_after(self, age: Duration) -> Self {
+        let ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        self.inner.rotate_after.store(ms, Ordering::Relaxed);
         self
+    }
+
+    fn rotation(&self) -> Duration {
+        Duration::from_millis(self.inner.rotate_after.load(Ordering::Relaxed))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -213,7 +218,7 @@ impl KmsKeyring {
             .state()
             .current
             .as_ref()
-            .is_some_and(|(_, made)| made.elapsed() < self.inner.rotate_after);
+            .is_some_and(|(_, made)| made.elapsed() < self.rotation());
         if fresh {
             return Ok(());
         }
@@ -342,7 +347,7 @@ impl fmt::Debug for KmsKeyring {
         let state = self.state();
         f.debug_struct("KmsKeyring")
             .field("key_id", &self.inner.key_id)
-            .field("rotate_after", &self.inner.rotate_after)
+            .field("rotate_after", &self.rotation())
             .field(
                 "current",
                 &state
