@@ -25,7 +25,8 @@ use durable_yield_tests::{replay_history, step_result};
 
 #[derive(Default)]
 struct Fake {
-    keys: Mutex<HashMap<Vec<u8>, [u8; 32]>>,
+    /// Data keys by their encrypted form: the secret and the KMS key.
+    keys: Mutex<HashMap<Vec<u8>, ([u8; 32], String)>>,
     calls: Mutex<Vec<&'static str>>,
     refused: Mutex<HashSet<Vec<u8>>>,
     /// Answer this many requests with HTTP 500 first.
@@ -57,13 +58,13 @@ impl Fake {
             "TrentService.GenerateDataKey" => {
                 self.calls.lock().unwrap().push("GenerateDataKey");
                 assert_eq!(body["KeySpec"], "AES_256");
-                assert_eq!(body["KeyId"], "alias/checkpoints");
+                let kms_key = body["KeyId"].as_str().unwrap_or("").to_owned();
                 let mut keys = self.keys.lock().unwrap();
                 let n = keys.len() as u8;
                 let secret = [n.wrapping_mul(31).wrapping_add(7); 32];
                 let mut blob = b"fake-kms-wrapped-data-key-".to_vec();
                 blob.extend_from_slice(&[n; 150]);
-                keys.insert(blob.clone(), secret);
+                keys.insert(blob.clone(), (secret, kms_key));
                 let answer = serde_json::json!({
                     "CiphertextBlob": blob_b64(&blob),
                     "Plaintext": blob_b64(&secret),
@@ -84,7 +85,11 @@ impl Fake {
                     );
                 }
                 match self.keys.lock().unwrap().get(&blob) {
-                    Some(secret) => {
+                    Some((_, kms_key)) if body["KeyId"] != kms_key.as_str() => (
+                        400,
+                        r#"{"__type":"IncorrectKeyException","message":"another key"}"#.into(),
+                    ),
+                    Some((secret, _)) => {
                         let answer = serde_json::json!({
                             "Plaintext": blob_b64(secret),
                             "KeyId": "arn:aws:kms:us-east-1:111122223333:key/test",
@@ -148,6 +153,10 @@ fn serve(fake: Arc<Fake>) -> String {
 }
 
 fn keyring(endpoint: &str) -> KmsKeyring {
+    keyring_for(endpoint, "alias/checkpoints")
+}
+
+fn keyring_for(endpoint: &str, kms_key: &str) -> KmsKeyring {
     let config = aws_sdk_kms::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -155,7 +164,7 @@ fn keyring(endpoint: &str) -> KmsKeyring {
         .credentials_provider(Credentials::new("x", "y", None, None, "test"))
         .retry_config(aws_sdk_kms::config::retry::RetryConfig::standard().with_max_attempts(1))
         .build();
-    KmsKeyring::new(aws_sdk_kms::Client::from_conf(config), "alias/checkpoints")
+    KmsKeyring::new(aws_sdk_kms::Client::from_conf(config), kms_key)
 }
 
 /// A sealed step, a wait, another sealed step.
@@ -297,4 +306,42 @@ async fn an_unprepared_keyring_says_how_to_register_it() {
     let message = run.error.unwrap().error_message.unwrap();
     assert!(message.contains("register it as a plugin"), "{message}");
     assert!(fake.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_new_kms_key_opens_old_payloads_only_with_the_old_key_retired() {
+    let fake = Arc::new(Fake::default());
+    let endpoint = serve(fake.clone());
+    let old = keyring_for(&endpoint, "alias/old");
+    old.prepare(&[]).await.unwrap();
+    let execution = LocalRunner::new().start(&()).unwrap();
+    execution.invoke(&workflow(old)).await;
+    let ops = execution.operations();
+
+    // Pointed at the new key alone: the old data key is refused.
+    let new_only = keyring_for(&endpoint, "alias/new");
+    new_only.prepare(&ops).await.unwrap();
+    let summary = replay_history(&workflow(new_only), &execution.arn(), &ops).await;
+    assert_eq!(summary.output.status, InvocationStatus::Failed);
+    let message = summary.output.error.unwrap().error_message.unwrap();
+    assert!(message.contains("IncorrectKeyException"), "{message}");
+
+    // With the old key retired: old payloads open, new ones use the new key.
+    let both = keyring_for(&endpoint, "alias/new").also_decrypt_with("alias/old");
+    both.prepare(&ops).await.unwrap();
+    let summary = replay_history(&workflow(both), &execution.arn(), &ops).await;
+    assert_eq!(
+        summary.output.status,
+        InvocationStatus::Pending,
+        "{:?}",
+        summary.output.error
+    );
+    let generated_under: Vec<String> = fake
+        .keys
+        .lock()
+        .unwrap()
+        .values()
+        .map(|(_, k)| k.clone())
+        .collect();
+    assert!(generated_under.contains(&"alias/new".to_owned()));
 }

@@ -65,6 +65,14 @@
 //! `{"durable-yield-purpose": "checkpoint-data-key"}`, so the condition
 //! keeps the role from using the key for anything else.
 //!
+//! # Changing the KMS key
+//!
+//! KMS's automatic rotation of a key's material needs nothing. To move to
+//! another KMS key, point the keyring at it and keep the old one for
+//! opening: `KmsKeyring::new(client, "alias/new").also_decrypt_with(
+//! "arn:aws:kms:...:key/old")`, until no execution that recorded payloads
+//! under the old key is alive (the role needs `kms:Decrypt` on both).
+//!
 //! # Failures
 //!
 //! A network failure, a throttle or a KMS internal error while preparing
@@ -111,6 +119,8 @@ pub struct KmsKeyring {
 struct Inner {
     client: aws_sdk_kms::Client,
     key_id: String,
+    /// Earlier KMS keys whose data keys still open recorded payloads.
+    retired: Mutex<Vec<String>>,
     /// Milliseconds.
     rotate_after: AtomicU64,
     state: Mutex<State>,
@@ -133,6 +143,7 @@ impl KmsKeyring {
             inner: Arc::new(Inner {
                 client,
                 key_id: key_id.into(),
+                retired: Mutex::new(Vec::new()),
                 rotate_after: AtomicU64::new(DEFAULT_ROTATION.as_millis() as u64),
                 state: Mutex::new(State::default()),
             }),
@@ -144,6 +155,22 @@ impl KmsKeyring {
     pub fn rotate_after(self, age: Duration) -> Self {
         let ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
         self.inner.rotate_after.store(ms, Ordering::Relaxed);
+        self
+    }
+
+    /// Also opens data keys made under the KMS key `key_id` (a key id, key
+    /// ARN, alias name or alias ARN): after pointing the keyring at a new
+    /// KMS key, keep the old one here until no execution that recorded
+    /// payloads under it is alive. `Decrypt` names the key it expects, so
+    /// a data key of any other KMS key is refused. (KMS's own yearly
+    /// rotation of a key's material needs nothing: the key stays the
+    /// same.) Applies to every clone.
+    pub fn also_decrypt_with(self, key_id: impl Into<String>) -> Self {
+        self.inner
+            .retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key_id.into());
         self
     }
 
@@ -179,23 +206,42 @@ impl KmsKeyring {
                 .filter(|id| !state.opened.contains_key(id) && !state.refused.contains_key(id))
                 .collect()
         };
+        let kms_keys: Vec<String> = std::iter::once(self.inner.key_id.clone())
+            .chain(
+                self.inner
+                    .retired
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned(),
+            )
+            .collect();
         for id in missing {
-            let answer = self
-                .inner
-                .client
-                .decrypt()
-                .key_id(&self.inner.key_id)
-                .ciphertext_blob(Blob::new(id.clone()))
-                .encryption_context(ENCRYPTION_CONTEXT.0, ENCRYPTION_CONTEXT.1)
-                .send()
-                .await;
-            let opened = match answer {
-                Ok(output) => data_key(id.clone(), output.plaintext()),
-                Err(error) => match classify(error) {
-                    ServiceError::Rejected(reason) => Err(reason),
-                    transient => return Err(transient),
-                },
-            };
+            // The current KMS key first, then the retired ones: KMS refuses
+            // a data key of another key with IncorrectKeyException.
+            let mut opened = Err(String::new());
+            for kms_key in &kms_keys {
+                let answer = self
+                    .inner
+                    .client
+                    .decrypt()
+                    .key_id(kms_key)
+                    .ciphertext_blob(Blob::new(id.clone()))
+                    .encryption_context(ENCRYPTION_CONTEXT.0, ENCRYPTION_CONTEXT.1)
+                    .send()
+                    .await;
+                opened = match answer {
+                    Ok(output) => data_key(id.clone(), output.plaintext()),
+                    Err(error) => match classify(error) {
+                        ServiceError::Rejected(reason) => Err(reason),
+                        transient => return Err(transient),
+                    },
+                };
+                match &opened {
+                    Err(reason) if reason.contains("IncorrectKeyException") => continue,
+                    _ => break,
+                }
+            }
             let mut state = self.state();
             if state.opened.len() >= MAX_CACHED {
                 state.opened.clear();
