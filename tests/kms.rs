@@ -23,10 +23,13 @@ use durable_yield::model::InvocationStatus;
 use durable_yield::{ExecutionStatus, LocalRunner, StepConfig, StepError, Workflow};
 use durable_yield_tests::{replay_history, step_result};
 
+/// A data key the fake generated: its secret and the KMS key it is under.
+type DataKey = ([u8; 32], String);
+
 #[derive(Default)]
 struct Fake {
-    /// Data keys by their encrypted form: the secret and the KMS key.
-    keys: Mutex<HashMap<Vec<u8>, ([u8; 32], String)>>,
+    /// Data keys by their encrypted form.
+    keys: Mutex<HashMap<Vec<u8>, DataKey>>,
     calls: Mutex<Vec<&'static str>>,
     refused: Mutex<HashSet<Vec<u8>>>,
     /// Answer this many requests with HTTP 500 first.
