@@ -107,6 +107,7 @@ pub const FIELD_PREFIX: &str = "sealed:";
 /// What the id of an [`Encrypted`] codec starts with.
 pub const PAYLOAD_PREFIX: &str = "sealed.";
 /// What the id of a compressing codec starts with.
+#[cfg(feature = "compression")]
 const COMPRESSED_PREFIX: &str = "zstd.";
 
 /// A 256-bit key and its id. Cheap to clone; the key (and its AES round
@@ -810,29 +811,32 @@ pub fn referenced_key_ids(payload: &str) -> Vec<Vec<u8>> {
         }
         return ids;
     }
-    match BASE64.decode(body) {
-        Ok(bytes) if tag != crate::JSON_ID => {
-            if tag.starts_with(COMPRESSED_PREFIX) {
-                #[cfg(feature = "compression")]
+    if tag == crate::JSON_ID {
+        scan_fields(body.as_bytes(), Some(body), &mut ids);
+    } else {
+        match BASE64.decode(body) {
+            #[cfg(feature = "compression")]
+            Ok(bytes) if tag.starts_with(COMPRESSED_PREFIX) => {
                 if let Ok(plain) = crate::compress::unpack(&bytes, crate::compress::DEFAULT_LIMIT) {
-                    scan_fields(&plain, &mut ids);
+                    scan_fields(&plain, None, &mut ids);
                 }
-            } else {
-                scan_fields(&bytes, &mut ids);
             }
+            Ok(bytes) => scan_fields(&bytes, None, &mut ids),
+            // A raw text codec's payload.
+            Err(_) => scan_fields(body.as_bytes(), Some(body), &mut ids),
         }
-        _ => scan_fields(body.as_bytes(), &mut ids),
     }
     ids.sort();
     ids.dedup();
     ids
 }
 
-/// Finds `sealed:<base64>` fields in encoded bytes.
-fn scan_fields(bytes: &[u8], ids: &mut Vec<Vec<u8>>) {
+/// Finds `sealed:<base64>` fields in encoded bytes (`text`: the same,
+/// when the caller already has them as text).
+fn scan_fields(bytes: &[u8], text: Option<&str>, ids: &mut Vec<Vec<u8>>) {
     let prefix = FIELD_PREFIX.as_bytes();
     // Text (JSON) is searched with the standard library's substring search.
-    let text = std::str::from_utf8(bytes).ok();
+    let text = text.or_else(|| std::str::from_utf8(bytes).ok());
     let find = |from: usize| match text {
         Some(text) => text.get(from..).and_then(|t| t.find(FIELD_PREFIX)),
         None => bytes[from..]
@@ -935,6 +939,13 @@ mod tests {
             }
             e => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn keys_never_show_their_bytes() {
+        let key = StaticKeyring::new("k1", [0xab; 32]).current().unwrap();
+        let shown = format!("{key:?}");
+        assert_eq!(shown, r#"Key { id: "k1", secret: "<redacted>" }"#);
     }
 
     #[test]

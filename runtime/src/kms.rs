@@ -7,8 +7,9 @@
 //! is the data key as KMS encrypted it (its `CiphertextBlob`, about 180
 //! bytes). Opening a payload sealed in another invocation or on another
 //! instance asks KMS to decrypt that id (`Decrypt`). The key material
-//! itself never leaves the function's memory, is never logged (`Debug`
-//! shows the id only) and is zeroed when dropped.
+//! itself never leaves the function's memory and is never logged (`Debug`
+//! shows the id only); the keyring's copy is zeroed when dropped (the
+//! response buffer `aws-sdk-kms` decoded it from is freed, not zeroed).
 //!
 //! Codecs run synchronously, so the keyring fetches ahead: register it as
 //! a [plugin](crate::plugin) and, before each invocation replays, it reads
