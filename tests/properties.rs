@@ -5,8 +5,8 @@
 
 use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
-    CrashCase, check_code_change, check_codecs, check_envelope_and_history,
-    check_replay_determinism, envelope_and_history, external_ops, nesting,
+    CodecKind, CrashCase, check_code_change, check_codecs, check_envelope_and_history,
+    check_replay_determinism, envelope_and_history, external_ops, nesting, steps_with,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -108,6 +108,7 @@ fn generated_programs_nest_contexts_and_batches() {
     let cases = 300;
     let (mut with_child, mut with_batch, mut branches) = (0, 0, 0);
     let (mut with_condition, mut with_callback, mut with_wait) = (0, 0, 0);
+    let (mut with_sealed, mut with_compressed) = (0, 0);
     for case in 0..cases {
         let input = rng.bytes(8 + (case * 37) % 512);
         let Ok(c) = CrashCase::arbitrary_take_rest(Unstructured::new(&input)) else {
@@ -121,6 +122,8 @@ fn generated_programs_nest_contexts_and_batches() {
         with_wait += usize::from(waits > 0);
         with_batch += usize::from(batches > 0);
         branches += n;
+        with_sealed += usize::from(steps_with(&c.program.ops, CodecKind::Sealed) > 0);
+        with_compressed += usize::from(steps_with(&c.program.ops, CodecKind::Compressed) > 0);
     }
     eprintln!(
         "{cases} programs: {with_child} with child contexts, {with_batch} with batches, \
@@ -150,5 +153,14 @@ fn generated_programs_nest_contexts_and_batches() {
     assert!(
         with_wait >= cases / 10,
         "{with_wait} of {cases} wait for a callback"
+    );
+    eprintln!("{with_sealed} with sealed steps, {with_compressed} with compressed steps");
+    assert!(
+        with_sealed >= cases / 10,
+        "{with_sealed} of {cases} seal a step"
+    );
+    assert!(
+        with_compressed >= cases / 10,
+        "{with_compressed} of {cases} compress a step"
     );
 }

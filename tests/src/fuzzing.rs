@@ -48,6 +48,21 @@ pub enum CodecKind {
     Bincode,
     /// MessagePack.
     MsgPack,
+    /// JSON compressed with zstd (even small values: threshold 0).
+    Compressed,
+    /// MessagePack compressed, then encrypted ([`fuzz_keys`]): bound to
+    /// the execution and the step, fresh nonces on every run.
+    Sealed,
+}
+
+/// The codec of [`CodecKind::Compressed`].
+fn compressed_codec() -> Compressed<Json> {
+    Compressed::new(Json).threshold(0)
+}
+
+/// The codec of [`CodecKind::Sealed`].
+fn sealed_codec() -> Encrypted<Compressed<MsgPack>> {
+    Encrypted::new(Compressed::new(MsgPack).threshold(0), fuzz_keys())
 }
 
 /// One generated durable call.
@@ -379,6 +394,10 @@ fn run_ops<'a>(
                     CodecKind::Json => run_step(wf, Json, op, probe, invocation).await,
                     CodecKind::Bincode => run_step(wf, Bincode, op, probe, invocation).await,
                     CodecKind::MsgPack => run_step(wf, MsgPack, op, probe, invocation).await,
+                    CodecKind::Compressed => {
+                        run_step(wf, compressed_codec(), op, probe, invocation).await
+                    }
+                    CodecKind::Sealed => run_step(wf, sealed_codec(), op, probe, invocation).await,
                 },
                 Op::Child { name, body } => {
                     let (body, probe) = (body.clone(), probe.clone());
@@ -595,7 +614,7 @@ pub type OpSig = (
     Option<u32>,
 );
 
-fn signature(op: &Operation) -> OpSig {
+fn signature(arn: &str, op: &Operation) -> OpSig {
     let d = op.step_details.as_deref();
     // Every execution has its own id: compare the rest.
     let id = match op.op_type {
@@ -603,18 +622,36 @@ fn signature(op: &Operation) -> OpSig {
         _ => op.id,
     };
     let c = op.context_details.as_deref();
+    let result = d
+        .and_then(|d| d.result.as_ref())
+        .or(c.and_then(|c| c.result.as_ref()))
+        .map(|p| p.as_str());
     (
         id,
         op.op_type,
         op.name.clone(),
         op.status,
-        d.and_then(|d| d.result.as_ref())
-            .or(c.and_then(|c| c.result.as_ref()))
-            .map(|p| p.as_str().to_owned()),
+        result.map(|p| opened(arn, op, p)),
         d.and_then(|d| d.error.clone())
             .or(c.and_then(|c| c.error.clone())),
         d.and_then(|d| d.attempt),
     )
+}
+
+/// A recorded result as compared between executions: sealed payloads
+/// (fresh nonces, bound to their own execution) by what they open to in
+/// their execution, the rest as they are.
+fn opened(arn: &str, op: &Operation, payload: &str) -> String {
+    let codec = sealed_codec();
+    if !payload.starts_with(codec.id()) {
+        return payload.to_owned();
+    }
+    let cx = PayloadContext::new(arn, op.id.as_str());
+    match from_payload::<_, String>(&codec, payload, &cx) {
+        Ok(value) => format!("sealed {value:?}"),
+        // Never equal between two executions: their payloads differ.
+        Err(e) => format!("unopened {payload}: {e}"),
+    }
 }
 
 fn record(execution: &LocalExecution) -> Result<Recorded, String> {
@@ -631,7 +668,12 @@ fn record(execution: &LocalExecution) -> Result<Recorded, String> {
         // Concurrent branches create their operations in an order that
         // depends on timing; what is recorded about each does not.
         operations: {
-            let mut ops: Vec<OpSig> = run.operations.iter().map(signature).collect();
+            let arn = run.arn.clone();
+            let mut ops: Vec<OpSig> = run
+                .operations
+                .iter()
+                .map(|op| signature(&arn, op))
+                .collect();
             ops.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
             ops
         },
@@ -696,6 +738,18 @@ pub fn external_ops(ops: &[Op]) -> (usize, usize, usize) {
         }),
         _ => (k, a, w),
     })
+}
+
+/// How many steps of a program, however deep, use `codec`.
+pub fn steps_with(ops: &[Op], codec: CodecKind) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Step { codec: c, .. } => usize::from(*c == codec),
+            Op::Child { body, .. } => steps_with(body, codec),
+            Op::Batch { branches, .. } => branches.iter().map(|b| steps_with(b, codec)).sum(),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// The name of the CALLBACK operation of a callback op: `wait_for_callback`
@@ -1477,6 +1531,16 @@ fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json:
                     CodecKind::MsgPack => {
                         to_payload(&MsgPack, &value(name, 1), &PayloadContext::DETACHED)
                     }
+                    CodecKind::Compressed => to_payload(
+                        &compressed_codec(),
+                        &value(name, 1),
+                        &PayloadContext::DETACHED,
+                    ),
+                    CodecKind::Sealed => to_payload(
+                        &sealed_codec(),
+                        &value(name, 1),
+                        &PayloadContext::new(FUZZ_ARN, &id),
+                    ),
                 }
                 .unwrap_or_default();
                 v["Status"] = status_name(recording).into();
@@ -1683,7 +1747,7 @@ pub fn envelope_and_history(data: &[u8]) -> Result<bool, String> {
             }
         }
         let envelope = serde_json::json!({
-            "DurableExecutionArn": "arn:aws:lambda:us-east-1:1:function:f:1/durable-execution/n/exec",
+            "DurableExecutionArn": FUZZ_ARN,
             "CheckpointToken": "t",
             "InitialExecutionState": { "Operations": ops },
         });
