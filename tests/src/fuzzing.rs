@@ -50,7 +50,7 @@ pub enum CodecKind {
     MsgPack,
     /// JSON compressed with zstd (even small values: threshold 0).
     Compressed,
-    /// MessagePack compressed, then encrypted ([`fuzz_keys`]): bound to
+    /// MessagePack compressed, then encrypted (a fixed test keyring): bound to
     /// the execution and the step, fresh nonces on every run.
     Sealed,
 }
