@@ -305,8 +305,9 @@ pub struct Interpreter {
     ready: VecDeque<(CtxId, Response)>,
     /// Actions to hand out, in order.
     outbox: VecDeque<Action>,
-    /// Updates that need no answer (CONTEXT STARTs): sent with the next
-    /// checkpoint.
+    /// Updates that need no answer (CONTEXT STARTs, at-least-once STEP
+    /// STARTs): sent with the next checkpoint, or on their own when the
+    /// driver asks ([`Interpreter::send_deferred`]).
     deferred: Vec<OperationUpdate>,
     /// Checkpoints handed out and not yet answered, in order.
     awaiting: VecDeque<(CheckpointHandle, After)>,
@@ -480,6 +481,26 @@ impl Interpreter {
         }
     }
 
+    /// Whether updates that no context waits for are held back: the
+    /// STARTs of child contexts and of step attempts whose bodies are
+    /// running. They travel with the next checkpoint, so that a fast
+    /// step's START and outcome share one request.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty() && self.ending.is_none()
+    }
+
+    /// Hands the held-back updates out now, as a checkpoint of their own
+    /// (returned by the next [`Interpreter::poll`], answered like any
+    /// other), without waiting for a body to finish. A driver calls it when
+    /// a body has been running for a while, so that the service records
+    /// that the operation started even if the process dies before the body
+    /// ends. Does nothing when nothing is held back.
+    pub fn send_deferred(&mut self) {
+        if self.has_deferred() {
+            self.emit(Vec::new(), After::Nothing, false);
+        }
+    }
+
     fn finish(&mut self, outcome: Outcome) -> Action {
         self.ending = Some(Ending::Finished);
         self.ready.clear();
@@ -612,10 +633,8 @@ impl Interpreter {
             other => other,
         };
         self.executed += 1;
-        let mut updates = Vec::with_capacity(2);
-        if live.send_start {
-            updates.push(update(&live.op, OperationAction::Start));
-        }
+        // The START went out with the body (deferred): see `Request::Run`.
+        let mut updates = Vec::with_capacity(1);
         if let Some((strategy, done)) = &live.condition {
             let next = self.checked(ctx, &live, strategy, done, outcome, updates);
             return self.apply(ctx, next);
@@ -928,6 +947,16 @@ impl Interpreter {
                         } else {
                             STEP_SUBTYPE
                         };
+                        let mut live = live;
+                        if live.send_start {
+                            // The attempt's START needs no answer: it rides
+                            // with the next checkpoint (usually the
+                            // attempt's own outcome), or goes out on its
+                            // own while the body runs if the driver asks
+                            // (`send_deferred`).
+                            live.send_start = false;
+                            self.deferred.push(update(&live.op, OperationAction::Start));
+                        }
                         self.contexts[ctx as usize].running = Some(live);
                         self.in_flight += 1;
                         self.outbox.push_back(Action::RunStep(StepRun {
@@ -1196,8 +1225,9 @@ impl Interpreter {
     }
 
     /// Prepares a live attempt of the step `op`. At most once: START first,
-    /// acknowledged, then the body. At least once: the body, then START
-    /// (if `send_start`) and the outcome in one request.
+    /// acknowledged, then the body. At least once: START (if `send_start`)
+    /// is deferred when the body is handed out, so that it travels with the
+    /// outcome of a fast body, or alone while a slow one runs.
     fn execute(
         &mut self,
         ctx: CtxId,
@@ -1550,7 +1580,7 @@ impl Interpreter {
     }
 
     /// Prepares a live check of a wait-for-condition (at least once: its
-    /// START travels with its outcome).
+    /// START is deferred like a step attempt's).
     fn check_live(
         &mut self,
         ctx: CtxId,

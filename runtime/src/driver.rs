@@ -6,7 +6,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use durable_yield_interpreter::panic_message;
 use serde::Serialize;
@@ -30,6 +30,7 @@ use crate::plugin::{
     OperationEvent, Plugins,
 };
 use crate::service::{DurableService, ServiceError, os_random};
+use crate::timer::Delay;
 use crate::{StepFailure, WorkflowFn};
 
 /// The largest result returned in the invocation response, measured as it
@@ -77,7 +78,17 @@ pub struct BatchConfig {
     /// Measured with the service's clock ([`DurableService::now`]: the
     /// system clock on Lambda, the virtual clock on the local runner).
     pub max_delay: Duration,
+    /// How long the START of a step attempt (and of the child contexts
+    /// around it) may wait, while the body runs, for the body's outcome to
+    /// share its request. 100 ms by default, as AWS's SDKs: a body that
+    /// ends sooner costs one request, START and outcome together; a longer
+    /// one has its START recorded while it runs, so that a crash inside
+    /// it leaves `StepStarted` in the history. Real time, on every runner.
+    pub start_delay: Duration,
 }
+
+/// The default [`BatchConfig::start_delay`].
+const DEFAULT_START_DELAY: Duration = Duration::from_millis(100);
 
 impl Default for BatchConfig {
     fn default() -> Self {
@@ -85,6 +96,7 @@ impl Default for BatchConfig {
             max_updates: MAX_UPDATES_PER_REQUEST,
             max_bytes: MAX_REQUEST_BYTES,
             max_delay: Duration::ZERO,
+            start_delay: DEFAULT_START_DELAY,
         }
     }
 }
@@ -98,6 +110,15 @@ impl BatchConfig {
     /// Lets step checkpoints wait up to `delay` to share a request.
     pub fn max_delay(mut self, delay: Duration) -> Self {
         self.max_delay = delay;
+        self
+    }
+
+    /// Sets how long a START may wait, while its body runs, for the
+    /// body's outcome ([`BatchConfig::start_delay`]). `Duration::ZERO`
+    /// sends every START as soon as its body starts (a second request per
+    /// step that does not end at its first poll).
+    pub fn start_delay(mut self, delay: Duration) -> Self {
+        self.start_delay = delay;
         self
     }
 
@@ -313,6 +334,9 @@ where
     let mut running = FuturesUnordered::new();
     let mut queue: VecDeque<(CheckpointHandle, Vec<OperationUpdate>, bool)> = VecDeque::new();
     let mut finished: Vec<(StepHandle, StepOutcome)> = Vec::new();
+    // Since when updates no context waits for (STARTs) are held back
+    // while bodies run.
+    let mut deferred_since: Option<Instant> = None;
     // The invocation's body is an async block so that however it ends
     // (`?` included), the invocation-end hooks below run.
     let result: Result<InvocationOutput, InvocationError> = async {
@@ -400,6 +424,37 @@ where
                 }
                 continue;
             }
+            // Bodies are running and nothing is being sent. STARTs held
+            // back for them (and for their child contexts) wait a little
+            // for an outcome to share a request with; past that they go
+            // out on their own, so that the service records the start of
+            // a long body before it ends (or the process dies in it).
+            if interpreter.has_deferred() {
+                let since = *deferred_since.get_or_insert_with(Instant::now);
+                let deadline = since + run.batching.start_delay;
+                let done = match running.next().now_or_never() {
+                    Some(done) => done,
+                    None if Instant::now() >= deadline => None,
+                    None => match select(running.next(), Delay::until(deadline)).await {
+                        Either::Left((done, _)) => done,
+                        Either::Right(((), _)) => None,
+                    },
+                };
+                match done {
+                    Some(done) => {
+                        finished.push(done);
+                        while let Some(Some(done)) = running.next().now_or_never() {
+                            finished.push(done);
+                        }
+                    }
+                    None => {
+                        deferred_since = None;
+                        interpreter.send_deferred();
+                    }
+                }
+                continue;
+            }
+            deferred_since = None;
             match running.next().await {
                 Some(done) => {
                     finished.push(done);

@@ -70,6 +70,7 @@ pub mod logging;
 pub mod otel;
 pub mod plugin;
 mod service;
+mod timer;
 
 pub use driver::BatchConfig;
 pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};

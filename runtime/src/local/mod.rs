@@ -31,6 +31,7 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,12 +39,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::WorkflowFn;
-use crate::driver::{BatchConfig, InvocationSummary, run_invocation_traced};
+use crate::driver::{BatchConfig, InvocationError, InvocationSummary, run_invocation_traced};
 use crate::model::{
     ErrorObject, ExecutionDetails, ExecutionState, IdMap, InvocationInput, Millis, Operation,
     OperationId, OperationStatus, OperationType,
 };
 use crate::plugin::Plugins;
+use crate::service::ServiceError;
 
 mod service;
 mod timeline;
@@ -548,6 +550,53 @@ impl LocalExecution {
         O: Serialize + 'static,
         W: WorkflowFn<I, O> + ?Sized,
     {
+        self.invoke_crashing(workflow, std::future::pending()).await
+    }
+
+    /// Invokes the workflow once, like [`LocalExecution::invoke`], and
+    /// kills the invocation when `crash` completes first, as if the
+    /// process had died in the middle of it (out of memory, a Lambda
+    /// timeout): whatever it had not sent yet never reaches the service,
+    /// the invocation counts as failed and the next one starts from what
+    /// was recorded. Returns `None` if the crash struck (or the execution
+    /// was already closed).
+    ///
+    /// For example, a crash a second into a body that never ends finds its
+    /// START recorded (the START goes out while the body runs, see
+    /// [`BatchConfig::start_delay`]), and the next invocation runs the
+    /// body again:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use durable_yield::{LocalRunner, StepError, Workflow};
+    /// # use durable_yield::model::OperationStatus;
+    /// async fn slow(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+    ///     wf.step("slow", |_| async {
+    ///         std::future::pending::<()>().await; // never ends
+    ///         Ok(1)
+    ///     })
+    ///     .await
+    /// }
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    /// # rt.block_on(async {
+    /// let execution = LocalRunner::new().start(&()).unwrap();
+    /// let crash = tokio::time::sleep(Duration::from_secs(1));
+    /// assert!(execution.invoke_crashing(&slow, crash).await.is_none());
+    /// let step = &execution.operations()[1];
+    /// assert_eq!(step.status, OperationStatus::Started);
+    /// # });
+    /// ```
+    pub async fn invoke_crashing<I, O, W, C>(
+        &self,
+        workflow: &W,
+        crash: C,
+    ) -> Option<InvocationSummary>
+    where
+        I: DeserializeOwned,
+        O: Serialize + 'static,
+        W: WorkflowFn<I, O> + ?Sized,
+        C: Future<Output = ()>,
+    {
         let input = {
             let mut s = self.lock();
             if s.closed.is_some() {
@@ -577,15 +626,26 @@ impl LocalExecution {
             state: self.state.clone(),
             page_size: self.page_size,
         };
-        let result = run_invocation_traced(
+        let invocation = run_invocation_traced(
             workflow,
             input,
             &service,
             &self.batching,
             None,
             &self.plugins,
-        )
-        .await;
+        );
+        let result = {
+            let invocation = std::pin::pin!(invocation);
+            let crash = std::pin::pin!(crash);
+            match futures_util::future::select(invocation, crash).await {
+                futures_util::future::Either::Left((result, _)) => result,
+                futures_util::future::Either::Right(((), _)) => {
+                    Err(InvocationError(ServiceError::Transient(
+                        "injected crash: the process died during the invocation".into(),
+                    )))
+                }
+            }
+        };
         {
             let mut s = self.lock();
             s.token = None;
