@@ -216,6 +216,67 @@ struct Counted {
     steps: u32,
 }
 
+/// Set by a step body to kill the invocation it runs in (see
+/// [`serve_crashing`]).
+static DIE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[derive(Debug, Deserialize)]
+struct CrashInput {
+    /// A file the first run of the body creates.
+    marker: String,
+}
+
+/// A step "before", then a child context "ctx" holding the step "slow",
+/// whose first run dies a second into its body (the process is killed:
+/// an out-of-memory kill, a timeout); later runs return at once.
+async fn crash_in_step(mut wf: Workflow, input: CrashInput) -> Result<String, StepError> {
+    let marker = input.marker;
+    let before: u64 = wf.step("before", |_| async { Ok(1u64) }).await?;
+    let slow: String = wf
+        .child("ctx", move |mut wf| async move {
+            wf.step("slow", move |ctx| async move {
+                if !std::path::Path::new(&marker).exists() {
+                    std::fs::write(&marker, "died").map_err(StepFailure::from_error)?;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    DIE.store(true, Ordering::SeqCst);
+                    std::future::pending::<()>().await;
+                }
+                Ok(format!("attempt {}", ctx.attempt()))
+            })
+            .await
+        })
+        .await?;
+    Ok(format!("{before} {slow}"))
+}
+
+/// Serves [`crash_in_step`]. When a body sets [`DIE`], the invocation is
+/// dropped where it is and the handler fails, as if the sandbox had died:
+/// nothing more of it reaches the service, which invokes again. (A real
+/// `exit` would end `cargo lambda watch`'s function scheduler for good.)
+async fn serve_crashing() -> Result<(), Error> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let service = AwsDurableService::from_conf(&config);
+    let function = DurableFunction::new(crash_in_step, service, BatchConfig::default());
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<durable_yield::model::InvocationInput>| {
+            let function = function.clone();
+            async move {
+                DIE.store(false, Ordering::SeqCst);
+                let died = async {
+                    while !DIE.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                tokio::select! {
+                    output = function.handle(event.payload) => Ok(output?),
+                    () = died => Err(Error::from("the sandbox died in a step body")),
+                }
+            }
+        },
+    ))
+    .await
+}
+
 /// Counts the checkpoint requests an invocation makes.
 #[derive(Clone)]
 struct CountingService {
@@ -673,6 +734,7 @@ async fn serve(name: &str) -> Result<(), Error> {
         "step-fails" => durable_yield::lambda::run(step_fails).await,
         "binary-codecs" => durable_yield::lambda::run(binary_codecs).await,
         "checkpoint-count" => serve_counted().await,
+        "crash-in-step" => serve_crashing().await,
         "retry-succeeds" => durable_yield::lambda::run(retry_succeeds).await,
         "retry-exhausted" => durable_yield::lambda::run(retry_exhausted).await,
         "replay-safe" => durable_yield::lambda::run(replay_safe).await,

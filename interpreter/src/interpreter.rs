@@ -633,8 +633,11 @@ impl Interpreter {
             other => other,
         };
         self.executed += 1;
-        // The START went out with the body (deferred): see `Request::Run`.
-        let mut updates = Vec::with_capacity(1);
+        // The attempt's START was deferred when its body was handed out
+        // (`Request::Run`): unless it was sent meanwhile, it leads the
+        // outcome's request. Taking the deferred updates here is what
+        // `emit` would do, without a second vector.
+        let mut updates = std::mem::take(&mut self.deferred);
         if let Some((strategy, done)) = &live.condition {
             let next = self.checked(ctx, &live, strategy, done, outcome, updates);
             return self.apply(ctx, next);
