@@ -119,7 +119,9 @@ impl StepContext {
 pub enum StepSemantics {
     /// The body runs at least once per attempt: if the process dies after
     /// the body ran but before its outcome was recorded, the attempt runs
-    /// again. START and the outcome share one checkpoint request. The
+    /// again. START is not waited for: it shares the outcome's request
+    /// when the body is fast, and is sent while a slower body runs (the
+    /// runtime's `BatchConfig::start_delay`, 100 ms by default). The
     /// default.
     #[default]
     AtLeastOncePerRetry,

@@ -60,6 +60,8 @@ pub const MAX_REQUEST_BYTES: usize = 750 * 1024;
 /// every step's checkpoint (its START and its outcome, in one request) is
 /// sent before the workflow goes on: one request per live step, and a crash
 /// never re-runs a step whose body already finished, except the one running.
+/// A body still running after [`BatchConfig::start_delay`] has its START
+/// sent on its own, so that the service knows the step started.
 ///
 /// With [`BatchConfig::max_delay`] above zero, a step's checkpoint may wait
 /// for the following steps' and share their request: fewer requests, at a
