@@ -7,8 +7,8 @@ use std::time::Duration;
 use durable_yield::id::IdGenerator;
 use durable_yield::model::{Operation, OperationStatus as S, OperationType as T};
 use durable_yield::{
-    BatchItemStatus, BatchResult, Branch, ChildConfig, CompletionPolicy, CompletionReason,
-    ExecutionStatus, LocalRunner, MapConfig, ParallelConfig, StepError, Workflow,
+    BatchItemStatus, BatchResult, BatchStatus, Branch, ChildConfig, CompletionPolicy,
+    CompletionReason, ExecutionStatus, LocalRunner, MapConfig, ParallelConfig, StepError, Workflow,
 };
 use durable_yield_tests::Counter;
 
@@ -437,15 +437,14 @@ async fn min_successful_stops_early_and_starts_no_more() {
                     CompletionReason::MinSuccessfulReached
                 );
                 let statuses: Vec<_> = r.items().iter().map(|i| i.status).collect();
+                // The two branches that never started are no items (as
+                // in AWS's SDKs: the total counts the started ones).
                 assert_eq!(
                     statuses,
-                    vec![
-                        BatchItemStatus::Succeeded,
-                        BatchItemStatus::Succeeded,
-                        BatchItemStatus::NotStarted,
-                        BatchItemStatus::NotStarted
-                    ]
+                    vec![BatchItemStatus::Succeeded, BatchItemStatus::Succeeded]
                 );
+                assert_eq!(r.total_count(), 2);
+                assert_eq!(r.status(), BatchStatus::Succeeded);
                 r.into_values()
             }
         }
@@ -483,7 +482,9 @@ async fn exceeding_the_tolerated_failures_ends_the_batch() {
             CompletionReason::FailureToleranceExceeded
         );
         assert_eq!(r.failure_count(), 2);
-        assert_eq!(r.items()[2].status, BatchItemStatus::NotStarted);
+        // Item 2 never started: two items, status FAILED.
+        assert_eq!(r.total_count(), 2);
+        assert_eq!(r.status(), BatchStatus::Failed);
         let first = r.into_values().unwrap_err();
         Ok::<_, StepError>(first.message().unwrap_or("").to_owned())
     };
@@ -522,7 +523,8 @@ async fn fail_fast_is_the_default_and_all_runs_everything() {
         fast.completion_reason(),
         CompletionReason::FailureToleranceExceeded
     );
-    assert_eq!(fast.items()[1].status, BatchItemStatus::NotStarted);
+    assert_eq!(fast.total_count(), 1, "branch 1 never started");
+    assert_eq!(fast.status(), BatchStatus::Failed);
     let all = run(Some(CompletionPolicy::all())).await;
     assert_eq!(all.completion_reason(), CompletionReason::AllCompleted);
     assert_eq!(all.success_count(), 1);
@@ -531,6 +533,61 @@ async fn fail_fast_is_the_default_and_all_runs_everything() {
         all.errors().next().unwrap().1.error_message.as_deref(),
         Some("boom")
     );
+}
+
+/// `fail_fast()` keeps failing fast when a threshold is added to it; the
+/// default with only `min_successful` tolerates failures (AWS's rule).
+#[tokio::test]
+async fn fail_fast_keeps_its_meaning_with_min_successful() {
+    async fn run(policy: CompletionPolicy) -> BatchResult<u32> {
+        let workflow = move |mut wf: Workflow, _: ()| {
+            let policy = policy.clone();
+            async move {
+                let config = ParallelConfig::named("p")
+                    .max_concurrency(1)
+                    .completion(policy);
+                let branches = vec![
+                    Branch::new(|_| async { Err::<u32, _>("boom") }),
+                    Branch::new(|_| async { Ok::<u32, &str>(2) }),
+                    Branch::new(|_| async { Ok::<u32, &str>(3) }),
+                ];
+                wf.parallel_with(config, branches).await
+            }
+        };
+        let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+        run.result.unwrap()
+    }
+    let fast = run(CompletionPolicy::fail_fast().min_successful(1)).await;
+    assert_eq!(
+        fast.completion_reason(),
+        CompletionReason::FailureToleranceExceeded
+    );
+    assert_eq!(
+        (fast.total_count(), fast.status()),
+        (1, BatchStatus::Failed)
+    );
+    let tolerant = run(CompletionPolicy::default().min_successful(1)).await;
+    assert_eq!(
+        tolerant.completion_reason(),
+        CompletionReason::MinSuccessfulReached
+    );
+    assert_eq!(tolerant.total_count(), 2);
+    assert_eq!(tolerant.success_count(), 1);
+    assert_eq!(tolerant.status(), BatchStatus::Failed);
+    assert_eq!(tolerant.status().to_string(), "FAILED");
+    // Failures are tolerated until one branch succeeded.
+    let quorum = run(CompletionPolicy::all().min_successful(1)).await;
+    assert_eq!(
+        quorum.completion_reason(),
+        CompletionReason::MinSuccessfulReached
+    );
+    assert_eq!(quorum.total_count(), 2);
+    assert_eq!(quorum.successes().copied().collect::<Vec<_>>(), vec![2]);
+    // All branches ended: ALL_COMPLETED comes before MIN_SUCCESSFUL_REACHED
+    // (AWS's order), though the second success was also the quorum.
+    let all = run(CompletionPolicy::all().min_successful(2)).await;
+    assert_eq!(all.completion_reason(), CompletionReason::AllCompleted);
+    assert_eq!(all.successes().copied().collect::<Vec<_>>(), vec![2, 3]);
 }
 
 #[tokio::test]

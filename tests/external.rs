@@ -547,6 +547,42 @@ async fn doubler(mut wf: Workflow, n: u64) -> Result<u64, StepError> {
     wf.step("double", move |_| async move { Ok(n * 2) }).await
 }
 
+/// Versions before 0.2 named an unnamed invoke after its function; their
+/// executions replay with today's unnamed invoke, and a new invoke
+/// records no name.
+#[tokio::test]
+async fn an_invoke_named_after_its_function_by_an_old_version_still_replays() {
+    let old = |mut wf: Workflow, n: u64| async move {
+        let config = durable_yield::InvokeConfig::named("doubler");
+        let doubled: u64 = wf.invoke_with(config, "doubler", &n).await?;
+        Ok::<_, StepError>(doubled)
+    };
+    let new = |mut wf: Workflow, n: u64| async move {
+        let doubled: u64 = wf.invoke("doubler", &n).await?;
+        let again: u64 = wf.invoke("doubler", &doubled).await?;
+        Ok::<_, StepError>(again)
+    };
+    let execution = LocalRunner::new()
+        .register_workflow("doubler", doubler)
+        .start(&3u64)
+        .unwrap();
+    execution.invoke(&old).await.unwrap();
+    assert_eq!(execution.status(), ExecutionStatus::Running);
+    while execution.status() == ExecutionStatus::Running {
+        execution.advance_time();
+        execution.invoke(&new).await.unwrap();
+    }
+    let run = execution.finish::<u64>().unwrap();
+    assert_eq!(run.result, Some(12), "{:?}", run.error);
+    let names: Vec<Option<&str>> = run
+        .operations
+        .iter()
+        .filter(|o| o.op_type == T::ChainedInvoke)
+        .map(|o| o.name.as_deref())
+        .collect();
+    assert_eq!(names, vec![Some("doubler"), None]);
+}
+
 #[tokio::test]
 async fn invokes_call_registered_functions_once_and_replay_their_results() {
     let calls = Counter::new();
@@ -583,7 +619,13 @@ async fn invokes_call_registered_functions_once_and_replay_their_results() {
     let target = run.invoked[0].run.as_ref().expect("the workflow's own run");
     assert_eq!(target.result, Some(serde_json::json!(42)));
     assert_eq!(target.invocations, 2);
-    let op = run.operation("doubler").unwrap();
+    // Unnamed, as AWS's SDKs record an invoke without a name.
+    let op = run
+        .operations
+        .iter()
+        .find(|o| o.op_type == T::ChainedInvoke)
+        .unwrap();
+    assert_eq!(op.name, None);
     assert_eq!((op.op_type, op.status), (T::ChainedInvoke, S::Succeeded));
     assert_eq!(op.sub_type.as_deref(), Some("ChainedInvoke"));
 }

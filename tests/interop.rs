@@ -787,6 +787,180 @@ fn crash_in_step(stack: &Stack) -> Result<(), String> {
     })
 }
 
+/// The `Id` and `ParentId` of the first event of `name`.
+fn ids_of(events: &[Value], name: &str) -> Result<(String, Option<String>), String> {
+    let e = events
+        .iter()
+        .find(|e| e["Name"] == name)
+        .ok_or_else(|| format!("no event of {name:?}"))?;
+    Ok((
+        e["Id"].as_str().unwrap_or("").to_owned(),
+        e["ParentId"].as_str().map(str::to_owned),
+    ))
+}
+
+/// A flat map: no CONTEXT per item; each item's operations are numbered
+/// in the item's namespace, `H(H(M-i)-n)`, and parented to the map (as
+/// AWS's SDKs record NestingType.FLAT). Item 1 waits: the second
+/// invocation runs the items again and their steps replay.
+fn flat_map(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "flat-map")?;
+    succeeded_with(&execution, "\"SUCCEEDED [2, 4, 6]\"")?;
+    // Items run concurrently: their events interleave as they ran. Every
+    // operation is a child of the map; no MapIteration is recorded.
+    let mut actual = tree(&events);
+    let first = actual.first().cloned();
+    let last = actual.last().cloned();
+    actual.sort();
+    let mut expected: Vec<(String, String, String, String)> = [
+        ("ContextStarted", "flat", "Map", ""),
+        ("StepStarted", "double-1", "Step", "flat"),
+        ("StepSucceeded", "double-1", "Step", "flat"),
+        ("WaitStarted", "nap-2", "Wait", "flat"),
+        ("WaitSucceeded", "nap-2", "Wait", "flat"),
+        ("StepStarted", "double-2", "Step", "flat"),
+        ("StepSucceeded", "double-2", "Step", "flat"),
+        ("StepStarted", "double-3", "Step", "flat"),
+        ("StepSucceeded", "double-3", "Step", "flat"),
+        ("ContextSucceeded", "flat", "Map", ""),
+    ]
+    .iter()
+    .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+    .collect();
+    expected.sort();
+    check(actual == expected, || {
+        format!("history was\n{actual:#?}\nexpected\n{expected:#?}")
+    })?;
+    check(
+        first.is_some_and(|e| e.0 == "ContextStarted")
+            && last.is_some_and(|e| e.0 == "ContextSucceeded"),
+        || "the map's START and SUCCEED do not enclose its items".to_owned(),
+    )?;
+    check(
+        position(&events, "WaitSucceeded", "nap-2", "")?
+            < position(&events, "StepStarted", "double-2", "")?,
+        || "item 1's step ran before its wait ended".to_owned(),
+    )?;
+    let map = durable_yield::id::operation_id(None, 1);
+    let item = |i: u64, n: usize| {
+        let mut ids =
+            durable_yield::id::IdGenerator::child(durable_yield::id::IdGenerator::branch(&map, i));
+        (0..n).map(|_| ids.next_id().0.as_str().to_owned()).last()
+    };
+    for (name, expected) in [
+        ("double-1", item(0, 1)),
+        ("nap-2", item(1, 1)),
+        ("double-2", item(1, 2)),
+        ("double-3", item(2, 1)),
+    ] {
+        let (id, parent) = ids_of(&events, name)?;
+        check(
+            Some(id.clone()) == expected && parent.as_deref() == Some(map.as_str()),
+            || format!("{name}: id {id}, parent {parent:?}; expected {expected:?} under {map}"),
+        )?;
+    }
+    expect_invocations(&events, 2)
+}
+
+/// A flat parallel, one branch at a time, failing fast: the failure ends
+/// it, the third branch never starts, and nothing records a branch.
+fn flat_parallel(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "flat-parallel")?;
+    succeeded_with(&execution, "\"FAILURE_TOLERANCE_EXCEEDED FAILED total=2\"")?;
+    expect_tree(
+        &events,
+        &[
+            ("ContextStarted", "flat-p", "Parallel", ""),
+            ("StepStarted", "first", "Step", "flat-p"),
+            ("StepSucceeded", "first", "Step", "flat-p"),
+            ("StepStarted", "second", "Step", "flat-p"),
+            ("StepFailed", "second", "Step", "flat-p"),
+            ("ContextSucceeded", "flat-p", "Parallel", ""),
+        ],
+    )?;
+    expect_invocations(&events, 1)
+}
+
+/// OPERATIONS.md §2.4's example on the emulator: a virtual child at the
+/// root holding steps a and b, then step c: ids H(H("1")-1), H(H("1")-2),
+/// H("2"), no ParentId, no CONTEXT; the wait makes a second invocation,
+/// which runs the virtual child again over its recorded steps.
+fn virtual_child(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "virtual-child")?;
+    succeeded_with(&execution, "\"30\"")?;
+    expect_tree(
+        &events,
+        &[
+            ("StepStarted", "a", "Step", ""),
+            ("StepSucceeded", "a", "Step", ""),
+            ("StepStarted", "b", "Step", ""),
+            ("StepSucceeded", "b", "Step", ""),
+            ("StepStarted", "c", "Step", ""),
+            ("StepSucceeded", "c", "Step", ""),
+            ("WaitStarted", "w", "Wait", ""),
+            ("WaitSucceeded", "w", "Wait", ""),
+        ],
+    )?;
+    let group = durable_yield::id::operation_id(None, 1);
+    let mut inside = durable_yield::id::IdGenerator::child(group);
+    let expected = [
+        ("a", inside.next_id().0),
+        ("b", inside.next_id().0),
+        ("c", durable_yield::id::operation_id(None, 2)),
+    ];
+    for (name, id) in expected {
+        let (actual, parent) = ids_of(&events, name)?;
+        check(actual == id.as_str() && parent.is_none(), || {
+            format!("{name}: id {actual}, parent {parent:?}; expected {id}, no parent")
+        })?;
+    }
+    expect_invocations(&events, 2)
+}
+
+/// Unnamed operations record no Name, as AWS's SDKs record them.
+fn unnamed(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "unnamed")?;
+    succeeded_with(&execution, "\"22\"")?;
+    let ops: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            let t = e["EventType"].as_str().unwrap_or("");
+            !t.starts_with("Execution") && t != "InvocationCompleted"
+        })
+        .collect();
+    let types: Vec<(&str, &str)> = ops
+        .iter()
+        .map(|e| {
+            (
+                e["EventType"].as_str().unwrap_or("?"),
+                e["SubType"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    check(
+        types
+            == [
+                ("StepStarted", "Step"),
+                ("StepSucceeded", "Step"),
+                ("WaitStarted", "Wait"),
+                ("WaitSucceeded", "Wait"),
+                ("ContextStarted", "RunInChildContext"),
+                ("StepStarted", "Step"),
+                ("StepSucceeded", "Step"),
+                ("ContextSucceeded", "RunInChildContext"),
+                ("StepStarted", "WaitForCondition"),
+                ("StepSucceeded", "WaitForCondition"),
+                ("StepStarted", "WaitForCondition"),
+                ("StepSucceeded", "WaitForCondition"),
+            ],
+        || format!("history was {types:?}"),
+    )?;
+    check(
+        ops.iter().all(|e| e.get("Name").is_none_or(Value::is_null)),
+        || format!("a Name was recorded: {ops:?}"),
+    )
+}
+
 fn child_fails(stack: &Stack) -> Result<(), String> {
     let (execution, events) = concurrency(stack, "child-fails")?;
     succeeded_with(
@@ -908,7 +1082,20 @@ fn tolerated_failures(stack: &Stack) -> Result<(), String> {
     let (execution, events) = concurrency(stack, "tolerated-failures")?;
     succeeded_with(
         &execution,
-        "\"FAILURE_TOLERANCE_EXCEEDED Failed,Failed,NotStarted\"",
+        "\"FAILURE_TOLERANCE_EXCEEDED FAILED total=2 Failed,Failed\"",
+    )?;
+    // The recorded result holds the two branches that started, as AWS's
+    // SDKs record it.
+    let recorded: Value = serde_json::from_str(context_result(&events, "fragile").unwrap_or(""))
+        .map_err(|e| format!("the map result is not JSON: {e}"))?;
+    let statuses: Vec<&str> = recorded["all"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["status"].as_str()).collect())
+        .unwrap_or_default();
+    check(
+        statuses == ["FAILED", "FAILED"]
+            && recorded["completionReason"] == "FAILURE_TOLERANCE_EXCEEDED",
+        || format!("the map recorded {recorded}"),
     )?;
     let t = tree(&events);
     for item in ["map-item-0", "map-item-1"] {
@@ -1279,10 +1466,8 @@ fn invoke_durable(stack: &Stack) -> Result<(), String> {
             .into_iter()
             .filter(|(t, _)| t.starts_with("ChainedInvoke"))
             .collect::<Vec<_>>(),
-        &[
-            ("ChainedInvokeStarted", "multiple-steps"),
-            ("ChainedInvokeSucceeded", "multiple-steps"),
-        ],
+        // Unnamed: an invoke records no Name unless given one.
+        &[("ChainedInvokeStarted", ""), ("ChainedInvokeSucceeded", "")],
     )?;
     let started = events
         .iter()
@@ -1409,7 +1594,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 39] = [
+    let scenarios: [(&str, Scenario); 43] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -1423,6 +1608,10 @@ fn durable_functions_against_the_aws_emulator() {
         ("replay-safe", replay_safe),
         ("nested-children", nested_children),
         ("crash-in-step", crash_in_step),
+        ("flat-map", flat_map),
+        ("flat-parallel", flat_parallel),
+        ("virtual-child", virtual_child),
+        ("unnamed", unnamed),
         ("child-fails", child_fails),
         ("large-child", large_child),
         ("map-basic", map_basic),

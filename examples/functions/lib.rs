@@ -23,8 +23,9 @@ use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    BatchConfig, Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, InvokeError,
-    MapConfig, ParallelConfig, StepConfig, StepError, StepFailure, WaitForCallbackConfig, Workflow,
+    BatchConfig, Branch, CallbackConfig, ChildConfig, CompletionPolicy, Condition, ConditionConfig,
+    InvokeError, MapConfig, Nesting, ParallelConfig, StepConfig, StepError, StepFailure,
+    WaitConfig, WaitForCallbackConfig, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -514,7 +515,13 @@ async fn concurrency(mut wf: Workflow, input: serde_json::Value) -> Result<Strin
                 .iter()
                 .map(|i| format!("{:?}", i.status))
                 .collect();
-            Ok(format!("{} {}", r.completion_reason(), statuses.join(",")))
+            Ok(format!(
+                "{} {} total={} {}",
+                r.completion_reason(),
+                r.status(),
+                r.total_count(),
+                statuses.join(",")
+            ))
         }
         // Item 1 waits a second; items 0 and 2 finish meanwhile.
         "wait-in-branch" => {
@@ -604,6 +611,97 @@ async fn concurrency(mut wf: Workflow, input: serde_json::Value) -> Result<Strin
                 )
                 .await?;
             Ok(r.into_values()?.join("+"))
+        }
+        // A flat map of 3 items (no CONTEXT per item); item 1 waits a
+        // second, so the map is replayed by running the items again.
+        "flat-map" => {
+            let config = MapConfig::named("flat").nesting(Nesting::Flat);
+            let r = wf
+                .map_with(config, vec![1u64, 2, 3], |mut wf, x, _| async move {
+                    if x == 2 {
+                        wf.wait(format!("nap-{x}"), Duration::from_secs(1)).await;
+                    }
+                    wf.step(format!("double-{x}"), move |_| async move { Ok(x * 2) })
+                        .await
+                })
+                .await?;
+            Ok(format!("{} {:?}", r.status(), r.into_values()?))
+        }
+        // A flat parallel, one branch at a time, failing fast.
+        "flat-parallel" => {
+            let config = ParallelConfig::named("flat-p")
+                .nesting(Nesting::Flat)
+                .max_concurrency(1)
+                .completion(CompletionPolicy::fail_fast());
+            let r = wf
+                .parallel_with(
+                    config,
+                    vec![
+                        Branch::new(|mut wf| async move {
+                            wf.step("first", |_| async { Ok(1u64) }).await
+                        }),
+                        Branch::new(|mut wf| async move {
+                            let config = StepConfig::named("second").retry(NoRetry);
+                            wf.step_with(config, |_| async {
+                                Err::<u64, _>(StepFailure::new("Broken", "second broke"))
+                            })
+                            .await
+                        }),
+                        Branch::new(|mut wf| async move {
+                            wf.step("third", |_| async { Ok(3u64) }).await
+                        }),
+                    ],
+                )
+                .await?;
+            Ok(format!(
+                "{} {} total={}",
+                r.completion_reason(),
+                r.status(),
+                r.total_count()
+            ))
+        }
+        // At the root: a virtual child holding steps a and b, then step c
+        // (OPERATIONS.md §2.4's example), then a wait, so that the
+        // virtual child runs again on replay.
+        "virtual-child" => {
+            let ab: u64 = wf
+                .child_with(
+                    ChildConfig::named("group").virtual_context(),
+                    |mut wf| async move {
+                        let a: u64 = wf.step("a", |_| async { Ok(1u64) }).await?;
+                        let b: u64 = wf.step("b", move |_| async move { Ok(a + 1) }).await?;
+                        Ok::<_, StepError>(a + b)
+                    },
+                )
+                .await?;
+            let c: u64 = wf.step("c", move |_| async move { Ok(ab * 10) }).await?;
+            wf.wait("w", Duration::from_secs(1)).await;
+            Ok(format!("{c}"))
+        }
+        // Unnamed operations: a step, a wait, a child, a wait-for-condition.
+        "unnamed" => {
+            let x: u64 = wf
+                .step_with(StepConfig::new(), |_| async { Ok(20u64) })
+                .await?;
+            wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+            let y: u64 = wf
+                .child_with(ChildConfig::new(), move |mut wf| async move {
+                    wf.step_with(StepConfig::new(), move |_| async move { Ok(x + 1) })
+                        .await
+                })
+                .await?;
+            let config =
+                ConditionConfig::new().strategy(FixedDelay::new(Duration::from_secs(1), 5));
+            let z: u64 = wf
+                .wait_for_condition_with(config, y, |n, _| async move {
+                    Ok(if n >= 22 {
+                        Condition::Met(n)
+                    } else {
+                        Condition::NotMet(n + 1)
+                    })
+                })
+                .await?;
+            Ok(format!("{z}"))
         }
         other => Ok(format!("no scenario {other:?}")),
     }

@@ -80,8 +80,20 @@ pub const MAX_CONTEXT_RESULT: usize = 256 * 1024;
 /// [`BatchItemStatus::Started`].
 ///
 /// With no threshold at all (the default), the first failure ends the
-/// batch (fail fast), as in AWS's other SDKs. [`CompletionPolicy::all`]
-/// runs every branch whatever fails.
+/// batch, and setting only [`min_successful`](CompletionPolicy::min_successful)
+/// tolerates every failure, as in AWS's other SDKs. The named constructors
+/// keep their meaning whatever is added to them:
+/// [`CompletionPolicy::fail_fast`] tolerates no failure (also with
+/// `min_successful`), [`CompletionPolicy::all`] tolerates every failure.
+///
+/// ```
+/// use durable_yield_interpreter::CompletionPolicy;
+/// // The first success ends the batch; so does the first failure.
+/// let race = CompletionPolicy::fail_fast().min_successful(1);
+/// // Two successes end the batch; failures are tolerated until then.
+/// let quorum = CompletionPolicy::all().min_successful(2);
+/// # let _ = (race, quorum);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CompletionPolicy {
     min_successful: Option<usize>,
@@ -90,9 +102,11 @@ pub struct CompletionPolicy {
 }
 
 impl CompletionPolicy {
-    /// Fail fast: the first failed branch ends the batch. The default.
+    /// Fail fast: the first failed branch ends the batch (no failure is
+    /// tolerated), also when a threshold such as `min_successful` is
+    /// added. What the default does while it has no threshold.
     pub fn fail_fast() -> Self {
-        CompletionPolicy::default()
+        CompletionPolicy::default().tolerated_failure_count(0)
     }
     /// Runs every branch, whatever fails.
     pub fn all() -> Self {
@@ -199,6 +213,7 @@ impl fmt::Display for CompletionReason {
 /// How one branch of a batch stands at the batch's end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum BatchItemStatus {
     /// It returned a value.
     Succeeded,
@@ -206,8 +221,37 @@ pub enum BatchItemStatus {
     Failed,
     /// It had started when the batch ended early, and was abandoned.
     Started,
-    /// The batch ended before it started.
+    /// The batch ended before it started. Only read from results that
+    /// earlier versions checkpointed, and dropped when read: a
+    /// [`BatchResult`] holds the branches that started.
     NotStarted,
+}
+
+/// How a map or parallel operation ended, as AWS's SDKs compute it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BatchStatus {
+    /// No branch failed.
+    Succeeded,
+    /// At least one branch failed (the batch operation itself still
+    /// succeeded: its failures are items of the result).
+    Failed,
+}
+
+impl BatchStatus {
+    /// The wire name: `SUCCEEDED` or `FAILED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Succeeded => "SUCCEEDED",
+            BatchStatus::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for BatchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An error as a batch result records it: every field written, so that
@@ -266,8 +310,10 @@ pub struct BatchItem<T> {
     pub error: Option<ErrorObject>,
 }
 
-/// The outcome of a map or parallel operation: one item per branch, in
-/// index order (whatever order they finished in), and why it ended.
+/// The outcome of a map or parallel operation: one item per branch that
+/// started, in index order (whatever order they finished in), and why it
+/// ended. Branches start in index order, so when the batch ends early the
+/// branches left out are those after the last item.
 ///
 /// Checkpointed with the batch codec as
 /// `{"all":[{"index":0,"status":"SUCCEEDED","result":…,"error":null},…],"completionReason":"ALL_COMPLETED"}`.
@@ -282,7 +328,7 @@ pub struct BatchResult<T> {
 }
 
 impl<T> BatchResult<T> {
-    /// Every branch, in index order.
+    /// Every branch that started, in index order.
     pub fn items(&self) -> &[BatchItem<T>] {
         &self.items
     }
@@ -290,9 +336,25 @@ impl<T> BatchResult<T> {
     pub fn completion_reason(&self) -> CompletionReason {
         self.completion_reason
     }
-    /// The number of branches.
+    /// [`BatchStatus::Failed`] if any branch failed, else
+    /// [`BatchStatus::Succeeded`] (as AWS's SDKs report a batch).
+    pub fn status(&self) -> BatchStatus {
+        if self.has_failures() {
+            BatchStatus::Failed
+        } else {
+            BatchStatus::Succeeded
+        }
+    }
+    /// The number of branches that started (as AWS's SDKs count a
+    /// batch's total): those that finished and those abandoned when the
+    /// batch ended early. Branches that never started are not counted.
     pub fn total_count(&self) -> usize {
         self.items.len()
+    }
+    /// How many branches were still running when the batch ended early
+    /// (abandoned, [`BatchItemStatus::Started`]).
+    pub fn started_count(&self) -> usize {
+        self.count(BatchItemStatus::Started)
     }
     /// How many branches have this status.
     pub fn count(&self, status: BatchItemStatus) -> usize {
@@ -394,12 +456,32 @@ impl BatchSummary {
     }
 }
 
-/// How to run a child context: its name and the codec of its result, for
-/// [`Workflow::child_with`].
+/// How a map's items or a parallel operation's branches are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Nesting {
+    /// Each item or branch is a CONTEXT operation of its own
+    /// (`MapIteration` / `ParallelBranch`) holding its operations; a
+    /// finished branch is replayed from its record. The default.
+    #[default]
+    Nested,
+    /// Items and branches record no CONTEXT: their operations are children
+    /// of the map or parallel operation, with ids of the branch's own
+    /// namespace (`H("<branch id>-<n>")`, the branch id being
+    /// `H("<map id>-<index>")`), as AWS's SDKs record `NestingType.FLAT`.
+    /// Fewer operations and checkpoints; the price: while the batch is
+    /// unfinished, each invocation runs every branch's code again (its
+    /// operations replay from their records).
+    Flat,
+}
+
+/// How to run a child context: its name, the codec of its result and
+/// whether it is recorded at all, for [`Workflow::child_with`].
 #[derive(Debug, Clone, Default)]
 pub struct ChildConfig<C = Json> {
     name: Option<Cow<'static, str>>,
     codec: C,
+    is_virtual: bool,
 }
 
 impl ChildConfig<Json> {
@@ -408,6 +490,7 @@ impl ChildConfig<Json> {
         ChildConfig {
             name: Some(name.into()),
             codec: Json,
+            is_virtual: false,
         }
     }
     /// An unnamed child context with the JSON codec.
@@ -417,12 +500,31 @@ impl ChildConfig<Json> {
 }
 
 impl<C> ChildConfig<C> {
+    /// Names the operation.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
     /// Picks the codec the result is checkpointed with.
     pub fn codec<C2: Codec + Clone>(self, codec: C2) -> ChildConfig<C2> {
         ChildConfig {
             name: self.name,
             codec,
+            is_virtual: self.is_virtual,
         }
+    }
+    /// Makes it a *virtual* context, as AWS's SDKs have them: a grouping
+    /// that records no CONTEXT operation and no result. It takes one id of
+    /// its caller's sequence; its operations get ids of its own namespace
+    /// (`H("<its id>-<n>")`) but are recorded as children of the nearest
+    /// recorded context around it (none at the root). Its body runs again
+    /// on every invocation (its operations replay from their records), and
+    /// its value (or error) is computed anew each time. A history that
+    /// holds an operation at its id (the code used to record a context
+    /// there) fails the execution with `NonDeterministicExecution`.
+    pub fn virtual_context(mut self) -> Self {
+        self.is_virtual = true;
+        self
     }
 }
 
@@ -434,6 +536,7 @@ pub struct MapConfig<I, C = Json, B = Json> {
     name: Option<Cow<'static, str>>,
     max_concurrency: Option<usize>,
     completion: CompletionPolicy,
+    nesting: Nesting,
     item_codec: C,
     batch_codec: B,
     namer: Option<ItemNamer<I>>,
@@ -445,6 +548,7 @@ impl<I, C: fmt::Debug, B: fmt::Debug> fmt::Debug for MapConfig<I, C, B> {
             .field("name", &self.name)
             .field("max_concurrency", &self.max_concurrency)
             .field("completion", &self.completion)
+            .field("nesting", &self.nesting)
             .field("item_codec", &self.item_codec)
             .field("batch_codec", &self.batch_codec)
             .field("item_namer", &self.namer.is_some())
@@ -467,6 +571,7 @@ impl<I> MapConfig<I> {
             name: None,
             max_concurrency: None,
             completion: CompletionPolicy::default(),
+            nesting: Nesting::Nested,
             item_codec: Json,
             batch_codec: Json,
             namer: None,
@@ -481,6 +586,11 @@ impl<I> Default for MapConfig<I> {
 }
 
 impl<I, C, B> MapConfig<I, C, B> {
+    /// Names the operation.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
     /// Runs at most `n` items at once (at least 1; a suspended item, e.g.
     /// one that waits, keeps its slot). Unset: all at once.
     pub fn max_concurrency(mut self, n: usize) -> Self {
@@ -490,6 +600,12 @@ impl<I, C, B> MapConfig<I, C, B> {
     /// When the map ends (see [`CompletionPolicy`]).
     pub fn completion(mut self, policy: CompletionPolicy) -> Self {
         self.completion = policy;
+        self
+    }
+    /// How items are recorded (see [`Nesting`]; [`Nesting::Nested`] by
+    /// default).
+    pub fn nesting(mut self, nesting: Nesting) -> Self {
+        self.nesting = nesting;
         self
     }
     /// Names each item's context from the item and its index (called for
@@ -508,6 +624,7 @@ impl<I, C, B> MapConfig<I, C, B> {
             name: self.name,
             max_concurrency: self.max_concurrency,
             completion: self.completion,
+            nesting: self.nesting,
             item_codec: codec,
             batch_codec: self.batch_codec,
             namer: self.namer,
@@ -519,6 +636,7 @@ impl<I, C, B> MapConfig<I, C, B> {
             name: self.name,
             max_concurrency: self.max_concurrency,
             completion: self.completion,
+            nesting: self.nesting,
             item_codec: self.item_codec,
             batch_codec: codec,
             namer: self.namer,
@@ -533,6 +651,7 @@ pub struct ParallelConfig<C = Json, B = Json> {
     name: Option<Cow<'static, str>>,
     max_concurrency: Option<usize>,
     completion: CompletionPolicy,
+    nesting: Nesting,
     item_codec: C,
     batch_codec: B,
 }
@@ -551,6 +670,7 @@ impl ParallelConfig {
             name: None,
             max_concurrency: None,
             completion: CompletionPolicy::default(),
+            nesting: Nesting::Nested,
             item_codec: Json,
             batch_codec: Json,
         }
@@ -564,6 +684,11 @@ impl Default for ParallelConfig {
 }
 
 impl<C, B> ParallelConfig<C, B> {
+    /// Names the operation.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
     /// Runs at most `n` branches at once (at least 1). Unset: all at once.
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = Some(n);
@@ -574,12 +699,19 @@ impl<C, B> ParallelConfig<C, B> {
         self.completion = policy;
         self
     }
+    /// How branches are recorded (see [`Nesting`]; [`Nesting::Nested`] by
+    /// default).
+    pub fn nesting(mut self, nesting: Nesting) -> Self {
+        self.nesting = nesting;
+        self
+    }
     /// Picks the codec each branch's result is checkpointed with.
     pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> ParallelConfig<C2, B> {
         ParallelConfig {
             name: self.name,
             max_concurrency: self.max_concurrency,
             completion: self.completion,
+            nesting: self.nesting,
             item_codec: codec,
             batch_codec: self.batch_codec,
         }
@@ -590,6 +722,7 @@ impl<C, B> ParallelConfig<C, B> {
             name: self.name,
             max_concurrency: self.max_concurrency,
             completion: self.completion,
+            nesting: self.nesting,
             item_codec: self.item_codec,
             batch_codec: codec,
         }
@@ -721,9 +854,20 @@ impl Workflow {
         T: Serialize + DeserializeOwned + Send + 'static,
         E: Into<BoxError>,
     {
-        let ChildConfig { name, codec } = config;
-        self.run_child(name, CHILD_SUBTYPE, "child context", codec, body)
-            .await
+        let ChildConfig {
+            name,
+            codec,
+            is_virtual,
+        } = config;
+        self.run_child(
+            name,
+            CHILD_SUBTYPE,
+            "child context",
+            codec,
+            is_virtual,
+            body,
+        )
+        .await
     }
 
     /// Runs `body` as a child context with this subtype (`kind` names it in
@@ -734,6 +878,7 @@ impl Workflow {
         sub_type: &'static str,
         kind: &'static str,
         codec: C,
+        is_virtual: bool,
         body: F,
     ) -> Result<T, StepError>
     where
@@ -755,6 +900,7 @@ impl Workflow {
             name: name.clone(),
             sub_type,
             body,
+            is_virtual,
         };
         let response = self.yielder.yield_(request).await;
         let op = answered_op();
@@ -840,6 +986,7 @@ impl Workflow {
             branches,
             max_concurrency: config.max_concurrency,
             completion: config.completion,
+            nesting: config.nesting,
         };
         self.batch(request, &config.item_codec, &config.batch_codec)
             .await
@@ -888,6 +1035,7 @@ impl Workflow {
             branches,
             max_concurrency: config.max_concurrency,
             completion: config.completion,
+            nesting: config.nesting,
         };
         self.batch(request, &config.item_codec, &config.batch_codec)
             .await
@@ -918,6 +1066,9 @@ impl Workflow {
         let decode_batch = |payload: &Payload| {
             from_payload::<_, BatchResult<T>>(batch_codec, payload.as_str(), &cx).map(|mut b| {
                 b.name = name.clone();
+                // Results of earlier versions listed the branches that
+                // never started too.
+                b.items.retain(|i| i.status != BatchItemStatus::NotStarted);
                 b
             })
         };

@@ -101,18 +101,34 @@ pub fn default_condition_strategy() -> ExponentialBackoff {
 }
 
 impl ConditionConfig<Json> {
-    /// A named wait-for-condition with the JSON codec and the default
-    /// strategy.
-    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+    /// An unnamed wait-for-condition (its STEP records no `Name`) with
+    /// the JSON codec and the default strategy.
+    pub fn new() -> Self {
         ConditionConfig {
-            name: Some(name.into()),
+            name: None,
             codec: Json,
             strategy: Arc::new(default_condition_strategy()),
         }
     }
+    /// A named wait-for-condition with the JSON codec and the default
+    /// strategy.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        ConditionConfig::new().name(name)
+    }
+}
+
+impl Default for ConditionConfig<Json> {
+    fn default() -> Self {
+        ConditionConfig::new()
+    }
 }
 
 impl<C> ConditionConfig<C> {
+    /// Names the operation.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
     /// Picks the codec the state is checkpointed with.
     pub fn codec<C2: Codec + Clone>(self, codec: C2) -> ConditionConfig<C2> {
         ConditionConfig {
@@ -140,14 +156,25 @@ pub struct CallbackConfig<C = Json> {
 }
 
 impl CallbackConfig<Json> {
-    /// A named callback without time-outs, its result read as JSON.
-    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+    /// An unnamed callback (its CALLBACK records no `Name`) without
+    /// time-outs, its result read as JSON.
+    pub fn new() -> Self {
         CallbackConfig {
-            name: Some(name.into()),
+            name: None,
             timeout: Duration::ZERO,
             heartbeat_timeout: Duration::ZERO,
             codec: Json,
         }
+    }
+    /// A named callback without time-outs, its result read as JSON.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        CallbackConfig::new().name(name)
+    }
+}
+
+impl Default for CallbackConfig<Json> {
+    fn default() -> Self {
+        CallbackConfig::new()
     }
 }
 
@@ -164,6 +191,11 @@ impl From<String> for CallbackConfig<Json> {
 }
 
 impl<C> CallbackConfig<C> {
+    /// Names the operation.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
     /// Fails the callback (`Callback.Timeout`) if it is not answered
     /// within `timeout` (whole seconds, rounded up; zero: never; at most
     /// 99,999,999 s).
@@ -240,17 +272,35 @@ impl<C: fmt::Debug> fmt::Debug for WaitForCallbackConfig<C> {
 }
 
 impl WaitForCallbackConfig<Json> {
+    /// An unnamed wait-for-callback (no time-outs, JSON, the default retry
+    /// strategy for the submitter): its CONTEXT records no `Name`, its
+    /// callback is named `create callback id` and its step `submitter`, as
+    /// AWS's SDKs name them.
+    pub fn new() -> Self {
+        WaitForCallbackConfig {
+            callback: CallbackConfig::new(),
+            retry: None,
+        }
+    }
     /// A named wait-for-callback: no time-outs, JSON, the default retry
     /// strategy for the submitter.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
-        WaitForCallbackConfig {
-            callback: CallbackConfig::named(name),
-            retry: None,
-        }
+        WaitForCallbackConfig::new().name(name)
+    }
+}
+
+impl Default for WaitForCallbackConfig<Json> {
+    fn default() -> Self {
+        WaitForCallbackConfig::new()
     }
 }
 
 impl<C> WaitForCallbackConfig<C> {
+    /// Names the operation (and so its callback and submitter step).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.callback = self.callback.name(name);
+        self
+    }
     /// The callback's time-out (see [`CallbackConfig::timeout`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.callback = self.callback.timeout(timeout);
@@ -277,8 +327,9 @@ impl<C> WaitForCallbackConfig<C> {
 
 /// How to invoke another function: the operation's name, its tenant and
 /// the codecs of its input and result, for [`Workflow::invoke_with`].
-/// The defaults: named after the function, no tenant, JSON both ways (what
-/// AWS's other SDKs and plain functions read and write).
+/// The defaults: unnamed (the CHAINED_INVOKE records no `Name`, as AWS's
+/// SDKs record it), no tenant, JSON both ways (what AWS's other SDKs and
+/// plain functions read and write).
 #[derive(Debug, Clone)]
 pub struct InvokeConfig<P = Json, R = Json> {
     name: Option<Cow<'static, str>>,
@@ -295,7 +346,8 @@ impl InvokeConfig {
             ..InvokeConfig::new()
         }
     }
-    /// An invoke named after the function it calls, with the defaults.
+    /// An unnamed invoke with the defaults. (Versions before 0.2 named
+    /// an unnamed invoke after its function; such records still replay.)
     pub fn new() -> Self {
         InvokeConfig {
             name: None,
@@ -313,6 +365,11 @@ impl Default for InvokeConfig {
 }
 
 impl<P, R> InvokeConfig<P, R> {
+    /// Names the operation.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
     /// Invokes the function for this tenant (1 to 256 characters).
     pub fn tenant_id(mut self, tenant: impl Into<String>) -> Self {
         self.tenant_id = Some(tenant.into());
@@ -665,6 +722,7 @@ impl Workflow {
             WAIT_FOR_CALLBACK_SUBTYPE,
             "wait for callback",
             codec,
+            false,
             body,
         )
         .await
@@ -717,7 +775,7 @@ impl Workflow {
             .map(Payload::from)
             .map_err(|e| ErrorObject::new("CodecError", e.to_string()));
         let request = Request::Invoke {
-            name: Some(name.unwrap_or_else(|| Cow::Owned(function.clone()))),
+            name,
             function_name: function.clone(),
             tenant_id,
             payload,

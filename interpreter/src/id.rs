@@ -139,6 +139,10 @@ pub fn idempotency_key(execution_arn: &str, id: &OperationId) -> String {
 /// Hands out the ids of one context's durable calls, in call order.
 #[derive(Debug, Clone)]
 pub struct IdGenerator {
+    /// The prefix ids are hashed with (the context's own id).
+    prefix: Option<OperationId>,
+    /// The `ParentId` its operations are recorded with: the prefix, but
+    /// for a virtual context the nearest recorded context around it.
     parent: Option<OperationId>,
     counter: u64,
 }
@@ -147,6 +151,7 @@ impl IdGenerator {
     /// The generator of the root context.
     pub fn root() -> Self {
         IdGenerator {
+            prefix: None,
             parent: None,
             counter: 0,
         }
@@ -155,9 +160,29 @@ impl IdGenerator {
     /// The generator of the child context whose CONTEXT operation is `parent`.
     pub fn child(parent: OperationId) -> Self {
         IdGenerator {
+            prefix: Some(parent),
             parent: Some(parent),
             counter: 0,
         }
+    }
+
+    /// The generator of a virtual context (one that records no CONTEXT
+    /// operation: a virtual child context, a branch of a flat map or
+    /// parallel) whose own id is `id`: its operations get ids of its own
+    /// namespace, `H("<id>-<n>")`, but are recorded as children of
+    /// `parent`, the nearest recorded context around it (none at the
+    /// root), as AWS's SDKs record them.
+    pub fn virtual_child(id: OperationId, parent: Option<OperationId>) -> Self {
+        IdGenerator {
+            prefix: Some(id),
+            parent,
+            counter: 0,
+        }
+    }
+
+    /// The id the next call will get, without taking it.
+    pub fn peek_id(&self) -> OperationId {
+        operation_id(self.prefix.as_ref(), self.counter + 1)
     }
 
     /// The id of the `index`-th (0-based) branch of a map or parallel
@@ -170,12 +195,14 @@ impl IdGenerator {
     pub fn next_id(&mut self) -> (OperationId, u64) {
         self.counter += 1;
         (
-            operation_id(self.parent.as_ref(), self.counter),
+            operation_id(self.prefix.as_ref(), self.counter),
             self.counter,
         )
     }
 
-    /// The owning context's id (none at the root).
+    /// The `ParentId` of the context's operations: the owning context's
+    /// id (none at the root; for a virtual context, the nearest recorded
+    /// context around it).
     pub fn parent(&self) -> Option<&OperationId> {
         self.parent.as_ref()
     }

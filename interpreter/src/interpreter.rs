@@ -41,7 +41,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch::{
-    BatchItemStatus, BatchSummary, CompletionPolicy, CompletionReason, MAX_CONTEXT_RESULT,
+    BatchItemStatus, BatchSummary, CompletionPolicy, CompletionReason, MAX_CONTEXT_RESULT, Nesting,
     RawBatch, RawItem,
 };
 use crate::coroutine::{BoxFuture, Coroutine, Resumed};
@@ -246,7 +246,11 @@ struct Ctx {
     children: Vec<CtxId>,
     /// Recorded operations of this context it has not reached yet: while
     /// any are left, its code is replaying what an earlier invocation ran.
+    /// (A virtual context's operations are recorded under another context:
+    /// for it, whether its next operation is recorded.)
     recorded_ahead: u32,
+    /// It records no CONTEXT operation (a virtual child, a flat branch).
+    is_virtual: bool,
 }
 
 enum Branch {
@@ -282,6 +286,7 @@ struct Batch {
     rebuild: Option<Rebuild>,
     done: bool,
     summary: Option<BatchSummary>,
+    nesting: Nesting,
 }
 
 enum Ending {
@@ -980,7 +985,8 @@ impl Interpreter {
                 name,
                 sub_type,
                 body,
-            }) => self.on_child(ctx, name, sub_type, body),
+                is_virtual,
+            }) => self.on_child(ctx, name, sub_type, body, is_virtual),
             Resumed::Yielded(Request::Batch(request)) => self.on_batch(ctx, request),
             Resumed::Yielded(Request::Callback {
                 name,
@@ -1076,7 +1082,9 @@ impl Interpreter {
         let (id, seq) = c.ids.next_id();
         // Looked up once, here: the position of its record, if any.
         let recorded = self.history.position(&id);
-        if recorded.is_some() {
+        if c.is_virtual {
+            c.recorded_ahead = u32::from(self.history.position(&c.ids.peek_id()).is_some());
+        } else if recorded.is_some() {
             c.recorded_ahead = c.recorded_ahead.saturating_sub(1);
         }
         let op = OpRef {
@@ -1132,6 +1140,25 @@ impl Interpreter {
             ),
             requested: format!("{}{}", op.describe(), parent(op.parent.as_ref())),
         })
+    }
+
+    /// A virtual context (or flat branch) whose id holds a record: the
+    /// history was written by code that recorded a context there.
+    fn not_virtual(op: &OpRef, recorded: &Operation) -> ExecutionError {
+        let recorded_ref = OpRef {
+            seq: op.seq,
+            id: recorded.id,
+            op_type: recorded.op_type,
+            sub_type: recorded.sub_type.clone().map(Cow::Owned),
+            name: recorded.name.clone().map(Cow::Owned),
+            parent: recorded.parent_id,
+        };
+        ExecutionError::NonDeterministic {
+            seq: op.seq,
+            id: op.id,
+            recorded: recorded_ref.describe(),
+            requested: format!("{} that records nothing (virtual)", op.describe()),
+        }
     }
 
     /// New work in a context that may only replay (see `Ctx::replay_only`).
@@ -1436,8 +1463,17 @@ impl Interpreter {
         tenant_id: Option<String>,
         payload: Result<Payload, ErrorObject>,
     ) {
-        let (op, at) = self.next_op(ctx, OperationType::ChainedInvoke, INVOKE_SUBTYPE, name);
+        let (mut op, at) = self.next_op(ctx, OperationType::ChainedInvoke, INVOKE_SUBTYPE, name);
         let recorded = at.map(|at| self.history.at(at));
+        // Versions before 0.2 named an unnamed invoke after its function:
+        // executions they started still replay.
+        if let Some(r) = recorded.filter(|r| {
+            op.name.is_none()
+                && r.op_type == OperationType::ChainedInvoke
+                && r.name.as_deref() == Some(function_name.as_str())
+        }) {
+            op.name = r.name.clone().map(Cow::Owned);
+        }
         let replay_only = self.contexts[ctx as usize].replay_only;
         let invalid = |reason: String| ExecutionError::InvalidConfig {
             op: op.clone(),
@@ -1611,6 +1647,21 @@ impl Interpreter {
 
     /// Starts a context running `body` for the CONTEXT operation `op`.
     fn spawn(&mut self, op: OpRef, owner: Owner, body: ContextBody, replay_only: bool) -> CtxId {
+        let ids = IdGenerator::child(op.id);
+        let ctx = self.spawn_with(op, owner, body, replay_only, ids);
+        let recorded = self.contexts[ctx as usize].op.as_ref().map(|op| op.id);
+        self.contexts[ctx as usize].recorded_ahead = self.recorded(recorded);
+        ctx
+    }
+
+    fn spawn_with(
+        &mut self,
+        op: OpRef,
+        owner: Owner,
+        body: ContextBody,
+        replay_only: bool,
+        ids: IdGenerator,
+    ) -> CtxId {
         let parent = match owner {
             Owner::Root => None,
             Owner::Child(parent) => Some(parent),
@@ -1623,8 +1674,7 @@ impl Interpreter {
         let coroutine =
             Coroutine::new(move |yielder| body(Workflow::new(yielder, arn, context_op)));
         let id = self.contexts.len() as CtxId;
-        let mut ctx = Ctx::new(coroutine, IdGenerator::child(op.id), owner);
-        ctx.recorded_ahead = self.recorded(Some(op.id));
+        let mut ctx = Ctx::new(coroutine, ids, owner);
         ctx.op = Some(op);
         ctx.replay_only = replay_only || inherited;
         ctx.abandoned = abandoned;
@@ -1634,6 +1684,26 @@ impl Interpreter {
         }
         self.ready.push_back((id, Response::Start));
         id
+    }
+
+    /// Starts a virtual context (no CONTEXT operation) running `body` for
+    /// `op`: its operations are hashed under `op`'s id and recorded as
+    /// children of `parent`.
+    fn spawn_virtual(
+        &mut self,
+        op: OpRef,
+        parent: Option<OperationId>,
+        owner: Owner,
+        body: ContextBody,
+        replay_only: bool,
+    ) -> CtxId {
+        let ids = IdGenerator::virtual_child(op.id, parent);
+        let ahead = u32::from(self.history.position(&ids.peek_id()).is_some());
+        let ctx = self.spawn_with(op, owner, body, replay_only, ids);
+        let c = &mut self.contexts[ctx as usize];
+        c.is_virtual = true;
+        c.recorded_ahead = ahead;
+        ctx
     }
 
     /// Abandons a context and everything it started: nothing more of them
@@ -1659,10 +1729,24 @@ impl Interpreter {
         name: Option<Cow<'static, str>>,
         sub_type: &'static str,
         body: ContextBody,
+        is_virtual: bool,
     ) {
         let (op, at) = self.next_op(ctx, OperationType::Context, sub_type, name);
         self.set_last(ctx, op.clone());
         let recorded = at.map(|at| self.history.at(at));
+        if is_virtual {
+            // Never recorded: a record at its id was written by other code.
+            if let Some(recorded) = recorded {
+                return self.fatal(Self::not_virtual(&op, recorded));
+            }
+            if let Err(e) = self.check(&op, None) {
+                return self.fatal(e);
+            }
+            let parent = self.contexts[ctx as usize].ids.parent().copied();
+            let replay_only = self.contexts[ctx as usize].replay_only;
+            self.spawn_virtual(op, parent, Owner::Child(ctx), body, replay_only);
+            return;
+        }
         let replay_only = self.contexts[ctx as usize].replay_only;
         if let Err(e) = self.check(&op, recorded) {
             return self.fatal(e);
@@ -1737,7 +1821,26 @@ impl Interpreter {
         let c = &mut self.contexts[ctx as usize];
         c.coroutine = None;
         let replay_only = c.replay_only;
+        let is_virtual = c.is_virtual;
         let owner = c.owner;
+        if is_virtual {
+            // Nothing to record: its value (or error) goes straight to
+            // whoever waits, as a replay will compute it again.
+            let result = result.map_err(ErrorObject::truncated);
+            if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
+                let (status, error) = match &result {
+                    Ok(_) => (OperationStatus::Succeeded, None),
+                    Err(e) => (OperationStatus::Failed, Some(Box::new(e.clone()))),
+                };
+                observer.closed(&op.id, status, error);
+            }
+            match owner {
+                Owner::Child(parent) => self.ready.push_back((parent, Response::Step(result))),
+                Owner::Branch { batch, index } => self.branch_done(batch, index, result),
+                Owner::Root => {}
+            }
+            return;
+        }
         // The context is over: its operation is taken, not copied.
         let op = c.op.take();
         match (owner, op) {
@@ -1781,6 +1884,7 @@ impl Interpreter {
             branches,
             max_concurrency,
             completion,
+            nesting,
         } = request;
         let (op, at) = self.next_op(ctx, OperationType::Context, kind.sub_type(), name);
         self.set_last(ctx, op.clone());
@@ -1875,6 +1979,7 @@ impl Interpreter {
             rebuild,
             done: false,
             summary: None,
+            nesting,
         });
         self.admit(self.batches.len() - 1);
     }
@@ -1931,6 +2036,9 @@ impl Interpreter {
             .as_ref()
             .map(|r| r.started.binary_search(&index).is_ok());
         let owner_ctx = batch.owner;
+        if batch.nesting == Nesting::Flat {
+            return self.start_flat_branch(b, index, op, body, started_earlier);
+        }
         let recorded = self.history.get(&op.id);
         if let Err(e) = self.check(&op, recorded) {
             return self.fatal(e);
@@ -2008,6 +2116,47 @@ impl Interpreter {
         }
     }
 
+    /// Starts branch `index` of a flat batch: a virtual context whose
+    /// operations are recorded as children of the batch operation. It
+    /// records nothing of its own, so it always runs (its operations
+    /// replay from their records), also to rebuild a result too large to
+    /// have been checkpointed; only a branch recorded as abandoned
+    /// (started, unfinished) is not run again.
+    fn start_flat_branch(
+        &mut self,
+        b: usize,
+        index: usize,
+        op: OpRef,
+        body: Option<ContextBody>,
+        started_earlier: Option<bool>,
+    ) {
+        if let Some(recorded) = self.history.get(&op.id) {
+            return self.fatal(Self::not_virtual(&op, recorded));
+        }
+        if let Err(e) = self.check(&op, None) {
+            return self.fatal(e);
+        }
+        let Some(body) = body else {
+            return self.fatal(ExecutionError::Internal("a branch started twice".into()));
+        };
+        if started_earlier == Some(true) {
+            self.batches[b].branches[index] = Branch::Started;
+            return;
+        }
+        if let Some(observer) = self.observer.as_deref_mut() {
+            observer.reached(&op, None);
+        }
+        let batch = &self.batches[b];
+        let parent = Some(batch.op.id);
+        let replay_only =
+            started_earlier.is_some() || self.contexts[batch.owner as usize].replay_only;
+        let owner = Owner::Branch { batch: b, index };
+        let ctx = self.spawn_virtual(op, parent, owner, body, replay_only);
+        let batch = &mut self.batches[b];
+        batch.branches[index] = Branch::Active(ctx);
+        batch.active += 1;
+    }
+
     /// A branch ended (its end recorded, or replayed).
     fn branch_done(&mut self, b: usize, index: usize, outcome: RecordedOutcome) {
         let Some(batch) = self.batches.get_mut(b) else {
@@ -2043,11 +2192,10 @@ impl Interpreter {
         let (mut succeeded, mut failed) = (0, 0);
         for (index, branch) in branches.into_iter().enumerate() {
             let item = match branch {
-                Branch::NotStarted => RawItem {
-                    status: BatchItemStatus::NotStarted,
-                    result: None,
-                    error: None,
-                },
+                // Branches start in index order: the rest never started
+                // either. Like AWS's SDKs, the result holds the branches
+                // that started.
+                Branch::NotStarted => break,
                 Branch::Active(ctx) => {
                     self.abandon(ctx);
                     started.push(index);
@@ -2170,6 +2318,7 @@ impl Ctx {
             closing: None,
             children: Vec::new(),
             recorded_ahead: 0,
+            is_virtual: false,
         }
     }
 }

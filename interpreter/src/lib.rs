@@ -26,8 +26,8 @@ pub mod retry;
 mod workflow;
 
 pub use batch::{
-    BatchItem, BatchItemStatus, BatchResult, Branch, ChildConfig, CompletionPolicy,
-    CompletionReason, MapConfig, ParallelConfig,
+    BatchItem, BatchItemStatus, BatchResult, BatchStatus, Branch, ChildConfig, CompletionPolicy,
+    CompletionReason, MapConfig, Nesting, ParallelConfig,
 };
 pub use coroutine::{BoxFuture, panic_message};
 pub use error::{ExecutionError, OpRef};

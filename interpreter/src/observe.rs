@@ -129,6 +129,24 @@ impl Observer {
         }
     }
 
+    /// An operation that records no end of its own (a virtual context)
+    /// ended.
+    pub(crate) fn closed(
+        &mut self,
+        id: &OperationId,
+        status: OperationStatus,
+        error: Option<Box<ErrorObject>>,
+    ) {
+        if let Some(op) = self.open.remove(id) {
+            self.queue.push(Observation::Ended {
+                op,
+                replayed: false,
+                status,
+                error,
+            });
+        }
+    }
+
     /// The service reported `operations`: a reached operation that is now
     /// finished ends (the service finished it: a wait, a callback, an
     /// invoke).

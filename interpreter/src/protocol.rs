@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use durable_yield_codecs::CodecError;
 
-use crate::batch::{CompletionPolicy, RawBatch};
+use crate::batch::{CompletionPolicy, Nesting, RawBatch};
 use crate::coroutine::BoxFuture;
 use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};
 use crate::retry::RetryStrategy;
@@ -73,6 +73,7 @@ pub(crate) struct BatchRequest {
     pub(crate) branches: Vec<BranchSpec>,
     pub(crate) max_concurrency: Option<usize>,
     pub(crate) completion: CompletionPolicy,
+    pub(crate) nesting: Nesting,
 }
 
 /// What workflow code asks of the interpreter.
@@ -95,6 +96,8 @@ pub(crate) enum Request {
         name: Option<Cow<'static, str>>,
         sub_type: &'static str,
         body: ContextBody,
+        /// Records no CONTEXT operation (see `ChildConfig::virtual_context`).
+        is_virtual: bool,
     },
     /// A map or parallel operation.
     Batch(BatchRequest),

@@ -229,6 +229,11 @@ impl WaitConfig {
             name: Some(name.into()),
         }
     }
+    /// Names the operation.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
 }
 
 impl From<&'static str> for WaitConfig {

@@ -75,12 +75,12 @@ mod timer;
 pub use driver::BatchConfig;
 pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};
 pub use durable_yield_interpreter::{
-    BatchItem, BatchItemStatus, BatchResult, BoxError, Branch, Callback, CallbackConfig,
-    CallbackEnding, CallbackError, ChildConfig, CompletionPolicy, CompletionReason, Condition,
-    ConditionConfig, ExecutionError, InvokeConfig, InvokeEnding, InvokeError, MapConfig,
-    ParallelConfig, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,
-    WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn, error_type_name, id, is_replaying,
-    model, retry,
+    BatchItem, BatchItemStatus, BatchResult, BatchStatus, BoxError, Branch, Callback,
+    CallbackConfig, CallbackEnding, CallbackError, ChildConfig, CompletionPolicy, CompletionReason,
+    Condition, ConditionConfig, ExecutionError, InvokeConfig, InvokeEnding, InvokeError, MapConfig,
+    Nesting, ParallelConfig, RandomValue, StepConfig, StepContext, StepError, StepFailure,
+    StepSemantics, WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn, error_type_name, id,
+    is_replaying, model, retry,
 };
 pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 
