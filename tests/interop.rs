@@ -1642,11 +1642,17 @@ fn durable_functions_against_the_aws_emulator() {
     ];
     // For a developer's quick run: DURABLE_YIELD_INTEROP_ONLY=a,b runs the
     // scenarios named a and b alone (CI never sets it).
-    let only = std::env::var("DURABLE_YIELD_INTEROP_ONLY").ok();
+    let only = std::env::var("DURABLE_YIELD_INTEROP_ONLY")
+        .ok()
+        .filter(|o| !o.trim().is_empty());
     let chosen = |name: &str| {
         only.as_deref()
             .is_none_or(|only| only.split(',').any(|o| o.trim() == name))
     };
+    assert!(
+        scenarios.iter().any(|(name, _)| chosen(name)),
+        "DURABLE_YIELD_INTEROP_ONLY={only:?} names no scenario"
+    );
     let failures: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = scenarios
             .iter()
