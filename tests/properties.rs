@@ -6,7 +6,7 @@
 use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
     CodecKind, CrashCase, check_code_change, check_codecs, check_envelope_and_history,
-    check_replay_determinism, envelope_and_history, external_ops, nesting, steps_with,
+    check_replay_determinism, envelope_and_history, external_ops, nesting, shapes, steps_with,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -109,6 +109,7 @@ fn generated_programs_nest_contexts_and_batches() {
     let (mut with_child, mut with_batch, mut branches) = (0, 0, 0);
     let (mut with_condition, mut with_callback, mut with_wait) = (0, 0, 0);
     let (mut with_sealed, mut with_compressed) = (0, 0);
+    let (mut with_flat, mut with_virtual, mut with_unnamed) = (0, 0, 0);
     for case in 0..cases {
         let input = rng.bytes(8 + (case * 37) % 512);
         let Ok(c) = CrashCase::arbitrary_take_rest(Unstructured::new(&input)) else {
@@ -124,6 +125,10 @@ fn generated_programs_nest_contexts_and_batches() {
         branches += n;
         with_sealed += usize::from(steps_with(&c.program.ops, CodecKind::Sealed) > 0);
         with_compressed += usize::from(steps_with(&c.program.ops, CodecKind::Compressed) > 0);
+        let (flat, virtual_children, unnamed) = shapes(&c.program.ops);
+        with_flat += usize::from(flat > 0);
+        with_virtual += usize::from(virtual_children > 0);
+        with_unnamed += usize::from(unnamed > 0);
     }
     eprintln!(
         "{cases} programs: {with_child} with child contexts, {with_batch} with batches, \
@@ -162,5 +167,21 @@ fn generated_programs_nest_contexts_and_batches() {
     assert!(
         with_compressed >= cases / 10,
         "{with_compressed} of {cases} compress a step"
+    );
+    eprintln!(
+        "{with_flat} with flat batches, {with_virtual} with virtual child contexts, \
+         {with_unnamed} with unnamed operations"
+    );
+    assert!(
+        with_flat >= cases / 10,
+        "{with_flat} of {cases} hold a flat batch"
+    );
+    assert!(
+        with_virtual >= cases / 10,
+        "{with_virtual} of {cases} hold a virtual child context"
+    );
+    assert!(
+        with_unnamed >= cases / 5,
+        "{with_unnamed} of {cases} hold an unnamed operation"
     );
 }

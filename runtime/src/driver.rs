@@ -432,15 +432,22 @@ where
             // out on their own, so that the service records the start of
             // a long body before it ends (or the process dies in it).
             if interpreter.has_deferred() {
-                let since = *deferred_since.get_or_insert_with(Instant::now);
-                let deadline = since + run.batching.start_delay;
+                // A body that ends at its first poll (most do) reads no
+                // clock and arms no timer.
                 let done = match running.next().now_or_never() {
                     Some(done) => done,
-                    None if Instant::now() >= deadline => None,
-                    None => match select(running.next(), Delay::until(deadline)).await {
-                        Either::Left((done, _)) => done,
-                        Either::Right(((), _)) => None,
-                    },
+                    None => {
+                        let since = *deferred_since.get_or_insert_with(Instant::now);
+                        let deadline = since + run.batching.start_delay;
+                        if Instant::now() >= deadline {
+                            None
+                        } else {
+                            match select(running.next(), Delay::until(deadline)).await {
+                                Either::Left((done, _)) => done,
+                                Either::Right(((), _)) => None,
+                            }
+                        }
+                    }
                 };
                 match done {
                     Some(done) => {

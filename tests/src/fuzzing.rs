@@ -31,9 +31,9 @@ use durable_yield::model::{
 };
 use durable_yield::retry::FixedDelay;
 use durable_yield::{
-    Branch, CallbackConfig, CompletionPolicy, Condition, ConditionConfig, ExecutionStatus,
-    InvokeConfig, LocalExecution, LocalRunner, MapConfig, ParallelConfig, StepConfig, StepError,
-    StepFailure, StepSemantics, WaitForCallbackConfig, Workflow,
+    Branch, CallbackConfig, ChildConfig, CompletionPolicy, Condition, ConditionConfig,
+    ExecutionStatus, InvokeConfig, LocalExecution, LocalRunner, MapConfig, Nesting, ParallelConfig,
+    StepConfig, StepError, StepFailure, StepSemantics, WaitConfig, WaitForCallbackConfig, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +89,8 @@ pub enum Op {
         name: String,
         /// Seconds, 1 to 3600.
         seconds: u16,
+        /// Recorded without a name.
+        unnamed: bool,
     },
     /// A child context running `body`; it fails if a step in it failed.
     Child {
@@ -96,6 +98,8 @@ pub enum Op {
         name: String,
         /// Its calls.
         body: Vec<Op>,
+        /// A virtual context: nothing recorded of its own.
+        is_virtual: bool,
     },
     /// A wait-for-condition on a counter: met once it reaches `target`,
     /// checked `delay` seconds apart, `max_attempts` checks at most.
@@ -129,6 +133,8 @@ pub enum Op {
         name: String,
         /// Whether the function exists.
         known: bool,
+        /// Recorded without a name.
+        unnamed: bool,
     },
     /// A map (or parallel) whose branch `i` runs `branches[i]`; a branch
     /// fails if a step in it failed.
@@ -143,6 +149,8 @@ pub enum Op {
         max_concurrency: Option<u8>,
         /// When the batch ends.
         policy: Policy,
+        /// Flat: items and branches record no CONTEXT of their own.
+        flat: bool,
     },
 }
 
@@ -201,6 +209,30 @@ impl Op {
             | Op::Batch { name, .. } => name,
         }
     }
+
+    /// What the op records at its position: `None` for nothing (a virtual
+    /// child), else its recorded name (`None` when unnamed).
+    pub fn recorded_name(&self) -> Option<Option<&str>> {
+        match self {
+            Op::Child {
+                is_virtual: true, ..
+            } => None,
+            Op::Wait { unnamed: true, .. } | Op::Invoke { unnamed: true, .. } => Some(None),
+            other => Some(Some(other.name())),
+        }
+    }
+}
+
+/// Whether a program holds a virtual child context, however deep.
+pub fn has_virtual(ops: &[Op]) -> bool {
+    ops.iter().any(|op| match op {
+        Op::Child {
+            is_virtual: true, ..
+        } => true,
+        Op::Child { body, .. } => has_virtual(body),
+        Op::Batch { branches, .. } => branches.iter().any(|b| has_virtual(b)),
+        _ => false,
+    })
 }
 
 /// A generated workflow program: durable calls in order, names unique.
@@ -221,6 +253,7 @@ fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::R
         12 | 13 if depth < 2 => Op::Child {
             name: format!("c{index}"),
             body: gen_body(u, next, depth + 1, 3)?,
+            is_virtual: u.ratio(1, 4)?,
         },
         14 | 15 if depth < 2 => {
             let n = u.int_in_range(0..=4)?;
@@ -243,6 +276,7 @@ fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::R
                 branches,
                 max_concurrency,
                 policy,
+                flat: u.ratio(1, 3)?,
             }
         }
         16 => Op::Condition {
@@ -254,6 +288,7 @@ fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::R
         18 => Op::Invoke {
             name: format!("i{index}"),
             known: u.ratio(3, 4)?,
+            unnamed: u.ratio(1, 3)?,
         },
         17 => Op::Callback {
             name: format!("a{index}"),
@@ -274,6 +309,7 @@ fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::R
         _ => Op::Wait {
             name: format!("w{index}"),
             seconds: u.int_in_range(1..=3600)?,
+            unnamed: u.ratio(1, 3)?,
         },
     })
 }
@@ -385,8 +421,17 @@ fn run_ops<'a>(
         let mut notes = Vec::new();
         for op in ops {
             let outcome = match op {
-                Op::Wait { name, seconds } => {
-                    wf.wait(name.clone(), Duration::from_secs(u64::from(*seconds)))
+                Op::Wait {
+                    name,
+                    seconds,
+                    unnamed,
+                } => {
+                    let config = if *unnamed {
+                        WaitConfig::new()
+                    } else {
+                        WaitConfig::named(name.clone())
+                    };
+                    wf.wait(config, Duration::from_secs(u64::from(*seconds)))
                         .await;
                     Ok(format!("{name} waited"))
                 }
@@ -399,9 +444,17 @@ fn run_ops<'a>(
                     }
                     CodecKind::Sealed => run_step(wf, sealed_codec(), op, probe, invocation).await,
                 },
-                Op::Child { name, body } => {
+                Op::Child {
+                    name,
+                    body,
+                    is_virtual,
+                } => {
                     let (body, probe) = (body.clone(), probe.clone());
-                    wf.child(name.clone(), move |mut wf| async move {
+                    let mut config = ChildConfig::named(name.clone());
+                    if *is_virtual {
+                        config = config.virtual_context();
+                    }
+                    wf.child_with(config, move |mut wf| async move {
                         context_body(&mut wf, &body, &probe, invocation).await
                     })
                     .await
@@ -412,18 +465,19 @@ fn run_ops<'a>(
                     branches,
                     max_concurrency,
                     policy,
+                    flat,
                 } => {
-                    run_batch(
-                        wf,
-                        name,
-                        *parallel,
-                        branches,
-                        *max_concurrency,
-                        *policy,
-                        probe,
-                        invocation,
-                    )
-                    .await
+                    let shape = BatchShape {
+                        parallel: *parallel,
+                        max_concurrency: *max_concurrency,
+                        policy: *policy,
+                        nesting: if *flat {
+                            Nesting::Flat
+                        } else {
+                            Nesting::Nested
+                        },
+                    };
+                    run_batch(wf, name, shape, branches, probe, invocation).await
                 }
                 Op::Condition {
                     name,
@@ -453,9 +507,17 @@ fn run_ops<'a>(
                     .await
                     .map(|n| format!("{name} reached {n}"))
                 }
-                Op::Invoke { name, known } => {
+                Op::Invoke {
+                    name,
+                    known,
+                    unnamed,
+                } => {
                     let target = if *known { "echo" } else { "missing" };
-                    let config = InvokeConfig::named(name.clone());
+                    let config = if *unnamed {
+                        InvokeConfig::new()
+                    } else {
+                        InvokeConfig::named(name.clone())
+                    };
                     match wf
                         .invoke_with::<_, String, _, _>(config, target, &format!("{name}-in"))
                         .await
@@ -520,19 +582,32 @@ async fn context_body(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How a generated batch runs.
+struct BatchShape {
+    parallel: bool,
+    max_concurrency: Option<u8>,
+    policy: Policy,
+    nesting: Nesting,
+}
+
 async fn run_batch(
     wf: &mut Workflow,
     name: &str,
-    parallel: bool,
+    shape: BatchShape,
     branches: &[Vec<Op>],
-    max_concurrency: Option<u8>,
-    policy: Policy,
     probe: &Probe,
     invocation: u32,
 ) -> Result<String, StepError> {
+    let BatchShape {
+        parallel,
+        max_concurrency,
+        policy,
+        nesting,
+    } = shape;
     let result = if parallel {
-        let mut config = ParallelConfig::named(name.to_owned()).completion(policy.to_policy());
+        let mut config = ParallelConfig::named(name.to_owned())
+            .completion(policy.to_policy())
+            .nesting(nesting);
         if let Some(n) = max_concurrency {
             config = config.max_concurrency(usize::from(n));
         }
@@ -547,7 +622,9 @@ async fn run_batch(
             .collect();
         wf.parallel_with(config, branches).await?
     } else {
-        let mut config = MapConfig::named(name.to_owned()).completion(policy.to_policy());
+        let mut config = MapConfig::named(name.to_owned())
+            .completion(policy.to_policy())
+            .nesting(nesting);
         if let Some(n) = max_concurrency {
             config = config.max_concurrency(usize::from(n));
         }
@@ -737,6 +814,34 @@ pub fn external_ops(ops: &[Op]) -> (usize, usize, usize) {
             (k + k2, a + a2, w + w2)
         }),
         _ => (k, a, w),
+    })
+}
+
+/// How many flat batches, virtual child contexts and unnamed operations a
+/// program holds, however deep.
+pub fn shapes(ops: &[Op]) -> (usize, usize, usize) {
+    ops.iter().fold((0, 0, 0), |(f, v, u), op| {
+        let here = match op {
+            Op::Batch { flat: true, .. } => (1, 0, 0),
+            Op::Child {
+                is_virtual: true, ..
+            } => (0, 1, 0),
+            Op::Wait { unnamed: true, .. } | Op::Invoke { unnamed: true, .. } => (0, 0, 1),
+            _ => (0, 0, 0),
+        };
+        let inner = match op {
+            Op::Child { body, .. } => shapes(body),
+            Op::Batch { branches, .. } => branches.iter().fold((0, 0, 0), |acc, b| {
+                let s = shapes(b);
+                (acc.0 + s.0, acc.1 + s.1, acc.2 + s.2)
+            }),
+            _ => (0, 0, 0),
+        };
+        (
+            f + here.0 + inner.0,
+            v + here.1 + inner.1,
+            u + here.2 + inner.2,
+        )
     })
 }
 
@@ -1111,6 +1216,7 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
         _ if n == 0 => ops.push(Op::Wait {
             name: "w-new".into(),
             seconds: 1,
+            unnamed: false,
         }),
         Mutation::Reorder(i, j) => ops.swap(at(i), at(j)),
         Mutation::Rename(i) => match &mut ops[at(i)] {
@@ -1128,6 +1234,7 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
                 Op::Step { name, .. } => Op::Wait {
                     name: format!("w{}", &name[1..]),
                     seconds: 5,
+                    unnamed: false,
                 },
                 Op::Wait { name, .. } => Op::Step {
                     name: format!("s{}", &name[1..]),
@@ -1138,16 +1245,18 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
                     retry_delay: 1,
                 },
                 // A context becomes a batch of one branch, a batch a child.
-                Op::Child { name, body } => Op::Batch {
+                Op::Child { name, body, .. } => Op::Batch {
                     name: format!("b{}", &name[1..]),
                     parallel: false,
                     branches: vec![body.clone()],
                     max_concurrency: None,
                     policy: Policy::All,
+                    flat: false,
                 },
                 Op::Batch { name, branches, .. } => Op::Child {
                     name: format!("c{}", &name[1..]),
                     body: branches.first().cloned().unwrap_or_default(),
+                    is_virtual: false,
                 },
                 // A condition becomes a callback, a callback a wait.
                 Op::Condition { name, .. } => Op::Callback {
@@ -1159,10 +1268,12 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
                 Op::Callback { name, .. } => Op::Wait {
                     name: format!("w{}", &name[1..]),
                     seconds: 5,
+                    unnamed: false,
                 },
                 Op::Invoke { name, .. } => Op::Wait {
                     name: format!("w{}", &name[1..]),
                     seconds: 7,
+                    unnamed: false,
                 },
             };
         }
@@ -1234,8 +1345,14 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
             changed
                 .ops
                 .get(*i)
-                .is_none_or(|op| Some(op.name()) == name.as_deref())
+                .is_none_or(|op| op.recorded_name() == Some(name.as_deref()))
         });
+        // The oracle above reads the calls recorded at the root. A virtual
+        // child records its calls at the root too, under ids of its own
+        // namespace, which a change may bring under another context:
+        // replay may then fail as non-deterministic where the oracle
+        // expected a result (never the other way round).
+        let lenient = has_virtual(&case.program.ops) || has_virtual(&changed.ops);
         if execution.status() != ExecutionStatus::Running {
             // The execution ended before the change: nothing to replay.
             return Ok(());
@@ -1243,6 +1360,15 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
         let new = workflow(changed.clone(), Probe::default());
         drive(&execution, &new, 500).await?;
         let replayed = record(&execution)?;
+        let non_deterministic = replayed
+            .outcome
+            .as_ref()
+            .err()
+            .and_then(|e| e.error_type.as_deref())
+            == Some("NonDeterministicExecution");
+        if compatible && lenient && non_deterministic {
+            return Ok(());
+        }
         if compatible {
             let fresh = runner_for(&[&changed])
                 .start(&())
@@ -1514,9 +1640,16 @@ fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json:
     })];
     for (i, (op, &recording)) in program.ops.iter().zip(recordings).enumerate() {
         let id = operation_id(None, i as u64 + 1).to_string();
+        // A virtual child records nothing at its position.
+        let Some(name) = op.recorded_name() else {
+            continue;
+        };
         let mut v = serde_json::json!({
-            "Id": id, "Name": op.name(), "StartTimestamp": 1_795_755_619_735i64,
+            "Id": id, "StartTimestamp": 1_795_755_619_735i64,
         });
+        if let Some(name) = name {
+            v["Name"] = name.into();
+        }
         match op {
             Op::Step { name, codec, .. } => {
                 v["Type"] = "STEP".into();
