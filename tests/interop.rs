@@ -961,6 +961,68 @@ fn unnamed(stack: &Stack) -> Result<(), String> {
     )
 }
 
+/// The hooks of AWS's newest plugin revision on the emulator: the function
+/// hooks around step bodies and context code (a child suspended by a wait
+/// ends INCOMPLETE, runs again, replayed, in the next invocation), the
+/// invocation-start hook, and an operation-change hook after each answer
+/// that carried operations, whose updated operations are all in the full
+/// map.
+fn plugin_hooks(stack: &Stack) -> Result<(), String> {
+    let log = fresh_log("plugin-hooks");
+    let (execution, events) = run(
+        stack,
+        "plugin-hooks",
+        json!({"log": log.display().to_string()}),
+    )?;
+    succeeded_with(&execution, "2")?;
+    expect_invocations(&events, 2)?;
+    let text = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let hooks: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("change "))
+        .collect();
+    let expected = [
+        "invocation start first=true",
+        "fn start group CONTEXT/RunInChildContext",
+        "fn start inside STEP/Step #1",
+        "fn end inside STEP/Step #1 SUCCEEDED",
+        "fn end group CONTEXT/RunInChildContext INCOMPLETE",
+        "invocation end PENDING",
+        "invocation start first=false",
+        "fn start group CONTEXT/RunInChildContext replayed",
+        "fn end group CONTEXT/RunInChildContext SUCCEEDED",
+        "fn start map-item-0 CONTEXT/MapIteration",
+        "fn end map-item-0 CONTEXT/MapIteration SUCCEEDED",
+        "fn start map-item-1 CONTEXT/MapIteration",
+        "fn end map-item-1 CONTEXT/MapIteration FAILED",
+        "invocation end SUCCEEDED",
+    ];
+    check(hooks == expected, || format!("the hooks were {lines:#?}"))?;
+    let second = lines
+        .iter()
+        .position(|l| *l == "invocation start first=false")
+        .unwrap_or(lines.len());
+    let changes = |range: &[&str]| -> Vec<String> {
+        range
+            .iter()
+            .filter(|l| l.starts_with("change "))
+            .map(|l| l.to_string())
+            .collect()
+    };
+    let (first_changes, second_changes) = (changes(&lines[..second]), changes(&lines[second..]));
+    check(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("change "))
+            .all(|l| l.ends_with(" missing=0"))
+            && first_changes.iter().any(|l| l.contains("inside=SUCCEEDED"))
+            && second_changes.iter().any(|l| l.contains("items=SUCCEEDED")),
+        || format!("the operation changes were {first_changes:?} then {second_changes:?}"),
+    )
+}
+
 fn child_fails(stack: &Stack) -> Result<(), String> {
     let (execution, events) = concurrency(stack, "child-fails")?;
     succeeded_with(
@@ -1594,7 +1656,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 43] = [
+    let scenarios: [(&str, Scenario); 44] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -1612,6 +1674,7 @@ fn durable_functions_against_the_aws_emulator() {
         ("flat-parallel", flat_parallel),
         ("virtual-child", virtual_child),
         ("unnamed", unnamed),
+        ("plugin-hooks", plugin_hooks),
         ("child-fails", child_fails),
         ("large-child", large_child),
         ("map-basic", map_basic),

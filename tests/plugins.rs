@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use durable_yield::model::Operation;
 use durable_yield::plugin::{
-    AttemptEvent, HookResult, InvocationEnd, InvocationHooks, InvocationStart, OperationEvent,
-    Plugin,
+    AttemptEvent, FunctionEvent, HookResult, InvocationEnd, InvocationHooks, InvocationStart,
+    OperationChange, OperationEvent, Plugin,
 };
 use durable_yield::retry::FixedDelay;
 use durable_yield::{
@@ -340,4 +340,235 @@ async fn failed_operations_and_executions_report_their_errors() {
             "invocation end FAILED",
         ]
     );
+}
+
+/// Writes the hooks of AWS's newest plugin revision as lines: function
+/// starts and ends, operation changes, the invocation-start hook.
+struct Functions(Log);
+
+struct FunctionLines(Log);
+
+impl FunctionLines {
+    fn push(&self, line: String) {
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+impl Plugin for Functions {
+    fn invocation(&self, _: &InvocationStart<'_>) -> Result<Box<dyn InvocationHooks>, BoxError> {
+        Ok(Box::new(FunctionLines(self.0.clone())))
+    }
+}
+
+fn function_line(hook: &str, e: &FunctionEvent<'_>) -> String {
+    format!(
+        "{hook} {} {}/{}{}{}{}{} parent={}",
+        e.name.unwrap_or("-"),
+        e.op_type,
+        e.sub_type.unwrap_or("-"),
+        e.attempt.map(|a| format!(" #{a}")).unwrap_or_default(),
+        if e.replay_children {
+            " replay-children"
+        } else {
+            ""
+        },
+        if e.replayed { " replayed" } else { "" },
+        e.outcome
+            .map(|o| format!(" {}", o.as_str()))
+            .unwrap_or_default(),
+        e.parent_id.is_some(),
+    )
+}
+
+impl InvocationHooks for FunctionLines {
+    fn on_invocation_start(&mut self, start: &InvocationStart<'_>) -> HookResult {
+        self.push(format!("invocation start first={}", start.first_invocation));
+        Ok(())
+    }
+    fn on_function_start(&mut self, e: &FunctionEvent<'_>) -> HookResult {
+        self.push(function_line("fn start", e));
+        Ok(())
+    }
+    fn on_function_end(&mut self, e: &FunctionEvent<'_>) -> HookResult {
+        self.push(function_line("fn end", e));
+        Ok(())
+    }
+    fn on_operation_change(&mut self, change: &OperationChange<'_>) -> HookResult {
+        // Every updated operation is in the full map, as it now stands.
+        for u in change.updated {
+            let now = change.operations.iter().find(|o| o.id == u.id);
+            if now.map(|o| o.status) != Some(u.status) {
+                return Err(format!("{} is not in the full map as updated", u.id).into());
+            }
+        }
+        let mut names: Vec<String> = change
+            .updated
+            .iter()
+            .map(|o| format!("{}={}", o.name.as_deref().unwrap_or("-"), o.status))
+            .collect();
+        names.sort();
+        self.push(format!(
+            "change {} of {}",
+            names.join(","),
+            change.operations.len()
+        ));
+        Ok(())
+    }
+    fn on_invocation_end(&mut self, e: &InvocationEnd<'_>) -> HookResult {
+        self.push(format!("invocation end {}", e.status));
+        Ok(())
+    }
+}
+
+/// A child holding a step and a wait, then a two-item map whose second
+/// item fails.
+async fn contexts(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+    let a: u32 = wf
+        .child("group", |mut wf| async move {
+            let a: u32 = wf.step("inside", |_| async { Ok(1) }).await?;
+            wf.wait("nap", Duration::from_secs(5)).await;
+            Ok::<_, StepError>(a)
+        })
+        .await?;
+    let r = wf
+        .map_with(
+            MapConfig::named("items")
+                .max_concurrency(1)
+                .completion(durable_yield::CompletionPolicy::all()),
+            vec![1u32, 2],
+            |_, x, _| async move {
+                if x == 2 {
+                    Err::<u32, _>("two is bad")
+                } else {
+                    Ok(x)
+                }
+            },
+        )
+        .await?;
+    Ok(a + r.successes().sum::<u32>())
+}
+
+#[tokio::test]
+async fn function_and_change_hooks_fire_as_aws_newest_plugins_expect() {
+    let log = Log::default();
+    let run = LocalRunner::new()
+        .plugin(Functions(log.clone()))
+        .run(&contexts, &())
+        .await
+        .unwrap();
+    assert_eq!(run.result, Some(2));
+    let lines = log.lock().unwrap().clone();
+    let expected = [
+        // 1: the child's code starts, its step runs, the wait suspends it:
+        // the child's code ends INCOMPLETE at the end of the invocation.
+        "invocation start first=true",
+        "fn start group CONTEXT/RunInChildContext parent=false",
+        "fn start inside STEP/Step #1 parent=true",
+        "fn end inside STEP/Step #1 SUCCEEDED parent=true",
+        "change group=STARTED,inside=SUCCEEDED of 3",
+        "change nap=STARTED of 4",
+        "fn end group CONTEXT/RunInChildContext INCOMPLETE parent=false",
+        "invocation end PENDING",
+        // 2: the child's code runs again over its records and ends; each
+        // map item's code runs once.
+        "invocation start first=false",
+        "fn start group CONTEXT/RunInChildContext replayed parent=false",
+        "fn end group CONTEXT/RunInChildContext SUCCEEDED parent=false",
+        "change group=SUCCEEDED of 4",
+        "fn start map-item-0 CONTEXT/MapIteration parent=true",
+        "fn end map-item-0 CONTEXT/MapIteration SUCCEEDED parent=true",
+        "change items=STARTED,map-item-0=SUCCEEDED of 6",
+        "fn start map-item-1 CONTEXT/MapIteration parent=true",
+        "fn end map-item-1 CONTEXT/MapIteration FAILED parent=true",
+        "change map-item-1=FAILED of 7",
+        "change items=SUCCEEDED of 7",
+        "invocation end SUCCEEDED",
+    ];
+    assert_eq!(lines, expected, "{lines:#?}");
+}
+
+/// A plugin whose invocation-start hook fails (or panics) still gets every
+/// other hook of the invocation; one whose instance cannot be created is
+/// skipped for the invocation; neither affects the plugin beside it.
+#[tokio::test]
+async fn a_failing_start_hook_is_isolated_from_the_other_hooks() {
+    struct FailingStart {
+        panic: bool,
+        log: Log,
+    }
+    struct FailingStartHooks {
+        panic: bool,
+        inner: Recording,
+    }
+    impl Plugin for FailingStart {
+        fn invocation(
+            &self,
+            _: &InvocationStart<'_>,
+        ) -> Result<Box<dyn InvocationHooks>, BoxError> {
+            Ok(Box::new(FailingStartHooks {
+                panic: self.panic,
+                inner: Recording {
+                    tag: "",
+                    log: self.log.clone(),
+                },
+            }))
+        }
+    }
+    impl InvocationHooks for FailingStartHooks {
+        fn on_invocation_start(&mut self, _: &InvocationStart<'_>) -> HookResult {
+            fail(self.panic)
+        }
+        fn on_operation_start(&mut self, e: &OperationEvent<'_>) -> HookResult {
+            self.inner.on_operation_start(e)
+        }
+        fn on_operation_end(&mut self, e: &OperationEvent<'_>) -> HookResult {
+            self.inner.on_operation_end(e)
+        }
+        fn on_attempt_start(&mut self, e: &AttemptEvent<'_>) -> HookResult {
+            self.inner.on_attempt_start(e)
+        }
+        fn on_attempt_end(&mut self, e: &AttemptEvent<'_>) -> HookResult {
+            self.inner.on_attempt_end(e)
+        }
+        fn on_invocation_end(&mut self, e: &InvocationEnd<'_>) -> HookResult {
+            self.inner.on_invocation_end(e)
+        }
+    }
+    for panic in [false, true] {
+        let failing = Log::default();
+        let (beside, beside_log) = recorder("");
+        let run = LocalRunner::new()
+            .execution_name("same")
+            .plugin(FailingStart {
+                panic,
+                log: failing.clone(),
+            })
+            .plugin(Broken {
+                panic,
+                at_start: true,
+            })
+            .plugin(beside)
+            .run(&flow, &())
+            .await
+            .unwrap();
+        assert_eq!(run.result, Some(1 + 2 + 6 + 8));
+        let (reference, reference_log) = recorder("");
+        LocalRunner::new()
+            .execution_name("same")
+            .plugin(reference)
+            .run(&flow, &())
+            .await
+            .unwrap();
+        let reference = reference_log.lock().unwrap().clone();
+        // The plugin beside them got every hook.
+        assert_eq!(*beside_log.lock().unwrap(), reference);
+        // The plugin whose start hook failed got every hook but the start
+        // (which the reference recorder writes from `invocation`).
+        let without_start: Vec<String> = reference
+            .iter()
+            .filter(|l| !l.starts_with("invocation start"))
+            .cloned()
+            .collect();
+        assert_eq!(*failing.lock().unwrap(), without_start, "panic={panic}");
+    }
 }

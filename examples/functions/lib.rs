@@ -278,6 +278,140 @@ async fn serve_crashing() -> Result<(), Error> {
     .await
 }
 
+#[derive(Debug, Deserialize)]
+struct HooksInput {
+    /// A file the plugin appends its hook lines to.
+    #[allow(dead_code)]
+    log: String,
+}
+
+/// A child holding a step and a one-second wait, then a two-item map
+/// whose second item fails (every failure tolerated).
+async fn plugin_hooks(mut wf: Workflow, _input: HooksInput) -> Result<u32, StepError> {
+    let a: u32 = wf
+        .child("group", |mut wf| async move {
+            let a: u32 = wf.step("inside", |_| async { Ok(1) }).await?;
+            wf.wait("nap", Duration::from_secs(1)).await;
+            Ok::<_, StepError>(a)
+        })
+        .await?;
+    let r = wf
+        .map_with(
+            MapConfig::named("items")
+                .max_concurrency(1)
+                .completion(CompletionPolicy::all()),
+            vec![1u32, 2],
+            |_, x, _| async move {
+                if x == 2 {
+                    Err::<u32, _>("two is bad")
+                } else {
+                    Ok(x)
+                }
+            },
+        )
+        .await?;
+    Ok(a + r.successes().sum::<u32>())
+}
+
+/// Writes each hook of AWS's newest plugin revision as a line to the file
+/// named by the execution input's `log` field.
+struct HookLog;
+
+struct HookLines(Option<std::fs::File>);
+
+impl HookLines {
+    fn line(&mut self, line: String) -> durable_yield::plugin::HookResult {
+        if let Some(file) = &mut self.0 {
+            writeln!(file, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl durable_yield::plugin::Plugin for HookLog {
+    fn invocation(
+        &self,
+        start: &durable_yield::plugin::InvocationStart<'_>,
+    ) -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> {
+        let input = start
+            .operations
+            .iter()
+            .find_map(|op| op.execution_details.as_ref()?.input_payload.clone());
+        let log = input
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p.as_str()).ok())
+            .and_then(|v| v["log"].as_str().map(str::to_owned));
+        let file = match log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+            None => None,
+        };
+        Ok(Box::new(HookLines(file)))
+    }
+}
+
+fn function_line(hook: &str, e: &durable_yield::plugin::FunctionEvent<'_>) -> String {
+    format!(
+        "{hook} {} {}/{}{}{}{}",
+        e.name.unwrap_or("-"),
+        e.op_type,
+        e.sub_type.unwrap_or("-"),
+        e.attempt.map(|a| format!(" #{a}")).unwrap_or_default(),
+        if e.replayed { " replayed" } else { "" },
+        e.outcome
+            .map(|o| format!(" {}", o.as_str()))
+            .unwrap_or_default(),
+    )
+}
+
+impl durable_yield::plugin::InvocationHooks for HookLines {
+    fn on_invocation_start(
+        &mut self,
+        start: &durable_yield::plugin::InvocationStart<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.line(format!("invocation start first={}", start.first_invocation))
+    }
+    fn on_function_start(
+        &mut self,
+        e: &durable_yield::plugin::FunctionEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.line(function_line("fn start", e))
+    }
+    fn on_function_end(
+        &mut self,
+        e: &durable_yield::plugin::FunctionEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.line(function_line("fn end", e))
+    }
+    fn on_operation_change(
+        &mut self,
+        change: &durable_yield::plugin::OperationChange<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        let missing = change
+            .updated
+            .iter()
+            .filter(|u| !change.operations.iter().any(|o| o.id == u.id))
+            .count();
+        let mut names: Vec<String> = change
+            .updated
+            .iter()
+            .filter(|o| o.op_type != durable_yield::model::OperationType::Execution)
+            .map(|o| format!("{}={}", o.name.as_deref().unwrap_or("-"), o.status))
+            .collect();
+        names.sort();
+        self.line(format!("change {} missing={missing}", names.join(",")))
+    }
+    fn on_invocation_end(
+        &mut self,
+        e: &durable_yield::plugin::InvocationEnd<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.line(format!("invocation end {}", e.status))
+    }
+}
+
 /// Counts the checkpoint requests an invocation makes.
 #[derive(Clone)]
 struct CountingService {
@@ -833,6 +967,12 @@ async fn serve(name: &str) -> Result<(), Error> {
         "binary-codecs" => durable_yield::lambda::run(binary_codecs).await,
         "checkpoint-count" => serve_counted().await,
         "crash-in-step" => serve_crashing().await,
+        "plugin-hooks" => {
+            durable_yield::lambda::DurableHandler::new(plugin_hooks)
+                .plugin(HookLog)
+                .run()
+                .await
+        }
         "retry-succeeds" => durable_yield::lambda::run(retry_succeeds).await,
         "retry-exhausted" => durable_yield::lambda::run(retry_exhausted).await,
         "replay-safe" => durable_yield::lambda::run(replay_safe).await,

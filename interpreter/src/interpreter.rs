@@ -53,7 +53,7 @@ use crate::model::{
     OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
     StepOptions, WaitOptions, WireName,
 };
-use crate::observe::{Observation, Observer};
+use crate::observe::{FunctionOutcome, Observation, Observer};
 use crate::protocol::{
     BatchKind, BatchReply, BatchRequest, ContextBody, Fatal, RecordedOutcome, Request, Response,
     StepOutcome, WorkflowResult,
@@ -251,6 +251,9 @@ struct Ctx {
     recorded_ahead: u32,
     /// It records no CONTEXT operation (a virtual child, a flat branch).
     is_virtual: bool,
+    /// Its code started in this invocation and has not stopped (only
+    /// tracked for observers).
+    function_open: bool,
 }
 
 enum Branch {
@@ -507,6 +510,16 @@ impl Interpreter {
     }
 
     fn finish(&mut self, outcome: Outcome) -> Action {
+        if let Some(observer) = self.observer.as_deref_mut() {
+            // Contexts whose code waits: it stops here, unfinished.
+            for c in &mut self.contexts {
+                if std::mem::take(&mut c.function_open) {
+                    if let Some(op) = &c.op {
+                        observer.function_ended(op, FunctionOutcome::Incomplete, None);
+                    }
+                }
+            }
+        }
         self.ending = Some(Ending::Finished);
         self.ready.clear();
         self.outbox.clear();
@@ -943,7 +956,7 @@ impl Interpreter {
             Resumed::Yielded(Request::Run(future)) => {
                 let c = &mut self.contexts[ctx as usize];
                 match c.live.take() {
-                    Some(live) => {
+                    Some(mut live) => {
                         let context = self.step_context(&live.op, live.attempt);
                         let handle = StepHandle {
                             ctx,
@@ -955,7 +968,6 @@ impl Interpreter {
                         } else {
                             STEP_SUBTYPE
                         };
-                        let mut live = live;
                         if live.send_start {
                             // The attempt's START needs no answer: it rides
                             // with the next checkpoint (usually the
@@ -1675,6 +1687,11 @@ impl Interpreter {
             Coroutine::new(move |yielder| body(Workflow::new(yielder, arn, context_op)));
         let id = self.contexts.len() as CtxId;
         let mut ctx = Ctx::new(coroutine, ids, owner);
+        if let Some(observer) = self.observer.as_deref_mut() {
+            let replayed = self.history.get(&op.id).is_some();
+            observer.function_started(&op, replay_only, replayed);
+            ctx.function_open = true;
+        }
         ctx.op = Some(op);
         ctx.replay_only = replay_only || inherited;
         ctx.abandoned = abandoned;
@@ -1712,6 +1729,11 @@ impl Interpreter {
         let mut stack = vec![ctx];
         while let Some(id) = stack.pop() {
             let c = &mut self.contexts[id as usize];
+            if std::mem::take(&mut c.function_open) {
+                if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
+                    observer.function_ended(op, FunctionOutcome::Incomplete, None);
+                }
+            }
             c.abandoned = true;
             c.coroutine = None;
             c.live = None;
@@ -1823,6 +1845,15 @@ impl Interpreter {
         let replay_only = c.replay_only;
         let is_virtual = c.is_virtual;
         let owner = c.owner;
+        if std::mem::take(&mut c.function_open) {
+            if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
+                let (outcome, error) = match &result {
+                    Ok(_) => (FunctionOutcome::Succeeded, None),
+                    Err(e) => (FunctionOutcome::Failed, Some(Box::new(e.clone()))),
+                };
+                observer.function_ended(op, outcome, error);
+            }
+        }
         if is_virtual {
             // Nothing to record: its value (or error) goes straight to
             // whoever waits, as a replay will compute it again.
@@ -2319,6 +2350,7 @@ impl Ctx {
             children: Vec::new(),
             recorded_ahead: 0,
             is_virtual: false,
+            function_open: false,
         }
     }
 }

@@ -41,7 +41,7 @@ pub use interpreter::{
     Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE,
     StepHandle, StepRun, WAIT_SUBTYPE, is_replaying,
 };
-pub use observe::Observation;
+pub use observe::{FunctionOutcome, Observation};
 pub use protocol::StepOutcome;
 pub use workflow::{
     BoxError, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,

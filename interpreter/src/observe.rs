@@ -27,6 +27,7 @@ use crate::model::{
 ///   answered). Operations finished in earlier invocations and unchanged
 ///   since are replayed silently.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Observation {
     /// The workflow reached an unfinished operation.
     Started {
@@ -48,13 +49,61 @@ pub enum Observation {
         /// The error it ended with, if it failed.
         error: Option<Box<ErrorObject>>,
     },
+    /// The code of a context (a child context, a map item, a parallel
+    /// branch, a wait-for-callback) starts running in this invocation.
+    FunctionStarted {
+        /// The context's operation.
+        op: OpRef,
+        /// Whether it runs to rebuild a result too large to have been
+        /// checkpointed (`ReplayChildren`): everything in it replays.
+        replay_children: bool,
+        /// Whether an earlier invocation recorded the context (it runs
+        /// again to go on, or to rebuild its result).
+        replayed: bool,
+    },
+    /// The code of a context stopped running in this invocation.
+    FunctionEnded {
+        /// The context's operation.
+        op: OpRef,
+        /// How.
+        outcome: FunctionOutcome,
+        /// The error it returned, if it failed.
+        error: Option<Box<ErrorObject>>,
+    },
+}
+
+/// How the code of a context (or a step body) stopped running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FunctionOutcome {
+    /// It returned a value.
+    Succeeded,
+    /// It returned an error (or a step body panicked).
+    Failed,
+    /// It did not finish in this invocation: it waits (a timer, a
+    /// callback, an invoke), or its batch ended without it.
+    Incomplete,
+}
+
+impl FunctionOutcome {
+    /// `SUCCEEDED`, `FAILED` or `INCOMPLETE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionOutcome::Succeeded => "SUCCEEDED",
+            FunctionOutcome::Failed => "FAILED",
+            FunctionOutcome::Incomplete => "INCOMPLETE",
+        }
+    }
 }
 
 impl Observation {
     /// The operation it is about.
     pub fn op(&self) -> &OpRef {
         match self {
-            Observation::Started { op, .. } | Observation::Ended { op, .. } => op,
+            Observation::Started { op, .. }
+            | Observation::Ended { op, .. }
+            | Observation::FunctionStarted { op, .. }
+            | Observation::FunctionEnded { op, .. } => op,
         }
     }
 }
@@ -145,6 +194,29 @@ impl Observer {
                 error,
             });
         }
+    }
+
+    /// A context's code starts running.
+    pub(crate) fn function_started(&mut self, op: &OpRef, replay_children: bool, replayed: bool) {
+        self.queue.push(Observation::FunctionStarted {
+            op: op.clone(),
+            replay_children,
+            replayed,
+        });
+    }
+
+    /// A context's code stopped running.
+    pub(crate) fn function_ended(
+        &mut self,
+        op: &OpRef,
+        outcome: FunctionOutcome,
+        error: Option<Box<ErrorObject>>,
+    ) {
+        self.queue.push(Observation::FunctionEnded {
+            op: op.clone(),
+            outcome,
+            error,
+        });
     }
 
     /// The service reported `operations`: a reached operation that is now

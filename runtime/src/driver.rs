@@ -18,7 +18,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::{Instrument, Level};
 
 use crate::engine::{
-    Action, BoxFuture, CheckpointHandle, Interpreter, Observation, Outcome, StepHandle,
+    Action, BoxFuture, CheckpointHandle, Interpreter, Observation, OpRef, Outcome, StepHandle,
     StepOutcome, StepRun,
 };
 use crate::model::{
@@ -26,8 +26,8 @@ use crate::model::{
     OperationAction, OperationId, OperationType, OperationUpdate, Payload, json_string_len,
 };
 use crate::plugin::{
-    Active, AttemptEvent, AttemptOutcome, InvocationEnd, InvocationEndStatus, InvocationStart,
-    OperationEvent, Plugins,
+    Active, AttemptEvent, AttemptOutcome, FunctionEvent, FunctionOutcome, InvocationEnd,
+    InvocationEndStatus, InvocationStart, OperationChange, OperationEvent, Plugins,
 };
 use crate::service::{DurableService, ServiceError, os_random};
 use crate::timer::Delay;
@@ -310,7 +310,7 @@ where
             .iter()
             .find(|op| op.op_type == OperationType::Execution)
             .and_then(|op| op.start_timestamp);
-        run.plugins.start(&InvocationStart {
+        let start = InvocationStart {
             execution_arn: &arn,
             request_id: run.request_id,
             trace_header: run.trace_header,
@@ -319,7 +319,10 @@ where
             operations: &operations,
             updated_operation_ids: input.updated_operation_ids.as_deref().unwrap_or(&[]),
             at: service.now(),
-        })
+        };
+        let mut hooks = run.plugins.start(&start);
+        hooks.each("on_invocation_start", |h| h.on_invocation_start(&start));
+        hooks
     };
     // Operation starts and ends are tracked only for someone who listens.
     let observing = !hooks.is_empty() || tracing::enabled!(target: OPERATION_TARGET, Level::DEBUG);
@@ -360,7 +363,11 @@ where
                     Action::RunStep(run) => {
                         if checkpointer.is_due() {
                             match checkpointer.flush().await {
-                                Ok(Flushed::Sent(delta)) => interpreter.merge_operations(delta),
+                                Ok(Flushed::Sent(delta)) => {
+                                    let updated = changes_for(&hooks, &delta);
+                                    interpreter.merge_operations(delta);
+                                    changed(&mut hooks, &interpreter, updated, service.now());
+                                }
                                 Ok(Flushed::Revoked) => break 'invocation pending(),
                                 Err(e) => break 'invocation fail_or_retry(e)?,
                             }
@@ -415,11 +422,13 @@ where
                 };
                 match sent {
                     Ok(Flushed::Sent(delta)) => {
+                        let updated = changes_for(&hooks, &delta);
                         // The response answers them all; its operations once.
                         interpreter.checkpoint_finished(first, delta);
                         for handle in later {
                             interpreter.checkpoint_finished(handle, Vec::new());
                         }
+                        changed(&mut hooks, &interpreter, updated, service.now());
                     }
                     Ok(Flushed::Revoked) => break pending(),
                     Err(e) => break fail_or_retry(e)?,
@@ -434,33 +443,30 @@ where
             if interpreter.has_deferred() {
                 // A body that ends at its first poll (most do) reads no
                 // clock and arms no timer.
-                let done = match running.next().now_or_never() {
-                    Some(done) => done,
-                    None => {
-                        let since = *deferred_since.get_or_insert_with(Instant::now);
-                        let deadline = since + run.batching.start_delay;
-                        if Instant::now() >= deadline {
-                            None
-                        } else {
-                            match select(running.next(), Delay::until(deadline)).await {
-                                Either::Left((done, _)) => done,
-                                Either::Right(((), _)) => None,
-                            }
-                        }
-                    }
-                };
-                match done {
-                    Some(done) => {
+                match running.next().now_or_never() {
+                    Some(Some(done)) => {
                         finished.push(done);
                         while let Some(Some(done)) = running.next().now_or_never() {
                             finished.push(done);
                         }
+                        continue;
                     }
+                    Some(None) => {}
                     None => {
-                        deferred_since = None;
-                        interpreter.send_deferred();
+                        let since = *deferred_since.get_or_insert_with(Instant::now);
+                        let deadline = since + run.batching.start_delay;
+                        if Instant::now() < deadline {
+                            let wait = select(running.next(), Delay::until(deadline)).await;
+                            if let Either::Left((Some(done), _)) = wait {
+                                finished.push(done);
+                                continue;
+                            }
+                        }
                     }
                 }
+                // Past the delay (or no body left): the STARTs go out now.
+                deferred_since = None;
+                interpreter.send_deferred();
                 continue;
             }
             deferred_since = None;
@@ -527,11 +533,50 @@ where
 /// ending (`durable_yield::operation`).
 pub const OPERATION_TARGET: &str = "durable_yield::operation";
 
+/// The operations of a checkpoint answer, kept for the plugins'
+/// operation-change hook (none without plugins, or without operations).
+fn changes_for(hooks: &Active, delta: &[Operation]) -> Option<Vec<Operation>> {
+    (!hooks.is_empty() && !delta.is_empty()).then(|| delta.to_vec())
+}
+
+/// Calls the plugins' operation-change hook once the answer's operations
+/// were merged.
+fn changed(
+    hooks: &mut Active,
+    interpreter: &Interpreter,
+    updated: Option<Vec<Operation>>,
+    at: Millis,
+) {
+    if let Some(updated) = updated {
+        let change = OperationChange {
+            updated: &updated,
+            operations: interpreter.history().operations(),
+            at,
+        };
+        hooks.each("on_operation_change", |h| h.on_operation_change(&change));
+    }
+}
+
 /// Hands what the interpreter observed to the plugins (and to `tracing`
 /// at debug level).
 fn observed(interpreter: &mut Interpreter, hooks: &mut Active, at: Millis) {
     for observation in interpreter.take_observations() {
         let (op, replayed, status, error, end) = match &observation {
+            Observation::FunctionStarted {
+                op,
+                replay_children,
+                replayed,
+            } => {
+                let event = function_event(op, *replay_children, *replayed, None, None, at);
+                hooks.each("on_function_start", |h| h.on_function_start(&event));
+                continue;
+            }
+            Observation::FunctionEnded { op, outcome, error } => {
+                let mut event = function_event(op, false, false, Some(*outcome), None, at);
+                event.error = error.as_deref();
+                hooks.each("on_function_end", |h| h.on_function_end(&event));
+                continue;
+            }
             Observation::Started {
                 op,
                 replayed,
@@ -543,6 +588,7 @@ fn observed(interpreter: &mut Interpreter, hooks: &mut Active, at: Millis) {
                 status,
                 error,
             } => (op, *replayed, *status, error.as_deref(), true),
+            _ => continue,
         };
         let event = OperationEvent {
             id: &op.id,
@@ -574,6 +620,30 @@ fn observed(interpreter: &mut Interpreter, hooks: &mut Active, at: Millis) {
         } else {
             hooks.each("on_operation_start", |h| h.on_operation_start(&event));
         }
+    }
+}
+
+/// The function event of a context's code.
+fn function_event<'a>(
+    op: &'a OpRef,
+    replay_children: bool,
+    replayed: bool,
+    outcome: Option<FunctionOutcome>,
+    error: Option<&'a ErrorObject>,
+    at: Millis,
+) -> FunctionEvent<'a> {
+    FunctionEvent {
+        id: &op.id,
+        parent_id: op.parent.as_ref(),
+        name: op.name.as_deref(),
+        op_type: op.op_type,
+        sub_type: op.sub_type.as_deref(),
+        attempt: None,
+        replay_children,
+        replayed,
+        outcome,
+        error,
+        at,
     }
 }
 
@@ -610,9 +680,27 @@ impl Attempt {
         }
     }
 
+    fn function(&self, at: Millis) -> FunctionEvent<'_> {
+        FunctionEvent {
+            id: &self.id,
+            parent_id: self.parent_id.as_ref(),
+            name: self.name.as_deref(),
+            op_type: OperationType::Step,
+            sub_type: Some(self.sub_type),
+            attempt: Some(self.attempt),
+            replay_children: false,
+            replayed: false,
+            outcome: None,
+            error: None,
+            at,
+        }
+    }
+
     fn started(&self, hooks: &mut Active, at: Millis) {
         let event = self.event(at);
         hooks.each("on_attempt_start", |h| h.on_attempt_start(&event));
+        let function = self.function(at);
+        hooks.each("on_function_start", |h| h.on_function_start(&function));
     }
 
     fn ended(&self, hooks: &mut Active, outcome: &StepOutcome, at: Millis) {
@@ -624,6 +712,13 @@ impl Attempt {
                 event.error = Some(failure.error_object());
             }
         }
+        let mut function = self.function(at);
+        function.outcome = Some(match event.outcome {
+            Some(AttemptOutcome::Succeeded) => FunctionOutcome::Succeeded,
+            _ => FunctionOutcome::Failed,
+        });
+        function.error = event.error;
+        hooks.each("on_function_end", |h| h.on_function_end(&function));
         hooks.each("on_attempt_end", |h| h.on_attempt_end(&event));
     }
 }

@@ -13,7 +13,8 @@
 //! For one invocation:
 //!
 //! 1. [`Plugin::prepare`] (awaited, for fetching what codecs need), then
-//!    [`Plugin::invocation`] (invocation start): after the envelope is read
+//!    [`Plugin::invocation`] (creates the invocation's hooks) and
+//!    [`InvocationHooks::on_invocation_start`]: after the envelope is read
 //!    and every page of the history loaded, before any workflow code runs.
 //! 2. While the workflow runs, for each operation it reaches:
 //!    [`InvocationHooks::on_operation_start`] when the workflow reaches an
@@ -23,7 +24,16 @@
 //!    its body runs and [`InvocationHooks::on_attempt_end`] as soon as it
 //!    returned (or panicked); [`InvocationHooks::on_operation_end`] the
 //!    first time the operation's outcome is known in this invocation, before
-//!    it is checkpointed. An operation that finished in an earlier invocation
+//!    it is checkpointed. [`InvocationHooks::on_function_start`] and
+//!    [`InvocationHooks::on_function_end`] wrap each run of user code: a
+//!    step body's attempt (after `on_attempt_start`, before
+//!    `on_attempt_end`), and the code of a context (a child context, a map
+//!    item, a parallel branch, a wait-for-callback) each time an invocation
+//!    runs it, ending `INCOMPLETE` if it is still unfinished when the
+//!    invocation ends (or its batch ended without it); at most one start
+//!    and one end per run. [`InvocationHooks::on_operation_change`] follows
+//!    each checkpoint answer that carried operations, once they are merged.
+//!    An operation that finished in an earlier invocation
 //!    is reported (ended, `replayed == true`) only if the service lists it as
 //!    changed since the last invocation (a wait whose timer fired, a
 //!    callback that was answered); others replay silently. Each operation is
@@ -38,12 +48,17 @@
 //! # Isolation
 //!
 //! A hook that returns an error or panics never changes the execution's
-//! outcome or its history: the panic is caught, and the first failure of
-//! each plugin in an invocation is logged (`warn`), later ones counted and
-//! logged once at the end of the invocation. A plugin whose
-//! [`Plugin::invocation`] fails gets no other hook in that invocation.
-//! Hooks run on the task that drives the invocation, between workflow steps:
-//! keep them short (hand heavy work, like exporting, to a background task).
+//! outcome or its history, nor what another plugin receives: each call is
+//! isolated (a panic is caught), and the first failure of each plugin in an
+//! invocation is logged (`warn`), later ones counted and logged once at the
+//! end of the invocation. A plugin whose hook failed still receives every
+//! later hook, [`InvocationHooks::on_invocation_start`] included; only one
+//! whose instance could not be created ([`Plugin::invocation`] failed) gets
+//! nothing in that invocation, as AWS's SDKs skip a plugin whose
+//! `create_plugin` fails. Hooks run one plugin after another, on the task
+//! that drives the invocation (which also runs the workflow's code and its
+//! step bodies), between workflow steps: keep them short (hand heavy work,
+//! like exporting, to a background task).
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -98,6 +113,7 @@ use futures_util::future::BoxFuture;
 
 use crate::BoxError;
 use crate::model::{ErrorObject, Millis, Operation, OperationId, OperationStatus, OperationType};
+pub use durable_yield_interpreter::FunctionOutcome;
 
 /// What a hook returns: an error is logged, never acted upon.
 pub type HookResult = Result<(), BoxError>;
@@ -120,9 +136,13 @@ pub trait Plugin: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    /// The invocation-start hook: called before the workflow runs; returns
-    /// the hooks that receive the rest of this invocation. An error skips
-    /// the plugin for this invocation (logged).
+    /// Creates the plugin's instance for one invocation (as AWS's SDKs'
+    /// `create_plugin`): called before the workflow runs, it returns the
+    /// hooks that receive this invocation, starting with
+    /// [`InvocationHooks::on_invocation_start`]. An error (or a panic)
+    /// skips the plugin for this invocation (logged); keep it to building
+    /// the instance, and do the work of the start in
+    /// `on_invocation_start`, whose failure does not.
     fn invocation(&self, start: &InvocationStart<'_>)
     -> Result<Box<dyn InvocationHooks>, BoxError>;
 
@@ -135,6 +155,40 @@ pub trait Plugin: Send + Sync + 'static {
 /// The hooks of one invocation (see the [module docs](self) for when each
 /// fires). Every method does nothing by default.
 pub trait InvocationHooks: Send {
+    /// The invocation starts: called once, right after
+    /// [`Plugin::invocation`] created these hooks, before any workflow code
+    /// runs. A failure is logged; the hooks still receive the rest of the
+    /// invocation.
+    fn on_invocation_start(&mut self, start: &InvocationStart<'_>) -> HookResult {
+        let _ = start;
+        Ok(())
+    }
+    /// The service's answer to a checkpoint changed operations: called
+    /// once per answer that carried operations, after they were merged,
+    /// with those operations ([`OperationChange::updated`]) and the whole
+    /// history as the invocation now knows it
+    /// ([`OperationChange::operations`], which holds every updated one).
+    fn on_operation_change(&mut self, change: &OperationChange<'_>) -> HookResult {
+        let _ = change;
+        Ok(())
+    }
+    /// User code starts running for an operation: a step body (each
+    /// attempt; also a wait-for-condition check), or the code of a context
+    /// (a child context, a map item, a parallel branch, a
+    /// wait-for-callback), once per invocation that runs it. Called on the
+    /// task that runs the code, just before it runs.
+    fn on_function_start(&mut self, event: &FunctionEvent<'_>) -> HookResult {
+        let _ = event;
+        Ok(())
+    }
+    /// User code stopped running for an operation
+    /// ([`FunctionEvent::outcome`]: it returned a value, an error, or, for
+    /// a context, stopped unfinished at the end of the invocation). Called
+    /// once for each [`InvocationHooks::on_function_start`].
+    fn on_function_end(&mut self, event: &FunctionEvent<'_>) -> HookResult {
+        let _ = event;
+        Ok(())
+    }
     /// The workflow reached an unfinished operation.
     fn on_operation_start(&mut self, event: &OperationEvent<'_>) -> HookResult {
         let _ = event;
@@ -272,6 +326,52 @@ pub struct OperationEvent<'a> {
     /// Its record in the history as the invocation knows it, if any (start
     /// and end timestamps, details).
     pub record: Option<&'a Operation>,
+    /// The runtime's clock (epoch ms).
+    pub at: Millis,
+}
+
+/// The service's answer to a checkpoint changed operations.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OperationChange<'a> {
+    /// The operations the answer carried (new or changed), as merged.
+    pub updated: &'a [Operation],
+    /// Every operation the invocation knows of, the updated ones included.
+    pub operations: &'a [Operation],
+    /// The runtime's clock (epoch ms).
+    pub at: Millis,
+}
+
+/// User code started or stopped running for an operation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FunctionEvent<'a> {
+    /// The operation id, as checkpointed.
+    pub id: &'a OperationId,
+    /// The id of the context it belongs to, as checkpointed (none at the
+    /// root).
+    pub parent_id: Option<&'a OperationId>,
+    /// Its name.
+    pub name: Option<&'a str>,
+    /// Its type: `STEP` for a step body or a check, `CONTEXT` for a
+    /// context's code.
+    pub op_type: OperationType,
+    /// Its subtype (`Step`, `WaitForCondition`, `RunInChildContext`,
+    /// `MapIteration`, `ParallelBranch`, `WaitForCallback`).
+    pub sub_type: Option<&'a str>,
+    /// The attempt of a step body or check, from 1 (none for a context).
+    pub attempt: Option<u32>,
+    /// Whether the context's code runs to rebuild a result too large to
+    /// have been checkpointed (`ReplayChildren`): everything in it
+    /// replays, nothing is recorded.
+    pub replay_children: bool,
+    /// Whether an earlier invocation recorded the operation (a context
+    /// that runs again to go on).
+    pub replayed: bool,
+    /// How it stopped (none at the start).
+    pub outcome: Option<FunctionOutcome>,
+    /// The error it failed with.
+    pub error: Option<&'a ErrorObject>,
     /// The runtime's clock (epoch ms).
     pub at: Millis,
 }

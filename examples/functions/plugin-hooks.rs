@@ -1,0 +1,5 @@
+//! The `plugin-hooks` durable Lambda function (see `functions.rs`).
+
+fn main() -> Result<(), durable_yield::lambda::Error> {
+    durable_yield_functions::main(env!("CARGO_BIN_NAME"))
+}
