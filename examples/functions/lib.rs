@@ -268,8 +268,11 @@ async fn serve_crashing() -> Result<(), Error> {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 };
+                // Boxed: rustdoc lays out the whole future otherwise, past
+                // its query depth limit.
+                let handled = Box::pin(async move { function.handle(event.payload).await });
                 tokio::select! {
-                    output = function.handle(event.payload) => Ok(output?),
+                    output = handled => Ok(output?),
                     () = died => Err(Error::from("the sandbox died in a step body")),
                 }
             }
