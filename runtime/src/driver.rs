@@ -366,7 +366,7 @@ where
                                 Ok(Flushed::Sent(delta)) => {
                                     let updated = changes_for(&hooks, &delta);
                                     interpreter.merge_operations(delta);
-                                    changed(&mut hooks, &interpreter, updated, service.now());
+                                    changed(&mut hooks, &interpreter, updated, &arn, service.now());
                                 }
                                 Ok(Flushed::Revoked) => break 'invocation pending(),
                                 Err(e) => break 'invocation fail_or_retry(e)?,
@@ -428,7 +428,7 @@ where
                         for handle in later {
                             interpreter.checkpoint_finished(handle, Vec::new());
                         }
-                        changed(&mut hooks, &interpreter, updated, service.now());
+                        changed(&mut hooks, &interpreter, updated, &arn, service.now());
                     }
                     Ok(Flushed::Revoked) => break pending(),
                     Err(e) => break fail_or_retry(e)?,
@@ -545,10 +545,12 @@ fn changed(
     hooks: &mut Active,
     interpreter: &Interpreter,
     updated: Option<Vec<Operation>>,
+    arn: &str,
     at: Millis,
 ) {
     if let Some(updated) = updated {
         let change = OperationChange {
+            execution_arn: arn,
             updated: &updated,
             operations: interpreter.history().operations(),
             at,

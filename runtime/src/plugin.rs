@@ -334,6 +334,8 @@ pub struct OperationEvent<'a> {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct OperationChange<'a> {
+    /// The execution's ARN.
+    pub execution_arn: &'a str,
     /// The operations the answer carried (new or changed), as merged.
     pub updated: &'a [Operation],
     /// Every operation the invocation knows of, the updated ones included.
