@@ -371,6 +371,49 @@ fn function_line(hook: &str, e: &durable_yield::plugin::FunctionEvent<'_>) -> St
 }
 
 impl durable_yield::plugin::InvocationHooks for HookLines {
+    fn on_operation_start(
+        &mut self,
+        e: &durable_yield::plugin::OperationEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.line(format!(
+            "op start {} {} replayed={}",
+            e.name.unwrap_or("-"),
+            e.status,
+            e.replayed
+        ))
+    }
+    fn on_operation_end(
+        &mut self,
+        e: &durable_yield::plugin::OperationEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.line(format!(
+            "op end {} {} replayed={}",
+            e.name.unwrap_or("-"),
+            e.status,
+            e.replayed
+        ))
+    }
+    fn on_attempt_start(
+        &mut self,
+        e: &durable_yield::plugin::AttemptEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.line(format!(
+            "attempt start {} #{}",
+            e.name.unwrap_or("-"),
+            e.attempt
+        ))
+    }
+    fn on_attempt_end(
+        &mut self,
+        e: &durable_yield::plugin::AttemptEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        let outcome = e.outcome.map(|o| o.as_str()).unwrap_or("-");
+        self.line(format!(
+            "attempt end {} #{} {outcome}",
+            e.name.unwrap_or("-"),
+            e.attempt
+        ))
+    }
     fn on_invocation_start(
         &mut self,
         start: &durable_yield::plugin::InvocationStart<'_>,

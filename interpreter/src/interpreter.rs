@@ -1130,14 +1130,7 @@ impl Interpreter {
         {
             return Ok(());
         }
-        let recorded_ref = OpRef {
-            seq: op.seq,
-            id: recorded.id,
-            op_type: recorded.op_type,
-            sub_type: recorded.sub_type.clone().map(Cow::Owned),
-            name: recorded.name.clone().map(Cow::Owned),
-            parent: recorded.parent_id,
-        };
+        let recorded_ref = Self::recorded_ref(op.seq, recorded);
         let parent = |p: Option<&OperationId>| match p {
             Some(p) => format!(" in context {p}"),
             None => String::new(),
@@ -1154,21 +1147,26 @@ impl Interpreter {
         })
     }
 
-    /// A virtual context (or flat branch) whose id holds a record: the
-    /// history was written by code that recorded a context there.
-    fn not_virtual(op: &OpRef, recorded: &Operation) -> ExecutionError {
-        let recorded_ref = OpRef {
-            seq: op.seq,
+    /// The recorded operation as an [`OpRef`] at position `seq`, for
+    /// error messages.
+    fn recorded_ref(seq: u64, recorded: &Operation) -> OpRef {
+        OpRef {
+            seq,
             id: recorded.id,
             op_type: recorded.op_type,
             sub_type: recorded.sub_type.clone().map(Cow::Owned),
             name: recorded.name.clone().map(Cow::Owned),
             parent: recorded.parent_id,
-        };
+        }
+    }
+
+    /// A virtual context (or flat branch) whose id holds a record: the
+    /// history was written by code that recorded a context there.
+    fn not_virtual(op: &OpRef, recorded: &Operation) -> ExecutionError {
         ExecutionError::NonDeterministic {
             seq: op.seq,
             id: op.id,
-            recorded: recorded_ref.describe(),
+            recorded: Self::recorded_ref(op.seq, recorded).describe(),
             requested: format!("{} that records nothing (virtual)", op.describe()),
         }
     }
