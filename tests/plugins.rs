@@ -572,3 +572,70 @@ async fn a_failing_start_hook_is_isolated_from_the_other_hooks() {
         assert_eq!(*failing.lock().unwrap(), without_start, "panic={panic}");
     }
 }
+
+/// Operation-end info carries the checkpointed result on success and the
+/// error on failure (AWS's requirement 10-14), and the attempt that ended.
+#[tokio::test]
+async fn operation_end_carries_result_error_and_attempt() {
+    struct Ends(Log);
+    struct EndLines(Log);
+    impl Plugin for Ends {
+        fn invocation(
+            &self,
+            _: &InvocationStart<'_>,
+        ) -> Result<Box<dyn InvocationHooks>, BoxError> {
+            Ok(Box::new(EndLines(self.0.clone())))
+        }
+    }
+    impl InvocationHooks for EndLines {
+        fn on_operation_start(&mut self, e: &OperationEvent<'_>) -> HookResult {
+            self.0.lock().unwrap().push(format!(
+                "start {} attempt={:?}",
+                e.name.unwrap_or("-"),
+                e.attempt
+            ));
+            Ok(())
+        }
+        fn on_operation_end(&mut self, e: &OperationEvent<'_>) -> HookResult {
+            self.0.lock().unwrap().push(format!(
+                "end {} {} result={} error={} attempt={:?}",
+                e.name.unwrap_or("-"),
+                e.status,
+                e.result.map_or("NONE", |r| r.as_str()),
+                e.error
+                    .and_then(|e| e.error_message.as_deref())
+                    .unwrap_or("NONE"),
+                e.attempt
+            ));
+            Ok(())
+        }
+    }
+    async fn two(mut wf: Workflow, _: ()) -> Result<String, StepError> {
+        let a: String = wf.step("a", |_| async { Ok("task-a".to_owned()) }).await?;
+        let config = StepConfig::named("b").retry(FixedDelay::new(Duration::from_secs(1), 2));
+        let b: String = wf
+            .step_with(config, |_| async {
+                Err::<String, _>(StepFailure::new("Boom", "boom"))
+            })
+            .await?;
+        Ok(a + &b)
+    }
+    let log = Log::default();
+    let run = LocalRunner::new()
+        .plugin(Ends(log.clone()))
+        .run(&two, &())
+        .await
+        .unwrap();
+    assert!(run.error.is_some());
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "start a attempt=Some(1)",
+            "end a SUCCEEDED result=\"task-a\" error=NONE attempt=Some(1)",
+            "start b attempt=Some(1)",
+            // Invocation 2: the retry of b.
+            "start b attempt=Some(2)",
+            "end b FAILED result=NONE error=boom attempt=Some(2)",
+        ]
+    );
+}

@@ -5,6 +5,7 @@
 use crate::error::OpRef;
 use crate::model::{
     ErrorObject, IdMap, Operation, OperationAction, OperationId, OperationStatus, OperationUpdate,
+    Payload,
 };
 
 /// A change in an operation's life seen during one invocation.
@@ -48,6 +49,9 @@ pub enum Observation {
         status: OperationStatus,
         /// The error it ended with, if it failed.
         error: Option<Box<ErrorObject>>,
+        /// The result it ended with (as checkpointed), if it succeeded
+        /// with one.
+        result: Option<Payload>,
     },
     /// The code of a context (a child context, a map item, a parallel
     /// branch, a wait-for-callback) starts running in this invocation.
@@ -152,6 +156,7 @@ impl Observer {
                         replayed: true,
                         status: r.status,
                         error: recorded_error(r),
+                        result: recorded_result(r),
                     });
                 }
             }
@@ -173,6 +178,10 @@ impl Observer {
                     replayed: false,
                     status,
                     error: u.error.clone(),
+                    result: u
+                        .payload
+                        .clone()
+                        .filter(|_| status == OperationStatus::Succeeded),
                 });
             }
         }
@@ -192,6 +201,7 @@ impl Observer {
                 replayed: false,
                 status,
                 error,
+                result: None,
             });
         }
     }
@@ -236,6 +246,7 @@ impl Observer {
                     replayed: false,
                     status: o.status,
                     error: recorded_error(o),
+                    result: recorded_result(o),
                 });
             }
         }
@@ -244,6 +255,20 @@ impl Observer {
     pub(crate) fn take(&mut self) -> Vec<Observation> {
         std::mem::take(&mut self.queue)
     }
+}
+
+/// The result an operation's record carries, whatever its type.
+fn recorded_result(o: &Operation) -> Option<Payload> {
+    o.step_details
+        .as_ref()
+        .and_then(|d| d.result.clone())
+        .or_else(|| o.context_details.as_ref().and_then(|d| d.result.clone()))
+        .or_else(|| o.callback_details.as_ref().and_then(|d| d.result.clone()))
+        .or_else(|| {
+            o.chained_invoke_details
+                .as_ref()
+                .and_then(|d| d.result.clone())
+        })
 }
 
 /// The error an operation's record carries, whatever its type.

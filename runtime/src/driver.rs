@@ -589,9 +589,24 @@ fn observed(interpreter: &mut Interpreter, hooks: &mut Active, at: Millis) {
                 replayed,
                 status,
                 error,
+                ..
             } => (op, *replayed, *status, error.as_deref(), true),
             _ => continue,
         };
+        let record = interpreter.history().get(&op.id);
+        let result = match &observation {
+            Observation::Ended { result, .. } => result.as_ref(),
+            _ => None,
+        };
+        // A step's attempt: the one that ended (the record counts it once
+        // the end is checkpointed), or the one about to run.
+        let recorded_attempts = record
+            .and_then(|r| r.step_details.as_ref())
+            .and_then(|d| d.attempt);
+        let attempt = (op.op_type == OperationType::Step).then(|| match (end, replayed) {
+            (true, true) => recorded_attempts.unwrap_or(1),
+            _ => recorded_attempts.unwrap_or(0) + 1,
+        });
         let event = OperationEvent {
             id: &op.id,
             parent_id: op.parent.as_ref(),
@@ -601,7 +616,9 @@ fn observed(interpreter: &mut Interpreter, hooks: &mut Active, at: Millis) {
             replayed,
             status,
             error,
-            record: interpreter.history().get(&op.id),
+            result,
+            attempt,
+            record,
             at,
         };
         tracing::debug!(

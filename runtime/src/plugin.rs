@@ -112,7 +112,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use crate::BoxError;
-use crate::model::{ErrorObject, Millis, Operation, OperationId, OperationStatus, OperationType};
+use crate::model::{
+    ErrorObject, Millis, Operation, OperationId, OperationStatus, OperationType, Payload,
+};
 pub use durable_yield_interpreter::FunctionOutcome;
 
 /// What a hook returns: an error is logged, never acted upon.
@@ -323,8 +325,15 @@ pub struct OperationEvent<'a> {
     pub status: OperationStatus,
     /// The error it ended with.
     pub error: Option<&'a ErrorObject>,
+    /// The result it ended with, as checkpointed (the serialized value), if
+    /// it succeeded with one.
+    pub result: Option<&'a Payload>,
+    /// For a step or a wait-for-condition: the attempt that ended (at the
+    /// end), or the attempt about to run (at the start), from 1.
+    pub attempt: Option<u32>,
     /// Its record in the history as the invocation knows it, if any (start
-    /// and end timestamps, details).
+    /// and end timestamps, details). At a live end the record is the one
+    /// before the end is checkpointed.
     pub record: Option<&'a Operation>,
     /// The runtime's clock (epoch ms).
     pub at: Millis,
