@@ -609,6 +609,17 @@ async fn operation_end_carries_result_error_and_attempt() {
             ));
             Ok(())
         }
+        fn on_invocation_end(&mut self, e: &InvocationEnd<'_>) -> HookResult {
+            self.0.lock().unwrap().push(format!(
+                "invocation end {} terminal={} first={} operations={} started={}",
+                e.status,
+                e.status.is_terminal(),
+                e.first_invocation,
+                e.operations.len(),
+                e.execution_started_at.is_some(),
+            ));
+            Ok(())
+        }
     }
     async fn two(mut wf: Workflow, _: ()) -> Result<String, StepError> {
         let a: String = wf.step("a", |_| async { Ok("task-a".to_owned()) }).await?;
@@ -633,9 +644,11 @@ async fn operation_end_carries_result_error_and_attempt() {
             "start a attempt=Some(1)",
             "end a SUCCEEDED result=\"task-a\" error=NONE attempt=Some(1)",
             "start b attempt=Some(1)",
+            "invocation end PENDING terminal=false first=true operations=3 started=true",
             // Invocation 2: the retry of b.
             "start b attempt=Some(2)",
             "end b FAILED result=NONE error=boom attempt=Some(2)",
+            "invocation end FAILED terminal=true first=false operations=3 started=true",
         ]
     );
 }

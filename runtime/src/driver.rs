@@ -504,10 +504,16 @@ where
                 (InvocationEndStatus::Retry, Some(&retry))
             }
         };
+        let history = interpreter.history();
         let end = InvocationEnd {
             execution_arn: &arn,
             status,
             error,
+            result: result.as_ref().ok().and_then(|o| o.result.as_ref()),
+            request_id: run.request_id,
+            first_invocation: run.first_invocation,
+            execution_started_at: history.execution().and_then(|op| op.start_timestamp),
+            operations: history.operations(),
             at: service.now(),
         };
         hooks.each("on_invocation_end", |h| h.on_invocation_end(&end));

@@ -299,6 +299,17 @@ pub struct InvocationEnd<'a> {
     /// The execution's error (`Failed`), or why the invocation failed
     /// (`Retry`).
     pub error: Option<&'a ErrorObject>,
+    /// The execution's result (`Succeeded`), as returned to the service
+    /// (empty when a result too large for the response was checkpointed).
+    pub result: Option<&'a Payload>,
+    /// The Lambda request id (none on the local runner).
+    pub request_id: Option<&'a str>,
+    /// Whether this was the execution's first invocation.
+    pub first_invocation: bool,
+    /// When the execution started (epoch ms), as the service recorded it.
+    pub execution_started_at: Option<Millis>,
+    /// The history as the invocation ends, every checkpoint merged.
+    pub operations: &'a [Operation],
     /// The runtime's clock (epoch ms).
     pub at: Millis,
 }
