@@ -213,3 +213,28 @@ async fn a_zero_start_delay_sends_each_start_once_its_body_waits() {
     // Fast bodies end at their first poll: still one request each.
     assert_eq!(summary.checkpoints, 5 + 1 + 2);
 }
+
+/// Each step's START waits from its own body's start: two steps of 600 ms
+/// in a row (under a 1 s delay) cost one request each; measured from the
+/// first body's start, the second START would go out 400 ms into its body.
+#[tokio::test]
+async fn each_start_waits_from_its_own_body() {
+    async fn two_short(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+        let mut sum = 0;
+        for i in 0..2u32 {
+            sum += wf
+                .step(format!("short-{i}"), move |_| async move {
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                    Ok(i)
+                })
+                .await?;
+        }
+        Ok(sum)
+    }
+    let runner =
+        LocalRunner::new().batching(BatchConfig::new().start_delay(Duration::from_secs(1)));
+    let execution = runner.start(&()).unwrap();
+    let summary = execution.invoke(&two_short).await.unwrap();
+    assert_eq!(execution.finish::<u32>().unwrap().result, Some(1));
+    assert_eq!(summary.checkpoints, 2, "START and outcome together, twice");
+}

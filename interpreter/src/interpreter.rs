@@ -317,6 +317,8 @@ pub struct Interpreter {
     /// STARTs): sent with the next checkpoint, or on their own when the
     /// driver asks ([`Interpreter::send_deferred`]).
     deferred: Vec<OperationUpdate>,
+    /// Counts the times `deferred` started filling.
+    deferred_epoch: u64,
     /// Checkpoints handed out and not yet answered, in order.
     awaiting: VecDeque<(CheckpointHandle, After)>,
     next_checkpoint: u64,
@@ -360,6 +362,7 @@ impl Interpreter {
             ready: VecDeque::new(),
             outbox: VecDeque::new(),
             deferred: Vec::new(),
+            deferred_epoch: 0,
             awaiting: VecDeque::new(),
             next_checkpoint: 0,
             in_flight: 0,
@@ -489,12 +492,28 @@ impl Interpreter {
         }
     }
 
+    /// Holds back an update that no context waits for.
+    fn defer(&mut self, update: OperationUpdate) {
+        if self.deferred.is_empty() {
+            self.deferred_epoch += 1;
+        }
+        self.deferred.push(update);
+    }
+
     /// Whether updates that no context waits for are held back: the
     /// STARTs of child contexts and of step attempts whose bodies are
     /// running. They travel with the next checkpoint, so that a fast
     /// step's START and outcome share one request.
     pub fn has_deferred(&self) -> bool {
         !self.deferred.is_empty() && self.ending.is_none()
+    }
+
+    /// While updates are held back ([`Interpreter::has_deferred`]), a
+    /// number that changes each time the held updates start anew (after
+    /// the earlier ones were sent): a driver that lets them wait a while
+    /// measures the wait from when the number changed.
+    pub fn deferred_epoch(&self) -> Option<u64> {
+        self.has_deferred().then_some(self.deferred_epoch)
     }
 
     /// Hands the held-back updates out now, as a checkpoint of their own
@@ -975,7 +994,7 @@ impl Interpreter {
                             // own while the body runs if the driver asks
                             // (`send_deferred`).
                             live.send_start = false;
-                            self.deferred.push(update(&live.op, OperationAction::Start));
+                            self.defer(update(&live.op, OperationAction::Start));
                         }
                         self.contexts[ctx as usize].running = Some(live);
                         self.in_flight += 1;
@@ -1775,7 +1794,7 @@ impl Interpreter {
             if replay_only {
                 return self.fatal(Self::not_recorded(&op, None));
             }
-            self.deferred.push(update(&op, OperationAction::Start));
+            self.defer(update(&op, OperationAction::Start));
             self.spawn(op, Owner::Child(ctx), body, false);
             return;
         };
@@ -1933,7 +1952,7 @@ impl Interpreter {
         let mut rebuild = None;
         match recorded {
             None if replay_only => return self.fatal(Self::not_recorded(&op, None)),
-            None => self.deferred.push(update(&op, OperationAction::Start)),
+            None => self.defer(update(&op, OperationAction::Start)),
             Some(recorded) => {
                 let details = recorded.context_details.as_deref();
                 match recorded.status {
@@ -2095,7 +2114,7 @@ impl Interpreter {
         let recorded_outcome = match recorded {
             None if replay_only => return self.fatal(Self::not_recorded(&op, None)),
             None => {
-                self.deferred.push(update(&op, OperationAction::Start));
+                self.defer(update(&op, OperationAction::Start));
                 None
             }
             Some(r) => {

@@ -341,7 +341,7 @@ where
     let mut finished: Vec<(StepHandle, StepOutcome)> = Vec::new();
     // Since when updates no context waits for (STARTs) are held back
     // while bodies run.
-    let mut deferred_since: Option<Instant> = None;
+    let mut deferred_since: Option<(u64, Instant)> = None;
     // The invocation's body is an async block so that however it ends
     // (`?` included), the invocation-end hooks below run.
     let result: Result<InvocationOutput, InvocationError> = async {
@@ -440,7 +440,7 @@ where
             // for an outcome to share a request with; past that they go
             // out on their own, so that the service records the start of
             // a long body before it ends (or the process dies in it).
-            if interpreter.has_deferred() {
+            if let Some(epoch) = interpreter.deferred_epoch() {
                 // A body that ends at its first poll (most do) reads no
                 // clock and arms no timer.
                 match running.next().now_or_never() {
@@ -453,7 +453,16 @@ where
                     }
                     Some(None) => {}
                     None => {
-                        let since = *deferred_since.get_or_insert_with(Instant::now);
+                        // Measured from when these STARTs were first held
+                        // (not from an earlier set, sent since).
+                        let since = match deferred_since {
+                            Some((e, since)) if e == epoch => since,
+                            _ => {
+                                let now = Instant::now();
+                                deferred_since = Some((epoch, now));
+                                now
+                            }
+                        };
                         let deadline = since + run.batching.start_delay;
                         if Instant::now() < deadline {
                             let wait = select(running.next(), Delay::until(deadline)).await;
