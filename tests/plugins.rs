@@ -574,7 +574,8 @@ async fn a_failing_start_hook_is_isolated_from_the_other_hooks() {
 }
 
 /// Operation-end info carries the checkpointed result on success and the
-/// error on failure (AWS's requirement 10-14), and the attempt that ended.
+/// error on failure (AWS's requirement 10-14), the attempt that ended and
+/// the record with its timestamps (10-20).
 #[tokio::test]
 async fn operation_end_carries_result_error_and_attempt() {
     struct Ends(Log);
@@ -597,8 +598,13 @@ async fn operation_end_carries_result_error_and_attempt() {
             Ok(())
         }
         fn on_operation_end(&mut self, e: &OperationEvent<'_>) -> HookResult {
+            // The end is reported once the service recorded it: the
+            // record holds its start and end timestamps.
+            let stamped = e
+                .record
+                .is_some_and(|r| r.start_timestamp.is_some() && r.end_timestamp.is_some());
             self.0.lock().unwrap().push(format!(
-                "end {} {} result={} error={} attempt={:?}",
+                "end {} {} result={} error={} attempt={:?} stamped={stamped}",
                 e.name.unwrap_or("-"),
                 e.status,
                 e.result.map_or("NONE", |r| r.as_str()),
@@ -642,12 +648,12 @@ async fn operation_end_carries_result_error_and_attempt() {
         *log.lock().unwrap(),
         [
             "start a attempt=Some(1)",
-            "end a SUCCEEDED result=\"task-a\" error=NONE attempt=Some(1)",
+            "end a SUCCEEDED result=\"task-a\" error=NONE attempt=Some(1) stamped=true",
             "start b attempt=Some(1)",
             "invocation end PENDING terminal=false first=true operations=3 started=true",
             // Invocation 2: the retry of b.
             "start b attempt=Some(2)",
-            "end b FAILED result=NONE error=boom attempt=Some(2)",
+            "end b FAILED result=NONE error=boom attempt=Some(2) stamped=true",
             "invocation end FAILED terminal=true first=false operations=3 started=true",
         ]
     );

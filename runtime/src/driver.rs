@@ -342,6 +342,10 @@ where
     // Since when updates no context waits for (STARTs) are held back
     // while bodies run.
     let mut deferred_since: Option<(u64, Instant)> = None;
+    // Operations that ended here, reported once the service's answer to
+    // their end is merged (so that the hooks see the recorded result and
+    // timestamps).
+    let mut unmerged: Vec<Observation> = Vec::new();
     // The invocation's body is an async block so that however it ends
     // (`?` included), the invocation-end hooks below run.
     let result: Result<InvocationOutput, InvocationError> = async {
@@ -356,7 +360,7 @@ where
             loop {
                 let action = interpreter.poll();
                 if observing {
-                    observed(&mut interpreter, &mut hooks, service.now());
+                    observed(&mut interpreter, &mut hooks, &mut unmerged, service.now());
                 }
                 let Some(action) = action else { break };
                 match action {
@@ -366,7 +370,9 @@ where
                                 Ok(Flushed::Sent(delta)) => {
                                     let updated = changes_for(&hooks, &delta);
                                     interpreter.merge_operations(delta);
-                                    changed(&mut hooks, &interpreter, updated, &arn, service.now());
+                                    let now = service.now();
+                                    report_ended(&interpreter, &mut hooks, &mut unmerged, now);
+                                    changed(&mut hooks, &interpreter, updated, &arn, now);
                                 }
                                 Ok(Flushed::Revoked) => break 'invocation pending(),
                                 Err(e) => break 'invocation fail_or_retry(e)?,
@@ -428,6 +434,7 @@ where
                         for handle in later {
                             interpreter.checkpoint_finished(handle, Vec::new());
                         }
+                        report_ended(&interpreter, &mut hooks, &mut unmerged, service.now());
                         changed(&mut hooks, &interpreter, updated, &arn, service.now());
                     }
                     Ok(Flushed::Revoked) => break pending(),
@@ -497,6 +504,9 @@ where
         })
     }
     .await;
+    // Ends whose answer never came (the invocation failed, or its updates
+    // were held and sent at the end) are reported before it ends.
+    report_ended(&interpreter, &mut hooks, &mut unmerged, service.now());
     if !hooks.is_empty() {
         let retry;
         let (status, error) = match &result {
@@ -575,85 +585,128 @@ fn changed(
 }
 
 /// Hands what the interpreter observed to the plugins (and to `tracing`
-/// at debug level).
-fn observed(interpreter: &mut Interpreter, hooks: &mut Active, at: Millis) {
+/// at debug level). The end of an operation decided here waits in
+/// `unmerged` until the service's answer to it is merged
+/// ([`report_ended`]).
+fn observed(
+    interpreter: &mut Interpreter,
+    hooks: &mut Active,
+    unmerged: &mut Vec<Observation>,
+    at: Millis,
+) {
     for observation in interpreter.take_observations() {
-        let (op, replayed, status, error, end) = match &observation {
-            Observation::FunctionStarted {
-                op,
-                replay_children,
-                replayed,
-            } => {
-                let event = function_event(op, *replay_children, *replayed, None, None, at);
-                hooks.each("on_function_start", |h| h.on_function_start(&event));
+        if let Observation::Ended {
+            op,
+            replayed: false,
+            ..
+        } = &observation
+        {
+            let merged = interpreter
+                .history()
+                .get(&op.id)
+                .is_some_and(|r| r.status.is_terminal());
+            if !merged {
+                unmerged.push(observation);
                 continue;
             }
-            Observation::FunctionEnded { op, outcome, error } => {
-                let mut event = function_event(op, false, false, Some(*outcome), None, at);
-                event.error = error.as_deref();
-                hooks.each("on_function_end", |h| h.on_function_end(&event));
-                continue;
-            }
-            Observation::Started {
-                op,
-                replayed,
-                status,
-            } => (op, *replayed, *status, None, false),
-            Observation::Ended {
-                op,
-                replayed,
-                status,
-                error,
-                ..
-            } => (op, *replayed, *status, error.as_deref(), true),
-            _ => continue,
-        };
-        let record = interpreter.history().get(&op.id);
-        let result = match &observation {
-            Observation::Ended { result, .. } => result.as_ref(),
-            _ => None,
-        };
-        // A step's attempt: the one that ended (the record counts it once
-        // the end is checkpointed), or the one about to run.
-        let recorded_attempts = record
-            .and_then(|r| r.step_details.as_ref())
-            .and_then(|d| d.attempt);
-        let attempt = (op.op_type == OperationType::Step).then(|| match (end, replayed) {
-            (true, true) => recorded_attempts.unwrap_or(1),
-            _ => recorded_attempts.unwrap_or(0) + 1,
-        });
-        let event = OperationEvent {
-            id: &op.id,
-            parent_id: op.parent.as_ref(),
-            name: op.name.as_deref(),
-            op_type: op.op_type,
-            sub_type: op.sub_type.as_deref(),
+        }
+        report(interpreter, hooks, &observation, at);
+    }
+}
+
+/// Reports the ends held in `unmerged`, now that their answer is merged.
+fn report_ended(
+    interpreter: &Interpreter,
+    hooks: &mut Active,
+    unmerged: &mut Vec<Observation>,
+    at: Millis,
+) {
+    for observation in unmerged.drain(..) {
+        report(interpreter, hooks, &observation, at);
+    }
+}
+
+/// Hands one observation to the plugins and to `tracing`.
+fn report(interpreter: &Interpreter, hooks: &mut Active, observation: &Observation, at: Millis) {
+    let (op, replayed, status, error, end) = match observation {
+        Observation::FunctionStarted {
+            op,
+            replay_children,
+            replayed,
+        } => {
+            let event = function_event(op, *replay_children, *replayed, None, None, at);
+            hooks.each("on_function_start", |h| h.on_function_start(&event));
+            return;
+        }
+        Observation::FunctionEnded { op, outcome, error } => {
+            let mut event = function_event(op, false, false, Some(*outcome), None, at);
+            event.error = error.as_deref();
+            hooks.each("on_function_end", |h| h.on_function_end(&event));
+            return;
+        }
+        Observation::Started {
+            op,
+            replayed,
+            status,
+        } => (op, *replayed, *status, None, false),
+        Observation::Ended {
+            op,
             replayed,
             status,
             error,
-            result,
-            attempt,
-            record,
-            at,
-        };
-        tracing::debug!(
-            target: OPERATION_TARGET,
-            operation_id = %op.id,
-            parent_id = op.parent.as_ref().map(tracing::field::display),
-            name = op.name.as_deref(),
-            r#type = %op.op_type,
-            subtype = op.sub_type.as_deref(),
-            replayed,
-            status = %status,
-            error_type = error.and_then(|e| e.error_type.as_deref()),
-            "{}",
-            if end { "operation ended" } else { "operation started" }
-        );
-        if end {
-            hooks.each("on_operation_end", |h| h.on_operation_end(&event));
+            ..
+        } => (op, *replayed, *status, error.as_deref(), true),
+        _ => return,
+    };
+    let record = interpreter.history().get(&op.id);
+    let result = match observation {
+        Observation::Ended { result, .. } => result.as_ref(),
+        _ => None,
+    };
+    // A step's attempt: the one that ended (a terminal record counts
+    // it), or the one about to run.
+    let recorded_attempts = record
+        .and_then(|r| r.step_details.as_ref())
+        .and_then(|d| d.attempt);
+    let ended_on_record = record.is_some_and(|r| r.status.is_terminal());
+    let attempt = (op.op_type == OperationType::Step).then(|| {
+        if end && ended_on_record {
+            recorded_attempts.unwrap_or(1)
         } else {
-            hooks.each("on_operation_start", |h| h.on_operation_start(&event));
+            recorded_attempts.unwrap_or(0) + 1
         }
+    });
+    let event = OperationEvent {
+        id: &op.id,
+        parent_id: op.parent.as_ref(),
+        name: op.name.as_deref(),
+        op_type: op.op_type,
+        sub_type: op.sub_type.as_deref(),
+        replayed,
+        status,
+        error,
+        result,
+        attempt,
+        record,
+        at,
+    };
+    tracing::debug!(
+        target: OPERATION_TARGET,
+        operation_id = %op.id,
+        parent_id = op.parent.as_ref().map(tracing::field::display),
+        name = op.name.as_deref(),
+        r#type = %op.op_type,
+        subtype = op.sub_type.as_deref(),
+        replayed,
+        status = %status,
+        error_type = error.and_then(|e| e.error_type.as_deref()),
+        "{}",
+        if end { "operation ended" } else { "operation started" }
+    );
+    if end {
+        hooks.each("on_operation_end", |h| h.on_operation_end(&event));
+    } else {
+        hooks.each("on_operation_start", |h| h.on_operation_start(&event));
     }
 }
 

@@ -23,8 +23,11 @@
 //!    attempt); for a step, [`InvocationHooks::on_attempt_start`] just before
 //!    its body runs and [`InvocationHooks::on_attempt_end`] as soon as it
 //!    returned (or panicked); [`InvocationHooks::on_operation_end`] the
-//!    first time the operation's outcome is known in this invocation, before
-//!    it is checkpointed. [`InvocationHooks::on_function_start`] and
+//!    first time the operation's outcome is known in this invocation: an
+//!    end decided here once the service's answer to its checkpoint is merged
+//!    (so [`OperationEvent::record`] holds the recorded end, its result and
+//!    timestamps), an end the service decided (a wait that is over) when
+//!    its answer arrives. [`InvocationHooks::on_function_start`] and
 //!    [`InvocationHooks::on_function_end`] wrap each run of user code: a
 //!    step body's attempt (after `on_attempt_start`, before
 //!    `on_attempt_end`), and the code of a context (a child context, a map
@@ -343,8 +346,9 @@ pub struct OperationEvent<'a> {
     /// end), or the attempt about to run (at the start), from 1.
     pub attempt: Option<u32>,
     /// Its record in the history as the invocation knows it, if any (start
-    /// and end timestamps, details). At a live end the record is the one
-    /// before the end is checkpointed.
+    /// and end timestamps, details). At an end, the record with the end
+    /// (unless the invocation failed before the service answered, or the
+    /// end was held back by `BatchConfig::max_delay` and sent at the end).
     pub record: Option<&'a Operation>,
     /// The runtime's clock (epoch ms).
     pub at: Millis,
