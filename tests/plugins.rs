@@ -658,3 +658,42 @@ async fn operation_end_carries_result_error_and_attempt() {
         ]
     );
 }
+
+/// A virtual child records no end: its end is reported when it returns,
+/// before what the workflow does next, not held for a checkpoint answer.
+#[tokio::test]
+async fn a_virtual_child_ends_in_order() {
+    async fn grouped(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+        let a: u32 = wf
+            .child_with(
+                durable_yield::ChildConfig::named("group").virtual_context(),
+                |mut wf| async move { wf.step("inside", |_| async { Ok(1u32) }).await },
+            )
+            .await?;
+        wf.step("next", move |_| async move { Ok(a + 1) }).await
+    }
+    let (plugin, log) = recorder("");
+    let run = LocalRunner::new()
+        .plugin(plugin)
+        .run(&grouped, &())
+        .await
+        .unwrap();
+    assert_eq!(run.result, Some(2));
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "invocation start first=true updated=0",
+            "op start group CONTEXT/RunInChildContext STARTED replayed=false parent=false",
+            "op start inside STEP/Step STARTED replayed=false parent=false",
+            "attempt start inside #1",
+            "attempt end inside #1 SUCCEEDED",
+            "op end inside STEP/Step SUCCEEDED replayed=false parent=false",
+            "op end group CONTEXT/RunInChildContext SUCCEEDED replayed=false parent=false",
+            "op start next STEP/Step STARTED replayed=false parent=false",
+            "attempt start next #1",
+            "attempt end next #1 SUCCEEDED",
+            "op end next STEP/Step SUCCEEDED replayed=false parent=false",
+            "invocation end SUCCEEDED",
+        ]
+    );
+}

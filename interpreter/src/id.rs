@@ -181,7 +181,7 @@ impl IdGenerator {
     }
 
     /// The id the next call will get, without taking it.
-    pub fn peek_id(&self) -> OperationId {
+    pub(crate) fn peek_id(&self) -> OperationId {
         operation_id(self.prefix.as_ref(), self.counter + 1)
     }
 

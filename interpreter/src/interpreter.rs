@@ -500,17 +500,17 @@ impl Interpreter {
         self.deferred.push(update);
     }
 
-    /// Whether updates that no context waits for are held back: the
-    /// STARTs of child contexts and of step attempts whose bodies are
-    /// running. They travel with the next checkpoint, so that a fast
-    /// step's START and outcome share one request.
-    pub fn has_deferred(&self) -> bool {
+    /// Whether updates that no context waits for are held back.
+    fn has_deferred(&self) -> bool {
         !self.deferred.is_empty() && self.ending.is_none()
     }
 
-    /// While updates are held back ([`Interpreter::has_deferred`]), a
-    /// number that changes each time the held updates start anew (after
-    /// the earlier ones were sent): a driver that lets them wait a while
+    /// Whether updates that no context waits for are held back (the
+    /// STARTs of child contexts and of step attempts whose bodies are
+    /// running: they travel with the next checkpoint, so that a fast
+    /// step's START and outcome share one request), and if so a number
+    /// that changes each time the held updates start anew (after the
+    /// earlier ones were sent): a driver that lets them wait a while
     /// measures the wait from when the number changed.
     pub fn deferred_epoch(&self) -> Option<u64> {
         self.has_deferred().then_some(self.deferred_epoch)
@@ -1676,10 +1676,10 @@ impl Interpreter {
 
     /// Starts a context running `body` for the CONTEXT operation `op`.
     fn spawn(&mut self, op: OpRef, owner: Owner, body: ContextBody, replay_only: bool) -> CtxId {
+        let recorded_ahead = self.recorded(Some(op.id));
         let ids = IdGenerator::child(op.id);
         let ctx = self.spawn_with(op, owner, body, replay_only, ids);
-        let recorded = self.contexts[ctx as usize].op.as_ref().map(|op| op.id);
-        self.contexts[ctx as usize].recorded_ahead = self.recorded(recorded);
+        self.contexts[ctx as usize].recorded_ahead = recorded_ahead;
         ctx
     }
 
@@ -1862,26 +1862,31 @@ impl Interpreter {
         let replay_only = c.replay_only;
         let is_virtual = c.is_virtual;
         let owner = c.owner;
-        if std::mem::take(&mut c.function_open) {
-            if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
-                let (outcome, error) = match &result {
-                    Ok(_) => (FunctionOutcome::Succeeded, None),
-                    Err(e) => (FunctionOutcome::Failed, Some(Box::new(e.clone()))),
-                };
-                observer.function_ended(op, outcome, error);
+        let function_open = std::mem::take(&mut c.function_open);
+        // A virtual context records nothing: its value (or error) goes
+        // straight to whoever waits, as a replay will compute it again.
+        let result = if is_virtual {
+            result.map_err(ErrorObject::truncated)
+        } else {
+            result
+        };
+        if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
+            let (outcome, status, error) = match &result {
+                Ok(_) => (FunctionOutcome::Succeeded, OperationStatus::Succeeded, None),
+                Err(e) => (
+                    FunctionOutcome::Failed,
+                    OperationStatus::Failed,
+                    Some(Box::new(e.clone())),
+                ),
+            };
+            if function_open {
+                observer.function_ended(op, outcome, error.clone());
+            }
+            if is_virtual {
+                observer.closed(&op.id, status, error);
             }
         }
         if is_virtual {
-            // Nothing to record: its value (or error) goes straight to
-            // whoever waits, as a replay will compute it again.
-            let result = result.map_err(ErrorObject::truncated);
-            if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
-                let (status, error) = match &result {
-                    Ok(_) => (OperationStatus::Succeeded, None),
-                    Err(e) => (OperationStatus::Failed, Some(Box::new(e.clone()))),
-                };
-                observer.closed(&op.id, status, error);
-            }
             match owner {
                 Owner::Child(parent) => self.ready.push_back((parent, Response::Step(result))),
                 Owner::Branch { batch, index } => self.branch_done(batch, index, result),

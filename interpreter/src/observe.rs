@@ -52,6 +52,9 @@ pub enum Observation {
         /// The result it ended with (as checkpointed), if it succeeded
         /// with one.
         result: Option<Payload>,
+        /// Whether the end is recorded at all: false for a virtual context
+        /// (a virtual child, a flat branch), which checkpoints nothing.
+        checkpointed: bool,
     },
     /// The code of a context (a child context, a map item, a parallel
     /// branch, a wait-for-callback) starts running in this invocation.
@@ -157,6 +160,7 @@ impl Observer {
                         status: r.status,
                         error: recorded_error(r),
                         result: recorded_result(r),
+                        checkpointed: true,
                     });
                 }
             }
@@ -182,6 +186,7 @@ impl Observer {
                         .payload
                         .clone()
                         .filter(|_| status == OperationStatus::Succeeded),
+                    checkpointed: true,
                 });
             }
         }
@@ -202,6 +207,7 @@ impl Observer {
                 status,
                 error,
                 result: None,
+                checkpointed: false,
             });
         }
     }
@@ -247,6 +253,7 @@ impl Observer {
                     status: o.status,
                     error: recorded_error(o),
                     result: recorded_result(o),
+                    checkpointed: true,
                 });
             }
         }

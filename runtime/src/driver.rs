@@ -598,6 +598,7 @@ fn observed(
         if let Observation::Ended {
             op,
             replayed: false,
+            checkpointed: true,
             ..
         } = &observation
         {
@@ -628,7 +629,7 @@ fn report_ended(
 
 /// Hands one observation to the plugins and to `tracing`.
 fn report(interpreter: &Interpreter, hooks: &mut Active, observation: &Observation, at: Millis) {
-    let (op, replayed, status, error, end) = match observation {
+    let (op, replayed, status, error, result, end) = match observation {
         Observation::FunctionStarted {
             op,
             replay_children,
@@ -639,8 +640,7 @@ fn report(interpreter: &Interpreter, hooks: &mut Active, observation: &Observati
             return;
         }
         Observation::FunctionEnded { op, outcome, error } => {
-            let mut event = function_event(op, false, false, Some(*outcome), None, at);
-            event.error = error.as_deref();
+            let event = function_event(op, false, false, Some(*outcome), error.as_deref(), at);
             hooks.each("on_function_end", |h| h.on_function_end(&event));
             return;
         }
@@ -648,21 +648,25 @@ fn report(interpreter: &Interpreter, hooks: &mut Active, observation: &Observati
             op,
             replayed,
             status,
-        } => (op, *replayed, *status, None, false),
+        } => (op, *replayed, *status, None, None, false),
         Observation::Ended {
             op,
             replayed,
             status,
             error,
+            result,
             ..
-        } => (op, *replayed, *status, error.as_deref(), true),
+        } => (
+            op,
+            *replayed,
+            *status,
+            error.as_deref(),
+            result.as_ref(),
+            true,
+        ),
         _ => return,
     };
     let record = interpreter.history().get(&op.id);
-    let result = match observation {
-        Observation::Ended { result, .. } => result.as_ref(),
-        _ => None,
-    };
     // A step's attempt: the one that ended (a terminal record counts
     // it), or the one about to run.
     let recorded_attempts = record

@@ -391,8 +391,8 @@ pub struct FunctionEvent<'a> {
     /// have been checkpointed (`ReplayChildren`): everything in it
     /// replays, nothing is recorded.
     pub replay_children: bool,
-    /// Whether an earlier invocation recorded the operation (a context
-    /// that runs again to go on).
+    /// Whether an earlier invocation recorded the context (it runs again
+    /// to go on). Always false for a step body: see `attempt`.
     pub replayed: bool,
     /// How it stopped (none at the start).
     pub outcome: Option<FunctionOutcome>,
