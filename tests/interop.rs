@@ -841,6 +841,12 @@ fn flat_map(stack: &Stack) -> Result<(), String> {
             < position(&events, "StepStarted", "double-2", "")?,
         || "item 1's step ran before its wait ended".to_owned(),
     )?;
+    // Each item's step records its own result (AWS's requirement 9-12).
+    for (name, result) in [("double-1", "2"), ("double-2", "4"), ("double-3", "6")] {
+        check(step_result(&events, name) == Some(result), || {
+            format!("{name} recorded {:?}", step_result(&events, name))
+        })?;
+    }
     let map = durable_yield::id::operation_id(None, 1);
     let item = |i: u64, n: usize| {
         let mut ids =
@@ -878,6 +884,9 @@ fn flat_parallel(stack: &Stack) -> Result<(), String> {
             ("ContextSucceeded", "flat-p", "Parallel", ""),
         ],
     )?;
+    check(step_result(&events, "first") == Some("1"), || {
+        format!("first recorded {:?}", step_result(&events, "first"))
+    })?;
     expect_invocations(&events, 1)
 }
 
