@@ -74,7 +74,7 @@ async fn approval(mut wf: Workflow, expense: Expense) -> Result<String, StepErro
         .wait_for_condition_with(
             ConditionConfig::named("payment-cleared").strategy(strategy),
             0u32,
-            |polls, _ctx| async move {
+            |_ctx, polls| async move {
                 POLLS.fetch_add(1, Ordering::Relaxed);
                 let cleared = polls >= 3; // ask the bank here
                 Ok(if cleared {

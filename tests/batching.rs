@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use durable_yield::engine::BoxFuture;
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::{OperationStatus as S, OperationType as T};
-use durable_yield::{BatchConfig, LocalExecution, LocalRun, LocalRunner, StepError, Workflow};
+use durable_yield::{
+    CheckpointBatching, LocalExecution, LocalRun, LocalRunner, StepError, Workflow,
+};
+use durable_yield_tests::BoxFuture;
 use durable_yield_tests::shape;
 
 /// `n` steps, then a wait, then one more step.
@@ -43,7 +45,8 @@ async fn by_default_each_live_step_is_one_request() {
 
 #[tokio::test]
 async fn a_delay_lets_steps_share_a_request() {
-    let runner = LocalRunner::new().batching(BatchConfig::new().max_delay(Duration::from_secs(60)));
+    let runner =
+        LocalRunner::new().batching(CheckpointBatching::new().max_delay(Duration::from_secs(60)));
     let run = runner.run(&steps_then_wait, &5).await.unwrap();
     assert_eq!(run.result, Some(110));
     // The 5 steps ride along with the wait's START; the last step is sent
@@ -60,7 +63,7 @@ async fn a_delay_lets_steps_share_a_request() {
 #[tokio::test]
 async fn requests_are_split_at_the_update_limit_in_order() {
     let runner = LocalRunner::new().batching(
-        BatchConfig::new()
+        CheckpointBatching::new()
             .max_delay(Duration::from_secs(60))
             .max_updates(4),
     );
@@ -121,7 +124,7 @@ async fn held_updates_go_out_once_the_delay_has_passed() {
         Duration::from_secs(60),
     ] {
         let execution = LocalRunner::new()
-            .batching(BatchConfig::new().max_delay(delay))
+            .batching(CheckpointBatching::new().max_delay(delay))
             .start(&())
             .unwrap();
         let workflow = fast_slow_fast(execution.clone());

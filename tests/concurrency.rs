@@ -2,15 +2,16 @@
 //! ids, replay without re-running, ReplayChildren, completion policies,
 //! concurrency and suspension.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use durable_yield::id::IdGenerator;
 use durable_yield::model::{Operation, OperationStatus as S, OperationType as T};
 use durable_yield::{
     BatchItemStatus, BatchResult, BatchStatus, Branch, ChildConfig, CompletionPolicy,
     CompletionReason, ExecutionStatus, LocalRunner, MapConfig, ParallelConfig, StepError, Workflow,
 };
 use durable_yield_tests::Counter;
+use durable_yield_tests::Ids;
 
 fn context_result(op: &Operation) -> Option<&str> {
     op.context_details
@@ -78,12 +79,12 @@ async fn nested_child_contexts_number_their_own_operations() {
 
     // PROTOCOL.md §5 / OPERATIONS.md §2.3: A = H("1"), its step H(A-1), the
     // grandchild B = H(A-2), its wait H(B-1) and step H(B-2); then H("2").
-    let mut root = IdGenerator::root();
+    let mut root = Ids::root();
     let a = root.next_id().0;
-    let mut in_a = IdGenerator::child(a);
+    let mut in_a = Ids::child(a);
     let a1 = in_a.next_id().0;
     let b = in_a.next_id().0;
-    let mut in_b = IdGenerator::child(b);
+    let mut in_b = Ids::child(b);
     let (b1, b2) = (in_b.next_id().0, in_b.next_id().0);
     let after = root.next_id().0;
     let ops = &run.operations;
@@ -252,18 +253,27 @@ type MapWorkflow = Box<
         + Sync,
 >;
 
-/// A map whose item `i` sleeps `delays[i]` ms in its step and returns `i * 10`.
-fn sleepy_map(delays: Vec<u64>) -> MapWorkflow {
+/// A map of `order.len()` items whose step bodies finish in `order` (item
+/// `order[0]` first, then `order[1]`, ...), each returning `i * 10`. No
+/// sleeps: every body waits for its turn, so the completion order is the
+/// one asked for whatever the scheduler does; the order they really
+/// finished in is pushed to `finished`.
+fn ordered_map(order: Vec<u64>, finished: Arc<Mutex<Vec<u64>>>) -> MapWorkflow {
+    let turn = Arc::new(tokio::sync::watch::channel(0usize).0);
     Box::new(move |mut wf: Workflow, _: ()| {
-        let delays = delays.clone();
+        let (order, finished, turn) = (order.clone(), finished.clone(), turn.clone());
         Box::pin(async move {
-            let n = delays.len() as u64;
+            let n = order.len() as u64;
             let result = wf
-                .map("items", 0..n, move |mut wf, item, index| {
-                    let delay = delays[index];
+                .map("items", 0..n, move |mut wf, item, _| {
+                    let position = order.iter().position(|&i| i == item).unwrap();
+                    let (finished, turn) = (finished.clone(), turn.clone());
                     async move {
                         wf.step("work", move |_| async move {
-                            tokio::time::sleep(Duration::from_millis(delay)).await;
+                            let mut rx = turn.subscribe();
+                            rx.wait_for(|&t| t == position).await?;
+                            finished.lock().unwrap().push(item);
+                            turn.send_modify(|t| *t += 1);
                             Ok(item * 10)
                         })
                         .await
@@ -299,25 +309,26 @@ fn recorded(ops: &[Operation]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_order_changes_nothing_that_is_recorded() {
-    let fast_first = sleepy_map(vec![1, 5, 10, 20, 40]);
-    let slow_first = sleepy_map(vec![40, 20, 10, 5, 1]);
-    let shuffled = sleepy_map(vec![10, 40, 1, 20, 5]);
-    let a = LocalRunner::new()
-        .execution_name("same")
-        .run(&fast_first, &())
-        .await
-        .unwrap();
-    let b = LocalRunner::new()
-        .execution_name("same")
-        .run(&slow_first, &())
-        .await
-        .unwrap();
-    let c = LocalRunner::new()
-        .execution_name("same")
-        .run(&shuffled, &())
-        .await
-        .unwrap();
-    for run in [&a, &b, &c] {
+    let orders = [
+        vec![0, 1, 2, 3, 4],
+        vec![4, 3, 2, 1, 0],
+        vec![2, 4, 0, 3, 1],
+    ];
+    let mut runs = Vec::new();
+    for order in orders {
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let workflow = ordered_map(order.clone(), finished.clone());
+        let run = LocalRunner::new()
+            .execution_name("same")
+            .run(&workflow, &())
+            .await
+            .unwrap();
+        // The bodies really finished in this order.
+        assert_eq!(*finished.lock().unwrap(), order);
+        runs.push(run);
+    }
+    let (a, b, c) = (&runs[0], &runs[1], &runs[2]);
+    for run in [a, b, c] {
         assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
         assert_eq!(run.result, Some(vec![0, 10, 20, 30, 40]), "index order");
     }
@@ -328,7 +339,7 @@ async fn completion_order_changes_nothing_that_is_recorded() {
     assert_eq!(map.sub_type.as_deref(), Some("Map"));
     for i in 0..5u64 {
         let item = find(&a.operations, &format!("map-item-{i}"));
-        assert_eq!(item.id, IdGenerator::branch(&map.id, i));
+        assert_eq!(item.id, Ids::branch(&map.id, i));
         assert_eq!(item.parent_id, Some(map.id));
         assert_eq!(item.sub_type.as_deref(), Some("MapIteration"));
         let step = a
@@ -336,7 +347,7 @@ async fn completion_order_changes_nothing_that_is_recorded() {
             .iter()
             .find(|o| o.parent_id == Some(item.id))
             .unwrap();
-        assert_eq!(step.id, IdGenerator::child(item.id).next_id().0);
+        assert_eq!(step.id, Ids::child(item.id).next_id().0);
     }
     assert_eq!(
         context_result(map),
@@ -348,25 +359,21 @@ async fn completion_order_changes_nothing_that_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_bodies_of_different_branches_run_at_the_same_time() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    // How many bodies run at once, and the most that ever did: no timing.
-    let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // No timing: every body waits at a barrier until all twenty are
+    // inside, which only ends if they really run at the same time (one
+    // after another, the first would wait forever: the timeout says so).
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
     let workflow = {
-        let (running, most) = (running.clone(), most.clone());
+        let barrier = barrier.clone();
         move |mut wf: Workflow, _: ()| {
-            let (running, most) = (running.clone(), most.clone());
+            let barrier = barrier.clone();
             async move {
                 let r = wf
                     .map("overlap", 0..20u32, move |mut wf, i, _| {
-                        let (running, most) = (running.clone(), most.clone());
+                        let barrier = barrier.clone();
                         async move {
                             wf.step("work", move |_| async move {
-                                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                                most.fetch_max(now, Ordering::SeqCst);
-                                // Yields to the runtime until every body started.
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                                running.fetch_sub(1, Ordering::SeqCst);
+                                barrier.wait().await;
                                 Ok(i)
                             })
                             .await
@@ -377,15 +384,15 @@ async fn step_bodies_of_different_branches_run_at_the_same_time() {
             }
         }
     };
-    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    let run = tokio::time::timeout(
+        Duration::from_secs(60),
+        LocalRunner::new().run(&workflow, &()),
+    )
+    .await
+    .expect("the twenty step bodies never were all running at once")
+    .unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
-    assert_eq!(run.result.as_ref().map(Vec::len), Some(20));
-    // One after another, no more than one would ever run at a time.
-    assert_eq!(
-        most.load(Ordering::SeqCst),
-        20,
-        "all twenty bodies ran at once"
-    );
+    assert_eq!(run.result, Some((0..20).collect::<Vec<u32>>()));
 }
 
 #[tokio::test]

@@ -48,10 +48,10 @@ impl DurableService for Scripted {
         log.push((token.to_owned(), updates));
         let n = log.len();
         self.answers.lock().unwrap().pop_front().unwrap_or_else(|| {
-            Ok(CheckpointResponse {
-                checkpoint_token: Some(format!("token-{n}")),
-                ..Default::default()
-            })
+            Ok(CheckpointResponse::new(
+                Some(format!("token-{n}")),
+                Vec::new(),
+            ))
         })
     }
 
@@ -104,20 +104,14 @@ async fn greet_nap_done(mut wf: Workflow, input: Hello) -> Result<String, StepEr
 }
 
 fn ok(token: &str, operations: Vec<Operation>) -> Result<CheckpointResponse, ServiceError> {
-    Ok(CheckpointResponse {
-        checkpoint_token: Some(token.to_owned()),
-        operations,
-        next_marker: None,
-    })
+    Ok(CheckpointResponse::new(Some(token.to_owned()), operations))
 }
 
 fn wait_op(status: OperationStatus) -> Operation {
     let mut op = Operation::new(operation_id(None, 2), OperationType::Wait, status);
     op.name = Some("nap".into());
     op.sub_type = Some("Wait".into());
-    op.wait_details = Some(Box::new(WaitDetails {
-        scheduled_end_timestamp: Some(1_795_755_620_735),
-    }));
+    op.wait_details = Some(Box::new(WaitDetails::new(1_795_755_620_735)));
     op
 }
 
@@ -164,16 +158,16 @@ async fn a_wait_the_response_reports_done_does_not_suspend() {
 async fn a_checkpoint_response_with_a_marker_is_paged_in_with_the_new_token() {
     let service = Scripted::answering(vec![
         ok("token-1", vec![]),
-        Ok(CheckpointResponse {
-            checkpoint_token: Some("token-2".into()),
-            operations: vec![],
-            next_marker: Some("page-2".into()),
+        Ok({
+            let mut response = CheckpointResponse::new(Some("token-2".into()), vec![]);
+            response.next_marker = Some("page-2".into());
+            response
         }),
     ]);
-    service.pages.lock().unwrap().push_back(ExecutionState {
-        operations: vec![wait_op(OperationStatus::Succeeded)],
-        next_marker: None,
-    });
+    service.pages.lock().unwrap().push_back(ExecutionState::new(
+        vec![wait_op(OperationStatus::Succeeded)],
+        None,
+    ));
     let summary = run_invocation(&greet_nap_done, envelope(), &service)
         .await
         .unwrap();
@@ -195,21 +189,16 @@ async fn the_rest_of_the_state_is_paged_in_before_replay() {
     );
     greet.name = Some("greet".into());
     greet.sub_type = Some("Step".into());
-    greet.step_details = Some(Box::new(durable_yield::model::StepDetails {
-        result: Some("\"hi recorded\"".into()),
-        attempt: Some(1),
-        ..Default::default()
+    greet.step_details = Some(Box::new({
+        let mut details = durable_yield::model::StepDetails::default();
+        details.result = Some("\"hi recorded\"".into());
+        details.attempt = Some(1);
+        details
     }));
     let service = Scripted::default();
     service.pages.lock().unwrap().extend([
-        ExecutionState {
-            operations: vec![greet],
-            next_marker: Some("m2".into()),
-        },
-        ExecutionState {
-            operations: vec![wait_op(OperationStatus::Succeeded)],
-            next_marker: None,
-        },
+        ExecutionState::new(vec![greet], Some("m2".into())),
+        ExecutionState::new(vec![wait_op(OperationStatus::Succeeded)], None),
     ]);
     let summary = run_invocation(&greet_nap_done, input, &service)
         .await
@@ -329,7 +318,7 @@ async fn a_result_too_large_for_the_response_is_checkpointed() {
 /// Replays one recorded wait "w" (op 1), then returns `text`.
 fn returns(
     text: String,
-) -> impl Fn(Workflow, ()) -> durable_yield::engine::BoxFuture<Result<String, StepError>>
+) -> impl Fn(Workflow, ()) -> durable_yield_tests::BoxFuture<Result<String, StepError>>
 + Send
 + Sync
 + 'static {
@@ -439,14 +428,8 @@ async fn state_pages_that_loop_fail_the_invocation() {
     input.initial_execution_state.next_marker = Some("m1".into());
     let service = Scripted::default();
     service.pages.lock().unwrap().extend([
-        ExecutionState {
-            operations: vec![],
-            next_marker: Some("m2".into()),
-        },
-        ExecutionState {
-            operations: vec![],
-            next_marker: Some("m1".into()),
-        },
+        ExecutionState::new(vec![], Some("m2".into())),
+        ExecutionState::new(vec![], Some("m1".into())),
     ]);
     let error = run_invocation(&greet_nap_done, input, &service)
         .await
@@ -479,10 +462,7 @@ impl DurableService for EndlessPages {
         marker: &str,
     ) -> Result<ExecutionState, ServiceError> {
         let n: u64 = marker.trim_start_matches('m').parse().unwrap_or(0);
-        Ok(ExecutionState {
-            operations: vec![],
-            next_marker: Some(format!("m{}", n + 1)),
-        })
+        Ok(ExecutionState::new(vec![], Some(format!("m{}", n + 1))))
     }
 }
 

@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use durable_yield::engine::BoxFuture;
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::{
     Operation, OperationAction as A, OperationStatus as S, OperationType as T,
 };
-use durable_yield::{BatchConfig, LocalExecution, LocalRunner, StepError, Workflow};
+use durable_yield::{CheckpointBatching, LocalExecution, LocalRunner, StepError, Workflow};
+use durable_yield_tests::BoxFuture;
 use durable_yield_tests::{Counter, shape};
 
 /// A step "before", then a child context "ctx" holding the step "slow",
@@ -197,7 +197,7 @@ async fn fast_steps_cost_one_request_and_a_slow_one_two() {
 #[tokio::test]
 async fn a_longer_start_delay_keeps_a_slow_step_in_one_request() {
     let runner =
-        LocalRunner::new().batching(BatchConfig::new().start_delay(Duration::from_secs(30)));
+        LocalRunner::new().batching(CheckpointBatching::new().start_delay(Duration::from_secs(30)));
     let execution = runner.start(&5u32).unwrap();
     let summary = execution.invoke(&fast_then_slow).await.unwrap();
     assert_eq!(execution.finish::<u32>().unwrap().result, Some(7));
@@ -206,7 +206,7 @@ async fn a_longer_start_delay_keeps_a_slow_step_in_one_request() {
 
 #[tokio::test]
 async fn a_zero_start_delay_sends_each_start_once_its_body_waits() {
-    let runner = LocalRunner::new().batching(BatchConfig::new().start_delay(Duration::ZERO));
+    let runner = LocalRunner::new().batching(CheckpointBatching::new().start_delay(Duration::ZERO));
     let execution = runner.start(&5u32).unwrap();
     let summary = execution.invoke(&fast_then_slow).await.unwrap();
     assert_eq!(execution.finish::<u32>().unwrap().result, Some(7));
@@ -232,7 +232,7 @@ async fn each_start_waits_from_its_own_body() {
         Ok(sum)
     }
     let runner =
-        LocalRunner::new().batching(BatchConfig::new().start_delay(Duration::from_secs(1)));
+        LocalRunner::new().batching(CheckpointBatching::new().start_delay(Duration::from_secs(1)));
     let execution = runner.start(&()).unwrap();
     let summary = execution.invoke(&two_short).await.unwrap();
     assert_eq!(execution.finish::<u32>().unwrap().result, Some(1));

@@ -137,3 +137,65 @@ async fn a_result_too_large_for_the_response_travels_by_checkpoint() {
     let returned = position(|e| matches!(e, TimelineEvent::Returned { invocation: 2, .. }));
     assert!(closed < returned, "{:#?}", &run.timeline.events[1..]);
 }
+
+/// A `StepFailure` ends any body the same way: returned from a child
+/// context, a map item, a parallel branch or the workflow, the recorded
+/// error is the failure's own type, message and data.
+#[tokio::test]
+async fn a_step_failure_keeps_its_type_and_data_from_any_body() {
+    use durable_yield::{Branch, CompletionPolicy, MapConfig, ParallelConfig, StepFailure};
+    let failure = |what: &str| {
+        StepFailure::new("OutOfStock", format!("no {what}"))
+            .with_data(&serde_json::json!({"sku": what}))
+            .unwrap()
+    };
+    let workflow = move |mut wf: Workflow, _: ()| async move {
+        let child: Result<u32, StepError> = wf
+            .child("reserve", move |_wf| async move {
+                Err::<u32, _>(failure("child"))
+            })
+            .await;
+        let child = child.unwrap_err();
+        assert_eq!(child.error_type(), Some("OutOfStock"));
+        let items = wf
+            .map_with(
+                MapConfig::named("items").completion(CompletionPolicy::all()),
+                vec![1u32],
+                move |_wf, _, _| async move { Err::<u32, _>(failure("item")) },
+            )
+            .await?;
+        let (_, item) = items.errors().next().unwrap();
+        assert_eq!(item.error_type.as_deref(), Some("OutOfStock"));
+        assert_eq!(item.error_message.as_deref(), Some("no item"));
+        let branches = wf
+            .parallel_with(
+                ParallelConfig::named("branches").completion(CompletionPolicy::all()),
+                vec![Branch::named("b", move |_wf: Workflow| async move {
+                    Err::<u32, _>(failure("branch"))
+                })],
+            )
+            .await?;
+        let (_, branch) = branches.errors().next().unwrap();
+        assert_eq!(branch.error_type.as_deref(), Some("OutOfStock"));
+        // The workflow's own error, with `?`.
+        Err::<u32, _>(failure("workflow"))?;
+        Ok::<_, StepFailure>(0)
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    let e = run.error.clone().unwrap();
+    assert_eq!(e.error_type.as_deref(), Some("OutOfStock"));
+    assert_eq!(e.error_message.as_deref(), Some("no workflow"));
+    assert_eq!(e.error_data.as_deref(), Some(r#"{"sku":"workflow"}"#));
+    let reserve = run.operation("reserve").unwrap();
+    assert_eq!(reserve.status, S::Failed);
+    let recorded = reserve
+        .context_details
+        .as_ref()
+        .unwrap()
+        .error
+        .as_ref()
+        .unwrap();
+    assert_eq!(recorded.error_type.as_deref(), Some("OutOfStock"));
+    assert_eq!(recorded.error_data.as_deref(), Some(r#"{"sku":"child"}"#));
+}

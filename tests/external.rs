@@ -311,7 +311,7 @@ async fn counter(mut wf: Workflow, limit: u32) -> Result<u32, StepError> {
         .max_attempts(limit)
         .jitter(Jitter::None);
     let config = ConditionConfig::named("count").strategy(strategy);
-    wf.wait_for_condition_with(config, 0u32, |n, ctx| async move {
+    wf.wait_for_condition_with(config, 0u32, |ctx, n| async move {
         assert_eq!(
             ctx.attempt(),
             n + 1,
@@ -392,7 +392,7 @@ async fn a_failing_check_fails_the_wait_at_once() {
                 let config = ConditionConfig::named("probe")
                     .strategy(FixedDelay::new(Duration::from_secs(1), 10));
                 let r = wf
-                    .wait_for_condition_with(config, 0u32, move |n, _| async move {
+                    .wait_for_condition_with(config, 0u32, move |_, n| async move {
                         checks.hit();
                         if n == 1 {
                             return Err(StepFailure::new("CarrierDown", "no answer"));
@@ -418,7 +418,7 @@ async fn conditions_in_branches_poll_side_by_side() {
             .map("pollers", vec![2u32, 3], |mut wf, target, _| async move {
                 let config = ConditionConfig::named("reach")
                     .strategy(FixedDelay::new(Duration::from_secs(10), 10));
-                wf.wait_for_condition_with(config, 0u32, move |n, _| async move {
+                wf.wait_for_condition_with(config, 0u32, move |_, n| async move {
                     Ok(if n + 1 >= target {
                         Condition::Met(n + 1)
                     } else {
@@ -470,7 +470,7 @@ async fn wait_for_callback_runs_a_retried_submitter_then_waits() {
                     .timeout(Duration::from_secs(3600))
                     .submitter_retry(FixedDelay::new(Duration::from_secs(1), 3));
                 let verdict: String = wf
-                    .wait_for_callback_with(config, move |id, ctx| async move {
+                    .wait_for_callback_with(config, move |ctx, id| async move {
                         submissions.hit();
                         assert!(!id.is_empty());
                         if ctx.attempt() == 1 {
@@ -671,4 +671,39 @@ async fn failing_and_missing_functions_are_typed_errors() {
         .find(|o| o.op_type == T::ChainedInvoke)
         .unwrap();
     assert_eq!(missing.status, S::Failed);
+}
+
+/// `?` on a callback's or an invoke's error, in a workflow whose error is
+/// any boxed error, records the error as the service gave it (its type and
+/// message), not a wrapper with `ErrorType` `Error`.
+#[tokio::test]
+async fn callback_and_invoke_errors_keep_their_type_through_question_mark() {
+    let callback = |mut wf: Workflow, _: ()| async move {
+        let cb = wf.create_callback::<String>("approval").await;
+        let v = wf.callback_result(&cb).await?;
+        Ok::<_, durable_yield::BoxError>(v)
+    };
+    let run = LocalRunner::new()
+        .answer_callback(
+            "approval",
+            CallbackAnswer::failure(ErrorObject::new("Rejected", "the approver said no")),
+        )
+        .run(&callback, &())
+        .await
+        .unwrap();
+    let e = run.error.unwrap();
+    assert_eq!(e.error_type.as_deref(), Some("Rejected"));
+    assert_eq!(e.error_message.as_deref(), Some("the approver said no"));
+
+    let invoke = |mut wf: Workflow, _: ()| async move {
+        let v: u32 = wf.invoke("missing", &1u32).await?;
+        Ok::<_, durable_yield::BoxError>(v)
+    };
+    let run = LocalRunner::new().run(&invoke, &()).await.unwrap();
+    let e = run.error.unwrap();
+    assert_eq!(e.error_type.as_deref(), Some("ResourceNotFoundException"));
+    assert_eq!(
+        e.error_message.as_deref(),
+        Some("Function not found: missing.")
+    );
 }

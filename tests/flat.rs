@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use durable_yield::id::{IdGenerator, operation_id};
+use durable_yield::id::operation_id;
 use durable_yield::model::{Operation, OperationId, OperationStatus as S, OperationType as T};
 use durable_yield::{
     BatchStatus, Branch, ChildConfig, CompletionPolicy, CompletionReason, ExecutionStatus,
     LocalRunner, MapConfig, Nesting, ParallelConfig, StepError, Workflow,
 };
 use durable_yield_tests::Counter;
+use durable_yield_tests::Ids;
 
 fn id_of(ops: &[Operation], name: &str) -> OperationId {
     ops.iter()
@@ -74,7 +75,7 @@ async fn a_virtual_child_records_nothing_of_its_own() {
         "no CONTEXT recorded: {ops:?}"
     );
     let virtual_id = operation_id(None, 1);
-    let mut inside = IdGenerator::child(virtual_id);
+    let mut inside = Ids::child(virtual_id);
     assert_eq!(id_of(ops, "a"), inside.next_id().0);
     assert_eq!(id_of(ops, "b"), inside.next_id().0);
     assert_eq!(id_of(ops, "c"), operation_id(None, 2));
@@ -105,9 +106,9 @@ async fn a_virtual_child_parents_its_operations_to_the_nearest_recorded_context(
     let outer = id_of(ops, "outer");
     assert_eq!(parent_of(ops, "deep"), Some(outer));
     // outer -> virtual v1 = H(outer-1) -> virtual v2 = H(v1-1) -> deep = H(v2-1).
-    let v1 = IdGenerator::child(outer).next_id().0;
-    let v2 = IdGenerator::child(v1).next_id().0;
-    assert_eq!(id_of(ops, "deep"), IdGenerator::child(v2).next_id().0);
+    let v1 = Ids::child(outer).next_id().0;
+    let v2 = Ids::child(v1).next_id().0;
+    assert_eq!(id_of(ops, "deep"), Ids::child(v2).next_id().0);
     assert_eq!(
         ops.iter().filter(|o| o.op_type == T::Context).count(),
         1,
@@ -139,7 +140,7 @@ async fn a_failing_virtual_child_returns_its_error() {
 async fn a_recorded_context_where_a_virtual_one_runs_is_non_deterministic() {
     fn v(
         recorded: bool,
-    ) -> impl Fn(Workflow, ()) -> durable_yield::engine::BoxFuture<Result<u32, StepError>> + Send + Sync
+    ) -> impl Fn(Workflow, ()) -> durable_yield_tests::BoxFuture<Result<u32, StepError>> + Send + Sync
     {
         move |mut wf: Workflow, _: ()| {
             Box::pin(async move {
@@ -224,11 +225,11 @@ async fn a_flat_map_records_items_operations_under_the_map() {
         "no MapIteration contexts"
     );
     for (i, name) in [(0, "s-0"), (1, "nap-1"), (2, "s-2")] {
-        let branch = IdGenerator::branch(&map, i);
-        assert_eq!(id_of(ops, name), IdGenerator::child(branch).next_id().0);
+        let branch = Ids::branch(&map, i);
+        assert_eq!(id_of(ops, name), Ids::child(branch).next_id().0);
         assert_eq!(parent_of(ops, name), Some(map), "{name}");
     }
-    let mut item1 = IdGenerator::child(IdGenerator::branch(&map, 1));
+    let mut item1 = Ids::child(Ids::branch(&map, 1));
     item1.next_id();
     assert_eq!(id_of(ops, "s-1"), item1.next_id().0);
     let m = ops.iter().find(|o| o.id == map).unwrap();
@@ -344,7 +345,7 @@ async fn a_large_flat_map_is_rebuilt_from_its_operations() {
 async fn nested_history_replayed_as_flat_is_non_deterministic() {
     fn v(
         nesting: Nesting,
-    ) -> impl Fn(Workflow, ()) -> durable_yield::engine::BoxFuture<Result<u32, StepError>> + Send + Sync
+    ) -> impl Fn(Workflow, ()) -> durable_yield_tests::BoxFuture<Result<u32, StepError>> + Send + Sync
     {
         move |mut wf: Workflow, _: ()| {
             Box::pin(async move {

@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
-use durable_yield::lambda::{Context, Diagnostic, DurableFunction, LambdaEvent, Service};
+use durable_yield::lambda::DurableFunction;
 use durable_yield::model::{
     ExecutionState, InvocationInput, InvocationOutput, OperationAction, OperationType,
     OperationUpdate,
 };
-use durable_yield::{BatchConfig, StepError, Workflow};
+use durable_yield::{CheckpointBatching, StepError, Workflow};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent, Service};
 
 /// Accepts every checkpoint (or answers a stale token when told to) and
 /// records the updates.
@@ -34,10 +35,10 @@ impl DurableService for Recording {
             ));
         }
         self.updates.lock().unwrap().extend(updates);
-        Ok(CheckpointResponse {
-            checkpoint_token: Some(format!("{token}+")),
-            ..Default::default()
-        })
+        Ok(CheckpointResponse::new(
+            Some(format!("{token}+")),
+            Vec::new(),
+        ))
     }
     async fn get_state(&self, _: &str, _: &str, _: &str) -> Result<ExecutionState, ServiceError> {
         Err(ServiceError::Rejected("no pages".into()))
@@ -82,7 +83,7 @@ fn event(input: &str) -> LambdaEvent<InvocationInput> {
 }
 
 type Function = DurableFunction<
-    fn(Workflow, serde_json::Value) -> durable_yield::engine::BoxFuture<Result<String, StepError>>,
+    fn(Workflow, serde_json::Value) -> durable_yield_tests::BoxFuture<Result<String, StepError>>,
     serde_json::Value,
     String,
     Recording,
@@ -92,10 +93,10 @@ fn function(service: Recording) -> Function {
     fn boxed(
         wf: Workflow,
         input: serde_json::Value,
-    ) -> durable_yield::engine::BoxFuture<Result<String, StepError>> {
+    ) -> durable_yield_tests::BoxFuture<Result<String, StepError>> {
         Box::pin(workflow(wf, input))
     }
-    DurableFunction::new(boxed as _, service, BatchConfig::default())
+    DurableFunction::new(boxed as _, service, CheckpointBatching::default())
 }
 
 async fn call(f: &mut Function, input: &str) -> InvocationOutput {

@@ -1,18 +1,232 @@
-//! OpenTelemetry spans (feature `otel`) across invocations on the local
-//! runner, exported to an in-memory exporter: names, attributes, parents,
-//! links, and one trace per execution.
+//! OpenTelemetry spans (feature `otel`) in both of AWS's views, exported to
+//! an in-memory exporter, checked against what AWS's conformance
+//! requirements (`aws-durable-execution-conformance-tests-otel` 0.2.0,
+//! suites `otel-invocation` and `otel-execution`) assert: names, the exact
+//! `durable.*` attribute sets, statuses, parents, links, one root per
+//! trace, order in time; and the plugin's own promises (continuation spans
+//! for callbacks the service does not list, flushing at the end of each
+//! invocation, trace propagation into chained invokes, full-resolution
+//! times).
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::time::{Duration, UNIX_EPOCH};
 
-use durable_yield::otel::{DeterministicIds, OtelPlugin};
+use durable_yield::lambda::DurableFunction;
+use durable_yield::local::CallbackAnswer;
+use durable_yield::model::{InvocationInput, OperationType};
+use durable_yield::otel::{DeterministicIds, OtelPlugin, OtelView};
 use durable_yield::retry::FixedDelay;
-use durable_yield::{LocalRunner, StepConfig, StepError, StepFailure, Workflow};
-use opentelemetry::trace::{SpanId, Status, TracerProvider as _};
+use durable_yield::{
+    Branch, CheckpointBatching, LocalRun, LocalRunner, StepConfig, StepError, StepFailure,
+    WaitForCallbackConfig, Workflow,
+};
+use durable_yield_interpreter::id::operation_id;
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{Key, Value};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider, SpanData,
+};
+
+// ---------------------------------------------------------------- helpers
+
+fn attr(span: &SpanData, key: &str) -> Option<Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == Key::from(key.to_owned()))
+        .map(|kv| kv.value.clone())
+}
+
+fn text(span: &SpanData, key: &str) -> String {
+    attr(span, key).map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The span's `durable.*` attribute keys, without the prefix, sorted: the
+/// suites compare this set exactly.
+fn keys(span: &SpanData) -> Vec<String> {
+    let mut keys: Vec<String> = span
+        .attributes
+        .iter()
+        .filter_map(|kv| kv.key.as_str().strip_prefix("durable.").map(str::to_owned))
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn sorted(keys: &[&str]) -> Vec<String> {
+    let mut keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    keys.sort();
+    keys
+}
+
+/// What an operation span holds in the invocation view.
+const OPERATION: &[&str] = &[
+    "execution.arn",
+    "operation.id",
+    "operation.type",
+    "operation.subtype",
+    "operation.status",
+    "operation.name",
+];
+/// ... and a finished step's.
+const FINISHED_STEP: &[&str] = &[
+    "execution.arn",
+    "operation.id",
+    "operation.type",
+    "operation.subtype",
+    "operation.status",
+    "operation.name",
+    "attempt.number",
+];
+/// An attempt span's.
+const ATTEMPT: &[&str] = &[
+    "execution.arn",
+    "operation.id",
+    "operation.type",
+    "operation.subtype",
+    "operation.name",
+    "attempt.number",
+    "attempt.outcome",
+];
+const INVOCATION: &[&str] = &["execution.arn", "invocation.first", "invocation.status"];
+const WORKFLOW: &[&str] = &["execution.arn", "execution.status"];
+
+struct Spans(Vec<SpanData>);
+
+impl Spans {
+    fn named(&self, name: &str) -> Vec<&SpanData> {
+        self.0.iter().filter(|s| s.name == name).collect()
+    }
+
+    fn one(&self, name: &str) -> &SpanData {
+        let found = self.named(name);
+        assert_eq!(found.len(), 1, "spans named {name}: {found:#?}");
+        found[0]
+    }
+
+    /// The span named `name` whose operation status is `status`.
+    fn with_status(&self, name: &str, status: &str) -> &SpanData {
+        let found: Vec<&SpanData> = self
+            .named(name)
+            .into_iter()
+            .filter(|s| text(s, "durable.operation.status") == status)
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {status}: {:#?}", self.names());
+        found[0]
+    }
+
+    fn by_id(&self, id: SpanId) -> Option<&SpanData> {
+        self.0.iter().find(|s| s.span_context.span_id() == id)
+    }
+
+    fn parent(&self, span: &SpanData) -> Option<&SpanData> {
+        self.by_id(span.parent_span_id)
+    }
+
+    fn parent_name(&self, span: &SpanData) -> String {
+        self.parent(span)
+            .map(|p| p.name.to_string())
+            .unwrap_or_else(|| format!("<{}>", span.parent_span_id))
+    }
+
+    /// The names of the spans `span` links to.
+    fn links(&self, span: &SpanData) -> Vec<String> {
+        span.links
+            .links
+            .iter()
+            .map(|l| {
+                self.by_id(l.span_context.span_id())
+                    .map(|s| s.name.to_string())
+                    .unwrap_or_else(|| format!("<{}>", l.span_context.span_id()))
+            })
+            .collect()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} [{}] under {}",
+                    s.name,
+                    text(s, "durable.operation.status"),
+                    self.parent_name(s)
+                )
+            })
+            .collect()
+    }
+
+    /// Checks what every span of every kind must hold.
+    fn check_common(&self, arn: &str, view: OtelView) {
+        let trace = self.0[0].span_context.trace_id();
+        let mut roots = BTreeSet::new();
+        for s in &self.0 {
+            assert_eq!(s.span_context.trace_id(), trace, "one trace: {}", s.name);
+            assert_eq!(s.span_kind, SpanKind::Internal, "{}", s.name);
+            assert_eq!(text(s, "durable.execution.arn"), arn, "{}", s.name);
+            assert!(
+                s.start_time <= s.end_time,
+                "{} ends before it starts",
+                s.name
+            );
+            if s.parent_span_id == SpanId::INVALID {
+                roots.insert(s.name.to_string());
+            } else {
+                assert!(
+                    self.parent(s).is_some(),
+                    "{}'s parent {} is not in the trace",
+                    s.name,
+                    s.parent_span_id
+                );
+            }
+            let links = self.links(s);
+            match (s.name.as_ref(), view) {
+                ("Workflow" | "Invocation", _) => assert!(links.is_empty(), "{}", s.name),
+                (_, OtelView::Invocation) => assert_eq!(links, ["Workflow"], "{}", s.name),
+                (_, _) => assert_eq!(links, ["Invocation"], "{}", s.name),
+            }
+        }
+        assert_eq!(
+            roots.into_iter().collect::<Vec<_>>(),
+            ["Workflow"],
+            "the Workflow span is the trace's one root"
+        );
+        let workflow = self.one("Workflow");
+        assert_eq!(keys(workflow), sorted(WORKFLOW));
+        for invocation in self.named("Invocation") {
+            assert_eq!(keys(invocation), sorted(INVOCATION));
+            assert_eq!(self.parent_name(invocation), "Workflow");
+        }
+    }
+}
+
+/// Collects the spans of one run.
+fn collecting() -> (SdkTracerProvider, InMemorySpanExporter) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_id_generator(DeterministicIds::default())
+        .build();
+    (provider, exporter)
+}
+
+async fn traced<W, O>(runner: LocalRunner, workflow: &W, view: OtelView) -> (Spans, LocalRun<O>)
+where
+    W: durable_yield::WorkflowFn<(), O>,
+    O: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let (provider, exporter) = collecting();
+    let run = runner
+        .plugin(OtelPlugin::from_provider(&provider).view(view))
+        .run(workflow, &())
+        .await
+        .unwrap();
+    (Spans(exporter.get_finished_spans().unwrap()), run)
+}
+
+// -------------------------------------------- a retry, a wait, a step
 
 /// A step retried once (its first attempt fails), a wait, a step.
-async fn flow(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+async fn retry_wait_step(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
     let a: u32 = wf
         .step_with(
             StepConfig::named("charge").retry(FixedDelay::new(Duration::from_secs(3), 3)),
@@ -30,65 +244,21 @@ async fn flow(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
     Ok(a + b)
 }
 
-fn attr(span: &SpanData, key: &str) -> Option<Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == Key::from(key.to_owned()))
-        .map(|kv| kv.value.clone())
-}
-
-fn text(span: &SpanData, key: &str) -> String {
-    attr(span, key).map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// The spans of one run, and the run.
-async fn traced(ids: bool) -> (Vec<SpanData>, durable_yield::LocalRun<u32>) {
-    let exporter = InMemorySpanExporter::default();
-    let mut provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone());
-    if ids {
-        provider = provider.with_id_generator(DeterministicIds::default());
-    }
-    let provider = provider.build();
-    let run = LocalRunner::new()
-        .plugin(OtelPlugin::new(provider.tracer("durable-yield")))
-        .run(&flow, &())
-        .await
-        .unwrap();
-    provider.force_flush().unwrap();
-    (exporter.get_finished_spans().unwrap(), run)
-}
-
-fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
-    spans.iter().filter(|s| s.name == name).collect()
-}
-
+/// otel-invocation-2 and -3: spans across invocations, in the invocation
+/// view.
 #[tokio::test]
-async fn spans_follow_the_conventions_and_form_one_trace() {
-    let (spans, run) = traced(true).await;
+async fn the_invocation_view_across_invocations() {
+    let (spans, run) = traced(LocalRunner::new(), &retry_wait_step, OtelView::Invocation).await;
     assert_eq!(run.result, Some(3));
-    // Invocations: the first attempt fails (retry in 3 s); the second
-    // succeeds and the wait starts; the wait is over and `ship` runs.
+    // The first attempt fails (retry in 3 s); the second succeeds and the
+    // wait starts; the wait is over and `ship` runs.
     assert_eq!(run.invocations, 3);
+    spans.check_common(&run.arn, OtelView::Invocation);
 
-    // One trace.
-    let trace = spans[0].span_context.trace_id();
-    assert!(spans.iter().all(|s| s.span_context.trace_id() == trace));
-    assert!(spans.iter().all(|s| s.span_context.is_valid()));
-
-    // Workflow: once, at the end, OK, parented to the synthetic root.
-    let workflow = named(&spans, "Workflow");
-    assert_eq!(workflow.len(), 1);
-    let workflow = workflow[0];
-    assert_eq!(text(workflow, "durable.execution.arn"), run.arn);
+    let workflow = spans.one("Workflow");
     assert_eq!(text(workflow, "durable.execution.status"), "SUCCEEDED");
     assert_eq!(workflow.status, Status::Ok);
-    assert!(workflow.links.links.is_empty());
-    let root = workflow.parent_span_id;
-    assert_ne!(root, SpanId::INVALID);
-    assert!(spans.iter().all(|s| s.span_context.span_id() != root));
-
-    // Invocations: three, under the same root, first only the first.
-    let invocations = named(&spans, "Invocation");
+    let invocations = spans.named("Invocation");
     let seen: Vec<(String, String)> = invocations
         .iter()
         .map(|s| {
@@ -106,94 +276,71 @@ async fn spans_follow_the_conventions_and_form_one_trace() {
             ("false".into(), "SUCCEEDED".into()),
         ]
     );
-    for s in &invocations {
-        assert_eq!(s.parent_span_id, root);
-        assert_eq!(text(s, "durable.execution.arn"), run.arn);
-        assert_eq!(s.status, Status::Ok);
-        assert!(s.links.links.is_empty());
-    }
+    assert!(invocations.iter().all(|s| s.status == Status::Ok));
     let invocation_of = |span: &SpanData| {
         invocations
             .iter()
             .position(|i| i.span_context.span_id() == span.parent_span_id)
     };
 
-    // Every operation and attempt span links to the Workflow span.
-    let links_workflow = |s: &SpanData| {
-        s.links
-            .links
-            .iter()
-            .any(|l| l.span_context.span_id() == workflow.span_context.span_id())
-    };
-
-    // `charge`: a span in invocation 1 (STARTED, its first attempt
-    // failed) and one in invocation 2 (SUCCEEDED after attempt 2) that
-    // links to the first.
-    let charge = named(&spans, "charge");
-    assert_eq!(charge.len(), 2);
-    assert_eq!(invocation_of(charge[0]), Some(0));
-    assert_eq!(text(charge[0], "durable.operation.status"), "STARTED");
-    assert_eq!(charge[0].status, Status::Unset);
-    assert_eq!(invocation_of(charge[1]), Some(1));
-    assert_eq!(text(charge[1], "durable.operation.status"), "SUCCEEDED");
-    assert_eq!(text(charge[1], "durable.attempt.number"), "2");
-    assert_eq!(charge[1].status, Status::Ok);
-    assert_eq!(
-        charge[1].links.links[0].span_context.span_id(),
-        charge[0].span_context.span_id()
+    // `charge`: STARTED in invocation 1 (no attempt number, status
+    // unset), SUCCEEDED in invocation 2 after attempt 2.
+    let started = spans.with_status("charge", "STARTED");
+    let succeeded = spans.with_status("charge", "SUCCEEDED");
+    assert_eq!(invocation_of(started), Some(0));
+    assert_eq!(invocation_of(succeeded), Some(1));
+    assert_eq!(keys(started), sorted(OPERATION));
+    assert_eq!(keys(succeeded), sorted(FINISHED_STEP));
+    assert_eq!(started.status, Status::Unset);
+    assert_eq!(succeeded.status, Status::Ok);
+    assert_eq!(text(succeeded, "durable.attempt.number"), "2");
+    assert_eq!(text(started, "durable.operation.type"), "STEP");
+    assert_eq!(text(started, "durable.operation.subtype"), "Step");
+    let id = text(started, "durable.operation.id");
+    assert_eq!(text(succeeded, "durable.operation.id"), id);
+    assert!(started.end_time <= succeeded.start_time, "before");
+    // The first span has the derived id; the continuation a fresh one.
+    assert_ne!(
+        started.span_context.span_id(),
+        succeeded.span_context.span_id()
     );
-    for s in &charge {
-        assert!(links_workflow(s));
-        assert_eq!(text(s, "durable.operation.type"), "STEP");
-        assert_eq!(text(s, "durable.operation.subtype"), "Step");
-        assert_eq!(text(s, "durable.operation.name"), "charge");
-        assert_eq!(text(s, "durable.execution.arn"), run.arn);
-    }
-    let id = text(charge[0], "durable.operation.id");
-    assert_eq!(id.len(), 64);
 
     // Its attempts, under the operation span of their invocation.
-    let first = named(&spans, "charge attempt 1");
-    let second = named(&spans, "charge attempt 2");
-    assert_eq!((first.len(), second.len()), (1, 1));
-    assert_eq!(first[0].parent_span_id, charge[0].span_context.span_id());
-    assert_eq!(second[0].parent_span_id, charge[1].span_context.span_id());
-    assert_eq!(text(first[0], "durable.attempt.outcome"), "FAILED");
-    assert!(matches!(first[0].status, Status::Error { .. }));
-    assert_eq!(text(second[0], "durable.attempt.outcome"), "SUCCEEDED");
-    assert_eq!(text(second[0], "durable.attempt.number"), "2");
-    assert_eq!(text(second[0], "durable.operation.id"), id);
-    assert!(links_workflow(first[0]) && links_workflow(second[0]));
+    let first = spans.one("charge attempt 1");
+    let second = spans.one("charge attempt 2");
+    assert_eq!(first.parent_span_id, started.span_context.span_id());
+    assert_eq!(second.parent_span_id, succeeded.span_context.span_id());
+    assert_eq!(keys(first), sorted(ATTEMPT));
+    assert_eq!(keys(second), sorted(ATTEMPT));
+    assert_eq!(text(first, "durable.attempt.outcome"), "FAILED");
+    assert!(matches!(first.status, Status::Error { .. }));
+    assert_eq!(text(second, "durable.attempt.outcome"), "SUCCEEDED");
+    assert_eq!(second.status, Status::Ok);
+    assert!(first.end_time <= second.start_time);
 
-    // The wait: STARTED in invocation 2, SUCCEEDED in invocation 3,
-    // linking to the first span.
-    let wait = named(&spans, "cool-off");
-    assert_eq!(wait.len(), 2);
+    // The wait: STARTED in invocation 2, SUCCEEDED in invocation 3.
+    let wait_started = spans.with_status("cool-off", "STARTED");
+    let wait_over = spans.with_status("cool-off", "SUCCEEDED");
     assert_eq!(
-        (invocation_of(wait[0]), invocation_of(wait[1])),
+        (invocation_of(wait_started), invocation_of(wait_over)),
         (Some(1), Some(2))
     );
-    assert_eq!(text(wait[0], "durable.operation.status"), "STARTED");
-    assert_eq!(text(wait[1], "durable.operation.status"), "SUCCEEDED");
-    assert_eq!(text(wait[1], "durable.operation.type"), "WAIT");
-    assert_eq!(
-        wait[1].links.links[0].span_context.span_id(),
-        wait[0].span_context.span_id()
-    );
-    assert!(wait[0].end_time <= wait[1].start_time);
+    assert_eq!(keys(wait_started), sorted(OPERATION));
+    assert_eq!(keys(wait_over), sorted(OPERATION));
+    assert_eq!(text(wait_over, "durable.operation.type"), "WAIT");
+    assert_eq!(text(wait_over, "durable.operation.subtype"), "Wait");
+    assert!(wait_started.end_time <= wait_over.start_time);
 
-    // `ship` in invocation 3.
-    let ship = named(&spans, "ship");
-    assert_eq!(ship.len(), 1);
-    assert_eq!(invocation_of(ship[0]), Some(2));
-    assert_eq!(text(ship[0], "durable.attempt.number"), "1");
+    // `ship` in invocation 3, after the wait.
+    let ship = spans.with_status("ship", "SUCCEEDED");
+    assert_eq!(invocation_of(ship), Some(2));
+    assert_eq!(keys(ship), sorted(FINISHED_STEP));
+    assert_eq!(text(ship, "durable.attempt.number"), "1");
+    assert!(wait_over.end_time <= ship.start_time);
 
-    // Children lie within their parents.
-    for s in &spans {
-        if let Some(parent) = spans
-            .iter()
-            .find(|p| p.span_context.span_id() == s.parent_span_id)
-        {
+    // Children lie within their parents (Workflow included).
+    for s in &spans.0 {
+        if let Some(parent) = spans.parent(s) {
             assert!(
                 parent.start_time <= s.start_time && s.end_time <= parent.end_time,
                 "{} outside {}",
@@ -201,33 +348,857 @@ async fn spans_follow_the_conventions_and_form_one_trace() {
                 parent.name
             );
         }
-        assert!(s.start_time <= s.end_time, "{}", s.name);
     }
     // Nothing else.
-    assert_eq!(spans.len(), 1 + 3 + 2 + 2 + 2 + 1 + 1);
+    assert_eq!(spans.0.len(), 1 + 3 + 2 + 2 + 2 + 1 + 1);
 }
 
+// ---------------------------- contexts, a parallel, a map, a callback
+
+/// A child context, a parallel of two branches, a map of two items (each
+/// a step), a retried step, and a wait-for-callback answered 30 s later.
+async fn tree(mut wf: Workflow, _: ()) -> Result<String, StepError> {
+    let child: u32 = wf
+        .child("otel-child", |mut wf| async move {
+            wf.step("otel-child-step", |_| async { Ok(1u32) }).await
+        })
+        .await?;
+    let branches = vec![
+        Branch::named("branch-a", |mut wf: Workflow| async move {
+            wf.step("step-a", |_| async { Ok(2u32) }).await
+        }),
+        Branch::named("branch-b", |mut wf: Workflow| async move {
+            wf.step("step-b", |_| async { Ok(3u32) }).await
+        }),
+    ];
+    let parallel = wf
+        .parallel("otel-parallel", branches)
+        .await?
+        .into_values()?;
+    let map = wf
+        .map("otel-map", vec![4u32, 5], |mut wf, x, _| async move {
+            wf.step("map-step", move |_| async move { Ok(x) }).await
+        })
+        .await?
+        .into_values()?;
+    let retried: u32 = wf
+        .step_with(
+            StepConfig::named("otel-retry").retry(FixedDelay::new(Duration::from_secs(1), 2)),
+            |ctx| async move {
+                if ctx.attempt() == 1 {
+                    Err(StepFailure::new("Flaky", "first attempt fails"))
+                } else {
+                    Ok(6)
+                }
+            },
+        )
+        .await?;
+    let answer: String = wf
+        .wait_for_callback_with(
+            WaitForCallbackConfig::named("otel-callback").timeout(Duration::from_secs(3600)),
+            |_, _| async { Ok(()) },
+        )
+        .await?;
+    let total = child + parallel.iter().sum::<u32>() + map.iter().sum::<u32>() + retried;
+    Ok(format!("{total} {answer}"))
+}
+
+fn answered() -> LocalRunner {
+    LocalRunner::new().answer_callback(
+        "otel-callback create callback id",
+        CallbackAnswer::raw_success("\"yes\"").after(Duration::from_secs(30)),
+    )
+}
+
+/// otel-invocation-5, -6, -7, -10: every operation span under its
+/// context's span, attempts under their operation, across invocations.
 #[tokio::test]
-async fn the_trace_and_ids_are_the_same_for_the_same_execution() {
-    // Two runs of one execution name differ in ARN (a unique suffix), so
-    // compare what must be derived: the workflow span id from the ARN.
-    let (spans, run) = traced(true).await;
-    let workflow = named(&spans, "Workflow")[0];
-    let (again, _) = traced(true).await;
-    let other = named(&again, "Workflow")[0];
+async fn the_invocation_view_nests_operations_under_their_contexts() {
+    let (spans, run) = traced(answered(), &tree, OtelView::Invocation).await;
+    assert_eq!(run.result.as_deref(), Some("21 yes"), "{:?}", run.error);
+    // The retry, then the callback.
+    assert_eq!(run.invocations, 3);
+    spans.check_common(&run.arn, OtelView::Invocation);
+
+    let parent_of = |name: &str, status: &str| {
+        let span = spans.with_status(name, status);
+        spans.parent_name(span)
+    };
+    assert_eq!(parent_of("otel-child", "SUCCEEDED"), "Invocation");
+    assert_eq!(parent_of("otel-child-step", "SUCCEEDED"), "otel-child");
+    assert_eq!(parent_of("otel-parallel", "SUCCEEDED"), "Invocation");
+    assert_eq!(parent_of("branch-a", "SUCCEEDED"), "otel-parallel");
+    assert_eq!(parent_of("branch-b", "SUCCEEDED"), "otel-parallel");
+    assert_eq!(parent_of("step-a", "SUCCEEDED"), "branch-a");
+    assert_eq!(parent_of("step-b", "SUCCEEDED"), "branch-b");
+    assert_eq!(parent_of("otel-map", "SUCCEEDED"), "Invocation");
+    let steps = spans.named("map-step");
+    assert_eq!(steps.len(), 2);
+    let mut items = BTreeSet::new();
+    for step in &steps {
+        let item = spans.parent(step).expect("a map item span");
+        assert_eq!(text(item, "durable.operation.subtype"), "MapIteration");
+        assert_eq!(spans.parent_name(item), "otel-map");
+        items.insert(item.span_context.span_id().to_string());
+        assert_eq!(keys(step), sorted(FINISHED_STEP));
+        let attempt = spans
+            .0
+            .iter()
+            .find(|a| a.parent_span_id == step.span_context.span_id())
+            .expect("its attempt");
+        assert_eq!(attempt.name, "map-step attempt 1");
+        assert_eq!(keys(attempt), sorted(ATTEMPT));
+    }
+    assert_eq!(items.len(), 2, "each step under its own item");
+    for name in ["otel-child-step", "step-a", "step-b"] {
+        let step = spans.with_status(name, "SUCCEEDED");
+        let attempt = spans.one(&format!("{name} attempt 1"));
+        assert_eq!(attempt.parent_span_id, step.span_context.span_id());
+    }
+    // Contexts carry no attempt number.
+    for name in ["otel-child", "otel-parallel", "branch-a", "otel-map"] {
+        let span = spans.with_status(name, "SUCCEEDED");
+        assert_eq!(keys(span), sorted(OPERATION), "{name}");
+        assert_eq!(text(span, "durable.operation.type"), "CONTEXT");
+    }
+
+    // The wait-for-callback: its context STARTED in invocation 2 and
+    // SUCCEEDED in invocation 3; the callback likewise, under the
+    // context's span of the same invocation; the submitter under the
+    // first.
+    let waiting = spans.with_status("otel-callback", "STARTED");
+    let done = spans.with_status("otel-callback", "SUCCEEDED");
+    assert_eq!(
+        text(waiting, "durable.operation.subtype"),
+        "WaitForCallback"
+    );
+    assert_eq!(keys(waiting), sorted(OPERATION));
+    assert_eq!(keys(done), sorted(OPERATION));
+    let callback = "otel-callback create callback id";
+    let created = spans.with_status(callback, "STARTED");
+    let answered = spans.with_status(callback, "SUCCEEDED");
+    assert_eq!(created.parent_span_id, waiting.span_context.span_id());
+    assert_eq!(answered.parent_span_id, done.span_context.span_id());
+    assert_eq!(text(answered, "durable.operation.type"), "CALLBACK");
+    assert_eq!(text(answered, "durable.operation.subtype"), "Callback");
+    assert_eq!(keys(answered), sorted(OPERATION));
+    assert!(created.end_time <= answered.start_time);
+    let submitter = spans.with_status("otel-callback submitter", "SUCCEEDED");
+    assert_eq!(submitter.parent_span_id, waiting.span_context.span_id());
+    assert_eq!(keys(submitter), sorted(FINISHED_STEP));
+
+    // The retried step: its failed attempt under its STARTED span.
+    let retry_started = spans.with_status("otel-retry", "STARTED");
+    assert_eq!(keys(retry_started), sorted(OPERATION));
+    let failed = spans.one("otel-retry attempt 1");
+    assert_eq!(failed.parent_span_id, retry_started.span_context.span_id());
+    assert!(matches!(failed.status, Status::Error { .. }));
+
+    for s in &spans.0 {
+        if let Some(parent) = spans.parent(s) {
+            assert!(
+                parent.start_time <= s.start_time && s.end_time <= parent.end_time,
+                "{} outside {}",
+                s.name,
+                parent.name
+            );
+        }
+    }
+}
+
+/// otel-execution-1 to -10: one span per operation for the whole
+/// execution, under the Workflow span or its context's, linked to the
+/// invocation that wrote it; attempts under their operation, inside the
+/// invocation they link to.
+#[tokio::test]
+async fn the_execution_view_has_one_span_per_operation() {
+    let (spans, run) = traced(answered(), &tree, OtelView::Execution).await;
+    assert_eq!(run.result.as_deref(), Some("21 yes"), "{:?}", run.error);
+    spans.check_common(&run.arn, OtelView::Execution);
+    assert_eq!(spans.named("Invocation").len(), 3);
+
+    // Every operation recorded has exactly one span, with its recorded
+    // status; nothing else is an operation span.
+    let operation_spans: Vec<&SpanData> = spans
+        .0
+        .iter()
+        .filter(|s| attr(s, "durable.operation.status").is_some())
+        .collect();
+    let recorded: Vec<_> = run
+        .operations
+        .iter()
+        .filter(|o| o.op_type != OperationType::Execution)
+        .collect();
+    assert_eq!(
+        operation_spans.len(),
+        recorded.len(),
+        "{:#?}",
+        spans.names()
+    );
+    for op in &recorded {
+        let mine: Vec<&&SpanData> = operation_spans
+            .iter()
+            .filter(|s| text(s, "durable.operation.id") == op.id.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1, "{:?}", op.name);
+        let span = mine[0];
+        assert_eq!(
+            text(span, "durable.operation.status"),
+            op.status.to_string()
+        );
+        let expected = if op.op_type == OperationType::Step {
+            FINISHED_STEP
+        } else {
+            OPERATION
+        };
+        assert_eq!(keys(span), sorted(expected), "{:?}", op.name);
+        // Under its context's span, or the Workflow span.
+        let parent = spans.parent(span).expect("a parent");
+        match op.parent_id {
+            Some(p) => assert_eq!(
+                text(parent, "durable.operation.id"),
+                p.as_str(),
+                "{:?} under {}: {:#?}",
+                op.name,
+                parent.name,
+                spans.names()
+            ),
+            None => assert_eq!(parent.name, "Workflow"),
+        }
+        // It started and ended when the service recorded it, or earlier:
+        // the SDK saw the start before its START was sent.
+        let end = UNIX_EPOCH + Duration::from_millis(op.end_timestamp.unwrap() as u64);
+        assert!(
+            span.end_time <= end + Duration::from_millis(1),
+            "{:?}",
+            op.name
+        );
+        assert!(span.start_time <= span.end_time);
+    }
+
+    // The callback ended between invocations: its span ends when the
+    // service recorded the answer, 30 s after it was created.
+    let callback = spans.one("otel-callback create callback id");
+    let record = run.operation("otel-callback create callback id").unwrap();
+    assert_eq!(
+        callback.end_time,
+        UNIX_EPOCH + Duration::from_millis(record.end_timestamp.unwrap() as u64)
+    );
+    assert_eq!(spans.parent_name(callback), "otel-callback");
+
+    // The retried step's attempts were written by two invocations, both
+    // under its one span (written by the second).
+    let retry = spans.one("otel-retry");
+    let attempts = [
+        spans.one("otel-retry attempt 1"),
+        spans.one("otel-retry attempt 2"),
+    ];
+    for attempt in attempts {
+        assert_eq!(attempt.parent_span_id, retry.span_context.span_id());
+        assert_eq!(keys(attempt), sorted(ATTEMPT));
+        // Inside the invocation it links to.
+        let invocation = spans
+            .by_id(attempt.links.links[0].span_context.span_id())
+            .unwrap();
+        assert!(
+            invocation.start_time <= attempt.start_time && attempt.end_time <= invocation.end_time
+        );
+    }
+    assert_ne!(
+        attempts[0].links.links[0].span_context.span_id(),
+        attempts[1].links.links[0].span_context.span_id(),
+        "two invocations"
+    );
+    assert!(attempts[0].end_time <= attempts[1].start_time);
+    assert!(matches!(spans.one("otel-retry").status, Status::Ok));
+    // A step's span starts no later than its first attempt.
+    assert!(retry.start_time <= attempts[0].start_time);
+
+    // The Workflow span: the root, from the execution's start.
+    let workflow = spans.one("Workflow");
+    assert_eq!(workflow.parent_span_id, SpanId::INVALID);
+    assert_eq!(workflow.status, Status::Ok);
+    let start = run.operations[0].start_timestamp.unwrap();
+    assert_eq!(
+        workflow.start_time,
+        UNIX_EPOCH + Duration::from_millis(start as u64)
+    );
+    // The trace id carries the start time in seconds, as X-Ray expects.
+    let trace = workflow.span_context.trace_id().to_string();
+    assert_eq!(&trace[..8], format!("{:08x}", start / 1000));
+}
+
+/// Derived ids depend on the execution only: another execution has other
+/// ones; the same invocation handled again (a retried invocation, another
+/// process) writes the same trace, Workflow span id and first operation
+/// span ids, in either view; without the id generator nothing is derived.
+#[tokio::test]
+async fn derived_ids_depend_on_the_execution_only() {
+    let mut seen = Vec::new();
+    for view in [
+        OtelView::Invocation,
+        OtelView::Execution,
+        OtelView::Invocation,
+    ] {
+        let (provider, exporter) = collecting();
+        let (function, _) = approval_function(&provider, view);
+        function.handle(envelope(5_000, false)).await.unwrap();
+        let spans = Spans(exporter.get_finished_spans().unwrap());
+        let workflow = spans.one("Workflow");
+        // `after` starts in this invocation: its (first) span has the
+        // derived id in both views.
+        let after = spans.with_status("after", "SUCCEEDED");
+        seen.push((
+            workflow.span_context.trace_id(),
+            workflow.span_context.span_id(),
+            after.span_context.span_id(),
+        ));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+
+    let (invocation, run_a) =
+        traced(LocalRunner::new(), &retry_wait_step, OtelView::Invocation).await;
+    let (execution, run_b) =
+        traced(LocalRunner::new(), &retry_wait_step, OtelView::Execution).await;
+    assert_ne!(run_a.arn, run_b.arn);
+    // Different executions: different traces and Workflow ids.
+    let (wa, wb) = (invocation.one("Workflow"), execution.one("Workflow"));
+    assert_ne!(wa.span_context.trace_id(), wb.span_context.trace_id());
+    assert_ne!(wa.span_context.span_id(), wb.span_context.span_id());
+    // Without the id generator, nothing is derived and the Workflow span
+    // roots a trace of its own.
+    let exporter = InMemorySpanExporter::default();
+    let plain = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    LocalRunner::new()
+        .plugin(OtelPlugin::from_provider(&plain))
+        .run(&retry_wait_step, &())
+        .await
+        .unwrap();
+    let spans = Spans(exporter.get_finished_spans().unwrap());
+    let workflow = spans.one("Workflow");
+    let invocation = &spans.named("Invocation")[0];
     assert_ne!(
         workflow.span_context.trace_id(),
-        other.span_context.trace_id(),
-        "different executions, different traces"
+        invocation.span_context.trace_id()
     );
-    // The first span of an operation has an id derived from the ARN and
-    // the operation id: the later span's link points at it (checked
-    // above); without the id generator the link cannot (random ids).
-    let (plain, _) = traced(false).await;
-    let charge = named(&plain, "charge");
-    assert_ne!(
-        charge[1].links.links[0].span_context.span_id(),
-        charge[0].span_context.span_id()
+}
+
+// -------------------------------- a callback the service does not list
+
+use durable_yield_tests::RecordingService as Recording;
+
+const ARN: &str = "arn:aws:lambda:us-west-2:123456789012:function:f:1/durable-execution/n/e1";
+
+/// Creates a callback `approval`, waits for it, then runs a step.
+async fn approval(mut wf: Workflow, _: serde_json::Value) -> Result<String, StepError> {
+    let cb = wf.create_callback::<String>("approval").await;
+    let answer = wf.callback_result(&cb).await?;
+    let _: u32 = wf.step("after", |_| async { Ok(1) }).await?;
+    Ok(answer)
+}
+
+/// An envelope for the second invocation of [`approval`]: the callback
+/// was started at t = 1 s and answered at `answered_at`; `later` adds a
+/// step recorded at t = 10 s (written by an invocation after the answer).
+fn envelope(answered_at: i64, later: bool) -> InvocationInput {
+    let t0 = 1_795_755_600_000_i64;
+    let callback_id = operation_id(None, 1);
+    let mut operations = vec![
+        serde_json::json!({
+            "Id": "e1", "Type": "EXECUTION", "Status": "STARTED",
+            "StartTimestamp": t0,
+            "ExecutionDetails": {"InputPayload": "{}"}
+        }),
+        serde_json::json!({
+            "Id": callback_id.to_string(), "Type": "CALLBACK", "SubType": "Callback",
+            "Name": "approval", "Status": "SUCCEEDED",
+            "StartTimestamp": t0 + 1000, "EndTimestamp": t0 + answered_at,
+            "CallbackDetails": {"CallbackId": "cb-1", "Result": "\"ok\""}
+        }),
+    ];
+    if later {
+        let step_id = operation_id(None, 2);
+        operations.push(serde_json::json!({
+            "Id": step_id.to_string(), "Type": "STEP", "SubType": "Step",
+            "Name": "after", "Status": "STARTED", "StartTimestamp": t0 + 10_000,
+            "StepDetails": {"Attempt": 1}
+        }));
+    }
+    serde_json::from_value(serde_json::json!({
+        "DurableExecutionArn": ARN,
+        "CheckpointToken": "t",
+        "InitialExecutionState": {"Operations": operations},
+        "UpdatedOperationIds": []
+    }))
+    .unwrap()
+}
+
+type Handler =
+    fn(Workflow, serde_json::Value) -> durable_yield_tests::BoxFuture<Result<String, StepError>>;
+type Function = DurableFunction<Handler, serde_json::Value, String, Recording>;
+
+fn approval_function(provider: &SdkTracerProvider, view: OtelView) -> (Function, Recording) {
+    fn boxed(
+        wf: Workflow,
+        input: serde_json::Value,
+    ) -> durable_yield_tests::BoxFuture<Result<String, StepError>> {
+        Box::pin(approval(wf, input))
+    }
+    let service = Recording::default();
+    let function = DurableFunction::new(boxed as _, service.clone(), CheckpointBatching::default())
+        .plugin(OtelPlugin::from_provider(provider).view(view));
+    (function, service)
+}
+
+/// AWS's emulator leaves an answered callback out of
+/// `UpdatedOperationIds`; the invocation that sees it answered still gets
+/// its continuation span, because it ended after the SDK last wrote. One
+/// answered before a later write was seen by that writer: no span.
+#[tokio::test]
+async fn a_callback_answered_between_invocations_gets_a_span_even_when_not_listed() {
+    for view in [OtelView::Invocation, OtelView::Execution] {
+        let (provider, exporter) = collecting();
+        let (function, _) = approval_function(&provider, view);
+        function.handle(envelope(5_000, false)).await.unwrap();
+        let spans = Spans(exporter.get_finished_spans().unwrap());
+        let span = spans.with_status("approval", "SUCCEEDED");
+        assert_eq!(text(span, "durable.operation.type"), "CALLBACK");
+        assert_eq!(keys(span), sorted(OPERATION));
+        assert_eq!(span.status, Status::Ok);
+        if view == OtelView::Execution {
+            // Ended when the service says it did.
+            assert_eq!(
+                span.end_time,
+                UNIX_EPOCH + Duration::from_millis(1_795_755_605_000)
+            );
+        }
+
+        let (provider, exporter) = collecting();
+        let (function, _) = approval_function(&provider, view);
+        function.handle(envelope(5_000, true)).await.unwrap();
+        let spans = Spans(exporter.get_finished_spans().unwrap());
+        assert!(
+            spans.named("approval").is_empty(),
+            "{view:?}: the invocation that wrote `after` saw the answer: {:#?}",
+            spans.names()
+        );
+    }
+}
+
+// ------------------------------------------------------------ flushing
+
+/// With a batch exporter that would hold spans for an hour, the spans of
+/// an invocation are exported when it ends, as Lambda needs before it
+/// freezes the process; without `flush`, they stay buffered.
+#[tokio::test]
+async fn spans_are_flushed_at_the_end_of_each_invocation() {
+    for flush in [true, false] {
+        let exporter = InMemorySpanExporter::default();
+        let batch = BatchSpanProcessor::builder(exporter.clone())
+            .with_batch_config(
+                BatchConfigBuilder::default()
+                    .with_scheduled_delay(Duration::from_secs(3600))
+                    .build(),
+            )
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(batch)
+            .with_id_generator(DeterministicIds::default())
+            .build();
+        let plugin = if flush {
+            OtelPlugin::from_provider(&provider)
+        } else {
+            OtelPlugin::new(opentelemetry::trace::TracerProvider::tracer(
+                &provider,
+                "durable-yield",
+            ))
+        };
+        let execution = LocalRunner::new().plugin(plugin).start(&()).unwrap();
+        execution.invoke(&retry_wait_step).await.unwrap();
+        let exported = exporter.get_finished_spans().unwrap();
+        if flush {
+            // Invocation 1: Invocation, `charge` and its first attempt.
+            assert_eq!(exported.len(), 3, "{exported:#?}");
+        } else {
+            assert!(exported.is_empty(), "{exported:#?}");
+        }
+        let _ = provider.shutdown();
+    }
+}
+
+// ------------------------------------ trace propagation, full resolution
+
+/// Invokes `target` once.
+async fn invoker(mut wf: Workflow, _: serde_json::Value) -> Result<String, StepError> {
+    let out: u32 = wf
+        .invoke_with(durable_yield::InvokeConfig::named("call"), "target", &1u32)
+        .await?;
+    Ok(out.to_string())
+}
+
+/// A chained invoke's START carries the caller's trace header, naming the
+/// invoke's span, so that the target's spans join the caller's trace; the
+/// trace comes from Lambda's X-Ray header; spans carry the system clock
+/// at full resolution.
+#[tokio::test]
+async fn a_chained_invoke_carries_the_trace_and_spans_have_full_resolution_times() {
+    fn boxed(
+        wf: Workflow,
+        input: serde_json::Value,
+    ) -> durable_yield_tests::BoxFuture<Result<String, StepError>> {
+        Box::pin(invoker(wf, input))
+    }
+    for view in [OtelView::Invocation, OtelView::Execution] {
+        let (provider, exporter) = collecting();
+        let service = Recording::default();
+        let mut function = DurableFunction::new(
+            boxed as fn(_, _) -> _,
+            service.clone(),
+            CheckpointBatching::default(),
+        )
+        .plugin(OtelPlugin::from_provider(&provider).view(view));
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = "req-1".into();
+        context.xray_trace_id = Some(header.into());
+        let input: InvocationInput = serde_json::from_value(serde_json::json!({
+            "DurableExecutionArn": ARN,
+            "CheckpointToken": "t",
+            "InitialExecutionState": {"Operations": [{
+                "Id": "e1", "Type": "EXECUTION", "Status": "STARTED",
+                "StartTimestamp": 1_795_755_600_000_i64,
+                "ExecutionDetails": {"InputPayload": "{}"}
+            }]}
+        }))
+        .unwrap();
+        use lambda_runtime::Service as _;
+        let out = function
+            .call(lambda_runtime::LambdaEvent::new(input, context))
+            .await
+            .unwrap();
+        assert_eq!(out.status, durable_yield::model::InvocationStatus::Pending);
+        let spans = Spans(exporter.get_finished_spans().unwrap());
+        let trace = TraceId::from_hex("5759e988bd862e3fe1be46a994272793").unwrap();
+        assert!(spans.0.iter().all(|s| s.span_context.trace_id() == trace));
+        let updates = service.0.lock().unwrap().clone();
+        let start = updates
+            .iter()
+            .find(|u| u.op_type == OperationType::ChainedInvoke)
+            .expect("the invoke's START");
+        let sent = start
+            .chained_invoke_options
+            .as_ref()
+            .and_then(|o| o.x_amzn_trace_id.clone())
+            .expect("a trace header");
+        let parent = match view {
+            // The invoke's span in this invocation.
+            OtelView::Invocation => spans.with_status("call", "STARTED").span_context.span_id(),
+            // The invoke's one span, written when it ends: its derived id,
+            // which the invocation span's children already point at.
+            _ => {
+                let id = sent.split("Parent=").nth(1).unwrap()[..16].to_owned();
+                SpanId::from_hex(&id).unwrap()
+            }
+        };
+        assert_eq!(
+            sent,
+            format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent={parent};Sampled=1")
+        );
+        // The wire form has the field AWS's SDKs send.
+        let json = serde_json::to_value(start).unwrap();
+        assert_eq!(json["ChainedInvokeOptions"]["XAmznTraceId"], sent.as_str());
+        // The system clock's instants, not rounded to milliseconds.
+        let invocation = spans.one("Invocation");
+        let sub_ms = [invocation.start_time, invocation.end_time]
+            .iter()
+            .any(|t| t.duration_since(UNIX_EPOCH).unwrap().subsec_nanos() % 1_000_000 != 0);
+        assert!(sub_ms, "{:?}", invocation.start_time);
+    }
+}
+
+// ------------------------------------------------------------- failures
+
+/// A step that fails (no retry) and is handled, a child context that
+/// fails, a parallel whose one branch fails and a map whose one item fails
+/// (failures tolerated), then the execution fails.
+async fn failures(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+    let handled: Result<u32, StepError> = wf
+        .step_with(
+            StepConfig::named("otel-handled-failure").retry(durable_yield::retry::NoRetry),
+            |_| async { Err(StepFailure::new("Declined", "no funds")) },
+        )
+        .await;
+    assert!(handled.is_err());
+    let child: Result<u32, StepError> = wf
+        .child("otel-failed-child", |_wf| async move {
+            Err::<u32, _>("the child failed")
+        })
+        .await;
+    assert!(child.is_err());
+    let branches = vec![
+        Branch::named("otel-failed-branch", |_wf: Workflow| async move {
+            Err::<u32, _>("the branch failed")
+        }),
+        Branch::named("otel-good-branch", |_wf: Workflow| async move {
+            Ok::<_, &str>(1u32)
+        }),
+    ];
+    let parallel = wf
+        .parallel_with(
+            durable_yield::ParallelConfig::named("otel-failed-parallel")
+                .completion(durable_yield::CompletionPolicy::all()),
+            branches,
+        )
+        .await?;
+    assert_eq!(parallel.failure_count(), 1);
+    let map = wf
+        .map_with(
+            durable_yield::MapConfig::named("otel-failed-map")
+                .completion(durable_yield::CompletionPolicy::all()),
+            vec![0u32, 1],
+            |_wf, x, _| async move {
+                if x == 0 {
+                    Err("the item failed")
+                } else {
+                    Ok(x)
+                }
+            },
+        )
+        .await?;
+    assert_eq!(map.failure_count(), 1);
+    // The execution fails with a step that fails.
+    wf.step_with(
+        StepConfig::named("otel-fatal").retry(durable_yield::retry::NoRetry),
+        |_| async { Err::<u32, _>(StepFailure::new("Fatal", "the workflow gives up")) },
+    )
+    .await
+}
+
+/// otel-invocation-4, -8, -12, -13, -14, -19 and their execution-view
+/// twins: failed operations are ERROR with their status, the batches
+/// around failed items SUCCEEDED and OK, the failed invocation and the
+/// Workflow ERROR with `FAILED`.
+#[tokio::test]
+async fn failed_operations_and_executions_are_errors_in_both_views() {
+    for view in [OtelView::Invocation, OtelView::Execution] {
+        let (spans, run) = traced::<_, u32>(LocalRunner::new(), &failures, view).await;
+        assert_eq!(run.status, durable_yield::ExecutionStatus::Failed);
+        assert_eq!(run.invocations, 1);
+        spans.check_common(&run.arn, view);
+        let workflow = spans.one("Workflow");
+        assert_eq!(text(workflow, "durable.execution.status"), "FAILED");
+        assert!(matches!(workflow.status, Status::Error { .. }), "{view:?}");
+        let invocation = spans.one("Invocation");
+        assert_eq!(text(invocation, "durable.invocation.status"), "FAILED");
+        assert!(matches!(invocation.status, Status::Error { .. }));
+
+        let step = spans.with_status("otel-handled-failure", "FAILED");
+        assert_eq!(keys(step), sorted(FINISHED_STEP));
+        assert_eq!(text(step, "durable.attempt.number"), "1");
+        assert!(
+            matches!(step.status, Status::Error { ref description } if description == "no funds")
+        );
+        let attempt = spans.one("otel-handled-failure attempt 1");
+        assert_eq!(text(attempt, "durable.attempt.outcome"), "FAILED");
+        assert!(matches!(attempt.status, Status::Error { .. }));
+        assert_eq!(attempt.parent_span_id, step.span_context.span_id());
+
+        let child = spans.with_status("otel-failed-child", "FAILED");
+        assert_eq!(keys(child), sorted(OPERATION));
+        assert_eq!(
+            text(child, "durable.operation.subtype"),
+            "RunInChildContext"
+        );
+        assert!(matches!(child.status, Status::Error { .. }));
+
+        for (batch, item, sub_type) in [
+            (
+                "otel-failed-parallel",
+                "otel-failed-branch",
+                "ParallelBranch",
+            ),
+            ("otel-failed-map", "map-item-0", "MapIteration"),
+        ] {
+            let batch = spans.with_status(batch, "SUCCEEDED");
+            assert_eq!(batch.status, Status::Ok);
+            assert_eq!(keys(batch), sorted(OPERATION));
+            let item = spans.with_status(item, "FAILED");
+            assert_eq!(text(item, "durable.operation.subtype"), sub_type);
+            assert_eq!(keys(item), sorted(OPERATION));
+            assert!(matches!(item.status, Status::Error { .. }));
+            assert_eq!(item.parent_span_id, batch.span_context.span_id());
+        }
+    }
+}
+
+// ---------------------------------------------------- wait-for-condition
+
+/// A condition met at its second check, a second after the first.
+async fn condition(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+    let strategy = durable_yield::retry::FixedDelay::new(Duration::from_secs(1), 5);
+    let config = durable_yield::ConditionConfig::named("otel-condition").strategy(strategy);
+    wf.wait_for_condition_with(config, 0u32, |_, n| async move {
+        Ok(if n + 1 >= 2 {
+            durable_yield::Condition::Met(n + 1)
+        } else {
+            durable_yield::Condition::NotMet(n + 1)
+        })
+    })
+    .await
+}
+
+/// otel-invocation-9 and otel-execution-9: a condition polled across two
+/// invocations; its checks are attempt spans of subtype
+/// `WaitForCondition`, an unmet check SUCCEEDED too.
+#[tokio::test]
+async fn condition_checks_are_attempts_across_invocations() {
+    let (spans, run) = traced(LocalRunner::new(), &condition, OtelView::Invocation).await;
+    assert_eq!(run.result, Some(2));
+    assert_eq!(run.invocations, 2);
+    spans.check_common(&run.arn, OtelView::Invocation);
+    let started = spans.with_status("otel-condition", "STARTED");
+    assert_eq!(keys(started), sorted(OPERATION));
+    assert_eq!(started.status, Status::Unset);
+    assert_eq!(text(started, "durable.operation.type"), "STEP");
+    assert_eq!(
+        text(started, "durable.operation.subtype"),
+        "WaitForCondition"
     );
-    assert!(!run.arn.is_empty());
+    let met = spans.with_status("otel-condition", "SUCCEEDED");
+    assert_eq!(keys(met), sorted(FINISHED_STEP));
+    assert_eq!(text(met, "durable.attempt.number"), "2");
+    for (n, parent) in [(1, started), (2, met)] {
+        let check = spans.one(&format!("otel-condition attempt {n}"));
+        assert_eq!(keys(check), sorted(ATTEMPT));
+        assert_eq!(text(check, "durable.operation.subtype"), "WaitForCondition");
+        assert_eq!(text(check, "durable.attempt.outcome"), "SUCCEEDED");
+        assert_eq!(check.status, Status::Ok);
+        assert_eq!(check.parent_span_id, parent.span_context.span_id());
+    }
+
+    let (spans, run) = traced(LocalRunner::new(), &condition, OtelView::Execution).await;
+    spans.check_common(&run.arn, OtelView::Execution);
+    let op = spans.one("otel-condition");
+    assert_eq!(text(op, "durable.operation.status"), "SUCCEEDED");
+    for n in [1, 2] {
+        let check = spans.one(&format!("otel-condition attempt {n}"));
+        assert_eq!(check.parent_span_id, op.span_context.span_id());
+    }
+}
+
+// ------------------- a virtual context, a failed callback, an open wait
+
+/// otel-invocation-20 and otel-execution-20: a virtual child context,
+/// which records nothing, still has its span (under Invocation, or under
+/// Workflow in the execution view), and its step under the context around
+/// it (the step records that one as its parent).
+#[tokio::test]
+async fn a_virtual_context_has_a_span_in_both_views() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        wf.child_with(
+            durable_yield::ChildConfig::named("otel-virtual-context").virtual_context(),
+            |mut wf| async move { wf.step("inside", |_| async { Ok(1u32) }).await },
+        )
+        .await
+    };
+    for (view, top) in [
+        (OtelView::Invocation, "Invocation"),
+        (OtelView::Execution, "Workflow"),
+    ] {
+        let (spans, run) = traced(LocalRunner::new(), &workflow, view).await;
+        assert_eq!(run.result, Some(1));
+        assert!(
+            run.operation("otel-virtual-context").is_none(),
+            "not recorded"
+        );
+        spans.check_common(&run.arn, view);
+        let context = spans.one("otel-virtual-context");
+        assert_eq!(text(context, "durable.operation.type"), "CONTEXT");
+        assert_eq!(
+            text(context, "durable.operation.subtype"),
+            "RunInChildContext"
+        );
+        assert_eq!(
+            text(context, "durable.operation.name"),
+            "otel-virtual-context"
+        );
+        assert_eq!(context.status, Status::Ok);
+        assert_eq!(spans.parent_name(context), top, "{view:?}");
+        let step = spans.with_status("inside", "SUCCEEDED");
+        assert_eq!(spans.parent_name(step), top, "{view:?}");
+    }
+}
+
+/// otel-invocation-17 and otel-execution-17: a wait-for-callback whose
+/// callback fails: its context and callback end FAILED and ERROR in the
+/// invocation that sees the answer, which fails, and so does Workflow.
+#[tokio::test]
+async fn a_failed_callback_is_an_error_in_both_views() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        wf.wait_for_callback::<String, _, _>("otel-failed-callback", |_, _| async { Ok(()) })
+            .await
+    };
+    for view in [OtelView::Invocation, OtelView::Execution] {
+        let runner = LocalRunner::new().answer_callback(
+            "otel-failed-callback create callback id",
+            CallbackAnswer::failure(durable_yield::model::ErrorObject::new(
+                "Rejected",
+                "the approver said no",
+            ))
+            .after(Duration::from_secs(30)),
+        );
+        let (spans, run) = traced::<_, String>(runner, &workflow, view).await;
+        assert_eq!(run.status, durable_yield::ExecutionStatus::Failed);
+        assert_eq!(run.invocations, 2);
+        spans.check_common(&run.arn, view);
+        assert!(matches!(spans.one("Workflow").status, Status::Error { .. }));
+        let last = spans.named("Invocation")[1];
+        assert_eq!(text(last, "durable.invocation.status"), "FAILED");
+        assert!(matches!(last.status, Status::Error { .. }));
+        let context = spans.with_status("otel-failed-callback", "FAILED");
+        let callback = spans.with_status("otel-failed-callback create callback id", "FAILED");
+        for span in [context, callback] {
+            assert_eq!(keys(span), sorted(OPERATION), "{}", span.name);
+            assert!(matches!(span.status, Status::Error { .. }), "{}", span.name);
+        }
+        assert_eq!(callback.parent_span_id, context.span_context.span_id());
+        assert_eq!(text(callback, "durable.operation.type"), "CALLBACK");
+    }
+}
+
+/// otel-invocation-15 and otel-execution-15: an execution that never ends
+/// (it times out during a wait) has no Workflow span; its invocation is
+/// PENDING and, per invocation, the wait's span says STARTED, status unset.
+#[tokio::test]
+async fn an_execution_that_never_ends_has_no_workflow_span() {
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        wf.wait("otel-interrupted-wait", Duration::from_secs(3600))
+            .await;
+        Ok::<_, StepError>(())
+    };
+    for view in [OtelView::Invocation, OtelView::Execution] {
+        let (provider, exporter) = collecting();
+        let execution = LocalRunner::new()
+            .plugin(OtelPlugin::from_provider(&provider).view(view))
+            .start(&())
+            .unwrap();
+        execution.invoke(&workflow).await.unwrap();
+        let spans = Spans(exporter.get_finished_spans().unwrap());
+        assert!(spans.named("Workflow").is_empty(), "{view:?}");
+        let invocation = spans.one("Invocation");
+        assert_eq!(text(invocation, "durable.invocation.status"), "PENDING");
+        assert_eq!(invocation.status, Status::Ok);
+        match view {
+            OtelView::Invocation => {
+                let wait = spans.with_status("otel-interrupted-wait", "STARTED");
+                assert_eq!(keys(wait), sorted(OPERATION));
+                assert_eq!(wait.status, Status::Unset);
+                assert_eq!(wait.parent_span_id, invocation.span_context.span_id());
+                assert_eq!(spans.0.len(), 2);
+            }
+            _ => assert_eq!(spans.0.len(), 1, "an open operation has no span yet"),
+        }
+    }
 }

@@ -5,8 +5,9 @@
 
 use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
-    CodecKind, CrashCase, check_code_change, check_codecs, check_envelope_and_history,
-    check_replay_determinism, envelope_and_history, external_ops, nesting, shapes, steps_with,
+    CodeChange, CodecKind, CrashCase, check_code_change, check_codecs, check_envelope_and_history,
+    check_replay_determinism, classify_code_change, envelope_and_history, external_ops, nesting,
+    shapes, steps_with,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -72,6 +73,37 @@ fn codecs_reject_garbage_and_round_trip() {
 #[test]
 fn code_changes_replay_identically_or_fail_as_non_deterministic() {
     property("code_change", 300, check_code_change);
+}
+
+/// The code-change property is only worth something if its cases replay a
+/// change: count what the fixed-seed cases exercised, and require that
+/// most replayed one, both ways (the same inputs as the test above).
+#[test]
+fn most_code_change_cases_replay_a_change() {
+    let mut rng = Seeded(0x5eed_0000 ^ "code_change".len() as u64);
+    let cases = 300;
+    let mut seen: std::collections::HashMap<CodeChange, u32> = Default::default();
+    for case in 0..cases {
+        let input = rng.bytes(8 + (case * 37) % 512);
+        let verdict = classify_code_change(&input).unwrap();
+        *seen.entry(verdict).or_default() += 1;
+    }
+    let count = |v| seen.get(&v).copied().unwrap_or(0);
+    let compatible = count(CodeChange::ReplayedCompatible);
+    let non_deterministic = count(CodeChange::ReplayedNonDeterministic);
+    eprintln!(
+        "code_change: of {cases} cases, {compatible} replayed a compatible change, \
+         {non_deterministic} an incompatible one (NonDeterministicExecution), {} ended before \
+         the change, {} did not decode",
+        count(CodeChange::EndedBeforeChange),
+        count(CodeChange::Undecodable)
+    );
+    assert!(
+        compatible + non_deterministic >= cases as u32 / 2,
+        "only {} of {cases} cases replayed a change",
+        compatible + non_deterministic
+    );
+    assert!(compatible >= 30 && non_deterministic >= 30, "{seen:?}");
 }
 
 /// The envelope generator makes mostly valid histories with a few targeted

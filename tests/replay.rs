@@ -261,7 +261,7 @@ type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, u32, String)>>>;
 /// "ship"; every attempt records its key.
 fn charge_then_ship(
     seen: Seen,
-) -> impl Fn(Workflow, ()) -> durable_yield::engine::BoxFuture<Result<String, StepError>>
+) -> impl Fn(Workflow, ()) -> durable_yield_tests::BoxFuture<Result<String, StepError>>
 + Send
 + Sync
 + 'static {
@@ -397,4 +397,86 @@ async fn now_random_and_uuid_are_recorded_once_and_replayed() {
     // Another execution draws other values.
     let other = LocalRunner::new().run(&workflow, &()).await.unwrap();
     assert_ne!(other.result.unwrap().2, id);
+}
+
+/// A recorded wait or callback replays whatever duration or time-out the
+/// code asks for now: a change that makes them invalid fails new ones, not
+/// executions that already passed them.
+#[tokio::test]
+async fn recorded_waits_and_callbacks_are_not_validated_again() {
+    fn flow(
+        wait: Duration,
+        timeout: Duration,
+    ) -> impl Fn(Workflow, ()) -> durable_yield_tests::BoxFuture<Result<String, StepError>>
+    + Send
+    + Sync
+    + 'static {
+        move |mut wf: Workflow, _: ()| {
+            Box::pin(async move {
+                wf.wait("pause", wait).await;
+                let cb = wf
+                    .create_callback::<String>(
+                        durable_yield::CallbackConfig::named("approval").timeout(timeout),
+                    )
+                    .await;
+                Ok(wf.callback_result(&cb).await?)
+            })
+        }
+    }
+    let valid = flow(Duration::from_secs(60), Duration::from_secs(3600));
+    let run = LocalRunner::new()
+        .answer_callback(
+            "approval",
+            durable_yield::local::CallbackAnswer::raw_success("\"yes\""),
+        )
+        .run(&valid, &())
+        .await
+        .unwrap();
+    assert_eq!(run.result.as_deref(), Some("yes"), "{:?}", run.error);
+    // The same history, code that now asks for a zero wait and a time-out
+    // over the service's limit.
+    let invalid = flow(Duration::ZERO, Duration::from_secs(200_000_000));
+    let summary = durable_yield_tests::replay_history(&invalid, &run.arn, &run.operations).await;
+    assert_eq!(
+        summary.output.status,
+        durable_yield::model::InvocationStatus::Succeeded,
+        "{:?}",
+        summary.output.error
+    );
+    // New ones are still refused.
+    let fresh = LocalRunner::new().run(&invalid, &()).await.unwrap();
+    assert_eq!(
+        fresh.error.and_then(|e| e.error_type),
+        Some("InvalidWaitDuration".to_owned())
+    );
+}
+
+/// Detection depends on the future, not on timing: a channel with nothing
+/// in it yet is caught every time, one that already holds a value never.
+#[tokio::test]
+async fn a_foreign_await_is_caught_exactly_when_the_future_has_to_wait() {
+    for _ in 0..20 {
+        let waiting = |mut wf: Workflow, _: ()| async move {
+            let _: u32 = wf.step("s", |_| async { Ok(1) }).await?;
+            // Nothing has been sent when it is polled.
+            let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+            let v = rx.await.unwrap_or(0);
+            drop(tx);
+            Ok::<_, StepError>(v)
+        };
+        let run = LocalRunner::new().run(&waiting, &()).await.unwrap();
+        assert_eq!(
+            run.error.and_then(|e| e.error_type).as_deref(),
+            Some("ForeignAwait")
+        );
+        let ready = |mut wf: Workflow, _: ()| async move {
+            let _: u32 = wf.step("s", |_| async { Ok(1) }).await?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+            let _ = tx.send(2);
+            let v = rx.await.unwrap_or(0);
+            Ok::<_, StepError>(v)
+        };
+        let run = LocalRunner::new().run(&ready, &()).await.unwrap();
+        assert_eq!(run.result, Some(2), "{:?}", run.error);
+    }
 }

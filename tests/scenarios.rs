@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use durable_yield::id::IdGenerator;
 use durable_yield::model::{OperationStatus as S, OperationType as T};
 use durable_yield::retry::NoRetry;
 use durable_yield::{ExecutionStatus, LocalRunner, StepConfig, StepError, Workflow};
+use durable_yield_tests::Ids;
 use durable_yield_tests::{Counter, shape, step_result};
 
 #[tokio::test]
@@ -89,7 +89,7 @@ async fn multiple_steps_use_protocol_ids_and_run_once() {
     assert_eq!(run.result, Some(110));
     assert_eq!(run.invocations, 1);
     assert_eq!(runs.get(), 5);
-    let mut ids = IdGenerator::root();
+    let mut ids = Ids::root();
     for (i, op) in run.operations[1..].iter().enumerate() {
         assert_eq!(op.id, ids.next_id().0, "operation {i} has the protocol id");
         assert_eq!(op.name.as_deref(), Some(format!("add-{i}").as_str()));

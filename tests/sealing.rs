@@ -468,7 +468,7 @@ fn big() -> Vec<Plain> {
 #[tokio::test]
 async fn large_values_compress_under_the_limits() {
     let json = serde_json::to_string(&big()).unwrap();
-    assert!(json.len() > durable_yield::engine::MAX_OPERATION_PAYLOAD);
+    assert!(json.len() > durable_yield::engine::limits::MAX_OPERATION_PAYLOAD);
     let step = |codec: Option<Encrypted<Compressed<Json>>>| {
         move |mut wf: Workflow, _: ()| {
             let codec = codec.clone();

@@ -27,7 +27,7 @@ pub async fn order(mut wf: Workflow, _: ()) -> Result<String, StepError> {
         )
         .await?;
     let approved: bool = wf
-        .wait_for_callback("approval", |id, _ctx| async move {
+        .wait_for_callback("approval", |_ctx, id| async move {
             let _ = id;
             Ok(())
         })

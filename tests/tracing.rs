@@ -267,7 +267,7 @@ fn condition_checks_run_in_spans_with_their_subtype() {
     async fn poll(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
         let config = durable_yield::ConditionConfig::named("ready")
             .strategy(FixedDelay::new(Duration::from_secs(1), 3));
-        wf.wait_for_condition_with(config, 0u32, |n, _| async move {
+        wf.wait_for_condition_with(config, 0u32, |_, n| async move {
             tracing::info!("checking {n}");
             Ok(if n >= 1 {
                 durable_yield::Condition::Met(n)

@@ -23,9 +23,9 @@ use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    BatchConfig, Branch, CallbackConfig, ChildConfig, CompletionPolicy, Condition, ConditionConfig,
-    InvokeError, MapConfig, Nesting, ParallelConfig, StepConfig, StepError, StepFailure,
-    WaitConfig, WaitForCallbackConfig, Workflow,
+    Branch, CallbackConfig, CheckpointBatching, ChildConfig, CompletionPolicy, Condition,
+    ConditionConfig, InvokeError, MapConfig, Nesting, ParallelConfig, StepConfig, StepError,
+    StepFailure, WaitConfig, WaitForCallbackConfig, Workflow,
 };
 use serde::{Deserialize, Serialize};
 
@@ -228,8 +228,10 @@ struct CrashInput {
 }
 
 /// A step "before", then a child context "ctx" holding the step "slow",
-/// whose first run dies a second into its body (the process is killed:
-/// an out-of-memory kill, a timeout); later runs return at once.
+/// whose first run dies three seconds into its body (the process is
+/// killed: an out-of-memory kill, a timeout); later runs return at once.
+/// (Three seconds leave the START, sent 100 ms into the body, time to
+/// reach an emulator busy with every other interop scenario.)
 async fn crash_in_step(mut wf: Workflow, input: CrashInput) -> Result<String, StepError> {
     let marker = input.marker;
     let before: u64 = wf.step("before", |_| async { Ok(1u64) }).await?;
@@ -238,7 +240,7 @@ async fn crash_in_step(mut wf: Workflow, input: CrashInput) -> Result<String, St
             wf.step("slow", move |ctx| async move {
                 if !std::path::Path::new(&marker).exists() {
                     std::fs::write(&marker, "died").map_err(StepFailure::from_error)?;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
                     DIE.store(true, Ordering::SeqCst);
                     std::future::pending::<()>().await;
                 }
@@ -257,7 +259,7 @@ async fn crash_in_step(mut wf: Workflow, input: CrashInput) -> Result<String, St
 async fn serve_crashing() -> Result<(), Error> {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let service = AwsDurableService::from_conf(&config);
-    let function = DurableFunction::new(crash_in_step, service, BatchConfig::default());
+    let function = DurableFunction::new(crash_in_step, service, CheckpointBatching::default());
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<durable_yield::model::InvocationInput>| {
             let function = function.clone();
@@ -508,7 +510,7 @@ async fn serve_counted() -> Result<(), Error> {
         inner: AwsDurableService::from_conf(&config),
         requests: requests.clone(),
     };
-    let function = DurableFunction::new(checkpoint_count, service, BatchConfig::default());
+    let function = DurableFunction::new(checkpoint_count, service, CheckpointBatching::default());
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<durable_yield::model::InvocationInput>| {
             let function = function.clone();
@@ -873,7 +875,7 @@ async fn concurrency(mut wf: Workflow, input: serde_json::Value) -> Result<Strin
             let config =
                 ConditionConfig::new().strategy(FixedDelay::new(Duration::from_secs(1), 5));
             let z: u64 = wf
-                .wait_for_condition_with(config, y, |n, _| async move {
+                .wait_for_condition_with(config, y, |_, n| async move {
                     Ok(if n >= 22 {
                         Condition::Met(n)
                     } else {
@@ -927,7 +929,7 @@ async fn external(mut wf: Workflow, input: serde_json::Value) -> Result<String, 
                 .timeout(Duration::from_secs(60))
                 .submitter_retry(FixedDelay::new(Duration::from_secs(1), 3));
             let verdict: String = wf
-                .wait_for_callback_with(config, |id, ctx| async move {
+                .wait_for_callback_with(config, |ctx, id| async move {
                     if ctx.attempt() == 1 {
                         return Err(StepFailure::new("MailDown", format!("could not send {id}")));
                     }
@@ -957,7 +959,7 @@ async fn external(mut wf: Workflow, input: serde_json::Value) -> Result<String, 
                 .jitter(Jitter::None);
             let config = ConditionConfig::named("count").strategy(strategy);
             let n = wf
-                .wait_for_condition_with(config, 0u64, move |n, _| async move {
+                .wait_for_condition_with(config, 0u64, move |_, n| async move {
                     Ok(if n + 1 >= target {
                         Condition::Met(n + 1)
                     } else {
@@ -987,6 +989,105 @@ pub const FUNCTIONS: [&str; 12] = [
     "external",
 ];
 
+/// The OpenTelemetry functions (`otel-invocation`, `otel-execution`): a
+/// child context with a step, a parallel of two branches, a map of two
+/// items (each a step), a step whose first attempt fails (retried after a
+/// second: a new invocation), a chained invoke of `multiple-steps`
+/// (another), and a wait-for-callback the test answers (another).
+async fn otel_tree(mut wf: Workflow, _: serde_json::Value) -> Result<String, StepError> {
+    let child: u32 = wf
+        .child("otel-child", |mut wf| async move {
+            wf.step("otel-child-step", |_| async { Ok(1u32) }).await
+        })
+        .await?;
+    let branches = vec![
+        Branch::named("otel-branch-a", |mut wf: Workflow| async move {
+            wf.step("otel-step-a", |_| async { Ok(2u32) }).await
+        }),
+        Branch::named("otel-branch-b", |mut wf: Workflow| async move {
+            wf.step("otel-step-b", |_| async { Ok(3u32) }).await
+        }),
+    ];
+    let parallel = wf
+        .parallel("otel-parallel", branches)
+        .await?
+        .into_values()?;
+    let map = wf
+        .map("otel-map", vec![4u32, 5], |mut wf, x, _| async move {
+            wf.step("otel-map-step", move |_| async move { Ok(x) })
+                .await
+        })
+        .await?
+        .into_values()?;
+    let retried: u32 = wf
+        .step_with(
+            StepConfig::named("otel-retry").retry(FixedDelay::new(Duration::from_secs(1), 2)),
+            |ctx| async move {
+                if ctx.attempt() == 1 {
+                    Err(StepFailure::new("Flaky", "the first attempt fails"))
+                } else {
+                    Ok(6)
+                }
+            },
+        )
+        .await?;
+    // multiple-steps adds 0 + 1 + 2 + 3.
+    let invoked: u32 = wf
+        .invoke_with(
+            durable_yield::InvokeConfig::named("otel-invoke"),
+            "multiple-steps",
+            &4u32,
+        )
+        .await?;
+    let answer: String = wf
+        .wait_for_callback_with(
+            durable_yield::WaitForCallbackConfig::named("otel-callback")
+                .timeout(Duration::from_secs(300)),
+            |_, _| async { Ok(()) },
+        )
+        .await?;
+    let total = child + parallel.iter().sum::<u32>() + map.iter().sum::<u32>() + retried + invoked;
+    Ok(format!("{total} {answer}"))
+}
+
+/// The tracer provider of the OpenTelemetry functions: derived ids, a batch
+/// exporter over OTLP/HTTP (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`,
+/// the function's name as `service.name`. Built before the async runtime
+/// (the blocking HTTP client must not be made or dropped inside one).
+fn otel_provider(name: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, Error> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .build()?;
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_id_generator(durable_yield::otel::DeterministicIds::default())
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(name.to_owned())
+                .build(),
+        )
+        .build())
+}
+
+/// Serves an OpenTelemetry function: the plugin flushes the provider at
+/// the end of every invocation, as Lambda needs.
+async fn serve_otel(
+    provider: &opentelemetry_sdk::trace::SdkTracerProvider,
+    view: durable_yield::otel::OtelView,
+) -> Result<(), Error> {
+    durable_yield::lambda::DurableHandler::new(otel_tree)
+        .plugin(
+            durable_yield::otel::OtelPlugin::from_provider(provider)
+                .view(view)
+                // `cargo lambda watch` makes up an X-Ray trace per request.
+                .trace_from_header(false),
+        )
+        .run()
+        .await
+}
+
 /// Serves the durable function `name` until the Lambda runtime stops,
 /// logging JSON lines with the execution ARN as a top-level field
 /// (`durable_yield::logging`), at `info` and above.
@@ -997,10 +1098,19 @@ pub fn main(name: &str) -> Result<(), Error> {
         .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     // A subscriber set up before (by a test harness) is kept.
     let _ = tracing_subscriber::registry().with(layer).try_init();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(serve(name))
+        .build()?;
+    let view = match name {
+        "otel-invocation" => durable_yield::otel::OtelView::Invocation,
+        "otel-execution" => durable_yield::otel::OtelView::Execution,
+        _ => return runtime.block_on(serve(name)),
+    };
+    let provider = otel_provider(name)?;
+    let served = runtime.block_on(serve_otel(&provider, view));
+    drop(runtime);
+    let _ = provider.shutdown();
+    served
 }
 
 async fn serve(name: &str) -> Result<(), Error> {

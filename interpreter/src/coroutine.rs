@@ -1,7 +1,8 @@
 //! The one module that knows workflows run on `genawaiter`.
 //!
 //! A workflow is an `async` body that talks to the interpreter only by
-//! yielding [`Request`]s and receiving [`Response`]s. This module wraps
+//! yielding requests and receiving responses (generic here: the messages
+//! are `protocol`'s). This module wraps
 //! `genawaiter::sync` (which is `Send`) and adds two guarantees on top:
 //!
 //! * a poll that returns `Pending` without a new yield (the workflow awaited
@@ -19,51 +20,50 @@ use std::task::{Context, Poll};
 use genawaiter::GeneratorState;
 use genawaiter::sync::{Co, Gen};
 
-use crate::protocol::{Request, Response, WorkflowResult};
-
 /// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// What a resumed workflow did.
-pub(crate) enum Resumed {
+/// What a resumed workflow did (`Q`: its requests, `R`: its result).
+pub(crate) enum Resumed<Q, R> {
     /// It yields a request and waits for the response.
-    Yielded(Request),
+    Yielded(Q),
     /// It returned.
-    Returned(WorkflowResult),
+    Returned(R),
     /// It awaited something that is not a durable operation.
     ForeignAwait,
     /// It panicked; the message if the panic carried one.
     Panicked(String),
 }
 
-/// The workflow side of the channel: how workflow code yields.
-pub(crate) struct Yielder {
-    co: Co<Request, Response>,
+/// The workflow side of the channel: how workflow code yields requests
+/// `Q` and gets answers `A`.
+pub(crate) struct Yielder<Q, A> {
+    co: Co<Q, A>,
     yielded: Arc<AtomicBool>,
 }
 
-impl Yielder {
+impl<Q, A> Yielder<Q, A> {
     /// Hands `request` to the interpreter and waits for its response.
-    pub(crate) async fn yield_(&mut self, request: Request) -> Response {
+    pub(crate) async fn yield_(&mut self, request: Q) -> A {
         self.yielded.store(true, Ordering::Relaxed);
         self.co.yield_(request).await
     }
 }
 
 /// Ends the run when a poll returns `Pending` without a yield.
-struct Guard {
-    inner: BoxFuture<WorkflowResult>,
+struct Guard<R> {
+    inner: BoxFuture<R>,
     yielded: Arc<AtomicBool>,
 }
 
-enum Finish {
-    Returned(WorkflowResult),
+enum Finish<R> {
+    Returned(R),
     ForeignAwait,
 }
 
-impl Future for Guard {
-    type Output = Finish;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finish> {
+impl<R> Future for Guard<R> {
+    type Output = Finish<R>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finish<R>> {
         self.yielded.store(false, Ordering::Relaxed);
         match self.inner.as_mut().poll(cx) {
             Poll::Ready(result) => Poll::Ready(Finish::Returned(result)),
@@ -73,15 +73,16 @@ impl Future for Guard {
     }
 }
 
-/// A running workflow.
-pub(crate) struct Coroutine {
-    generator: Gen<Request, Response, Guard>,
+/// A running workflow that yields requests `Q`, is answered with `A` and
+/// ends with `R`.
+pub(crate) struct Coroutine<Q, A, R> {
+    generator: Gen<Q, A, Guard<R>>,
     started: bool,
 }
 
-impl Coroutine {
+impl<Q, A: Default, R> Coroutine<Q, A, R> {
     /// Creates the workflow; nothing runs until the first [`Coroutine::resume`].
-    pub(crate) fn new(start: impl FnOnce(Yielder) -> BoxFuture<WorkflowResult>) -> Self {
+    pub(crate) fn new(start: impl FnOnce(Yielder<Q, A>) -> BoxFuture<R>) -> Self {
         let generator = Gen::new(|co| {
             let yielded = Arc::new(AtomicBool::new(false));
             let inner = start(Yielder {
@@ -97,13 +98,14 @@ impl Coroutine {
     }
 
     /// Runs the workflow until its next yield or its end. The first call's
-    /// response is ignored (nothing is waiting for it yet).
-    pub(crate) fn resume(&mut self, response: Response) -> Resumed {
+    /// response is ignored (nothing is waiting for it yet): the workflow
+    /// starts with `A::default()`.
+    pub(crate) fn resume(&mut self, response: A) -> Resumed<Q, R> {
         let response = if self.started {
             response
         } else {
             self.started = true;
-            Response::Start
+            A::default()
         };
         let generator = &mut self.generator;
         match catch_unwind(AssertUnwindSafe(|| generator.resume_with(response))) {

@@ -11,6 +11,7 @@ use crate::model::{ErrorObject, OperationId, OperationStatus, OperationType};
 /// One durable operation as the workflow requested (or history recorded)
 /// it, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpRef {
     /// The 1-based position of the call in its context.
     pub seq: u64,
@@ -76,6 +77,14 @@ pub enum ExecutionError {
         requested: String,
     },
     /// Workflow code awaited a future that is not a durable operation.
+    ///
+    /// Detected exactly when such a future is not ready the first time it
+    /// is polled (a sleep, an I/O call, a lock or channel that has to
+    /// wait): the workflow's poll then returns without a durable request.
+    /// A foreign future that is ready at its first poll (an `async` block
+    /// that awaits nothing, a channel that already holds a value) is not
+    /// detected; it is harmless on replay only if its value is the same
+    /// every time.
     #[error(
         "workflow code awaited a future that is not a durable operation {}; \
          do I/O and sleeps inside a step body, and use `wait` for delays",

@@ -27,7 +27,7 @@
 //!     let config = ConditionConfig::named("delivered")
 //!         .strategy(FixedDelay::new(Duration::from_secs(60), 30));
 //!     let checks = wf
-//!         .wait_for_condition_with(config, 0u32, |checks, _ctx| async move {
+//!         .wait_for_condition_with(config, 0u32, |_ctx, checks| async move {
 //!             let delivered = checks >= 2; // ask the carrier here
 //!             Ok(if delivered { Condition::Met(checks + 1) } else { Condition::NotMet(checks + 1) })
 //!         })
@@ -38,7 +38,6 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -51,11 +50,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::coroutine::BoxFuture;
-use crate::interpreter::answered_op;
+use crate::failure::{CallbackError, InvokeEnding, InvokeError};
+use crate::failure::{StepError, StepFailure};
 use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};
-use crate::protocol::{Fatal, Request, Response};
+use crate::protocol::{Fatal, Request, Response, Workflow};
 use crate::retry::{ExponentialBackoff, RetryStrategy};
-use crate::workflow::{StepContext, StepError, StepFailure, Workflow};
+use crate::running::answered_op;
+use crate::step_context::StepContext;
 
 /// What a wait-for-condition check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,170 +396,7 @@ impl<P, R> InvokeConfig<P, R> {
     }
 }
 
-/// How an invoked function ended without a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum InvokeEnding {
-    /// It failed (its error type, message and data are the error's).
-    Failed,
-    /// It did not finish in time (`ChainedInvoke.Timeout`).
-    TimedOut,
-    /// It was stopped.
-    Stopped,
-    /// No function has that name (`ResourceNotFoundException`).
-    FunctionNotFound,
-    /// Its result does not decode into the expected type.
-    Undecodable,
-}
-
-/// An invoked function that ended without a result. The same on the first
-/// run and on every replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvokeError {
-    function: String,
-    ending: InvokeEnding,
-    error: ErrorObject,
-}
-
-impl InvokeError {
-    /// How it ended.
-    pub fn ending(&self) -> InvokeEnding {
-        self.ending
-    }
-    /// The function that was invoked.
-    pub fn function_name(&self) -> &str {
-        &self.function
-    }
-    /// The error type (the target's, or the service's).
-    pub fn error_type(&self) -> Option<&str> {
-        self.error.error_type.as_deref()
-    }
-    /// The message.
-    pub fn message(&self) -> Option<&str> {
-        self.error.error_message.as_deref()
-    }
-    /// The error as recorded.
-    pub fn error_object(&self) -> &ErrorObject {
-        &self.error
-    }
-}
-
-impl fmt::Display for InvokeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invoking {:?} ended without a result: {}",
-            self.function, self.error
-        )
-    }
-}
-
-impl StdError for InvokeError {}
-
-impl From<InvokeError> for StepError {
-    fn from(e: InvokeError) -> Self {
-        StepError::new("invoke", Some(Cow::Owned(e.function)), e.error)
-    }
-}
-
-/// How a callback ended without a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum CallbackEnding {
-    /// Not answered in time (`Callback.Timeout`).
-    TimedOut,
-    /// No heartbeat in time (`Callback.Heartbeat`).
-    HeartbeatTimedOut,
-    /// The sender reported a failure (its error type, message and data
-    /// are the error's).
-    Failed,
-    /// The sender's value does not decode into the expected type.
-    Undecodable,
-}
-
-/// A callback that ended without a value: timed out, heartbeat timed out,
-/// failed by the sender, or answered with something that does not decode.
-/// The same on the first run and on every replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackError {
-    name: Option<Cow<'static, str>>,
-    ending: CallbackEnding,
-    error: ErrorObject,
-}
-
-impl CallbackError {
-    fn new(name: Option<Cow<'static, str>>, error: ErrorObject) -> Self {
-        let ending = match error.error_type.as_deref() {
-            Some("Callback.Timeout") => CallbackEnding::TimedOut,
-            Some("Callback.Heartbeat") => CallbackEnding::HeartbeatTimedOut,
-            Some(UNDECODABLE) => CallbackEnding::Undecodable,
-            _ => CallbackEnding::Failed,
-        };
-        CallbackError {
-            name,
-            ending,
-            error,
-        }
-    }
-    /// How it ended.
-    pub fn ending(&self) -> CallbackEnding {
-        self.ending
-    }
-    /// Whether it timed out (in all or on its heartbeat).
-    pub fn is_timeout(&self) -> bool {
-        matches!(
-            self.ending,
-            CallbackEnding::TimedOut | CallbackEnding::HeartbeatTimedOut
-        )
-    }
-    /// The callback's name.
-    pub fn callback_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    /// The error type: the sender's, or `Callback.Timeout` /
-    /// `Callback.Heartbeat`.
-    pub fn error_type(&self) -> Option<&str> {
-        self.error.error_type.as_deref()
-    }
-    /// The message.
-    pub fn message(&self) -> Option<&str> {
-        self.error.error_message.as_deref()
-    }
-    /// Decodes the sender's error data as JSON (`Ok(None)` without data).
-    pub fn data<D: DeserializeOwned>(&self) -> Result<Option<D>, CodecError> {
-        self.error
-            .error_data
-            .as_deref()
-            .map(|d| from_payload(&Json, d, &PayloadContext::DETACHED))
-            .transpose()
-    }
-    /// The error as recorded.
-    pub fn error_object(&self) -> &ErrorObject {
-        &self.error
-    }
-}
-
-impl fmt::Display for CallbackError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "callback {name:?} ended without a value: {}", self.error),
-            None => write!(f, "callback ended without a value: {}", self.error),
-        }
-    }
-}
-
-impl StdError for CallbackError {}
-
-impl From<CallbackError> for StepError {
-    fn from(e: CallbackError) -> Self {
-        StepError::new("callback", e.name, e.error)
-    }
-}
-
-const UNDECODABLE: &str = "CallbackResultUndecodable";
-
-/// The subtype of a wait-for-callback's context.
-pub const WAIT_FOR_CALLBACK_SUBTYPE: &str = "WaitForCallback";
+use crate::failure::UNDECODABLE;
 
 /// Reads a callback's result: with JSON, a body that is not JSON is read as
 /// a string (a plain-text answer), and an empty body as `null`.
@@ -662,6 +500,11 @@ impl Workflow {
     /// AWS's other SDKs record it. Once answered, replays return the
     /// checkpointed value without reading the callback again.
     ///
+    /// `submitter` is called as `submitter(ctx, callback_id)`: like every
+    /// closure the SDK calls, its context comes first and its data after
+    /// (a step body takes `ctx`, a condition check `(ctx, state)`, a map
+    /// body `(wf, item, index)`).
+    ///
     /// The error is the submitter's (its step failed for good) or the
     /// callback's (`Callback.Timeout`, `Callback.Heartbeat`, or the
     /// sender's error type).
@@ -672,7 +515,7 @@ impl Workflow {
     ) -> Result<T, StepError>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
-        F: FnOnce(String, StepContext) -> Fut + Send + 'static,
+        F: FnOnce(StepContext, String) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), StepFailure>> + Send + 'static,
     {
         self.wait_for_callback_with(WaitForCallbackConfig::named(name), submitter)
@@ -688,7 +531,7 @@ impl Workflow {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         C: Codec + Clone,
-        F: FnOnce(String, StepContext) -> Fut + Send + 'static,
+        F: FnOnce(StepContext, String) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), StepFailure>> + Send + 'static,
     {
         let WaitForCallbackConfig { callback, retry } = config;
@@ -713,13 +556,13 @@ impl Workflow {
             if let Some(retry) = retry {
                 step = step.retry_arc(retry);
             }
-            let () = wf.step_with(step, move |ctx| submitter(id, ctx)).await?;
+            let () = wf.step_with(step, move |ctx| submitter(ctx, id)).await?;
             let value = wf.callback_result(&cb).await.map_err(StepError::from)?;
             Ok::<T, StepError>(value)
         };
         self.run_child(
             name,
-            WAIT_FOR_CALLBACK_SUBTYPE,
+            crate::subtype::WAIT_FOR_CALLBACK,
             "wait for callback",
             codec,
             false,
@@ -784,11 +627,7 @@ impl Workflow {
             Response::Invoked(outcome) => outcome,
             _ => return self.protocol_violation().await,
         };
-        let error = |ending, error| InvokeError {
-            function: function.clone(),
-            ending,
-            error,
-        };
+        let error = |ending, error| InvokeError::new(function.clone(), ending, error);
         match outcome {
             Ok(payload) => from_payload(&result_codec, payload.as_str(), &cx).map_err(|e| {
                 error(
@@ -815,6 +654,8 @@ impl Workflow {
     /// [`Condition::NotMet`], suspends for the default wait strategy's
     /// delay (see [`ConditionConfig`]) and checks again with the new state.
     /// Returns the state the check that met the condition returned.
+    /// `check` is called as `check(ctx, state)`: context first, data after,
+    /// as every closure the SDK calls.
     ///
     /// A check that returns an error fails the wait at once (the strategy
     /// is for unmet conditions); so does running out of checks
@@ -827,7 +668,7 @@ impl Workflow {
     ) -> Result<S, StepError>
     where
         S: Serialize + DeserializeOwned + Send + 'static,
-        F: FnOnce(S, StepContext) -> Fut + Send + 'static,
+        F: FnOnce(StepContext, S) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Condition<S>, StepFailure>> + Send + 'static,
     {
         self.wait_for_condition_with(ConditionConfig::named(name), initial, check)
@@ -845,7 +686,7 @@ impl Workflow {
     where
         C: Codec + Clone,
         S: Serialize + DeserializeOwned + Send + 'static,
-        F: FnOnce(S, StepContext) -> Fut + Send + 'static,
+        F: FnOnce(StepContext, S) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Condition<S>, StepFailure>> + Send + 'static,
     {
         let ConditionConfig {
@@ -884,7 +725,7 @@ impl Workflow {
                 };
                 let encoder = codec.clone();
                 let run: BoxFuture<_> = Box::pin(async move {
-                    let (met, state) = match check(state, context).await? {
+                    let (met, state) = match check(context, state).await? {
                         Condition::Met(s) => (true, s),
                         Condition::NotMet(s) => (false, s),
                     };
@@ -922,6 +763,7 @@ impl Workflow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::CallbackEnding;
 
     const CX: PayloadContext<'static> = PayloadContext::DETACHED;
 

@@ -7,14 +7,15 @@
 
 use std::sync::OnceLock;
 
-use crate::model::{MAX_ID_LEN, OperationId};
+use crate::limits::MAX_ID_LEN;
+use crate::model::OperationId;
 
 /// Root ids memoized per chunk, allocated on first use.
 const CHUNK: usize = 256;
 
 /// How many root ids are memoized process-wide: at least the service's
 /// 25,000 operations per execution.
-pub const MEMOIZED_ROOT_IDS: usize = 98 * CHUNK;
+pub(crate) const MEMOIZED_ROOT_IDS: usize = 98 * CHUNK;
 
 type Chunk = [OnceLock<OperationId>; CHUNK];
 
@@ -48,7 +49,7 @@ pub fn operation_id(parent: Option<&OperationId>, n: u64) -> OperationId {
 
 /// Computes an operation id, without allocating and without the memo of
 /// [`operation_id`] (which gives the same result).
-pub fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
+pub(crate) fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
     // The raw id, on the stack: at most a 64-byte parent, '-' and 20 digits.
     let mut raw = [0u8; MAX_ID_LEN + 1 + 20];
     let mut len = 0;
@@ -136,9 +137,22 @@ pub fn idempotency_key(execution_arn: &str, id: &OperationId) -> String {
         .collect()
 }
 
+/// The id of the `index`-th (0-based) branch of the map or parallel
+/// operation `parent`: `H("<parent>-<index>")`. The `n`-th call inside the
+/// branch has the id `operation_id(Some(&branch_id(parent, index)), n)`.
+///
+/// ```
+/// use durable_yield_interpreter::id::{branch_id, operation_id};
+/// let map = operation_id(None, 1);
+/// assert_ne!(branch_id(&map, 0), operation_id(Some(&map), 1));
+/// ```
+pub fn branch_id(parent: &OperationId, index: u64) -> OperationId {
+    hash(Some(parent), index)
+}
+
 /// Hands out the ids of one context's durable calls, in call order.
 #[derive(Debug, Clone)]
-pub struct IdGenerator {
+pub(crate) struct IdGenerator {
     /// The prefix ids are hashed with (the context's own id).
     prefix: Option<OperationId>,
     /// The `ParentId` its operations are recorded with: the prefix, but
@@ -188,7 +202,7 @@ impl IdGenerator {
     /// The id of the `index`-th (0-based) branch of a map or parallel
     /// operation `parent`: `H("<parent>-<index>")`.
     pub fn branch(parent: &OperationId, index: u64) -> OperationId {
-        hash(Some(parent), index)
+        branch_id(parent, index)
     }
 
     /// The id of the next durable call, and its 1-based sequence number.
@@ -205,11 +219,6 @@ impl IdGenerator {
     /// context around it).
     pub fn parent(&self) -> Option<&OperationId> {
         self.parent.as_ref()
-    }
-
-    /// How many ids were handed out.
-    pub fn count(&self) -> u64 {
-        self.counter
     }
 }
 
@@ -239,7 +248,7 @@ mod tests {
         assert_eq!(child.parent(), Some(&first));
 
         let sixth = (0..4).map(|_| root.next_id().0).last().unwrap();
-        assert_eq!(root.count(), 6);
+        assert_eq!(root.counter, 6);
         assert!(sixth.as_str().starts_with("8d322d4b"), "{sixth}");
         assert!(sixth.as_str().ends_with("f95b"), "{sixth}");
         let branch0 = IdGenerator::branch(&sixth, 0);
@@ -276,7 +285,7 @@ mod tests {
         let a = g.next_id().0;
         let b = IdGenerator::child(a).next_id().0;
         assert_ne!(a, b);
-        assert_eq!(g.count(), 1_234_567);
+        assert_eq!(g.counter, 1_234_567);
         // Same inputs, same ids.
         let mut g2 = IdGenerator::root();
         g2.counter = 1_234_566;

@@ -13,40 +13,52 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+mod batch_result;
 mod coroutine;
 mod error;
 pub mod external;
+mod failure;
 mod history;
 pub mod id;
 mod interpreter;
+pub mod limits;
 pub mod model;
 mod observe;
 mod protocol;
 pub mod retry;
+mod running;
+mod step_context;
+pub mod subtype;
 mod workflow;
 
-pub use batch::{
-    BatchItem, BatchItemStatus, BatchResult, BatchStatus, Branch, ChildConfig, CompletionPolicy,
-    CompletionReason, MapConfig, Nesting, ParallelConfig,
+pub use batch::{Branch, ChildConfig, MapConfig, ParallelConfig};
+pub use batch_result::{
+    BatchItem, BatchItemStatus, BatchResult, BatchStatus, CompletionPolicy, CompletionReason,
+    Nesting,
 };
-pub use coroutine::{BoxFuture, panic_message};
 pub use error::{ExecutionError, OpRef};
 pub use external::{
-    Callback, CallbackConfig, CallbackEnding, CallbackError, Condition, ConditionConfig,
-    InvokeConfig, InvokeEnding, InvokeError, WAIT_FOR_CALLBACK_SUBTYPE, WaitForCallbackConfig,
+    Callback, CallbackConfig, Condition, ConditionConfig, InvokeConfig, WaitForCallbackConfig,
+};
+pub use failure::{
+    BoxError, CallbackEnding, CallbackError, InvokeEnding, InvokeError, StepError, StepFailure,
+    error_object_from, error_type_name,
 };
 pub use history::History;
-pub use interpreter::{
-    Action, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, CheckpointHandle, INVOKE_SUBTYPE,
-    Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Outcome, STEP_SUBTYPE,
-    StepHandle, StepRun, WAIT_SUBTYPE, is_replaying,
-};
-pub use observe::{FunctionOutcome, Observation};
+pub use interpreter::{Action, CheckpointHandle, Interpreter, Outcome, StepHandle, StepRun};
+pub use observe::{FunctionOutcome, Observation, finished_since_last_write};
 pub use protocol::StepOutcome;
-pub use workflow::{
-    BoxError, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,
-    WaitConfig, Workflow, WorkflowFn, error_object_from, error_type_name,
-};
+pub use protocol::Workflow;
+pub use running::is_replaying;
+pub use step_context::{StepContext, StepSemantics};
+pub use workflow::{RandomValue, StepConfig, WaitConfig, WorkflowFn};
+
+/// What the `durable-yield` runtime shares with this crate and nothing
+/// else: not part of the API, and it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::coroutine::panic_message;
+}
 
 /// The codecs, re-exported.
 pub use durable_yield_codecs as codecs;

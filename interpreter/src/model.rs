@@ -5,6 +5,7 @@
 //! envelope (PROTOCOL.md §3). The HTTP API uses epoch seconds; converting
 //! from an API client's types is the runtime's job.
 
+use crate::limits::{MAX_ERROR_JSON, MAX_ERROR_TYPE, MAX_ID_LEN};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -14,9 +15,6 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// Epoch milliseconds.
 pub type Millis = i64;
-
-/// The longest operation id the service accepts.
-pub const MAX_ID_LEN: usize = 64;
 
 /// An operation id: 1 to 64 bytes, stored inline so that computing and
 /// looking up ids never allocates.
@@ -170,9 +168,13 @@ impl<'de> Deserialize<'de> for OperationId {
 /// A checkpointed payload: an opaque string to the service, cheap to clone.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Payload(pub Arc<str>);
+pub struct Payload(Arc<str>);
 
 impl Payload {
+    /// A payload holding `text`.
+    pub fn new(text: impl Into<Arc<str>>) -> Self {
+        Payload(text.into())
+    }
     /// The payload text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -495,6 +497,7 @@ impl fmt::Display for OperationAction {
 /// An error as the service stores it. All fields are optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ErrorObject {
     /// A human-readable message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -521,14 +524,6 @@ impl ErrorObject {
         }
     }
 }
-
-/// The most bytes of JSON one error object may take: the strictest limit
-/// among AWS's implementations (its emulator rejects larger errors; the
-/// service documents 1 MB).
-pub const MAX_ERROR_JSON: usize = 32 * 1024;
-
-/// The longest `ErrorType` kept, in bytes.
-pub const MAX_ERROR_TYPE: usize = 256;
 
 impl ErrorObject {
     /// The length of the error's JSON (an upper bound: control characters
@@ -638,15 +633,24 @@ impl fmt::Display for ErrorObject {
 /// Details of the EXECUTION operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ExecutionDetails {
     /// The execution's input, JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_payload: Option<Payload>,
 }
 
+impl ExecutionDetails {
+    /// The details of an execution started with `input_payload`.
+    pub fn new(input_payload: Option<Payload>) -> Self {
+        ExecutionDetails { input_payload }
+    }
+}
+
 /// Details of a CONTEXT operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ContextDetails {
     /// Whether the children are replayed (and so sent to the SDK).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -662,6 +666,7 @@ pub struct ContextDetails {
 /// Details of a STEP operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct StepDetails {
     /// Attempts made so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -684,6 +689,7 @@ pub struct StepDetails {
 /// Details of a WAIT operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct WaitDetails {
     /// When the wait ends (epoch ms).
     #[serde(
@@ -694,9 +700,19 @@ pub struct WaitDetails {
     pub scheduled_end_timestamp: Option<Millis>,
 }
 
+impl WaitDetails {
+    /// The details of a wait that ends at `scheduled_end_timestamp` (epoch ms).
+    pub fn new(scheduled_end_timestamp: Millis) -> Self {
+        WaitDetails {
+            scheduled_end_timestamp: Some(scheduled_end_timestamp),
+        }
+    }
+}
+
 /// Details of a CALLBACK operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct CallbackDetails {
     /// The id external systems complete the callback with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -712,6 +728,7 @@ pub struct CallbackDetails {
 /// Details of a CHAINED_INVOKE operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ChainedInvokeDetails {
     /// The invoked function's result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -722,8 +739,9 @@ pub struct ChainedInvokeDetails {
 }
 
 /// One checkpointed operation, as the service stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Operation {
     /// The operation's id.
     pub id: OperationId,
@@ -775,6 +793,31 @@ pub struct Operation {
     pub chained_invoke_details: Option<Box<ChainedInvokeDetails>>,
 }
 
+/// Cloned field by field and always inlined: histories and pages copy
+/// operations in loops, where a call per operation (and the copy of its
+/// return value) costs more than the clone itself.
+impl Clone for Operation {
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        Operation {
+            id: self.id,
+            parent_id: self.parent_id,
+            name: self.name.clone(),
+            op_type: self.op_type,
+            sub_type: self.sub_type.clone(),
+            start_timestamp: self.start_timestamp,
+            end_timestamp: self.end_timestamp,
+            status: self.status,
+            execution_details: self.execution_details.clone(),
+            context_details: self.context_details.clone(),
+            step_details: self.step_details.clone(),
+            wait_details: self.wait_details.clone(),
+            callback_details: self.callback_details.clone(),
+            chained_invoke_details: self.chained_invoke_details.clone(),
+        }
+    }
+}
+
 impl Operation {
     /// A new operation with no details.
     pub fn new(id: OperationId, op_type: OperationType, status: OperationStatus) -> Self {
@@ -800,23 +843,42 @@ impl Operation {
 /// Options of a STEP update.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct StepOptions {
     /// Delay before the next attempt, with RETRY.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_delay_seconds: Option<u32>,
 }
 
+impl StepOptions {
+    /// Try again after `seconds` (with RETRY).
+    pub fn retry_after(seconds: u32) -> Self {
+        StepOptions {
+            next_attempt_delay_seconds: Some(seconds),
+        }
+    }
+}
+
 /// Options of a WAIT START.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct WaitOptions {
     /// How long to wait, 1 to 31,622,400 seconds.
     pub wait_seconds: u32,
 }
 
+impl WaitOptions {
+    /// Wait `wait_seconds` seconds.
+    pub fn new(wait_seconds: u32) -> Self {
+        WaitOptions { wait_seconds }
+    }
+}
+
 /// Options of a CALLBACK START.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct CallbackOptions {
     /// Timeout in seconds (0 = none).
     #[serde(default)]
@@ -826,29 +888,66 @@ pub struct CallbackOptions {
     pub heartbeat_timeout_seconds: u32,
 }
 
+impl CallbackOptions {
+    /// A callback that times out after `timeout_seconds` and without a
+    /// heartbeat after `heartbeat_timeout_seconds` (0: never).
+    pub fn new(timeout_seconds: u32, heartbeat_timeout_seconds: u32) -> Self {
+        CallbackOptions {
+            timeout_seconds,
+            heartbeat_timeout_seconds,
+        }
+    }
+}
+
 /// Options of a CHAINED_INVOKE START.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ChainedInvokeOptions {
     /// The function to invoke.
     pub function_name: String,
     /// The tenant to invoke it for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// The caller's X-Ray trace header, so that the target execution
+    /// joins the caller's trace (set by a plugin, e.g. OpenTelemetry's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_amzn_trace_id: Option<String>,
+}
+
+impl ChainedInvokeOptions {
+    /// Invoke `function_name`.
+    pub fn new(function_name: impl Into<String>) -> Self {
+        ChainedInvokeOptions {
+            function_name: function_name.into(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Options of a CONTEXT SUCCEED/FAIL.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ContextOptions {
     /// Whether the service must send the children on replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_children: Option<bool>,
 }
 
+impl ContextOptions {
+    /// Whether the service must send the children on replay.
+    pub fn replay_children(replay_children: bool) -> Self {
+        ContextOptions {
+            replay_children: Some(replay_children),
+        }
+    }
+}
+
 /// One change to an operation, sent with `CheckpointDurableExecution`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct OperationUpdate {
     /// The operation's id.
     pub id: OperationId,
@@ -961,6 +1060,7 @@ pub fn json_string_len(s: &str) -> usize {
 /// The operations part of an invocation or a state page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ExecutionState {
     /// The operations.
     #[serde(default)]
@@ -970,9 +1070,20 @@ pub struct ExecutionState {
     pub next_marker: Option<String>,
 }
 
+impl ExecutionState {
+    /// A page of `operations`; `next_marker` is set when more follow.
+    pub fn new(operations: Vec<Operation>, next_marker: Option<String>) -> Self {
+        ExecutionState {
+            operations,
+            next_marker,
+        }
+    }
+}
+
 /// The event a durable function is invoked with (PROTOCOL.md §3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct InvocationInput {
     /// The execution's ARN.
     pub durable_execution_arn: String,
@@ -986,9 +1097,27 @@ pub struct InvocationInput {
     pub updated_operation_ids: Option<Vec<String>>,
 }
 
+impl InvocationInput {
+    /// The event of an invocation of the execution `durable_execution_arn`,
+    /// with its first checkpoint token and first page of operations.
+    pub fn new(
+        durable_execution_arn: impl Into<String>,
+        checkpoint_token: impl Into<String>,
+        initial_execution_state: ExecutionState,
+    ) -> Self {
+        InvocationInput {
+            durable_execution_arn: durable_execution_arn.into(),
+            checkpoint_token: checkpoint_token.into(),
+            initial_execution_state,
+            updated_operation_ids: None,
+        }
+    }
+}
+
 /// How an invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum InvocationStatus {
     /// The execution finished successfully.
     Succeeded,
@@ -1011,6 +1140,7 @@ impl fmt::Display for InvocationStatus {
 /// What a durable function returns to the service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct InvocationOutput {
     /// The status.
     pub status: InvocationStatus,
@@ -1020,6 +1150,34 @@ pub struct InvocationOutput {
     /// The error, with FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorObject>,
+}
+
+impl InvocationOutput {
+    /// The execution succeeded with `result` (`None`: the result was
+    /// checkpointed instead, or there is none).
+    pub fn succeeded(result: Option<Payload>) -> Self {
+        InvocationOutput {
+            status: InvocationStatus::Succeeded,
+            result,
+            error: None,
+        }
+    }
+    /// The execution failed with `error`.
+    pub fn failed(error: ErrorObject) -> Self {
+        InvocationOutput {
+            status: InvocationStatus::Failed,
+            result: None,
+            error: Some(error),
+        }
+    }
+    /// The execution waits: invoke the function again later.
+    pub fn pending() -> Self {
+        InvocationOutput {
+            status: InvocationStatus::Pending,
+            result: None,
+            error: None,
+        }
+    }
 }
 
 /// Accepts integer or fractional epoch milliseconds (or null).

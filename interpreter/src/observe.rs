@@ -293,3 +293,84 @@ fn recorded_error(o: &Operation) -> Option<Box<ErrorObject>> {
         })?;
     Some(Box::new(error.clone()))
 }
+
+/// The operations the service finished since the SDK last wrote to the
+/// history: a wait, callback or chained invoke (work the service ends,
+/// not the SDK) that is finished and whose end is later than everything
+/// the SDK recorded (every start, and the ends of steps and contexts).
+///
+/// The invocation that wrote last saw them unfinished, so they changed
+/// since the last invocation whether or not the service lists them in
+/// `UpdatedOperationIds` (AWS's emulator leaves answered callbacks out).
+/// Hand them to [`Interpreter::observe`](crate::Interpreter::observe)
+/// with that list.
+pub fn finished_since_last_write(operations: &[Operation]) -> Vec<OperationId> {
+    use crate::model::OperationType;
+    let by_service = |op: &Operation| {
+        matches!(
+            op.op_type,
+            OperationType::Wait | OperationType::Callback | OperationType::ChainedInvoke
+        )
+    };
+    let last_write = operations
+        .iter()
+        .flat_map(|op| {
+            let end = (!by_service(op)).then_some(op.end_timestamp).flatten();
+            [op.start_timestamp, end]
+        })
+        .flatten()
+        .max();
+    operations
+        .iter()
+        .filter(|op| by_service(op) && op.status.is_terminal())
+        .filter(|op| match (op.end_timestamp, last_write) {
+            (Some(end), Some(last)) => end > last,
+            _ => false,
+        })
+        .map(|op| op.id)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::operation_id;
+    use crate::model::OperationType;
+
+    fn op(
+        n: u64,
+        op_type: OperationType,
+        status: OperationStatus,
+        times: (i64, Option<i64>),
+    ) -> Operation {
+        let mut op = Operation::new(operation_id(None, n), op_type, status);
+        op.start_timestamp = Some(times.0);
+        op.end_timestamp = times.1;
+        op
+    }
+
+    #[test]
+    fn what_the_service_finished_after_the_last_write_changed() {
+        use OperationStatus as S;
+        use OperationType as T;
+        let execution = op(0, T::Execution, S::Started, (0, None));
+        let step = op(1, T::Step, S::Succeeded, (10, Some(20)));
+        // Answered at 50, after everything the SDK wrote (the step's end at
+        // 20, the callback's start at 30).
+        let answered = op(2, T::Callback, S::Succeeded, (30, Some(50)));
+        let ops = vec![execution.clone(), step.clone(), answered.clone()];
+        assert_eq!(finished_since_last_write(&ops), vec![answered.id]);
+        // A later write (a START at 60) saw it answered.
+        let later = op(3, T::Step, S::Started, (60, None));
+        let ops = vec![execution.clone(), step.clone(), answered.clone(), later];
+        assert!(finished_since_last_write(&ops).is_empty());
+        // Waits and invokes too; not steps or contexts (the SDK ends them),
+        // nor anything unfinished.
+        let wait = op(4, T::Wait, S::Succeeded, (30, Some(90)));
+        let invoke = op(5, T::ChainedInvoke, S::Failed, (31, Some(95)));
+        let running = op(6, T::Callback, S::Started, (32, None));
+        let ops = vec![execution, step, wait.clone(), invoke.clone(), running];
+        assert_eq!(finished_since_last_write(&ops), vec![wait.id, invoke.id]);
+        assert!(finished_since_last_write(&[]).is_empty());
+    }
+}

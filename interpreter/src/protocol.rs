@@ -7,11 +7,43 @@ use std::time::Duration;
 
 use durable_yield_codecs::CodecError;
 
-use crate::batch::{CompletionPolicy, Nesting, RawBatch};
-use crate::coroutine::BoxFuture;
+use crate::batch_result::{CompletionPolicy, Nesting, RawBatch};
+use crate::coroutine::{self, BoxFuture};
+use crate::failure::StepFailure;
 use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};
 use crate::retry::RetryStrategy;
-use crate::workflow::{StepContext, StepFailure, StepSemantics, Workflow};
+use crate::step_context::{StepContext, StepSemantics};
+
+/// The handle workflow code uses to run durable operations.
+pub struct Workflow {
+    pub(crate) yielder: Yielder,
+    pub(crate) execution_arn: Arc<str>,
+    /// Its CONTEXT operation (none at the root).
+    pub(crate) context_op: Option<OperationId>,
+}
+
+impl Workflow {
+    pub(crate) fn new(
+        yielder: Yielder,
+        execution_arn: Arc<str>,
+        context_op: Option<OperationId>,
+    ) -> Self {
+        Workflow {
+            yielder,
+            execution_arn,
+            context_op,
+        }
+    }
+}
+
+/// The workflow side of the channel.
+pub(crate) type Yielder = coroutine::Yielder<Request, Response>;
+
+/// A running workflow or child context.
+pub(crate) type Coroutine = coroutine::Coroutine<Request, Response, WorkflowResult>;
+
+/// What a resumed workflow or child context did.
+pub(crate) type Resumed = coroutine::Resumed<Request, WorkflowResult>;
 
 /// How a workflow (or a child context) ended: its encoded result or its
 /// error.
@@ -40,15 +72,15 @@ impl BatchKind {
     /// The subtype of the batch's own CONTEXT.
     pub(crate) fn sub_type(self) -> &'static str {
         match self {
-            BatchKind::Map => "Map",
-            BatchKind::Parallel => "Parallel",
+            BatchKind::Map => crate::subtype::MAP,
+            BatchKind::Parallel => crate::subtype::PARALLEL,
         }
     }
     /// The subtype of each branch's CONTEXT.
     pub(crate) fn branch_sub_type(self) -> &'static str {
         match self {
-            BatchKind::Map => "MapIteration",
-            BatchKind::Parallel => "ParallelBranch",
+            BatchKind::Map => crate::subtype::MAP_ITERATION,
+            BatchKind::Parallel => crate::subtype::PARALLEL_BRANCH,
         }
     }
     /// The `type` of the summary written when the result is too large.
@@ -127,6 +159,13 @@ pub(crate) enum Request {
     CloseBatch(Result<Payload, ErrorObject>),
     /// Workflow code cannot go on.
     Fatal(Fatal),
+}
+
+/// A workflow starts with [`Response::Start`].
+impl Default for Response {
+    fn default() -> Self {
+        Response::Start
+    }
 }
 
 /// What the interpreter answers.

@@ -28,7 +28,7 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::interpreter::MAX_WAIT_SECONDS;
+use crate::limits::MAX_WAIT_SECONDS;
 use crate::model::ErrorObject;
 
 /// A failed attempt, as a strategy sees it.
@@ -132,6 +132,7 @@ pub fn whole_seconds(delay: Duration) -> u32 {
 
 /// How much of a backoff delay is randomized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Jitter {
     /// The delay as computed.
     None,
@@ -290,10 +291,13 @@ pub trait RetryStrategyExt: RetryStrategy + Sized {
     }
 
     /// Retries only errors whose `ErrorType` is one of `types`. A Rust
-    /// error is recorded under its type's own name (`Timeout` for
-    /// `my_crate::Timeout`, see [`error_type_name`](crate::error_type_name));
-    /// a recorded or given name with a module path (another SDK's, or an
-    /// older history's) matches by its name without the path.
+    /// error is recorded under its type's declared identifier (`Timeout`
+    /// for `my_crate::Timeout`, `Wrapper` for `Wrapper<Timeout>`, see
+    /// [`error_type_name`](crate::error_type_name)); a recorded or given
+    /// name with a module path or generic arguments (another SDK's, or an
+    /// older history's) matches by that identifier. To decide on the error
+    /// value's type instead of a name, write a strategy with
+    /// [`FailedAttempt::downcast_ref`].
     #[allow(clippy::type_complexity)]
     fn only_error_types<T: Into<String>>(
         self,
@@ -318,13 +322,13 @@ pub trait RetryStrategyExt: RetryStrategy + Sized {
 
 impl<S: RetryStrategy> RetryStrategyExt for S {}
 
-/// A type name without module paths: Rust's `a::B<c::D>` and Python's
-/// `pkg.mod.Error` style both reduce to the last segments.
+/// A type's identifier: Rust's `a::B<c::D>` reduces to `B`, Python's
+/// `pkg.mod.Error` to `Error`.
 fn short_name(t: &str) -> String {
-    let rust = crate::workflow::short_type_name(t);
+    let rust = crate::failure::type_identifier(t);
     match rust.rsplit_once('.') {
-        Some((_, last)) if !rust.contains('<') => last.to_owned(),
-        _ => rust,
+        Some((_, last)) => last.to_owned(),
+        None => rust.to_owned(),
     }
 }
 
@@ -424,7 +428,7 @@ mod tests {
         assert!(only.next_delay(&attempt(&other, 1, 0.0)).is_none());
         let pred = NoRetry.only_if(|_| true);
         assert!(pred.next_delay(&attempt(&e, 1, 0.0)).is_none());
-        // Generic types keep their parameters; module paths never matter.
+        // Neither generic arguments nor module paths matter.
         let generic = ErrorObject::new("Wrapper<Timeout>", "slow");
         let only =
             FixedDelay::new(Duration::from_secs(1), 5).only_error_types(["x::Wrapper<y::Timeout>"]);

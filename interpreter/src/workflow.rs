@@ -29,109 +29,22 @@
 //! ```
 
 use std::borrow::Cow;
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use durable_yield_codecs::{
-    Codec, CodecError, Json, PayloadContext, PayloadKind, from_payload, to_payload,
-};
+use durable_yield_codecs::{Codec, CodecError, Json, PayloadContext, from_payload, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::coroutine::{BoxFuture, Yielder};
-use crate::id::idempotency_key;
-use crate::interpreter::answered_op;
+use crate::coroutine::BoxFuture;
+use crate::failure::{BoxError, StepError, StepFailure, error_data_context, error_object_from};
 use crate::model::{ErrorObject, Millis, OperationId};
-use crate::protocol::{Fatal, Request, Response};
+use crate::protocol::{Fatal, Request, Response, Workflow};
 use crate::retry::{NoRetry, RetryStrategy, mix};
-
-/// A boxed error, the common currency of workflow and step errors.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
-
-/// The handle workflow code uses to run durable operations.
-pub struct Workflow {
-    pub(crate) yielder: Yielder,
-    execution_arn: Arc<str>,
-    /// Its CONTEXT operation (none at the root).
-    context_op: Option<OperationId>,
-}
-
-/// What a step body learns about the attempt it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepContext {
-    pub(crate) id: OperationId,
-    pub(crate) name: Option<Cow<'static, str>>,
-    pub(crate) attempt: u32,
-    pub(crate) execution_arn: Arc<str>,
-    pub(crate) now: Millis,
-    /// Randomness for this attempt: the runtime's entropy for the
-    /// invocation mixed with the execution, the step and the attempt.
-    pub(crate) seed: u64,
-}
-
-impl StepContext {
-    /// The step's operation id. It comes from the step's position in the
-    /// workflow, so it is the same in every execution: use
-    /// [`StepContext::idempotency_key`] as an idempotency key, not this.
-    pub fn operation_id(&self) -> &OperationId {
-        &self.id
-    }
-    /// The ARN of the durable execution the step runs in.
-    pub fn execution_arn(&self) -> &str {
-        &self.execution_arn
-    }
-    /// A key unique to this execution and this step, the same on every
-    /// attempt and every replay: pass it to a payment provider or any API
-    /// that de-duplicates requests. 40 lowercase hex characters (see
-    /// [`idempotency_key`](crate::id::idempotency_key)).
-    ///
-    /// ```
-    /// # use durable_yield_interpreter::{StepContext, StepFailure};
-    /// async fn charge(ctx: StepContext, cents: u64) -> Result<String, StepFailure> {
-    ///     let key = ctx.idempotency_key();
-    ///     // provider.charge(cents).idempotency_key(&key).send().await?
-    ///     Ok(format!("charged {cents} with key {key}"))
-    /// }
-    /// ```
-    pub fn idempotency_key(&self) -> String {
-        idempotency_key(&self.execution_arn, &self.id)
-    }
-    /// When this attempt was started, by the runtime's clock (the virtual
-    /// clock on the local runner).
-    pub fn now(&self) -> SystemTime {
-        from_millis(self.now)
-    }
-    /// The step's name, if it has one.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    /// The attempt being run, starting at 1.
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-}
-
-/// When a step's body may run, relative to its attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum StepSemantics {
-    /// The body runs at least once per attempt: if the process dies after
-    /// the body ran but before its outcome was recorded, the attempt runs
-    /// again. START is not waited for: it shares the outcome's request
-    /// when the body is fast, and is sent while a slower body runs (the
-    /// runtime's `BatchConfig::start_delay`, 100 ms by default). The
-    /// default.
-    #[default]
-    AtLeastOncePerRetry,
-    /// The body runs at most once per attempt: START is checkpointed (and
-    /// acknowledged) before the body runs, and an attempt found started but
-    /// unfinished on replay counts as failed (`StepInterrupted`) and goes to
-    /// the retry strategy; it never silently runs again. Costs one more
-    /// checkpoint request per attempt.
-    AtMostOncePerRetry,
-}
+use crate::running::answered_op;
+use crate::step_context::{StepContext, StepSemantics, from_millis};
 
 /// How to run one step: its name, the codec of its checkpoint, its retry
 /// strategy and its semantics, for [`Workflow::step_with`].
@@ -248,378 +161,38 @@ impl From<String> for WaitConfig {
     }
 }
 
-/// A step (or child context, map item, ...) that failed: the error its body
-/// returned, as checkpointed.
-///
-/// Workflow code gets the same `StepError` on the first run and on every
-/// replay, since both are read from the recorded [`ErrorObject`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepError {
-    kind: &'static str,
-    step: Option<Cow<'static, str>>,
-    error: Box<ErrorObject>,
+/// A 128-bit seed from its two halves.
+fn seed_of([high, low]: [u64; 2]) -> u128 {
+    (u128::from(high) << 64) | u128::from(low)
 }
 
-impl StepError {
-    /// A failed operation of `kind` (`step`, `child context`, ...).
-    pub(crate) fn new(
-        kind: &'static str,
-        name: Option<Cow<'static, str>>,
-        error: ErrorObject,
-    ) -> Self {
-        StepError {
-            kind,
-            step: name,
-            error: Box::new(error),
-        }
-    }
-    /// What failed: `step`, `child context`, `map`, `parallel` or
-    /// `batch item`.
-    pub fn operation_kind(&self) -> &'static str {
-        self.kind
-    }
-    /// The name of the operation that failed (a step, a child context, a
-    /// map or parallel, or `<batch>[<index>]` for a batch item).
-    pub fn step_name(&self) -> Option<&str> {
-        self.step.as_deref()
-    }
-    /// The error's type: the name of the body's error type without its
-    /// module path (e.g. `Error` for `std::io::Error`, `Timeout` for
-    /// `my_crate::Timeout`), or what a [`StepFailure`] chose, or what
-    /// another SDK recorded.
-    pub fn error_type(&self) -> Option<&str> {
-        self.error.error_type.as_deref()
-    }
-    /// The error's message.
-    pub fn message(&self) -> Option<&str> {
-        self.error.error_message.as_deref()
-    }
-    /// The recorded error.
-    pub fn error_object(&self) -> &ErrorObject {
-        &self.error
-    }
-}
-
-impl fmt::Display for StepError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.step {
-            Some(name) => write!(f, "{} {name:?} failed: {}", self.kind, self.error),
-            None => write!(f, "{} failed: {}", self.kind, self.error),
-        }
-    }
-}
-
-impl StdError for StepError {}
-
-/// The context error data is encoded for: the execution, no operation.
-fn error_data_context(execution_arn: &str) -> PayloadContext<'_> {
-    PayloadContext::new(execution_arn, "").with_kind(PayloadKind::ErrorData)
-}
-
-impl StepError {
-    /// Decodes the error's data (`ErrorData`) as JSON: `Ok(None)` when the
-    /// error carries none. See [`StepFailure::with_data`].
-    pub fn data<T: DeserializeOwned>(&self) -> Result<Option<T>, CodecError> {
-        self.data_with(&Json)
-    }
-
-    /// Decodes the error's data with `codec`, as attached by
-    /// [`StepFailure::with_data_codec`] (bound to no execution).
-    pub fn data_with<C: Codec, T: DeserializeOwned>(
-        &self,
-        codec: &C,
-    ) -> Result<Option<T>, CodecError> {
-        self.decode_data(codec, &PayloadContext::DETACHED)
-    }
-
-    /// Decodes the error's data with `codec`, as attached by
-    /// [`StepFailure::with_data_in`]: bound to the execution `wf` runs
-    /// in, which an encrypting codec checks.
-    pub fn data_in<C: Codec, T: DeserializeOwned>(
-        &self,
-        wf: &Workflow,
-        codec: &C,
-    ) -> Result<Option<T>, CodecError> {
-        self.decode_data(codec, &error_data_context(wf.execution_arn()))
-    }
-
-    fn decode_data<C: Codec, T: DeserializeOwned>(
-        &self,
-        codec: &C,
-        cx: &PayloadContext<'_>,
-    ) -> Result<Option<T>, CodecError> {
-        self.error
-            .error_data
-            .as_deref()
-            .map(|data| from_payload(codec, data, cx))
-            .transpose()
-    }
-}
-
-/// The error type of step bodies: what a failed attempt records.
-///
-/// A body returns `Result<T, StepFailure>`, so that `Ok(value)` needs no
-/// annotation and `?` works on any error type: the error converts into a
-/// `StepFailure` that records
-///
-/// * `ErrorType`: the error type's own name, without its module path
-///   (`Error` for `std::io::Error`, `Timeout` for `my_crate::Timeout`,
-///   `Wrapper<Inner>` for a generic type). Module paths are left out
-///   because histories outlive deployments: moving a type to another module
-///   must not change what `only_error_types` matches;
-/// * `ErrorMessage`: its message, followed by its sources;
-///
-/// and keeps the error value itself, which a retry strategy can downcast
-/// ([`FailedAttempt::downcast_ref`](crate::retry::FailedAttempt::downcast_ref)).
-/// `StepFailure::new` picks the type and message; [`StepFailure::with_type`]
-/// overrides the recorded type of a converted error; `with_data` attaches
-/// data that workflow code can decode from the [`StepError`] (on the first
-/// run and on every replay).
-///
-/// ```
-/// use durable_yield_interpreter::{StepContext, StepFailure};
-/// #[derive(serde::Serialize, serde::Deserialize)]
-/// struct Declined { code: u16 }
-///
-/// async fn charge(_ctx: StepContext, cents: u64) -> Result<String, StepFailure> {
-///     if cents > 100_000 {
-///         return Err(StepFailure::new("CardDeclined", "the card was declined")
-///             .with_data(&Declined { code: 51 })?);
-///     }
-///     let n: u64 = "42".parse()?; // any error type converts
-///     Ok(format!("receipt-{n}"))
-/// }
-/// ```
-///
-/// Like `anyhow::Error`, `StepFailure` does not implement
-/// `std::error::Error` itself (that is what lets `?` convert every error
-/// into it). Return an error value directly with `Err(e.into())`, a boxed
-/// one with [`StepFailure::from_boxed`].
-pub struct StepFailure {
-    error: ErrorObject,
-    source: Option<BoxError>,
-    retryable: bool,
-}
-
-impl fmt::Debug for StepFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StepFailure")
-            .field("error", &self.error)
-            .field("retryable", &self.retryable)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StepFailure {
-    /// A failure with this `ErrorType` and message.
-    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        StepFailure {
-            error: ErrorObject::new(error_type, message),
-            source: None,
-            retryable: true,
-        }
-    }
-
-    /// A failure with only a message (`ErrorType` `Error`).
-    pub fn msg(message: impl Into<String>) -> Self {
-        StepFailure::new("Error", message)
-    }
-
-    /// Records `error` (see the type's docs); the same as `error.into()`.
-    pub fn from_error<E: StdError + Send + Sync + 'static>(error: E) -> Self {
-        StepFailure::recording(Box::new(error), error_type_name::<E>())
-    }
-
-    /// Records a boxed error: its message and sources, `ErrorType` `Error`
-    /// (a box hides the type; use [`StepFailure::with_type`] to name it).
-    pub fn from_boxed(error: BoxError) -> Self {
-        StepFailure::recording(error, "Error".to_owned())
-    }
-
-    /// Records `error` as `error_type` with its message and sources; a
-    /// [`StepError`] (`?` on a failed step) keeps the step's own error.
-    fn recording(error: BoxError, error_type: String) -> Self {
-        let recorded = match error.downcast_ref::<StepError>() {
-            Some(step) => (*step.error).clone(),
-            None => ErrorObject::new(error_type, message_with_sources(&*error)),
-        };
-        StepFailure {
-            error: recorded,
-            source: Some(error),
-            retryable: true,
-        }
-    }
-
-    /// Records `error_type` as the `ErrorType` instead of the one derived
-    /// from the error.
-    pub fn with_type(mut self, error_type: impl Into<String>) -> Self {
-        self.error.error_type = Some(error_type.into());
-        self
-    }
-
-    /// Attaches `data`, encoded as JSON.
-    pub fn with_data<T: Serialize + ?Sized>(self, data: &T) -> Result<Self, CodecError> {
-        self.with_data_codec(&Json, data)
-    }
-
-    /// Attaches `data`, encoded with `codec` for no execution in
-    /// particular ([`PayloadContext::DETACHED`]); read it back with
-    /// [`StepError::data_with`]. To encrypt error data, use
-    /// [`StepFailure::with_data_in`].
-    pub fn with_data_codec<C: Codec, T: Serialize + ?Sized>(
-        mut self,
-        codec: &C,
-        data: &T,
-    ) -> Result<Self, CodecError> {
-        self.error.error_data = Some(to_payload(codec, data, &PayloadContext::DETACHED)?);
-        Ok(self)
-    }
-
-    /// Attaches `data`, encoded with `codec` for the execution the step
-    /// runs in: with an encrypting codec (`Encrypted`, `SealedFields`) the
-    /// data is sealed and opens only in this execution; read it back with
-    /// [`StepError::data_in`]. The error's type and message stay plain
-    /// text: keep secrets out of them and put them here.
-    ///
-    /// Error data is bound to the execution and to the error field, not
-    /// to the step: a failure travels unchanged from a step to the child
-    /// contexts around it, which record it as their own.
-    pub fn with_data_in<C: Codec, T: Serialize + ?Sized>(
-        mut self,
-        ctx: &StepContext,
-        codec: &C,
-        data: &T,
-    ) -> Result<Self, CodecError> {
-        let cx = error_data_context(&ctx.execution_arn);
-        self.error.error_data = Some(to_payload(codec, data, &cx)?);
-        Ok(self)
-    }
-
-    /// The error as it will be recorded.
-    pub fn error_object(&self) -> &ErrorObject {
-        &self.error
-    }
-
-    /// The error value the failure was made from, if any.
-    pub fn source_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
-        self.source.as_deref()
-    }
-
-    /// A failure the SDK itself made for a result that no retry can fix
-    /// (not encodable, too large): it fails the step at once.
-    pub(crate) fn permanent(error: ErrorObject) -> Self {
-        StepFailure {
-            error,
-            source: None,
-            retryable: false,
-        }
-    }
-
-    /// Whether the step's retry strategy is asked about this failure:
-    /// `false` only for failures the SDK makes for a result no retry can
-    /// fix (not encodable, too large).
-    pub fn is_retryable(&self) -> bool {
-        self.retryable
-    }
-
-    pub(crate) fn into_parts(self) -> (ErrorObject, Option<BoxError>, bool) {
-        (self.error, self.source, self.retryable)
-    }
-}
-
-impl fmt::Display for StepFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.error, f)
-    }
-}
-
-impl<E: StdError + Send + Sync + 'static> From<E> for StepFailure {
-    fn from(error: E) -> Self {
-        StepFailure::from_error(error)
-    }
-}
-
-/// The recorded name of an error type: its Rust type name with every
-/// module path left out (`std::io::Error` → `Error`,
-/// `my::Wrapper<other::Inner>` → `Wrapper<Inner>`).
-///
-/// ```
-/// use durable_yield_interpreter::error_type_name;
-/// assert_eq!(error_type_name::<std::num::ParseIntError>(), "ParseIntError");
-/// ```
-pub fn error_type_name<E: ?Sized>() -> String {
-    short_type_name(std::any::type_name::<E>())
-}
-
-/// Leaves the module paths out of a type name.
-pub(crate) fn short_type_name(full: &str) -> String {
-    let mut out = String::with_capacity(full.len());
-    let mut segment_start = 0;
-    let mut chars = full.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ':' && chars.peek() == Some(&':') {
-            chars.next();
-            out.truncate(segment_start);
-            continue;
-        }
-        out.push(c);
-        // `{{closure}}` and `{{impl}}` are path segments too.
-        if !(c.is_alphanumeric() || matches!(c, '_' | '{' | '}')) {
-            segment_start = out.len();
-        }
-    }
-    out
-}
-
-/// An error's message followed by its sources, `": "`-separated.
-fn message_with_sources(error: &(dyn StdError + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
-}
-
-/// Records a workflow's error as an [`ErrorObject`]: `ErrorType` is the
-/// short type name of `E` (see [`error_type_name`]), `ErrorMessage` its
-/// message followed by its sources. A [`StepError`] passes through
-/// unchanged, so `?` on a failed step fails the execution with the step's
-/// own error.
-pub fn error_object_from<E: Into<BoxError>>(error: E) -> ErrorObject {
-    let type_name = error_type_name::<E>();
-    let boxed: BoxError = error.into();
-    if let Some(step) = boxed.downcast_ref::<StepError>() {
-        return (*step.error).clone();
-    }
-    let message = message_with_sources(&*boxed);
-    // Strings and boxed errors carry no useful type name.
-    let error_type =
-        if type_name.starts_with("Box<dyn ") || type_name == "&str" || type_name == "String" {
-            "Error".to_owned()
-        } else {
-            type_name
-        };
-    ErrorObject::new(error_type, message)
-}
-
-fn from_millis(ms: Millis) -> SystemTime {
-    if ms >= 0 {
-        UNIX_EPOCH + Duration::from_millis(ms as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
-    }
-}
-
-/// A stream of pseudo-random words from `seed` (splitmix64).
-fn words(seed: u64) -> impl FnMut() -> u64 {
+/// A stream of pseudo-random words from a 128-bit `seed`: a counter
+/// through a four-round Feistel network whose round function is splitmix64's
+/// (a bijection on 128 bits, so every bit of the seed reaches the output:
+/// two words are 128 bits of it, a UUID's 122 random bits too).
+fn words(seed: u128) -> impl FnMut() -> u64 {
     let mut counter = seed;
+    let mut pending: Option<u64> = None;
     move || {
+        if let Some(word) = pending.take() {
+            return word;
+        }
         counter = counter.wrapping_add(1);
-        mix(counter)
+        let (high, low) = feistel(counter);
+        pending = Some(low);
+        high
     }
+}
+
+/// A bijection on 128 bits: four Feistel rounds over its halves.
+fn feistel(block: u128) -> (u64, u64) {
+    let (mut left, mut right) = ((block >> 64) as u64, block as u64);
+    for round in 0..4u64 {
+        let next = left ^ mix(right ^ round.wrapping_mul(0xd1b5_4a32_d192_ed03));
+        left = right;
+        right = next;
+    }
+    (left, right)
 }
 
 /// Values [`Workflow::random`] can draw.
@@ -695,18 +268,6 @@ fn uuid_v4(next: &mut dyn FnMut() -> u64) -> String {
 }
 
 impl Workflow {
-    pub(crate) fn new(
-        yielder: Yielder,
-        execution_arn: Arc<str>,
-        context_op: Option<OperationId>,
-    ) -> Self {
-        Workflow {
-            yielder,
-            execution_arn,
-            context_op,
-        }
-    }
-
     /// What a payload of operation `op` is encoded for (see
     /// [`PayloadContext`]); `op` comes from [`answered_op`] right after
     /// the operation's answer.
@@ -737,7 +298,7 @@ impl Workflow {
     /// [`is_replaying`](crate::is_replaying)): log only when it is not, to
     /// write each line once per execution.
     pub fn is_replaying(&self) -> bool {
-        crate::interpreter::is_replaying()
+        crate::running::is_replaying()
     }
 
     /// Runs `body` as a durable step named `name`, checkpointing its result
@@ -864,15 +425,14 @@ impl Workflow {
     /// range, `f64` over `[0, 1)`, `[u8; N]` is N random bytes.
     ///
     /// The randomness comes from the runtime (the interpreter reads none):
-    /// entropy it draws once per invocation from the operating system
-    /// (through the standard library's random hash keys), mixed with the
-    /// execution, the step and the attempt. Unpredictable and distinct
+    /// 128 bits it draws once per invocation from the operating system
+    /// (`getrandom`), mixed with the execution, the step and the attempt. Unpredictable and distinct
     /// across executions, but not for cryptographic secrets: draw those in
     /// a step body from a cryptographic generator.
     pub async fn random<T: RandomValue>(&mut self) -> Result<T, StepError> {
         let config = StepConfig::named("random").retry(NoRetry);
         self.step_with(config, |ctx| async move {
-            let mut next = words(ctx.seed);
+            let mut next = words(seed_of(ctx.seed));
             Ok(T::from_words(&mut next))
         })
         .await
@@ -884,7 +444,7 @@ impl Workflow {
     pub async fn uuid(&mut self) -> Result<String, StepError> {
         let config = StepConfig::named("uuid").retry(NoRetry);
         self.step_with(config, |ctx| async move {
-            let mut next = words(ctx.seed);
+            let mut next = words(seed_of(ctx.seed));
             Ok(uuid_v4(&mut next))
         })
         .await
@@ -926,80 +486,22 @@ where
     }
 }
 
+impl StepError {
+    /// Decodes the error's data with `codec`, as attached by
+    /// [`StepFailure::with_data_in`]: bound to the execution `wf` runs
+    /// in, which an encrypting codec checks.
+    pub fn data_in<C: Codec, T: DeserializeOwned>(
+        &self,
+        wf: &Workflow,
+        codec: &C,
+    ) -> Result<Option<T>, CodecError> {
+        self.decode_data(codec, &error_data_context(wf.execution_arn()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug)]
-    struct Outer(std::io::Error);
-    impl fmt::Display for Outer {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("charging failed")
-        }
-    }
-    impl StdError for Outer {
-        fn source(&self) -> Option<&(dyn StdError + 'static)> {
-            Some(&self.0)
-        }
-    }
-
-    #[test]
-    fn error_objects_carry_type_and_source_chain() {
-        let e = error_object_from(Outer(std::io::Error::other("card declined")));
-        assert_eq!(
-            e.error_message.as_deref(),
-            Some("charging failed: card declined")
-        );
-        assert_eq!(e.error_type.as_deref(), Some("Outer"));
-        let e = error_object_from("plain");
-        assert_eq!(e.error_type.as_deref(), Some("Error"));
-        assert_eq!(e.error_message.as_deref(), Some("plain"));
-    }
-
-    #[test]
-    fn type_names_lose_their_module_paths() {
-        assert_eq!(error_type_name::<std::io::Error>(), "Error");
-        assert_eq!(error_type_name::<Outer>(), "Outer");
-        assert_eq!(
-            short_type_name("my::Wrapper<other::Inner, std::vec::Vec<u8>>"),
-            "Wrapper<Inner, Vec<u8>>"
-        );
-        assert_eq!(
-            short_type_name("alloc::boxed::Box<dyn core::error::Error + core::marker::Send>"),
-            "Box<dyn Error + Send>"
-        );
-        assert_eq!(short_type_name("&str"), "&str");
-        assert_eq!(
-            short_type_name("tests::a_test::{{closure}}::OutOfStock"),
-            "OutOfStock"
-        );
-        assert_eq!(short_type_name("(a::B, [c::D; 2])"), "(B, [D; 2])");
-    }
-
-    #[test]
-    fn any_error_converts_into_a_step_failure() {
-        let parse: Result<u32, StepFailure> = "x".parse::<u32>().map_err(Into::into);
-        let failure = parse.unwrap_err();
-        assert_eq!(
-            failure.error_object().error_type.as_deref(),
-            Some("ParseIntError")
-        );
-        assert!(failure.is_retryable());
-        assert!(
-            failure
-                .source_error()
-                .is_some_and(|e| e.downcast_ref::<std::num::ParseIntError>().is_some())
-        );
-        let step = StepError::new("step", Some("a".into()), ErrorObject::new("Declined", "no"));
-        let failure = StepFailure::from(step);
-        assert_eq!(failure.error_object(), &ErrorObject::new("Declined", "no"));
-        let named = StepFailure::from(Outer(std::io::Error::other("x"))).with_type("Charge");
-        assert_eq!(named.error_object().error_type.as_deref(), Some("Charge"));
-        assert_eq!(
-            named.error_object().error_message.as_deref(),
-            Some("charging failed: x")
-        );
-    }
 
     #[test]
     fn uuids_are_version_4() {
@@ -1010,16 +512,5 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
-    }
-
-    #[test]
-    fn step_errors_pass_through_unchanged() {
-        let inner = ErrorObject::new("Declined", "no funds");
-        let step = StepError::new("step", Some("charge".into()), inner.clone());
-        assert_eq!(
-            step.to_string(),
-            "step \"charge\" failed: Declined: no funds"
-        );
-        assert_eq!(error_object_from(step), inner);
     }
 }

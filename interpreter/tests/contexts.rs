@@ -5,29 +5,27 @@
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use durable_yield_interpreter::id::IdGenerator;
+use durable_yield_interpreter::id::{branch_id, operation_id};
 use durable_yield_interpreter::model::{
     ExecutionDetails, Operation, OperationAction as A, OperationId, OperationStatus as S,
     OperationType as T, OperationUpdate,
 };
 use durable_yield_interpreter::{
-    Action, BoxFuture, CheckpointHandle, CompletionPolicy, Interpreter, MapConfig, Outcome,
-    StepError, StepHandle, StepOutcome, Workflow,
+    Action, CheckpointHandle, CompletionPolicy, Interpreter, MapConfig, Outcome, StepError,
+    StepHandle, StepOutcome, Workflow,
 };
 
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f:1/durable-execution/e/1";
 
 fn execution() -> Operation {
     let mut op = Operation::new(OperationId::new("exec").unwrap(), T::Execution, S::Started);
-    op.execution_details = Some(Box::new(ExecutionDetails {
-        input_payload: Some("null".into()),
-    }));
+    op.execution_details = Some(Box::new(ExecutionDetails::new(Some("null".into()))));
     op
 }
 
-fn run_now(mut f: BoxFuture<StepOutcome>) -> StepOutcome {
+fn run_now(mut f: impl Future<Output = StepOutcome> + Unpin) -> StepOutcome {
     let mut cx = Context::from_waker(Waker::noop());
-    match f.as_mut().poll(&mut cx) {
+    match std::pin::Pin::new(&mut f).poll(&mut cx) {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("test step bodies complete at once"),
     }
@@ -47,7 +45,7 @@ fn drain(it: &mut Interpreter) -> Drained {
         match action {
             Action::RunStep(run) => {
                 let name = run.context.name().unwrap_or("").to_owned();
-                d.steps.push((run.handle, name, run_now(run.future)));
+                d.steps.push((run.handle, name, run_now(run.into_body())));
             }
             Action::Checkpoint {
                 handle, updates, ..
@@ -110,8 +108,8 @@ fn step_bodies_of_all_branches_are_out_at_once_and_answered_in_any_order() {
     }
     // The map and its items were started first, in index order, and every
     // update of an item's operations names the item as its parent.
-    let map_id = IdGenerator::root().next_id().0;
-    let item = |i: u64| IdGenerator::branch(&map_id, i);
+    let map_id = operation_id(None, 1);
+    let item = |i: u64| branch_id(&map_id, i);
     let starts: Vec<(OperationId, Option<OperationId>)> = all_updates
         .iter()
         .filter(|u| u.op_type == T::Context && u.action == A::Start)
@@ -134,7 +132,7 @@ fn step_bodies_of_all_branches_are_out_at_once_and_answered_in_any_order() {
             other => panic!("{other:?}"),
         };
         assert_eq!(u.parent_id, Some(item(i)));
-        assert_eq!(u.id, IdGenerator::child(item(i)).next_id().0);
+        assert_eq!(u.id, operation_id(Some(&item(i)), 1));
     }
     // Names on every update of a named operation, SUCCEED included.
     assert!(all_updates.iter().all(|u| u.name.is_some()));
@@ -165,13 +163,13 @@ fn the_invocation_suspends_when_no_branch_can_go_on_until_the_earliest_timer() {
     // The two wait STARTs are out, and branch 2's step body runs meanwhile.
     assert_eq!(d.steps.len(), 1);
     assert_eq!(d.checkpoints.len(), 2);
-    let map = IdGenerator::root().next_id().0;
-    let wait_of = |i: u64| IdGenerator::child(IdGenerator::branch(&map, i)).next_id().0;
+    let map = operation_id(None, 1);
+    let wait_of = |i: u64| operation_id(Some(&branch_id(&map, i)), 1);
     let started = |id, end| {
         let mut op = Operation::new(id, T::Wait, S::Started);
-        op.wait_details = Some(Box::new(durable_yield_interpreter::model::WaitDetails {
-            scheduled_end_timestamp: Some(end),
-        }));
+        op.wait_details = Some(Box::new(
+            durable_yield_interpreter::model::WaitDetails::new(end),
+        ));
         op
     };
     let (h0, _) = d.checkpoints.remove(0);

@@ -7,10 +7,11 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use durable_yield_interpreter::id::IdGenerator;
+use durable_yield_interpreter::id::operation_id;
+use durable_yield_interpreter::limits::MAX_ERROR_JSON;
 use durable_yield_interpreter::model::{
-    ExecutionDetails, MAX_ERROR_JSON, Operation, OperationAction as A, OperationId,
-    OperationStatus as S, OperationType as T, OperationUpdate, StepDetails, WaitDetails,
+    ExecutionDetails, Operation, OperationAction as A, OperationId, OperationStatus as S,
+    OperationType as T, OperationUpdate, StepDetails, WaitDetails,
 };
 use durable_yield_interpreter::retry::{ExponentialBackoff, FailedAttempt, FixedDelay, NoRetry};
 use durable_yield_interpreter::{
@@ -21,9 +22,9 @@ use durable_yield_interpreter::{
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f:1/durable-execution/e/1";
 
 /// Polls a step body that completes without waiting (all bodies here do).
-fn run_now(mut f: durable_yield_interpreter::BoxFuture<StepOutcome>) -> StepOutcome {
+fn run_now(mut f: impl Future<Output = StepOutcome> + Unpin) -> StepOutcome {
     let mut cx = Context::from_waker(Waker::noop());
-    match f.as_mut().poll(&mut cx) {
+    match std::pin::Pin::new(&mut f).poll(&mut cx) {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("test step bodies complete at once"),
     }
@@ -58,7 +59,8 @@ fn expect_run(it: &mut Interpreter) -> (StepContext, StepOutcome) {
     match it.poll() {
         Some(Action::RunStep(run)) => {
             LAST_STEP.with(|h| h.set(Some(run.handle)));
-            (run.context, run_now(run.future))
+            let context = run.context.clone();
+            (context, run_now(run.into_body()))
         }
         other => panic!("expected RunStep, got {other:?}"),
     }
@@ -86,15 +88,12 @@ fn run_step(it: &mut Interpreter) -> (StepContext, Vec<OperationUpdate>) {
 
 fn execution(input: &str) -> Operation {
     let mut op = Operation::new(OperationId::new("exec").unwrap(), T::Execution, S::Started);
-    op.execution_details = Some(Box::new(ExecutionDetails {
-        input_payload: Some(input.into()),
-    }));
+    op.execution_details = Some(Box::new(ExecutionDetails::new(Some(input.into()))));
     op
 }
 
 fn ids(n: usize) -> Vec<OperationId> {
-    let mut g = IdGenerator::root();
-    (0..n).map(|_| g.next_id().0).collect()
+    (1..=n as u64).map(|k| operation_id(None, k)).collect()
 }
 
 fn step_op(
@@ -107,10 +106,11 @@ fn step_op(
     let mut op = Operation::new(id, T::Step, status);
     op.name = Some(name.into());
     op.sub_type = Some("Step".into());
-    op.step_details = Some(Box::new(StepDetails {
-        attempt: Some(attempt),
-        result: result.map(Into::into),
-        ..Default::default()
+    op.step_details = Some(Box::new({
+        let mut details = StepDetails::default();
+        details.attempt = Some(attempt);
+        details.result = result.map(Into::into);
+        details
     }));
     op
 }
@@ -119,9 +119,7 @@ fn wait_op(id: OperationId, name: &str, status: S, end: i64) -> Operation {
     let mut op = Operation::new(id, T::Wait, status);
     op.name = Some(name.into());
     op.sub_type = Some("Wait".into());
-    op.wait_details = Some(Box::new(WaitDetails {
-        scheduled_end_timestamp: Some(end),
-    }));
+    op.wait_details = Some(Box::new(WaitDetails::new(end)));
     op
 }
 
@@ -697,7 +695,7 @@ fn jitter_is_a_function_of_the_execution_step_and_attempt() {
 #[test]
 fn random_values_come_from_the_entropy_the_driver_sets() {
     let draw = |mut wf: Workflow, _: ()| async move { wf.random::<u64>().await };
-    let value = |entropy: u64| {
+    let value = |entropy: u128| {
         let mut it = Interpreter::new(ARN, vec![execution("null")], &draw);
         it.set_entropy(entropy);
         let (_, updates) = run_step(&mut it);
@@ -707,4 +705,128 @@ fn random_values_come_from_the_entropy_the_driver_sets() {
     // the same value; other entropy, another value.
     assert_eq!(value(1), value(1));
     assert_ne!(value(1), value(2));
+    // All 128 bits count: entropies that differ only in the upper half
+    // give other values.
+    assert_ne!(value(1), value(1 | (1 << 100)));
+    assert_ne!(value(1 << 64), value(1 << 65));
+}
+
+#[test]
+fn uuids_use_the_whole_128_bit_entropy() {
+    let draw = |mut wf: Workflow, _: ()| async move { wf.uuid().await };
+    let value = |entropy: u128| {
+        let mut it = Interpreter::new(ARN, vec![execution("null")], &draw);
+        it.set_entropy(entropy);
+        let (_, updates) = run_step(&mut it);
+        updates.last().unwrap().payload.clone().unwrap()
+    };
+    let mut seen = std::collections::HashSet::new();
+    // 64 entropies that differ in one bit each, half of them above bit 64:
+    // 64 different UUIDs.
+    for bit in (0..128).step_by(2) {
+        let uuid = value(1u128 << bit);
+        assert_eq!(uuid.as_str().len(), 38, "{uuid:?}"); // quoted JSON
+        assert!(seen.insert(uuid.as_str().to_owned()), "bit {bit}");
+    }
+}
+
+/// After `Finish`, nothing a driver may still call panics: polling again,
+/// answers to step bodies and checkpoints handed out before (late, or
+/// twice), merged operations, held STARTs, observations.
+#[test]
+fn calls_after_finish_never_panic() {
+    let wf = |mut wf: Workflow, _: ()| async move {
+        let a: u32 = wf.step("a", |_| async { Ok(1) }).await?;
+        Ok::<_, StepError>(a)
+    };
+    let mut it = Interpreter::new(ARN, vec![execution("null")], &wf);
+    it.observe(Vec::new());
+    let (_, updates) = run_step(&mut it);
+    assert_eq!(updates.len(), 2, "START and SUCCEED");
+    let step = LAST_STEP.with(|h| h.get()).unwrap();
+    let checkpoint = CHECKPOINTS.with(|c| c.borrow().front().copied()).unwrap();
+    ack(&mut it, Vec::new());
+    let mut finished = false;
+    for _ in 0..3 {
+        match it.poll() {
+            Some(Action::Finish(_)) => finished = true,
+            None => {}
+            other => panic!("after the end: {other:?}"),
+        }
+    }
+    assert!(finished);
+    // Late and repeated answers, and everything else a driver calls.
+    it.step_finished(step, Ok("1".into()));
+    it.step_finished(step, Err(StepFailure::new("Late", "too late")));
+    it.checkpoint_finished(checkpoint, Vec::new());
+    it.checkpoint_finished(checkpoint, vec![execution("null")]);
+    it.merge_operations(vec![step_op(ids(1)[0], "a", S::Succeeded, 1, Some("1"))]);
+    it.set_now(5);
+    it.send_deferred();
+    let _ = it.take_observations();
+    for _ in 0..3 {
+        match it.poll() {
+            None | Some(Action::Finish(_)) => {}
+            other => panic!("after the end: {other:?}"),
+        }
+    }
+}
+
+/// A parallel that completes with one branch while the other's body still
+/// runs: the late body's outcome, reported after `Finish`, is ignored.
+#[test]
+fn a_body_that_ends_after_finish_is_ignored() {
+    let wf = |mut wf: Workflow, _: ()| async move {
+        let branches = vec![
+            durable_yield_interpreter::Branch::named("fast", |mut wf: Workflow| async move {
+                wf.step("f", |_| async { Ok(1u32) }).await
+            }),
+            durable_yield_interpreter::Branch::named("slow", |mut wf: Workflow| async move {
+                wf.step("s", |_| async { Ok(2u32) }).await
+            }),
+        ];
+        let config = durable_yield_interpreter::ParallelConfig::named("race")
+            .completion(durable_yield_interpreter::CompletionPolicy::default().min_successful(1));
+        let r = wf.parallel_with(config, branches).await?;
+        Ok::<_, StepError>(r.success_count() as u32)
+    };
+    let mut it = Interpreter::new(ARN, vec![execution("null")], &wf);
+    let mut bodies = Vec::new();
+    let mut finished = false;
+    for _ in 0..200 {
+        match it.poll() {
+            Some(Action::RunStep(run)) => bodies.push(run),
+            Some(Action::Checkpoint { handle, .. }) => it.checkpoint_finished(handle, Vec::new()),
+            Some(Action::Finish(_)) => {
+                finished = true;
+                break;
+            }
+            Some(other) => panic!("{other:?}"),
+            None => {
+                // Run the first body only; the other stays out.
+                let Some(run) = (!bodies.is_empty()).then(|| bodies.remove(0)) else {
+                    break;
+                };
+                if bodies.is_empty() && run.context.name() == Some("s") {
+                    bodies.push(run);
+                    break;
+                }
+                let handle = run.handle;
+                let outcome = run_now(run.into_body());
+                it.step_finished(handle, outcome);
+            }
+        }
+    }
+    assert!(finished, "the race ends with one branch");
+    for run in bodies {
+        let handle = run.handle;
+        let outcome = run_now(run.into_body());
+        it.step_finished(handle, outcome);
+    }
+    for _ in 0..3 {
+        match it.poll() {
+            None | Some(Action::Finish(_)) => {}
+            other => panic!("after the end: {other:?}"),
+        }
+    }
 }

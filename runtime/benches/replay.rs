@@ -9,8 +9,10 @@
 //!   invocation (body, encoding, checkpoint validation and apply);
 //! - map: a map of 1,000 items of one step each on the local runner, live
 //!   and replayed (the map recorded; or only its steps, so that every item
-//!   re-runs and replays), per item, beside a sequential step; and 100
-//!   branches whose step bodies each sleep 100 ms, in wall time;
+//!   re-runs and replays), per item, beside a sequential step; 100
+//!   branches whose step bodies each sleep 100 ms, in wall time; and 2
+//!   branches whose bodies compute without awaiting, as written and in
+//!   `spawn_blocking`, in wall time;
 //! - scale: N sequential steps (then a wait, then the end) for N = 1,000,
 //!   10,000 and 25,000, each number from fresh processes (this binary run
 //!   again with `scale-one ...`): live and replayed on the local runner, and
@@ -302,10 +304,10 @@ impl durable_yield::engine::DurableService for Scripted {
     > + Send {
         let token = format!("{token}+");
         async move {
-            Ok(durable_yield::engine::CheckpointResponse {
-                checkpoint_token: Some(token),
-                ..Default::default()
-            })
+            Ok(durable_yield::engine::CheckpointResponse::new(
+                Some(token),
+                Vec::new(),
+            ))
         }
     }
 
@@ -322,10 +324,10 @@ impl durable_yield::engine::DurableService for Scripted {
         let operations = pages.get_mut(at).map(std::mem::take).unwrap_or_default();
         let next_marker = (at + 1 < pages.len()).then(|| (at + 1).to_string());
         async move {
-            Ok(durable_yield::model::ExecutionState {
+            Ok(durable_yield::model::ExecutionState::new(
                 operations,
                 next_marker,
-            })
+            ))
         }
     }
 }
@@ -350,17 +352,14 @@ fn scripted_replay(
     let service = Scripted {
         pages: std::sync::Mutex::new(pages),
     };
-    let input = durable_yield::model::InvocationInput {
-        durable_execution_arn:
-            "arn:aws:lambda:us-east-1:1:function:bench:1/durable-execution/bench/1".into(),
-        checkpoint_token: "t".into(),
-        initial_execution_state: durable_yield::model::ExecutionState {
-            operations: first,
-            next_marker: (service.pages.lock().map(|p| p.len()).unwrap_or(1) > 1)
-                .then(|| "1".to_owned()),
-        },
-        updated_operation_ids: None,
-    };
+    let input = durable_yield::model::InvocationInput::new(
+        "arn:aws:lambda:us-east-1:1:function:bench:1/durable-execution/bench/1",
+        "t",
+        durable_yield::model::ExecutionState::new(
+            first,
+            (service.pages.lock().map(|p| p.len()).unwrap_or(1) > 1).then(|| "1".to_owned()),
+        ),
+    );
     let start = Instant::now();
     let summary = rt
         .block_on(durable_yield::engine::run_invocation(
@@ -587,6 +586,65 @@ async fn sleepy_branches(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
     Ok(r.success_count() as u32)
 }
 
+/// CPU work for about a tenth of a second, with no await in it.
+fn burn() -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    for i in 0..BURN_ROUNDS {
+        x = black_box(x.rotate_left(5) ^ i).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    }
+    x
+}
+
+const BURN_ROUNDS: u64 = 60_000_000;
+
+/// Two parallel branches whose step bodies each run [`burn`]: in the
+/// body's own task (`spawned == false`), or with `spawn_blocking`.
+async fn cpu_branches(mut wf: Workflow, spawned: bool) -> Result<u32, StepError> {
+    let r = wf
+        .map("burners", 0..2u32, move |mut wf, _, _| async move {
+            wf.step("burn", move |_| async move {
+                let x = if spawned {
+                    tokio::task::spawn_blocking(burn).await?
+                } else {
+                    burn()
+                };
+                Ok(x)
+            })
+            .await
+        })
+        .await?;
+    Ok(r.success_count() as u32)
+}
+
+/// A multi-threaded tokio runtime with two workers, as the machine's cores.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The wall time of [`cpu_branches`] on a 2-worker runtime, and of one
+/// [`burn`] alone.
+fn bench_cpu_branches(spawned: bool) -> (Duration, Duration) {
+    let rt = two_workers();
+    let mut times = Vec::new();
+    let mut alone = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        black_box(burn());
+        alone.push(start.elapsed());
+        let start = Instant::now();
+        let run = rt
+            .block_on(LocalRunner::new().run(&cpu_branches, &spawned))
+            .expect("burners");
+        times.push(start.elapsed());
+        assert_eq!(run.result, Some(2), "{:?}", run.error);
+    }
+    (median(times), median(alone))
+}
+
 /// Replays `history` in one invocation, answering checkpoints at once;
 /// returns the time and the checkpoints sent. Panics if a body would run.
 fn replay_invocation(history: Vec<Operation>) -> (Duration, u64) {
@@ -683,11 +741,7 @@ fn bench_map(rt: &tokio::runtime::Runtime) -> MapRow {
 }
 
 fn bench_sleepers() -> Duration {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .expect("a tokio runtime");
+    let rt = two_workers();
     let mut times = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
@@ -1043,7 +1097,8 @@ fn main() {
         for _ in 0..5 {
             let start = Instant::now();
             for n in 0..N {
-                black_box(durable_yield::id::hash(None, black_box(n)));
+                // Root ids from 30,000 on are past the memo: hashed each time.
+                black_box(durable_yield::id::operation_id(None, black_box(30_000 + n)));
             }
             cold.push(start.elapsed() / N as u32);
             let start = Instant::now();
@@ -1120,6 +1175,16 @@ fn main() {
              (one after another: {} ms).",
             wall.as_secs_f64() * 1e3,
             SLEEPERS * 100
+        );
+        let (inline, one) = bench_cpu_branches(false);
+        let (spawned, _) = bench_cpu_branches(true);
+        println!(
+            "\n2 branches whose step bodies each compute for {:.0} ms without awaiting, on a \
+             2-worker tokio runtime: {:.0} ms of wall time as written, {:.0} ms with the work \
+             in `spawn_blocking`.",
+            one.as_secs_f64() * 1e3,
+            inline.as_secs_f64() * 1e3,
+            spawned.as_secs_f64() * 1e3
         );
     }
     if run("codecs") {

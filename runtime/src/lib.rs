@@ -57,6 +57,17 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// Builds a `#[non_exhaustive]` wire-model struct of the interpreter crate
+/// (which other crates cannot write as a struct expression): its
+/// `Default`, with the given fields set.
+macro_rules! fields {
+    ($t:ident { $($field:ident : $value:expr),* $(,)? }) => {{
+        let mut value = $t::default();
+        $(value.$field = $value;)*
+        value
+    }};
+}
+
 mod driver;
 pub mod history;
 #[cfg(feature = "kms")]
@@ -72,7 +83,7 @@ pub mod plugin;
 mod service;
 mod timer;
 
-pub use driver::BatchConfig;
+pub use driver::CheckpointBatching;
 pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};
 pub use durable_yield_interpreter::{
     BatchItem, BatchItemStatus, BatchResult, BatchStatus, BoxError, Branch, Callback,
@@ -91,17 +102,24 @@ pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 /// service's limits.
 pub mod engine {
     pub use crate::driver::{
-        InvocationError, InvocationSummary, MAX_EXECUTION_RESULT, MAX_REQUEST_BYTES,
-        MAX_RESPONSE_RESULT, MAX_STATE_PAGES, MAX_UPDATES_PER_REQUEST, OPERATION_TARGET,
-        run_invocation, run_invocation_with,
+        InvocationError, InvocationSummary, OPERATION_TARGET, run_invocation, run_invocation_with,
     };
     pub use crate::service::{CheckpointResponse, DurableService, ServiceError, system_now};
+    pub use durable_yield_interpreter::subtype;
     pub use durable_yield_interpreter::{
-        Action, BoxFuture, CALLBACK_SUBTYPE, CHILD_SUBTYPE, CONDITION_SUBTYPE, CheckpointHandle,
-        History, Interpreter, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS, Observation,
-        OpRef, Outcome, STEP_SUBTYPE, StepHandle, StepOutcome, StepRun, WAIT_SUBTYPE,
-        error_object_from, panic_message,
+        Action, CheckpointHandle, History, Interpreter, Observation, OpRef, Outcome, StepHandle,
+        StepOutcome, StepRun, error_object_from,
     };
+
+    /// The service's limits: those the interpreter enforces on operations
+    /// and those the driver enforces on requests and responses.
+    pub mod limits {
+        pub use crate::driver::{
+            MAX_EXECUTION_RESULT, MAX_REQUEST_BYTES, MAX_RESPONSE_RESULT, MAX_STATE_PAGES,
+            MAX_UPDATES_PER_REQUEST,
+        };
+        pub use durable_yield_interpreter::limits::*;
+    }
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -36,11 +36,16 @@
 //!    invocation ends (or its batch ended without it); at most one start
 //!    and one end per run. [`InvocationHooks::on_operation_change`] follows
 //!    each checkpoint answer that carried operations, once they are merged.
-//!    An operation that finished in an earlier invocation
-//!    is reported (ended, `replayed == true`) only if the service lists it as
-//!    changed since the last invocation (a wait whose timer fired, a
-//!    callback that was answered); others replay silently. Each operation is
-//!    reported started and ended at most once per invocation.
+//!    An operation that finished before this invocation began is reported
+//!    (ended, `replayed == true`) only if it changed since the last
+//!    invocation: the service lists it (`UpdatedOperationIds`: a wait whose
+//!    timer fired, a callback that was answered), or it is a wait, callback
+//!    or chained invoke the service finished after the SDK last wrote to the
+//!    history (AWS's emulator leaves answered callbacks out of the list);
+//!    others replay silently. Each operation is reported started and ended
+//!    at most once per invocation. Before a new chained invoke's START is
+//!    sent, [`InvocationHooks::trace_header`] may give it the caller's
+//!    trace header.
 //! 3. [`InvocationHooks::on_invocation_end`]: after the outcome is final
 //!    (every checkpoint sent), just before the response is returned, also
 //!    when the invocation failed and the service will retry it.
@@ -111,6 +116,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 
@@ -223,6 +229,32 @@ pub trait InvocationHooks: Send {
         let _ = event;
         Ok(())
     }
+
+    /// A chained invoke is about to be started: the X-Ray trace header
+    /// (`Root=1-…;Parent=…;Sampled=…`) its START carries
+    /// (`ChainedInvokeOptions.XAmznTraceId`), so that the target execution
+    /// joins the caller's trace. Called after
+    /// [`on_operation_start`](Self::on_operation_start) for the invoke, for
+    /// new STARTs only; the first plugin that answers wins. `None` by
+    /// default.
+    fn trace_header(&mut self, invoke: &ChainedInvokeStart<'_>) -> Option<String> {
+        let _ = invoke;
+        None
+    }
+}
+
+/// A chained invoke about to be started ([`InvocationHooks::trace_header`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ChainedInvokeStart<'a> {
+    /// The caller's execution ARN.
+    pub execution_arn: &'a str,
+    /// The invoke's operation id.
+    pub id: &'a OperationId,
+    /// The context it runs in (none at the top level).
+    pub parent_id: Option<&'a OperationId>,
+    /// The function it invokes.
+    pub function_name: &'a str,
 }
 
 /// The start of an invocation.
@@ -248,6 +280,10 @@ pub struct InvocationStart<'a> {
     /// The runtime's clock (epoch ms; the virtual clock on the local
     /// runner).
     pub at: Millis,
+    /// The same instant as `at`, at the clock's full resolution (the
+    /// system clock's on Lambda; the local runner's virtual clock has
+    /// milliseconds).
+    pub time: SystemTime,
 }
 
 /// How an invocation ended.
@@ -315,6 +351,10 @@ pub struct InvocationEnd<'a> {
     pub operations: &'a [Operation],
     /// The runtime's clock (epoch ms).
     pub at: Millis,
+    /// The same instant as `at`, at the clock's full resolution (the
+    /// system clock's on Lambda; the local runner's virtual clock has
+    /// milliseconds).
+    pub time: SystemTime,
 }
 
 /// An operation started or ended.
@@ -348,10 +388,14 @@ pub struct OperationEvent<'a> {
     /// Its record in the history as the invocation knows it, if any (start
     /// and end timestamps, details). At an end, the record with the end
     /// (unless the invocation failed before the service answered, or the
-    /// end was held back by `BatchConfig::max_delay` and sent at the end).
+    /// end was held back by `CheckpointBatching::max_delay` and sent at the end).
     pub record: Option<&'a Operation>,
     /// The runtime's clock (epoch ms).
     pub at: Millis,
+    /// The same instant as `at`, at the clock's full resolution (the
+    /// system clock's on Lambda; the local runner's virtual clock has
+    /// milliseconds).
+    pub time: SystemTime,
 }
 
 /// The service's answer to a checkpoint changed operations.
@@ -366,6 +410,10 @@ pub struct OperationChange<'a> {
     pub operations: &'a [Operation],
     /// The runtime's clock (epoch ms).
     pub at: Millis,
+    /// The same instant as `at`, at the clock's full resolution (the
+    /// system clock's on Lambda; the local runner's virtual clock has
+    /// milliseconds).
+    pub time: SystemTime,
 }
 
 /// User code started or stopped running for an operation.
@@ -400,6 +448,10 @@ pub struct FunctionEvent<'a> {
     pub error: Option<&'a ErrorObject>,
     /// The runtime's clock (epoch ms).
     pub at: Millis,
+    /// The same instant as `at`, at the clock's full resolution (the
+    /// system clock's on Lambda; the local runner's virtual clock has
+    /// milliseconds).
+    pub time: SystemTime,
 }
 
 /// A step attempt started or ended.
@@ -422,6 +474,10 @@ pub struct AttemptEvent<'a> {
     pub error: Option<&'a ErrorObject>,
     /// The runtime's clock (epoch ms).
     pub at: Millis,
+    /// The same instant as `at`, at the clock's full resolution (the
+    /// system clock's on Lambda; the local runner's virtual clock has
+    /// milliseconds).
+    pub time: SystemTime,
 }
 
 /// How a step attempt ended.
@@ -497,7 +553,7 @@ impl Plugins {
                 ),
                 Err(panic) => tracing::warn!(
                     plugin = name,
-                    panic = %durable_yield_interpreter::panic_message(panic.as_ref()),
+                    panic = %durable_yield_interpreter::__private::panic_message(panic.as_ref()),
                     "a plugin panicked at invocation start; it is skipped for this invocation"
                 ),
             }
@@ -524,6 +580,16 @@ impl Active {
         self.0.is_empty()
     }
 
+    /// Asks the plugins, in order, for a chained invoke's trace header;
+    /// the first answer wins (a panic counts as none).
+    pub(crate) fn trace_header(&mut self, invoke: &ChainedInvokeStart<'_>) -> Option<String> {
+        self.0.iter_mut().find_map(|h| {
+            catch_unwind(AssertUnwindSafe(|| h.hooks.trace_header(invoke)))
+                .ok()
+                .flatten()
+        })
+    }
+
     /// Calls `hook` on every plugin in order, catching errors and panics.
     pub(crate) fn each(
         &mut self,
@@ -536,7 +602,7 @@ impl Active {
                 Ok(Err(error)) => error.to_string(),
                 Err(panic) => format!(
                     "panicked: {}",
-                    durable_yield_interpreter::panic_message(panic.as_ref())
+                    durable_yield_interpreter::__private::panic_message(panic.as_ref())
                 ),
             };
             h.failures += 1;

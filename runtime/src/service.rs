@@ -8,6 +8,7 @@ use crate::model::{ExecutionState, Millis, Operation, OperationUpdate};
 
 /// The answer to a checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckpointResponse {
     /// The token for the next checkpoint. `None` means the service revoked
     /// checkpointing for this invocation (PROTOCOL.md §4).
@@ -17,6 +18,19 @@ pub struct CheckpointResponse {
     /// Set (non-empty) when more changed operations must be paged in with
     /// [`DurableService::get_state`].
     pub next_marker: Option<String>,
+}
+
+impl CheckpointResponse {
+    /// An answer with the next token (`None`: checkpointing revoked) and
+    /// the operations that changed; set
+    /// [`next_marker`](CheckpointResponse::next_marker) when more follow.
+    pub fn new(checkpoint_token: Option<String>, operations: Vec<Operation>) -> Self {
+        CheckpointResponse {
+            checkpoint_token,
+            operations,
+            next_marker: None,
+        }
+    }
 }
 
 /// Why a call to the service failed, classified by what the SDK does next.
@@ -68,6 +82,33 @@ pub trait DurableService: Send + Sync {
     fn now(&self) -> Millis {
         system_now()
     }
+
+    /// The same clock at its full resolution, for what records instants
+    /// rather than durations (lifecycle hooks, spans): the system clock by
+    /// default. A service whose [`now`](Self::now) is not the system clock
+    /// (the local runner's virtual clock) implements both; when they
+    /// disagree by more than a millisecond the driver uses `now`.
+    fn now_precise(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// 128 bits of the operating system's randomness (`getrandom`); should the
+/// system refuse, the standard library's random hash keys over a counter
+/// (logged, once).
+pub(crate) fn os_entropy() -> u128 {
+    let mut bytes = [0u8; 16];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u128::from_le_bytes(bytes),
+        Err(error) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(%error, "the operating system gave no randomness; \
+                    Workflow::random and Workflow::uuid fall back to the standard library's hash keys");
+            });
+            (u128::from(os_random()) << 64) | u128::from(os_random())
+        }
+    }
 }
 
 /// A random 64-bit value: the standard library's random hash keys (drawn
@@ -88,4 +129,37 @@ pub fn system_now() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
         Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
     })
+}
+
+/// An epoch-millisecond instant as a `SystemTime` (the epoch for negative
+/// values).
+pub(crate) fn millis_to_time(at: Millis) -> SystemTime {
+    UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at).unwrap_or(0))
+}
+
+/// An instant for lifecycle hooks: the service's clock in epoch ms and at
+/// its full resolution.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    pub(crate) at: Millis,
+    pub(crate) time: SystemTime,
+}
+
+impl Now {
+    /// Reads `service`'s clock. Its precise reading is used when it agrees
+    /// with the millisecond one (a fake clock that overrides only `now`
+    /// gets its own milliseconds).
+    pub(crate) fn of<S: DurableService + ?Sized>(service: &S) -> Now {
+        let at = service.now();
+        let precise = service.now_precise();
+        let agrees = precise
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| Millis::try_from(d.as_millis()).ok())
+            .is_some_and(|ms| (ms - at).abs() <= 1);
+        Now {
+            at,
+            time: if agrees { precise } else { millis_to_time(at) },
+        }
+    }
 }

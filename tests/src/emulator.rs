@@ -105,6 +105,17 @@ impl Stack {
     /// compile error), then starts the emulator and the Invoke endpoint.
     /// `skip_time` makes the emulator skip timer waits.
     pub fn start(dex: &Path, cargo_lambda: &Path, skip_time: bool) -> Result<Stack, String> {
+        Stack::start_with(dex, cargo_lambda, skip_time, &[])
+    }
+
+    /// [`Stack::start`], with environment variables for the functions
+    /// (`cargo lambda watch --env-var`).
+    pub fn start_with(
+        dex: &Path,
+        cargo_lambda: &Path,
+        skip_time: bool,
+        env: &[(&str, String)],
+    ) -> Result<Stack, String> {
         let logs = workspace().join("target/interop-logs");
         std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
         let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -133,17 +144,19 @@ impl Stack {
             free_port().map_err(|e| e.to_string())?,
         );
         let endpoint = format!("http://127.0.0.1:{port}");
-        let watch = spawn(
-            Command::new(cargo_lambda)
-                .args(["lambda", "watch", "--quiet", "--ignore-changes"])
-                .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
-                .arg(invoke_port.to_string())
-                .arg("--env-var")
-                .arg(format!("AWS_ENDPOINT_URL_LAMBDA={endpoint}"))
-                .env("AWS_ENDPOINT_URL_LAMBDA", &endpoint)
-                .current_dir(workspace().join("examples").join("functions")),
-            &logs.join("cargo-lambda-watch.log"),
-        )?;
+        let mut watch = Command::new(cargo_lambda);
+        watch
+            .args(["lambda", "watch", "--quiet", "--ignore-changes"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
+            .arg(invoke_port.to_string())
+            .arg("--env-var")
+            .arg(format!("AWS_ENDPOINT_URL_LAMBDA={endpoint}"))
+            .env("AWS_ENDPOINT_URL_LAMBDA", &endpoint)
+            .current_dir(workspace().join("examples").join("functions"));
+        for (name, value) in env {
+            watch.arg("--env-var").arg(format!("{name}={value}"));
+        }
+        let watch = spawn(&mut watch, &logs.join("cargo-lambda-watch.log"))?;
         let mut emulator_cmd = Command::new(dex);
         emulator_cmd
             .args(["start-server", "--host", "127.0.0.1", "--port"])

@@ -223,6 +223,21 @@ impl Op {
     }
 }
 
+impl Op {
+    /// The type the op records at its position (if it records one there).
+    pub fn recorded_type(&self) -> OperationType {
+        match self {
+            Op::Step { .. } | Op::Condition { .. } => OperationType::Step,
+            Op::Wait { .. } => OperationType::Wait,
+            Op::Callback { wait: false, .. } => OperationType::Callback,
+            Op::Callback { wait: true, .. } | Op::Child { .. } | Op::Batch { .. } => {
+                OperationType::Context
+            }
+            Op::Invoke { .. } => OperationType::ChainedInvoke,
+        }
+    }
+}
+
 /// Whether a program holds a virtual child context, however deep.
 pub fn has_virtual(ops: &[Op]) -> bool {
     ops.iter().any(|op| match op {
@@ -491,7 +506,7 @@ fn run_ops<'a>(
                     );
                     let config = ConditionConfig::named(name.clone()).strategy(strategy);
                     let (execs, target, check_name) = (probe.execs.clone(), *target, name.clone());
-                    wf.wait_for_condition_with(config, 0u8, move |n, ctx| async move {
+                    wf.wait_for_condition_with(config, 0u8, move |ctx, n| async move {
                         execs.lock().unwrap_or_else(|p| p.into_inner()).push(Exec {
                             name: check_name,
                             attempt: ctx.attempt(),
@@ -513,13 +528,19 @@ fn run_ops<'a>(
                     unnamed,
                 } => {
                     let target = if *known { "echo" } else { "missing" };
-                    let config = if *unnamed {
-                        InvokeConfig::new()
+                    // The input is what the call records under: its name,
+                    // or nothing when unnamed. Replay answers a recorded
+                    // invoke with its recorded result whatever the input
+                    // now is (as AWS's SDKs do), so an input made from the
+                    // unrecorded name of an unnamed call would make a
+                    // rename look like a silently different result.
+                    let (config, input) = if *unnamed {
+                        (InvokeConfig::new(), "unnamed-in".to_owned())
                     } else {
-                        InvokeConfig::named(name.clone())
+                        (InvokeConfig::named(name.clone()), format!("{name}-in"))
                     };
                     match wf
-                        .invoke_with::<_, String, _, _>(config, target, &format!("{name}-in"))
+                        .invoke_with::<_, String, _, _>(config, target, &input)
                         .await
                     {
                         Ok(v) => Ok(format!("{name} got {v}")),
@@ -535,7 +556,7 @@ fn run_ops<'a>(
                     let config = WaitForCallbackConfig::named(name.clone())
                         .timeout(Duration::from_secs(u64::from(*timeout)));
                     let answer = wf
-                        .wait_for_callback_with::<String, _, _, _>(config, |_id, _ctx| async {
+                        .wait_for_callback_with::<String, _, _, _>(config, |_ctx, _id| async {
                             Ok(())
                         })
                         .await;
@@ -1311,8 +1332,29 @@ pub struct ChangeCase {
 /// changed program's own; otherwise the execution fails with
 /// `NonDeterministicExecution`. Never a silently different result.
 pub fn check_code_change(data: &[u8]) -> Result<(), String> {
+    classify_code_change(data).map(|_| ())
+}
+
+/// What one `code_change` input exercised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodeChange {
+    /// The input did not decode into a case.
+    Undecodable,
+    /// The execution ended before the change: nothing was replayed.
+    EndedBeforeChange,
+    /// A changed program replayed the history: the change kept every
+    /// recorded call at its position, and the result was the changed
+    /// program's own.
+    ReplayedCompatible,
+    /// A changed program replayed the history and failed as
+    /// non-deterministic.
+    ReplayedNonDeterministic,
+}
+
+/// [`check_code_change`], saying what the input exercised.
+pub fn classify_code_change(data: &[u8]) -> Result<CodeChange, String> {
     let Ok(case) = ChangeCase::arbitrary_take_rest(Unstructured::new(data)) else {
-        return Ok(());
+        return Ok(CodeChange::Undecodable);
     };
     let changed = mutate(&case.program, &case.mutation);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1332,20 +1374,21 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
             execution.invoke(&old).await;
         }
         // The calls recorded so far, by position.
-        let recorded: Vec<(usize, Option<String>)> = execution
+        // (Unnamed calls carry no name to tell them apart: the type must
+        // match as well as the name.)
+        let recorded: Vec<(usize, Option<String>, OperationType)> = execution
             .operations()
             .iter()
             .filter(|op| op.op_type != OperationType::Execution)
             .filter_map(|op| {
                 let position = (1..=64u64).find(|n| operation_id(None, *n) == op.id)?;
-                Some((position as usize - 1, op.name.clone()))
+                Some((position as usize - 1, op.name.clone(), op.op_type))
             })
             .collect();
-        let compatible = recorded.iter().all(|(i, name)| {
-            changed
-                .ops
-                .get(*i)
-                .is_none_or(|op| op.recorded_name() == Some(name.as_deref()))
+        let compatible = recorded.iter().all(|(i, name, op_type)| {
+            changed.ops.get(*i).is_none_or(|op| {
+                op.recorded_name() == Some(name.as_deref()) && op.recorded_type() == *op_type
+            })
         });
         // The oracle above reads the calls recorded at the root. A virtual
         // child records its calls at the root too, under ids of its own
@@ -1355,7 +1398,7 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
         let lenient = has_virtual(&case.program.ops) || has_virtual(&changed.ops);
         if execution.status() != ExecutionStatus::Running {
             // The execution ended before the change: nothing to replay.
-            return Ok(());
+            return Ok(CodeChange::EndedBeforeChange);
         }
         let new = workflow(changed.clone(), Probe::default());
         drive(&execution, &new, 500).await?;
@@ -1367,7 +1410,7 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
             .and_then(|e| e.error_type.as_deref())
             == Some("NonDeterministicExecution");
         if compatible && lenient && non_deterministic {
-            return Ok(());
+            return Ok(CodeChange::ReplayedNonDeterministic);
         }
         if compatible {
             let fresh = runner_for(&[&changed])
@@ -1381,6 +1424,7 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
                     case.mutation, replayed.outcome, expected.outcome
                 ));
             }
+            Ok(CodeChange::ReplayedCompatible)
         } else {
             let error_type = replayed
                 .outcome
@@ -1393,8 +1437,8 @@ pub fn check_code_change(data: &[u8]) -> Result<(), String> {
                     case.mutation, replayed.outcome
                 ));
             }
+            Ok(CodeChange::ReplayedNonDeterministic)
         }
-        Ok(())
     })
 }
 
@@ -1905,6 +1949,7 @@ pub fn envelope_and_history(data: &[u8]) -> Result<bool, String> {
                 InvocationStatus::Succeeded => output.error.is_none() && output.result.is_some(),
                 InvocationStatus::Failed => output.result.is_none() && output.error.is_some(),
                 InvocationStatus::Pending => output.result.is_none() && output.error.is_none(),
+                _ => false,
             };
             if !valid {
                 return Err(format!("invalid response {output:?}"));

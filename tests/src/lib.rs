@@ -3,6 +3,7 @@
 
 pub mod emulator;
 pub mod fuzzing;
+pub mod otlp;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -78,13 +79,40 @@ impl DurableService for AcceptingService {
         token: &str,
         _: Vec<OperationUpdate>,
     ) -> Result<CheckpointResponse, ServiceError> {
-        Ok(CheckpointResponse {
-            checkpoint_token: Some(format!("{token}+")),
-            ..Default::default()
-        })
+        Ok(CheckpointResponse::new(
+            Some(format!("{token}+")),
+            Vec::new(),
+        ))
     }
     async fn get_state(&self, _: &str, _: &str, _: &str) -> Result<ExecutionState, ServiceError> {
         Err(ServiceError::Rejected("no pages".into()))
+    }
+}
+
+/// A service that accepts every checkpoint, knows no pages, and keeps the
+/// updates it is sent (clones share them).
+#[derive(Debug, Default, Clone)]
+pub struct RecordingService(pub Arc<std::sync::Mutex<Vec<OperationUpdate>>>);
+
+impl DurableService for RecordingService {
+    async fn checkpoint(
+        &self,
+        arn: &str,
+        token: &str,
+        updates: Vec<OperationUpdate>,
+    ) -> Result<CheckpointResponse, ServiceError> {
+        if let Ok(mut sent) = self.0.lock() {
+            sent.extend(updates.iter().cloned());
+        }
+        AcceptingService.checkpoint(arn, token, updates).await
+    }
+    async fn get_state(
+        &self,
+        arn: &str,
+        token: &str,
+        marker: &str,
+    ) -> Result<ExecutionState, ServiceError> {
+        AcceptingService.get_state(arn, token, marker).await
     }
 }
 
@@ -109,4 +137,52 @@ where
     durable_yield::engine::run_invocation(workflow, input, &AcceptingService)
         .await
         .expect("the accepting service never fails an invocation")
+}
+
+/// A boxed, sendable future: the return type of workflow functions kept
+/// in tables.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
+/// The ids of one context's calls, in call order, as the SDK hands them
+/// out (`operation_id(parent, 1)`, `operation_id(parent, 2)`, ...): for
+/// tests that predict where calls are recorded.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    parent: Option<durable_yield::model::OperationId>,
+    counter: u64,
+}
+
+impl Ids {
+    /// The ids of the root context's calls.
+    pub fn root() -> Self {
+        Ids {
+            parent: None,
+            counter: 0,
+        }
+    }
+
+    /// The ids of the calls in the context (or branch) whose id is `parent`.
+    pub fn child(parent: durable_yield::model::OperationId) -> Self {
+        Ids {
+            parent: Some(parent),
+            counter: 0,
+        }
+    }
+
+    /// The id of the map or parallel `parent`'s `index`-th branch.
+    pub fn branch(
+        parent: &durable_yield::model::OperationId,
+        index: u64,
+    ) -> durable_yield::model::OperationId {
+        durable_yield::id::branch_id(parent, index)
+    }
+
+    /// The next call's id and its 1-based position.
+    pub fn next_id(&mut self) -> (durable_yield::model::OperationId, u64) {
+        self.counter += 1;
+        (
+            durable_yield::id::operation_id(self.parent.as_ref(), self.counter),
+            self.counter,
+        )
+    }
 }

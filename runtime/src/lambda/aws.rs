@@ -110,14 +110,14 @@ impl DurableService for AwsDurableService {
             .max_items(PAGE_SIZE);
         async move {
             let output = request.send().await.map_err(classify)?;
-            Ok(ExecutionState {
-                operations: output
+            Ok(ExecutionState::new(
+                output
                     .operations()
                     .iter()
                     .map(from_sdk_operation)
                     .collect::<Result<_, _>>()?,
-                next_marker: output.next_marker().map(str::to_owned),
-            })
+                output.next_marker().map(str::to_owned),
+            ))
         }
     }
 }
@@ -205,7 +205,14 @@ pub(crate) fn classify_status(
         (None, Some(code)) => format!("{code}: {message}"),
         (None, None) => message.to_owned(),
     };
-    if message.contains("Invalid checkpoint token") {
+    // The API has no error code of its own for a stale token: like AWS's
+    // SDKs, recognize a 400 InvalidParameterValueException (or an answer
+    // without a code, as AWS's emulator may send) whose message starts
+    // with the service's wording, and nothing else.
+    let stale_token = matches!(status, Some(400) | None)
+        && matches!(code, Some("InvalidParameterValueException") | None)
+        && message.starts_with("Invalid checkpoint token");
+    if stale_token {
         return ServiceError::InvalidToken(described);
     }
     let throttled = matches!(code, Some("TooManyRequestsException" | "ServiceException"));
@@ -229,12 +236,12 @@ fn to_sdk_error(e: &ErrorObject) -> sdk::ErrorObject {
 }
 
 fn from_sdk_error(e: &sdk::ErrorObject) -> ErrorObject {
-    ErrorObject {
+    fields!(ErrorObject {
         error_message: e.error_message().map(str::to_owned),
         error_type: e.error_type().map(str::to_owned),
         error_data: e.error_data().map(str::to_owned),
         stack_trace: (!e.stack_trace().is_empty()).then(|| e.stack_trace().to_vec()),
-    }
+    })
 }
 
 fn seconds(n: u32) -> i32 {
@@ -278,6 +285,7 @@ pub(crate) fn to_sdk_update(u: &OperationUpdate) -> Result<sdk::OperationUpdate,
         let options = sdk::ChainedInvokeOptions::builder()
             .function_name(&o.function_name)
             .set_tenant_id(o.tenant_id.clone())
+            .set_x_amzn_trace_id(o.x_amzn_trace_id.clone())
             .build()
             .map_err(|e| ServiceError::Rejected(e.to_string()))?;
         b = b.chained_invoke_options(options);
@@ -301,8 +309,11 @@ fn millis(t: &DateTime) -> Millis {
         .saturating_add((nanos + 500_000) / 1_000_000)
 }
 
+/// A malformed operation in an answer: the answer is invalid (the
+/// invocation fails and the service invokes again), not a rejection of
+/// what the SDK sent (which would fail the execution for good).
 fn invalid(what: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Rejected(format!("the service sent an invalid operation: {what}"))
+    ServiceError::InvalidResponse(format!("the service sent an invalid operation: {what}"))
 }
 
 /// Converts an SDK operation into the wire model.
@@ -323,42 +334,42 @@ pub(crate) fn from_sdk_operation(op: &sdk::Operation) -> Result<Operation, Servi
     out.start_timestamp = Some(millis(op.start_timestamp()));
     out.end_timestamp = op.end_timestamp().map(millis);
     out.execution_details = op.execution_details().map(|d| {
-        Box::new(ExecutionDetails {
+        Box::new(fields!(ExecutionDetails {
             input_payload: d.input_payload().map(Into::into),
-        })
+        }))
     });
     out.context_details = op.context_details().map(|d| {
-        Box::new(ContextDetails {
+        Box::new(fields!(ContextDetails {
             replay_children: d.replay_children(),
             result: d.result().map(Into::into),
             error: d.error().map(from_sdk_error),
-        })
+        }))
     });
     out.step_details = op.step_details().map(|d| {
-        Box::new(StepDetails {
+        Box::new(fields!(StepDetails {
             attempt: u32::try_from(d.attempt()).ok(),
             next_attempt_timestamp: d.next_attempt_timestamp().map(millis),
             result: d.result().map(Into::into),
             error: d.error().map(from_sdk_error),
-        })
+        }))
     });
     out.wait_details = op.wait_details().map(|d| {
-        Box::new(WaitDetails {
+        Box::new(fields!(WaitDetails {
             scheduled_end_timestamp: d.scheduled_end_timestamp().map(millis),
-        })
+        }))
     });
     out.callback_details = op.callback_details().map(|d| {
-        Box::new(CallbackDetails {
+        Box::new(fields!(CallbackDetails {
             callback_id: d.callback_id().map(str::to_owned),
             result: d.result().map(Into::into),
             error: d.error().map(from_sdk_error),
-        })
+        }))
     });
     out.chained_invoke_details = op.chained_invoke_details().map(|d| {
-        Box::new(ChainedInvokeDetails {
+        Box::new(fields!(ChainedInvokeDetails {
             result: d.result().map(Into::into),
             error: d.error().map(from_sdk_error),
-        })
+        }))
     });
     Ok(out)
 }
@@ -401,6 +412,54 @@ mod tests {
             c(None, Some("KMSAccessDeniedException"), "no"),
             ServiceError::Rejected(_)
         ));
+        // A stale token: the service's 400 and wording, and only that.
+        for (status, code) in [
+            (Some(400), Some("InvalidParameterValueException")),
+            (Some(400), None),
+            (None, None),
+        ] {
+            assert!(matches!(
+                c(status, code, "Invalid checkpoint token"),
+                ServiceError::InvalidToken(_)
+            ));
+        }
+        assert!(matches!(
+            c(
+                Some(400),
+                Some("ValidationException"),
+                "Invalid checkpoint token"
+            ),
+            ServiceError::Rejected(_)
+        ));
+        assert!(matches!(
+            c(Some(500), None, "Invalid checkpoint token"),
+            ServiceError::Transient(_)
+        ));
+        assert!(matches!(
+            c(
+                Some(400),
+                None,
+                "the payload mentions Invalid checkpoint token"
+            ),
+            ServiceError::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn a_malformed_operation_in_an_answer_is_an_invalid_response() {
+        let op = sdk::Operation::builder()
+            .id("")
+            .r#type(sdk::OperationType::Step)
+            .status(sdk::OperationStatus::Succeeded)
+            .start_timestamp(DateTime::from_secs(1))
+            .build()
+            .unwrap();
+        match from_sdk_operation(&op) {
+            Err(ServiceError::InvalidResponse(m)) => {
+                assert!(m.contains("invalid operation"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -412,7 +471,7 @@ mod tests {
         );
         u.name = Some("nap".into());
         u.sub_type = Some("Wait".into());
-        u.wait_options = Some(WaitOptions { wait_seconds: 60 });
+        u.wait_options = Some(WaitOptions::new(60));
         u.payload = Some(Payload::from("p"));
         u.error = Some(Box::new(ErrorObject::new("T", "m")));
         let s = to_sdk_update(&u).unwrap();

@@ -22,7 +22,7 @@
 //! `SUCCEEDED`, `FAILED` or `PENDING`. The AWS client is configured from the
 //! environment by `aws-config` (so `AWS_ENDPOINT_URL_LAMBDA` points it at a
 //! local emulator); [`DurableHandler`] takes your own client or
-//! `SdkConfig`, a [`BatchConfig`], and gives a `tower` service to wrap in
+//! `SdkConfig`, a [`CheckpointBatching`], and gives a `tower` service to wrap in
 //! your own middleware.
 
 pub(crate) mod aws;
@@ -38,15 +38,20 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use aws::AwsDurableService;
-/// `lambda_runtime`'s types, for composing the handler with your own
-/// `tower` middleware and for tests.
-pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent, Service};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+
+/// The error [`run`] returns: any error, boxed (the same type as
+/// `lambda_runtime::Error`, without tying this crate's API to that
+/// crate's versions). `lambda_runtime`'s own types (`LambdaEvent`,
+/// `Context`, `Service`), for composing [`DurableFunction`] with your own
+/// `tower` middleware, come from a dependency on `lambda_runtime` itself.
+pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 use crate::driver::LambdaRequest;
 use crate::engine::{DurableService, InvocationError};
 use crate::model::{InvocationInput, InvocationOutput};
 use crate::plugin::{Plugin, Plugins};
-use crate::{BatchConfig, WorkflowFn};
+use crate::{CheckpointBatching, WorkflowFn};
 pub use history::fetch_history;
 
 /// Runs `workflow` as a durable Lambda function, with the AWS client
@@ -64,7 +69,7 @@ where
 pub struct DurableHandler<W, I, O> {
     workflow: W,
     service: Option<AwsDurableService>,
-    batching: BatchConfig,
+    batching: CheckpointBatching,
     plugins: Plugins,
     types: PhantomData<fn(I) -> O>,
 }
@@ -81,7 +86,7 @@ where
         DurableHandler {
             workflow,
             service: None,
-            batching: BatchConfig::default(),
+            batching: CheckpointBatching::default(),
             plugins: Plugins::default(),
             types: PhantomData,
         }
@@ -107,7 +112,7 @@ where
     }
 
     /// Groups checkpoint updates as `batching` says.
-    pub fn batching(mut self, batching: BatchConfig) -> Self {
+    pub fn batching(mut self, batching: CheckpointBatching) -> Self {
         self.batching = batching;
         self
     }
@@ -137,7 +142,7 @@ where
 pub struct DurableFunction<W, I, O, S> {
     workflow: Arc<W>,
     service: Arc<S>,
-    batching: Arc<BatchConfig>,
+    batching: Arc<CheckpointBatching>,
     plugins: Arc<Plugins>,
     types: PhantomData<fn(I) -> O>,
 }
@@ -162,7 +167,7 @@ where
     S: DurableService + 'static,
 {
     /// A function of `workflow` that checkpoints through `service`.
-    pub fn new(workflow: W, service: S, batching: BatchConfig) -> Self {
+    pub fn new(workflow: W, service: S, batching: CheckpointBatching) -> Self {
         DurableFunction {
             workflow: Arc::new(workflow),
             service: Arc::new(service),

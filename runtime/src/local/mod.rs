@@ -39,7 +39,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::WorkflowFn;
-use crate::driver::{BatchConfig, InvocationError, InvocationSummary, run_invocation_traced};
+use crate::driver::{
+    CheckpointBatching, InvocationError, InvocationSummary, run_invocation_traced,
+};
 use crate::model::{
     ErrorObject, ExecutionDetails, ExecutionState, IdMap, InvocationInput, Millis, Operation,
     OperationId, OperationStatus, OperationType,
@@ -47,12 +49,15 @@ use crate::model::{
 use crate::plugin::Plugins;
 use crate::service::ServiceError;
 
+mod answers;
+mod rules;
 mod service;
 mod timeline;
 
-pub use service::CallbackAnswer;
+pub use answers::CallbackAnswer;
 
-use service::{Answer, Closed, ExecState, LocalService};
+use answers::Answer;
+use service::{Closed, ExecState, LocalService};
 use std::collections::HashMap;
 pub use timeline::{Timeline, TimelineEvent};
 
@@ -115,6 +120,7 @@ pub enum LocalError {
 
 /// The end of a local run.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LocalRun<O> {
     /// `Succeeded` or `Failed`.
     pub status: ExecutionStatus,
@@ -139,6 +145,7 @@ pub struct LocalRun<O> {
 
 /// A function a local execution invoked.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct InvokedFunction {
     /// The name it was invoked by.
     pub function_name: String,
@@ -206,7 +213,7 @@ pub struct LocalRunner {
     max_invocations: u32,
     max_failed_invocations: u32,
     page_size: usize,
-    batching: BatchConfig,
+    batching: CheckpointBatching,
     execution_name: Option<String>,
     answer_rules: Vec<(String, CallbackAnswer)>,
     functions: HashMap<String, LocalFunction>,
@@ -251,7 +258,7 @@ impl LocalRunner {
             max_invocations: 10_000,
             max_failed_invocations: 5,
             page_size: 1000,
-            batching: BatchConfig::default(),
+            batching: CheckpointBatching::default(),
             execution_name: None,
             answer_rules: Vec::new(),
             functions: HashMap::new(),
@@ -383,7 +390,7 @@ impl LocalRunner {
 
     /// Groups checkpoint updates into requests as `batching` says (the
     /// Lambda handler takes the same setting).
-    pub fn batching(mut self, batching: BatchConfig) -> Self {
+    pub fn batching(mut self, batching: CheckpointBatching) -> Self {
         self.batching = batching;
         self
     }
@@ -430,9 +437,9 @@ impl LocalRunner {
         let id = OperationId::new(&unique).map_err(|e| LocalError::Input(e.to_string()))?;
         let mut execution = Operation::new(id, OperationType::Execution, OperationStatus::Started);
         execution.start_timestamp = Some(self.start_time);
-        execution.execution_details = Some(Box::new(ExecutionDetails {
+        execution.execution_details = Some(Box::new(fields!(ExecutionDetails {
             input_payload: Some(input.into()),
-        }));
+        })));
         let mut index = IdMap::default();
         index.insert(id, 0);
         let state = ExecState {
@@ -503,6 +510,7 @@ impl LocalRunner {
 
 /// Where an injected crash strikes a checkpoint request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CrashPoint {
     /// The process dies before the request reaches the service: nothing of
     /// it is applied.
@@ -521,7 +529,7 @@ pub struct LocalExecution {
     functions: Arc<HashMap<String, LocalFunction>>,
     page_size: usize,
     max_failed_invocations: u32,
-    batching: BatchConfig,
+    batching: CheckpointBatching,
     plugins: Plugins,
 }
 
@@ -563,7 +571,7 @@ impl LocalExecution {
     ///
     /// For example, a crash a second into a body that never ends finds its
     /// START recorded (the START goes out while the body runs, see
-    /// [`BatchConfig::start_delay`]), and the next invocation runs the
+    /// [`CheckpointBatching::start_delay`]), and the next invocation runs the
     /// body again:
     ///
     /// ```
@@ -612,15 +620,16 @@ impl LocalExecution {
                 .push(TimelineEvent::Invoked { invocation, at });
             let visible = s.pages(&token);
             let end = visible.len().min(self.page_size);
-            InvocationInput {
-                durable_execution_arn: s.arn.clone(),
-                checkpoint_token: token,
-                initial_execution_state: ExecutionState {
-                    operations: visible[..end].iter().map(|&i| s.ops[i].clone()).collect(),
-                    next_marker: (end < visible.len()).then(|| end.to_string()),
-                },
-                updated_operation_ids: Some(std::mem::take(&mut s.updated)),
-            }
+            let mut input = InvocationInput::new(
+                s.arn.clone(),
+                token,
+                ExecutionState::new(
+                    visible[..end].iter().map(|&i| s.ops[i].clone()).collect(),
+                    (end < visible.len()).then(|| end.to_string()),
+                ),
+            );
+            input.updated_operation_ids = Some(std::mem::take(&mut s.updated));
+            input
         };
         let service = LocalService {
             state: self.state.clone(),
@@ -879,6 +888,5 @@ pub(crate) fn resolve_function(name: &str) -> String {
 
 /// A fresh id for a local execution: 32 random hex characters.
 fn unique_id() -> String {
-    use crate::service::os_random;
-    format!("{:016x}{:016x}", os_random(), os_random())
+    format!("{:032x}", crate::service::os_entropy())
 }

@@ -6,18 +6,18 @@ use std::future::{Future, ready};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::driver::{InvocationError, InvocationSummary};
-use crate::engine::MAX_WAIT_SECONDS;
 use std::collections::HashMap;
 
 use crate::model::{
-    CallbackDetails, ContextDetails, ErrorObject, ExecutionState, IdMap, InvocationStatus, Millis,
-    Operation, OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate,
-    Payload, WaitDetails,
+    ErrorObject, ExecutionState, IdMap, InvocationStatus, Millis, Operation, OperationAction,
+    OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
 };
 use crate::service::{CheckpointResponse, DurableService, ServiceError};
 
-use super::timeline::shorten;
-use super::{CrashPoint, ExecutionStatus, MAX_PAYLOAD_CHARS, Timeline, TimelineEvent};
+use super::answers::{CallbackAnswer, CallbackTimers};
+use super::rules::{check_new_fields, check_payload, transition};
+use super::{CrashPoint, ExecutionStatus, Timeline, TimelineEvent};
+use crate::history::shorten;
 
 /// What a valid checkpoint batch does.
 pub(super) struct Batch {
@@ -70,57 +70,6 @@ pub(super) struct ExecState {
     /// of its first page), so that paging a large history in costs one
     /// pass over it, not one per page.
     pub(super) pages: Option<(String, std::sync::Arc<[usize]>)>,
-}
-
-/// The time-outs of a started callback (epoch ms).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct CallbackTimers {
-    pub(super) timeout_at: Option<Millis>,
-    pub(super) heartbeat_seconds: u32,
-    pub(super) heartbeat_at: Option<Millis>,
-}
-
-/// How a callback is answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Answer {
-    Success(String),
-    Failure(ErrorObject),
-    Heartbeat,
-}
-
-/// An answer for the callbacks of a name, given a while after they start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackAnswer {
-    pub(super) answer: Answer,
-    pub(super) after: Millis,
-}
-
-impl CallbackAnswer {
-    /// Succeeds the callback with `value`, encoded as JSON (what a sender
-    /// using AWS's other SDKs sends).
-    pub fn success<T: serde::Serialize + ?Sized>(value: &T) -> Self {
-        let body = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
-        CallbackAnswer::raw_success(body)
-    }
-    /// Succeeds the callback with this body, as it is (e.g. plain text).
-    pub fn raw_success(body: impl Into<String>) -> Self {
-        CallbackAnswer {
-            answer: Answer::Success(body.into()),
-            after: 0,
-        }
-    }
-    /// Fails the callback with this error.
-    pub fn failure(error: ErrorObject) -> Self {
-        CallbackAnswer {
-            answer: Answer::Failure(error),
-            after: 0,
-        }
-    }
-    /// Answers this long (virtual time) after the callback started.
-    pub fn after(mut self, delay: std::time::Duration) -> Self {
-        self.after = Millis::try_from(delay.as_millis()).unwrap_or(Millis::MAX);
-        self
-    }
 }
 
 impl ExecState {
@@ -283,276 +232,10 @@ impl ExecState {
                     ));
                 }
             }
+            other => self.close(invalid(&format!(
+                "the invocation output's Status {other:?} is not SUCCEEDED, FAILED or PENDING"
+            ))),
         }
-    }
-
-    /// The earliest callback deadline or scheduled answer, if any.
-    fn next_callback_event(&self) -> Option<Millis> {
-        let deadlines = self
-            .callbacks
-            .values()
-            .flat_map(|t| [t.timeout_at, t.heartbeat_at])
-            .flatten();
-        let answers = self.scheduled.iter().map(|(at, _, _)| *at);
-        let invokes = self.invoke_results.iter().map(|(at, _, _)| *at);
-        deadlines.chain(answers).chain(invokes).min()
-    }
-
-    pub(super) fn advance_time(&mut self) -> bool {
-        let due = |op: &Operation| match (op.op_type, op.status) {
-            (OperationType::Wait, OperationStatus::Started) => op
-                .wait_details
-                .as_ref()
-                .and_then(|d| d.scheduled_end_timestamp),
-            (OperationType::Step, OperationStatus::Pending) => op
-                .step_details
-                .as_ref()
-                .and_then(|d| d.next_attempt_timestamp),
-            _ => None,
-        };
-        let timers = self.ops.iter().filter_map(due).min();
-        let next = match (timers, self.next_callback_event()) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(t) => t,
-                None => return false,
-            },
-        };
-        self.now = self.now.max(next);
-        let now = self.now;
-        let mut fired = Vec::new();
-        for op in self.ops.iter_mut() {
-            if due(op).is_none_or(|t| t > now) {
-                continue;
-            }
-            match op.op_type {
-                OperationType::Wait => {
-                    op.status = OperationStatus::Succeeded;
-                    op.end_timestamp = Some(now);
-                }
-                _ => {
-                    op.status = OperationStatus::Ready;
-                    if let Some(d) = op.step_details.as_mut() {
-                        d.next_attempt_timestamp = None;
-                    }
-                }
-            }
-            fired.push(TimelineEvent::TimerFired {
-                at: now,
-                id: op.id,
-                op_type: op.op_type,
-                name: op.name.clone(),
-                status: op.status,
-            });
-            self.updated.push(op.id.to_string());
-        }
-        self.timeline.events.extend(fired);
-        // Scheduled answers first (an answer due with a time-out wins).
-        for (op, answer) in take_due(&mut self.scheduled, now) {
-            let _ = self.answer_callback(&op, answer.answer);
-        }
-        for (op, result) in take_due(&mut self.invoke_results, now) {
-            self.close_invoke(&op, result);
-        }
-        let expired: Vec<(OperationId, &'static str, &'static str)> = self
-            .callbacks
-            .iter()
-            .filter_map(|(id, t)| {
-                if t.timeout_at.is_some_and(|at| at <= now) {
-                    Some((*id, "Callback.Timeout", "Callback timed out"))
-                } else if t.heartbeat_at.is_some_and(|at| at <= now) {
-                    Some((*id, "Callback.Heartbeat", "Callback timed out on heartbeat"))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        for (id, error_type, message) in expired {
-            self.close_callback(
-                &id,
-                OperationStatus::TimedOut,
-                None,
-                Some(ErrorObject::new(error_type, message)),
-            );
-        }
-        true
-    }
-
-    /// Registers a callback the workflow just started: its time-outs and
-    /// the answers the runner was told to give it.
-    pub(super) fn callback_started(&mut self, op: &Operation, u: &OperationUpdate) {
-        let options = u.callback_options.clone().unwrap_or_default();
-        let at = |seconds: u32| {
-            (seconds > 0).then(|| self.now.saturating_add(i64::from(seconds) * 1000))
-        };
-        self.callbacks.insert(
-            op.id,
-            CallbackTimers {
-                timeout_at: at(options.timeout_seconds),
-                heartbeat_seconds: options.heartbeat_timeout_seconds,
-                heartbeat_at: at(options.heartbeat_timeout_seconds),
-            },
-        );
-        if let Some(id) = op
-            .callback_details
-            .as_ref()
-            .and_then(|d| d.callback_id.clone())
-        {
-            self.callback_ids.insert(id, op.id);
-        }
-        let name = op.name.as_deref().unwrap_or("");
-        let answers: Vec<CallbackAnswer> = self
-            .answer_rules
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, a)| a.clone())
-            .collect();
-        for answer in answers {
-            let at = self.now.saturating_add(answer.after);
-            self.scheduled.push((at, op.id, answer));
-        }
-    }
-
-    /// A chained invoke started: an unknown function fails it at once (in
-    /// the response, as the service does); a known one runs after this
-    /// invocation.
-    fn invoke_started(&mut self, u: &OperationUpdate, delta: &mut [Operation]) {
-        let function = u
-            .chained_invoke_options
-            .as_ref()
-            .map(|o| o.function_name.clone())
-            .unwrap_or_default();
-        if self.functions.contains(&super::resolve_function(&function)) {
-            let input = u.payload.as_ref().map_or("{}", |p| p.as_str()).to_owned();
-            self.pending_invokes.push((u.id, function, input));
-            return;
-        }
-        let error = ErrorObject::new(
-            "ResourceNotFoundException",
-            format!("Function not found: {function}."),
-        );
-        self.close_invoke(&u.id, Err(error));
-        if let (Some(op), Some(slot)) = (
-            self.get(&u.id).cloned(),
-            delta.iter_mut().find(|o| o.id == u.id),
-        ) {
-            *slot = op;
-        }
-    }
-
-    fn close_invoke(&mut self, id: &OperationId, result: Result<String, ErrorObject>) {
-        let now = self.now;
-        let Some(&at) = self.index.get(id) else {
-            return;
-        };
-        let op = &mut self.ops[at];
-        let details = op
-            .chained_invoke_details
-            .get_or_insert_with(Default::default);
-        let detail = match result {
-            Ok(r) => {
-                op.status = OperationStatus::Succeeded;
-                let d = shorten(&r, 48);
-                details.result = Some(Payload::from(r));
-                d
-            }
-            Err(e) => {
-                op.status = match e.error_type.as_deref() {
-                    Some("ChainedInvoke.Timeout") => OperationStatus::TimedOut,
-                    _ => OperationStatus::Failed,
-                };
-                let d = shorten(&e.to_string(), 80);
-                details.error = Some(e);
-                d
-            }
-        };
-        op.end_timestamp = Some(now);
-        let event = TimelineEvent::Answered {
-            at: now,
-            id: *id,
-            op_type: OperationType::ChainedInvoke,
-            name: op.name.clone(),
-            status: op.status,
-            detail,
-        };
-        self.timeline.events.push(event);
-        self.updated.push(id.to_string());
-    }
-
-    /// Answers the callback `op` (success, failure or heartbeat), as
-    /// `SendDurableExecutionCallback*` does.
-    pub(super) fn answer_callback(
-        &mut self,
-        op: &OperationId,
-        answer: Answer,
-    ) -> Result<(), String> {
-        let Some(timers) = self.callbacks.get_mut(op) else {
-            return Err(format!(
-                "callback operation {op} is not waiting for an answer"
-            ));
-        };
-        match answer {
-            Answer::Heartbeat => {
-                if timers.heartbeat_seconds > 0 {
-                    let seconds = i64::from(timers.heartbeat_seconds);
-                    timers.heartbeat_at = Some(self.now.saturating_add(seconds * 1000));
-                }
-                let (at, id) = (self.now, *op);
-                let name = self.get(op).and_then(|o| o.name.clone());
-                self.timeline.events.push(TimelineEvent::Answered {
-                    at,
-                    id,
-                    op_type: OperationType::Callback,
-                    name,
-                    status: OperationStatus::Started,
-                    detail: "heartbeat".into(),
-                });
-            }
-            Answer::Success(body) => {
-                let result = (!body.is_empty()).then(|| Payload::from(body));
-                self.close_callback(op, OperationStatus::Succeeded, result, None);
-            }
-            Answer::Failure(error) => {
-                self.close_callback(op, OperationStatus::Failed, None, Some(error));
-            }
-        }
-        Ok(())
-    }
-
-    fn close_callback(
-        &mut self,
-        id: &OperationId,
-        status: OperationStatus,
-        result: Option<Payload>,
-        error: Option<ErrorObject>,
-    ) {
-        self.callbacks.remove(id);
-        self.scheduled.retain(|(_, op, _)| op != id);
-        let now = self.now;
-        let Some(&at) = self.index.get(id) else {
-            return;
-        };
-        let op = &mut self.ops[at];
-        op.status = status;
-        op.end_timestamp = Some(now);
-        let details = op.callback_details.get_or_insert_with(Default::default);
-        details.result = result.clone();
-        details.error = error.clone();
-        let detail = match (&result, &error) {
-            (Some(r), _) => shorten(r.as_str(), 48),
-            (_, Some(e)) => shorten(&e.to_string(), 80),
-            _ => String::new(),
-        };
-        let event = TimelineEvent::Answered {
-            at: now,
-            id: *id,
-            op_type: OperationType::Callback,
-            name: op.name.clone(),
-            status,
-            detail,
-        };
-        self.timeline.events.push(event);
-        self.updated.push(id.to_string());
     }
 
     pub(super) fn check_token(&self, token: &str) -> Result<(), ServiceError> {
@@ -660,11 +343,7 @@ impl ExecState {
         self.token_seq += 1;
         let next = format!("local-token-{}", self.token_seq);
         self.token = Some(next.clone());
-        Ok(CheckpointResponse {
-            checkpoint_token: Some(next),
-            operations: delta,
-            next_marker: None,
-        })
+        Ok(CheckpointResponse::new(Some(next), delta))
     }
 
     /// Checks a batch against the service's rules and computes the
@@ -803,212 +482,6 @@ impl Seen {
     }
 }
 
-/// Removes the entries due by `now` and returns them, in order.
-fn take_due<T>(entries: &mut Vec<(Millis, OperationId, T)>, now: Millis) -> Vec<(OperationId, T)> {
-    let (due, later): (Vec<_>, Vec<_>) = std::mem::take(entries)
-        .into_iter()
-        .partition(|(at, _, _)| *at <= now);
-    *entries = later;
-    due.into_iter().map(|(_, op, t)| (op, t)).collect()
-}
-
-/// `[A-Za-z0-9_-]`: the characters of ids and subtypes.
-fn id_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
-}
-
-/// Checks the fields of an update for an operation the service does not
-/// know yet (a known operation's fields must equal the stored ones).
-fn check_new_fields(u: &OperationUpdate) -> Result<(), String> {
-    // Branch-free over the bytes: ids are long and almost always valid.
-    if !u.id.as_bytes().iter().fold(true, |ok, &b| ok & id_char(b)) {
-        return Err(format!(
-            "operation id {:?} must match [a-zA-Z0-9-_]{{1,64}}",
-            u.id.as_str()
-        ));
-    }
-    let id = &u.id;
-    if let Some(name) = &u.name {
-        if name.is_empty() || name.len() > 256 || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(format!(
-                "name {name:?} of operation {id} must be 1 to 256 printable ASCII characters"
-            ));
-        }
-    }
-    if let Some(sub) = &u.sub_type {
-        if sub.is_empty() || sub.len() > 32 || !sub.bytes().all(id_char) {
-            return Err(format!(
-                "subtype {sub:?} of operation {id} must match [A-Za-z0-9-_]{{1,32}}"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_payload(u: &OperationUpdate) -> Result<(), String> {
-    let Some(p) = &u.payload else { return Ok(()) };
-    // Bytes bound characters from above: count only when it may matter.
-    if p.len() <= MAX_PAYLOAD_CHARS {
-        return Ok(());
-    }
-    let chars = p.as_str().chars().count();
-    if chars <= MAX_PAYLOAD_CHARS {
-        return Ok(());
-    }
-    Err(format!(
-        "payload of operation {} is {chars} characters, over the limit of {MAX_PAYLOAD_CHARS}",
-        u.id
-    ))
-}
-
-/// The service's transition rules (PROTOCOL.md §4).
-fn transition(
-    current: Option<Operation>,
-    u: &OperationUpdate,
-    now: Millis,
-) -> Result<Operation, String> {
-    use OperationAction as A;
-    use OperationStatus as S;
-    use OperationType as T;
-    let status = current.as_ref().map(|o| o.status);
-    let mut op = current.unwrap_or_else(|| {
-        let mut op = Operation::new(u.id, u.op_type, S::Started);
-        op.parent_id = u.parent_id;
-        op.name = u.name.as_deref().map(str::to_owned);
-        op.sub_type = u.sub_type.as_deref().map(str::to_owned);
-        op.start_timestamp = Some(now);
-        op
-    });
-    let invalid = || {
-        let from = status.map_or("absent".to_owned(), |s| s.to_string());
-        Err(format!(
-            "Invalid current {} state to {}: operation {} is {from}",
-            u.op_type,
-            u.action.to_string().to_lowercase(),
-            u.id
-        ))
-    };
-    match (u.op_type, u.action, status) {
-        (T::Step, A::Start, None | Some(S::Ready)) => {
-            op.status = S::Started;
-            op.step_details
-                .get_or_insert_with(Default::default)
-                .attempt
-                .get_or_insert(0);
-        }
-        (T::Step, A::Retry, Some(S::Started | S::Ready)) => {
-            let delay = u
-                .step_options
-                .as_ref()
-                .and_then(|o| o.next_attempt_delay_seconds)
-                .filter(|d| (1..=MAX_WAIT_SECONDS).contains(&u64::from(*d)))
-                .ok_or_else(|| format!("RETRY of {} needs StepOptions.NextAttemptDelaySeconds from 1 to {MAX_WAIT_SECONDS}", u.id))?;
-            if u.error.is_some() == u.payload.is_some() {
-                return Err(format!(
-                    "RETRY of {} needs exactly one of Error and Payload",
-                    u.id
-                ));
-            }
-            op.status = S::Pending;
-            let d = op.step_details.get_or_insert_with(Default::default);
-            d.attempt = Some(d.attempt.unwrap_or(0) + 1);
-            d.next_attempt_timestamp = Some(now.saturating_add(i64::from(delay) * 1000));
-            if u.error.is_some() {
-                d.error = u.error.as_deref().cloned();
-            }
-            if u.payload.is_some() {
-                d.result = u.payload.clone();
-            }
-        }
-        (T::Step, A::Succeed | A::Fail, None | Some(S::Started | S::Ready)) => {
-            let d = op.step_details.get_or_insert_with(Default::default);
-            d.attempt = Some(d.attempt.unwrap_or(0) + 1);
-            if u.action == A::Succeed {
-                if u.error.is_some() {
-                    return Err(format!("SUCCEED of {} must not carry an Error", u.id));
-                }
-                op.status = S::Succeeded;
-                d.result = u.payload.clone();
-            } else {
-                if u.payload.is_some() {
-                    return Err(format!("FAIL of {} must not carry a Payload", u.id));
-                }
-                op.status = S::Failed;
-                d.error = u.error.as_deref().cloned();
-            }
-            op.end_timestamp = Some(now);
-        }
-        (T::Wait, A::Start, None) => {
-            let seconds = u
-                .wait_options
-                .as_ref()
-                .map(|o| o.wait_seconds)
-                .filter(|s| (1..=MAX_WAIT_SECONDS).contains(&u64::from(*s)))
-                .ok_or_else(|| format!("START of wait {} needs WaitOptions.WaitSeconds from 1 to {MAX_WAIT_SECONDS}", u.id))?;
-            op.status = S::Started;
-            op.wait_details = Some(Box::new(WaitDetails {
-                scheduled_end_timestamp: Some(now.saturating_add(i64::from(seconds) * 1000)),
-            }));
-        }
-        (T::Wait, A::Cancel, Some(S::Started)) => {
-            op.status = S::Cancelled;
-            op.end_timestamp = Some(now);
-        }
-        (T::Context, A::Start, None) => op.status = S::Started,
-        (T::Context, A::Succeed | A::Fail, None | Some(S::Started)) => {
-            op.status = if u.action == A::Succeed {
-                S::Succeeded
-            } else {
-                S::Failed
-            };
-            op.context_details = Some(Box::new(ContextDetails {
-                replay_children: u.context_options.as_ref().and_then(|o| o.replay_children),
-                result: u.payload.clone(),
-                error: u.error.as_deref().cloned(),
-            }));
-            op.end_timestamp = Some(now);
-        }
-        (T::Callback, A::Start, None) => {
-            let o = u.callback_options.clone().unwrap_or_default();
-            const MAX: u32 = 99_999_999;
-            if o.timeout_seconds > MAX || o.heartbeat_timeout_seconds > MAX {
-                return Err(format!(
-                    "CallbackOptions of {} must be from 0 to {MAX} seconds",
-                    u.id
-                ));
-            }
-            op.status = S::Started;
-            op.callback_details = Some(Box::new(CallbackDetails {
-                callback_id: Some(format!("local-callback-{}", u.id)),
-                result: None,
-                error: None,
-            }));
-        }
-        (T::ChainedInvoke, A::Start, None) => {
-            let named = u
-                .chained_invoke_options
-                .as_ref()
-                .is_some_and(|o| !o.function_name.is_empty());
-            if !named {
-                return Err(format!(
-                    "START of chained invoke {} needs ChainedInvokeOptions.FunctionName",
-                    u.id
-                ));
-            }
-            if u.payload.as_ref().is_some_and(|p| p.len() > 1024 * 1024) {
-                return Err(format!(
-                    "the input of chained invoke {} is over 1 MiB",
-                    u.id
-                ));
-            }
-            op.status = S::Started;
-            op.chained_invoke_details = Some(Default::default());
-        }
-        _ => return invalid(),
-    }
-    Ok(op)
-}
-
 /// The in-process [`DurableService`] of a [`LocalExecution`].
 pub(super) struct LocalService {
     pub(super) state: Arc<Mutex<ExecState>>,
@@ -1045,19 +518,23 @@ impl DurableService for LocalService {
             let visible = s.pages(checkpoint_token);
             let start = start.min(visible.len());
             let end = (start + self.page_size).min(visible.len());
-            Ok(ExecutionState {
-                operations: visible[start..end]
+            Ok(ExecutionState::new(
+                visible[start..end]
                     .iter()
                     .map(|&i| s.ops[i].clone())
                     .collect(),
-                next_marker: (end < visible.len()).then(|| end.to_string()),
-            })
+                (end < visible.len()).then(|| end.to_string()),
+            ))
         });
         ready(result)
     }
 
     fn now(&self) -> Millis {
         self.lock().now
+    }
+
+    fn now_precise(&self) -> std::time::SystemTime {
+        crate::service::millis_to_time(self.lock().now)
     }
 }
 
@@ -1135,9 +612,7 @@ mod tests {
         t = send(&e, &t, vec![up("r", T::Step, A::Start)]).unwrap();
         rejected(send(&e, &t, vec![up("r", T::Step, A::Retry)]));
         let mut retry = up("r", T::Step, A::Retry);
-        retry.step_options = Some(StepOptions {
-            next_attempt_delay_seconds: Some(3),
-        });
+        retry.step_options = Some(StepOptions::retry_after(3));
         retry.error = Some(Box::new(ErrorObject::new("E", "m")));
         send(&e, &t, vec![retry]).unwrap();
         let op = e.lock().get(&id("r")).cloned().unwrap();
@@ -1200,7 +675,7 @@ mod tests {
         use OperationType as T;
         let (e, t) = execution();
         let mut w = up("w", T::Wait, A::Start);
-        w.wait_options = Some(WaitOptions { wait_seconds: 3600 });
+        w.wait_options = Some(WaitOptions::new(3600));
         send(&e, &t, vec![w]).unwrap();
         assert!(e.lock().has_outstanding());
         assert!(e.advance_time());

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::{Map, Value, json};
 
-use crate::history::{ExecutionHistory, HistoryEvent};
+use crate::history::{ExecutionHistory, HistoryEvent, shorten};
 use crate::model::{
     ErrorObject, InvocationStatus, Millis, Operation, OperationAction, OperationId,
     OperationStatus, OperationType, Payload,
@@ -127,6 +127,7 @@ pub enum TimelineEvent {
 
 /// What happened during a local run, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeline {
     /// Virtual time the execution started at.
     pub start: Millis,
@@ -388,15 +389,6 @@ fn name_or_dash(name: &Option<String>) -> String {
     match name {
         Some(n) => format!("{n:?}"),
         None => "-".to_owned(),
-    }
-}
-
-pub(super) fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let cut: String = s.chars().take(max).collect();
-        format!("{cut}…")
     }
 }
 

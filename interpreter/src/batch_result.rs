@@ -1,0 +1,416 @@
+//! What a map or parallel operation ends with: its completion policy, the
+//! status and result of each branch, and how the batch is recorded.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::failure::StepError;
+use crate::model::{ErrorObject, Payload};
+
+/// When a map or parallel operation ends.
+///
+/// The batch ends at the first of: every branch finished; `min_successful`
+/// branches succeeded; more branches failed than tolerated. Branches not
+/// started by then never start; branches still running are abandoned (their
+/// further operations are not recorded) and show as
+/// [`BatchItemStatus::Started`].
+///
+/// With no threshold at all (the default), the first failure ends the
+/// batch, and setting only [`min_successful`](CompletionPolicy::min_successful)
+/// tolerates every failure, as in AWS's other SDKs. The named constructors
+/// keep their meaning whatever is added to them:
+/// [`CompletionPolicy::fail_fast`] tolerates no failure (also with
+/// `min_successful`), [`CompletionPolicy::all`] tolerates every failure.
+///
+/// ```
+/// use durable_yield_interpreter::CompletionPolicy;
+/// // The first success ends the batch; so does the first failure.
+/// let race = CompletionPolicy::fail_fast().min_successful(1);
+/// // Two successes end the batch; failures are tolerated until then.
+/// let quorum = CompletionPolicy::all().min_successful(2);
+/// # let _ = (race, quorum);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompletionPolicy {
+    min_successful: Option<usize>,
+    tolerated_failure_count: Option<usize>,
+    tolerated_failure_percentage: Option<f64>,
+}
+
+impl CompletionPolicy {
+    /// Fail fast: the first failed branch ends the batch (no failure is
+    /// tolerated), also when a threshold such as `min_successful` is
+    /// added. What the default does while it has no threshold.
+    pub fn fail_fast() -> Self {
+        CompletionPolicy::default().tolerated_failure_count(0)
+    }
+    /// Runs every branch, whatever fails.
+    pub fn all() -> Self {
+        CompletionPolicy::default().tolerated_failure_count(usize::MAX)
+    }
+    /// Ends the batch once `n` branches succeeded (at least 1; more than
+    /// there are branches means all of them).
+    pub fn min_successful(mut self, n: usize) -> Self {
+        self.min_successful = Some(n);
+        self
+    }
+    /// Ends the batch once more than `n` branches failed.
+    pub fn tolerated_failure_count(mut self, n: usize) -> Self {
+        self.tolerated_failure_count = Some(n);
+        self
+    }
+    /// Ends the batch once more than `percent` % of all branches failed
+    /// (0 to 100).
+    pub fn tolerated_failure_percentage(mut self, percent: f64) -> Self {
+        self.tolerated_failure_percentage = Some(percent);
+        self
+    }
+
+    /// What is wrong with the policy, if anything.
+    pub(crate) fn invalid(&self) -> Option<String> {
+        if self.min_successful == Some(0) {
+            return Some("min_successful must be at least 1".into());
+        }
+        match self.tolerated_failure_percentage {
+            Some(p) if !(0.0..=100.0).contains(&p) => Some(format!(
+                "tolerated_failure_percentage must be from 0 to 100, not {p}"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether a batch of `total` branches with these counts is over, and why.
+    pub(crate) fn evaluate(
+        &self,
+        total: usize,
+        succeeded: usize,
+        failed: usize,
+    ) -> Option<CompletionReason> {
+        let thresholds =
+            self.tolerated_failure_count.is_some() || self.tolerated_failure_percentage.is_some();
+        let exceeded = if thresholds {
+            self.tolerated_failure_count.is_some_and(|n| failed > n)
+                || self
+                    .tolerated_failure_percentage
+                    .is_some_and(|p| total > 0 && failed as f64 * 100.0 / total as f64 > p)
+        } else {
+            self.min_successful.is_none() && failed > 0
+        };
+        if exceeded {
+            Some(CompletionReason::FailureToleranceExceeded)
+        } else if succeeded + failed >= total {
+            Some(CompletionReason::AllCompleted)
+        } else if self.min_successful.is_some_and(|n| succeeded >= n) {
+            Some(CompletionReason::MinSuccessfulReached)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a map or parallel operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum CompletionReason {
+    /// Every branch finished.
+    AllCompleted,
+    /// Enough branches succeeded.
+    MinSuccessfulReached,
+    /// More branches failed than tolerated.
+    FailureToleranceExceeded,
+}
+
+impl CompletionReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CompletionReason::AllCompleted => "ALL_COMPLETED",
+            CompletionReason::MinSuccessfulReached => "MIN_SUCCESSFUL_REACHED",
+            CompletionReason::FailureToleranceExceeded => "FAILURE_TOLERANCE_EXCEEDED",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            CompletionReason::AllCompleted,
+            CompletionReason::MinSuccessfulReached,
+            CompletionReason::FailureToleranceExceeded,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for CompletionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one branch of a batch stands at the batch's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum BatchItemStatus {
+    /// It returned a value.
+    Succeeded,
+    /// It returned an error.
+    Failed,
+    /// It had started when the batch ended early, and was abandoned.
+    Started,
+    /// The batch ended before it started. Only read from results that
+    /// earlier versions checkpointed, and dropped when read: a
+    /// [`BatchResult`] holds the branches that started.
+    NotStarted,
+}
+
+/// How a map or parallel operation ended, as AWS's SDKs compute it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BatchStatus {
+    /// No branch failed.
+    Succeeded,
+    /// At least one branch failed (the batch operation itself still
+    /// succeeded: its failures are items of the result).
+    Failed,
+}
+
+impl BatchStatus {
+    /// The wire name: `SUCCEEDED` or `FAILED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Succeeded => "SUCCEEDED",
+            BatchStatus::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for BatchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as a batch result records it: every field written, so that
+/// codecs that are not self-describing (bincode) can read it back.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ItemError {
+    pub(crate) error_type: Option<String>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) error_data: Option<String>,
+    pub(crate) stack_trace: Option<Vec<String>>,
+}
+
+mod item_error {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        error: &Option<ErrorObject>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        error
+            .as_ref()
+            .map(|e| ItemError {
+                error_type: e.error_type.clone(),
+                error_message: e.error_message.clone(),
+                error_data: e.error_data.clone(),
+                stack_trace: e.stack_trace.clone(),
+            })
+            .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<ErrorObject>, D::Error> {
+        Ok(Option::<ItemError>::deserialize(d)?.map(|e| ErrorObject {
+            error_type: e.error_type,
+            error_message: e.error_message,
+            error_data: e.error_data,
+            stack_trace: e.stack_trace,
+        }))
+    }
+}
+
+/// One branch of a [`BatchResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BatchItem<T> {
+    /// The branch's index (the item's position; the branch's place in the list).
+    pub index: usize,
+    /// How it stands.
+    pub status: BatchItemStatus,
+    /// Its value, when it succeeded.
+    pub result: Option<T>,
+    /// Its error, when it failed.
+    #[serde(with = "item_error")]
+    pub error: Option<ErrorObject>,
+}
+
+/// The outcome of a map or parallel operation: one item per branch that
+/// started, in index order (whatever order they finished in), and why it
+/// ended. Branches start in index order, so when the batch ends early the
+/// branches left out are those after the last item.
+///
+/// Checkpointed with the batch codec as
+/// `{"all":[{"index":0,"status":"SUCCEEDED","result":…,"error":null},…],"completionReason":"ALL_COMPLETED"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResult<T> {
+    #[serde(rename = "all")]
+    pub(crate) items: Vec<BatchItem<T>>,
+    #[serde(rename = "completionReason")]
+    pub(crate) completion_reason: CompletionReason,
+    #[serde(skip)]
+    pub(crate) name: Option<Cow<'static, str>>,
+}
+
+impl<T> BatchResult<T> {
+    /// Every branch that started, in index order.
+    pub fn items(&self) -> &[BatchItem<T>] {
+        &self.items
+    }
+    /// Why the batch ended.
+    pub fn completion_reason(&self) -> CompletionReason {
+        self.completion_reason
+    }
+    /// [`BatchStatus::Failed`] if any branch failed, else
+    /// [`BatchStatus::Succeeded`] (as AWS's SDKs report a batch).
+    pub fn status(&self) -> BatchStatus {
+        if self.has_failures() {
+            BatchStatus::Failed
+        } else {
+            BatchStatus::Succeeded
+        }
+    }
+    /// The number of branches that started (as AWS's SDKs count a
+    /// batch's total): those that finished and those abandoned when the
+    /// batch ended early. Branches that never started are not counted.
+    pub fn total_count(&self) -> usize {
+        self.items.len()
+    }
+    /// How many branches were still running when the batch ended early
+    /// (abandoned, [`BatchItemStatus::Started`]).
+    pub fn started_count(&self) -> usize {
+        self.count(BatchItemStatus::Started)
+    }
+    /// How many branches have this status.
+    pub fn count(&self, status: BatchItemStatus) -> usize {
+        self.items.iter().filter(|i| i.status == status).count()
+    }
+    /// How many branches succeeded.
+    pub fn success_count(&self) -> usize {
+        self.count(BatchItemStatus::Succeeded)
+    }
+    /// How many branches failed.
+    pub fn failure_count(&self) -> usize {
+        self.count(BatchItemStatus::Failed)
+    }
+    /// Whether any branch failed.
+    pub fn has_failures(&self) -> bool {
+        self.items
+            .iter()
+            .any(|i| i.status == BatchItemStatus::Failed)
+    }
+    /// The values of the branches that succeeded, in index order.
+    pub fn successes(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().filter_map(|i| i.result.as_ref())
+    }
+    /// The errors of the branches that failed, with their indexes.
+    pub fn errors(&self) -> impl Iterator<Item = (usize, &ErrorObject)> {
+        self.items
+            .iter()
+            .filter_map(|i| i.error.as_ref().map(|e| (i.index, e)))
+    }
+    /// The values of the branches that succeeded, in index order, or the
+    /// error of the first (lowest-index) branch that failed. Branches that
+    /// never finished (the batch ended early) are left out.
+    pub fn into_values(self) -> Result<Vec<T>, StepError> {
+        let kind = "batch item";
+        let mut values = Vec::with_capacity(self.items.len());
+        for item in self.items {
+            if let Some(error) = item.error {
+                let name = match &self.name {
+                    Some(n) => format!("{n}[{}]", item.index),
+                    None => format!("[{}]", item.index),
+                };
+                return Err(StepError::new(kind, Some(name.into()), error));
+            }
+            values.extend(item.result);
+        }
+        Ok(values)
+    }
+}
+
+/// A batch's outcome before its values are decoded.
+pub(crate) struct RawBatch {
+    pub(crate) items: Vec<RawItem>,
+    pub(crate) reason: CompletionReason,
+}
+
+/// One branch of a [`RawBatch`].
+pub(crate) struct RawItem {
+    pub(crate) status: BatchItemStatus,
+    pub(crate) result: Option<Payload>,
+    pub(crate) error: Option<ErrorObject>,
+}
+
+/// What is checkpointed instead of a batch result too large to
+/// checkpoint (plain JSON, the shape AWS's other SDKs write).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BatchSummary {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    pub(crate) total_count: usize,
+    pub(crate) completion_reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) started_indexes: Option<Vec<usize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) completed_indexes: Option<Vec<usize>>,
+    pub(crate) started_count: usize,
+    pub(crate) success_count: usize,
+    pub(crate) failure_count: usize,
+    pub(crate) status: String,
+}
+
+impl BatchSummary {
+    /// The indexes of the branches that were started but never finished,
+    /// sorted.
+    pub(crate) fn started(&self) -> Option<Vec<usize>> {
+        let mut started = match (&self.started_indexes, &self.completed_indexes) {
+            (Some(started), _) => started.clone(),
+            (None, Some(completed)) => {
+                let mut completed = completed.clone();
+                completed.sort_unstable();
+                (0..self.total_count)
+                    .filter(|i| completed.binary_search(i).is_err())
+                    .collect()
+            }
+            (None, None) => return None,
+        };
+        started.sort_unstable();
+        Some(started)
+    }
+}
+
+/// How a map's items or a parallel operation's branches are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Nesting {
+    /// Each item or branch is a CONTEXT operation of its own
+    /// (`MapIteration` / `ParallelBranch`) holding its operations; a
+    /// finished branch is replayed from its record. The default.
+    #[default]
+    Nested,
+    /// Items and branches record no CONTEXT: their operations are children
+    /// of the map or parallel operation, with ids of the branch's own
+    /// namespace (`H("<branch id>-<n>")`, the branch id being
+    /// `H("<map id>-<index>")`), as AWS's SDKs record `NestingType.FLAT`.
+    /// Fewer operations and checkpoints; the price: while the batch is
+    /// unfinished, each invocation runs every branch's code again (its
+    /// operations replay from their records).
+    Flat,
+}

@@ -1,0 +1,272 @@
+//! Child contexts: spawning a context (recorded or virtual), replaying a
+//! finished one from its result or its children, closing it with its
+//! result, and the workflow's own return.
+
+use super::*;
+
+impl Interpreter {
+    /// Starts a context running `body` for the CONTEXT operation `op`.
+    pub(super) fn spawn(
+        &mut self,
+        op: OpRef,
+        owner: Owner,
+        body: ContextBody,
+        replay_only: bool,
+    ) -> CtxId {
+        let recorded_ahead = self.recorded(Some(op.id));
+        let ids = IdGenerator::child(op.id);
+        let ctx = self.spawn_with(op, owner, body, replay_only, ids);
+        self.contexts[ctx as usize].recorded_ahead = recorded_ahead;
+        ctx
+    }
+
+    pub(super) fn spawn_with(
+        &mut self,
+        op: OpRef,
+        owner: Owner,
+        body: ContextBody,
+        replay_only: bool,
+        ids: IdGenerator,
+    ) -> CtxId {
+        let parent = match owner {
+            Owner::Root => None,
+            Owner::Child(parent) => Some(parent),
+            Owner::Branch { batch, .. } => Some(self.batches[batch].owner),
+        };
+        let inherited = parent.is_some_and(|p| self.contexts[p as usize].replay_only);
+        let abandoned = parent.is_some_and(|p| self.contexts[p as usize].abandoned);
+        let arn = self.execution_arn.clone();
+        let context_op = Some(op.id);
+        let coroutine =
+            Coroutine::new(move |yielder| body(Workflow::new(yielder, arn, context_op)));
+        let id = self.contexts.len() as CtxId;
+        let mut ctx = Ctx::new(coroutine, ids, owner);
+        if let Some(observer) = self.observer.as_deref_mut() {
+            let replayed = self.history.get(&op.id).is_some();
+            observer.function_started(&op, replay_only, replayed);
+            ctx.function_open = true;
+        }
+        ctx.op = Some(op);
+        ctx.replay_only = replay_only || inherited;
+        ctx.abandoned = abandoned;
+        self.contexts.push(ctx);
+        if let Some(parent) = parent {
+            self.contexts[parent as usize].children.push(id);
+        }
+        self.ready.push_back((id, Response::Start));
+        id
+    }
+
+    /// Starts a virtual context (no CONTEXT operation) running `body` for
+    /// `op`: its operations are hashed under `op`'s id and recorded as
+    /// children of `parent`.
+    pub(super) fn spawn_virtual(
+        &mut self,
+        op: OpRef,
+        parent: Option<OperationId>,
+        owner: Owner,
+        body: ContextBody,
+        replay_only: bool,
+    ) -> CtxId {
+        let ids = IdGenerator::virtual_child(op.id, parent);
+        let ahead = u32::from(self.history.position(&ids.peek_id()).is_some());
+        let ctx = self.spawn_with(op, owner, body, replay_only, ids);
+        let c = &mut self.contexts[ctx as usize];
+        c.is_virtual = true;
+        c.recorded_ahead = ahead;
+        ctx
+    }
+
+    /// Abandons a context and everything it started: nothing more of them
+    /// runs or is recorded.
+    pub(super) fn abandon(&mut self, ctx: CtxId) {
+        let mut stack = vec![ctx];
+        while let Some(id) = stack.pop() {
+            let c = &mut self.contexts[id as usize];
+            if std::mem::take(&mut c.function_open) {
+                if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
+                    observer.function_ended(op, FunctionOutcome::Incomplete, None);
+                }
+            }
+            c.abandoned = true;
+            c.coroutine = None;
+            c.live = None;
+            c.suspended = None;
+            if c.running.take().is_some() {
+                self.in_flight -= 1;
+            }
+            stack.append(&mut c.children);
+        }
+    }
+
+    pub(super) fn on_child(
+        &mut self,
+        ctx: CtxId,
+        name: Option<Cow<'static, str>>,
+        sub_type: &'static str,
+        body: ContextBody,
+        is_virtual: bool,
+    ) {
+        let (op, at) = self.next_op(ctx, OperationType::Context, sub_type, name);
+        self.set_last(ctx, op.clone());
+        let recorded = at.map(|at| self.history.at(at));
+        if is_virtual {
+            // Never recorded: a record at its id was written by other code.
+            if let Some(recorded) = recorded {
+                return self.fatal(Self::not_virtual(&op, recorded));
+            }
+            if let Err(e) = self.check(&op, None) {
+                return self.fatal(e);
+            }
+            let parent = self.contexts[ctx as usize].ids.parent().copied();
+            let replay_only = self.contexts[ctx as usize].replay_only;
+            self.spawn_virtual(op, parent, Owner::Child(ctx), body, replay_only);
+            return;
+        }
+        let replay_only = self.contexts[ctx as usize].replay_only;
+        if let Err(e) = self.check(&op, recorded) {
+            return self.fatal(e);
+        }
+        let Some(recorded) = recorded else {
+            if replay_only {
+                return self.fatal(Self::not_recorded(&op, None));
+            }
+            self.defer(update(&op, OperationAction::Start));
+            self.spawn(op, Owner::Child(ctx), body, false);
+            return;
+        };
+        let details = recorded.context_details.as_deref();
+        match recorded.status {
+            OperationStatus::Succeeded if details.and_then(|d| d.replay_children) == Some(true) => {
+                self.spawn(op, Owner::Child(ctx), body, true);
+            }
+            OperationStatus::Succeeded => {
+                let payload = details
+                    .and_then(|d| d.result.clone())
+                    .unwrap_or_else(|| Payload::from("null"));
+                self.replayed += 1;
+                self.ready.push_back((ctx, Response::Step(Ok(payload))));
+            }
+            OperationStatus::Failed => {
+                let error = details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                    ErrorObject::new("ChildContextFailed", "the child context failed")
+                });
+                self.replayed += 1;
+                self.ready.push_back((ctx, Response::Step(Err(error))));
+            }
+            OperationStatus::Started if replay_only => {
+                self.fatal(Self::not_recorded(&op, Some(recorded)))
+            }
+            OperationStatus::Started => {
+                self.spawn(op, Owner::Child(ctx), body, false);
+            }
+            OperationStatus::Unknown(name) => self.fatal(unknown_status(&op, name)),
+            status => self.fatal(ExecutionError::UnexpectedStatus { op, status }),
+        }
+    }
+
+    /// The updates that close the CONTEXT `op` with `result`, and what the
+    /// waiting side is told (the full result, even when it is too large to
+    /// checkpoint).
+    pub(super) fn close_context(
+        op: &OpRef,
+        result: WorkflowResult,
+    ) -> (OperationUpdate, RecordedOutcome) {
+        match result {
+            Ok(payload) => {
+                let mut u = update(op, OperationAction::Succeed);
+                let too_large = payload.len() > MAX_CONTEXT_RESULT
+                    && payload.as_str().chars().count() > MAX_CONTEXT_RESULT;
+                u.payload = Some(if too_large {
+                    Payload::from("")
+                } else {
+                    payload.clone()
+                });
+                u.context_options = Some(ContextOptions {
+                    replay_children: Some(too_large),
+                });
+                (u, Ok(payload))
+            }
+            Err(error) => {
+                let error = error.truncated();
+                let mut u = update(op, OperationAction::Fail);
+                u.error = Some(Box::new(error.clone()));
+                (u, Err(error))
+            }
+        }
+    }
+
+    pub(super) fn on_returned(&mut self, ctx: CtxId, result: WorkflowResult) {
+        let c = &mut self.contexts[ctx as usize];
+        c.coroutine = None;
+        let replay_only = c.replay_only;
+        let is_virtual = c.is_virtual;
+        let owner = c.owner;
+        let function_open = std::mem::take(&mut c.function_open);
+        // A virtual context records nothing: its value (or error) goes
+        // straight to whoever waits, as a replay will compute it again.
+        let result = if is_virtual {
+            result.map_err(ErrorObject::truncated)
+        } else {
+            result
+        };
+        if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
+            let (outcome, status, error) = match &result {
+                Ok(_) => (FunctionOutcome::Succeeded, OperationStatus::Succeeded, None),
+                Err(e) => (
+                    FunctionOutcome::Failed,
+                    OperationStatus::Failed,
+                    Some(Box::new(e.clone())),
+                ),
+            };
+            if function_open {
+                observer.function_ended(op, outcome, error.clone());
+            }
+            if is_virtual {
+                observer.closed(&op.id, status, error);
+            }
+        }
+        if is_virtual {
+            match owner {
+                Owner::Child(parent) => self.ready.push_back((parent, Response::Step(result))),
+                Owner::Branch { batch, index } => self.branch_done(batch, index, result),
+                Owner::Root => {}
+            }
+            return;
+        }
+        // The context is over: its operation is taken, not copied.
+        let op = c.op.take();
+        match (owner, op) {
+            (Owner::Root, _) => {
+                let outcome = match result {
+                    Ok(payload) => Outcome::Succeeded(payload),
+                    Err(error) => Outcome::Failed(error.truncated()),
+                };
+                self.ending = Some(Ending::Outcome(outcome));
+            }
+            (Owner::Child(parent), _) if replay_only => {
+                self.ready.push_back((parent, Response::Step(result)));
+            }
+            (Owner::Branch { batch, index }, _) if replay_only => {
+                self.branch_done(batch, index, result)
+            }
+            (Owner::Child(parent), Some(op)) => {
+                let (u, outcome) = Self::close_context(&op, result);
+                let after = After::Resume(parent, Response::Step(outcome));
+                self.emit(vec![u], after, false);
+            }
+            (Owner::Branch { batch, index }, Some(op)) => {
+                let (u, outcome) = Self::close_context(&op, result);
+                let after = After::BranchClosed {
+                    batch,
+                    index,
+                    outcome,
+                };
+                self.emit(vec![u], after, false);
+            }
+            (_, None) => self.fatal(ExecutionError::Internal(
+                "a child context has no operation".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The determinism rules: matching each durable call to what the history
+//! recorded at its position (id, type, subtype, name), and the errors that
+//! say how a code change broke replay.
+
+use super::*;
+
+impl Interpreter {
+    /// Checks what the service would reject or this SDK cannot replay
+    /// before an operation is used: its name, and a recorded type this
+    /// version does not know (before comparing it with the request). A
+    /// recorded status it does not know is handled where statuses are.
+    #[allow(clippy::result_large_err)]
+    pub(super) fn check(
+        &self,
+        op: &OpRef,
+        recorded: Option<&Operation>,
+    ) -> Result<(), ExecutionError> {
+        if let Some(name) = op.name.as_deref() {
+            let reason = if name.is_empty() {
+                Some("the name is empty".to_owned())
+            } else if name.len() > MAX_NAME_LEN {
+                Some(format!("the name is {} bytes long", name.len()))
+            } else {
+                name.chars()
+                    .find(|c| !(' '..='~').contains(c))
+                    .map(|c| format!("the name contains {c:?}"))
+            };
+            if let Some(reason) = reason {
+                return Err(ExecutionError::InvalidName {
+                    op: op.clone(),
+                    reason,
+                });
+            }
+        }
+        if let Some(recorded) = recorded {
+            if let OperationType::Unknown(name) = recorded.op_type {
+                return Err(ExecutionError::UnknownOperation {
+                    op: op.clone(),
+                    what: "type",
+                    name: name.to_string(),
+                });
+            }
+            self.matches(recorded, op)?;
+        }
+        Ok(())
+    }
+
+    /// The next operation of context `ctx`, and where history records it.
+    pub(super) fn next_op(
+        &mut self,
+        ctx: CtxId,
+        op_type: OperationType,
+        sub_type: &'static str,
+        name: Option<Cow<'static, str>>,
+    ) -> (OpRef, Option<usize>) {
+        let c = &mut self.contexts[ctx as usize];
+        let (id, seq) = c.ids.next_id();
+        // Looked up once, here: the position of its record, if any.
+        let recorded = self.history.position(&id);
+        if c.is_virtual {
+            c.recorded_ahead = u32::from(self.history.position(&c.ids.peek_id()).is_some());
+        } else if recorded.is_some() {
+            c.recorded_ahead = c.recorded_ahead.saturating_sub(1);
+        }
+        let op = OpRef {
+            seq,
+            id,
+            op_type,
+            sub_type: Some(Cow::Borrowed(sub_type)),
+            name,
+            parent: c.ids.parent().copied(),
+        };
+        if let Some(observer) = self.observer.as_deref_mut() {
+            observer.reached(&op, recorded.map(|at| self.history.at(at)));
+        }
+        (op, recorded)
+    }
+
+    /// Remembers `op` as the context's last operation, for error messages.
+    pub(super) fn set_last(&mut self, ctx: CtxId, op: OpRef) {
+        if let Some(c) = self.contexts.get_mut(ctx as usize) {
+            c.last_op = Some(op);
+        }
+    }
+
+    /// Checks that the recorded operation is the one requested.
+    #[allow(clippy::result_large_err)]
+    pub(super) fn matches(&self, recorded: &Operation, op: &OpRef) -> Result<(), ExecutionError> {
+        if recorded.op_type == op.op_type
+            && recorded.sub_type.as_deref() == op.sub_type.as_deref()
+            && recorded.name.as_deref() == op.name.as_deref()
+            && recorded.parent_id == op.parent
+        {
+            return Ok(());
+        }
+        let recorded_ref = Self::recorded_ref(op.seq, recorded);
+        let parent = |p: Option<&OperationId>| match p {
+            Some(p) => format!(" in context {p}"),
+            None => String::new(),
+        };
+        Err(ExecutionError::NonDeterministic {
+            seq: op.seq,
+            id: op.id,
+            recorded: format!(
+                "{}{}",
+                recorded_ref.describe(),
+                parent(recorded.parent_id.as_ref())
+            ),
+            requested: format!("{}{}", op.describe(), parent(op.parent.as_ref())),
+        })
+    }
+
+    /// The recorded operation as an [`OpRef`] at position `seq`, for
+    /// error messages.
+    pub(super) fn recorded_ref(seq: u64, recorded: &Operation) -> OpRef {
+        OpRef {
+            seq,
+            id: recorded.id,
+            op_type: recorded.op_type,
+            sub_type: recorded.sub_type.clone().map(Cow::Owned),
+            name: recorded.name.clone().map(Cow::Owned),
+            parent: recorded.parent_id,
+        }
+    }
+
+    /// A virtual context (or flat branch) whose id holds a record: the
+    /// history was written by code that recorded a context there.
+    pub(super) fn not_virtual(op: &OpRef, recorded: &Operation) -> ExecutionError {
+        ExecutionError::NonDeterministic {
+            seq: op.seq,
+            id: op.id,
+            recorded: Self::recorded_ref(op.seq, recorded).describe(),
+            requested: format!("{} that records nothing (virtual)", op.describe()),
+        }
+    }
+
+    /// New work in a context that may only replay (see `Ctx::replay_only`).
+    pub(super) fn not_recorded(op: &OpRef, recorded: Option<&Operation>) -> ExecutionError {
+        ExecutionError::NonDeterministic {
+            seq: op.seq,
+            id: op.id,
+            recorded: match recorded {
+                Some(r) => format!("it unfinished (status {})", r.status),
+                None => "nothing".to_owned(),
+            },
+            requested: format!(
+                "{} while rebuilding a result too large to have been checkpointed from its \
+                 recorded operations (the code must make the same calls as when it ran)",
+                op.describe()
+            ),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Resuming a context: the workflow code runs until its next request, which
+//! goes to the file of its operation (or ends the context).
+
+use super::*;
+
+impl Interpreter {
+    pub(super) fn resume(&mut self, ctx: CtxId, response: Response) {
+        if self.dead(ctx) {
+            return;
+        }
+        let c = &mut self.contexts[ctx as usize];
+        let replaying = c.recorded_ahead > 0;
+        let Some(coroutine) = c.coroutine.as_mut() else {
+            return;
+        };
+        let answered = c.last_op.as_ref().map(|op| op.id);
+        running::enter(replaying, answered);
+        let resumed = coroutine.resume(response);
+        running::leave();
+        let last_op = || self.contexts[ctx as usize].last_op.clone();
+        match resumed {
+            Resumed::Yielded(Request::Step {
+                name,
+                retry,
+                semantics,
+            }) => self.on_step(ctx, name, retry, semantics),
+            Resumed::Yielded(Request::Run(future)) => {
+                let c = &mut self.contexts[ctx as usize];
+                match c.live.take() {
+                    Some(mut live) => {
+                        let context = self.step_context(&live.op, live.attempt);
+                        let handle = StepHandle {
+                            ctx,
+                            seq: live.op.seq,
+                        };
+                        let parent_id = live.op.parent;
+                        let sub_type = if live.condition.is_some() {
+                            crate::subtype::WAIT_FOR_CONDITION
+                        } else {
+                            crate::subtype::STEP
+                        };
+                        if live.send_start {
+                            // The attempt's START needs no answer: it rides
+                            // with the next checkpoint (usually the
+                            // attempt's own outcome), or goes out on its
+                            // own while the body runs if the driver asks
+                            // (`send_deferred`).
+                            live.send_start = false;
+                            self.defer(update(&live.op, OperationAction::Start));
+                        }
+                        self.contexts[ctx as usize].running = Some(live);
+                        self.in_flight += 1;
+                        self.outbox.push_back(Action::RunStep(StepRun {
+                            handle,
+                            context,
+                            parent_id,
+                            sub_type,
+                            future,
+                        }));
+                    }
+                    None => self.fatal(ExecutionError::Internal(
+                        "a step body was sent for no step".into(),
+                    )),
+                }
+            }
+            Resumed::Yielded(Request::Wait { name, duration }) => self.on_wait(ctx, name, duration),
+            Resumed::Yielded(Request::Child {
+                name,
+                sub_type,
+                body,
+                is_virtual,
+            }) => self.on_child(ctx, name, sub_type, body, is_virtual),
+            Resumed::Yielded(Request::Batch(request)) => self.on_batch(ctx, request),
+            Resumed::Yielded(Request::Callback {
+                name,
+                timeout_seconds,
+                heartbeat_timeout_seconds,
+            }) => self.on_callback(ctx, name, timeout_seconds, heartbeat_timeout_seconds),
+            Resumed::Yielded(Request::CallbackResult { op }) => self.on_callback_result(ctx, op),
+            Resumed::Yielded(Request::Invoke {
+                name,
+                function_name,
+                tenant_id,
+                payload,
+            }) => self.on_invoke(ctx, name, function_name, tenant_id, payload),
+            Resumed::Yielded(Request::Condition { name, strategy }) => {
+                self.on_condition(ctx, name, strategy)
+            }
+            Resumed::Yielded(Request::CloseBatch(encoded)) => self.on_close_batch(ctx, encoded),
+            Resumed::Yielded(Request::Fatal(Fatal::Decode(error))) => {
+                let op = last_op();
+                self.fatal(ExecutionError::Codec { op, error })
+            }
+            Resumed::Yielded(Request::Fatal(Fatal::Protocol(what))) => {
+                self.fatal(ExecutionError::Internal(what.to_owned()))
+            }
+            Resumed::Returned(result) => self.on_returned(ctx, result),
+            Resumed::ForeignAwait => {
+                let last_op = last_op();
+                self.fatal(ExecutionError::ForeignAwait { last_op })
+            }
+            Resumed::Panicked(message) => {
+                let last_op = last_op();
+                self.fatal(ExecutionError::WorkflowPanicked { message, last_op })
+            }
+        }
+    }
+}

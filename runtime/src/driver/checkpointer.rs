@@ -1,0 +1,254 @@
+//! The checkpointer: sends the interpreter's updates to the service in
+//! order, rotating the token, splitting requests at the limits, holding
+//! updates back as `CheckpointBatching` allows, paging in large answers,
+//! and classifying failed calls (fail the execution, or retry the
+//! invocation).
+
+use super::*;
+
+/// The service call that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Call {
+    Checkpoint,
+    GetState,
+}
+
+impl Call {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Call::Checkpoint => "CheckpointDurableExecution",
+            Call::GetState => "GetDurableExecutionState",
+        }
+    }
+}
+
+/// A failed call to the service, with the call.
+#[derive(Debug)]
+pub(super) struct CallError {
+    pub(super) call: Call,
+    pub(super) error: ServiceError,
+}
+
+pub(super) trait During<T> {
+    fn during(self, call: Call) -> Result<T, CallError>;
+}
+
+impl<T> During<T> for Result<T, ServiceError> {
+    fn during(self, call: Call) -> Result<T, CallError> {
+        self.map_err(|error| CallError { call, error })
+    }
+}
+
+/// A rejected request fails the execution (`CheckpointRejected`, or
+/// `ExecutionStateRejected` for a state page), naming the call; anything
+/// else fails the invocation, so that the service invokes again.
+pub(super) fn fail_or_retry(error: CallError) -> Result<InvocationOutput, InvocationError> {
+    let CallError { call, error } = error;
+    match error {
+        ServiceError::Rejected(message) => {
+            let error_type = match call {
+                Call::Checkpoint => "CheckpointRejected",
+                Call::GetState => "ExecutionStateRejected",
+            };
+            tracing::warn!(call = call.name(), %message, "request rejected; failing the execution");
+            Ok(failed(ErrorObject::new(
+                error_type,
+                format!("{} was rejected by the service: {message}", call.name()),
+            )))
+        }
+        other => {
+            tracing::warn!(call = call.name(), error = %other, "request failed; failing the invocation");
+            Err(InvocationError(other))
+        }
+    }
+}
+
+pub(super) enum Flushed {
+    /// The operations the responses carried.
+    Sent(Vec<Operation>),
+    /// The service withheld the next token: stop checkpointing.
+    Revoked,
+}
+
+/// Sends checkpoints for one invocation: rotates the token, splits and
+/// (optionally) holds back updates, pages in large responses.
+pub(super) struct Checkpointer<'a, S: ?Sized> {
+    pub(super) service: &'a S,
+    pub(super) arn: &'a str,
+    pub(super) token: String,
+    pub(super) config: &'a CheckpointBatching,
+    pub(super) held: Vec<OperationUpdate>,
+    pub(super) held_bytes: usize,
+    pub(super) held_since: Option<Millis>,
+    pub(super) requests: u64,
+}
+
+impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
+    /// Loads the pages after `marker` with `GetDurableExecutionState`. A
+    /// marker seen before (the pages loop) or more than
+    /// [`MAX_STATE_PAGES`] pages fail the invocation instead of looping
+    /// until the Lambda timeout.
+    pub(super) async fn page_in(
+        &mut self,
+        mut marker: Option<String>,
+        operations: &mut Vec<Operation>,
+    ) -> Result<(), CallError> {
+        let mut seen = HashSet::new();
+        // Pages are kept apart and joined once at the end: one move per
+        // operation, however many pages (extending page by page would copy
+        // the history again on every reallocation).
+        let mut pages: Vec<Vec<Operation>> = Vec::new();
+        while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
+            let invalid = |what: String| CallError {
+                call: Call::GetState,
+                error: ServiceError::InvalidResponse(what),
+            };
+            if seen.len() >= MAX_STATE_PAGES {
+                return Err(invalid(format!(
+                    "the execution state did not end after {MAX_STATE_PAGES} pages"
+                )));
+            }
+            if !seen.insert(m.clone()) {
+                return Err(invalid(format!(
+                    "the execution state pages loop: marker {m:?} came back after {} pages",
+                    seen.len()
+                )));
+            }
+            let page = self
+                .service
+                .get_state(self.arn, &self.token, &m)
+                .await
+                .during(Call::GetState)?;
+            pages.push(page.operations);
+            marker = page.next_marker;
+        }
+        if !pages.is_empty() {
+            operations.reserve_exact(pages.iter().map(Vec::len).sum());
+            for page in pages {
+                operations.extend(page);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether held updates have waited long enough.
+    pub(super) fn is_due(&self) -> bool {
+        let delay = Millis::try_from(self.config.max_delay.as_millis()).unwrap_or(Millis::MAX);
+        self.held_since
+            .is_some_and(|since| self.service.now().saturating_sub(since) >= delay)
+    }
+
+    /// Takes `updates` for sending: sends them (and everything held) now,
+    /// or holds them back and acknowledges at once with no operations.
+    pub(super) async fn submit(
+        &mut self,
+        updates: Vec<OperationUpdate>,
+        wait_for_response: bool,
+    ) -> Result<Flushed, CallError> {
+        let bytes: usize = updates.iter().map(OperationUpdate::approx_size).sum();
+        let now = wait_for_response || self.config.max_delay.is_zero();
+        if self.held.is_empty()
+            && now
+            && updates.len() <= self.config.max_updates
+            && bytes <= self.config.max_bytes
+        {
+            // The common case: nothing held, one request, sent as it is.
+            return self.send(updates).await;
+        }
+        self.held_bytes += bytes;
+        if self.held.is_empty() {
+            self.held = updates;
+        } else {
+            self.held.extend(updates);
+        }
+        if self.held_since.is_none() {
+            self.held_since = Some(self.service.now());
+        }
+        let full =
+            self.held.len() >= self.config.max_updates || self.held_bytes >= self.config.max_bytes;
+        if now || full || self.is_due() {
+            self.flush().await
+        } else {
+            Ok(Flushed::Sent(Vec::new()))
+        }
+    }
+
+    /// Sends everything held, in order, in as few requests as the limits
+    /// allow.
+    pub(super) async fn flush(&mut self) -> Result<Flushed, CallError> {
+        self.held_since = None;
+        let bytes = std::mem::take(&mut self.held_bytes);
+        let held = std::mem::take(&mut self.held);
+        if held.is_empty() {
+            return Ok(Flushed::Sent(Vec::new()));
+        }
+        if held.len() <= self.config.max_updates && bytes <= self.config.max_bytes {
+            // The common case: one request, sent as it is.
+            return self.send(held).await;
+        }
+        let mut held = held.into_iter().peekable();
+        let mut delta = Vec::new();
+        while held.peek().is_some() {
+            let mut request = Vec::with_capacity(self.config.max_updates.min(held.len()));
+            let mut size = 0;
+            while let Some(next) = held.peek() {
+                let next_size = next.approx_size();
+                let fits = request.len() < self.config.max_updates
+                    && size + next_size <= self.config.max_bytes;
+                if !request.is_empty() && !fits {
+                    break;
+                }
+                size += next_size;
+                request.extend(held.next());
+            }
+            match self.send(request).await? {
+                Flushed::Sent(ops) => delta.extend(ops),
+                Flushed::Revoked => return Ok(Flushed::Revoked),
+            }
+        }
+        Ok(Flushed::Sent(delta))
+    }
+
+    /// One `CheckpointDurableExecution` request.
+    pub(super) async fn send(
+        &mut self,
+        updates: Vec<OperationUpdate>,
+    ) -> Result<Flushed, CallError> {
+        self.requests += 1;
+        tracing::trace!(updates = updates.len(), "checkpoint");
+        let response = self
+            .service
+            .checkpoint(self.arn, &self.token, updates)
+            .await
+            .during(Call::Checkpoint)?;
+        let Some(next) = response.checkpoint_token else {
+            tracing::info!("the service withheld the checkpoint token; suspending");
+            return Ok(Flushed::Revoked);
+        };
+        self.token = next;
+        let mut operations = response.operations;
+        self.page_in(response.next_marker, &mut operations).await?;
+        Ok(Flushed::Sent(operations))
+    }
+
+    /// Records a result too large for the response with an EXECUTION
+    /// SUCCEED checkpoint; the response then carries an empty result.
+    pub(super) async fn complete_execution(
+        &mut self,
+        execution: Option<OperationId>,
+        payload: Payload,
+    ) -> Result<InvocationOutput, CallError> {
+        let Some(id) = execution else {
+            return Ok(failed(ErrorObject::new(
+                "InternalError",
+                "no EXECUTION operation to record the large result on",
+            )));
+        };
+        let mut update =
+            OperationUpdate::new(id, OperationType::Execution, OperationAction::Succeed);
+        update.payload = Some(payload);
+        // Whether or not a next token comes back, the execution is closed.
+        self.send(vec![update]).await?;
+        Ok(succeeded(Payload::from("")))
+    }
+}
