@@ -1,12 +1,11 @@
 //! Errors that end an execution.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use durable_yield_codecs::CodecError;
 
-use crate::model::{ErrorObject, OperationId, OperationStatus, OperationType};
+use crate::model::{ErrorObject, OperationId, OperationStatus, OperationType, SharedStr};
 
 /// One durable operation as the workflow requested (or history recorded)
 /// it, for error messages.
@@ -20,9 +19,9 @@ pub struct OpRef {
     /// The operation type.
     pub op_type: OperationType,
     /// The subtype.
-    pub sub_type: Option<Cow<'static, str>>,
+    pub sub_type: Option<SharedStr>,
     /// The name.
-    pub name: Option<Cow<'static, str>>,
+    pub name: Option<SharedStr>,
     /// The id of the CONTEXT operation it belongs to (none at the root).
     pub parent: Option<OperationId>,
 }

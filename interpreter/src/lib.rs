@@ -29,6 +29,7 @@ pub mod retry;
 mod running;
 mod step_context;
 pub mod subtype;
+mod text;
 mod workflow;
 
 pub use batch::{Branch, ChildConfig, MapConfig, ParallelConfig};

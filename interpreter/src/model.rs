@@ -6,7 +6,7 @@
 //! from an API client's types is the runtime's job.
 
 use crate::limits::{MAX_ERROR_JSON, MAX_ERROR_TYPE, MAX_ID_LEN};
-use std::borrow::Cow;
+pub use crate::text::SharedStr;
 use std::fmt;
 use std::sync::Arc;
 
@@ -750,13 +750,13 @@ pub struct Operation {
     pub parent_id: Option<OperationId>,
     /// The user-given name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<SharedStr>,
     /// The operation's type.
     #[serde(rename = "Type")]
     pub op_type: OperationType,
     /// The SDK-specific subtype, e.g. `Step` or `Wait`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub_type: Option<String>,
+    pub sub_type: Option<SharedStr>,
     /// When the operation started (epoch ms).
     #[serde(
         default,
@@ -956,13 +956,13 @@ pub struct OperationUpdate {
     pub parent_id: Option<OperationId>,
     /// The user-given name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<Cow<'static, str>>,
+    pub name: Option<SharedStr>,
     /// The operation's type.
     #[serde(rename = "Type")]
     pub op_type: OperationType,
     /// The SDK-specific subtype.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub_type: Option<Cow<'static, str>>,
+    pub sub_type: Option<SharedStr>,
     /// What to do.
     pub action: OperationAction,
     /// The result, with SUCCEED (and RETRY of a condition poll).

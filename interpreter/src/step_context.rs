@@ -1,18 +1,17 @@
 //! What a step body learns about the attempt it runs, and the semantics a
 //! step runs with.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::id::idempotency_key;
-use crate::model::{Millis, OperationId};
+use crate::model::{Millis, OperationId, SharedStr};
 
 /// What a step body learns about the attempt it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepContext {
     pub(crate) id: OperationId,
-    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) name: Option<SharedStr>,
     pub(crate) attempt: u32,
     pub(crate) execution_arn: Arc<str>,
     pub(crate) now: Millis,

@@ -11,7 +11,7 @@ use durable_yield_interpreter::id::operation_id;
 use durable_yield_interpreter::limits::MAX_ERROR_JSON;
 use durable_yield_interpreter::model::{
     ExecutionDetails, Operation, OperationAction as A, OperationId, OperationStatus as S,
-    OperationType as T, OperationUpdate, StepDetails, WaitDetails,
+    OperationType as T, OperationUpdate, SharedStr, StepDetails, WaitDetails,
 };
 use durable_yield_interpreter::retry::{ExponentialBackoff, FailedAttempt, FixedDelay, NoRetry};
 use durable_yield_interpreter::{
@@ -104,7 +104,7 @@ fn step_op(
     result: Option<&str>,
 ) -> Operation {
     let mut op = Operation::new(id, T::Step, status);
-    op.name = Some(name.into());
+    op.name = Some(SharedStr::new(name));
     op.sub_type = Some("Step".into());
     op.step_details = Some(Box::new({
         let mut details = StepDetails::default();
@@ -117,7 +117,7 @@ fn step_op(
 
 fn wait_op(id: OperationId, name: &str, status: S, end: i64) -> Operation {
     let mut op = Operation::new(id, T::Wait, status);
-    op.name = Some(name.into());
+    op.name = Some(SharedStr::new(name));
     op.sub_type = Some("Wait".into());
     op.wait_details = Some(Box::new(WaitDetails::new(end)));
     op

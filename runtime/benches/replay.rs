@@ -51,6 +51,8 @@ struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// Bytes allocated and not freed yet.
 static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated in all (a reallocation counts its new size).
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: every method forwards its arguments unchanged to `System`, which
 // implements `GlobalAlloc` correctly; the only addition is an atomic counter
@@ -60,6 +62,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -71,12 +74,14 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         LIVE_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
         LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -88,6 +93,50 @@ static GLOBAL: Counting = Counting;
 
 fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Minor page faults of this process so far (Linux: `/proc/self/stat`'s
+/// tenth field; 0 elsewhere).
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The command name (field 2) may hold spaces: count after its `)`.
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// What a phase of a benchmark cost the process: heap allocations, bytes
+/// allocated and minor page faults.
+#[derive(Clone, Copy)]
+struct Counters {
+    allocations: u64,
+    bytes: u64,
+    faults: u64,
+}
+
+impl Counters {
+    fn now() -> Self {
+        Counters {
+            allocations: allocations(),
+            bytes: ALLOCATED_BYTES.load(Ordering::Relaxed),
+            faults: minor_faults(),
+        }
+    }
+
+    /// Per operation since `self`, as "allocations bytes faults".
+    fn per(self, n: u32) -> String {
+        let now = Counters::now();
+        let per = |a: u64, b: u64| (a - b) as f64 / f64::from(n);
+        format!(
+            "{:.2} {:.0} {:.3}",
+            per(now.allocations, self.allocations),
+            per(now.bytes, self.bytes),
+            per(now.faults, self.faults)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -275,6 +324,21 @@ fn scale_replay(
     assert!(execution.advance_time());
     let start = Instant::now();
     rt.block_on(execution.invoke(&steps_then_wait));
+    let elapsed = start.elapsed();
+    assert_eq!(
+        execution.status(),
+        durable_yield::ExecutionStatus::Succeeded
+    );
+    elapsed / n
+}
+
+/// A live map of `n` items (each a step in its item's context) on the
+/// local runner, per item: compared with `scale_live`'s sequential steps.
+#[inline(never)]
+fn map_live(rt: &tokio::runtime::Runtime, n: u32) -> Duration {
+    let execution = LocalRunner::new().start(&n).expect("start");
+    let start = Instant::now();
+    rt.block_on(execution.invoke(&map_items));
     let elapsed = start.elapsed();
     assert_eq!(
         execution.status(),
@@ -1038,9 +1102,27 @@ fn main() {
     match wanted.as_slice() {
         [one, mode, n] if one.as_str() == "scale-one" && mode.as_str() == "local" => {
             let n: u32 = n.parse().expect("a step count");
+            let before = Counters::now();
             let (execution, live) = scale_live(&rt, n);
+            let live_counts = before.per(n);
+            let before = Counters::now();
             let replay = scale_replay(&rt, &execution, n);
-            println!("{} {}", live.as_nanos(), replay.as_nanos());
+            let replay_counts = before.per(n);
+            // Times first (the scale table reads them), then per step:
+            // allocations, bytes allocated, minor page faults (live, replay).
+            println!(
+                "{} {} {live_counts} {replay_counts}",
+                live.as_nanos(),
+                replay.as_nanos()
+            );
+            return;
+        }
+        [one, mode, n] if one.as_str() == "scale-one" && mode.as_str() == "map" => {
+            let n: u32 = n.parse().expect("an item count");
+            let before = Counters::now();
+            let live = map_live(&rt, n);
+            // Time per item, then per item: allocations, bytes, page faults.
+            println!("{} {}", live.as_nanos(), before.per(n));
             return;
         }
         [one, mode, n, page, path]

@@ -727,7 +727,7 @@ fn signature(arn: &str, op: &Operation) -> OpSig {
     (
         id,
         op.op_type,
-        op.name.clone(),
+        op.name.as_deref().map(str::to_owned),
         op.status,
         result.map(|p| opened(arn, op, p)),
         d.and_then(|d| d.error.clone())
@@ -791,8 +791,7 @@ fn terminal_invocations(execution: &LocalExecution) -> BTreeMap<Option<String>, 
                 op_type: OperationType::Step,
                 ..
             } => {
-                out.entry(name.map(|n| n.into_owned()))
-                    .or_insert(invocation);
+                out.entry(name.map(String::from)).or_insert(invocation);
             }
             _ => {}
         }
@@ -1382,7 +1381,11 @@ pub fn classify_code_change(data: &[u8]) -> Result<CodeChange, String> {
             .filter(|op| op.op_type != OperationType::Execution)
             .filter_map(|op| {
                 let position = (1..=64u64).find(|n| operation_id(None, *n) == op.id)?;
-                Some((position as usize - 1, op.name.clone(), op.op_type))
+                Some((
+                    position as usize - 1,
+                    op.name.as_deref().map(str::to_owned),
+                    op.op_type,
+                ))
             })
             .collect();
         let compatible = recorded.iter().all(|(i, name, op_type)| {

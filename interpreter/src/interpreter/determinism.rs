@@ -66,8 +66,8 @@ impl Interpreter {
             seq,
             id,
             op_type,
-            sub_type: Some(Cow::Borrowed(sub_type)),
-            name,
+            sub_type: Some(SharedStr::from_static(sub_type)),
+            name: name.map(SharedStr::from),
             parent: c.ids.parent().copied(),
         };
         if let Some(observer) = self.observer.as_deref_mut() {
@@ -117,8 +117,8 @@ impl Interpreter {
             seq,
             id: recorded.id,
             op_type: recorded.op_type,
-            sub_type: recorded.sub_type.clone().map(Cow::Owned),
-            name: recorded.name.clone().map(Cow::Owned),
+            sub_type: recorded.sub_type.clone(),
+            name: recorded.name.clone(),
             parent: recorded.parent_id,
         }
     }

@@ -26,7 +26,7 @@ impl Interpreter {
                 && r.op_type == OperationType::ChainedInvoke
                 && r.name.as_deref() == Some(function_name.as_str())
         }) {
-            op.name = r.name.clone().map(Cow::Owned);
+            op.name = r.name.clone();
         }
         let replay_only = self.contexts[ctx as usize].replay_only;
         let invalid = |reason: String| ExecutionError::InvalidConfig {

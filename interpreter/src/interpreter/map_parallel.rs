@@ -90,7 +90,10 @@ impl Interpreter {
         }
         let n = branches.len();
         self.contexts.reserve(n);
-        let (names, bodies) = branches.into_iter().map(|b| (b.name, Some(b.body))).unzip();
+        let (names, bodies) = branches
+            .into_iter()
+            .map(|b| (SharedStr::from(b.name), Some(b.body)))
+            .unzip();
         self.batches.push(Batch {
             owner: ctx,
             op,
@@ -153,7 +156,7 @@ impl Interpreter {
             seq: index as u64,
             id: IdGenerator::branch(&parent, index as u64),
             op_type: OperationType::Context,
-            sub_type: Some(Cow::Borrowed(batch.kind.branch_sub_type())),
+            sub_type: Some(SharedStr::from_static(batch.kind.branch_sub_type())),
             // Each name is used once: taken, not copied.
             name: Some(std::mem::take(&mut batch.names[index])),
             parent: Some(parent),

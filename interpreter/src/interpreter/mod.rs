@@ -66,7 +66,7 @@ use crate::limits::{
 use crate::model::{
     CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, IdMap, Millis, Operation,
     OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
-    StepOptions, WaitOptions, WireName,
+    SharedStr, StepOptions, WaitOptions, WireName,
 };
 use crate::observe::{FunctionOutcome, Observation, Observer};
 use crate::protocol::Workflow;
@@ -279,7 +279,7 @@ struct Batch {
     owner: CtxId,
     op: OpRef,
     kind: BatchKind,
-    names: Vec<Cow<'static, str>>,
+    names: Vec<SharedStr>,
     bodies: Vec<Option<ContextBody>>,
     branches: Vec<Branch>,
     next: usize,

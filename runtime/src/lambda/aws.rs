@@ -15,7 +15,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use crate::model::{
     CallbackDetails, ChainedInvokeDetails, ContextDetails, ErrorObject, ExecutionDetails,
     ExecutionState, Millis, Operation, OperationId, OperationStatus, OperationType,
-    OperationUpdate, StepDetails, WaitDetails,
+    OperationUpdate, SharedStr, StepDetails, WaitDetails,
 };
 use crate::service::{CheckpointResponse, DurableService, ServiceError};
 
@@ -329,8 +329,8 @@ pub(crate) fn from_sdk_operation(op: &sdk::Operation) -> Result<Operation, Servi
         .map(OperationId::new)
         .transpose()
         .map_err(invalid)?;
-    out.name = op.name().map(str::to_owned);
-    out.sub_type = op.sub_type().map(str::to_owned);
+    out.name = op.name().map(SharedStr::new);
+    out.sub_type = op.sub_type().map(SharedStr::new);
     out.start_timestamp = Some(millis(op.start_timestamp()));
     out.end_timestamp = op.end_timestamp().map(millis);
     out.execution_details = op.execution_details().map(|d| {

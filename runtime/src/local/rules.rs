@@ -77,8 +77,8 @@ pub(super) fn transition(
     let mut op = current.unwrap_or_else(|| {
         let mut op = Operation::new(u.id, u.op_type, S::Started);
         op.parent_id = u.parent_id;
-        op.name = u.name.as_deref().map(str::to_owned);
-        op.sub_type = u.sub_type.as_deref().map(str::to_owned);
+        op.name = u.name.clone();
+        op.sub_type = u.sub_type.clone();
         op.start_timestamp = Some(now);
         op
     });

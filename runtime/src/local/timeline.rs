@@ -1,6 +1,5 @@
 //! The timeline of a local run: what happened, in order, printable.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -9,7 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::history::{ExecutionHistory, HistoryEvent, shorten};
 use crate::model::{
     ErrorObject, InvocationStatus, Millis, Operation, OperationAction, OperationId,
-    OperationStatus, OperationType, Payload,
+    OperationStatus, OperationType, Payload, SharedStr,
 };
 
 use super::ExecutionStatus;
@@ -34,7 +33,7 @@ pub enum TimelineEvent {
         /// Its type.
         op_type: OperationType,
         /// Its name.
-        name: Option<Cow<'static, str>>,
+        name: Option<SharedStr>,
         /// What was done.
         action: OperationAction,
         /// The status it has now.
@@ -66,7 +65,7 @@ pub enum TimelineEvent {
         /// Its type.
         op_type: OperationType,
         /// Its name.
-        name: Option<String>,
+        name: Option<SharedStr>,
         /// The status it has now.
         status: OperationStatus,
     },
@@ -80,7 +79,7 @@ pub enum TimelineEvent {
         /// Its type.
         op_type: OperationType,
         /// Its name.
-        name: Option<String>,
+        name: Option<SharedStr>,
         /// The status it has now.
         status: OperationStatus,
         /// The answer, shortened.
@@ -194,9 +193,9 @@ impl Timeline {
                 id: op.map(|(id, _)| id.to_string()),
                 name: op
                     .and_then(|(_, name)| name.map(str::to_owned))
-                    .or_else(|| record.and_then(|r| r.name.clone())),
+                    .or_else(|| record.and_then(|r| r.name.as_deref().map(str::to_owned))),
                 parent_id: record.and_then(|r| r.parent_id.map(|p| p.to_string())),
-                sub_type: record.and_then(|r| r.sub_type.clone()),
+                sub_type: record.and_then(|r| r.sub_type.as_deref().map(str::to_owned)),
                 event_type,
                 details: map,
             });
@@ -385,7 +384,7 @@ fn offset(start: Millis, at: Millis) -> String {
     format!("+{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
-fn name_or_dash(name: &Option<String>) -> String {
+fn name_or_dash(name: &Option<impl fmt::Debug>) -> String {
     match name {
         Some(n) => format!("{n:?}"),
         None => "-".to_owned(),
