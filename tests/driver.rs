@@ -111,7 +111,7 @@ fn wait_op(status: OperationStatus) -> Operation {
     let mut op = Operation::new(operation_id(None, 2), OperationType::Wait, status);
     op.name = Some("nap".into());
     op.sub_type = Some("Wait".into());
-    op.wait_details = Some(Box::new(WaitDetails::new(1_795_755_620_735)));
+    op.wait_details = Some(std::sync::Arc::new(WaitDetails::new(1_795_755_620_735)));
     op
 }
 
@@ -189,7 +189,7 @@ async fn the_rest_of_the_state_is_paged_in_before_replay() {
     );
     greet.name = Some("greet".into());
     greet.sub_type = Some("Step".into());
-    greet.step_details = Some(Box::new({
+    greet.step_details = Some(std::sync::Arc::new({
         let mut details = durable_yield::model::StepDetails::default();
         details.result = Some("\"hi recorded\"".into());
         details.attempt = Some(1);
@@ -278,6 +278,7 @@ async fn a_result_too_large_for_the_response_is_checkpointed() {
     input.initial_execution_state.operations[0]
         .execution_details
         .as_mut()
+        .map(std::sync::Arc::make_mut)
         .unwrap()
         .input_payload = Some((6 * 1024 * 1024 - 20).to_string().into());
     input
@@ -303,6 +304,7 @@ async fn a_result_too_large_for_the_response_is_checkpointed() {
     input.initial_execution_state.operations[0]
         .execution_details
         .as_mut()
+        .map(std::sync::Arc::make_mut)
         .unwrap()
         .input_payload = Some((7 * 1024 * 1024).to_string().into());
     let summary = run_invocation(&big, input, &Scripted::default())
@@ -336,6 +338,7 @@ fn after_wait() -> InvocationInput {
     input.initial_execution_state.operations[0]
         .execution_details
         .as_mut()
+        .map(std::sync::Arc::make_mut)
         .unwrap()
         .input_payload = Some("null".into());
     let mut wait = wait_op(OperationStatus::Succeeded);

@@ -192,7 +192,7 @@ fn set_payload(ops: &mut [Operation], name: &str, payload: String) {
         .iter_mut()
         .find(|op| op.name.as_deref() == Some(name))
         .unwrap();
-    op.step_details.as_mut().unwrap().result = Some(payload.into());
+    std::sync::Arc::make_mut(op.step_details.as_mut().unwrap()).result = Some(payload.into());
 }
 
 /// Records the first invocation (steps `a`, `b`, then the wait) of a

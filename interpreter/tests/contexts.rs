@@ -19,7 +19,9 @@ const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f:1/durable-ex
 
 fn execution() -> Operation {
     let mut op = Operation::new(OperationId::new("exec").unwrap(), T::Execution, S::Started);
-    op.execution_details = Some(Box::new(ExecutionDetails::new(Some("null".into()))));
+    op.execution_details = Some(std::sync::Arc::new(ExecutionDetails::new(Some(
+        "null".into(),
+    ))));
     op
 }
 
@@ -167,7 +169,7 @@ fn the_invocation_suspends_when_no_branch_can_go_on_until_the_earliest_timer() {
     let wait_of = |i: u64| operation_id(Some(&branch_id(&map, i)), 1);
     let started = |id, end| {
         let mut op = Operation::new(id, T::Wait, S::Started);
-        op.wait_details = Some(Box::new(
+        op.wait_details = Some(std::sync::Arc::new(
             durable_yield_interpreter::model::WaitDetails::new(end),
         ));
         op

@@ -88,7 +88,9 @@ fn run_step(it: &mut Interpreter) -> (StepContext, Vec<OperationUpdate>) {
 
 fn execution(input: &str) -> Operation {
     let mut op = Operation::new(OperationId::new("exec").unwrap(), T::Execution, S::Started);
-    op.execution_details = Some(Box::new(ExecutionDetails::new(Some(input.into()))));
+    op.execution_details = Some(std::sync::Arc::new(ExecutionDetails::new(Some(
+        input.into(),
+    ))));
     op
 }
 
@@ -106,7 +108,7 @@ fn step_op(
     let mut op = Operation::new(id, T::Step, status);
     op.name = Some(SharedStr::new(name));
     op.sub_type = Some("Step".into());
-    op.step_details = Some(Box::new({
+    op.step_details = Some(std::sync::Arc::new({
         let mut details = StepDetails::default();
         details.attempt = Some(attempt);
         details.result = result.map(Into::into);
@@ -119,7 +121,7 @@ fn wait_op(id: OperationId, name: &str, status: S, end: i64) -> Operation {
     let mut op = Operation::new(id, T::Wait, status);
     op.name = Some(SharedStr::new(name));
     op.sub_type = Some("Wait".into());
-    op.wait_details = Some(Box::new(WaitDetails::new(end)));
+    op.wait_details = Some(std::sync::Arc::new(WaitDetails::new(end)));
     op
 }
 
@@ -236,11 +238,8 @@ fn a_ready_step_starts_its_next_attempt_and_a_pending_one_suspends() {
     );
 
     let mut pending = step_op(id[0], "a", S::Pending, 1, None);
-    pending
-        .step_details
-        .as_mut()
-        .unwrap()
-        .next_attempt_timestamp = Some(12_345);
+    std::sync::Arc::make_mut(pending.step_details.as_mut().unwrap()).next_attempt_timestamp =
+        Some(12_345);
     let mut it = Interpreter::new(ARN, vec![execution("1"), pending], &step_wait_step);
     assert!(matches!(
         it.poll(),
@@ -381,11 +380,8 @@ fn at_most_once_starts_alone_and_a_failure_is_retried() {
         Some("Busy")
     );
     let mut pending = step_op(id[0], "pay", S::Pending, 1, None);
-    pending
-        .step_details
-        .as_mut()
-        .unwrap()
-        .next_attempt_timestamp = Some(7_000);
+    std::sync::Arc::make_mut(pending.step_details.as_mut().unwrap()).next_attempt_timestamp =
+        Some(7_000);
     ack(&mut it, vec![pending]);
     assert!(matches!(
         it.poll(),

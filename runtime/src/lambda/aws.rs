@@ -3,6 +3,7 @@
 //! types and the wire model, and error classification.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::types as sdk;
@@ -334,19 +335,19 @@ pub(crate) fn from_sdk_operation(op: &sdk::Operation) -> Result<Operation, Servi
     out.start_timestamp = Some(millis(op.start_timestamp()));
     out.end_timestamp = op.end_timestamp().map(millis);
     out.execution_details = op.execution_details().map(|d| {
-        Box::new(fields!(ExecutionDetails {
+        Arc::new(fields!(ExecutionDetails {
             input_payload: d.input_payload().map(Into::into),
         }))
     });
     out.context_details = op.context_details().map(|d| {
-        Box::new(fields!(ContextDetails {
+        Arc::new(fields!(ContextDetails {
             replay_children: d.replay_children(),
             result: d.result().map(Into::into),
             error: d.error().map(from_sdk_error),
         }))
     });
     out.step_details = op.step_details().map(|d| {
-        Box::new(fields!(StepDetails {
+        Arc::new(fields!(StepDetails {
             attempt: u32::try_from(d.attempt()).ok(),
             next_attempt_timestamp: d.next_attempt_timestamp().map(millis),
             result: d.result().map(Into::into),
@@ -354,19 +355,19 @@ pub(crate) fn from_sdk_operation(op: &sdk::Operation) -> Result<Operation, Servi
         }))
     });
     out.wait_details = op.wait_details().map(|d| {
-        Box::new(fields!(WaitDetails {
+        Arc::new(fields!(WaitDetails {
             scheduled_end_timestamp: d.scheduled_end_timestamp().map(millis),
         }))
     });
     out.callback_details = op.callback_details().map(|d| {
-        Box::new(fields!(CallbackDetails {
+        Arc::new(fields!(CallbackDetails {
             callback_id: d.callback_id().map(str::to_owned),
             result: d.result().map(Into::into),
             error: d.error().map(from_sdk_error),
         }))
     });
     out.chained_invoke_details = op.chained_invoke_details().map(|d| {
-        Box::new(fields!(ChainedInvokeDetails {
+        Arc::new(fields!(ChainedInvokeDetails {
             result: d.result().map(Into::into),
             error: d.error().map(from_sdk_error),
         }))
@@ -509,7 +510,7 @@ mod tests {
         assert_eq!(ours.start_timestamp, Some(1_795_755_619_735));
         let d = ours.step_details.unwrap();
         assert_eq!(d.attempt, Some(1));
-        assert_eq!(d.result.unwrap().as_str(), "{\"ok\":true}");
+        assert_eq!(d.result.as_ref().unwrap().as_str(), "{\"ok\":true}");
 
         let unknown = sdk::Operation::builder()
             .id("x")

@@ -54,7 +54,7 @@ impl ExecState {
                 }
                 _ => {
                     op.status = OperationStatus::Ready;
-                    if let Some(d) = op.step_details.as_mut() {
+                    if let Some(d) = op.step_details.as_mut().map(Arc::make_mut) {
                         d.next_attempt_timestamp = None;
                     }
                 }
@@ -168,9 +168,10 @@ impl ExecState {
             return;
         };
         let op = &mut self.ops[at];
-        let details = op
-            .chained_invoke_details
-            .get_or_insert_with(Default::default);
+        let details = Arc::make_mut(
+            op.chained_invoke_details
+                .get_or_insert_with(Default::default),
+        );
         let detail = match result {
             Ok(r) => {
                 op.status = OperationStatus::Succeeded;
@@ -257,7 +258,7 @@ impl ExecState {
         let op = &mut self.ops[at];
         op.status = status;
         op.end_timestamp = Some(now);
-        let details = op.callback_details.get_or_insert_with(Default::default);
+        let details = Arc::make_mut(op.callback_details.get_or_insert_with(Default::default));
         details.result = result.clone();
         details.error = error.clone();
         let detail = match (&result, &error) {

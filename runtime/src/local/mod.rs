@@ -437,7 +437,7 @@ impl LocalRunner {
         let id = OperationId::new(&unique).map_err(|e| LocalError::Input(e.to_string()))?;
         let mut execution = Operation::new(id, OperationType::Execution, OperationStatus::Started);
         execution.start_timestamp = Some(self.start_time);
-        execution.execution_details = Some(Box::new(fields!(ExecutionDetails {
+        execution.execution_details = Some(Arc::new(fields!(ExecutionDetails {
             input_payload: Some(input.into()),
         })));
         let mut index = IdMap::default();

@@ -3,6 +3,8 @@
 //! to the next (PROTOCOL.md §4). The local service applies them to whole
 //! batches (`service.rs`); the table below tests them one by one.
 
+use std::sync::Arc;
+
 use crate::engine::limits::MAX_WAIT_SECONDS;
 use crate::model::{
     CallbackDetails, ContextDetails, Millis, Operation, OperationAction, OperationStatus,
@@ -94,10 +96,10 @@ pub(super) fn transition(
     match (u.op_type, u.action, status) {
         (T::Step, A::Start, None | Some(S::Ready)) => {
             op.status = S::Started;
-            op.step_details
-                .get_or_insert_with(Default::default)
-                .attempt
-                .get_or_insert(0);
+            let d = op.step_details.get_or_insert_with(Default::default);
+            if d.attempt.is_none() {
+                Arc::make_mut(d).attempt = Some(0);
+            }
         }
         (T::Step, A::Retry, Some(S::Started | S::Ready)) => {
             let delay = u
@@ -113,7 +115,7 @@ pub(super) fn transition(
                 ));
             }
             op.status = S::Pending;
-            let d = op.step_details.get_or_insert_with(Default::default);
+            let d = Arc::make_mut(op.step_details.get_or_insert_with(Default::default));
             d.attempt = Some(d.attempt.unwrap_or(0) + 1);
             d.next_attempt_timestamp = Some(now.saturating_add(i64::from(delay) * 1000));
             if u.error.is_some() {
@@ -124,7 +126,7 @@ pub(super) fn transition(
             }
         }
         (T::Step, A::Succeed | A::Fail, None | Some(S::Started | S::Ready)) => {
-            let d = op.step_details.get_or_insert_with(Default::default);
+            let d = Arc::make_mut(op.step_details.get_or_insert_with(Default::default));
             d.attempt = Some(d.attempt.unwrap_or(0) + 1);
             if u.action == A::Succeed {
                 if u.error.is_some() {
@@ -149,7 +151,7 @@ pub(super) fn transition(
                 .filter(|s| (1..=MAX_WAIT_SECONDS).contains(&u64::from(*s)))
                 .ok_or_else(|| format!("START of wait {} needs WaitOptions.WaitSeconds from 1 to {MAX_WAIT_SECONDS}", u.id))?;
             op.status = S::Started;
-            op.wait_details = Some(Box::new(fields!(WaitDetails {
+            op.wait_details = Some(Arc::new(fields!(WaitDetails {
                 scheduled_end_timestamp: Some(now.saturating_add(i64::from(seconds) * 1000)),
             })));
         }
@@ -164,7 +166,7 @@ pub(super) fn transition(
             } else {
                 S::Failed
             };
-            op.context_details = Some(Box::new(fields!(ContextDetails {
+            op.context_details = Some(Arc::new(fields!(ContextDetails {
                 replay_children: u.context_options.as_ref().and_then(|o| o.replay_children),
                 result: u.payload.clone(),
                 error: u.error.as_deref().cloned(),
@@ -181,7 +183,7 @@ pub(super) fn transition(
                 ));
             }
             op.status = S::Started;
-            op.callback_details = Some(Box::new(fields!(CallbackDetails {
+            op.callback_details = Some(Arc::new(fields!(CallbackDetails {
                 callback_id: Some(format!("local-callback-{}", u.id)),
                 result: None,
                 error: None,
