@@ -739,6 +739,11 @@ pub struct ChainedInvokeDetails {
 }
 
 /// One checkpointed operation, as the service stores it.
+///
+/// Cheap to clone: histories, pages and responses copy operations often,
+/// so the name and subtype are [`SharedStr`]s and the details are shared
+/// (`Arc`); a clone allocates nothing. To change a clone's details, use
+/// [`Arc::make_mut`], which copies them first if they are shared.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
