@@ -22,7 +22,10 @@
 //!   operation. For instruction counts, run a child under callgrind, e.g.
 //!   `valgrind --tool=callgrind --collect-atstart=no
 //!   --toggle-collect='*scale_replay*' <bench binary> scale-one local 25000`
-//!   (see BENCHMARKS.md);
+//!   (see BENCHMARKS.md). `scale-one local N` prints the live and replay
+//!   times per step, then per step of each: heap allocations, bytes
+//!   allocated and minor page faults; `scale-one map N` the same for one
+//!   live map of N items (toggle `*map_live*`);
 //! - codecs: encode/decode time and size of a small struct and of a
 //!   100 KiB one, with every codec, compressed (zstd), encrypted (whole
 //!   payload) and with sealed fields, and the compressors zstd was picked
