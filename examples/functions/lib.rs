@@ -705,12 +705,14 @@ async fn concurrency(mut wf: Workflow, input: serde_json::Value) -> Result<Strin
                 statuses.join(",")
             ))
         }
-        // Item 1 waits a second; items 0 and 2 finish meanwhile.
+        // Item 1 waits three seconds; items 0 and 2 finish meanwhile, in
+        // the first invocation (long enough that a loaded machine does not
+        // see the wait end before that invocation does).
         "wait-in-branch" => {
             let r = wf
                 .map("mixed", vec![0u64, 1, 2], |mut wf, x, _| async move {
                     if x == 1 {
-                        wf.wait("slow", Duration::from_secs(1)).await;
+                        wf.wait("slow", Duration::from_secs(3)).await;
                     }
                     double(wf, x).await
                 })

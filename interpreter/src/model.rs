@@ -545,10 +545,11 @@ impl ErrorObject {
     /// ends in a visible marker, `…[truncated N bytes]`; an error that fits
     /// is returned unchanged.
     pub fn truncated(mut self) -> Self {
-        if let Some(t) = &mut self.error_type
-            && t.len() > MAX_ERROR_TYPE
-        {
-            cut_to(t, MAX_ERROR_TYPE);
+        // Nested, not a let chain: the crates' `rust-version` is 1.85.
+        if let Some(t) = &mut self.error_type {
+            if t.len() > MAX_ERROR_TYPE {
+                cut_to(t, MAX_ERROR_TYPE);
+            }
         }
         let excess = |e: &ErrorObject| e.json_len().saturating_sub(MAX_ERROR_JSON);
         let over = excess(&self);
