@@ -23,3 +23,18 @@ pub const MAP_ITERATION: &str = "MapIteration";
 pub const PARALLEL: &str = "Parallel";
 /// A parallel branch's context.
 pub const PARALLEL_BRANCH: &str = "ParallelBranch";
+
+/// Every subtype above (names read from a history are interned against it).
+pub(crate) const ALL: [&str; 11] = [
+    STEP,
+    WAIT,
+    CALLBACK,
+    CHAINED_INVOKE,
+    WAIT_FOR_CONDITION,
+    RUN_IN_CHILD_CONTEXT,
+    WAIT_FOR_CALLBACK,
+    MAP,
+    MAP_ITERATION,
+    PARALLEL,
+    PARALLEL_BRANCH,
+];

@@ -66,22 +66,7 @@ impl SharedStr {
     /// The string's static form, if it is one of the subtypes AWS's SDKs
     /// write (so that deserialized histories share them).
     fn interned(s: &str) -> Option<&'static str> {
-        use crate::subtype::*;
-        [
-            STEP,
-            WAIT,
-            CALLBACK,
-            CHAINED_INVOKE,
-            WAIT_FOR_CONDITION,
-            RUN_IN_CHILD_CONTEXT,
-            WAIT_FOR_CALLBACK,
-            MAP,
-            MAP_ITERATION,
-            PARALLEL,
-            PARALLEL_BRANCH,
-        ]
-        .into_iter()
-        .find(|k| *k == s)
+        crate::subtype::ALL.into_iter().find(|k| *k == s)
     }
 }
 
