@@ -212,6 +212,10 @@ impl<C: Codec> Codec for Compressed<C> {
         })?;
         self.inner.decode(&plain, cx)
     }
+
+    fn binds_context(&self) -> bool {
+        self.inner.binds_context()
+    }
 }
 
 #[cfg(test)]

@@ -146,6 +146,16 @@ pub trait Codec: Send + Sync + 'static {
     fn tagged(&self) -> bool {
         true
     }
+
+    /// Whether [`Codec::encode`] or [`Codec::decode`] reads `cx` (the
+    /// execution and operation a payload is for). Defaults to `true`;
+    /// codecs that never look at it (JSON, bincode, MessagePack) return
+    /// `false`, which spares callers computing an operation's id only to
+    /// decode its payload (a map's items, for one). A wrapper returns what
+    /// the codec it wraps returns, or `true` if it binds payloads itself.
+    fn binds_context(&self) -> bool {
+        true
+    }
 }
 
 impl<C: Codec> Codec for &'static C {
@@ -171,6 +181,9 @@ impl<C: Codec> Codec for &'static C {
     }
     fn tagged(&self) -> bool {
         (**self).tagged()
+    }
+    fn binds_context(&self) -> bool {
+        (**self).binds_context()
     }
 }
 
@@ -558,6 +571,9 @@ impl Codec for Json {
     fn is_text(&self) -> bool {
         true
     }
+    fn binds_context(&self) -> bool {
+        false
+    }
 }
 
 /// The bincode 2 codec (standard configuration, through bincode's serde
@@ -605,6 +621,9 @@ impl Codec for Bincode {
         }
         Ok(value)
     }
+    fn binds_context(&self) -> bool {
+        false
+    }
 }
 
 /// The MessagePack codec (rmp-serde, structs as maps with field names):
@@ -631,6 +650,9 @@ impl Codec for MsgPack {
         _: &PayloadContext<'_>,
     ) -> Result<T, CodecError> {
         rmp_serde::from_slice(bytes).map_err(|e| CodecError::decode("msgpack", e))
+    }
+    fn binds_context(&self) -> bool {
+        false
     }
 }
 
@@ -676,6 +698,19 @@ mod tests {
             PayloadContext::with_operation_bytes("x", &[0xff]).operation_id(),
             ""
         );
+    }
+
+    #[test]
+    fn plain_codecs_do_not_read_the_context() {
+        assert!(!Json.binds_context());
+        #[cfg(feature = "bincode")]
+        assert!(!Bincode.binds_context());
+        #[cfg(feature = "msgpack")]
+        assert!(!MsgPack.binds_context());
+        // A `&'static` codec answers for the codec it refers to.
+        static JSON: Json = Json;
+        let by_ref: &'static Json = &JSON;
+        assert!(!<&'static Json as Codec>::binds_context(&by_ref));
     }
 
     #[test]

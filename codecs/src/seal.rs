@@ -882,6 +882,20 @@ mod tests {
     }
 
     #[test]
+    fn only_sealing_codecs_bind_the_context() {
+        let keys = || StaticKeyring::new("k1", [1; 32]);
+        assert!(!Json.binds_context());
+        assert!(Encrypted::new(Json, keys()).binds_context());
+        assert!(SealedFields::new(Json, keys()).binds_context());
+        #[cfg(feature = "compression")]
+        {
+            assert!(!crate::compress::Compressed::new(Json).binds_context());
+            let sealed = crate::compress::Compressed::new(Encrypted::new(Json, keys()));
+            assert!(sealed.binds_context());
+        }
+    }
+
+    #[test]
     fn envelope_names_its_key_and_rejects_truncation() {
         let keys = StaticKeyring::new("k1", [1; 32]);
         let sealed = seal(&keys, Purpose::Field, b"cx", b"hello").unwrap();

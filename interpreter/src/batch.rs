@@ -559,7 +559,7 @@ impl Workflow {
             .map(|(index, item)| {
                 let name = match &config.namer {
                     Some(namer) => Cow::Owned(namer(&item, index)),
-                    None => Cow::Owned(format!("map-item-{index}")),
+                    None => Cow::Owned(numbered("map-item-", index)),
                 };
                 let (f, codec) = (f.clone(), config.item_codec.clone());
                 // One closure and one future per item: the body and the
@@ -619,7 +619,7 @@ impl Workflow {
             .map(|(index, branch)| BranchSpec {
                 name: branch
                     .name
-                    .unwrap_or_else(|| Cow::Owned(format!("parallel-branch-{index}"))),
+                    .unwrap_or_else(|| Cow::Owned(numbered("parallel-branch-", index))),
                 body: encoding(config.item_codec.clone(), branch.body, "parallel branch"),
             })
             .collect();
@@ -739,9 +739,11 @@ fn splice_json(raw: &RawBatch) -> String {
             BatchItemStatus::Started => "STARTED",
             BatchItemStatus::NotStarted => "NOT_STARTED",
         };
-        out.push_str(&format!(
-            "{{\"index\":{index},\"status\":\"{status}\",\"result\":"
-        ));
+        out.push_str("{\"index\":");
+        push_decimal(&mut out, index as u64);
+        out.push_str(",\"status\":\"");
+        out.push_str(status);
+        out.push_str("\",\"result\":");
         match (&item.status, &item.result) {
             (BatchItemStatus::Succeeded, Some(p)) => out.push_str(p.as_str()),
             _ => out.push_str("null"),
@@ -765,6 +767,23 @@ fn splice_json(raw: &RawBatch) -> String {
     out
 }
 
+/// `prefix` followed by `n` in decimal: a default branch name, without
+/// the formatting machinery (once per item of a map).
+fn numbered(prefix: &str, n: usize) -> String {
+    let mut s = String::with_capacity(prefix.len() + 20);
+    s.push_str(prefix);
+    push_decimal(&mut s, n as u64);
+    s
+}
+
+/// Appends `n` in decimal to `out`.
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let len = crate::id::write_decimal(&mut digits, n);
+    // Only ASCII digits were written.
+    out.extend(digits[..len].iter().map(|&d| char::from(d)));
+}
+
 /// Decodes the branch values of a raw batch with the item codec, each for
 /// its branch's CONTEXT operation.
 fn typed<T: DeserializeOwned, C: Codec>(
@@ -780,7 +799,10 @@ fn typed<T: DeserializeOwned, C: Codec>(
         .enumerate()
         .map(|(index, item)| {
             let decode = |payload: &str| {
-                let branch = batch_op.map(|op| IdGenerator::branch(&op, index as u64));
+                // The branch's id (a hash) only for a codec that reads it.
+                let branch = batch_op
+                    .filter(|_| codec.binds_context())
+                    .map(|op| IdGenerator::branch(&op, index as u64));
                 let id = branch.as_ref().map_or(&b""[..], OperationId::as_bytes);
                 let cx = PayloadContext::with_operation_bytes(batch.execution_arn(), id);
                 from_payload(codec, payload, &cx)
@@ -809,6 +831,13 @@ fn typed<T: DeserializeOwned, C: Codec>(
 mod tests {
     use super::*;
     use crate::batch_result::{BatchSummary, CompletionReason, RawItem};
+
+    #[test]
+    fn default_names_are_the_formatted_ones() {
+        for n in [0, 7, 10, 99, 1000, 24_999, usize::MAX] {
+            assert_eq!(numbered("map-item-", n), format!("map-item-{n}"));
+        }
+    }
 
     #[test]
     fn spliced_json_is_what_serde_writes() {
@@ -843,6 +872,21 @@ mod tests {
         assert_eq!(spliced, serde_json::to_string(&typed).unwrap());
         let back: BatchResult<serde_json::Value> = serde_json::from_str(&spliced).unwrap();
         assert_eq!(back, typed);
+        // Indexes of more than one digit.
+        let many = RawBatch {
+            items: (0..12)
+                .map(|i| RawItem {
+                    status: BatchItemStatus::Succeeded,
+                    result: Some(Payload::from(i.to_string())),
+                    error: None,
+                })
+                .collect(),
+            reason: CompletionReason::AllCompleted,
+        };
+        let spliced = splice_json(&many);
+        let decoded: BatchResult<u32> =
+            super::typed(many, &Json, &None, &PayloadContext::DETACHED, &None).unwrap();
+        assert_eq!(spliced, serde_json::to_string(&decoded).unwrap());
         let empty = RawBatch {
             items: vec![],
             reason: CompletionReason::AllCompleted,

@@ -74,7 +74,7 @@ pub(crate) fn hash(prefix: Option<&OperationId>, n: u64) -> OperationId {
 
 /// Writes `n` in decimal at the start of `out` (at least 20 bytes long);
 /// returns how many bytes it wrote.
-fn write_decimal(out: &mut [u8], mut n: u64) -> usize {
+pub(crate) fn write_decimal(out: &mut [u8], mut n: u64) -> usize {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

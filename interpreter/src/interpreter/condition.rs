@@ -90,7 +90,7 @@ impl Interpreter {
     ) -> Next {
         let done = Arc::new(AtomicBool::new(false));
         let context = self.step_context(op, attempt);
-        self.contexts[ctx as usize].live = Some(LiveStep {
+        self.contexts[ctx as usize].step.set_live(LiveStep {
             op: op.clone(),
             attempt,
             send_start,

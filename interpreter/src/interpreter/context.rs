@@ -90,9 +90,8 @@ impl Interpreter {
             }
             c.abandoned = true;
             c.coroutine = None;
-            c.live = None;
             c.suspended = None;
-            if c.running.take().is_some() {
+            if let StepSlot::Running(_) = std::mem::replace(&mut c.step, StepSlot::Idle) {
                 self.in_flight -= 1;
             }
             stack.append(&mut c.children);

@@ -90,6 +90,12 @@ impl Interpreter {
         }
         let n = branches.len();
         self.contexts.reserve(n);
+        if at.is_none() {
+            // A new batch: the STARTs of the branches it admits at once
+            // are deferred together (one allocation, not one per doubling).
+            self.deferred
+                .reserve(n.min(max_concurrency.unwrap_or(usize::MAX)));
+        }
         let (names, bodies) = branches
             .into_iter()
             .map(|b| (SharedStr::from(b.name), Some(b.body)))

@@ -179,6 +179,48 @@ struct LiveStep {
     condition: Option<(Arc<dyn RetryStrategy>, Arc<AtomicBool>)>,
 }
 
+/// A context's step attempt, from its START to its outcome.
+enum StepSlot {
+    Idle,
+    /// Its body is about to be sent (`Request::Run`).
+    Live(LiveStep),
+    /// Its body runs.
+    Running(LiveStep),
+}
+
+impl StepSlot {
+    /// The attempt whose body is about to be sent, taken.
+    fn take_live(&mut self) -> Option<LiveStep> {
+        match std::mem::replace(self, StepSlot::Idle) {
+            StepSlot::Live(live) => Some(live),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// The attempt whose body runs, taken if it is the one numbered `seq`.
+    fn take_running(&mut self, seq: u64) -> Option<LiveStep> {
+        match self {
+            StepSlot::Running(live) if live.op.seq == seq => {
+                match std::mem::replace(self, StepSlot::Idle) {
+                    StepSlot::Running(live) => Some(live),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// An attempt about to be sent. A context awaits one operation at a
+    /// time, so no body of it can be running.
+    fn set_live(&mut self, live: LiveStep) {
+        debug_assert!(!matches!(self, StepSlot::Running(_)));
+        *self = StepSlot::Live(live);
+    }
+}
+
 /// What to do once a checkpoint is answered.
 enum After {
     /// Nothing (updates that only had to be sent).
@@ -230,10 +272,9 @@ struct Ctx {
     owner: Owner,
     /// Its CONTEXT operation (none at the root).
     op: Option<OpRef>,
-    /// The step whose body it is about to send.
-    live: Option<LiveStep>,
-    /// The step whose body runs.
-    running: Option<LiveStep>,
+    /// Its step attempt: about to send its body, or with the body running
+    /// (one slot: its code awaits one operation at a time).
+    step: StepSlot,
     last_op: Option<OpRef>,
     /// Re-run over recorded operations to rebuild a result too large to
     /// have been checkpointed: everything must replay, nothing is sent.
@@ -630,8 +671,7 @@ impl Ctx {
             ids,
             owner,
             op: None,
-            live: None,
-            running: None,
+            step: StepSlot::Idle,
             last_op: None,
             replay_only: false,
             abandoned: false,

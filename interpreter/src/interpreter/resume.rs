@@ -26,7 +26,7 @@ impl Interpreter {
             }) => self.on_step(ctx, name, retry, semantics),
             Resumed::Yielded(Request::Run(future)) => {
                 let c = &mut self.contexts[ctx as usize];
-                match c.live.take() {
+                match c.step.take_live() {
                     Some(mut live) => {
                         let context = self.step_context(&live.op, live.attempt);
                         let handle = StepHandle {
@@ -48,7 +48,7 @@ impl Interpreter {
                             live.send_start = false;
                             self.defer(update(&live.op, OperationAction::Start));
                         }
-                        self.contexts[ctx as usize].running = Some(live);
+                        self.contexts[ctx as usize].step = StepSlot::Running(live);
                         self.in_flight += 1;
                         self.outbox.push_back(Action::RunStep(StepRun {
                             handle,

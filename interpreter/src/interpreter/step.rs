@@ -16,12 +16,10 @@ impl Interpreter {
     /// was abandoned (its batch ended without it) is dropped.
     pub fn step_finished(&mut self, handle: StepHandle, outcome: StepOutcome) {
         let ctx = handle.ctx;
-        let live = match self.contexts.get_mut(ctx as usize) {
-            Some(c) if c.running.as_ref().is_some_and(|l| l.op.seq == handle.seq) => {
-                c.running.take()
-            }
-            _ => None,
-        };
+        let live = self
+            .contexts
+            .get_mut(ctx as usize)
+            .and_then(|c| c.step.take_running(handle.seq));
         let Some(live) = live else {
             if !self.dead(ctx) {
                 self.misuse("step_finished for a step that is not running");
@@ -53,6 +51,8 @@ impl Interpreter {
         // outcome's request. Taking the deferred updates here is what
         // `emit` would do, without a second vector.
         let mut updates = std::mem::take(&mut self.deferred);
+        // Room for the outcome, exactly (most often the only update).
+        updates.reserve_exact(1);
         if let Some((strategy, done)) = &live.condition {
             let next = self.checked(ctx, &live, strategy, done, outcome, updates);
             return self.apply(ctx, next);
@@ -306,7 +306,7 @@ impl Interpreter {
             );
         }
         let context = self.step_context(op, attempt);
-        self.contexts[ctx as usize].live = Some(live);
+        self.contexts[ctx as usize].step.set_live(live);
         Next::Resume(Response::Execute(context))
     }
 }

@@ -186,8 +186,9 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
             // The common case: one request, sent as it is.
             return self.send(held).await;
         }
+        // About one operation comes back per update.
+        let mut delta = Vec::with_capacity(held.len());
         let mut held = held.into_iter().peekable();
-        let mut delta = Vec::new();
         while held.peek().is_some() {
             let mut request = Vec::with_capacity(self.config.max_updates.min(held.len()));
             let mut size = 0;
