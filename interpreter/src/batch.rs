@@ -46,7 +46,6 @@
 //! }
 //! ```
 
-use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -57,11 +56,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch_result::{
-    BatchItem, BatchItemStatus, BatchResult, CompletionPolicy, ItemError, Nesting, RawBatch,
+    BatchItemStatus, BatchResult, CompletionPolicy, Nesting, push_decimal, splice_json,
+    spliced_is_exact, typed,
 };
 use crate::coroutine::BoxFuture;
 use crate::failure::{BoxError, StepError, error_object_from};
-use crate::id::IdGenerator;
 use crate::model::{ErrorObject, OperationId, Payload};
 use crate::protocol::Workflow;
 use crate::protocol::{
@@ -512,7 +511,7 @@ impl Workflow {
 
     /// Runs `f` over every item, each in its own child context, named
     /// `name`, with the defaults of [`MapConfig`]; returns one
-    /// [`BatchItem`] per item, in item order.
+    /// [`BatchItem`](crate::batch_result::BatchItem) per item, in item order.
     ///
     /// `f` gets the item's [`Workflow`] handle, the item and its index.
     /// Items run concurrently: a step body of one item runs while another
@@ -588,7 +587,7 @@ impl Workflow {
 
     /// Runs `branches` concurrently, each in its own child context, as a
     /// parallel operation named `name` with the defaults of
-    /// [`ParallelConfig`]; returns one [`BatchItem`] per branch, in
+    /// [`ParallelConfig`]; returns one [`BatchItem`](crate::batch_result::BatchItem) per branch, in
     /// branch order.
     pub async fn parallel<T>(
         &mut self,
@@ -710,63 +709,6 @@ impl Workflow {
     }
 }
 
-/// Whether the batch payload is the items' JSON spliced together (see
-/// [`splice_json`]), so that the values decoded from the items are those a
-/// replay decodes from the batch.
-fn spliced_is_exact<C: Codec, B: Codec>() -> bool {
-    TypeId::of::<C>() == TypeId::of::<Json>() && TypeId::of::<B>() == TypeId::of::<Json>()
-}
-
-/// The JSON of a [`BatchResult`] whose items were checkpointed as JSON:
-/// each item's payload (compact JSON text, as the `Json` codec writes it)
-/// is the `result` as it is; the same text `serde_json` writes for the
-/// decoded batch.
-fn splice_json(raw: &RawBatch) -> String {
-    let size: usize = raw
-        .items
-        .iter()
-        .map(|i| 64 + i.result.as_ref().map_or(4, Payload::len))
-        .sum();
-    let mut out = String::with_capacity(size + 64);
-    out.push_str("{\"all\":[");
-    for (index, item) in raw.items.iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        let status = match item.status {
-            BatchItemStatus::Succeeded => "SUCCEEDED",
-            BatchItemStatus::Failed => "FAILED",
-            BatchItemStatus::Started => "STARTED",
-            BatchItemStatus::NotStarted => "NOT_STARTED",
-        };
-        out.push_str("{\"index\":");
-        push_decimal(&mut out, index as u64);
-        out.push_str(",\"status\":\"");
-        out.push_str(status);
-        out.push_str("\",\"result\":");
-        match (&item.status, &item.result) {
-            (BatchItemStatus::Succeeded, Some(p)) => out.push_str(p.as_str()),
-            _ => out.push_str("null"),
-        }
-        out.push_str(",\"error\":");
-        let error = item.error.as_ref().map(|e| ItemError {
-            error_type: e.error_type.clone(),
-            error_message: e.error_message.clone(),
-            error_data: e.error_data.clone(),
-            stack_trace: e.stack_trace.clone(),
-        });
-        match error.and_then(|e| serde_json::to_string(&e).ok()) {
-            Some(json) => out.push_str(&json),
-            None => out.push_str("null"),
-        }
-        out.push('}');
-    }
-    out.push_str("],\"completionReason\":\"");
-    out.push_str(raw.reason.as_str());
-    out.push_str("\"}");
-    out
-}
-
 /// `prefix` followed by `n` in decimal: a default branch name, without
 /// the formatting machinery (once per item of a map).
 fn numbered(prefix: &str, n: usize) -> String {
@@ -776,125 +718,16 @@ fn numbered(prefix: &str, n: usize) -> String {
     s
 }
 
-/// Appends `n` in decimal to `out`.
-fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let len = crate::id::write_decimal(&mut digits, n);
-    // Only ASCII digits were written.
-    out.extend(digits[..len].iter().map(|&d| char::from(d)));
-}
-
-/// Decodes the branch values of a raw batch with the item codec, each for
-/// its branch's CONTEXT operation.
-fn typed<T: DeserializeOwned, C: Codec>(
-    raw: RawBatch,
-    codec: &C,
-    name: &Option<Cow<'static, str>>,
-    batch: &PayloadContext<'_>,
-    batch_op: &Option<OperationId>,
-) -> Result<BatchResult<T>, durable_yield_codecs::CodecError> {
-    let items = raw
-        .items
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| {
-            let decode = |payload: &str| {
-                // The branch's id (a hash) only for a codec that reads it.
-                let branch = batch_op
-                    .filter(|_| codec.binds_context())
-                    .map(|op| IdGenerator::branch(&op, index as u64));
-                let id = branch.as_ref().map_or(&b""[..], OperationId::as_bytes);
-                let cx = PayloadContext::with_operation_bytes(batch.execution_arn(), id);
-                from_payload(codec, payload, &cx)
-            };
-            let result = match (&item.status, item.result) {
-                (BatchItemStatus::Succeeded, Some(p)) => Some(decode(p.as_str())?),
-                (BatchItemStatus::Succeeded, None) => Some(decode("null")?),
-                _ => None,
-            };
-            Ok(BatchItem {
-                index,
-                status: item.status,
-                result,
-                error: item.error,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(BatchResult {
-        items,
-        completion_reason: raw.reason,
-        name: name.clone(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch_result::{BatchSummary, CompletionReason, RawItem};
+    use crate::batch_result::{BatchItem, BatchSummary, CompletionReason};
 
     #[test]
     fn default_names_are_the_formatted_ones() {
         for n in [0, 7, 10, 99, 1000, 24_999, usize::MAX] {
             assert_eq!(numbered("map-item-", n), format!("map-item-{n}"));
         }
-    }
-
-    #[test]
-    fn spliced_json_is_what_serde_writes() {
-        let raw = RawBatch {
-            items: vec![
-                RawItem {
-                    status: BatchItemStatus::Succeeded,
-                    result: Some(Payload::from(r#"{"a":[1,2],"b":"x\"y"}"#)),
-                    error: None,
-                },
-                RawItem {
-                    status: BatchItemStatus::Failed,
-                    result: None,
-                    error: Some(ErrorObject::new("E", "m \" \n")),
-                },
-                RawItem {
-                    status: BatchItemStatus::Started,
-                    result: None,
-                    error: None,
-                },
-                RawItem {
-                    status: BatchItemStatus::NotStarted,
-                    result: None,
-                    error: None,
-                },
-            ],
-            reason: CompletionReason::FailureToleranceExceeded,
-        };
-        let spliced = splice_json(&raw);
-        let typed: BatchResult<serde_json::Value> =
-            typed(raw, &Json, &None, &PayloadContext::DETACHED, &None).unwrap();
-        assert_eq!(spliced, serde_json::to_string(&typed).unwrap());
-        let back: BatchResult<serde_json::Value> = serde_json::from_str(&spliced).unwrap();
-        assert_eq!(back, typed);
-        // Indexes of more than one digit.
-        let many = RawBatch {
-            items: (0..12)
-                .map(|i| RawItem {
-                    status: BatchItemStatus::Succeeded,
-                    result: Some(Payload::from(i.to_string())),
-                    error: None,
-                })
-                .collect(),
-            reason: CompletionReason::AllCompleted,
-        };
-        let spliced = splice_json(&many);
-        let decoded: BatchResult<u32> =
-            super::typed(many, &Json, &None, &PayloadContext::DETACHED, &None).unwrap();
-        assert_eq!(spliced, serde_json::to_string(&decoded).unwrap());
-        let empty = RawBatch {
-            items: vec![],
-            reason: CompletionReason::AllCompleted,
-        };
-        assert_eq!(
-            splice_json(&empty),
-            r#"{"all":[],"completionReason":"ALL_COMPLETED"}"#
-        );
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! What a map or parallel operation ends with: its completion policy, the
 //! status and result of each branch, and how the batch is recorded.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 
+use durable_yield_codecs::{Codec, Json, PayloadContext, from_payload};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::id::IdGenerator;
+use crate::model::OperationId;
 
 use crate::failure::StepError;
 use crate::model::{ErrorObject, Payload};
@@ -413,4 +419,176 @@ pub enum Nesting {
     /// unfinished, each invocation runs every branch's code again (its
     /// operations replay from their records).
     Flat,
+}
+
+/// Whether the batch payload is the items' JSON spliced together (see
+/// [`splice_json`]), so that the values decoded from the items are those a
+/// replay decodes from the batch.
+pub(crate) fn spliced_is_exact<C: Codec, B: Codec>() -> bool {
+    TypeId::of::<C>() == TypeId::of::<Json>() && TypeId::of::<B>() == TypeId::of::<Json>()
+}
+
+/// The JSON of a [`BatchResult`] whose items were checkpointed as JSON:
+/// each item's payload (compact JSON text, as the `Json` codec writes it)
+/// is the `result` as it is; the same text `serde_json` writes for the
+/// decoded batch.
+pub(crate) fn splice_json(raw: &RawBatch) -> String {
+    let size: usize = raw
+        .items
+        .iter()
+        .map(|i| 64 + i.result.as_ref().map_or(4, Payload::len))
+        .sum();
+    let mut out = String::with_capacity(size + 64);
+    out.push_str("{\"all\":[");
+    for (index, item) in raw.items.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let status = match item.status {
+            BatchItemStatus::Succeeded => "SUCCEEDED",
+            BatchItemStatus::Failed => "FAILED",
+            BatchItemStatus::Started => "STARTED",
+            BatchItemStatus::NotStarted => "NOT_STARTED",
+        };
+        out.push_str("{\"index\":");
+        push_decimal(&mut out, index as u64);
+        out.push_str(",\"status\":\"");
+        out.push_str(status);
+        out.push_str("\",\"result\":");
+        match (&item.status, &item.result) {
+            (BatchItemStatus::Succeeded, Some(p)) => out.push_str(p.as_str()),
+            _ => out.push_str("null"),
+        }
+        out.push_str(",\"error\":");
+        let error = item.error.as_ref().map(|e| ItemError {
+            error_type: e.error_type.clone(),
+            error_message: e.error_message.clone(),
+            error_data: e.error_data.clone(),
+            stack_trace: e.stack_trace.clone(),
+        });
+        match error.and_then(|e| serde_json::to_string(&e).ok()) {
+            Some(json) => out.push_str(&json),
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
+    out.push_str("],\"completionReason\":\"");
+    out.push_str(raw.reason.as_str());
+    out.push_str("\"}");
+    out
+}
+
+/// Appends `n` in decimal to `out`.
+pub(crate) fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let len = crate::id::write_decimal(&mut digits, n);
+    // Only ASCII digits were written.
+    out.extend(digits[..len].iter().map(|&d| char::from(d)));
+}
+
+/// Decodes the branch values of a raw batch with the item codec, each for
+/// its branch's CONTEXT operation.
+pub(crate) fn typed<T: DeserializeOwned, C: Codec>(
+    raw: RawBatch,
+    codec: &C,
+    name: &Option<Cow<'static, str>>,
+    batch: &PayloadContext<'_>,
+    batch_op: &Option<OperationId>,
+) -> Result<BatchResult<T>, durable_yield_codecs::CodecError> {
+    let items = raw
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let decode = |payload: &str| {
+                // The branch's id (a hash) only for a codec that reads it.
+                let branch = batch_op
+                    .filter(|_| codec.binds_context())
+                    .map(|op| IdGenerator::branch(&op, index as u64));
+                let id = branch.as_ref().map_or(&b""[..], OperationId::as_bytes);
+                let cx = PayloadContext::with_operation_bytes(batch.execution_arn(), id);
+                from_payload(codec, payload, &cx)
+            };
+            let result = match (&item.status, item.result) {
+                (BatchItemStatus::Succeeded, Some(p)) => Some(decode(p.as_str())?),
+                (BatchItemStatus::Succeeded, None) => Some(decode("null")?),
+                _ => None,
+            };
+            Ok(BatchItem {
+                index,
+                status: item.status,
+                result,
+                error: item.error,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(BatchResult {
+        items,
+        completion_reason: raw.reason,
+        name: name.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use durable_yield_codecs::Json;
+
+    #[test]
+    fn spliced_json_is_what_serde_writes() {
+        let raw = RawBatch {
+            items: vec![
+                RawItem {
+                    status: BatchItemStatus::Succeeded,
+                    result: Some(Payload::from(r#"{"a":[1,2],"b":"x\"y"}"#)),
+                    error: None,
+                },
+                RawItem {
+                    status: BatchItemStatus::Failed,
+                    result: None,
+                    error: Some(ErrorObject::new("E", "m \" \n")),
+                },
+                RawItem {
+                    status: BatchItemStatus::Started,
+                    result: None,
+                    error: None,
+                },
+                RawItem {
+                    status: BatchItemStatus::NotStarted,
+                    result: None,
+                    error: None,
+                },
+            ],
+            reason: CompletionReason::FailureToleranceExceeded,
+        };
+        let spliced = splice_json(&raw);
+        let typed: BatchResult<serde_json::Value> =
+            typed(raw, &Json, &None, &PayloadContext::DETACHED, &None).unwrap();
+        assert_eq!(spliced, serde_json::to_string(&typed).unwrap());
+        let back: BatchResult<serde_json::Value> = serde_json::from_str(&spliced).unwrap();
+        assert_eq!(back, typed);
+        // Indexes of more than one digit.
+        let many = RawBatch {
+            items: (0..12)
+                .map(|i| RawItem {
+                    status: BatchItemStatus::Succeeded,
+                    result: Some(Payload::from(i.to_string())),
+                    error: None,
+                })
+                .collect(),
+            reason: CompletionReason::AllCompleted,
+        };
+        let spliced = splice_json(&many);
+        let decoded: BatchResult<u32> =
+            super::typed(many, &Json, &None, &PayloadContext::DETACHED, &None).unwrap();
+        assert_eq!(spliced, serde_json::to_string(&decoded).unwrap());
+        let empty = RawBatch {
+            items: vec![],
+            reason: CompletionReason::AllCompleted,
+        };
+        assert_eq!(
+            splice_json(&empty),
+            r#"{"all":[],"completionReason":"ALL_COMPLETED"}"#
+        );
+    }
 }
