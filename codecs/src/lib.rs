@@ -543,126 +543,23 @@ pub fn from_payload<C: Codec + ?Sized, T: DeserializeOwned>(
 /// Binary payloads up to this many bytes are base64-decoded on the stack.
 const SMALL_PAYLOAD: usize = 512;
 
-/// The JSON codec (serde_json): the default, readable in the AWS console,
-/// tolerant of schema changes.
+mod formats;
+#[cfg(feature = "bincode")]
+pub use formats::Bincode;
 #[cfg(feature = "json")]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Json;
-
-#[cfg(feature = "json")]
-impl Codec for Json {
-    fn id(&self) -> &str {
-        JSON_ID
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        _: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        serde_json::to_vec(value).map_err(|e| CodecError::encode(JSON_ID, e))
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        serde_json::from_slice(bytes).map_err(|e| CodecError::decode(JSON_ID, e))
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
-/// The bincode 2 codec (standard configuration, through bincode's serde
-/// support): the smallest and fastest, for types you control.
-///
-/// bincode is not self-describing: it cannot decode `skip_serializing_if`
-/// fields, untagged or internally tagged enums, `#[serde(flatten)]`,
-/// `serde_json::Value`, nor bytes written before a field was added. Use it
-/// only for plain structs and enums whose shape will not change while
-/// executions that recorded them are alive.
-#[cfg(feature = "bincode")]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Bincode;
-
-/// Upper bound on what bincode may allocate while decoding one payload.
-#[cfg(feature = "bincode")]
-const BINCODE_LIMIT: usize = 8 * 1024 * 1024;
-
-#[cfg(feature = "bincode")]
-impl Codec for Bincode {
-    fn id(&self) -> &str {
-        "bincode"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        _: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        let config = bincode::config::standard().with_limit::<BINCODE_LIMIT>();
-        bincode::serde::encode_to_vec(value, config).map_err(|e| CodecError::encode("bincode", e))
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let config = bincode::config::standard().with_limit::<BINCODE_LIMIT>();
-        let (value, used) = bincode::serde::decode_from_slice(bytes, config)
-            .map_err(|e| CodecError::decode("bincode", e))?;
-        if used != bytes.len() {
-            return Err(CodecError::decode(
-                "bincode",
-                format_args!("{} trailing bytes after the value", bytes.len() - used),
-            ));
-        }
-        Ok(value)
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
-/// The MessagePack codec (rmp-serde, structs as maps with field names):
-/// compact, binary, and as tolerant of schema changes as JSON.
+pub use formats::Json;
 #[cfg(feature = "msgpack")]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MsgPack;
-
-#[cfg(feature = "msgpack")]
-impl Codec for MsgPack {
-    fn id(&self) -> &str {
-        "msgpack"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        _: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        rmp_serde::to_vec_named(value).map_err(|e| CodecError::encode("msgpack", e))
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        rmp_serde::from_slice(bytes).map_err(|e| CodecError::decode("msgpack", e))
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
+pub use formats::MsgPack;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(any(feature = "json", feature = "bincode", feature = "msgpack"))]
     use serde::Deserialize;
 
     const CX: PayloadContext<'static> = PayloadContext::DETACHED;
 
+    #[cfg(any(feature = "json", feature = "bincode", feature = "msgpack"))]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     struct Order {
         id: u64,
@@ -672,6 +569,7 @@ mod tests {
         items: Vec<u32>,
     }
 
+    #[cfg(any(feature = "json", feature = "bincode", feature = "msgpack"))]
     fn order() -> Order {
         Order {
             id: 42,
@@ -700,6 +598,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "json")]
     #[test]
     fn plain_codecs_do_not_read_the_context() {
         assert!(!Json.binds_context());
@@ -713,6 +612,7 @@ mod tests {
         assert!(!<&'static Json as Codec>::binds_context(&by_ref));
     }
 
+    #[cfg(feature = "json")]
     #[test]
     fn json_is_plain_text() {
         let p = to_payload(&Json, &order(), &CX).unwrap();

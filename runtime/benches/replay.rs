@@ -311,9 +311,23 @@ async fn steps_then_wait(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
 /// invocation) and replayed (the second), per step.
 #[inline(never)]
 fn scale_live(rt: &tokio::runtime::Runtime, n: u32) -> (durable_yield::LocalExecution, Duration) {
+    first_invocation(rt, &steps_then_wait, n)
+}
+
+/// The first invocation of a fresh execution of `workflow` with input `n`,
+/// timed per operation. The execution is handed back, so that dropping it
+/// is not counted.
+fn first_invocation<W>(
+    rt: &tokio::runtime::Runtime,
+    workflow: &W,
+    n: u32,
+) -> (durable_yield::LocalExecution, Duration)
+where
+    W: durable_yield::WorkflowFn<u32, u32>,
+{
     let execution = LocalRunner::new().start(&n).expect("start");
     let start = Instant::now();
-    rt.block_on(execution.invoke(&steps_then_wait));
+    rt.block_on(execution.invoke(workflow));
     let elapsed = start.elapsed();
     (execution, elapsed / n)
 }
@@ -336,20 +350,16 @@ fn scale_replay(
 }
 
 /// A live map of `n` items (each a step in its item's context) on the
-/// local runner, per item: compared with `scale_live`'s sequential steps.
-/// The execution is handed back, as `scale_live` does, so that dropping
-/// it is not counted.
+/// local runner, per item: compared with `scale_live`'s sequential steps,
+/// measured the same way.
 #[inline(never)]
 fn map_live(rt: &tokio::runtime::Runtime, n: u32) -> (durable_yield::LocalExecution, Duration) {
-    let execution = LocalRunner::new().start(&n).expect("start");
-    let start = Instant::now();
-    rt.block_on(execution.invoke(&map_items));
-    let elapsed = start.elapsed();
+    let (execution, per_item) = first_invocation(rt, &map_items, n);
     assert_eq!(
         execution.status(),
         durable_yield::ExecutionStatus::Succeeded
     );
-    (execution, elapsed / n)
+    (execution, per_item)
 }
 
 /// Serves a recorded history to `run_invocation` in pages, as the service
