@@ -401,7 +401,7 @@ where
         let run = body(wf);
         Box::pin(async move {
             let value = run.await?;
-            encode_value(&codec, &value, what, &context)
+            encode_value(&codec, &value, what, &context).map_err(Box::new)
         })
     })
 }
@@ -486,7 +486,7 @@ impl Workflow {
             let context = context_of(&wf);
             Box::pin(async move {
                 let value = body(wf).await.map_err(error_object_from)?;
-                encode_value(&encoder, &value, kind, &context)
+                encode_value(&encoder, &value, kind, &context).map_err(Box::new)
             })
         });
         let request = Request::Child {
@@ -504,7 +504,7 @@ impl Workflow {
                     Err(error) => self.abort(Fatal::Decode(error)).await,
                 }
             }
-            Response::Step(Err(error)) => Err(StepError::new(kind, name, error)),
+            Response::Step(Err(error)) => Err(StepError::new(kind, name, *error)),
             _ => self.protocol_violation().await,
         }
     }
@@ -567,7 +567,7 @@ impl Workflow {
                     let context = context_of(&wf);
                     Box::pin(async move {
                         let value = f(wf, item, index).await.map_err(error_object_from)?;
-                        encode_value(&codec, &value, "map item", &context)
+                        encode_value(&codec, &value, "map item", &context).map_err(Box::new)
                     })
                 });
                 BranchSpec { name, body }
@@ -651,7 +651,7 @@ impl Workflow {
             BatchKind::Map => "map",
             BatchKind::Parallel => "parallel",
         };
-        let response = self.yielder.yield_(Request::Batch(request)).await;
+        let response = self.yielder.yield_(Request::Batch(Box::new(request))).await;
         let op = answered_op();
         let arn = self.arn();
         let id = op.as_ref().map_or(&b""[..], OperationId::as_bytes);
@@ -669,7 +669,7 @@ impl Workflow {
             Response::Batch(BatchReply::Recorded(payload)) => decode_batch(&payload),
             Response::Batch(BatchReply::Rebuilt(raw)) => typed(raw, item_codec, &name, &cx, &op),
             Response::Batch(BatchReply::Failed(error)) => {
-                return Err(StepError::new(kind, name, error));
+                return Err(StepError::new(kind, name, *error));
             }
             Response::Batch(BatchReply::Live(raw)) => {
                 // With JSON for the items and the batch (the defaults), the
@@ -687,7 +687,10 @@ impl Workflow {
                     None => to_payload(batch_codec, &built, &cx)
                         .map(Payload::from)
                         .map_err(|e| {
-                            ErrorObject::new("CodecError", format!("the {kind} result {e}"))
+                            Box::new(ErrorObject::new(
+                                "CodecError",
+                                format!("the {kind} result {e}"),
+                            ))
                         }),
                 };
                 match self.yielder.yield_(Request::CloseBatch(encoded)).await {
@@ -696,7 +699,7 @@ impl Workflow {
                     Response::Step(Ok(payload)) => decode_batch(&payload),
                     // Too large to checkpoint: rebuilt the same way on replay.
                     Response::Continue => Ok(built),
-                    Response::Step(Err(error)) => return Err(StepError::new(kind, name, error)),
+                    Response::Step(Err(error)) => return Err(StepError::new(kind, name, *error)),
                     _ => return self.protocol_violation().await,
                 }
             }

@@ -53,7 +53,7 @@ use crate::coroutine::BoxFuture;
 use crate::failure::{CallbackError, InvokeEnding, InvokeError};
 use crate::failure::{StepError, StepFailure};
 use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};
-use crate::protocol::{Fatal, Request, Response, Workflow};
+use crate::protocol::{CheckRequest, Fatal, InvokeRequest, Request, Response, Workflow};
 use crate::retry::{ExponentialBackoff, RetryStrategy};
 use crate::running::answered_op;
 use crate::step_context::StepContext;
@@ -451,13 +451,16 @@ impl Workflow {
             heartbeat_timeout_seconds: seconds(heartbeat_timeout),
         };
         match self.yielder.yield_(request).await {
-            Response::Callback { op, callback_id } => Callback {
-                op,
-                id: callback_id,
-                name,
-                codec,
-                value: PhantomData,
-            },
+            Response::Callback(created) => {
+                let (op, id) = *created;
+                Callback {
+                    op,
+                    id,
+                    name,
+                    codec,
+                    value: PhantomData,
+                }
+            }
             _ => self.protocol_violation().await,
         }
     }
@@ -476,7 +479,9 @@ impl Workflow {
         &mut self,
         callback: &Callback<T, C>,
     ) -> Result<T, CallbackError> {
-        let request = Request::CallbackResult { op: callback.op };
+        let request = Request::CallbackResult {
+            op: Box::new(callback.op),
+        };
         match self.yielder.yield_(request).await {
             Response::Step(Ok(raw)) => {
                 let op = Some(callback.op);
@@ -488,7 +493,7 @@ impl Workflow {
                     )
                 })
             }
-            Response::Step(Err(error)) => Err(CallbackError::new(callback.name.clone(), error)),
+            Response::Step(Err(error)) => Err(CallbackError::new(callback.name.clone(), *error)),
             _ => self.protocol_violation().await,
         }
     }
@@ -617,12 +622,12 @@ impl Workflow {
         let payload = to_payload(&payload_codec, input, &cx)
             .map(Payload::from)
             .map_err(|e| ErrorObject::new("CodecError", e.to_string()));
-        let request = Request::Invoke {
+        let request = Request::Invoke(Box::new(InvokeRequest {
             name,
             function_name: function.clone(),
             tenant_id,
             payload,
-        };
+        }));
         let outcome = match self.yielder.yield_(request).await {
             Response::Invoked(outcome) => outcome,
             _ => return self.protocol_violation().await,
@@ -635,7 +640,8 @@ impl Workflow {
                     ErrorObject::new("InvokeResultUndecodable", format!("the result {e}")),
                 )
             }),
-            Err((status, e)) => {
+            Err(ended) => {
+                let (status, e) = *ended;
                 let ending = match (status, e.error_type.as_deref()) {
                     (OperationStatus::TimedOut, _) | (_, Some("ChainedInvoke.Timeout")) => {
                         InvokeEnding::TimedOut
@@ -700,11 +706,12 @@ impl Workflow {
         };
         let outcome = match self.yielder.yield_(request).await {
             Response::Step(outcome) => outcome,
-            Response::Check {
-                context,
-                state,
-                done,
-            } => {
+            Response::Check(check_request) => {
+                let CheckRequest {
+                    context,
+                    state,
+                    done,
+                } = *check_request;
                 // The state the last check left, or the initial one (encoded
                 // and decoded, so that every check sees a decoded state).
                 let (arn, op) = (context.execution_arn.clone(), context.id);
@@ -755,7 +762,7 @@ impl Workflow {
                 Ok(state) => Ok(state),
                 Err(error) => self.abort(Fatal::Decode(error)).await,
             },
-            Err(error) => Err(StepError::new("wait for condition", name, error)),
+            Err(error) => Err(StepError::new("wait for condition", name, *error)),
         }
     }
 }

@@ -47,7 +47,7 @@ pub(crate) type Resumed = coroutine::Resumed<Request, WorkflowResult>;
 
 /// How a workflow (or a child context) ended: its encoded result or its
 /// error.
-pub(crate) type WorkflowResult = Result<Payload, ErrorObject>;
+pub(crate) type WorkflowResult = Result<Payload, Box<ErrorObject>>;
 
 /// The body of a child context or of a branch: runs on its own
 /// [`Workflow`] handle and ends with its encoded result.
@@ -59,7 +59,9 @@ pub(crate) type ContextBody = Box<dyn FnOnce(Workflow) -> BoxFuture<WorkflowResu
 pub type StepOutcome = Result<Payload, StepFailure>;
 
 /// A step's outcome as recorded: what workflow code is resumed with.
-pub(crate) type RecordedOutcome = Result<Payload, ErrorObject>;
+/// The error is boxed: responses travel through the generator by value,
+/// and the common case (a value) should not pay for moving a rare one.
+pub(crate) type RecordedOutcome = Result<Payload, Box<ErrorObject>>;
 
 /// Map or parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +110,28 @@ pub(crate) struct BatchRequest {
     pub(crate) nesting: Nesting,
 }
 
+/// A chained invoke of another function.
+pub(crate) struct InvokeRequest {
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) function_name: String,
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) payload: Result<Payload, ErrorObject>,
+}
+
+/// One live check of a wait-for-condition: its step context, the recorded
+/// state (`None`: the initial one) and the flag its body sets when the
+/// condition is met.
+pub(crate) struct CheckRequest {
+    pub(crate) context: StepContext,
+    pub(crate) state: Option<Payload>,
+    pub(crate) done: Arc<AtomicBool>,
+}
+
 /// What workflow code asks of the interpreter.
+///
+/// Requests and [`Response`]s are moved through the generator several
+/// times a resume: rare, large variants are boxed so that both stay a few
+/// words (a size test below keeps them so).
 pub(crate) enum Request {
     /// A step: replay it or ask for its body.
     Step {
@@ -132,7 +155,7 @@ pub(crate) enum Request {
         is_virtual: bool,
     },
     /// A map or parallel operation.
-    Batch(BatchRequest),
+    Batch(Box<BatchRequest>),
     /// A callback: replay its id, or start it.
     Callback {
         name: Option<Cow<'static, str>>,
@@ -141,14 +164,9 @@ pub(crate) enum Request {
     },
     /// The outcome of the callback created as operation `op`: suspends
     /// until it has one.
-    CallbackResult { op: OperationId },
+    CallbackResult { op: Box<OperationId> },
     /// A chained invoke of another function.
-    Invoke {
-        name: Option<Cow<'static, str>>,
-        function_name: String,
-        tenant_id: Option<String>,
-        payload: Result<Payload, ErrorObject>,
-    },
+    Invoke(Box<InvokeRequest>),
     /// A wait-for-condition: replay it, or ask for one check.
     Condition {
         name: Option<Cow<'static, str>>,
@@ -156,9 +174,9 @@ pub(crate) enum Request {
     },
     /// The encoded result of the batch just answered with
     /// [`BatchReply::Live`], to checkpoint.
-    CloseBatch(Result<Payload, ErrorObject>),
+    CloseBatch(Result<Payload, Box<ErrorObject>>),
     /// Workflow code cannot go on.
-    Fatal(Fatal),
+    Fatal(Box<Fatal>),
 }
 
 /// A workflow starts with [`Response::Start`].
@@ -176,28 +194,21 @@ pub(crate) enum Response {
     /// checkpointed).
     Step(RecordedOutcome),
     /// The step must run live: send its body.
-    Execute(StepContext),
+    Execute(Box<StepContext>),
     /// A condition check must run live: send its body, which checks the
     /// recorded state (`None`: the initial one) and sets `done` when the
     /// condition is met.
-    Check {
-        context: StepContext,
-        state: Option<Payload>,
-        done: Arc<AtomicBool>,
-    },
+    Check(Box<CheckRequest>),
     /// The wait is over; or the batch result just sent is too large to
     /// checkpoint and is rebuilt from its branches on replay: keep it.
     Continue,
     /// A map or parallel operation ended.
     Batch(BatchReply),
     /// A chained invoke ended: the target's result, or how it ended.
-    Invoked(Result<Payload, (OperationStatus, ErrorObject)>),
+    Invoked(Result<Payload, Box<(OperationStatus, ErrorObject)>>),
     /// The callback was created (or replayed): its operation and the id
     /// the service issued.
-    Callback {
-        op: OperationId,
-        callback_id: String,
-    },
+    Callback(Box<(OperationId, String)>),
 }
 
 /// How a map or parallel operation ended.
@@ -211,7 +222,7 @@ pub(crate) enum BatchReply {
     /// checkpoint): use it as it is.
     Rebuilt(RawBatch),
     /// The batch operation itself failed (its result could not be encoded).
-    Failed(ErrorObject),
+    Failed(Box<ErrorObject>),
 }
 
 /// Why workflow code cannot go on.
@@ -221,4 +232,24 @@ pub(crate) enum Fatal {
     Decode(CodecError),
     /// The interpreter answered out of protocol.
     Protocol(&'static str),
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages a replayed operation moves through the generator (and
+    /// the interpreter's ready queue) stay small enough to be copied inline.
+    #[test]
+    fn messages_stay_small() {
+        assert!(
+            std::mem::size_of::<Request>() <= 72,
+            "{}",
+            std::mem::size_of::<Request>()
+        );
+        assert!(
+            std::mem::size_of::<Response>() <= 40,
+            "{}",
+            std::mem::size_of::<Response>()
+        );
+    }
 }

@@ -358,6 +358,7 @@ impl Workflow {
         let outcome = match self.yielder.yield_(request).await {
             Response::Step(outcome) => outcome,
             Response::Execute(ctx) => {
+                let ctx = *ctx;
                 let encoder = codec.clone();
                 let (arn, op) = (ctx.execution_arn.clone(), ctx.id);
                 let run: BoxFuture<_> = Box::pin(async move {
@@ -386,7 +387,7 @@ impl Workflow {
                 Ok(value) => Ok(value),
                 Err(error) => self.abort(Fatal::Decode(error)).await,
             },
-            Err(error) => Err(StepError::new("step", step_name, error)),
+            Err(error) => Err(StepError::new("step", step_name, *error)),
         }
     }
 
@@ -453,7 +454,9 @@ impl Workflow {
     /// Stops the workflow for good: the interpreter never resumes it again.
     pub(crate) async fn abort<T>(&mut self, fatal: Fatal) -> T {
         loop {
-            self.yielder.yield_(Request::Fatal(fatal.clone())).await;
+            self.yielder
+                .yield_(Request::Fatal(Box::new(fatal.clone())))
+                .await;
         }
     }
 

@@ -28,7 +28,7 @@ impl Interpreter {
             })
         };
         let next = if let Err(e) = self.check(&op, recorded) {
-            Next::Fail(e)
+            Next::fail(e)
         } else {
             match recorded {
                 // Whatever became of it, its id is the recorded one; its
@@ -37,9 +37,9 @@ impl Interpreter {
                     self.replayed += 1;
                     self.callback_id(&op)
                 }
-                None if replay_only => Next::Fail(Self::not_recorded(&op, None)),
+                None if replay_only => Next::fail(Self::not_recorded(&op, None)),
                 None => match invalid() {
-                    Some(reason) => Next::Fail(ExecutionError::InvalidConfig {
+                    Some(reason) => Next::fail(ExecutionError::InvalidConfig {
                         op: op.clone(),
                         reason,
                     }),
@@ -49,7 +49,10 @@ impl Interpreter {
                             timeout_seconds,
                             heartbeat_timeout_seconds,
                         });
-                        Next::Checkpoint(vec![start], After::CallbackStarted(ctx, op.clone()))
+                        Next::Checkpoint(
+                            vec![start],
+                            After::CallbackStarted(ctx, Box::new(op.clone())),
+                        )
                     }
                 },
             }
@@ -67,11 +70,8 @@ impl Interpreter {
             .and_then(|d| d.callback_id.clone())
             .filter(|id| !id.is_empty());
         match id {
-            Some(callback_id) => Next::Resume(Response::Callback {
-                op: op.id,
-                callback_id,
-            }),
-            None => Next::Fail(ExecutionError::InvalidHistory(format!(
+            Some(callback_id) => Next::Resume(Response::Callback(Box::new((op.id, callback_id)))),
+            None => Next::fail(ExecutionError::InvalidHistory(format!(
                 "{op} has no callback id: the service did not issue one"
             ))),
         }
@@ -79,7 +79,7 @@ impl Interpreter {
 
     pub(super) fn on_callback_result(&mut self, ctx: CtxId, id: OperationId) {
         let next = match self.history.get(&id) {
-            None => Next::Fail(ExecutionError::Internal(format!(
+            None => Next::fail(ExecutionError::Internal(format!(
                 "the result of callback {id} was asked for, but it was never created"
             ))),
             Some(op) => {
@@ -107,10 +107,10 @@ impl Interpreter {
                             },
                             _ => error,
                         };
-                        Next::Resume(Response::Step(Err(error)))
+                        Next::Resume(Response::Step(Err(Box::new(error))))
                     }
                     OperationStatus::Unknown(name) => {
-                        Next::Fail(ExecutionError::UnknownOperation {
+                        Next::fail(ExecutionError::UnknownOperation {
                             op: OpRef {
                                 seq: 0,
                                 id,

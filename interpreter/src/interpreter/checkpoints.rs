@@ -97,8 +97,9 @@ impl Interpreter {
             After::Started(ctx, live) => {
                 if !self.dead(ctx) {
                     let context = self.step_context(&live.op, live.attempt);
-                    self.contexts[ctx as usize].step.set_live(live);
-                    self.ready.push_back((ctx, Response::Execute(context)));
+                    self.contexts[ctx as usize].step.set_live(*live);
+                    self.ready
+                        .push_back((ctx, Response::Execute(Box::new(context))));
                 }
             }
             After::Retried(ctx, id) => {

@@ -19,13 +19,13 @@ impl Interpreter {
         let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         let next = if let Err(e) = self.check(&op, recorded) {
-            Next::Fail(e)
+            Next::fail(e)
         } else {
             match recorded {
                 Some(r) if replay_only && !r.status.is_terminal() => {
-                    Next::Fail(Self::not_recorded(&op, Some(r)))
+                    Next::fail(Self::not_recorded(&op, Some(r)))
                 }
-                None if replay_only => Next::Fail(Self::not_recorded(&op, None)),
+                None if replay_only => Next::fail(Self::not_recorded(&op, None)),
                 None => self.check_live(ctx, &op, 1, strategy, None, true),
                 Some(recorded) => {
                     let details = recorded.step_details.as_deref();
@@ -56,7 +56,7 @@ impl Interpreter {
                                 "WaitForConditionFailed",
                                 "condition wait",
                             );
-                            Next::Resume(Response::Step(Err(error)))
+                            Next::Resume(Response::Step(Err(Box::new(error))))
                         }
                         OperationStatus::Pending => {
                             Next::Suspend(details.and_then(|d| d.next_attempt_timestamp))
@@ -68,7 +68,7 @@ impl Interpreter {
                         OperationStatus::Ready => {
                             self.check_live(ctx, &op, next, strategy, state, true)
                         }
-                        OperationStatus::Unknown(name) => Next::Fail(unknown_status(&op, name)),
+                        OperationStatus::Unknown(name) => Next::fail(unknown_status(&op, name)),
                     }
                 }
             }
@@ -97,10 +97,10 @@ impl Interpreter {
             retry: None,
             condition: Some((strategy, done.clone())),
         });
-        Next::Resume(Response::Check {
+        Next::Resume(Response::Check(Box::new(CheckRequest {
             context,
             state,
             done,
-        })
+        })))
     }
 }

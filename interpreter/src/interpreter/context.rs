@@ -151,7 +151,8 @@ impl Interpreter {
                     ErrorObject::new("ChildContextFailed", "the child context failed")
                 });
                 self.replayed += 1;
-                self.ready.push_back((ctx, Response::Step(Err(error))));
+                self.ready
+                    .push_back((ctx, Response::Step(Err(Box::new(error)))));
             }
             OperationStatus::Started if replay_only => {
                 self.fatal(Self::not_recorded(&op, Some(recorded)))
@@ -187,9 +188,9 @@ impl Interpreter {
                 (u, Ok(payload))
             }
             Err(error) => {
-                let error = error.truncated();
+                let error = Box::new(error.truncated());
                 let mut u = update(op, OperationAction::Fail);
-                u.error = Some(Box::new(error.clone()));
+                u.error = Some(error.clone());
                 (u, Err(error))
             }
         }
@@ -205,7 +206,7 @@ impl Interpreter {
         // A virtual context records nothing: its value (or error) goes
         // straight to whoever waits, as a replay will compute it again.
         let result = if is_virtual {
-            result.map_err(ErrorObject::truncated)
+            result.map_err(|e| Box::new(e.truncated()))
         } else {
             result
         };
@@ -215,7 +216,7 @@ impl Interpreter {
                 Err(e) => (
                     FunctionOutcome::Failed,
                     OperationStatus::Failed,
-                    Some(Box::new(e.clone())),
+                    Some(e.clone()),
                 ),
             };
             if function_open {

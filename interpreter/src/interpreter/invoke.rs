@@ -34,15 +34,15 @@ impl Interpreter {
             reason,
         };
         let next = if let Err(e) = self.check(&op, recorded) {
-            Next::Fail(e)
+            Next::fail(e)
         } else if recorded.is_some() {
             // Never invoked again: its outcome, or a wait for it.
             self.replayed += 1;
             self.invoke_outcome(&op)
         } else if replay_only {
-            Next::Fail(Self::not_recorded(&op, None))
+            Next::fail(Self::not_recorded(&op, None))
         } else if function_name.is_empty() || function_name.len() > 256 {
-            Next::Fail(invalid(format!(
+            Next::fail(invalid(format!(
                 "the function name must be 1 to 256 characters, not {:?}",
                 function_name
             )))
@@ -50,15 +50,15 @@ impl Interpreter {
             .as_deref()
             .is_some_and(|t| t.is_empty() || t.len() > 256)
         {
-            Next::Fail(invalid("a tenant id must be 1 to 256 characters".into()))
+            Next::fail(invalid("a tenant id must be 1 to 256 characters".into()))
         } else {
             match payload {
-                Err(error) => Next::Fail(invalid(format!(
+                Err(error) => Next::fail(invalid(format!(
                     "the input could not be encoded: {}",
                     error.error_message.unwrap_or_default()
                 ))),
                 Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => {
-                    Next::Fail(invalid(format!(
+                    Next::fail(invalid(format!(
                         "the input is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD}",
                         payload.len()
                     )))
@@ -71,7 +71,7 @@ impl Interpreter {
                         tenant_id,
                         x_amzn_trace_id: None,
                     }));
-                    Next::Checkpoint(vec![start], After::InvokeStarted(ctx, op.clone()))
+                    Next::Checkpoint(vec![start], After::InvokeStarted(ctx, Box::new(op.clone())))
                 }
             }
         };
@@ -96,9 +96,9 @@ impl Interpreter {
                 let error = details.and_then(|d| d.error.as_ref());
                 let error =
                     recorded_error(error, status, "ChainedInvokeFailed", "invoked function");
-                Next::Resume(Response::Invoked(Err((status, error))))
+                Next::Resume(Response::Invoked(Err(Box::new((status, error)))))
             }
-            OperationStatus::Unknown(name) => Next::Fail(unknown_status(op, name)),
+            OperationStatus::Unknown(name) => Next::fail(unknown_status(op, name)),
             // The target runs; the service invokes this function again
             // when it ends.
             _ => Next::Suspend(None),

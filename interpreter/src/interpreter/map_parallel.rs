@@ -74,7 +74,7 @@ impl Interpreter {
                             ErrorObject::new("BatchFailed", "the batch operation failed")
                         });
                         self.replayed += 1;
-                        let reply = BatchReply::Failed(error);
+                        let reply = BatchReply::Failed(Box::new(error));
                         return self.ready.push_back((ctx, Response::Batch(reply)));
                     }
                     OperationStatus::Started if replay_only => {
@@ -220,9 +220,11 @@ impl Interpreter {
                     OperationStatus::Succeeded => Some(Ok(details
                         .and_then(|d| d.result.clone())
                         .unwrap_or_else(|| Payload::from("null")))),
-                    OperationStatus::Failed => Some(Err(details
-                        .and_then(|d| d.error.clone())
-                        .unwrap_or_else(|| ErrorObject::new("BranchFailed", "the branch failed")))),
+                    OperationStatus::Failed => Some(Err(Box::new(
+                        details.and_then(|d| d.error.clone()).unwrap_or_else(|| {
+                            ErrorObject::new("BranchFailed", "the branch failed")
+                        }),
+                    ))),
                     OperationStatus::Started if replay_only => {
                         return self.fatal(Self::not_recorded(&op, Some(r)));
                     }
@@ -365,7 +367,7 @@ impl Interpreter {
                     RawItem {
                         status: BatchItemStatus::Failed,
                         result: None,
-                        error: Some(error),
+                        error: Some(*error),
                     }
                 }
             };
@@ -400,7 +402,11 @@ impl Interpreter {
             .push_back((owner, Response::Batch(BatchReply::Live(raw))));
     }
 
-    pub(super) fn on_close_batch(&mut self, ctx: CtxId, encoded: Result<Payload, ErrorObject>) {
+    pub(super) fn on_close_batch(
+        &mut self,
+        ctx: CtxId,
+        encoded: Result<Payload, Box<ErrorObject>>,
+    ) {
         let Some(b) = self.contexts[ctx as usize].closing.take() else {
             return self.fatal(ExecutionError::Internal(
                 "a batch result was sent for no batch".into(),
@@ -432,7 +438,7 @@ impl Interpreter {
                 let error = error.truncated();
                 let mut u = update(&op, OperationAction::Fail);
                 u.error = Some(Box::new(error.clone()));
-                (u, Response::Step(Err(error)))
+                (u, Response::Step(Err(Box::new(error))))
             }
         };
         self.emit(vec![u], After::Resume(ctx, response), false);

@@ -71,8 +71,8 @@ use crate::model::{
 use crate::observe::{FunctionOutcome, Observation, Observer};
 use crate::protocol::Workflow;
 use crate::protocol::{
-    BatchKind, BatchReply, BatchRequest, ContextBody, Fatal, RecordedOutcome, Request, Response,
-    StepOutcome, WorkflowResult,
+    BatchKind, BatchReply, BatchRequest, CheckRequest, ContextBody, Fatal, InvokeRequest,
+    RecordedOutcome, Request, Response, StepOutcome, WorkflowResult,
 };
 use crate::protocol::{Coroutine, Resumed};
 use crate::retry::{ExponentialBackoff, FailedAttempt, RetryStrategy, unit_random, whole_seconds};
@@ -230,14 +230,14 @@ enum After {
     /// A wait started: go on if it is already over, else suspend.
     WaitStarted(CtxId, OperationId),
     /// An at-most-once attempt's START was acknowledged: run the body.
-    Started(CtxId, LiveStep),
+    Started(CtxId, Box<LiveStep>),
     /// A retry was scheduled: suspend until it is due.
     Retried(CtxId, OperationId),
     /// A callback's START was acknowledged: hand out its id.
-    CallbackStarted(CtxId, OpRef),
+    CallbackStarted(CtxId, Box<OpRef>),
     /// A chained invoke's START was acknowledged: it may have failed at
     /// once (an unknown function), else wait for the target.
-    InvokeStarted(CtxId, OpRef),
+    InvokeStarted(CtxId, Box<OpRef>),
     /// A branch's end was recorded: tell its batch.
     BranchClosed {
         batch: usize,
@@ -251,7 +251,14 @@ enum Next {
     Resume(Response),
     Suspend(Option<Millis>),
     Checkpoint(Vec<OperationUpdate>, After),
-    Fail(ExecutionError),
+    /// Boxed: an error is rare, and every request's `Next` is moved.
+    Fail(Box<ExecutionError>),
+}
+
+impl Next {
+    fn fail(error: ExecutionError) -> Next {
+        Next::Fail(Box::new(error))
+    }
 }
 
 /// Who is waiting for a context to end.
@@ -437,7 +444,9 @@ impl Interpreter {
                         to_payload(&Json, &output, &cx)
                             .map(Payload::from)
                             .map_err(|e| {
-                                ExecutionError::InvalidOutput(e.to_string()).to_error_object()
+                                Box::new(
+                                    ExecutionError::InvalidOutput(e.to_string()).to_error_object(),
+                                )
                             })
                     })
                 });
@@ -589,8 +598,12 @@ impl Interpreter {
     }
 
     fn fatal(&mut self, error: ExecutionError) {
+        self.fatal_boxed(Box::new(error))
+    }
+
+    fn fatal_boxed(&mut self, error: Box<ExecutionError>) {
         if !matches!(self.ending, Some(Ending::Finished | Ending::Fatal(_))) {
-            self.ending = Some(Ending::Fatal(Box::new(error)));
+            self.ending = Some(Ending::Fatal(error));
             // Nothing else is handed out: the execution fails at once.
             self.outbox.clear();
             self.ready.clear();
@@ -611,7 +624,7 @@ impl Interpreter {
                 );
                 self.emit(updates, after, wait);
             }
-            Next::Fail(error) => self.fatal(error),
+            Next::Fail(error) => self.fatal_boxed(error),
         }
     }
 

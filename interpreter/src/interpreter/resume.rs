@@ -70,30 +70,33 @@ impl Interpreter {
                 body,
                 is_virtual,
             }) => self.on_child(ctx, name, sub_type, body, is_virtual),
-            Resumed::Yielded(Request::Batch(request)) => self.on_batch(ctx, request),
+            Resumed::Yielded(Request::Batch(request)) => self.on_batch(ctx, *request),
             Resumed::Yielded(Request::Callback {
                 name,
                 timeout_seconds,
                 heartbeat_timeout_seconds,
             }) => self.on_callback(ctx, name, timeout_seconds, heartbeat_timeout_seconds),
-            Resumed::Yielded(Request::CallbackResult { op }) => self.on_callback_result(ctx, op),
-            Resumed::Yielded(Request::Invoke {
-                name,
-                function_name,
-                tenant_id,
-                payload,
-            }) => self.on_invoke(ctx, name, function_name, tenant_id, payload),
+            Resumed::Yielded(Request::CallbackResult { op }) => self.on_callback_result(ctx, *op),
+            Resumed::Yielded(Request::Invoke(request)) => {
+                let InvokeRequest {
+                    name,
+                    function_name,
+                    tenant_id,
+                    payload,
+                } = *request;
+                self.on_invoke(ctx, name, function_name, tenant_id, payload)
+            }
             Resumed::Yielded(Request::Condition { name, strategy }) => {
                 self.on_condition(ctx, name, strategy)
             }
             Resumed::Yielded(Request::CloseBatch(encoded)) => self.on_close_batch(ctx, encoded),
-            Resumed::Yielded(Request::Fatal(Fatal::Decode(error))) => {
-                let op = last_op();
-                self.fatal(ExecutionError::Codec { op, error })
-            }
-            Resumed::Yielded(Request::Fatal(Fatal::Protocol(what))) => {
-                self.fatal(ExecutionError::Internal(what.to_owned()))
-            }
+            Resumed::Yielded(Request::Fatal(fatal)) => match *fatal {
+                Fatal::Decode(error) => {
+                    let op = last_op();
+                    self.fatal(ExecutionError::Codec { op, error })
+                }
+                Fatal::Protocol(what) => self.fatal(ExecutionError::Internal(what.to_owned())),
+            },
             Resumed::Returned(result) => self.on_returned(ctx, result),
             Resumed::ForeignAwait => {
                 let last_op = last_op();

@@ -78,7 +78,10 @@ impl Interpreter {
                     let mut u = update(&live.op, OperationAction::Fail);
                     u.error = Some(Box::new(error.clone()));
                     updates.push(u);
-                    Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Err(error))))
+                    Next::Checkpoint(
+                        updates,
+                        After::Resume(ctx, Response::Step(Err(Box::new(error)))),
+                    )
                 }
             }
         };
@@ -105,7 +108,10 @@ impl Interpreter {
             let mut u = update(op, OperationAction::Fail);
             u.error = Some(Box::new(error.clone()));
             updates.push(u);
-            Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Err(error))))
+            Next::Checkpoint(
+                updates,
+                After::Resume(ctx, Response::Step(Err(Box::new(error)))),
+            )
         };
         let state = match outcome {
             Ok(state) => state,
@@ -184,7 +190,10 @@ impl Interpreter {
                 let mut u = update(op, OperationAction::Fail);
                 u.error = Some(Box::new(error.clone()));
                 updates.push(u);
-                Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Err(error))))
+                Next::Checkpoint(
+                    updates,
+                    After::Resume(ctx, Response::Step(Err(Box::new(error)))),
+                )
             }
         }
     }
@@ -215,13 +224,13 @@ impl Interpreter {
         let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         let next = if let Err(e) = self.check(&op, recorded) {
-            Next::Fail(e)
+            Next::fail(e)
         } else {
             match recorded {
                 Some(r) if replay_only && !r.status.is_terminal() => {
-                    Next::Fail(Self::not_recorded(&op, Some(r)))
+                    Next::fail(Self::not_recorded(&op, Some(r)))
                 }
-                None if replay_only => Next::Fail(Self::not_recorded(&op, None)),
+                None if replay_only => Next::fail(Self::not_recorded(&op, None)),
                 None => self.execute(ctx, &op, 1, retry, at_most_once, true),
                 Some(recorded) => {
                     let details = recorded.step_details.as_deref();
@@ -242,7 +251,7 @@ impl Interpreter {
                             let error = details.and_then(|d| d.error.as_ref());
                             self.replayed += 1;
                             let error = recorded_error(error, status, "StepFailed", "step");
-                            Next::Resume(Response::Step(Err(error)))
+                            Next::Resume(Response::Step(Err(Box::new(error))))
                         }
                         // An at-most-once attempt was interrupted: it counts
                         // as failed and never runs again silently.
@@ -270,7 +279,7 @@ impl Interpreter {
                         OperationStatus::Pending => {
                             Next::Suspend(details.and_then(|d| d.next_attempt_timestamp))
                         }
-                        OperationStatus::Unknown(name) => Next::Fail(unknown_status(&op, name)),
+                        OperationStatus::Unknown(name) => Next::fail(unknown_status(&op, name)),
                     }
                 }
             }
@@ -302,11 +311,11 @@ impl Interpreter {
         if at_most_once && send_start {
             return Next::Checkpoint(
                 vec![update(op, OperationAction::Start)],
-                After::Started(ctx, live),
+                After::Started(ctx, Box::new(live)),
             );
         }
         let context = self.step_context(op, attempt);
         self.contexts[ctx as usize].step.set_live(live);
-        Next::Resume(Response::Execute(context))
+        Next::Resume(Response::Execute(Box::new(context)))
     }
 }

@@ -22,16 +22,16 @@ impl Interpreter {
         // finished wait's duration invalid must not fail executions in
         // flight).
         let next = if let Err(e) = self.check(&op, recorded) {
-            Next::Fail(e)
+            Next::fail(e)
         } else if let Some(recorded) = recorded {
             match recorded.status {
                 OperationStatus::Succeeded | OperationStatus::Cancelled => {
                     self.replayed += 1;
                     Next::Resume(Response::Continue)
                 }
-                OperationStatus::Unknown(name) => Next::Fail(unknown_status(&op, name)),
+                OperationStatus::Unknown(name) => Next::fail(unknown_status(&op, name)),
                 OperationStatus::Started if replay_only => {
-                    Next::Fail(Self::not_recorded(&op, Some(recorded)))
+                    Next::fail(Self::not_recorded(&op, Some(recorded)))
                 }
                 OperationStatus::Started => Next::Suspend(
                     recorded
@@ -39,15 +39,15 @@ impl Interpreter {
                         .as_ref()
                         .and_then(|d| d.scheduled_end_timestamp),
                 ),
-                status => Next::Fail(ExecutionError::UnexpectedStatus {
+                status => Next::fail(ExecutionError::UnexpectedStatus {
                     op: op.clone(),
                     status,
                 }),
             }
         } else if replay_only {
-            Next::Fail(Self::not_recorded(&op, None))
+            Next::fail(Self::not_recorded(&op, None))
         } else if !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
-            Next::Fail(ExecutionError::InvalidWaitDuration {
+            Next::fail(ExecutionError::InvalidWaitDuration {
                 op: op.clone(),
                 duration,
             })
