@@ -504,6 +504,33 @@ fn invalid_names_fail_before_anything_is_checkpointed() {
     assert_eq!(expect_checkpoint(&mut it)[0].action, A::Start);
 }
 
+/// On replay, a name that matches its record is not checked again (the
+/// service accepted it); a different one is checked first, so an invalid
+/// new name is reported as such, not as a changed workflow.
+#[test]
+fn replayed_names_are_checked_only_when_they_differ_from_the_record() {
+    let id = ids(1);
+    let recorded = || {
+        vec![
+            execution("null"),
+            step_op(id[0], "a", S::Succeeded, 1, Some("1")),
+        ]
+    };
+    let named = |name: &'static str| {
+        move |mut wf: Workflow, _: ()| async move { wf.step(name, |_| async { Ok(2u8) }).await }
+    };
+    let mut it = Interpreter::new(ARN, recorded(), &named("a"));
+    match it.poll() {
+        Some(Action::Finish(Outcome::Succeeded(p))) => assert_eq!(p.as_str(), "1"),
+        other => panic!("expected the recorded result, got {other:?}"),
+    }
+    let mut it = Interpreter::new(ARN, recorded(), &named("caf\u{e9}"));
+    let (kind, message) = failed_with(&mut it);
+    assert_eq!(kind, "InvalidName", "{message}");
+    let mut it = Interpreter::new(ARN, recorded(), &named("b"));
+    assert_eq!(failed_with(&mut it).0, "NonDeterministicExecution");
+}
+
 #[test]
 fn wait_durations_round_up_to_whole_seconds() {
     for (duration, expected) in [
