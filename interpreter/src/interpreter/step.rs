@@ -219,19 +219,27 @@ impl Interpreter {
         retry: Option<Arc<dyn RetryStrategy>>,
         semantics: StepSemantics,
     ) {
-        let (op, at) = self.next_op(ctx, OperationType::Step, crate::subtype::STEP, name);
+        let at = self.next_op_in_place(ctx, OperationType::Step, crate::subtype::STEP, name);
+        let Some(op) = self.contexts[ctx as usize].last_op.as_ref() else {
+            return self.fatal(ExecutionError::Internal(
+                "a step has no operation reference".into(),
+            ));
+        };
         let at_most_once = semantics == StepSemantics::AtMostOncePerRetry;
         let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
-        let next = if let Err(e) = self.check(&op, recorded) {
+        let next = if let Err(e) = self.check(op, recorded) {
             Next::fail(e)
         } else {
             match recorded {
                 Some(r) if replay_only && !r.status.is_terminal() => {
-                    Next::fail(Self::not_recorded(&op, Some(r)))
+                    Next::fail(Self::not_recorded(op, Some(r)))
                 }
-                None if replay_only => Next::fail(Self::not_recorded(&op, None)),
-                None => self.execute(ctx, &op, 1, retry, at_most_once, true),
+                None if replay_only => Next::fail(Self::not_recorded(op, None)),
+                None => {
+                    let op = op.clone();
+                    self.execute(ctx, &op, 1, retry, at_most_once, true)
+                }
                 Some(recorded) => {
                     let details = recorded.step_details.as_deref();
                     let attempts = details.and_then(|d| d.attempt).unwrap_or(0);
@@ -266,25 +274,26 @@ impl Interpreter {
                                 ),
                             );
                             let retry = retry.as_ref();
-                            self.failed_attempt(ctx, &op, next, retry, error, None, Vec::new())
+                            self.failed_attempt(ctx, op, next, retry, error, None, Vec::new())
                         }
                         // An at-least-once attempt was interrupted: run it
                         // again, without a new START.
                         OperationStatus::Started => {
+                            let op = op.clone();
                             self.execute(ctx, &op, next, retry, false, false)
                         }
                         OperationStatus::Ready => {
+                            let op = op.clone();
                             self.execute(ctx, &op, next, retry, at_most_once, true)
                         }
                         OperationStatus::Pending => {
                             Next::Suspend(details.and_then(|d| d.next_attempt_timestamp))
                         }
-                        OperationStatus::Unknown(name) => Next::fail(unknown_status(&op, name)),
+                        OperationStatus::Unknown(name) => Next::fail(unknown_status(op, name)),
                     }
                 }
             }
         };
-        self.set_last(ctx, op);
         self.apply(ctx, next);
     }
 
