@@ -25,8 +25,15 @@ use std::time::{Duration, Instant};
 use aws_durable_execution_sdk as aws;
 use durable_yield::{LocalRunner, StepError, Workflow};
 
-/// Rounds per measurement; the median is reported.
+/// The fewest rounds per measurement; the median is reported.
 const ROUNDS: usize = 5;
+
+/// Rounds for a workflow of `n` operations: more for small ones (up to 25
+/// at 1,000 operations or fewer), whose whole replay takes well under a
+/// millisecond and so is the most exposed to this VM's scheduling noise.
+fn rounds(n: u32) -> usize {
+    (25_000 / n.max(1) as usize).clamp(ROUNDS, 25)
+}
 
 // ---- durable-yield ----
 
@@ -129,10 +136,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Times `f` ROUNDS times; the median.
-fn time(rt: &tokio::runtime::Runtime, mut f: impl AsyncFnMut()) -> Duration {
-    let mut times = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+/// Times `f` `rounds` times; the median.
+fn time(rt: &tokio::runtime::Runtime, rounds: usize, mut f: impl AsyncFnMut()) -> Duration {
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
         let start = Instant::now();
         rt.block_on(f());
         times.push(start.elapsed());
@@ -140,13 +147,17 @@ fn time(rt: &tokio::runtime::Runtime, mut f: impl AsyncFnMut()) -> Duration {
     median(times)
 }
 
-/// AWS's replay: `run` (a run of a `*_then_wait` handler) ROUNDS times,
+/// AWS's replay: `run` (a run of a `*_then_wait` handler) `rounds` times,
 /// each timed inside the handler of its second invocation, and from the
 /// first invocation's wait to the end of the run; the medians.
-fn aws_replay(rt: &tokio::runtime::Runtime, mut run: impl AsyncFnMut()) -> (Duration, Duration) {
-    let mut inside = Vec::with_capacity(ROUNDS);
-    let mut bound = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+fn aws_replay(
+    rt: &tokio::runtime::Runtime,
+    rounds: usize,
+    mut run: impl AsyncFnMut(),
+) -> (Duration, Duration) {
+    let mut inside = Vec::with_capacity(rounds);
+    let mut bound = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
         ENTRIES.store(0, Ordering::SeqCst);
         REPLAY_NS.store(0, Ordering::SeqCst);
         rt.block_on(run());
@@ -161,7 +172,7 @@ fn aws_replay(rt: &tokio::runtime::Runtime, mut run: impl AsyncFnMut()) -> (Dura
 
 /// durable-yield, each invocation timed on its own: the first (live), the
 /// second (the replay after the wait) and the replay inside the second
-/// handler; medians over ROUNDS fresh executions.
+/// handler; medians over `rounds(n)` fresh executions.
 fn ours_invocations<W>(
     rt: &tokio::runtime::Runtime,
     runner: &LocalRunner,
@@ -171,10 +182,10 @@ fn ours_invocations<W>(
 where
     W: durable_yield::WorkflowFn<u32, u32>,
 {
-    let mut live = Vec::with_capacity(ROUNDS);
-    let mut replay = Vec::with_capacity(ROUNDS);
-    let mut inside = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+    let mut live = Vec::with_capacity(rounds(n));
+    let mut replay = Vec::with_capacity(rounds(n));
+    let mut inside = Vec::with_capacity(rounds(n));
+    for _ in 0..rounds(n) {
         ENTRIES.store(0, Ordering::SeqCst);
         REPLAY_NS.store(0, Ordering::SeqCst);
         let execution = runner.start(&n).expect("an execution");
@@ -231,12 +242,12 @@ fn main() {
         // is the difference.
         let (ours_live, ours_replay, ours_inside) =
             ours_invocations(&rt, &ours, &dy_steps_then_wait, n);
-        let theirs_live = time(&rt, async || {
+        let theirs_live = time(&rt, rounds(n), async || {
             let r = theirs.run(aws_steps, n).await;
             assert!(r.is_success());
             black_box(r.output().copied());
         });
-        let (theirs_replay, theirs_bound) = aws_replay(&rt, async || {
+        let (theirs_replay, theirs_bound) = aws_replay(&rt, rounds(n), async || {
             let r = theirs.run(aws_steps_then_wait, n).await;
             assert!(r.is_success());
             assert_eq!(r.invocation_count(), 2);
@@ -262,12 +273,12 @@ fn main() {
     const ITEMS: u32 = 100;
     let (ours_map, ours_map_replay, ours_map_inside) =
         ours_invocations(&rt, &ours, &dy_map_then_wait, ITEMS);
-    let theirs_map = time(&rt, async || {
+    let theirs_map = time(&rt, rounds(ITEMS), async || {
         let r = theirs.run(aws_map, ITEMS).await;
         assert!(r.is_success());
         black_box(r.output().copied());
     });
-    let (theirs_map_replay, theirs_map_bound) = aws_replay(&rt, async || {
+    let (theirs_map_replay, theirs_map_bound) = aws_replay(&rt, rounds(ITEMS), async || {
         let r = theirs.run(aws_map_then_wait, ITEMS).await;
         assert!(r.is_success());
         black_box(r.output().copied());
