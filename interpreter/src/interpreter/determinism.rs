@@ -54,15 +54,12 @@ impl Interpreter {
         Ok(())
     }
 
-    /// The next operation of context `ctx`, and where history records it.
+    /// The next id of context `ctx`: the id, its position in the context
+    /// and where history records it. Keeps the context's count of recorded
+    /// operations ahead. (The parent is read by the caller: returned too,
+    /// the tuple would be over 128 bytes, a `memcpy` per operation.)
     #[inline]
-    pub(super) fn next_op(
-        &mut self,
-        ctx: CtxId,
-        op_type: OperationType,
-        sub_type: &'static str,
-        name: Option<Cow<'static, str>>,
-    ) -> (OpRef, Option<usize>) {
+    fn advance_ids(&mut self, ctx: CtxId) -> (OperationId, u64, Option<usize>) {
         let c = &mut self.contexts[ctx as usize];
         let (id, seq) = c.ids.next_id();
         // Looked up once, here: the position of its record, if any.
@@ -72,13 +69,27 @@ impl Interpreter {
         } else if recorded.is_some() {
             c.recorded_ahead = c.recorded_ahead.saturating_sub(1);
         }
+        (id, seq, recorded)
+    }
+
+    /// The next operation of context `ctx`, and where history records it.
+    #[inline]
+    pub(super) fn next_op(
+        &mut self,
+        ctx: CtxId,
+        op_type: OperationType,
+        sub_type: &'static str,
+        name: Option<Cow<'static, str>>,
+    ) -> (OpRef, Option<usize>) {
+        let (id, seq, recorded) = self.advance_ids(ctx);
+        let parent = self.contexts[ctx as usize].ids.parent().copied();
         let op = OpRef {
             seq,
             id,
             op_type,
             sub_type: Some(SharedStr::from_static(sub_type)),
             name: name.map(SharedStr::from),
-            parent: c.ids.parent().copied(),
+            parent,
         };
         if let Some(observer) = self.observer.as_deref_mut() {
             observer.reached(&op, recorded.map(|at| self.history.at(at)));
@@ -98,14 +109,8 @@ impl Interpreter {
         sub_type: &'static str,
         name: Option<Cow<'static, str>>,
     ) -> Option<usize> {
+        let (id, seq, recorded) = self.advance_ids(ctx);
         let c = &mut self.contexts[ctx as usize];
-        let (id, seq) = c.ids.next_id();
-        let recorded = self.history.position(&id);
-        if c.is_virtual {
-            c.recorded_ahead = u32::from(self.history.position(&c.ids.peek_id()).is_some());
-        } else if recorded.is_some() {
-            c.recorded_ahead = c.recorded_ahead.saturating_sub(1);
-        }
         let parent = c.ids.parent().copied();
         let sub_type = Some(SharedStr::from_static(sub_type));
         let name = name.map(SharedStr::from);
