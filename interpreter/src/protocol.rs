@@ -233,6 +233,7 @@ pub(crate) enum Fatal {
     /// The interpreter answered out of protocol.
     Protocol(&'static str),
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,15 +242,15 @@ mod tests {
     /// the interpreter's ready queue) stay small enough to be copied inline.
     #[test]
     fn messages_stay_small() {
+        let request = std::mem::size_of::<Request>();
         assert!(
-            std::mem::size_of::<Request>() <= 72,
-            "{}",
-            std::mem::size_of::<Request>()
+            request <= 72,
+            "a request is {request} bytes: box the new large variant"
         );
+        let response = std::mem::size_of::<Response>();
         assert!(
-            std::mem::size_of::<Response>() <= 40,
-            "{}",
-            std::mem::size_of::<Response>()
+            response <= 40,
+            "a response is {response} bytes: box the new large variant"
         );
     }
 }
