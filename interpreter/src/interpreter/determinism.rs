@@ -18,9 +18,9 @@ impl Interpreter {
         // The common case, every replayed operation: what the history
         // recorded here is what is requested. Its name was accepted by the
         // service, so it needs no check of its own.
-        if let Some(r) = recorded
-            && !matches!(r.op_type, OperationType::Unknown(_))
-            && Self::same(r, op)
+        // (No let chain: the crates' rust-version is 1.85.)
+        if recorded
+            .is_some_and(|r| !matches!(r.op_type, OperationType::Unknown(_)) && Self::same(r, op))
         {
             return Ok(());
         }
