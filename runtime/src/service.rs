@@ -75,6 +75,32 @@ pub trait DurableService: Send + Sync {
         marker: &str,
     ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send;
 
+    /// `GetDurableExecutionState` as an invocation pages its state in: the
+    /// page after `marker` appended to `operations` (the operations of the
+    /// pages before it), and the marker of the next page, if any.
+    ///
+    /// The default calls [`DurableService::get_state`] and appends its
+    /// page. A service that holds the operations in memory (the local
+    /// runner's) overrides it to copy them straight into `operations`,
+    /// sized once for all the pages: a 25,000-operation replay then touches
+    /// one fresh array of operations instead of two (the pages and their
+    /// join), half the page faults.
+    fn get_state_into(
+        &self,
+        execution_arn: &str,
+        checkpoint_token: &str,
+        marker: &str,
+        operations: &mut Vec<Operation>,
+    ) -> impl Future<Output = Result<Option<String>, ServiceError>> + Send {
+        async move {
+            let page = self
+                .get_state(execution_arn, checkpoint_token, marker)
+                .await?;
+            operations.extend(page.operations);
+            Ok(page.next_marker)
+        }
+    }
+
     /// The service's clock, epoch milliseconds: what step contexts report
     /// as "now" (and `Workflow::now` records) and what the batching delay
     /// is measured with. The system clock by default; the local runner

@@ -94,10 +94,10 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         operations: &mut Vec<Operation>,
     ) -> Result<(), CallError> {
         let mut seen = HashSet::new();
-        // Pages are kept apart and joined once at the end: one move per
-        // operation, however many pages (extending page by page would copy
-        // the history again on every reallocation).
-        let mut pages: Vec<Vec<Operation>> = Vec::new();
+        // Each page is appended to the operations as it comes (see
+        // `DurableService::get_state_into`: the local service sizes the
+        // vector once for all its pages; a vector grown by doubling is
+        // moved by `realloc`, which large allocations remap, not copy).
         while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
             let invalid = |what: String| CallError {
                 call: Call::GetState,
@@ -114,19 +114,11 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
                     seen.len()
                 )));
             }
-            let page = self
+            marker = self
                 .service
-                .get_state(self.arn, &self.token, &m)
+                .get_state_into(self.arn, &self.token, &m, operations)
                 .await
                 .during(Call::GetState)?;
-            pages.push(page.operations);
-            marker = page.next_marker;
-        }
-        if !pages.is_empty() {
-            operations.reserve_exact(pages.iter().map(Vec::len).sum());
-            for page in pages {
-                operations.extend(page);
-            }
         }
         Ok(())
     }

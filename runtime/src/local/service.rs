@@ -529,6 +529,31 @@ impl DurableService for LocalService {
         ready(result)
     }
 
+    /// Copies the page straight from the store into `operations`, which
+    /// the first call sizes for every page still to come: no page vector,
+    /// no second copy.
+    fn get_state_into(
+        &self,
+        _execution_arn: &str,
+        checkpoint_token: &str,
+        marker: &str,
+        operations: &mut Vec<Operation>,
+    ) -> impl Future<Output = Result<Option<String>, ServiceError>> + Send {
+        let mut s = self.lock();
+        let result = s.check_token(checkpoint_token).and_then(|()| {
+            let start: usize = marker
+                .parse()
+                .map_err(|_| ServiceError::Rejected(format!("invalid marker {marker:?}")))?;
+            let visible = s.pages(checkpoint_token);
+            let start = start.min(visible.len());
+            let end = (start + self.page_size).min(visible.len());
+            operations.reserve_exact(visible.len() - start);
+            operations.extend(visible[start..end].iter().map(|&i| s.ops[i].clone()));
+            Ok((end < visible.len()).then(|| end.to_string()))
+        });
+        ready(result)
+    }
+
     fn now(&self) -> Millis {
         self.lock().now
     }
@@ -719,6 +744,57 @@ mod tests {
             poll_now(service.get_state("arn", "stale", "0")),
             Err(ServiceError::InvalidToken(_))
         ));
+    }
+
+    /// `get_state_into` appends the same pages `get_state` returns, in
+    /// order, sized once for every page still to come, and fails the same
+    /// way on a bad marker or a stale token.
+    #[test]
+    fn get_state_into_appends_the_pages_in_place() {
+        let e = LocalRunner::new().page_size(2).start(&()).unwrap();
+        {
+            let mut s = e.lock();
+            s.token = Some("t".into());
+            for i in 0..4 {
+                let op = Operation::new(
+                    id(&format!("op{i}")),
+                    OperationType::Step,
+                    OperationStatus::Succeeded,
+                );
+                s.upsert(op);
+            }
+        }
+        let service = LocalService {
+            state: e.state.clone(),
+            page_size: 2,
+        };
+        let expected: Vec<OperationId> = ["1", "3"]
+            .iter()
+            .flat_map(|m| {
+                poll_now(service.get_state("arn", "t", m))
+                    .unwrap()
+                    .operations
+            })
+            .map(|op| op.id)
+            .collect();
+        let mut operations = Vec::new();
+        let next = poll_now(service.get_state_into("arn", "t", "1", &mut operations));
+        assert_eq!(next.unwrap().as_deref(), Some("3"));
+        assert_eq!(operations.len(), 2);
+        assert!(operations.capacity() >= 4, "sized for both pages at once");
+        let next = poll_now(service.get_state_into("arn", "t", "3", &mut operations));
+        assert_eq!(next.unwrap(), None);
+        let ids: Vec<OperationId> = operations.iter().map(|op| op.id).collect();
+        assert_eq!(ids, expected);
+        assert!(matches!(
+            poll_now(service.get_state_into("arn", "t", "x", &mut operations)),
+            Err(ServiceError::Rejected(_))
+        ));
+        assert!(matches!(
+            poll_now(service.get_state_into("arn", "stale", "0", &mut operations)),
+            Err(ServiceError::InvalidToken(_))
+        ));
+        assert_eq!(operations.len(), 4, "a failed call appends nothing");
     }
 
     /// Polls a future that is ready at once.
