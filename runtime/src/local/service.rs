@@ -492,6 +492,29 @@ impl LocalService {
     pub(super) fn lock(&self) -> MutexGuard<'_, ExecState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The page of `checkpoint_token`'s operations after `marker`, cloned
+    /// onto the end of `operations` (sized for this page, or with
+    /// `for_the_rest` for every page still to come); the next marker.
+    fn page_into(
+        &self,
+        checkpoint_token: &str,
+        marker: &str,
+        operations: &mut Vec<Operation>,
+        for_the_rest: bool,
+    ) -> Result<Option<String>, ServiceError> {
+        let mut s = self.lock();
+        s.check_token(checkpoint_token)?;
+        let start: usize = marker
+            .parse()
+            .map_err(|_| ServiceError::Rejected(format!("invalid marker {marker:?}")))?;
+        let visible = s.pages(checkpoint_token);
+        let start = start.min(visible.len());
+        let end = (start + self.page_size).min(visible.len());
+        operations.reserve_exact(if for_the_rest { visible.len() } else { end } - start);
+        operations.extend(visible[start..end].iter().map(|&i| s.ops[i].clone()));
+        Ok((end < visible.len()).then(|| end.to_string()))
+    }
 }
 
 impl DurableService for LocalService {
@@ -510,23 +533,9 @@ impl DurableService for LocalService {
         checkpoint_token: &str,
         marker: &str,
     ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send {
-        let mut s = self.lock();
-        let result = s.check_token(checkpoint_token).and_then(|()| {
-            let start: usize = marker
-                .parse()
-                .map_err(|_| ServiceError::Rejected(format!("invalid marker {marker:?}")))?;
-            let visible = s.pages(checkpoint_token);
-            let start = start.min(visible.len());
-            let end = (start + self.page_size).min(visible.len());
-            Ok(ExecutionState::new(
-                visible[start..end]
-                    .iter()
-                    .map(|&i| s.ops[i].clone())
-                    .collect(),
-                (end < visible.len()).then(|| end.to_string()),
-            ))
-        });
-        ready(result)
+        let mut operations = Vec::new();
+        let page = self.page_into(checkpoint_token, marker, &mut operations, false);
+        ready(page.map(|next_marker| ExecutionState::new(operations, next_marker)))
     }
 
     /// Copies the page straight from the store into `operations`, which
@@ -539,19 +548,7 @@ impl DurableService for LocalService {
         marker: &str,
         operations: &mut Vec<Operation>,
     ) -> impl Future<Output = Result<Option<String>, ServiceError>> + Send {
-        let mut s = self.lock();
-        let result = s.check_token(checkpoint_token).and_then(|()| {
-            let start: usize = marker
-                .parse()
-                .map_err(|_| ServiceError::Rejected(format!("invalid marker {marker:?}")))?;
-            let visible = s.pages(checkpoint_token);
-            let start = start.min(visible.len());
-            let end = (start + self.page_size).min(visible.len());
-            operations.reserve_exact(visible.len() - start);
-            operations.extend(visible[start..end].iter().map(|&i| s.ops[i].clone()));
-            Ok((end < visible.len()).then(|| end.to_string()))
-        });
-        ready(result)
+        ready(self.page_into(checkpoint_token, marker, operations, true))
     }
 
     fn now(&self) -> Millis {
@@ -713,25 +710,30 @@ mod tests {
         assert!(!e.lock().has_outstanding());
     }
 
-    #[test]
-    fn get_state_pages_with_markers() {
+    /// A local service holding the execution and four steps (token `t`),
+    /// answering in pages of two.
+    fn four_steps_in_pages_of_two() -> LocalService {
         let e = LocalRunner::new().page_size(2).start(&()).unwrap();
-        {
-            let mut s = e.lock();
-            s.token = Some("t".into());
-            for i in 0..4 {
-                let op = Operation::new(
-                    id(&format!("op{i}")),
-                    OperationType::Step,
-                    OperationStatus::Succeeded,
-                );
-                s.upsert(op);
-            }
+        let mut s = e.lock();
+        s.token = Some("t".into());
+        for i in 0..4 {
+            let op = Operation::new(
+                id(&format!("op{i}")),
+                OperationType::Step,
+                OperationStatus::Succeeded,
+            );
+            s.upsert(op);
         }
-        let service = LocalService {
+        drop(s);
+        LocalService {
             state: e.state.clone(),
             page_size: 2,
-        };
+        }
+    }
+
+    #[test]
+    fn get_state_pages_with_markers() {
+        let service = four_steps_in_pages_of_two();
         let page = |m: &str| poll_now(service.get_state("arn", "t", m));
         let p = page("1").unwrap();
         assert_eq!(p.operations.len(), 2);
@@ -751,23 +753,7 @@ mod tests {
     /// way on a bad marker or a stale token.
     #[test]
     fn get_state_into_appends_the_pages_in_place() {
-        let e = LocalRunner::new().page_size(2).start(&()).unwrap();
-        {
-            let mut s = e.lock();
-            s.token = Some("t".into());
-            for i in 0..4 {
-                let op = Operation::new(
-                    id(&format!("op{i}")),
-                    OperationType::Step,
-                    OperationStatus::Succeeded,
-                );
-                s.upsert(op);
-            }
-        }
-        let service = LocalService {
-            state: e.state.clone(),
-            page_size: 2,
-        };
+        let service = four_steps_in_pages_of_two();
         let expected: Vec<OperationId> = ["1", "3"]
             .iter()
             .flat_map(|m| {
