@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_yield::retry::FixedDelay;
-use durable_yield::{LocalRunner, StepConfig, StepError, StepFailure, Workflow};
+use durable_yield::{
+    LocalRunner, MapConfig, Nesting, StepConfig, StepError, StepFailure, Workflow,
+};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -168,14 +170,26 @@ fn log_lines_carry_the_execution_and_the_operation() {
 
 /// Logs before, between and after operations that span three invocations,
 /// and inside map items, one of which waits.
-async fn chatty(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
+async fn chatty(wf: Workflow, _: ()) -> Result<u32, StepError> {
+    chatty_map(wf, Nesting::Nested).await
+}
+
+/// [`chatty`] with flat map items: they record no CONTEXT, so every
+/// invocation runs them again and whether an item is replaying depends on
+/// whether its next operation is recorded under the map.
+async fn chatty_flat(wf: Workflow, _: ()) -> Result<u32, StepError> {
+    chatty_map(wf, Nesting::Flat).await
+}
+
+async fn chatty_map(mut wf: Workflow, nesting: Nesting) -> Result<u32, StepError> {
     tracing::info!("start");
     let a: u32 = wf.step("a", |_| async { Ok(1) }).await?;
     tracing::info!("after a");
     wf.wait("first", Duration::from_secs(5)).await;
     tracing::info!("after first wait");
+    let config = MapConfig::named("items").nesting(nesting);
     let r = wf
-        .map("items", vec![0u32, 1], |mut wf, i, _| async move {
+        .map_with(config, vec![0u32, 1], |mut wf, i, _| async move {
             tracing::info!("item {i} starts");
             if i == 1 {
                 wf.wait("item-wait", Duration::from_secs(3)).await;
@@ -206,6 +220,15 @@ impl<S: Subscriber> Layer<S> for Messages {
 
 #[test]
 fn replay_aware_logging_writes_each_workflow_line_once() {
+    replay_aware_logging_writes_each_line_once(chatty);
+}
+
+#[test]
+fn replay_aware_logging_writes_each_line_once_in_flat_map_items() {
+    replay_aware_logging_writes_each_line_once(chatty_flat);
+}
+
+fn replay_aware_logging_writes_each_line_once(workflow: impl durable_yield::WorkflowFn<(), u32>) {
     // A dynamic filter: a plain `filter_fn` is evaluated once per call
     // site and cached.
     use tracing_subscriber::filter::dynamic_filter_fn;
@@ -219,7 +242,7 @@ fn replay_aware_logging_writes_each_workflow_line_once() {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(LocalRunner::new().run(&chatty, &()))
+            .block_on(LocalRunner::new().run(&workflow, &()))
             .unwrap()
     });
     assert_eq!(run.result, Some(2));

@@ -56,8 +56,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch_result::{
-    BatchItemStatus, BatchResult, CompletionPolicy, Nesting, push_decimal, splice_json,
-    spliced_is_exact, typed,
+    BatchItemStatus, BatchResult, CompletionPolicy, Nesting, splice_json, spliced_is_exact, typed,
 };
 use crate::coroutine::BoxFuture;
 use crate::failure::{BoxError, StepError, error_object_from};
@@ -556,10 +555,10 @@ impl Workflow {
             .into_iter()
             .enumerate()
             .map(|(index, item)| {
-                let name = match &config.namer {
-                    Some(namer) => Cow::Owned(namer(&item, index)),
-                    None => Cow::Owned(numbered("map-item-", index)),
-                };
+                let name = config
+                    .namer
+                    .as_ref()
+                    .map(|namer| Cow::Owned(namer(&item, index)));
                 let (f, codec) = (f.clone(), config.item_codec.clone());
                 // One closure and one future per item: the body and the
                 // encoding of its value together.
@@ -614,11 +613,8 @@ impl Workflow {
     {
         let branches = branches
             .into_iter()
-            .enumerate()
-            .map(|(index, branch)| BranchSpec {
-                name: branch
-                    .name
-                    .unwrap_or_else(|| Cow::Owned(numbered("parallel-branch-", index))),
+            .map(|branch| BranchSpec {
+                name: branch.name,
                 body: encoding(config.item_codec.clone(), branch.body, "parallel branch"),
             })
             .collect();
@@ -712,15 +708,6 @@ impl Workflow {
     }
 }
 
-/// `prefix` followed by `n` in decimal: a default branch name, without
-/// the formatting machinery (once per item of a map).
-fn numbered(prefix: &str, n: usize) -> String {
-    let mut s = String::with_capacity(prefix.len() + 20);
-    s.push_str(prefix);
-    push_decimal(&mut s, n as u64);
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,7 +716,10 @@ mod tests {
     #[test]
     fn default_names_are_the_formatted_ones() {
         for n in [0, 7, 10, 99, 1000, 24_999, usize::MAX] {
-            assert_eq!(numbered("map-item-", n), format!("map-item-{n}"));
+            let map = BatchKind::Map.default_branch_name(n);
+            assert_eq!(map.as_str(), format!("map-item-{n}"));
+            let parallel = BatchKind::Parallel.default_branch_name(n);
+            assert_eq!(parallel.as_str(), format!("parallel-branch-{n}"));
         }
     }
 

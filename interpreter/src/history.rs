@@ -42,19 +42,29 @@ impl Index {
         if (at + 1) * 2 > self.slots.len() {
             *self = Index::with_capacity(at + 1);
             for i in 0..at {
-                self.place(i, ops);
+                let _ = self.place_new(i, ops);
             }
         }
-        self.place(at, ops);
+        let _ = self.place_new(at, ops);
     }
 
-    fn place(&mut self, at: usize, ops: &[Operation]) {
+    /// Indexes `ops[at]` unless an operation with its id is indexed
+    /// already (then changes nothing and returns false): the lookup and
+    /// the insertion in one probe. The index must have room.
+    fn place_new(&mut self, at: usize, ops: &[Operation]) -> bool {
         let mask = self.slots.len() - 1;
-        let mut i = self.start(&ops[at].id);
-        while self.slots[i] != 0 {
-            i = (i + 1) & mask;
+        let id = &ops[at].id;
+        let mut i = self.start(id);
+        loop {
+            match self.slots[i] {
+                0 => {
+                    self.slots[i] = at as u32 + 1;
+                    return true;
+                }
+                slot if ops[slot as usize - 1].id == *id => return false,
+                _ => i = (i + 1) & mask,
+            }
         }
-        self.slots[i] = at as u32 + 1;
     }
 }
 
@@ -81,13 +91,12 @@ impl History {
         let mut index = Index::with_capacity(operations.len());
         let mut execution = None;
         for (at, op) in operations.iter().enumerate() {
-            if index.get(&op.id, &operations).is_some() {
+            if !index.place_new(at, &operations) {
                 // A duplicate id: resolved by the rules of `merge`.
                 let mut history = History::default();
                 history.merge(operations);
                 return history;
             }
-            index.insert(at, &operations);
             if execution.is_none() && op.op_type == OperationType::Execution {
                 execution = Some(at);
             }

@@ -13,6 +13,7 @@ use crate::failure::StepFailure;
 use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};
 use crate::retry::RetryStrategy;
 use crate::step_context::{StepContext, StepSemantics};
+use crate::text::SharedStr;
 
 /// The handle workflow code uses to run durable operations.
 pub struct Workflow {
@@ -85,6 +86,22 @@ impl BatchKind {
             BatchKind::Parallel => crate::subtype::PARALLEL_BRANCH,
         }
     }
+    /// The name of branch `index` when the code gave it none:
+    /// `map-item-<index>` or `parallel-branch-<index>`, written straight
+    /// into its shared string (one allocation, no formatting machinery:
+    /// once per item of a map).
+    pub(crate) fn default_branch_name(self, index: usize) -> SharedStr {
+        let prefix: &[u8] = match self {
+            BatchKind::Map => b"map-item-",
+            BatchKind::Parallel => b"parallel-branch-",
+        };
+        let mut buf = [0u8; 40];
+        buf[..prefix.len()].copy_from_slice(prefix);
+        let len = prefix.len() + crate::id::write_decimal(&mut buf[prefix.len()..], index as u64);
+        // ASCII: the prefix and decimal digits.
+        let text = std::str::from_utf8(&buf[..len]).unwrap_or("branch");
+        SharedStr::from(Arc::<str>::from(text))
+    }
     /// The `type` of the summary written when the result is too large.
     pub(crate) fn summary_type(self) -> &'static str {
         match self {
@@ -96,7 +113,9 @@ impl BatchKind {
 
 /// One branch of a batch.
 pub(crate) struct BranchSpec {
-    pub(crate) name: Cow<'static, str>,
+    /// None: the kind's default name, built when the branch starts
+    /// (see [`BatchKind::default_branch_name`]).
+    pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) body: ContextBody,
 }
 

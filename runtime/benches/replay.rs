@@ -25,7 +25,8 @@
 //!   (see BENCHMARKS.md). `scale-one local N` prints the live and replay
 //!   times per step, then per step of each: heap allocations, bytes
 //!   allocated and minor page faults; `scale-one map N` the same for one
-//!   live map of N items (toggle `*map_live*`);
+//!   live map of N items (toggle `*map_live*`), `scale-one flatmap N` for
+//!   one with `Nesting::Flat` (toggle `*flat_map_live*`);
 //! - codecs: encode/decode time and size of a small struct and of a
 //!   100 KiB one, with every codec, compressed (zstd), encrypted (whole
 //!   payload) and with sealed fields, and the compressors zstd was picked
@@ -44,7 +45,7 @@ use durable_yield::codecs::{
 use durable_yield::engine::{Action, Interpreter};
 use durable_yield::local::TimelineEvent;
 use durable_yield::model::Operation;
-use durable_yield::{LocalRunner, StepConfig, StepError, Workflow};
+use durable_yield::{LocalRunner, MapConfig, Nesting, StepConfig, StepError, Workflow};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -354,7 +355,29 @@ fn scale_replay(
 /// measured the same way.
 #[inline(never)]
 fn map_live(rt: &tokio::runtime::Runtime, n: u32) -> (durable_yield::LocalExecution, Duration) {
-    let (execution, per_item) = first_invocation(rt, &map_items, n);
+    checked_map(rt, &map_items, n)
+}
+
+/// The same map with `Nesting::Flat`: each item records only its step (no
+/// CONTEXT operation), so this is what the batch machinery costs per item
+/// beside the operations a nested item records.
+#[inline(never)]
+fn flat_map_live(
+    rt: &tokio::runtime::Runtime,
+    n: u32,
+) -> (durable_yield::LocalExecution, Duration) {
+    checked_map(rt, &flat_map_items, n)
+}
+
+fn checked_map<W>(
+    rt: &tokio::runtime::Runtime,
+    workflow: &W,
+    n: u32,
+) -> (durable_yield::LocalExecution, Duration)
+where
+    W: durable_yield::WorkflowFn<u32, u32>,
+{
+    let (execution, per_item) = first_invocation(rt, workflow, n);
     assert_eq!(
         execution.status(),
         durable_yield::ExecutionStatus::Succeeded
@@ -645,6 +668,17 @@ fn bench_live(rt: &tokio::runtime::Runtime) -> (Duration, f64, f64) {
 async fn map_items(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
     let r = wf
         .map("items", 0..n, |mut wf, _, _| async move {
+            wf.step("s", |_| async { Ok(()) }).await
+        })
+        .await?;
+    Ok(r.success_count() as u32)
+}
+
+/// [`map_items`] with `Nesting::Flat`.
+async fn flat_map_items(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
+    let config = MapConfig::named("items").nesting(Nesting::Flat);
+    let r = wf
+        .map_with(config, 0..n, |mut wf, _, _| async move {
             wf.step("s", |_| async { Ok(()) }).await
         })
         .await?;
@@ -1132,10 +1166,16 @@ fn main() {
             );
             return;
         }
-        [one, mode, n] if one.as_str() == "scale-one" && mode.as_str() == "map" => {
+        [one, mode, n]
+            if one.as_str() == "scale-one" && matches!(mode.as_str(), "map" | "flatmap") =>
+        {
             let n: u32 = n.parse().expect("an item count");
             let before = Counters::now();
-            let (execution, live) = map_live(&rt, n);
+            let (execution, live) = if mode.as_str() == "map" {
+                map_live(&rt, n)
+            } else {
+                flat_map_live(&rt, n)
+            };
             let counts = before.per(n);
             drop(execution);
             // Time per item, then per item: allocations, bytes, page faults.

@@ -68,12 +68,17 @@ impl Interpreter {
         body: ContextBody,
         replay_only: bool,
     ) -> CtxId {
+        // Its operations are recorded under `parent`: when the history
+        // this invocation started from holds nothing there, none of them is
+        // recorded and looking ahead (hashing the next id) is skipped.
+        let peeks = self.recorded(parent) > 0;
         let ids = IdGenerator::virtual_child(op.id, parent);
-        let ahead = u32::from(self.history.position(&ids.peek_id()).is_some());
+        let ahead = peeks && self.history.position(&ids.peek_id()).is_some();
         let ctx = self.spawn_with(op, owner, body, replay_only, ids);
         let c = &mut self.contexts[ctx as usize];
         c.is_virtual = true;
-        c.recorded_ahead = ahead;
+        c.peeks = peeks;
+        c.recorded_ahead = u32::from(ahead);
         ctx
     }
 

@@ -65,7 +65,8 @@ impl Interpreter {
         // Looked up once, here: the position of its record, if any.
         let recorded = self.history.position(&id);
         if c.is_virtual {
-            c.recorded_ahead = u32::from(self.history.position(&c.ids.peek_id()).is_some());
+            c.recorded_ahead =
+                u32::from(c.peeks && self.history.position(&c.ids.peek_id()).is_some());
         } else if recorded.is_some() {
             c.recorded_ahead = c.recorded_ahead.saturating_sub(1);
         }

@@ -98,7 +98,7 @@ impl Interpreter {
         }
         let (names, bodies) = branches
             .into_iter()
-            .map(|b| (SharedStr::from(b.name), Some(b.body)))
+            .map(|b| (b.name.map(SharedStr::from), Some(b.body)))
             .unzip();
         self.batches.push(Batch {
             owner: ctx,
@@ -164,7 +164,11 @@ impl Interpreter {
             op_type: OperationType::Context,
             sub_type: Some(SharedStr::from_static(batch.kind.branch_sub_type())),
             // Each name is used once: taken, not copied.
-            name: Some(std::mem::take(&mut batch.names[index])),
+            name: Some(
+                batch.names[index]
+                    .take()
+                    .unwrap_or_else(|| batch.kind.default_branch_name(index)),
+            ),
             parent: Some(parent),
         };
         let body = batch.bodies[index].take();

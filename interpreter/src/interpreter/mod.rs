@@ -301,6 +301,10 @@ struct Ctx {
     recorded_ahead: u32,
     /// It records no CONTEXT operation (a virtual child, a flat branch).
     is_virtual: bool,
+    /// A virtual context whose next operation may be recorded: the history
+    /// the invocation started from holds operations under its parent.
+    /// (Operations merged later are ones already reached.)
+    peeks: bool,
     /// Its code started in this invocation and has not stopped (only
     /// tracked for observers).
     function_open: bool,
@@ -327,7 +331,8 @@ struct Batch {
     owner: CtxId,
     op: OpRef,
     kind: BatchKind,
-    names: Vec<SharedStr>,
+    /// Names given by the code (none: the kind's default name).
+    names: Vec<Option<SharedStr>>,
     bodies: Vec<Option<ContextBody>>,
     branches: Vec<Branch>,
     next: usize,
@@ -693,6 +698,7 @@ impl Ctx {
             children: Vec::new(),
             recorded_ahead: 0,
             is_virtual: false,
+            peeks: false,
             function_open: false,
         }
     }

@@ -300,11 +300,12 @@ impl ExecState {
                 return Err(ServiceError::Rejected(message));
             }
         };
-        let mut delta = Vec::with_capacity(touched.len());
-        for op in touched {
-            delta.push(op.clone());
-            self.upsert(op);
+        // The response carries the touched operations themselves; the
+        // store keeps copies.
+        for op in &touched {
+            self.upsert(op.clone());
         }
+        let mut delta = touched;
         for u in updates {
             if u.op_type == OperationType::Callback && u.action == OperationAction::Start {
                 if let Some(op) = self.get(&u.id).cloned() {
