@@ -892,3 +892,46 @@ async fn a_code_change_inside_a_child_is_non_deterministic() {
     let message = error.error_message.unwrap();
     assert!(message.contains("in context"), "{message}");
 }
+
+/// The future of each durable call lives as long as the call waits, one
+/// per map item or branch at once (25,000 of them in a map at the
+/// service's limit): what it holds beyond its own state (the fatal path's
+/// error, an answer already consumed) is memory per item. Bounds with
+/// some room over the sizes measured (a step's future was 952 bytes, 392
+/// once the fatal path was boxed and the first answer consumed before the
+/// second yield).
+#[tokio::test]
+async fn operation_futures_stay_small() {
+    async fn measure(mut wf: Workflow, _: ()) -> Result<Vec<(String, usize, usize)>, StepError> {
+        let mut sizes = Vec::new();
+        let mut record = |name: &str, size, bound| sizes.push((name.to_owned(), size, bound));
+        let step = wf.step("s", |_| async { Ok(1u32) });
+        record("step", std::mem::size_of_val(&step), 448);
+        drop(step);
+        let wait = wf.wait("w", Duration::from_secs(1));
+        record("wait", std::mem::size_of_val(&wait), 256);
+        drop(wait);
+        let child = wf.child("c", |_| async { Ok::<_, StepError>(1u32) });
+        record("child", std::mem::size_of_val(&child), 384);
+        drop(child);
+        let callback = wf.create_callback::<u32>("cb");
+        record("callback", std::mem::size_of_val(&callback), 320);
+        drop(callback);
+        let waiting = wf.wait_for_callback::<u32, _, _>("wfc", |_, _| async { Ok(()) });
+        record("wait_for_callback", std::mem::size_of_val(&waiting), 640);
+        drop(waiting);
+        let invoke = wf.invoke::<u32, u32>("f", &1);
+        record("invoke", std::mem::size_of_val(&invoke), 448);
+        drop(invoke);
+        Ok(sizes)
+    }
+    let run = LocalRunner::new().run(&measure, &()).await.unwrap();
+    let sizes = run.result.unwrap();
+    assert_eq!(sizes.len(), 6);
+    for (name, size, bound) in sizes {
+        assert!(
+            size <= bound,
+            "a {name} future is {size} bytes (bound {bound})"
+        );
+    }
+}

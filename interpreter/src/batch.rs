@@ -494,17 +494,16 @@ impl Workflow {
             body,
             is_virtual,
         };
-        let response = self.yielder.yield_(request).await;
-        let op = answered_op();
-        match response {
-            Response::Step(Ok(payload)) => {
-                match from_payload(&codec, payload.as_str(), &self.payload_context(&op)) {
-                    Ok(value) => Ok(value),
-                    Err(error) => self.abort(Fatal::Decode(error)).await,
-                }
-            }
-            Response::Step(Err(error)) => Err(StepError::new(kind, name, *error)),
-            _ => self.protocol_violation().await,
+        // Settled by this statement, so that only the boxed abort is held
+        // across the (fatal) await below.
+        let settled = match self.yielder.yield_(request).await {
+            Response::Step(Ok(payload)) => self.decode(&codec, &payload).map(Ok),
+            Response::Step(Err(error)) => Ok(Err(StepError::new(kind, name, *error))),
+            _ => Err(Fatal::Protocol(crate::workflow::UNEXPECTED_RESPONSE)),
+        };
+        match settled {
+            Ok(result) => result,
+            Err(fatal) => self.abort(fatal).await,
         }
     }
 
