@@ -96,10 +96,19 @@ impl Interpreter {
             }
             After::Started(ctx, live) => {
                 if !self.dead(ctx) {
-                    let context = self.step_context(&live.op, live.attempt);
-                    self.contexts[ctx as usize].step.set_live(*live);
-                    self.ready
-                        .push_back((ctx, Response::Execute(Box::new(context))));
+                    let context = self
+                        .live_op(ctx)
+                        .map(|op| self.step_context(op, live.attempt));
+                    match context {
+                        Some(context) => {
+                            self.contexts[ctx as usize].step.set_live(*live);
+                            self.ready
+                                .push_back((ctx, Response::Execute(Box::new(context))));
+                        }
+                        None => self.fatal(ExecutionError::Internal(
+                            "a started step has no operation reference".into(),
+                        )),
+                    }
                 }
             }
             After::Retried(ctx, id) => {

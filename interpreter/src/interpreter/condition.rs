@@ -91,7 +91,7 @@ impl Interpreter {
         let done = Arc::new(AtomicBool::new(false));
         let context = self.step_context(op, attempt);
         self.contexts[ctx as usize].step.set_live(LiveStep {
-            op: op.clone(),
+            seq: op.seq,
             attempt,
             send_start,
             retry: None,

@@ -169,8 +169,16 @@ pub enum Action {
 
 type CtxId = u32;
 
+/// A live step attempt (or condition check): about to be handed out, or
+/// with its body running.
+///
+/// Its operation is the context's last one (`Ctx::last_op`): a context
+/// awaits one operation at a time, so that reference stays the step's
+/// while the attempt lives, and is not copied here (192 bytes in every
+/// context's record).
 struct LiveStep {
-    op: OpRef,
+    /// The step's position in its context (`OpRef::seq`).
+    seq: u64,
     attempt: u32,
     send_start: bool,
     retry: Option<Arc<dyn RetryStrategy>>,
@@ -203,7 +211,7 @@ impl StepSlot {
     /// The attempt whose body runs, taken if it is the one numbered `seq`.
     fn take_running(&mut self, seq: u64) -> Option<LiveStep> {
         match self {
-            StepSlot::Running(live) if live.op.seq == seq => {
+            StepSlot::Running(live) if live.seq == seq => {
                 match std::mem::replace(self, StepSlot::Idle) {
                     StepSlot::Running(live) => Some(live),
                     _ => None,
@@ -593,6 +601,12 @@ impl Interpreter {
             None => self.recorded_in_root,
             Some(p) => self.recorded_per_context.get(&p).copied().unwrap_or(0),
         }
+    }
+
+    /// The operation of context `ctx`'s live step attempt: its last
+    /// operation (see [`LiveStep`]).
+    fn live_op(&self, ctx: CtxId) -> Option<&OpRef> {
+        self.contexts.get(ctx as usize)?.last_op.as_ref()
     }
 
     /// Whether the context was abandoned, itself or through an ancestor

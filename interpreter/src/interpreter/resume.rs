@@ -28,25 +28,29 @@ impl Interpreter {
                 let c = &mut self.contexts[ctx as usize];
                 match c.step.take_live() {
                     Some(mut live) => {
-                        let context = self.step_context(&live.op, live.attempt);
-                        let handle = StepHandle {
-                            ctx,
-                            seq: live.op.seq,
+                        // The step is the context's last operation.
+                        let Some(op) = self.live_op(ctx) else {
+                            return self.fatal(ExecutionError::Internal(
+                                "a step body was sent for a step with no operation reference"
+                                    .into(),
+                            ));
                         };
-                        let parent_id = live.op.parent;
+                        let context = self.step_context(op, live.attempt);
+                        let handle = StepHandle { ctx, seq: live.seq };
+                        let parent_id = op.parent;
                         let sub_type = if live.condition.is_some() {
                             crate::subtype::WAIT_FOR_CONDITION
                         } else {
                             crate::subtype::STEP
                         };
-                        if live.send_start {
-                            // The attempt's START needs no answer: it rides
-                            // with the next checkpoint (usually the
-                            // attempt's own outcome), or goes out on its
-                            // own while the body runs if the driver asks
-                            // (`send_deferred`).
+                        // The attempt's START needs no answer: it rides
+                        // with the next checkpoint (usually the attempt's
+                        // own outcome), or goes out on its own while the
+                        // body runs if the driver asks (`send_deferred`).
+                        let start = live.send_start.then(|| update(op, OperationAction::Start));
+                        if let Some(start) = start {
                             live.send_start = false;
-                            self.defer(update(&live.op, OperationAction::Start));
+                            self.defer(start);
                         }
                         self.contexts[ctx as usize].step = StepSlot::Running(live);
                         self.in_flight += 1;

@@ -30,21 +30,6 @@ impl Interpreter {
         if self.dead(ctx) {
             return;
         }
-        let outcome = match outcome {
-            Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => {
-                Err(StepFailure::permanent(ErrorObject::new(
-                    "PayloadTooLarge",
-                    format!(
-                        "the result of {} is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD} \
-                         bytes per operation; return a smaller value (e.g. a reference to where \
-                         the data is stored)",
-                        live.op,
-                        payload.len()
-                    ),
-                )))
-            }
-            other => other,
-        };
         self.executed += 1;
         // The attempt's START was deferred when its body was handed out
         // (`Request::Run`): unless it was sent meanwhile, it leads the
@@ -53,13 +38,52 @@ impl Interpreter {
         let mut updates = std::mem::take(&mut self.deferred);
         // Room for the outcome, exactly (most often the only update).
         updates.reserve_exact(1);
-        if let Some((strategy, done)) = &live.condition {
-            let next = self.checked(ctx, &live, strategy, done, outcome, updates);
-            return self.apply(ctx, next);
+        let next = match self.live_op(ctx) {
+            Some(op) => Ok(self.attempt_ended(ctx, &live, op, outcome, updates)),
+            None => Err(updates),
+        };
+        match next {
+            Ok(next) => self.apply(ctx, next),
+            Err(updates) => {
+                self.deferred = updates;
+                self.fatal(ExecutionError::Internal(
+                    "a running step has no operation reference".into(),
+                ));
+            }
         }
-        let next = match outcome {
+    }
+
+    /// What follows the outcome of attempt `live` of step `op` (the
+    /// context's last operation): its checkpoint after `updates`, and the
+    /// answer or suspension after it.
+    fn attempt_ended(
+        &self,
+        ctx: CtxId,
+        live: &LiveStep,
+        op: &OpRef,
+        outcome: StepOutcome,
+        mut updates: Vec<OperationUpdate>,
+    ) -> Next {
+        let outcome = match outcome {
+            Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => {
+                Err(StepFailure::permanent(ErrorObject::new(
+                    "PayloadTooLarge",
+                    format!(
+                        "the result of {op} is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD} \
+                         bytes per operation; return a smaller value (e.g. a reference to where \
+                         the data is stored)",
+                        payload.len()
+                    ),
+                )))
+            }
+            other => other,
+        };
+        if let Some((strategy, done)) = &live.condition {
+            return self.checked(ctx, live.attempt, op, strategy, done, outcome, updates);
+        }
+        match outcome {
             Ok(payload) => {
-                let mut u = update(&live.op, OperationAction::Succeed);
+                let mut u = update(op, OperationAction::Succeed);
                 u.payload = Some(payload.clone());
                 updates.push(u);
                 Next::Checkpoint(updates, After::Resume(ctx, Response::Step(Ok(payload))))
@@ -71,11 +95,11 @@ impl Interpreter {
                 let error = error.truncated();
                 if retryable {
                     let retry = live.retry.as_ref();
-                    self.failed_attempt(ctx, &live.op, live.attempt, retry, error, source, updates)
+                    self.failed_attempt(ctx, op, live.attempt, retry, error, source, updates)
                 } else {
                     // The SDK's own failures of a result (too large, not
                     // encodable) would fail every attempt the same way.
-                    let mut u = update(&live.op, OperationAction::Fail);
+                    let mut u = update(op, OperationAction::Fail);
                     u.error = Some(Box::new(error.clone()));
                     updates.push(u);
                     Next::Checkpoint(
@@ -84,8 +108,7 @@ impl Interpreter {
                     )
                 }
             }
-        };
-        self.apply(ctx, next);
+        }
     }
 
     /// A condition check ended: its new state is checkpointed with a
@@ -93,16 +116,17 @@ impl Interpreter {
     /// strategy's delay, the state as the payload, no error) or, when the
     /// strategy gives up, a FAIL. A check that failed fails the operation
     /// (no retry: the wait strategy is for unmet conditions).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn checked(
         &self,
         ctx: CtxId,
-        live: &LiveStep,
+        attempt: u32,
+        op: &OpRef,
         strategy: &Arc<dyn RetryStrategy>,
         done: &AtomicBool,
         outcome: StepOutcome,
         mut updates: Vec<OperationUpdate>,
     ) -> Next {
-        let op = &live.op;
         let fail = |error: ErrorObject, mut updates: Vec<OperationUpdate>| {
             let error = error.truncated();
             let mut u = update(op, OperationAction::Fail);
@@ -125,10 +149,10 @@ impl Interpreter {
         }
         let not_met = ErrorObject::new(
             "ConditionNotMet",
-            format!("check {} of {op} found the condition not met", live.attempt),
+            format!("check {} of {op} found the condition not met", attempt),
         );
-        let random = unit_random(self.step_seed(op, live.attempt));
-        match strategy.next_delay(&FailedAttempt::new(&not_met, live.attempt, random)) {
+        let random = unit_random(self.step_seed(op, attempt));
+        match strategy.next_delay(&FailedAttempt::new(&not_met, attempt, random)) {
             Some(delay) => {
                 let mut u = update(op, OperationAction::Retry);
                 u.step_options = Some(StepOptions {
@@ -144,7 +168,7 @@ impl Interpreter {
                     format!(
                         "{op} checked the condition {} times without it being met, as many as \
                          its wait strategy allows",
-                        live.attempt
+                        attempt
                     ),
                 ),
                 updates,
@@ -311,7 +335,7 @@ impl Interpreter {
         send_start: bool,
     ) -> Next {
         let live = LiveStep {
-            op: op.clone(),
+            seq: op.seq,
             attempt,
             send_start: send_start && !at_most_once,
             retry,
