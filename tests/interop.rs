@@ -1702,6 +1702,13 @@ fn otel(stack: &Stack, function: &str) -> Result<(), String> {
         "otel-callback create callback id",
         Duration::from_secs(60),
     )?;
+    // Four invocations, the last one resumed by the answer: answered only
+    // once the third has suspended on the callback.
+    stack.suspended_on_callback(
+        &arn,
+        "otel-callback create callback id",
+        Duration::from_secs(60),
+    )?;
     stack.callback_success(&id, "\"yes\"")?;
     let (execution, events) = finished(stack, &arn)?;
     succeeded_with(&execution, "\"27 yes\"")?;

@@ -320,6 +320,41 @@ impl Stack {
         }
     }
 
+    /// Waits until an invocation has ended after callback `name` started
+    /// (the function suspended on it), so that an answer sent now reaches a
+    /// suspended execution, not the invocation that created the callback:
+    /// answered while that invocation still runs, the answer can come back
+    /// in one of its checkpoint responses and the function goes on without
+    /// suspending (one invocation fewer; both are correct).
+    pub fn suspended_on_callback(
+        &self,
+        arn: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events = self.history(arn)?;
+            let started = events
+                .iter()
+                .position(|e| e["EventType"] == "CallbackStarted" && e["Name"] == name);
+            let suspended = started.is_some_and(|at| {
+                events[at..]
+                    .iter()
+                    .any(|e| e["EventType"] == "InvocationCompleted")
+            });
+            if suspended {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no invocation ended after callback {name:?} started within {timeout:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn callback_call(&self, id: &str, what: &str, body: &str) -> Result<(), String> {
         let path = format!(
             "/2025-12-01/durable-execution-callbacks/{}/{what}",
