@@ -24,7 +24,7 @@ async fn steps_then_wait(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
 }
 
 /// Checkpoint requests per invocation, from the timeline.
-fn requests(run: &LocalRun<u32>) -> Vec<u64> {
+fn requests<T>(run: &LocalRun<T>) -> Vec<u64> {
     run.timeline
         .events
         .iter()
@@ -33,6 +33,17 @@ fn requests(run: &LocalRun<u32>) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+/// `steps_then_wait(5)`'s operations were recorded in the order they ran.
+fn assert_recorded_in_order(run: &LocalRun<u32>) {
+    let names: Vec<_> = shape(&run.operations)
+        .into_iter()
+        .map(|(_, name, _)| name)
+        .collect();
+    let expected = ["s0", "s1", "s2", "s3", "s4", "w", "last"].map(Some);
+    assert_eq!(names[0], None, "the execution comes first");
+    assert_eq!(names[1..], expected);
 }
 
 #[tokio::test]
@@ -71,23 +82,56 @@ async fn requests_are_split_at_the_update_limit_in_order() {
     assert_eq!(run.result, Some(110));
     // 10 step updates + 1 wait START = 11 updates: requests of at most 4.
     assert_eq!(requests(&run), vec![3, 1]);
-    let names: Vec<_> = shape(&run.operations)
-        .into_iter()
-        .map(|(_, name, _)| name)
-        .collect();
-    assert_eq!(
-        names,
-        vec![
-            None,
-            Some("s0"),
-            Some("s1"),
-            Some("s2"),
-            Some("s3"),
-            Some("s4"),
-            Some("w"),
-            Some("last")
-        ]
+    assert_recorded_in_order(&run);
+}
+
+#[tokio::test]
+async fn requests_are_split_at_the_byte_limit_in_order() {
+    // Every update is over a one-byte cap: each goes in a request of its
+    // own, in order.
+    let runner = LocalRunner::new().batching(
+        CheckpointBatching::new()
+            .max_delay(Duration::from_secs(60))
+            .max_bytes(1),
     );
+    let run = runner.run(&steps_then_wait, &5).await.unwrap();
+    assert_eq!(run.result, Some(110));
+    // 10 step updates + the wait's START; then the last step's 2 updates.
+    assert_eq!(requests(&run), vec![11, 2]);
+    assert_recorded_in_order(&run);
+}
+
+/// Two map items create a callback each; with one update per request, the
+/// first callback's START is answered by an earlier request of the flush
+/// than the last, and its id still reaches the workflow.
+#[tokio::test]
+async fn what_every_request_of_a_split_flush_answers_reaches_the_workflow() {
+    async fn two_callbacks(mut wf: Workflow, _: ()) -> Result<Vec<String>, StepError> {
+        wf.map("callbacks", 0..2u32, |mut wf, i, _| async move {
+            let callback = wf.create_callback::<u32>(format!("cb{i}")).await;
+            Ok::<_, StepError>(callback.id().to_owned())
+        })
+        .await?
+        .into_values()
+    }
+    let runner = LocalRunner::new().batching(CheckpointBatching::new().max_updates(1));
+    let run = runner.run(&two_callbacks, &()).await.unwrap();
+    let recorded: Vec<String> = ["cb0", "cb1"]
+        .into_iter()
+        .map(|name| {
+            let op = run.operation(name).unwrap();
+            op.callback_details
+                .as_ref()
+                .unwrap()
+                .callback_id
+                .clone()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(run.result, Some(recorded));
+    // The map, its two items and their callbacks: five operations sent one
+    // per request with the first callback's START, before the items end.
+    assert!(requests(&run)[0] >= 5, "{:?}", requests(&run));
 }
 
 /// Steps "a" (fast), "b" (200 ms on the execution's virtual clock) and

@@ -10,11 +10,10 @@
 //!   [`Resumed::ForeignAwait`] instead of a panic inside genawaiter;
 //! * a panic in workflow code ends the run with [`Resumed::Panicked`].
 
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use genawaiter::GeneratorState;
@@ -35,25 +34,35 @@ pub(crate) enum Resumed<Q, R> {
     Panicked(String),
 }
 
+thread_local! {
+    /// Whether the workflow being polled on this thread has yielded during
+    /// the current poll. A poll runs on one thread from start to end, and
+    /// [`Guard::poll`] saves and restores the flag around its own, so a
+    /// workflow that (oddly) runs another one inside its poll does not
+    /// disturb it. A flag per thread instead of one shared allocation per
+    /// workflow: a map starts one workflow per item.
+    static YIELDED: Cell<bool> = const { Cell::new(false) };
+}
+
 /// The workflow side of the channel: how workflow code yields requests
 /// `Q` and gets answers `A`.
 pub(crate) struct Yielder<Q, A> {
     co: Co<Q, A>,
-    yielded: Arc<AtomicBool>,
 }
 
 impl<Q, A> Yielder<Q, A> {
-    /// Hands `request` to the interpreter and waits for its response.
-    pub(crate) async fn yield_(&mut self, request: Q) -> A {
-        self.yielded.store(true, Ordering::Relaxed);
-        self.co.yield_(request).await
+    /// Hands `request` to the interpreter and waits for its response. As
+    /// with genawaiter's own `yield_`, the request is handed over when this
+    /// is called: await the result at once.
+    pub(crate) fn yield_(&mut self, request: Q) -> impl Future<Output = A> + '_ {
+        YIELDED.with(|y| y.set(true));
+        self.co.yield_(request)
     }
 }
 
 /// Ends the run when a poll returns `Pending` without a yield.
 struct Guard<R> {
     inner: BoxFuture<R>,
-    yielded: Arc<AtomicBool>,
 }
 
 enum Finish<R> {
@@ -64,10 +73,12 @@ enum Finish<R> {
 impl<R> Future for Guard<R> {
     type Output = Finish<R>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finish<R>> {
-        self.yielded.store(false, Ordering::Relaxed);
-        match self.inner.as_mut().poll(cx) {
+        let outer = YIELDED.with(|y| y.replace(false));
+        let poll = self.inner.as_mut().poll(cx);
+        let yielded = YIELDED.with(|y| y.replace(outer));
+        match poll {
             Poll::Ready(result) => Poll::Ready(Finish::Returned(result)),
-            Poll::Pending if self.yielded.load(Ordering::Relaxed) => Poll::Pending,
+            Poll::Pending if yielded => Poll::Pending,
             Poll::Pending => Poll::Ready(Finish::ForeignAwait),
         }
     }
@@ -83,13 +94,8 @@ pub(crate) struct Coroutine<Q, A, R> {
 impl<Q, A: Default, R> Coroutine<Q, A, R> {
     /// Creates the workflow; nothing runs until the first [`Coroutine::resume`].
     pub(crate) fn new(start: impl FnOnce(Yielder<Q, A>) -> BoxFuture<R>) -> Self {
-        let generator = Gen::new(|co| {
-            let yielded = Arc::new(AtomicBool::new(false));
-            let inner = start(Yielder {
-                co,
-                yielded: yielded.clone(),
-            });
-            Guard { inner, yielded }
+        let generator = Gen::new(|co| Guard {
+            inner: start(Yielder { co }),
         });
         Coroutine {
             generator,
@@ -125,5 +131,62 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Co = Coroutine<u32, u32, u32>;
+
+    /// A future that is never ready and never yields.
+    fn foreign() -> std::future::Pending<()> {
+        std::future::pending()
+    }
+
+    #[test]
+    fn yields_returns_and_detects_foreign_awaits() {
+        let mut co = Co::new(|mut y| {
+            Box::pin(async move {
+                let a = y.yield_(1).await;
+                a + 1
+            })
+        });
+        assert!(matches!(co.resume(0), Resumed::Yielded(1)));
+        assert!(matches!(co.resume(41), Resumed::Returned(42)));
+
+        let mut co = Co::new(|mut y| {
+            Box::pin(async move {
+                y.yield_(1).await;
+                foreign().await;
+                0
+            })
+        });
+        assert!(matches!(co.resume(0), Resumed::Yielded(1)));
+        assert!(matches!(co.resume(0), Resumed::ForeignAwait));
+    }
+
+    /// The per-thread yield flag is saved and restored around each poll: a
+    /// workflow running another inside its own poll sees its own yields
+    /// only (without the restore, the inner one's yield would make the
+    /// outer one's foreign await look like a yield, and genawaiter panic).
+    #[test]
+    fn a_workflow_polled_inside_another_does_not_disturb_its_flag() {
+        // The inner one yields, then the outer one awaits a foreign future.
+        let mut outer = Co::new(|_| {
+            Box::pin(async move {
+                let mut inner = Co::new(|mut y| {
+                    Box::pin(async move {
+                        y.yield_(7).await;
+                        0
+                    })
+                });
+                assert!(matches!(inner.resume(0), Resumed::Yielded(7)));
+                foreign().await;
+                0
+            })
+        });
+        assert!(matches!(outer.resume(0), Resumed::ForeignAwait));
     }
 }

@@ -287,6 +287,23 @@ fn driving_out_of_order_is_an_internal_error_not_a_panic() {
     }
     it.step_finished(step, Ok("1".into()));
     assert!(it.poll().is_none());
+    // A checkpoint answered twice, while the next one is outstanding.
+    let mut it = Interpreter::new(ARN, vec![execution("1")], &step_wait_step);
+    let (_, outcome) = expect_run(&mut it);
+    finish_step(&mut it, outcome);
+    let first = match it.poll() {
+        Some(Action::Checkpoint { handle, .. }) => handle,
+        a => panic!("{a:?}"),
+    };
+    it.checkpoint_finished(first, vec![]);
+    assert!(matches!(it.poll(), Some(Action::Checkpoint { .. })));
+    it.checkpoint_finished(first, vec![]);
+    match it.poll() {
+        Some(Action::Finish(Outcome::Failed(e))) => {
+            assert_eq!(e.error_type.as_deref(), Some("InternalError"))
+        }
+        other => panic!("{other:?}"),
+    }
     // A step reported twice.
     let mut it = Interpreter::new(ARN, vec![execution("1")], &step_wait_step);
     let (_, outcome) = expect_run(&mut it);

@@ -41,6 +41,11 @@ impl Interpreter {
         }
     }
 
+    /// Whether a checkpoint handed out has not been answered yet.
+    pub(super) fn checkpoints_outstanding(&self) -> bool {
+        self.next_answer < self.next_checkpoint
+    }
+
     /// Hands out a checkpoint with the deferred updates first.
     pub(super) fn emit(
         &mut self,
@@ -60,7 +65,9 @@ impl Interpreter {
         }
         let handle = CheckpointHandle(self.next_checkpoint);
         self.next_checkpoint += 1;
-        self.awaiting.push_back((handle, after));
+        if !matches!(after, After::Nothing) {
+            self.awaiting.push_back((handle, after));
+        }
         self.outbox.push_back(Action::Checkpoint {
             handle,
             updates,
@@ -73,15 +80,17 @@ impl Interpreter {
     /// ones, including completions that happened meanwhile). Checkpoints
     /// are answered in the order they were handed out.
     pub fn checkpoint_finished(&mut self, handle: CheckpointHandle, delta: Vec<Operation>) {
+        if handle.0 != self.next_answer || !self.checkpoints_outstanding() {
+            self.misuse("checkpoint_finished out of order or without a checkpoint");
+            return;
+        }
+        self.next_answer += 1;
         let after = match self.awaiting.front() {
             Some((h, _)) if *h == handle => match self.awaiting.pop_front() {
                 Some((_, after)) => after,
-                None => return,
+                None => After::Nothing,
             },
-            _ => {
-                self.misuse("checkpoint_finished out of order or without a checkpoint");
-                return;
-            }
+            _ => After::Nothing,
         };
         if let Some(observer) = self.observer.as_deref_mut() {
             observer.merging(&delta);

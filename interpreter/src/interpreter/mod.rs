@@ -384,9 +384,14 @@ pub struct Interpreter {
     deferred: Vec<OperationUpdate>,
     /// Counts the times `deferred` started filling.
     deferred_epoch: u64,
-    /// Checkpoints handed out and not yet answered, in order.
+    /// What to do when a checkpoint is answered, for the checkpoints with
+    /// something to do (not `After::Nothing`: most of them, in a map).
     awaiting: VecDeque<(CheckpointHandle, After)>,
+    /// The next checkpoint's handle.
     next_checkpoint: u64,
+    /// The handle of the next checkpoint to be answered: those from here
+    /// to `next_checkpoint` are outstanding.
+    next_answer: u64,
     /// Step bodies handed out and not yet reported (abandoned ones aside).
     in_flight: usize,
     ending: Option<Ending>,
@@ -430,6 +435,7 @@ impl Interpreter {
             deferred_epoch: 0,
             awaiting: VecDeque::new(),
             next_checkpoint: 0,
+            next_answer: 0,
             in_flight: 0,
             ending: None,
             error: None,
@@ -528,7 +534,7 @@ impl Interpreter {
                     if !self.deferred.is_empty() {
                         self.emit(Vec::new(), After::Nothing, false);
                     }
-                    if !self.outbox.is_empty() || !self.awaiting.is_empty() {
+                    if !self.outbox.is_empty() || self.checkpoints_outstanding() {
                         self.ending = Some(Ending::Outcome(outcome));
                         if self.outbox.is_empty() {
                             return None;
@@ -543,7 +549,7 @@ impl Interpreter {
                 self.resume(ctx, response);
                 continue;
             }
-            if self.in_flight > 0 || !self.awaiting.is_empty() {
+            if self.in_flight > 0 || self.checkpoints_outstanding() {
                 return None;
             }
             if !self.deferred.is_empty() {

@@ -65,9 +65,64 @@ pub(super) fn fail_or_retry(error: CallError) -> Result<InvocationOutput, Invoca
 
 pub(super) enum Flushed {
     /// The operations the responses carried.
-    Sent(Vec<Operation>),
+    Sent(Delta),
     /// The service withheld the next token: stop checkpointing.
     Revoked,
+}
+
+/// The operations the responses to one flush carried, one list per
+/// request, in order: handed to the interpreter as they came (a map's
+/// flush can be a hundred requests; joined, each operation was copied
+/// once more).
+#[derive(Default)]
+pub(super) struct Delta {
+    /// Those of the requests before the last.
+    pub(super) earlier: Vec<Vec<Operation>>,
+    /// Those of the last request.
+    pub(super) last: Vec<Operation>,
+}
+
+impl Delta {
+    fn of(last: Vec<Operation>) -> Self {
+        Delta {
+            earlier: Vec::new(),
+            last,
+        }
+    }
+
+    /// Adds the operations of a later request.
+    fn append(&mut self, later: Delta) {
+        for operations in later.earlier.into_iter().chain([later.last]) {
+            let last = std::mem::replace(&mut self.last, operations);
+            if !last.is_empty() {
+                self.earlier.push(last);
+            }
+        }
+    }
+
+    /// Whether no operation came back.
+    pub(super) fn is_empty(&self) -> bool {
+        self.last.is_empty() && self.earlier.iter().all(Vec::is_empty)
+    }
+
+    /// Every operation, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Operation> {
+        self.earlier.iter().flatten().chain(&self.last)
+    }
+
+    /// Merges the operations of the requests before the last into the
+    /// interpreter's history, and hands back the last request's (for
+    /// [`Interpreter::checkpoint_finished`] or
+    /// [`Interpreter::merge_operations`]).
+    #[inline]
+    pub(super) fn merge_earlier(self, interpreter: &mut Interpreter) -> Vec<Operation> {
+        if !self.earlier.is_empty() {
+            for operations in self.earlier {
+                interpreter.merge_operations(operations);
+            }
+        }
+        self.last
+    }
 }
 
 /// Sends checkpoints for one invocation: rotates the token, splits and
@@ -78,6 +133,8 @@ pub(super) struct Checkpointer<'a, S: ?Sized> {
     pub(super) token: String,
     pub(super) config: &'a CheckpointBatching,
     pub(super) held: Vec<OperationUpdate>,
+    /// The size bound of each held update (`approx_size`, computed once).
+    pub(super) held_sizes: Vec<usize>,
     pub(super) held_bytes: usize,
     pub(super) held_since: Option<Millis>,
     pub(super) requests: u64,
@@ -137,17 +194,18 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         updates: Vec<OperationUpdate>,
         wait_for_response: bool,
     ) -> Result<Flushed, CallError> {
-        let bytes: usize = updates.iter().map(OperationUpdate::approx_size).sum();
         let now = wait_for_response || self.config.max_delay.is_zero();
-        if self.held.is_empty()
-            && now
-            && updates.len() <= self.config.max_updates
-            && bytes <= self.config.max_bytes
-        {
-            // The common case: nothing held, one request, sent as it is.
-            return self.send(updates).await;
+        if self.held.is_empty() && now && updates.len() <= self.config.max_updates {
+            let bytes: usize = updates.iter().map(OperationUpdate::approx_size).sum();
+            if bytes <= self.config.max_bytes {
+                // The common case: nothing held, one request, sent as it is.
+                return self.send(updates).await;
+            }
         }
-        self.held_bytes += bytes;
+        let first = self.held_sizes.len();
+        self.held_sizes
+            .extend(updates.iter().map(OperationUpdate::approx_size));
+        self.held_bytes += self.held_sizes[first..].iter().sum::<usize>();
         if self.held.is_empty() {
             self.held = updates;
         } else {
@@ -161,7 +219,7 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         if now || full || self.is_due() {
             self.flush().await
         } else {
-            Ok(Flushed::Sent(Vec::new()))
+            Ok(Flushed::Sent(Delta::default()))
         }
     }
 
@@ -171,34 +229,41 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         self.held_since = None;
         let bytes = std::mem::take(&mut self.held_bytes);
         let held = std::mem::take(&mut self.held);
-        if held.is_empty() {
-            return Ok(Flushed::Sent(Vec::new()));
-        }
+        let mut sizes = std::mem::take(&mut self.held_sizes);
         if held.len() <= self.config.max_updates && bytes <= self.config.max_bytes {
-            // The common case: one request, sent as it is.
+            // The common case: one request (or none), sent as it is.
+            sizes.clear();
+            self.held_sizes = sizes;
+            if held.is_empty() {
+                return Ok(Flushed::Sent(Delta::default()));
+            }
             return self.send(held).await;
         }
-        // About one operation comes back per update.
-        let mut delta = Vec::with_capacity(held.len());
+        let mut delta = Delta::default();
         let mut held = held.into_iter().peekable();
+        let mut at = 0;
         while held.peek().is_some() {
             let mut request = Vec::with_capacity(self.config.max_updates.min(held.len()));
             let mut size = 0;
             while let Some(next) = held.peek() {
-                let next_size = next.approx_size();
+                let next_size = sizes.get(at).copied().unwrap_or_else(|| next.approx_size());
                 let fits = request.len() < self.config.max_updates
                     && size + next_size <= self.config.max_bytes;
                 if !request.is_empty() && !fits {
                     break;
                 }
                 size += next_size;
+                at += 1;
                 request.extend(held.next());
             }
             match self.send(request).await? {
-                Flushed::Sent(ops) => delta.extend(ops),
+                Flushed::Sent(sent) => delta.append(sent),
                 Flushed::Revoked => return Ok(Flushed::Revoked),
             }
         }
+        // Cleared, its allocation kept for the next updates held.
+        sizes.clear();
+        self.held_sizes = sizes;
         Ok(Flushed::Sent(delta))
     }
 
@@ -221,7 +286,7 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         self.token = next;
         let mut operations = response.operations;
         self.page_in(response.next_marker, &mut operations).await?;
-        Ok(Flushed::Sent(operations))
+        Ok(Flushed::Sent(Delta::of(operations)))
     }
 
     /// Records a result too large for the response with an EXECUTION

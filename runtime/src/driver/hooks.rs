@@ -6,8 +6,8 @@ use super::*;
 
 /// The operations of a checkpoint answer, kept for the plugins'
 /// operation-change hook (none without plugins, or without operations).
-pub(super) fn changes_for(hooks: &Active, delta: &[Operation]) -> Option<Vec<Operation>> {
-    (!hooks.is_empty() && !delta.is_empty()).then(|| delta.to_vec())
+pub(super) fn changes_for(hooks: &Active, delta: &Delta) -> Option<Vec<Operation>> {
+    (!hooks.is_empty() && !delta.is_empty()).then(|| delta.iter().cloned().collect())
 }
 
 /// Lets the plugins give each new chained invoke's START the caller's

@@ -296,6 +296,7 @@ where
         token: input.checkpoint_token,
         config: run.batching,
         held: Vec::new(),
+        held_sizes: Vec::new(),
         held_bytes: 0,
         held_since: None,
         requests: 0,
@@ -399,7 +400,8 @@ where
                             match checkpointer.flush().await {
                                 Ok(Flushed::Sent(delta)) => {
                                     let updated = changes_for(&hooks, &delta);
-                                    interpreter.merge_operations(delta);
+                                    let last = delta.merge_earlier(&mut interpreter);
+                                    interpreter.merge_operations(last);
                                     report_ended(&interpreter, &mut hooks, &mut unmerged, service);
                                     changed(&mut hooks, &interpreter, updated, &arn, service);
                                 }
@@ -464,7 +466,8 @@ where
                     Ok(Flushed::Sent(delta)) => {
                         let updated = changes_for(&hooks, &delta);
                         // The response answers them all; its operations once.
-                        interpreter.checkpoint_finished(first, delta);
+                        let last = delta.merge_earlier(&mut interpreter);
+                        interpreter.checkpoint_finished(first, last);
                         for handle in later {
                             interpreter.checkpoint_finished(handle, Vec::new());
                         }
