@@ -100,8 +100,21 @@ impl<'de> Deserialize<'de> for Payload {
             fn visit_string<E: de::Error>(self, v: String) -> Result<Payload, E> {
                 Ok(Payload::from(v))
             }
+            // As `String` does: UTF-8 bytes are a string too.
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Payload, E> {
+                match std::str::from_utf8(v) {
+                    Ok(s) => Ok(Payload::from(s)),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(v), &self)),
+                }
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Payload, E> {
+                match String::from_utf8(v) {
+                    Ok(s) => Ok(Payload::from(s)),
+                    Err(e) => Err(E::invalid_value(de::Unexpected::Bytes(e.as_bytes()), &self)),
+                }
+            }
         }
-        d.deserialize_str(V)
+        d.deserialize_string(V)
     }
 }
 
@@ -721,6 +734,11 @@ mod tests {
         assert_eq!(other.as_str(), "null!");
         assert!(!Arc::ptr_eq(&a.0, &Payload::from("{}").0));
         assert!(serde_json::from_str::<Payload>("3").is_err());
+        // Formats that hand strings over as bytes read the same.
+        let bytes = serde::de::value::BytesDeserializer::<serde::de::value::Error>::new(b"null");
+        assert!(Arc::ptr_eq(&a.0, &Payload::deserialize(bytes).unwrap().0));
+        let bytes = serde::de::value::BytesDeserializer::<serde::de::value::Error>::new(b"\xff");
+        assert!(Payload::deserialize(bytes).is_err());
     }
 
     #[test]
