@@ -64,7 +64,7 @@ use crate::limits::{
     MAX_WAIT_SECONDS,
 };
 use crate::model::{
-    CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, IdMap, Millis, Operation,
+    CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, Millis, Operation,
     OperationAction, OperationId, OperationStatus, OperationType, OperationUpdate, Payload,
     SharedStr, StepOptions, WaitOptions, WireName,
 };
@@ -398,10 +398,6 @@ pub struct Interpreter {
     error: Option<ExecutionError>,
     replayed: u64,
     executed: u64,
-    /// How many recorded operations the root holds, and each child context
-    /// (by the id of its CONTEXT operation), counted once.
-    recorded_in_root: u32,
-    recorded_per_context: IdMap<u32>,
     /// Lifecycle observations, when a driver asked for them.
     observer: Option<Box<Observer>>,
 }
@@ -417,7 +413,17 @@ impl Interpreter {
         O: Serialize + 'static,
         W: WorkflowFn<I, O> + ?Sized,
     {
-        let history = History::new(operations);
+        Self::with_history(execution_arn, History::new(operations), workflow)
+    }
+
+    /// [`Interpreter::new`] over a history already built, e.g. page by
+    /// page with [`History::append`] as the pages of the state came in.
+    pub fn with_history<I, O, W>(execution_arn: &str, history: History, workflow: &W) -> Self
+    where
+        I: DeserializeOwned,
+        O: Serialize + 'static,
+        W: WorkflowFn<I, O> + ?Sized,
+    {
         let execution_seed =
             history.execution().map_or(0, |e| e.id.fingerprint()) ^ fnv1a(execution_arn.as_bytes());
         let execution_arn: Arc<str> = Arc::from(execution_arn);
@@ -441,17 +447,8 @@ impl Interpreter {
             error: None,
             replayed: 0,
             executed: 0,
-            recorded_in_root: 0,
-            recorded_per_context: IdMap::default(),
             observer: None,
         };
-        for op in interpreter.history.operations() {
-            match op.parent_id {
-                Some(parent) => *interpreter.recorded_per_context.entry(parent).or_insert(0) += 1,
-                None if op.op_type != OperationType::Execution => interpreter.recorded_in_root += 1,
-                None => {}
-            }
-        }
         match interpreter.decode_input::<I>() {
             Ok(input) => {
                 let coroutine = Coroutine::new(|yielder| {
@@ -603,10 +600,7 @@ impl Interpreter {
 
     /// How many recorded operations the context `parent` holds.
     fn recorded(&self, parent: Option<OperationId>) -> u32 {
-        match parent {
-            None => self.recorded_in_root,
-            Some(p) => self.recorded_per_context.get(&p).copied().unwrap_or(0),
-        }
+        self.history.recorded_in(parent.as_ref())
     }
 
     /// The operation of context `ctx`'s live step attempt: its last

@@ -141,20 +141,21 @@ pub(super) struct Checkpointer<'a, S: ?Sized> {
 }
 
 impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
-    /// Loads the pages after `marker` with `GetDurableExecutionState`. A
+    /// Loads the pages after `marker` with `GetDurableExecutionState`,
+    /// handing each to `take` (which empties the vector: the next page is
+    /// cloned into the same one). A
     /// marker seen before (the pages loop) or more than
     /// [`MAX_STATE_PAGES`] pages fail the invocation instead of looping
     /// until the Lambda timeout.
     pub(super) async fn page_in(
         &mut self,
         mut marker: Option<String>,
-        operations: &mut Vec<Operation>,
+        mut take: impl FnMut(&mut Vec<Operation>),
     ) -> Result<(), CallError> {
         let mut seen = HashSet::new();
-        // Each page is appended to the operations as it comes (see
-        // `DurableService::get_state_into`: the local service sizes the
-        // vector once for all its pages; a vector grown by doubling is
-        // moved by `realloc`, which large allocations remap, not copy).
+        // Each page is copied into one reused vector (see
+        // `DurableService::get_state_into`), then moved on by `take`.
+        let mut page = Vec::new();
         while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
             let invalid = |what: String| CallError {
                 call: Call::GetState,
@@ -173,9 +174,11 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
             }
             marker = self
                 .service
-                .get_state_into(self.arn, &self.token, &m, operations)
+                .get_state_into(self.arn, &self.token, &m, &mut page)
                 .await
                 .during(Call::GetState)?;
+            take(&mut page);
+            page.clear();
         }
         Ok(())
     }
@@ -285,7 +288,8 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         };
         self.token = next;
         let mut operations = response.operations;
-        self.page_in(response.next_marker, &mut operations).await?;
+        self.page_in(response.next_marker, |page| operations.append(page))
+            .await?;
         Ok(Flushed::Sent(Delta::of(operations)))
     }
 

@@ -28,8 +28,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::{Instrument, Level};
 
 use crate::engine::{
-    Action, CheckpointHandle, Interpreter, Observation, OpRef, Outcome, StepHandle, StepOutcome,
-    StepRun,
+    Action, CheckpointHandle, History, Interpreter, Observation, OpRef, Outcome, StepHandle,
+    StepOutcome, StepRun,
 };
 use crate::model::{
     ErrorObject, InvocationInput, InvocationOutput, InvocationStatus, Millis, Operation,
@@ -301,9 +301,11 @@ where
         held_since: None,
         requests: 0,
     };
-    let mut operations = input.initial_execution_state.operations;
+    // Indexed page by page as the pages come (see `History::append`).
+    let mut history = History::new(input.initial_execution_state.operations);
     let marker = input.initial_execution_state.next_marker;
-    if let Err(error) = checkpointer.page_in(marker, &mut operations).await {
+    let pages = checkpointer.page_in(marker, |page| history.append(page.drain(..)));
+    if let Err(error) = pages.await {
         return Ok(InvocationSummary {
             output: fail_or_retry(error)?,
             replayed: 0,
@@ -311,12 +313,13 @@ where
             checkpoints: 0,
         });
     }
+    let operations = history.operations();
     tracing::debug!(
         execution = %arn,
         operations = operations.len(),
         "durable invocation started"
     );
-    if let Err(message) = run.plugins.prepare(&operations).await {
+    if let Err(message) = run.plugins.prepare(operations).await {
         tracing::warn!(%message, "failing the invocation; the service will invoke it again");
         return Err(InvocationError(ServiceError::Transient(message)));
     }
@@ -335,7 +338,7 @@ where
             trace_header: run.trace_header,
             first_invocation: run.first_invocation,
             execution_started_at,
-            operations: &operations,
+            operations,
             updated_operation_ids: input.updated_operation_ids.as_deref().unwrap_or(&[]),
             at: now.at,
             time: now.time,
@@ -353,12 +356,12 @@ where
         let listed = input.updated_operation_ids.iter().flatten();
         let mut updated: Vec<OperationId> =
             listed.filter_map(|id| OperationId::new(id).ok()).collect();
-        updated.extend(finished_since_last_write(&operations));
+        updated.extend(finished_since_last_write(operations));
         updated
     } else {
         Vec::new()
     };
-    let mut interpreter = Interpreter::new(&arn, operations, workflow);
+    let mut interpreter = Interpreter::with_history(&arn, history, workflow);
     interpreter.set_entropy(os_entropy());
     if observing {
         interpreter.observe(updated);

@@ -126,7 +126,13 @@ impl LocalExecution {
                 s.arn.clone(),
                 token,
                 ExecutionState::new(
-                    visible[..end].iter().map(|&i| s.ops[i].clone()).collect(),
+                    // Room for every page: the driver's history keeps
+                    // this vector and appends the later pages to it.
+                    {
+                        let mut first = Vec::with_capacity(visible.len());
+                        first.extend(visible[..end].iter().map(|&i| s.ops[i].clone()));
+                        first
+                    },
                     (end < visible.len()).then(|| end.to_string()),
                 ),
             );

@@ -495,14 +495,12 @@ impl LocalService {
     }
 
     /// The page of `checkpoint_token`'s operations after `marker`, cloned
-    /// onto the end of `operations` (sized for this page, or with
-    /// `for_the_rest` for every page still to come); the next marker.
+    /// onto the end of `operations`; the next marker.
     fn page_into(
         &self,
         checkpoint_token: &str,
         marker: &str,
         operations: &mut Vec<Operation>,
-        for_the_rest: bool,
     ) -> Result<Option<String>, ServiceError> {
         let mut s = self.lock();
         s.check_token(checkpoint_token)?;
@@ -512,7 +510,7 @@ impl LocalService {
         let visible = s.pages(checkpoint_token);
         let start = start.min(visible.len());
         let end = (start + self.page_size).min(visible.len());
-        operations.reserve_exact(if for_the_rest { visible.len() } else { end } - start);
+        operations.reserve_exact(end - start);
         operations.extend(visible[start..end].iter().map(|&i| s.ops[i].clone()));
         Ok((end < visible.len()).then(|| end.to_string()))
     }
@@ -535,13 +533,12 @@ impl DurableService for LocalService {
         marker: &str,
     ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send {
         let mut operations = Vec::new();
-        let page = self.page_into(checkpoint_token, marker, &mut operations, false);
+        let page = self.page_into(checkpoint_token, marker, &mut operations);
         ready(page.map(|next_marker| ExecutionState::new(operations, next_marker)))
     }
 
-    /// Copies the page straight from the store into `operations`, which
-    /// the first call sizes for every page still to come: no page vector,
-    /// no second copy.
+    /// Clones the page straight from the store into `operations` (the
+    /// driver reuses one vector for every page): no page vector per call.
     fn get_state_into(
         &self,
         _execution_arn: &str,
@@ -549,7 +546,7 @@ impl DurableService for LocalService {
         marker: &str,
         operations: &mut Vec<Operation>,
     ) -> impl Future<Output = Result<Option<String>, ServiceError>> + Send {
-        ready(self.page_into(checkpoint_token, marker, operations, true))
+        ready(self.page_into(checkpoint_token, marker, operations))
     }
 
     fn now(&self) -> Millis {
@@ -750,7 +747,7 @@ mod tests {
     }
 
     /// `get_state_into` appends the same pages `get_state` returns, in
-    /// order, sized once for every page still to come, and fails the same
+    /// order, and fails the same
     /// way on a bad marker or a stale token.
     #[test]
     fn get_state_into_appends_the_pages_in_place() {
@@ -768,7 +765,6 @@ mod tests {
         let next = poll_now(service.get_state_into("arn", "t", "1", &mut operations));
         assert_eq!(next.unwrap().as_deref(), Some("3"));
         assert_eq!(operations.len(), 2);
-        assert!(operations.capacity() >= 4, "sized for both pages at once");
         let next = poll_now(service.get_state_into("arn", "t", "3", &mut operations));
         assert_eq!(next.unwrap(), None);
         let ids: Vec<OperationId> = operations.iter().map(|op| op.id).collect();
