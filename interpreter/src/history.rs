@@ -16,8 +16,9 @@ use crate::model::{IdMap, Operation, OperationId, OperationType};
 struct Index {
     /// Position + 1 of an operation (and its tag); 0 marks an empty slot.
     slots: Vec<u32>,
-    /// Whether slots carry tags (every position fits in [`POS_BITS`]).
-    tagged: bool,
+    /// The bits of a slot that hold its tag: `!POS_MASK` while every
+    /// position fits in [`POS_BITS`], else none.
+    tags: u32,
     /// Each indexed position's [`fp32`], so that growing the index reads
     /// this array instead of every operation's id again.
     fps: Vec<u32>,
@@ -34,14 +35,24 @@ fn fp32(id: &OperationId) -> u32 {
     (id.fingerprint() >> 32) as u32
 }
 
+/// The tag bits of an index of `len` slots: positions stay below `len /
+/// 2` (the index grows before), so tags fit while that is below
+/// [`POS_MASK`].
+fn tag_bits(len: usize) -> u32 {
+    if len / 2 < POS_MASK as usize {
+        !POS_MASK
+    } else {
+        0
+    }
+}
+
 impl Index {
     /// An empty index with room for `n` operations.
     fn with_capacity(n: usize) -> Self {
         let len = (n.max(4) * 2).next_power_of_two();
         Index {
             slots: vec![0; len],
-            // Positions stay below `len / 2` (the index grows before).
-            tagged: len / 2 < POS_MASK as usize,
+            tags: tag_bits(len),
             fps: Vec::with_capacity(n),
         }
     }
@@ -49,11 +60,7 @@ impl Index {
     /// The tag bits of a slot for fingerprint `fp` (zero when untagged),
     /// and the mask that takes them out of a slot.
     fn tag(&self, fp: u32) -> (u32, u32) {
-        if self.tagged {
-            (fp & !POS_MASK, !POS_MASK)
-        } else {
-            (0, 0)
-        }
+        (fp & self.tags, self.tags)
     }
 
     /// The position of `id` in `ops`, if indexed.
@@ -115,7 +122,7 @@ impl Index {
     /// comparison).
     fn grow(&mut self, len: usize) {
         self.slots = vec![0; len];
-        self.tagged = len / 2 < POS_MASK as usize;
+        self.tags = tag_bits(len);
         let mask = len - 1;
         for (at, &fp) in self.fps.iter().enumerate() {
             let (tag, _) = self.tag(fp);
@@ -226,6 +233,84 @@ impl History {
         self.add_all(operations, true);
     }
 
+    /// Lends the history's vector of operations to something that
+    /// appends a page of the state to it (a service's `get_state_into`):
+    /// what was appended is indexed and counted as by
+    /// [`History::append`] when the returned guard is dropped, without
+    /// another copy of the page. Operations already in the history must
+    /// not be changed through it (removing some, or inserting some before
+    /// the end, is detected: the history is then indexed again).
+    ///
+    /// ```
+    /// use durable_yield_interpreter::History;
+    /// use durable_yield_interpreter::model::{Operation, OperationId, OperationStatus, OperationType};
+    ///
+    /// let op = |id: &str| {
+    ///     let id = OperationId::new(id).unwrap();
+    ///     Operation::new(id, OperationType::Step, OperationStatus::Succeeded)
+    /// };
+    /// let mut history = History::new(vec![op("a")]);
+    /// history.append_in_place().extend([op("b"), op("a")]);
+    /// assert_eq!(history.len(), 2);
+    /// assert!(history.get(&OperationId::new("b").unwrap()).is_some());
+    /// ```
+    pub fn append_in_place(&mut self) -> Appending<'_> {
+        let from = self.ops.len();
+        let last = self.ops.last().map(|op| op.id);
+        Appending {
+            history: self,
+            from,
+            last,
+        }
+    }
+
+    /// Indexes the operations appended at `from` and after (see
+    /// [`History::append_in_place`]): new ids in place (moved down over
+    /// the duplicates before them), duplicates merged into their earlier
+    /// record by the rules of [`History::merge`]. `last` is the id the
+    /// operation before `from` had when the vector was lent.
+    fn index_appended(&mut self, from: usize, last: Option<OperationId>) {
+        let before = from
+            .checked_sub(1)
+            .map(|at| self.ops.get(at).map(|op| op.id));
+        if from > self.ops.len() || self.index.fps.len() != from || before.flatten() != last {
+            // Operations were removed or inserted: index them all again.
+            let ops = std::mem::take(&mut self.ops);
+            *self = History::new(ops);
+            return;
+        }
+        let mut kept = from;
+        for at in from..self.ops.len() {
+            let is_execution = self.ops[at].op_type == OperationType::Execution;
+            let id = self.ops[at].id;
+            let position = match self.index.add(kept, &id, &self.ops) {
+                None => {
+                    if kept != at {
+                        self.ops.swap(kept, at);
+                    }
+                    self.recorded.count(&self.ops[kept]);
+                    kept += 1;
+                    kept - 1
+                }
+                Some(earlier) => {
+                    if self.ops[earlier].status.is_terminal() {
+                        continue;
+                    }
+                    self.recorded.uncount(&self.ops[earlier]);
+                    self.recorded.count(&self.ops[at]);
+                    // The later record takes the earlier's place; the
+                    // earlier one, now at `at`, is cut off below.
+                    self.ops.swap(earlier, at);
+                    earlier
+                }
+            };
+            if is_execution && self.execution.is_none() {
+                self.execution = Some(position);
+            }
+        }
+        self.ops.truncate(kept);
+    }
+
     /// Adds or replaces operations (those of a checkpoint response: not
     /// counted as recorded).
     pub fn merge(&mut self, operations: impl IntoIterator<Item = Operation>) {
@@ -308,6 +393,35 @@ impl History {
     }
 }
 
+/// The vector of a [`History`] lent by [`History::append_in_place`]:
+/// what is appended to it is indexed when this guard is dropped.
+#[derive(Debug)]
+pub struct Appending<'a> {
+    history: &'a mut History,
+    from: usize,
+    last: Option<OperationId>,
+}
+
+impl std::ops::Deref for Appending<'_> {
+    type Target = Vec<Operation>;
+
+    fn deref(&self) -> &Vec<Operation> {
+        &self.history.ops
+    }
+}
+
+impl std::ops::DerefMut for Appending<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<Operation> {
+        &mut self.history.ops
+    }
+}
+
+impl Drop for Appending<'_> {
+    fn drop(&mut self) {
+        self.history.index_appended(self.from, self.last);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,9 +483,9 @@ mod tests {
         assert!(all.iter().all(|id| rebuilt.get(id).is_some()));
     }
 
-    /// Tagged slots (the default) and untagged ones (histories past 2^24
-    /// operations, too large to build here: the same index, forced) find
-    /// the same operations and none that are missing.
+    /// Tagged slots (the default) and untagged ones (histories of 2^23
+    /// operations and more, too large to build here: the same index,
+    /// forced) find the same operations and none that are missing.
     #[test]
     fn tagged_and_untagged_indexes_agree() {
         let mut ids = crate::id::IdGenerator::root();
@@ -388,8 +502,10 @@ mod tests {
         let missing: Vec<_> = (0..n).map(|_| ids.next_id().0).collect();
         for tagged in [true, false] {
             let mut index = Index::with_capacity(n);
-            assert!(index.tagged);
-            index.tagged = tagged;
+            assert_eq!(index.tags, !POS_MASK);
+            if !tagged {
+                index.tags = 0;
+            }
             for at in 0..n {
                 assert_eq!(
                     index.add(at, &ops[at].id, &ops),
@@ -478,16 +594,34 @@ mod tests {
         all.push(moved);
 
         let joined = History::new(all.clone());
-        let mut paged = History::new(all[..1000].to_vec());
-        for page in all[1000..].chunks(1000) {
-            paged.append(page.to_vec());
-        }
         let key = |h: &History| {
             h.operations()
                 .iter()
                 .map(|o| (o.id, o.status, o.parent_id))
                 .collect::<Vec<_>>()
         };
+        // Appended in place, the pages make the same history.
+        let mut in_place = History::new(all[..1000].to_vec());
+        for page in all[1000..].chunks(1000) {
+            in_place.append_in_place().extend_from_slice(page);
+        }
+        assert_eq!(key(&in_place), key(&joined));
+        assert_eq!(
+            in_place.execution().map(|e| e.id),
+            joined.execution().map(|e| e.id)
+        );
+        for parent in [None, Some(&c)] {
+            assert_eq!(in_place.recorded_in(parent), joined.recorded_in(parent));
+        }
+        assert!(
+            all.iter()
+                .all(|o| in_place.get(&o.id).is_some_and(|p| p.id == o.id))
+        );
+
+        let mut paged = History::new(all[..1000].to_vec());
+        for page in all[1000..].chunks(1000) {
+            paged.append(page.to_vec());
+        }
         assert_eq!(key(&paged), key(&joined));
         assert_eq!(paged.len(), 3002);
         assert_eq!(paged.operations()[10].status, OperationStatus::Succeeded);
@@ -506,6 +640,28 @@ mod tests {
             all.iter()
                 .all(|o| paged.get(&o.id).is_some_and(|p| p.id == o.id))
         );
+    }
+
+    /// A borrower that removes operations instead of only appending gets
+    /// the history indexed again, not a stale index.
+    #[test]
+    fn operations_removed_through_the_lent_vector_are_indexed_again() {
+        let mut h = History::new(vec![
+            op("a", OperationType::Step, OperationStatus::Started),
+            op("b", OperationType::Step, OperationStatus::Started),
+        ]);
+        {
+            let mut ops = h.append_in_place();
+            ops.remove(0);
+            ops.push(op("c", OperationType::Step, OperationStatus::Started));
+            ops.push(op("b", OperationType::Step, OperationStatus::Succeeded));
+        }
+        assert_eq!(h.len(), 2);
+        assert!(h.get(&OperationId::new("a").unwrap()).is_none());
+        let b = h.get(&OperationId::new("b").unwrap()).unwrap();
+        assert_eq!(b.status, OperationStatus::Succeeded);
+        assert_eq!(h.position(&OperationId::new("c").unwrap()), Some(1));
+        assert_eq!(h.recorded_in(None), 2);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub use failure::{
     BoxError, CallbackEnding, CallbackError, InvokeEnding, InvokeError, StepError, StepFailure,
     error_object_from, error_type_name,
 };
-pub use history::History;
+pub use history::{Appending, History};
 pub use interpreter::{Action, CheckpointHandle, Interpreter, Outcome, StepHandle, StepRun};
 pub use observe::{FunctionOutcome, Observation, finished_since_last_write};
 pub use protocol::StepOutcome;

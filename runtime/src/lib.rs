@@ -107,8 +107,8 @@ pub mod engine {
     pub use crate::service::{CheckpointResponse, DurableService, ServiceError, system_now};
     pub use durable_yield_interpreter::subtype;
     pub use durable_yield_interpreter::{
-        Action, CheckpointHandle, History, Interpreter, Observation, OpRef, Outcome, StepHandle,
-        StepOutcome, StepRun, error_object_from,
+        Action, Appending, CheckpointHandle, History, Interpreter, Observation, OpRef, Outcome,
+        StepHandle, StepOutcome, StepRun, error_object_from,
     };
 
     /// The service's limits: those the interpreter enforces on operations

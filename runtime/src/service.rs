@@ -81,13 +81,13 @@ pub trait DurableService: Send + Sync {
     ///
     /// The default calls [`DurableService::get_state`] and appends its
     /// page. A service that holds the operations in memory (the local
-    /// runner's) overrides it to clone them straight into `operations`:
-    /// the driver hands every call of an invocation the same vector
-    /// (emptied), and moves each page onto the history, which indexes it
-    /// while it is in cache. (A service that knows how many operations
-    /// all its pages hold sizes the history once by giving the first
-    /// page's vector, in `InvocationInput`, room for all of them: see
-    /// `History::new`.)
+    /// runner's) overrides it to clone them straight into `operations`.
+    /// The driver lends it the history's own vector (which indexes each
+    /// page when the call returns, while the page is in cache:
+    /// `History::append_in_place`); `operations` must only be appended
+    /// to. (A service that knows how many operations all its pages hold
+    /// sizes the history once by giving the first page's vector, in
+    /// `InvocationInput`, room for all of them: see `History::new`.)
     fn get_state_into(
         &self,
         execution_arn: &str,
@@ -99,12 +99,7 @@ pub trait DurableService: Send + Sync {
             let page = self
                 .get_state(execution_arn, checkpoint_token, marker)
                 .await?;
-            if operations.is_empty() {
-                // The driver's emptied page vector: take the page's.
-                *operations = page.operations;
-            } else {
-                operations.extend(page.operations);
-            }
+            operations.extend(page.operations);
             Ok(page.next_marker)
         }
     }

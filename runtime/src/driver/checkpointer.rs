@@ -5,6 +5,7 @@
 //! invocation).
 
 use super::*;
+use std::ops::DerefMut;
 
 /// The service call that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,22 +141,39 @@ pub(super) struct Checkpointer<'a, S: ?Sized> {
     pub(super) requests: u64,
 }
 
+/// Where [`Checkpointer::page_in`] appends the pages: a vector of
+/// operations, or a history (indexed as each page comes, see
+/// `History::append_in_place`).
+pub(super) trait Pages {
+    /// The vector to append one page to, for as long as it is held.
+    fn lend(&mut self) -> impl DerefMut<Target = Vec<Operation>>;
+}
+
+impl Pages for Vec<Operation> {
+    fn lend(&mut self) -> impl DerefMut<Target = Vec<Operation>> {
+        self
+    }
+}
+
+impl Pages for History {
+    fn lend(&mut self) -> impl DerefMut<Target = Vec<Operation>> {
+        self.append_in_place()
+    }
+}
+
 impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
-    /// Loads the pages after `marker` with `GetDurableExecutionState`,
-    /// handing each to `take` (which empties the vector: the next page is
-    /// cloned into the same one). A
+    /// Loads the pages after `marker` with `GetDurableExecutionState` onto
+    /// `pages` (the history, which indexes each page as it comes, or a
+    /// checkpoint response's operations). A
     /// marker seen before (the pages loop) or more than
     /// [`MAX_STATE_PAGES`] pages fail the invocation instead of looping
     /// until the Lambda timeout.
     pub(super) async fn page_in(
         &mut self,
         mut marker: Option<String>,
-        mut take: impl FnMut(&mut Vec<Operation>),
+        pages: &mut impl Pages,
     ) -> Result<(), CallError> {
         let mut seen = HashSet::new();
-        // Each page is copied into one reused vector (see
-        // `DurableService::get_state_into`), then moved on by `take`.
-        let mut page = Vec::new();
         while let Some(m) = marker.take().filter(|m| !m.is_empty()) {
             let invalid = |what: String| CallError {
                 call: Call::GetState,
@@ -172,13 +190,12 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
                     seen.len()
                 )));
             }
+            let mut operations = pages.lend();
             marker = self
                 .service
-                .get_state_into(self.arn, &self.token, &m, &mut page)
+                .get_state_into(self.arn, &self.token, &m, &mut operations)
                 .await
                 .during(Call::GetState)?;
-            take(&mut page);
-            page.clear();
         }
         Ok(())
     }
@@ -288,8 +305,7 @@ impl<S: DurableService + ?Sized> Checkpointer<'_, S> {
         };
         self.token = next;
         let mut operations = response.operations;
-        self.page_in(response.next_marker, |page| operations.append(page))
-            .await?;
+        self.page_in(response.next_marker, &mut operations).await?;
         Ok(Flushed::Sent(Delta::of(operations)))
     }
 

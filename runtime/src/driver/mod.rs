@@ -304,8 +304,7 @@ where
     // Indexed page by page as the pages come (see `History::append`).
     let mut history = History::new(input.initial_execution_state.operations);
     let marker = input.initial_execution_state.next_marker;
-    let pages = checkpointer.page_in(marker, |page| history.append(page.drain(..)));
-    if let Err(error) = pages.await {
+    if let Err(error) = checkpointer.page_in(marker, &mut history).await {
         return Ok(InvocationSummary {
             output: fail_or_retry(error)?,
             replayed: 0,

@@ -537,8 +537,9 @@ impl DurableService for LocalService {
         ready(page.map(|next_marker| ExecutionState::new(operations, next_marker)))
     }
 
-    /// Clones the page straight from the store into `operations` (the
-    /// driver reuses one vector for every page): no page vector per call.
+    /// Clones the page straight from the store onto the end of
+    /// `operations` (the history's own vector): no page vector, no second
+    /// copy.
     fn get_state_into(
         &self,
         _execution_arn: &str,
