@@ -230,7 +230,7 @@ impl History {
     /// over the whole history at the end (25,000 operations do not fit in
     /// cache).
     pub fn append(&mut self, operations: impl IntoIterator<Item = Operation>) {
-        self.add_all(operations, true);
+        self.append_in_place().extend(operations);
     }
 
     /// Lends the history's vector of operations to something that
@@ -314,17 +314,10 @@ impl History {
     /// Adds or replaces operations (those of a checkpoint response: not
     /// counted as recorded).
     pub fn merge(&mut self, operations: impl IntoIterator<Item = Operation>) {
-        self.add_all(operations, false);
-    }
-
-    fn add_all(&mut self, operations: impl IntoIterator<Item = Operation>, recorded: bool) {
         for op in operations {
             let is_execution = op.op_type == OperationType::Execution;
             let at = match self.index.add(self.ops.len(), &op.id, &self.ops) {
                 None => {
-                    if recorded {
-                        self.recorded.count(&op);
-                    }
                     self.ops.push(op);
                     self.ops.len() - 1
                 }
@@ -332,10 +325,6 @@ impl History {
                     let kept = &mut self.ops[earlier];
                     if kept.status.is_terminal() {
                         continue;
-                    }
-                    if recorded {
-                        self.recorded.uncount(kept);
-                        self.recorded.count(&op);
                     }
                     *kept = op;
                     earlier
