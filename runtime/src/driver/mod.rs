@@ -301,7 +301,8 @@ where
         held_since: None,
         requests: 0,
     };
-    // Indexed page by page as the pages come (see `History::append`).
+    // Indexed page by page as the pages come (`Pages for History`:
+    // `History::append_in_place`).
     let mut history = History::new(input.initial_execution_state.operations);
     let marker = input.initial_execution_state.next_marker;
     if let Err(error) = checkpointer.page_in(marker, &mut history).await {

@@ -122,19 +122,14 @@ impl LocalExecution {
                 .push(TimelineEvent::Invoked { invocation, at });
             let visible = s.pages(&token);
             let end = visible.len().min(self.page_size);
+            // Room for every page: the driver's history keeps this vector
+            // and appends the later pages to it.
+            let mut first = Vec::with_capacity(visible.len());
+            first.extend(visible[..end].iter().map(|&i| s.ops[i].clone()));
             let mut input = InvocationInput::new(
                 s.arn.clone(),
                 token,
-                ExecutionState::new(
-                    // Room for every page: the driver's history keeps
-                    // this vector and appends the later pages to it.
-                    {
-                        let mut first = Vec::with_capacity(visible.len());
-                        first.extend(visible[..end].iter().map(|&i| s.ops[i].clone()));
-                        first
-                    },
-                    (end < visible.len()).then(|| end.to_string()),
-                ),
+                ExecutionState::new(first, (end < visible.len()).then(|| end.to_string())),
             );
             input.updated_operation_ids = Some(std::mem::take(&mut s.updated));
             input

@@ -748,8 +748,7 @@ mod tests {
     }
 
     /// `get_state_into` appends the same pages `get_state` returns, in
-    /// order, and fails the same
-    /// way on a bad marker or a stale token.
+    /// order, and fails the same way on a bad marker or a stale token.
     #[test]
     fn get_state_into_appends_the_pages_in_place() {
         let service = four_steps_in_pages_of_two();
