@@ -5,19 +5,26 @@
     cargo bench -p durable-yield --bench replay --no-run   # in each tree
     python3 benches/wall.py <before binary> <after binary> [rounds]
 
-Every round runs `scale-one {local|map|flatmap} {1000|25000}` once with
-each binary, one fresh process each, so that both see the same moments of
-a noisy machine; then it prints, per binary and workload, the median of
-each column the bench printed (see `scale-one` in replay.rs: for `local`,
-live ns, replay ns, then live and replay allocations, bytes and page
-faults per step; for `map`/`flatmap`, ns, allocations, bytes and page
-faults per item).
+Every round runs each workload once with each binary, one fresh process
+each, so that both see the same moments of a noisy machine; then it
+prints, per binary and workload, the median of each column the bench
+printed. The workloads: `scale-one {local|map|flatmap} {1000|25000}` (for
+`local`: live ns, replay ns, then live and replay allocations, bytes and
+page faults per step; for `map`/`flatmap`: ns, allocations, bytes and
+page faults per item), and the Lambda path, `scale-one scripted N PAGE
+<history>` (a replay of N recorded steps through the Lambda driver, its
+state in pages of PAGE: ns per step, peak resident KiB, bytes per
+operation of the history as read), with pages of 1,000 and of 100 (AWS's
+emulator's size). The histories are recorded once, by the "after" binary
+(`scale-record N <file>`), into a temporary directory.
 """
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
-WORK = [(mode, n) for mode in ("local", "map", "flatmap") for n in (1000, 25000)]
+SIZES = (1000, 25000)
 
 
 def main():
@@ -25,18 +32,27 @@ def main():
         sys.exit(__doc__)
     binaries = {"before": sys.argv[1], "after": sys.argv[2]}
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    runs = {}
-    for _ in range(rounds):
-        for mode, n in WORK:
-            for name, binary in binaries.items():
-                out = subprocess.run(
-                    [binary, "scale-one", mode, str(n)],
-                    capture_output=True, text=True, check=True,
-                ).stdout.split()
-                runs.setdefault((mode, n, name), []).append([float(x) for x in out])
-    for (mode, n, name), rows in sorted(runs.items()):
+    with tempfile.TemporaryDirectory() as histories:
+        work = [(f"{mode} {n}", ["scale-one", mode, str(n)])
+                for mode in ("local", "map", "flatmap") for n in SIZES]
+        for n in SIZES:
+            history = os.path.join(histories, f"{n}.json")
+            subprocess.run([binaries["after"], "scale-record", str(n), history],
+                           check=True, capture_output=True)
+            for page in (1000, 100):
+                work.append((f"scripted-{page} {n}",
+                             ["scale-one", "scripted", str(n), str(page), history]))
+        runs = {}
+        for _ in range(rounds):
+            for label, args in work:
+                for name, binary in binaries.items():
+                    out = subprocess.run(
+                        [binary, *args], capture_output=True, text=True, check=True,
+                    ).stdout.split()
+                    runs.setdefault((label, name), []).append([float(x) for x in out])
+    for (label, name), rows in sorted(runs.items()):
         medians = [statistics.median(column) for column in zip(*rows)]
-        print(mode, n, name, " ".join(f"{m:.2f}" for m in medians))
+        print(label, name, " ".join(f"{m:.2f}" for m in medians))
 
 
 if __name__ == "__main__":

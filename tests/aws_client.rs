@@ -283,3 +283,64 @@ async fn unknown_types_and_statuses_in_a_response_are_kept() {
     assert_eq!(op.status.to_string(), "PAUSED");
     assert!(!op.op_type.is_known() && !op.status.is_known());
 }
+
+/// `get_state_into` converts a page's operations straight onto the
+/// operations paged in before it and returns the next marker; a page
+/// with an operation that does not convert (an empty id) leaves them as
+/// they were and says the answer is invalid.
+#[tokio::test]
+async fn state_pages_are_converted_onto_the_operations_before_them() {
+    const PAGE: &str = r#"{"NextMarker":"m-3","Operations":[
+      {"Id":"b","Type":"STEP","Status":"SUCCEEDED","StartTimestamp":1795755619.735,
+       "StepDetails":{"Attempt":1,"Result":"2"}},
+      {"Id":"c","Type":"WAIT","Status":"STARTED","StartTimestamp":1795755620,
+       "WaitDetails":{"ScheduledEndTimestamp":1795755680}}]}"#;
+    const BAD: &str = r#"{"Operations":[
+      {"Id":"d","Type":"STEP","Status":"SUCCEEDED","StartTimestamp":1795755619},
+      {"Id":"","Type":"STEP","Status":"SUCCEEDED","StartTimestamp":1795755619}]}"#;
+    let (endpoint, seen, server) = server(vec![(200, PAGE), (200, BAD)]);
+    let service = service(&endpoint);
+    let first = durable_yield::model::Operation::new(
+        durable_yield::model::OperationId::new("a").unwrap(),
+        OperationType::Execution,
+        OperationStatus::Started,
+    );
+    let mut operations = vec![first];
+    let next = service
+        .get_state_into("arn", "t", "m-2", &mut operations)
+        .await
+        .unwrap();
+    assert_eq!(next.as_deref(), Some("m-3"));
+    let ids: Vec<&str> = operations.iter().map(|op| op.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(operations[1].status, OperationStatus::Succeeded);
+    assert_eq!(operations[1].start_timestamp, Some(1_795_755_619_735));
+    assert_eq!(
+        operations[1]
+            .step_details
+            .as_ref()
+            .and_then(|d| d.result.as_ref())
+            .map(|p| p.as_str()),
+        Some("2")
+    );
+    assert_eq!(
+        operations[2]
+            .wait_details
+            .as_ref()
+            .and_then(|d| d.scheduled_end_timestamp),
+        Some(1_795_755_680_000)
+    );
+    let error = service
+        .get_state_into("arn", "t", "m-3", &mut operations)
+        .await
+        .unwrap_err();
+    server.join().unwrap();
+    assert!(
+        matches!(&error, ServiceError::InvalidResponse(m) if m.contains("invalid operation")),
+        "{error:?}"
+    );
+    assert_eq!(operations.len(), 3, "a page that fails appends nothing");
+    let seen = seen.lock().unwrap();
+    assert!(seen[0].contains("Marker=m-2"), "{}", seen[0]);
+    assert!(seen[1].contains("Marker=m-3"), "{}", seen[1]);
+}

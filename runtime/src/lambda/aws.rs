@@ -121,6 +121,42 @@ impl DurableService for AwsDurableService {
             ))
         }
     }
+
+    /// Converts the page's operations straight into `operations` (no
+    /// vector of its own to copy from), grown as
+    /// [`reserve_page`](crate::service::reserve_page) does; on an
+    /// operation that does not convert, `operations` is left as it was.
+    fn get_state_into(
+        &self,
+        execution_arn: &str,
+        checkpoint_token: &str,
+        marker: &str,
+        operations: &mut Vec<Operation>,
+    ) -> impl Future<Output = Result<Option<String>, ServiceError>> + Send {
+        let request = self
+            .client
+            .get_durable_execution_state()
+            .durable_execution_arn(execution_arn)
+            .checkpoint_token(checkpoint_token)
+            .marker(marker)
+            .max_items(PAGE_SIZE);
+        async move {
+            let output = request.send().await.map_err(classify)?;
+            let page = output.operations();
+            crate::service::reserve_page(operations, page.len());
+            let before = operations.len();
+            for op in page {
+                match from_sdk_operation(op) {
+                    Ok(op) => operations.push(op),
+                    Err(error) => {
+                        operations.truncate(before);
+                        return Err(error);
+                    }
+                }
+            }
+            Ok(output.next_marker().map(str::to_owned))
+        }
+    }
 }
 
 /// Retries HTTP 429 (as throttling) and 500, 502, 503, 504 (as transient)
