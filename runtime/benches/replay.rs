@@ -26,7 +26,11 @@
 //!   times per step, then per step of each: heap allocations, bytes
 //!   allocated and minor page faults; `scale-one map N` the same for one
 //!   live map of N items (toggle `*map_live*`), `scale-one flatmap N` for
-//!   one with `Nesting::Flat` (toggle `*flat_map_live*`);
+//!   one with `Nesting::Flat` (toggle `*flat_map_live*`); `scale-one
+//!   local-warm N` the same as `local` after one whole execution of the
+//!   same size in the same process (a warm execution environment, where
+//!   the memory handed out has been written before and is not faulted in
+//!   again);
 //! - codecs: encode/decode time and size of a small struct and of a
 //!   100 KiB one, with every codec, compressed (zstd), encrypted (whole
 //!   payload) and with sealed fields, and the compressors zstd was picked
@@ -1149,8 +1153,18 @@ fn main() {
     let rt = runtime();
     // Child processes of the scale section (and the commands to profile).
     match wanted.as_slice() {
-        [one, mode, n] if one.as_str() == "scale-one" && mode.as_str() == "local" => {
+        [one, mode, n]
+            if one.as_str() == "scale-one" && matches!(mode.as_str(), "local" | "local-warm") =>
+        {
             let n: u32 = n.parse().expect("a step count");
+            if mode.as_str() == "local-warm" {
+                // A warm process (a reused execution environment): one
+                // whole execution of the same size ran before, so the
+                // memory allocated here has been written before.
+                let (earlier, _) = scale_live(&rt, n);
+                scale_replay(&rt, &earlier, n);
+                drop(earlier);
+            }
             let before = Counters::now();
             let (execution, live) = scale_live(&rt, n);
             let live_counts = before.per(n);

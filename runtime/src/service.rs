@@ -80,8 +80,14 @@ pub trait DurableService: Send + Sync {
     /// pages before it), and the marker of the next page, if any.
     ///
     /// The default calls [`DurableService::get_state`] and appends its
-    /// page. A service that holds the operations in memory (the local
-    /// runner's) overrides it to clone them straight into `operations`.
+    /// page; when the page does not fit in `operations`' capacity, it
+    /// first grows the vector to eight times its length (at most 65,536
+    /// operations more), since how many pages follow is not known and
+    /// doubling at every page would copy the history again each time (an
+    /// override should grow it the same way). A service that holds the
+    /// operations in memory (the local runner's) overrides it to clone
+    /// them straight into `operations`; the AWS client, to convert each
+    /// page's operations straight into it.
     /// The driver lends it the history's own vector (which indexes each
     /// page when the call returns, while the page is in cache:
     /// `History::append_in_place`); `operations` must only be appended
@@ -127,6 +133,12 @@ pub trait DurableService: Send + Sync {
 /// of state does not fit in it (see [`reserve_page`]).
 const PAGED_GROWTH: usize = 8;
 
+/// The most room [`reserve_page`] adds beyond the page itself, in
+/// operations (17.8 MB of records): past it the vector grows as vectors
+/// do (doubling), so that a very long history never asks for address
+/// space far beyond what it uses.
+const MAX_HEADROOM: usize = 1 << 16;
+
 /// Makes room in `operations` (the history's vector, while an invocation
 /// pages its state in) for a page of `incoming` operations.
 ///
@@ -136,12 +148,17 @@ const PAGED_GROWTH: usize = 8;
 /// 1,000 to 25,000 operations in pages of 1,000, five growths, 31,000
 /// records copied and about 15 MB of fresh pages faulted in. So a page
 /// that does not fit grows the vector to eight times its length at once
-/// (two growths over the same pages, 9,000 records copied). The room
-/// the pages never fill is address space that is never written, not
-/// resident memory. Measured in `BENCHMARKS.md` (issue 22, seventh part).
+/// (two growths over the same pages, 9,000 records copied), adding at
+/// most [`MAX_HEADROOM`] operations' room beyond the page. The room the
+/// pages never fill is address space that is never written, not resident
+/// memory. Measured in `BENCHMARKS.md` (issue 22, seventh part).
 pub(crate) fn reserve_page(operations: &mut Vec<Operation>, incoming: usize) {
     if operations.capacity() - operations.len() < incoming {
-        let room = incoming.max(operations.len().saturating_mul(PAGED_GROWTH - 1));
+        let headroom = operations
+            .len()
+            .saturating_mul(PAGED_GROWTH - 1)
+            .min(MAX_HEADROOM);
+        let room = incoming.max(headroom);
         operations.reserve(room);
     }
 }
@@ -308,6 +325,26 @@ mod tests {
         }
         assert_eq!(capacities, [1_000, 8_000, 64_000]);
         assert_eq!(service.asked.lock().unwrap().len(), 24);
+    }
+
+    /// The room added beyond a page is capped at `MAX_HEADROOM`: 10,000
+    /// operations get 65,536 more, not 70,000; 100,000 grow as vectors
+    /// grow (doubling), not eightfold; a page larger than the cap still
+    /// fits.
+    #[test]
+    fn the_room_added_for_a_page_is_capped() {
+        let mut operations: Vec<Operation> = (0..100_000).map(step).collect();
+        operations.shrink_to_fit();
+        reserve_page(&mut operations, 10);
+        assert_eq!(operations.capacity(), 200_000, "doubling, as vectors grow");
+        let mut full: Vec<Operation> = Vec::with_capacity(200_000);
+        full.extend((0..200_000).map(step));
+        reserve_page(&mut full, 70_000);
+        assert_eq!(full.capacity(), 400_000);
+        let mut small: Vec<Operation> = (0..10_000).map(step).collect();
+        small.shrink_to_fit();
+        reserve_page(&mut small, 1);
+        assert_eq!(small.capacity(), 10_000 + MAX_HEADROOM);
     }
 
     /// A page that fits leaves the vector's room as it is; an empty vector

@@ -123,9 +123,9 @@ impl DurableService for AwsDurableService {
     }
 
     /// Converts the page's operations straight into `operations` (no
-    /// vector of its own to copy from), grown as
-    /// [`reserve_page`](crate::service::reserve_page) does; on an
-    /// operation that does not convert, `operations` is left as it was.
+    /// vector of its own to copy from), grown as the trait's default
+    /// grows it; on an operation that does not convert, `operations` is
+    /// left as it was.
     fn get_state_into(
         &self,
         execution_arn: &str,
