@@ -96,30 +96,19 @@ impl DurableService for AwsDurableService {
         }
     }
 
-    fn get_state(
+    /// One page, converted by [`DurableService::get_state_into`] into a
+    /// vector of its own.
+    async fn get_state(
         &self,
         execution_arn: &str,
         checkpoint_token: &str,
         marker: &str,
-    ) -> impl Future<Output = Result<ExecutionState, ServiceError>> + Send {
-        let request = self
-            .client
-            .get_durable_execution_state()
-            .durable_execution_arn(execution_arn)
-            .checkpoint_token(checkpoint_token)
-            .marker(marker)
-            .max_items(PAGE_SIZE);
-        async move {
-            let output = request.send().await.map_err(classify)?;
-            Ok(ExecutionState::new(
-                output
-                    .operations()
-                    .iter()
-                    .map(from_sdk_operation)
-                    .collect::<Result<_, _>>()?,
-                output.next_marker().map(str::to_owned),
-            ))
-        }
+    ) -> Result<ExecutionState, ServiceError> {
+        let mut operations = Vec::new();
+        let next_marker = self
+            .get_state_into(execution_arn, checkpoint_token, marker, &mut operations)
+            .await?;
+        Ok(ExecutionState::new(operations, next_marker))
     }
 
     /// Converts the page's operations straight into `operations` (no
