@@ -234,6 +234,17 @@ impl Now {
     }
 }
 
+/// Polls a future that is ready at once (tests of services whose calls
+/// never wait).
+#[cfg(test)]
+pub(crate) fn poll_now<F: Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => panic!("expected a ready future"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -286,14 +297,6 @@ mod tests {
     fn step(n: usize) -> Operation {
         let id = OperationId::new(&format!("op-{n}")).expect("a valid id");
         Operation::new(id, OperationType::Step, OperationStatus::Succeeded)
-    }
-
-    fn poll_now<F: Future>(f: F) -> F::Output {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match std::pin::pin!(f).poll(&mut cx) {
-            std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => panic!("expected a ready future"),
-        }
     }
 
     /// The default `get_state_into` appends each page in order, and a page

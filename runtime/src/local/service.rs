@@ -564,6 +564,7 @@ mod tests {
     use super::*;
     use crate::local::{DEFAULT_START_TIME, LocalExecution, LocalRunner};
     use crate::model::{StepOptions, WaitOptions};
+    use crate::service::poll_now;
 
     fn execution() -> (LocalExecution, String) {
         let e = LocalRunner::new().start(&()).unwrap();
@@ -778,14 +779,5 @@ mod tests {
             Err(ServiceError::InvalidToken(_))
         ));
         assert_eq!(operations.len(), 4, "a failed call appends nothing");
-    }
-
-    /// Polls a future that is ready at once.
-    fn poll_now<F: Future>(f: F) -> F::Output {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match std::pin::pin!(f).poll(&mut cx) {
-            std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => panic!("expected a ready future"),
-        }
     }
 }
