@@ -30,7 +30,8 @@
 //!   local-warm N` the same as `local` after one whole execution of the
 //!   same size in the same process (a warm execution environment, where
 //!   the memory handed out has been written before and is not faulted in
-//!   again);
+//!   again); `scale-one map-warm N` and `flatmap-warm N` the same maps
+//!   after one whole run of the same map in the same process;
 //! - codecs: encode/decode time and size of a small struct and of a
 //!   100 KiB one, with every codec, compressed (zstd), encrypted (whole
 //!   payload) and with sealed fields, and the compressors zstd was picked
@@ -1181,15 +1182,27 @@ fn main() {
             return;
         }
         [one, mode, n]
-            if one.as_str() == "scale-one" && matches!(mode.as_str(), "map" | "flatmap") =>
+            if one.as_str() == "scale-one"
+                && matches!(
+                    mode.as_str(),
+                    "map" | "flatmap" | "map-warm" | "flatmap-warm"
+                ) =>
         {
             let n: u32 = n.parse().expect("an item count");
-            let before = Counters::now();
-            let (execution, live) = if mode.as_str() == "map" {
-                map_live(&rt, n)
-            } else {
-                flat_map_live(&rt, n)
+            let nested = mode.starts_with("map");
+            let run = |rt: &tokio::runtime::Runtime| {
+                if nested {
+                    map_live(rt, n)
+                } else {
+                    flat_map_live(rt, n)
+                }
             };
+            if mode.ends_with("-warm") {
+                // As for `local-warm`: the same map ran once before.
+                drop(run(&rt));
+            }
+            let before = Counters::now();
+            let (execution, live) = run(&rt);
             let counts = before.per(n);
             drop(execution);
             // Time per item, then per item: allocations, bytes, page faults.

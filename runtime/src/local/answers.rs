@@ -68,7 +68,9 @@ impl ExecState {
             });
             self.updated.push(op.id.to_string());
         }
-        self.timeline.events.extend(fired);
+        for event in fired {
+            self.timeline.push(event);
+        }
         // Scheduled answers first (an answer due with a time-out wins).
         for (op, answer) in take_due(&mut self.scheduled, now) {
             let _ = self.answer_callback(&op, answer.answer);
@@ -164,7 +166,7 @@ impl ExecState {
 
     pub(super) fn close_invoke(&mut self, id: &OperationId, result: Result<String, ErrorObject>) {
         let now = self.now;
-        let Some(&at) = self.index.get(id) else {
+        let Some(at) = self.position(id) else {
             return;
         };
         let op = &mut self.ops[at];
@@ -198,7 +200,7 @@ impl ExecState {
             status: op.status,
             detail,
         };
-        self.timeline.events.push(event);
+        self.timeline.push(event);
         self.updated.push(id.to_string());
     }
 
@@ -222,7 +224,7 @@ impl ExecState {
                 }
                 let (at, id) = (self.now, *op);
                 let name = self.get(op).and_then(|o| o.name.clone());
-                self.timeline.events.push(TimelineEvent::Answered {
+                self.timeline.push(TimelineEvent::Answered {
                     at,
                     id,
                     op_type: OperationType::Callback,
@@ -252,7 +254,7 @@ impl ExecState {
         self.callbacks.remove(id);
         self.scheduled.retain(|(_, op, _)| op != id);
         let now = self.now;
-        let Some(&at) = self.index.get(id) else {
+        let Some(at) = self.position(id) else {
             return;
         };
         let op = &mut self.ops[at];
@@ -274,7 +276,7 @@ impl ExecState {
             status,
             detail,
         };
-        self.timeline.events.push(event);
+        self.timeline.push(event);
         self.updated.push(id.to_string());
     }
 }

@@ -117,9 +117,7 @@ impl LocalExecution {
             let token = format!("local-token-{}", s.token_seq);
             s.token = Some(token.clone());
             let (invocation, at) = (s.invocations, s.now);
-            s.timeline
-                .events
-                .push(TimelineEvent::Invoked { invocation, at });
+            s.timeline.push(TimelineEvent::Invoked { invocation, at });
             let visible = s.pages(&token);
             let end = visible.len().min(self.page_size);
             // Room for every page: the driver's history keeps this vector
@@ -322,14 +320,15 @@ impl LocalExecution {
 
     /// A copy of the timeline so far.
     pub fn timeline(&self) -> Timeline {
-        self.lock().timeline.clone()
+        let s = self.lock();
+        s.timeline.to_timeline(&s.ops)
     }
 
     /// The execution so far as a history in the service's shape (see
     /// [`LocalRun::history`]).
     pub fn history(&self) -> crate::history::ExecutionHistory {
         let s = self.lock();
-        s.timeline.to_history(&s.arn, &s.ops)
+        s.timeline.to_timeline(&s.ops).to_history(&s.arn, &s.ops)
     }
 
     /// The run as it stands, with the result decoded.
@@ -337,9 +336,10 @@ impl LocalExecution {
         self.report(false)
     }
 
-    /// Like [`LocalExecution::finish`], but moves the operations and the
-    /// timeline into the run instead of copying them when this is the last
-    /// handle to the execution.
+    /// Like [`LocalExecution::finish`], but moves the operations into the
+    /// run instead of copying them when this is the last handle to the
+    /// execution. (The timeline is built either way: the runner keeps it
+    /// in a compact form while the execution runs.)
     pub fn into_run<O: DeserializeOwned>(self) -> Result<LocalRun<O>, LocalError> {
         self.report(Arc::strong_count(&self.state) == 1)
     }
@@ -360,10 +360,11 @@ impl LocalExecution {
             }
             Some(Closed::Failed(e)) => (ExecutionStatus::Failed, None, Some(e.clone())),
         };
-        let (operations, timeline) = if take {
-            (std::mem::take(&mut s.ops), std::mem::take(&mut s.timeline))
+        let timeline = s.timeline.to_timeline(&s.ops);
+        let operations = if take {
+            std::mem::take(&mut s.ops)
         } else {
-            (s.ops.clone(), s.timeline.clone())
+            s.ops.clone()
         };
         Ok(LocalRun {
             status,

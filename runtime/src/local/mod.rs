@@ -51,6 +51,7 @@ use crate::service::ServiceError;
 
 mod answers;
 mod execution;
+mod op_index;
 mod rules;
 mod service;
 mod timeline;
@@ -442,8 +443,8 @@ impl LocalRunner {
         execution.execution_details = Some(Arc::new(fields!(ExecutionDetails {
             input_payload: Some(input.into()),
         })));
-        let mut index = IdMap::default();
-        index.insert(id, 0);
+        let mut index = op_index::OpIndex::default();
+        index.insert(&id, 0);
         let state = ExecState {
             arn: format!(
                 "arn:aws:lambda:local:000000000000:function:local:$LATEST/durable-execution/{name}/{unique}"
@@ -459,10 +460,7 @@ impl LocalRunner {
             failed_invocations: 0,
             idle_pendings: 0,
             updated: Vec::new(),
-            timeline: Timeline {
-                start: self.start_time,
-                events: Vec::new(),
-            },
+            timeline: timeline::Log::new(self.start_time),
             checkpoint_requests: 0,
             crashes: Vec::new(),
             callbacks: IdMap::default(),

@@ -15,16 +15,19 @@ use crate::model::{
 use crate::service::{CheckpointResponse, DurableService, ServiceError};
 
 use super::answers::{CallbackAnswer, CallbackTimers};
+use super::op_index::OpIndex;
 use super::rules::{check_new_fields, check_payload, transition};
-use super::{CrashPoint, ExecutionStatus, Timeline, TimelineEvent};
+use super::timeline::{Applied, Log};
+use super::{CrashPoint, ExecutionStatus, TimelineEvent};
 use crate::history::shorten;
 
 /// What a valid checkpoint batch does.
 pub(super) struct Batch {
     /// The operations it creates or changes, in their new state.
     touched: Vec<Operation>,
-    /// The status after each non-EXECUTION update, in order.
-    statuses: Vec<OperationStatus>,
+    /// The status after each non-EXECUTION update, in order, and the
+    /// position in `touched` of the operation it updated.
+    statuses: Vec<(OperationStatus, usize)>,
     /// The execution's end, if the batch carries an EXECUTION update.
     close: Option<Closed>,
 }
@@ -37,7 +40,7 @@ pub(super) enum Closed {
 pub(super) struct ExecState {
     pub(super) arn: String,
     pub(super) ops: Vec<Operation>,
-    pub(super) index: IdMap<usize>,
+    pub(super) index: OpIndex,
     pub(super) start: Millis,
     pub(super) now: Millis,
     pub(super) token: Option<String>,
@@ -47,7 +50,7 @@ pub(super) struct ExecState {
     pub(super) failed_invocations: u32,
     pub(super) idle_pendings: u32,
     pub(super) updated: Vec<String>,
-    pub(super) timeline: Timeline,
+    pub(super) timeline: Log,
     pub(super) checkpoint_requests: u64,
     pub(super) crashes: Vec<(u64, CrashPoint)>,
     /// Started callbacks: their time-outs.
@@ -74,7 +77,12 @@ pub(super) struct ExecState {
 
 impl ExecState {
     pub(super) fn get(&self, id: &OperationId) -> Option<&Operation> {
-        self.index.get(id).map(|&i| &self.ops[i])
+        self.position(id).map(|i| &self.ops[i])
+    }
+
+    /// Where the operation with this id is in `ops`.
+    pub(super) fn position(&self, id: &OperationId) -> Option<usize> {
+        self.index.get(id, &self.ops)
     }
 
     /// The positions of the operations an invocation is sent, as the
@@ -99,8 +107,8 @@ impl ExecState {
         let mut hidden = vec![false; self.ops.len()];
         let mut out = Vec::with_capacity(self.ops.len());
         for (at, op) in self.ops.iter().enumerate() {
-            let parent = op.parent_id.as_ref().and_then(|p| self.index.get(p));
-            if let Some(&p) = parent {
+            let parent = op.parent_id.as_ref().and_then(|p| self.position(p));
+            if let Some(p) = parent {
                 let parent = &self.ops[p];
                 let closed = matches!(
                     parent.status,
@@ -120,12 +128,19 @@ impl ExecState {
         out
     }
 
-    pub(super) fn upsert(&mut self, op: Operation) {
-        match self.index.get(&op.id) {
-            Some(&i) => self.ops[i] = op,
+    /// Stores `op`, in place of the operation with its id if there is
+    /// one; returns where it is.
+    pub(super) fn upsert(&mut self, op: Operation) -> usize {
+        match self.position(&op.id) {
+            Some(i) => {
+                self.ops[i] = op;
+                i
+            }
             None => {
-                self.index.insert(op.id, self.ops.len());
+                let at = self.ops.len();
+                self.index.insert(&op.id, at);
                 self.ops.push(op);
+                at
             }
         }
     }
@@ -146,7 +161,7 @@ impl ExecState {
             ),
         };
         let at = self.now;
-        self.timeline.events.push(TimelineEvent::Closed {
+        self.timeline.push(TimelineEvent::Closed {
             at,
             status,
             detail,
@@ -180,7 +195,7 @@ impl ExecState {
         let summary = match result {
             Ok(summary) => summary,
             Err(e) => {
-                self.timeline.events.push(TimelineEvent::InvocationFailed {
+                self.timeline.push(TimelineEvent::InvocationFailed {
                     invocation,
                     at,
                     error: e.to_string(),
@@ -197,7 +212,7 @@ impl ExecState {
         };
         self.failed_invocations = 0;
         let output = summary.output;
-        self.timeline.events.push(TimelineEvent::Returned {
+        self.timeline.push(TimelineEvent::Returned {
             invocation,
             at,
             status: output.status,
@@ -293,7 +308,7 @@ impl ExecState {
             Ok(batch) => batch,
             Err(message) => {
                 let at = self.now;
-                self.timeline.events.push(TimelineEvent::Rejected {
+                self.timeline.push(TimelineEvent::Rejected {
                     at,
                     message: message.clone(),
                 });
@@ -302,9 +317,8 @@ impl ExecState {
         };
         // The response carries the touched operations themselves; the
         // store keeps copies.
-        for op in &touched {
-            self.upsert(op.clone());
-        }
+        // (Where each touched operation is in the store, for the timeline.)
+        let positions: Vec<usize> = touched.iter().map(|op| self.upsert(op.clone())).collect();
         let mut delta = touched;
         for u in updates {
             if u.op_type == OperationType::Callback && u.action == OperationAction::Start {
@@ -320,22 +334,21 @@ impl ExecState {
         let applied = updates
             .iter()
             .filter(|u| u.op_type != OperationType::Execution);
-        for (u, status) in applied.zip(statuses) {
-            self.timeline.events.push(TimelineEvent::Applied {
+        for (u, (status, slot)) in applied.zip(statuses) {
+            let wait_seconds = u.wait_options.as_ref().map(|w| w.wait_seconds);
+            let retry_seconds = u
+                .step_options
+                .as_ref()
+                .and_then(|o| o.next_attempt_delay_seconds);
+            self.timeline.applied(Applied {
                 at,
-                id: u.id,
-                op_type: u.op_type,
-                name: u.name.clone(),
+                position: positions[slot],
                 action: u.action,
                 status,
                 payload: u.payload.clone(),
-                wait_seconds: u.wait_options.as_ref().map(|w| w.wait_seconds),
-                retry_seconds: u
-                    .step_options
-                    .as_ref()
-                    .and_then(|o| o.next_attempt_delay_seconds),
+                wait_seconds,
+                retry_seconds,
                 error: u.error.clone(),
-                parent: u.parent_id,
             });
         }
         if let Some(closed) = close {
@@ -351,9 +364,15 @@ impl ExecState {
     /// operations it produces, without changing anything.
     pub(super) fn validate(&self, updates: &[OperationUpdate]) -> Result<Batch, String> {
         let mut touched: Vec<Operation> = Vec::with_capacity(updates.len());
-        // Where each touched id is in `touched`, and the batch's last
-        // action and update count for it.
-        let mut seen = Seen::for_batch(updates.len());
+        // Where each touched id is in `touched` (a scan for small batches,
+        // most of them; an index for large ones), and (at the same
+        // position) the batch's last action and update count for it.
+        let mut seen = (updates.len() > 16).then(|| OpIndex::with_capacity(updates.len()));
+        let find = |seen: &Option<OpIndex>, touched: &[Operation], id: &OperationId| match seen {
+            Some(index) => index.get(id, touched),
+            None => touched.iter().position(|op| op.id == *id),
+        };
+        let mut last: Vec<(OperationAction, u32)> = Vec::with_capacity(updates.len());
         let mut statuses = Vec::with_capacity(updates.len());
         let mut close = None;
         for u in updates {
@@ -374,10 +393,11 @@ impl ExecState {
                 continue;
             }
             check_payload(u)?;
-            let earlier = match seen.get(&u.id) {
+            let earlier = match find(&seen, &touched, &u.id) {
                 None => None,
-                Some(&(at, OperationAction::Start, 1))
-                    if u.action != OperationAction::Start
+                Some(at)
+                    if last[at] == (OperationAction::Start, 1)
+                        && u.action != OperationAction::Start
                         && matches!(u.op_type, OperationType::Step | OperationType::Context) =>
                 {
                     Some(at)
@@ -391,8 +411,8 @@ impl ExecState {
             };
             if let Some(parent) = &u.parent_id {
                 let is_context = |op: &Operation| op.op_type == OperationType::Context;
-                let known = match seen.get(parent) {
-                    Some(&(at, _, _)) => is_context(&touched[at]),
+                let known = match find(&seen, &touched, parent) {
+                    Some(at) => is_context(&touched[at]),
                     None => self.get(parent).is_some_and(is_context),
                 };
                 if !known {
@@ -427,14 +447,18 @@ impl ExecState {
                 }
             }
             let op = transition(current, u, self.now)?;
-            statuses.push(op.status);
             match earlier {
                 Some(at) => {
+                    statuses.push((op.status, at));
                     touched[at] = op;
-                    seen.insert(u.id, (at, u.action, 2));
+                    last[at] = (u.action, 2);
                 }
                 None => {
-                    seen.insert(u.id, (touched.len(), u.action, 1));
+                    statuses.push((op.status, touched.len()));
+                    if let Some(index) = &mut seen {
+                        index.insert(&u.id, touched.len());
+                    }
+                    last.push((u.action, 1));
                     touched.push(op);
                 }
             }
@@ -444,42 +468,6 @@ impl ExecState {
             statuses,
             close,
         })
-    }
-}
-
-/// The ids a batch touched so far: a scan for small batches (most of
-/// them), a hash map for large ones.
-enum Seen {
-    Few(Vec<(OperationId, (usize, OperationAction, u32))>),
-    Many(IdMap<(usize, OperationAction, u32)>),
-}
-
-impl Seen {
-    fn for_batch(updates: usize) -> Self {
-        if updates <= 16 {
-            Seen::Few(Vec::new())
-        } else {
-            Seen::Many(IdMap::with_capacity_and_hasher(updates, Default::default()))
-        }
-    }
-
-    fn get(&self, id: &OperationId) -> Option<&(usize, OperationAction, u32)> {
-        match self {
-            Seen::Few(v) => v.iter().find(|(k, _)| k == id).map(|(_, e)| e),
-            Seen::Many(m) => m.get(id),
-        }
-    }
-
-    fn insert(&mut self, id: OperationId, entry: (usize, OperationAction, u32)) {
-        match self {
-            Seen::Few(v) => match v.iter_mut().find(|(k, _)| *k == id) {
-                Some(slot) => slot.1 = entry,
-                None => v.push((id, entry)),
-            },
-            Seen::Many(m) => {
-                m.insert(id, entry);
-            }
-        }
     }
 }
 
@@ -647,6 +635,60 @@ mod tests {
         assert_eq!(
             e.lock().get(&id("r")).unwrap().status,
             OperationStatus::Ready
+        );
+    }
+
+    #[test]
+    fn a_large_batch_follows_the_same_rules_as_a_small_one() {
+        use OperationAction as A;
+        use OperationType as T;
+        let (e, t) = execution();
+        // 40 items of a map in one batch: each CONTEXT and its step
+        // started and finished, the CONTEXT before its step.
+        let mut updates = Vec::new();
+        for n in 0..40 {
+            let item = format!("item-{n}");
+            let step = format!("step-{n}");
+            let child = |action| {
+                let mut u = up(&step, T::Step, action);
+                u.parent_id = Some(id(&item));
+                u
+            };
+            let (start, succeed) = (child(A::Start), child(A::Succeed));
+            updates.extend([up(&item, T::Context, A::Start), start, succeed]);
+            updates.push(up(&item, T::Context, A::Succeed));
+        }
+        let t = send(&e, &t, updates.clone()).unwrap();
+        for n in 0..40 {
+            for name in [format!("item-{n}"), format!("step-{n}")] {
+                let status = e.lock().get(&id(&name)).map(|op| op.status);
+                assert_eq!(status, Some(OperationStatus::Succeeded), "{name}");
+            }
+        }
+        // A third update for one operation, late in a large batch: the
+        // whole batch is rejected and nothing of it applied.
+        let mut late: Vec<_> = (0..30)
+            .map(|n| up(&format!("late-{n}"), T::Step, A::Start))
+            .collect();
+        late.push(up("late-3", T::Step, A::Succeed));
+        late.push(up("late-3", T::Step, A::Succeed));
+        let m = rejected(send(&e, &t, late));
+        assert!(
+            m.contains("more than one update for operation late-3"),
+            "{m}"
+        );
+        assert!(e.lock().get(&id("late-0")).is_none());
+        // A step whose parent CONTEXT is neither stored nor in the batch.
+        let mut orphan: Vec<_> = (0..30)
+            .map(|n| up(&format!("o-{n}"), T::Step, A::Start))
+            .collect();
+        let mut child = up("o-child", T::Step, A::Start);
+        child.parent_id = Some(id("o-7"));
+        orphan.push(child);
+        let m = rejected(send(&e, &t, orphan));
+        assert!(
+            m.contains("parent o-7 of operation o-child is not a known CONTEXT"),
+            "{m}"
         );
     }
 

@@ -134,6 +134,90 @@ pub struct Timeline {
     pub events: Vec<TimelineEvent>,
 }
 
+/// A run's timeline as the local service records it. An applied update,
+/// one entry per update and the bulk of a large run, is kept as the
+/// position of its operation in the service's store and what the update
+/// carried (64 bytes where a [`TimelineEvent`] takes 216): its id, type,
+/// name and parent are those of the stored operation, since the service
+/// rejects an update that does not match its operation in them. The other
+/// events, a few per invocation, are kept whole. [`Log::to_timeline`]
+/// builds the public form when it is asked for.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Log {
+    start: Millis,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Applied(Applied),
+    Other(Box<TimelineEvent>),
+}
+
+/// An update the service applied to the operation at `position` of its
+/// store (see [`Log`]), and the status the operation had after it.
+#[derive(Debug, Clone)]
+pub(super) struct Applied {
+    pub(super) at: Millis,
+    pub(super) position: usize,
+    pub(super) action: OperationAction,
+    pub(super) status: OperationStatus,
+    pub(super) payload: Option<Payload>,
+    pub(super) wait_seconds: Option<u32>,
+    pub(super) retry_seconds: Option<u32>,
+    pub(super) error: Option<Box<ErrorObject>>,
+}
+
+impl Log {
+    /// An empty log of a run that started at `start`.
+    pub(super) fn new(start: Millis) -> Self {
+        Log {
+            start,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Records an event other than an applied update.
+    pub(super) fn push(&mut self, event: TimelineEvent) {
+        self.entries.push(Entry::Other(Box::new(event)));
+    }
+
+    /// Records an applied update.
+    pub(super) fn applied(&mut self, applied: Applied) {
+        self.entries.push(Entry::Applied(applied));
+    }
+
+    /// The timeline, with each applied update's id, type, name and parent
+    /// read from `ops` (the service's store the positions point into).
+    pub(super) fn to_timeline(&self, ops: &[Operation]) -> Timeline {
+        let events = self.entries.iter().filter_map(|entry| match entry {
+            Entry::Other(event) => Some(TimelineEvent::clone(event)),
+            Entry::Applied(a) => {
+                // (Every position is one the store had when it was logged,
+                // and the store only grows.)
+                let op = ops.get(a.position)?;
+                Some(TimelineEvent::Applied {
+                    at: a.at,
+                    id: op.id,
+                    op_type: op.op_type,
+                    name: op.name.clone(),
+                    action: a.action,
+                    status: a.status,
+                    payload: a.payload.clone(),
+                    wait_seconds: a.wait_seconds,
+                    retry_seconds: a.retry_seconds,
+                    error: a.error.clone(),
+                    parent: op.parent_id,
+                })
+            }
+        });
+        Timeline {
+            start: self.start,
+            events: events.collect(),
+        }
+    }
+}
+
 /// The event-type prefix of an operation type.
 fn kind(op_type: OperationType) -> Option<&'static str> {
     Some(match op_type {
@@ -506,5 +590,69 @@ impl fmt::Display for Timeline {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_builds_the_timeline_from_the_stored_operations() {
+        let id = |s: &str| OperationId::new(s).expect("an id");
+        let mut step = Operation::new(id("s"), OperationType::Step, OperationStatus::Succeeded);
+        step.name = Some("charge".into());
+        step.parent_id = Some(id("ctx"));
+        let ctx = Operation::new(id("ctx"), OperationType::Context, OperationStatus::Started);
+        let ops = vec![ctx, step];
+        let mut log = Log::new(1_000);
+        log.push(TimelineEvent::Invoked {
+            invocation: 1,
+            at: 1_000,
+        });
+        log.applied(Applied {
+            at: 2_000,
+            position: 1,
+            action: OperationAction::Succeed,
+            status: OperationStatus::Succeeded,
+            payload: Some(Payload::from("42")),
+            wait_seconds: None,
+            retry_seconds: Some(3),
+            error: None,
+        });
+        // A position the store does not have is left out, not a panic.
+        log.applied(Applied {
+            position: 9,
+            ..match &log.entries[1] {
+                Entry::Applied(a) => a.clone(),
+                Entry::Other(_) => unreachable!(),
+            }
+        });
+        let timeline = log.to_timeline(&ops);
+        assert_eq!(timeline.start, 1_000);
+        assert_eq!(
+            timeline.events,
+            vec![
+                TimelineEvent::Invoked {
+                    invocation: 1,
+                    at: 1_000
+                },
+                TimelineEvent::Applied {
+                    at: 2_000,
+                    id: id("s"),
+                    op_type: OperationType::Step,
+                    name: Some("charge".into()),
+                    action: OperationAction::Succeed,
+                    status: OperationStatus::Succeeded,
+                    payload: Some(Payload::from("42")),
+                    wait_seconds: None,
+                    retry_seconds: Some(3),
+                    error: None,
+                    parent: Some(id("ctx")),
+                },
+            ]
+        );
+        // What the compact entry saves: a large run logs one per update.
+        assert!(std::mem::size_of::<Entry>() < std::mem::size_of::<TimelineEvent>() / 2);
     }
 }
