@@ -25,11 +25,23 @@ use crate::history::shorten;
 pub(super) struct Batch {
     /// The operations it creates or changes, in their new state.
     touched: Vec<Operation>,
+    /// For each of `touched`: where it goes in the store, and the batch's
+    /// updates of it.
+    touches: Vec<Touch>,
     /// The status after each non-EXECUTION update, in order, and the
     /// position in `touched` of the operation it updated.
     statuses: Vec<(OperationStatus, usize)>,
     /// The execution's end, if the batch carries an EXECUTION update.
     close: Option<Closed>,
+}
+
+/// Where an operation a batch touched goes in the store (its place, or
+/// the next free one for a new operation), and the batch's last update
+/// of it and how many it has.
+struct Touch {
+    position: usize,
+    action: OperationAction,
+    updates: u32,
 }
 
 pub(super) enum Closed {
@@ -129,19 +141,28 @@ impl ExecState {
     }
 
     /// Stores `op`, in place of the operation with its id if there is
-    /// one; returns where it is.
-    pub(super) fn upsert(&mut self, op: Operation) -> usize {
-        match self.position(&op.id) {
-            Some(i) => {
-                self.ops[i] = op;
-                i
-            }
-            None => {
-                let at = self.ops.len();
-                self.index.insert(&op.id, at);
-                self.ops.push(op);
-                at
-            }
+    /// one.
+    pub(super) fn upsert(&mut self, op: Operation) {
+        let position = self.position(&op.id).unwrap_or(self.ops.len());
+        self.store(position, op);
+    }
+
+    /// Stores `op` at `position`, which a validated batch computed: its
+    /// place, or the next free one for a new operation (validation found
+    /// no stored operation with its id). Any other position stores it as
+    /// `upsert` does.
+    fn store(&mut self, position: usize, op: Operation) {
+        if position == self.ops.len() {
+            self.index.insert(&op.id, position);
+            self.ops.push(op);
+        } else if self
+            .ops
+            .get(position)
+            .is_some_and(|stored| stored.id == op.id)
+        {
+            self.ops[position] = op;
+        } else {
+            self.upsert(op);
         }
     }
 
@@ -302,6 +323,7 @@ impl ExecState {
         }
         let Batch {
             touched,
+            touches,
             statuses,
             close,
         } = match self.validate(updates) {
@@ -317,8 +339,9 @@ impl ExecState {
         };
         // The response carries the touched operations themselves; the
         // store keeps copies.
-        // (Where each touched operation is in the store, for the timeline.)
-        let positions: Vec<usize> = touched.iter().map(|op| self.upsert(op.clone())).collect();
+        for (op, touch) in touched.iter().zip(&touches) {
+            self.store(touch.position, op.clone());
+        }
         let mut delta = touched;
         for u in updates {
             if u.op_type == OperationType::Callback && u.action == OperationAction::Start {
@@ -342,7 +365,7 @@ impl ExecState {
                 .and_then(|o| o.next_attempt_delay_seconds);
             self.timeline.applied(Applied {
                 at,
-                position: positions[slot],
+                position: touches[slot].position,
                 action: u.action,
                 status,
                 payload: u.payload.clone(),
@@ -372,7 +395,9 @@ impl ExecState {
             Some(index) => index.get(id, touched),
             None => touched.iter().position(|op| op.id == *id),
         };
-        let mut last: Vec<(OperationAction, u32)> = Vec::with_capacity(updates.len());
+        let mut touches: Vec<Touch> = Vec::with_capacity(updates.len());
+        // New operations take the store's next positions, in order.
+        let mut next_position = self.ops.len();
         let mut statuses = Vec::with_capacity(updates.len());
         let mut close = None;
         for u in updates {
@@ -396,7 +421,7 @@ impl ExecState {
             let earlier = match find(&seen, &touched, &u.id) {
                 None => None,
                 Some(at)
-                    if last[at] == (OperationAction::Start, 1)
+                    if (touches[at].action, touches[at].updates) == (OperationAction::Start, 1)
                         && u.action != OperationAction::Start
                         && matches!(u.op_type, OperationType::Step | OperationType::Context) =>
                 {
@@ -422,13 +447,17 @@ impl ExecState {
                     ));
                 }
             }
+            let stored = match earlier {
+                Some(_) => None,
+                None => self.position(&u.id),
+            };
             let current = match earlier {
                 // Taken out (and put back below): no copy of its strings.
                 Some(at) => Some(std::mem::replace(
                     &mut touched[at],
                     Operation::new(u.id, u.op_type, OperationStatus::Started),
                 )),
-                None => self.get(&u.id).cloned(),
+                None => stored.map(|i| self.ops[i].clone()),
             };
             if current.is_none() {
                 check_new_fields(u)?;
@@ -451,20 +480,30 @@ impl ExecState {
                 Some(at) => {
                     statuses.push((op.status, at));
                     touched[at] = op;
-                    last[at] = (u.action, 2);
+                    touches[at].action = u.action;
+                    touches[at].updates = 2;
                 }
                 None => {
                     statuses.push((op.status, touched.len()));
                     if let Some(index) = &mut seen {
                         index.insert(&u.id, touched.len());
                     }
-                    last.push((u.action, 1));
+                    let position = stored.unwrap_or_else(|| {
+                        next_position += 1;
+                        next_position - 1
+                    });
+                    touches.push(Touch {
+                        position,
+                        action: u.action,
+                        updates: 1,
+                    });
                     touched.push(op);
                 }
             }
         }
         Ok(Batch {
             touched,
+            touches,
             statuses,
             close,
         })
