@@ -388,8 +388,9 @@ impl ExecState {
     pub(super) fn validate(&self, updates: &[OperationUpdate]) -> Result<Batch, String> {
         let mut touched: Vec<Operation> = Vec::with_capacity(updates.len());
         // Where each touched id is in `touched` (a scan for small batches,
-        // most of them; an index for large ones), and (at the same
-        // position) the batch's last action and update count for it.
+        // most of them; an index for large ones); `touches`, at the same
+        // positions, says where each goes in the store and what the batch
+        // did to it so far.
         let mut seen = (updates.len() > 16).then(|| OpIndex::with_capacity(updates.len()));
         let find = |seen: &Option<OpIndex>, touched: &[Operation], id: &OperationId| match seen {
             Some(index) => index.get(id, touched),

@@ -211,9 +211,11 @@ impl Log {
                 })
             }
         });
+        let mut all = Vec::with_capacity(self.entries.len());
+        all.extend(events);
         Timeline {
             start: self.start,
-            events: events.collect(),
+            events: all,
         }
     }
 }
@@ -610,7 +612,7 @@ mod tests {
             invocation: 1,
             at: 1_000,
         });
-        log.applied(Applied {
+        let applied = Applied {
             at: 2_000,
             position: 1,
             action: OperationAction::Succeed,
@@ -619,14 +621,12 @@ mod tests {
             wait_seconds: None,
             retry_seconds: Some(3),
             error: None,
-        });
+        };
+        log.applied(applied.clone());
         // A position the store does not have is left out, not a panic.
         log.applied(Applied {
             position: 9,
-            ..match &log.entries[1] {
-                Entry::Applied(a) => a.clone(),
-                Entry::Other(_) => unreachable!(),
-            }
+            ..applied
         });
         let timeline = log.to_timeline(&ops);
         assert_eq!(timeline.start, 1_000);
