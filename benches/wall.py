@@ -18,7 +18,8 @@ process), and the Lambda path, `scale-one scripted N PAGE <history>` (a
 replay of N recorded steps through the Lambda driver, its state in pages
 of PAGE: ns per step, peak resident KiB, bytes per operation of the
 history as read), with pages of 1,000 and of 100 (AWS's emulator's
-size). The histories are recorded once, by the "after" binary
+size), and `scripted-warm` (pages of 1,000, after the same replay twice
+in the same process). The histories are recorded once, by the "after" binary
 (`scale-record N <file>`), into a temporary directory. A workload a
 binary does not know (an older build) is left out of its rows.
 """
@@ -47,6 +48,8 @@ def main():
             for page in (1000, 100):
                 work.append((f"scripted-{page} {n}",
                              ["scale-one", "scripted", str(n), str(page), history]))
+            work.append((f"scripted-warm-1000 {n}",
+                         ["scale-one", "scripted-warm", str(n), "1000", history]))
         runs = {}
         for _ in range(rounds):
             for label, args in work:
