@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use durable_yield::model::{Operation, OperationStatus as S, OperationType as T};
 use durable_yield::{
-    BatchItemStatus, BatchResult, BatchStatus, Branch, ChildConfig, CompletionPolicy,
-    CompletionReason, ExecutionStatus, LocalRunner, MapConfig, ParallelConfig, StepError, Workflow,
+    ADMISSION_WINDOW, BatchItemStatus, BatchResult, BatchStatus, Branch, ChildConfig,
+    CompletionPolicy, CompletionReason, ExecutionStatus, LocalRunner, MapConfig, ParallelConfig,
+    StepError, Workflow,
 };
 use durable_yield_tests::Counter;
 use durable_yield_tests::Ids;
@@ -625,6 +626,52 @@ async fn a_wait_in_one_branch_does_not_hold_back_the_others() {
     let run = execution.finish::<Vec<u32>>().unwrap();
     assert_eq!(run.result, Some(vec![0, 1, 2]));
     assert_eq!(run.invocations, 2);
+}
+
+#[tokio::test]
+async fn a_map_over_more_items_than_its_window_runs_them_all_in_one_invocation() {
+    const N: u32 = (2 * ADMISSION_WINDOW + 100) as u32;
+    let workflow = |mut wf: Workflow, max_concurrency: Option<usize>| async move {
+        let mut config = MapConfig::named("many");
+        if let Some(n) = max_concurrency {
+            config = config.max_concurrency(n);
+        }
+        let r = wf
+            .map_with(config, 0..N, |mut wf, x, _| async move {
+                wf.step("x", move |_| async move { Ok(u64::from(x)) }).await
+            })
+            .await?;
+        Ok::<_, StepError>(r.into_values()?.into_iter().sum::<u64>())
+    };
+    let recorded = |ops: &[Operation]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = ops
+            .iter()
+            .filter(|o| o.op_type != T::Execution)
+            .map(|o| (o.id.as_str().to_owned(), o.status.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut runs = Vec::new();
+    for max_concurrency in [None, Some(N as usize)] {
+        let execution = LocalRunner::new().start(&max_concurrency).unwrap();
+        execution.invoke(&workflow).await;
+        let requests = execution.checkpoint_requests();
+        let run = execution.finish::<u64>().unwrap();
+        assert_eq!(run.result, Some(u64::from(N) * u64::from(N - 1) / 2));
+        assert_eq!(run.invocations, 1);
+        // The execution, the map, and each item with its step.
+        assert_eq!(run.operations.len(), 2 + 2 * N as usize);
+        runs.push((recorded(&run.operations), requests));
+    }
+    // In windows or all at once, the same operations are recorded.
+    assert!(runs[0].0 == runs[1].0, "different operations were recorded");
+    // And about as many requests carry them (40 against 36 here).
+    let (windowed, at_once) = (runs[0].1, runs[1].1);
+    assert!(
+        windowed <= at_once + at_once / 4,
+        "{windowed} requests in windows, {at_once} all at once"
+    );
 }
 
 #[tokio::test]

@@ -120,6 +120,20 @@ impl<C> ChildConfig<C> {
     }
 }
 
+/// How many branches a map or parallel operation without a
+/// `max_concurrency` runs at once.
+///
+/// Every branch still starts in the same invocation as with no limit at
+/// all; they start in windows. At most this many are active at once, each
+/// finished branch making room for the next, and when nothing can go on
+/// (every active branch waits for a timer, a callback or another
+/// invocation) the window widens by as much again, so a suspended branch
+/// holds no room. Set `max_concurrency` to run more step bodies at once, or
+/// fewer. The process holds the state of a window of branches, not of
+/// every item of a 25,000-item map: its memory stays bounded and its
+/// working set stays in the CPU's caches.
+pub const ADMISSION_WINDOW: usize = 1024;
+
 type ItemNamer<I> = Arc<dyn Fn(&I, usize) -> String + Send + Sync>;
 
 /// How to run a map: name, concurrency, completion policy, codecs and
@@ -184,7 +198,9 @@ impl<I, C, B> MapConfig<I, C, B> {
         self
     }
     /// Runs at most `n` items at once (at least 1; a suspended item, e.g.
-    /// one that waits, keeps its slot). Unset: all at once.
+    /// one that waits, keeps its slot). Unset: every item starts in the
+    /// same invocation, at most [`ADMISSION_WINDOW`] of them running at
+    /// once, and a suspended item keeps no slot.
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = Some(n);
         self
@@ -281,7 +297,10 @@ impl<C, B> ParallelConfig<C, B> {
         self.name = Some(name.into());
         self
     }
-    /// Runs at most `n` branches at once (at least 1). Unset: all at once.
+    /// Runs at most `n` branches at once (at least 1; a suspended branch
+    /// keeps its slot). Unset: every branch starts in the same
+    /// invocation, at most [`ADMISSION_WINDOW`] of them running at once,
+    /// and a suspended branch keeps no slot.
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = Some(n);
         self

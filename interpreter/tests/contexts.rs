@@ -2,9 +2,11 @@
 //! bodies out at once, answered in any order; parent ids on every update;
 //! suspension only when no context can go on.
 
+use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use durable_yield_interpreter::batch::ADMISSION_WINDOW;
 use durable_yield_interpreter::id::{branch_id, operation_id};
 use durable_yield_interpreter::model::{
     ExecutionDetails, Operation, OperationAction as A, OperationId, OperationStatus as S,
@@ -355,5 +357,194 @@ fn a_batch_inside_an_abandoned_branch_starts_nothing_more() {
             .iter()
             .any(|(name, parent)| *name == "map-item-1" && *parent == inner),
         "the inner map started its second item after its branch was abandoned: {started:?}"
+    );
+}
+
+/// More items than two admission windows, each one step named after its
+/// item.
+const MANY: usize = 2 * ADMISSION_WINDOW + 100;
+
+async fn many_steps(mut wf: Workflow, _: ()) -> Result<u64, StepError> {
+    let items: Vec<u64> = (0..MANY as u64).collect();
+    let r = wf
+        .map("many", items, |mut wf, x, _| async move {
+            wf.step(format!("s-{x}"), move |_| async move { Ok(x) })
+                .await
+        })
+        .await?;
+    Ok(r.into_values()?.into_iter().sum())
+}
+
+#[test]
+fn a_map_without_max_concurrency_runs_a_window_of_items_at_a_time() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &many_steps);
+    let mut out: VecDeque<(StepHandle, String, StepOutcome)> = drain(&mut it).steps.into();
+    let first: Vec<&str> = out.iter().map(|s| s.1.as_str()).collect();
+    let expected: Vec<String> = (0..ADMISSION_WINDOW).map(|x| format!("s-{x}")).collect();
+    assert_eq!(first, expected, "the first window, in index order");
+    // One body finishes at a time; each finished item makes room for the
+    // next one, and never more than a window's bodies are out.
+    let mut ran = Vec::new();
+    let outcome = loop {
+        let (handle, name, outcome) = out.pop_front().expect("a body is out");
+        ran.push(name);
+        it.step_finished(handle, outcome);
+        let finish = loop {
+            let d = drain(&mut it);
+            out.extend(d.steps);
+            if d.finish.is_some() || d.checkpoints.is_empty() {
+                break d.finish;
+            }
+            for (h, _) in d.checkpoints {
+                it.checkpoint_finished(h, vec![]);
+            }
+        };
+        assert!(out.len() <= ADMISSION_WINDOW, "{} bodies out", out.len());
+        if let Some(outcome) = finish {
+            break outcome;
+        }
+        if ran.len() < MANY - ADMISSION_WINDOW {
+            assert_eq!(out.len(), ADMISSION_WINDOW, "a finished item made room");
+        }
+    };
+    let sum = (0..MANY as u64).sum::<u64>();
+    assert_eq!(outcome, Outcome::Succeeded(sum.to_string().into()));
+    let expected: Vec<String> = (0..MANY).map(|x| format!("s-{x}")).collect();
+    assert_eq!(ran, expected, "every item ran once, in index order");
+}
+
+async fn many_waits(mut wf: Workflow, _: ()) -> Result<u64, StepError> {
+    let items: Vec<u64> = (0..MANY as u64).collect();
+    let r = wf
+        .map("many", items, |mut wf, x, _| async move {
+            wf.wait("w", Duration::from_secs(60 + x)).await;
+            Ok::<_, StepError>(x)
+        })
+        .await?;
+    Ok(r.into_values()?.into_iter().sum())
+}
+
+#[test]
+fn suspended_items_hold_no_room_in_the_window() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &many_waits);
+    let map = operation_id(None, 1);
+    let index_of: std::collections::HashMap<OperationId, i64> = (0..MANY as u64)
+        .map(|i| (branch_id(&map, i), i as i64))
+        .collect();
+    let mut sent = Vec::new();
+    let outcome = loop {
+        let d = drain(&mut it);
+        assert!(d.steps.is_empty());
+        if let Some(outcome) = d.finish {
+            break outcome;
+        }
+        assert!(!d.checkpoints.is_empty(), "the interpreter needs an answer");
+        for (h, updates) in d.checkpoints {
+            // The service answers each wait's START with its end.
+            let started: Vec<Operation> = updates
+                .iter()
+                .filter(|u| u.op_type == T::Wait)
+                .map(|u| {
+                    let item = u.parent_id.expect("a wait in an item");
+                    let index = index_of[&item];
+                    let mut op = Operation::new(u.id, T::Wait, S::Started);
+                    op.wait_details = Some(std::sync::Arc::new(
+                        durable_yield_interpreter::model::WaitDetails::new(1_000 * (60 + index)),
+                    ));
+                    op
+                })
+                .collect();
+            sent.extend(updates);
+            it.checkpoint_finished(h, started);
+        }
+    };
+    // Every item started and began its wait in this one invocation, as
+    // with no window at all.
+    assert_eq!(
+        outcome,
+        Outcome::Pending {
+            resume_at: Some(60_000)
+        }
+    );
+    let waits = sent
+        .iter()
+        .filter(|u| u.op_type == T::Wait && u.action == A::Start)
+        .count();
+    let items = sent
+        .iter()
+        .filter(|u| u.op_type == T::Context && u.action == A::Start && u.parent_id == Some(map))
+        .count();
+    assert_eq!((items, waits), (MANY, MANY));
+}
+
+/// Item 0 races `r0` against `r1` (the first success ends the race); `r0`
+/// first runs a child context `x`. Item 1 steps through `gate`, then runs
+/// a child context `y`.
+async fn reused_slot(mut wf: Workflow, _: ()) -> Result<Vec<String>, StepError> {
+    let r = wf
+        .map("outer", vec![0u32, 1], |mut wf, i, _| async move {
+            if i == 0 {
+                let race = MapConfig::named("race")
+                    .completion(CompletionPolicy::default().min_successful(1));
+                let r = wf
+                    .map_with(race, vec!["r0", "r1"], |mut wf, r, _| async move {
+                        if r == "r1" {
+                            return wf.step("r1-step", |_| async { Ok(1u32) }).await;
+                        }
+                        wf.child("x", |mut wf| async move {
+                            wf.step("x-step", |_| async { Ok(0u32) }).await
+                        })
+                        .await?;
+                        wf.step("r0-late", |_| async { Ok(0u32) }).await
+                    })
+                    .await?;
+                return Ok(format!("{:?}", r.completion_reason()));
+            }
+            wf.step("gate", |_| async { Ok(()) }).await?;
+            wf.child("y", |mut wf| async move {
+                wf.step("y-step", |_| async { Ok("y".to_owned()) }).await
+            })
+            .await
+        })
+        .await?;
+    r.into_values()
+}
+
+#[test]
+fn abandoning_a_branch_leaves_alone_the_context_that_took_its_finished_childs_slot() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &reused_slot);
+    let mut out: Vec<(StepHandle, String, StepOutcome)> = drain(&mut it).steps;
+    let finish = |it: &mut Interpreter, name: &str, out: &mut Vec<_>| {
+        let at = out
+            .iter()
+            .position(|s: &(StepHandle, String, StepOutcome)| s.1 == name)
+            .unwrap_or_else(|| panic!("{name} is not out"));
+        let (handle, _, outcome) = out.remove(at);
+        it.step_finished(handle, outcome);
+        loop {
+            let d = drain(it);
+            out.extend(d.steps);
+            if d.finish.is_some() {
+                return d.finish;
+            }
+            if d.checkpoints.is_empty() {
+                return None;
+            }
+            for (h, _) in d.checkpoints {
+                it.checkpoint_finished(h, vec![]);
+            }
+        }
+    };
+    // `x` ends (its slot is free), then `y` starts and takes it; then the
+    // race ends, abandoning `r0`, whose child `x` was.
+    assert_eq!(finish(&mut it, "x-step", &mut out), None);
+    assert_eq!(finish(&mut it, "gate", &mut out), None);
+    assert!(out.iter().any(|s| s.1 == "y-step"));
+    assert_eq!(finish(&mut it, "r1-step", &mut out), None);
+    // `y` goes on: its body's outcome is taken, and item 1 ends with it.
+    let outcome = finish(&mut it, "y-step", &mut out);
+    assert_eq!(
+        outcome,
+        Some(Outcome::Succeeded(r#"["MinSuccessfulReached","y"]"#.into()))
     );
 }

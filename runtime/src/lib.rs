@@ -84,6 +84,7 @@ mod service;
 mod timer;
 
 pub use driver::CheckpointBatching;
+pub use durable_yield_interpreter::batch::ADMISSION_WINDOW;
 pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};
 pub use durable_yield_interpreter::{
     BatchItem, BatchItemStatus, BatchResult, BatchStatus, BoxError, Branch, Callback,

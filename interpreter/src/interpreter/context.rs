@@ -28,18 +28,13 @@ impl Interpreter {
         replay_only: bool,
         ids: IdGenerator,
     ) -> CtxId {
-        let parent = match owner {
-            Owner::Root => None,
-            Owner::Child(parent) => Some(parent),
-            Owner::Branch { batch, .. } => Some(self.batches[batch].owner),
-        };
+        let parent = self.parent_of(owner);
         let inherited = parent.is_some_and(|p| self.contexts[p as usize].replay_only);
         let abandoned = parent.is_some_and(|p| self.contexts[p as usize].abandoned);
         let arn = self.execution_arn.clone();
         let context_op = Some(op.id);
         let coroutine =
             Coroutine::new(move |yielder| body(Workflow::new(yielder, arn, context_op)));
-        let id = self.contexts.len() as CtxId;
         let mut ctx = Ctx::new(coroutine, ids, owner);
         if let Some(observer) = self.observer.as_deref_mut() {
             let replayed = self.history.get(&op.id).is_some();
@@ -49,7 +44,16 @@ impl Interpreter {
         ctx.op = Some(op);
         ctx.replay_only = replay_only || inherited;
         ctx.abandoned = abandoned;
-        self.contexts.push(ctx);
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.contexts[id as usize] = ctx;
+                id
+            }
+            None => {
+                self.contexts.push(ctx);
+                (self.contexts.len() - 1) as CtxId
+            }
+        };
         if let Some(parent) = parent {
             self.contexts[parent as usize].children.push(id);
         }
@@ -87,6 +91,14 @@ impl Interpreter {
     pub(super) fn abandon(&mut self, ctx: CtxId) {
         let mut stack = vec![ctx];
         while let Some(id) = stack.pop() {
+            let children = std::mem::take(&mut self.contexts[id as usize].children);
+            // A child's slot may have been released and taken by another
+            // context since: only those that name `id` are its children.
+            stack.extend(
+                children.into_iter().filter(|&child| {
+                    self.parent_of(self.contexts[child as usize].owner) == Some(id)
+                }),
+            );
             let c = &mut self.contexts[id as usize];
             if std::mem::take(&mut c.function_open) {
                 if let (Some(observer), Some(op)) = (self.observer.as_deref_mut(), &c.op) {
@@ -99,8 +111,36 @@ impl Interpreter {
             if let StepSlot::Running(_) = std::mem::replace(&mut c.step, StepSlot::Idle) {
                 self.in_flight -= 1;
             }
-            stack.append(&mut c.children);
         }
+    }
+
+    /// The context that started a context with this owner (none at the
+    /// root): a slot listed among a context's `children` is its child only
+    /// if its owner leads back to it (the slot may have been reused since).
+    pub(super) fn parent_of(&self, owner: Owner) -> Option<CtxId> {
+        match owner {
+            Owner::Root => None,
+            Owner::Child(parent) => Some(parent),
+            Owner::Branch { batch, .. } => self.batches.get(batch).map(|b| b.owner),
+        }
+    }
+
+    /// Context `ctx` has returned and nothing refers to it any more (its
+    /// result went to whoever waited, or its batch counted it): its slot
+    /// is free for the next context. A context that was abandoned is never
+    /// released: a body of it may still be out, and its handle names it.
+    pub(super) fn release(&mut self, ctx: CtxId) {
+        let Some(c) = self.contexts.get_mut(ctx as usize) else {
+            return;
+        };
+        if ctx == 0 || c.abandoned || c.coroutine.is_some() || !matches!(c.step, StepSlot::Idle) {
+            return;
+        }
+        // What it holds is dropped now, not when the slot is taken.
+        c.op = None;
+        c.last_op = None;
+        c.children = Vec::new();
+        self.free.push(ctx);
     }
 
     pub(super) fn on_child(
@@ -233,7 +273,11 @@ impl Interpreter {
         }
         if is_virtual {
             match owner {
-                Owner::Child(parent) => self.ready.push_back((parent, Response::Step(result))),
+                Owner::Child(parent) => {
+                    self.ready.push_back((parent, Response::Step(result)));
+                    self.release(ctx);
+                }
+                // The batch releases it when it counts it.
                 Owner::Branch { batch, index } => self.branch_done(batch, index, result),
                 Owner::Root => {}
             }
@@ -251,6 +295,7 @@ impl Interpreter {
             }
             (Owner::Child(parent), _) if replay_only => {
                 self.ready.push_back((parent, Response::Step(result)));
+                self.release(ctx);
             }
             (Owner::Branch { batch, index }, _) if replay_only => {
                 self.branch_done(batch, index, result)
@@ -259,6 +304,7 @@ impl Interpreter {
                 let (u, outcome) = Self::close_context(&op, result);
                 let after = After::Resume(parent, Response::Step(outcome));
                 self.emit(vec![u], after, false);
+                self.release(ctx);
             }
             (Owner::Branch { batch, index }, Some(op)) => {
                 let (u, outcome) = Self::close_context(&op, result);

@@ -89,12 +89,14 @@ impl Interpreter {
             }
         }
         let n = branches.len();
-        self.contexts.reserve(n);
+        // Finished branches leave their slots to the next ones.
+        self.contexts
+            .reserve(n.min(max_concurrency.unwrap_or(ADMISSION_WINDOW)));
         if at.is_none() {
             // A new batch: the STARTs of the branches it admits at once
             // are deferred together (one allocation, not one per doubling).
             self.deferred
-                .reserve(n.min(max_concurrency.unwrap_or(usize::MAX)));
+                .reserve(n.min(max_concurrency.unwrap_or(ADMISSION_WINDOW)));
         }
         let (names, bodies) = branches
             .into_iter()
@@ -111,7 +113,8 @@ impl Interpreter {
             active: 0,
             succeeded: 0,
             failed: 0,
-            max_concurrency: max_concurrency.unwrap_or(usize::MAX),
+            max_concurrency: max_concurrency.unwrap_or(ADMISSION_WINDOW),
+            windowed: max_concurrency.is_none(),
             policy: completion,
             rebuild,
             done: false,
@@ -153,6 +156,31 @@ impl Interpreter {
             self.batches[b].next += 1;
             self.start_branch(b, index);
         }
+    }
+
+    /// Nothing can go on: every batch whose window holds branches back
+    /// (its active ones all wait) widens it and starts more. Whether any
+    /// did.
+    pub(super) fn widen_windows(&mut self) -> bool {
+        let mut widened = false;
+        for b in 0..self.batches.len() {
+            let batch = &mut self.batches[b];
+            let held_back = batch.windowed
+                && !batch.done
+                && batch.rebuild.is_none()
+                && batch.next < batch.branches.len()
+                && batch.active >= batch.max_concurrency;
+            if held_back {
+                batch.max_concurrency = batch.max_concurrency.saturating_add(ADMISSION_WINDOW);
+                let next = batch.next;
+                self.admit(b);
+                widened |= self
+                    .batches
+                    .get(b)
+                    .is_some_and(|x| x.next != next || x.done);
+            }
+        }
+        widened
     }
 
     pub(super) fn start_branch(&mut self, b: usize, index: usize) {
@@ -318,7 +346,11 @@ impl Interpreter {
             Ok(_) => batch.succeeded += 1,
             Err(_) => batch.failed += 1,
         }
-        batch.branches[index] = Branch::Done(outcome);
+        let branch = std::mem::replace(&mut batch.branches[index], Branch::Done(outcome));
+        // Until now the batch could have abandoned it by its id.
+        if let Branch::Active(ctx) = branch {
+            self.release(ctx);
+        }
         self.admit(b);
     }
 

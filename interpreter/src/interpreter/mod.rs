@@ -51,6 +51,7 @@ use durable_yield_codecs::{Json, PayloadContext, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::batch::ADMISSION_WINDOW;
 use crate::batch_result::{
     BatchItemStatus, BatchSummary, CompletionPolicy, CompletionReason, Nesting, RawBatch, RawItem,
 };
@@ -347,10 +348,16 @@ struct Batch {
     active: usize,
     succeeded: usize,
     failed: usize,
+    /// How many branches may be active at once: the code's
+    /// `max_concurrency`, or without one the window (see
+    /// [`ADMISSION_WINDOW`]).
     max_concurrency: usize,
     policy: CompletionPolicy,
     rebuild: Option<Rebuild>,
     done: bool,
+    /// No `max_concurrency` was set: `max_concurrency` is a window that
+    /// widens when every active branch waits.
+    windowed: bool,
     summary: Option<BatchSummary>,
     nesting: Nesting,
 }
@@ -373,6 +380,10 @@ pub struct Interpreter {
     /// to 16 bytes).
     entropy: [u64; 2],
     contexts: Vec<Ctx>,
+    /// Slots of `contexts` whose context ended and that nothing refers to
+    /// any more: the next context started takes one, so that a large map
+    /// reuses the records of its finished items.
+    free: Vec<CtxId>,
     batches: Vec<Batch>,
     /// Contexts to resume, in order.
     ready: VecDeque<(CtxId, Response)>,
@@ -434,6 +445,7 @@ impl Interpreter {
             now: 0,
             entropy: [0, 0],
             contexts: Vec::new(),
+            free: Vec::new(),
             batches: Vec::new(),
             ready: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -549,6 +561,11 @@ impl Interpreter {
             if self.in_flight > 0 || self.checkpoints_outstanding() {
                 return None;
             }
+            // Branches held back by a window go first, so that their
+            // STARTs share a request with those already deferred.
+            if self.widen_windows() {
+                continue;
+            }
             if !self.deferred.is_empty() {
                 self.emit(Vec::new(), After::Nothing, false);
                 continue;
@@ -578,6 +595,7 @@ impl Interpreter {
         self.outbox.clear();
         // Dropping the coroutines ends every context.
         self.contexts.clear();
+        self.free.clear();
         self.batches.clear();
         Action::Finish(outcome)
     }
