@@ -360,6 +360,25 @@ fn a_batch_inside_an_abandoned_branch_starts_nothing_more() {
     );
 }
 
+/// Answers every checkpoint (with no operations) until the interpreter
+/// waits for a step body or finishes; the bodies it hands out meanwhile go
+/// to `out`.
+fn settle(
+    it: &mut Interpreter,
+    out: &mut impl Extend<(StepHandle, String, StepOutcome)>,
+) -> Option<Outcome> {
+    loop {
+        let d = drain(it);
+        out.extend(d.steps);
+        if d.finish.is_some() || d.checkpoints.is_empty() {
+            return d.finish;
+        }
+        for (h, _) in d.checkpoints {
+            it.checkpoint_finished(h, vec![]);
+        }
+    }
+}
+
 /// More items than two admission windows, each one step named after its
 /// item.
 const MANY: usize = 2 * ADMISSION_WINDOW + 100;
@@ -389,16 +408,7 @@ fn a_map_without_max_concurrency_runs_a_window_of_items_at_a_time() {
         let (handle, name, outcome) = out.pop_front().expect("a body is out");
         ran.push(name);
         it.step_finished(handle, outcome);
-        let finish = loop {
-            let d = drain(&mut it);
-            out.extend(d.steps);
-            if d.finish.is_some() || d.checkpoints.is_empty() {
-                break d.finish;
-            }
-            for (h, _) in d.checkpoints {
-                it.checkpoint_finished(h, vec![]);
-            }
-        };
+        let finish = settle(&mut it, &mut out);
         assert!(out.len() <= ADMISSION_WINDOW, "{} bodies out", out.len());
         if let Some(outcome) = finish {
             break outcome;
@@ -521,19 +531,7 @@ fn abandoning_a_branch_leaves_alone_the_context_that_took_its_finished_childs_sl
             .unwrap_or_else(|| panic!("{name} is not out"));
         let (handle, _, outcome) = out.remove(at);
         it.step_finished(handle, outcome);
-        loop {
-            let d = drain(it);
-            out.extend(d.steps);
-            if d.finish.is_some() {
-                return d.finish;
-            }
-            if d.checkpoints.is_empty() {
-                return None;
-            }
-            for (h, _) in d.checkpoints {
-                it.checkpoint_finished(h, vec![]);
-            }
-        }
+        settle(it, out)
     };
     // `x` ends (its slot is free), then `y` starts and takes it; then the
     // race ends, abandoning `r0`, whose child `x` was.
