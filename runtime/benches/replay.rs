@@ -31,7 +31,11 @@
 //!   same size in the same process (a warm execution environment, where
 //!   the memory handed out has been written before and is not faulted in
 //!   again); `scale-one map-warm N` and `flatmap-warm N` the same maps
-//!   after two whole runs of the same map in the same process, and
+//!   after two whole runs of the same map in the same process; `scale-one
+//!   lambda-map N` and `lambda-flatmap N` (and their `-warm` forms) the
+//!   same maps through the Lambda driver, `run_invocation`, against a
+//!   service that answers each checkpoint with the updated operations (no
+//!   local runner, no timeline); and
 //!   `scale-one scripted-warm N PAGE <history>` the Lambda path's replay
 //!   after the same replay twice before in the same process;
 //! - codecs: encode/decode time and size of a small struct and of a
@@ -439,6 +443,118 @@ impl durable_yield::engine::DurableService for Scripted {
             ))
         }
     }
+}
+
+/// A service for the Lambda path's live runs: accepts every checkpoint
+/// and answers with each updated operation's new state, as AWS's does
+/// (built from the update alone: no stored state, no timestamps), so the
+/// interpreter merges what it would merge in Lambda.
+struct Echo;
+
+impl durable_yield::engine::DurableService for Echo {
+    fn checkpoint(
+        &self,
+        _: &str,
+        token: &str,
+        updates: Vec<durable_yield::model::OperationUpdate>,
+    ) -> impl Future<
+        Output = Result<
+            durable_yield::engine::CheckpointResponse,
+            durable_yield::engine::ServiceError,
+        >,
+    > + Send {
+        use durable_yield::model::{
+            ContextDetails, OperationAction as A, OperationStatus as S, OperationType as T,
+            StepDetails,
+        };
+        let token = format!("{token}+");
+        let operations = updates
+            .into_iter()
+            .map(|u| {
+                let status = match u.action {
+                    A::Succeed => S::Succeeded,
+                    A::Fail => S::Failed,
+                    A::Retry => S::Pending,
+                    _ => S::Started,
+                };
+                let mut op = Operation::new(u.id, u.op_type, status);
+                op.parent_id = u.parent_id;
+                op.name = u.name;
+                op.sub_type = u.sub_type;
+                match u.op_type {
+                    T::Step => {
+                        let mut d = StepDetails::default();
+                        d.result = u.payload;
+                        op.step_details = Some(std::sync::Arc::new(d));
+                    }
+                    T::Context => {
+                        let mut d = ContextDetails::default();
+                        d.result = u.payload;
+                        op.context_details = Some(std::sync::Arc::new(d));
+                    }
+                    _ => {}
+                }
+                op
+            })
+            .collect();
+        async move {
+            Ok(durable_yield::engine::CheckpointResponse::new(
+                Some(token),
+                operations,
+            ))
+        }
+    }
+
+    async fn get_state(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<durable_yield::model::ExecutionState, durable_yield::engine::ServiceError> {
+        Ok(durable_yield::model::ExecutionState::new(Vec::new(), None))
+    }
+}
+
+/// One live invocation of a map of `n` one-step items on the Lambda path
+/// (`run_invocation` against [`Echo`]: no local runner, no timeline);
+/// the time per item.
+#[inline(never)]
+fn lambda_map_live(rt: &tokio::runtime::Runtime, n: u32, nested: bool) -> Duration {
+    let mut execution = Operation::new(
+        durable_yield::model::OperationId::new("execution").expect("an id"),
+        durable_yield::model::OperationType::Execution,
+        durable_yield::model::OperationStatus::Started,
+    );
+    execution.execution_details = Some(std::sync::Arc::new(
+        durable_yield::model::ExecutionDetails::new(Some(n.to_string().into())),
+    ));
+    let input = durable_yield::model::InvocationInput::new(
+        "arn:aws:lambda:us-east-1:1:function:bench:1/durable-execution/bench/1",
+        "t",
+        durable_yield::model::ExecutionState::new(vec![execution], None),
+    );
+    let start = Instant::now();
+    let summary = if nested {
+        rt.block_on(durable_yield::engine::run_invocation(
+            &map_items, input, &Echo,
+        ))
+    } else {
+        rt.block_on(durable_yield::engine::run_invocation(
+            &flat_map_items,
+            input,
+            &Echo,
+        ))
+    }
+    .expect("a live map");
+    let elapsed = start.elapsed();
+    assert_eq!(
+        summary.output.status,
+        durable_yield::model::InvocationStatus::Succeeded,
+        "{:?}",
+        summary.output
+    );
+    assert_eq!(summary.executed, u64::from(n), "every item's step ran");
+    elapsed / n
 }
 
 /// Replays the recorded `history` of `steps_then_wait(n)` (its wait over)
@@ -1209,6 +1325,28 @@ fn main() {
             let (execution, live) = run(&rt);
             let counts = before.per(n);
             drop(execution);
+            // Time per item, then per item: allocations, bytes, page faults.
+            println!("{} {counts}", live.as_nanos());
+            return;
+        }
+        [one, mode, n]
+            if one.as_str() == "scale-one"
+                && matches!(
+                    mode.as_str(),
+                    "lambda-map" | "lambda-flatmap" | "lambda-map-warm" | "lambda-flatmap-warm"
+                ) =>
+        {
+            let n: u32 = n.parse().expect("an item count");
+            let nested = mode.starts_with("lambda-map");
+            if mode.ends_with("-warm") {
+                // As for `map-warm`: the same map ran twice before.
+                for _ in 0..2 {
+                    lambda_map_live(&rt, n, nested);
+                }
+            }
+            let before = Counters::now();
+            let live = lambda_map_live(&rt, n, nested);
+            let counts = before.per(n);
             // Time per item, then per item: allocations, bytes, page faults.
             println!("{} {counts}", live.as_nanos());
             return;
