@@ -10,14 +10,16 @@ each, so that both see the same moments of a noisy machine; then it
 prints, per binary and workload, the median of each column the bench
 printed. The workloads: `scale-one
 {local|local-warm|map|flatmap|map-warm|flatmap-warm|lambda-map|lambda-flatmap|
-lambda-map-warm|lambda-flatmap-warm} {1000|25000}` (for
+lambda-map-warm|lambda-flatmap-warm|lambda-steps|lambda-steps-warm} {1000|25000}` (for
 `local`: live ns, replay ns, then live and replay allocations, bytes and
 page faults per step; `local-warm` the same after one whole execution of
 that size in the same process; for the maps: ns, allocations, bytes and
 page faults per item, `-warm` after two runs of the same map in the same
 process; `lambda-map` and `lambda-flatmap` the same maps through the
 Lambda driver, `run_invocation`, against a service that answers each
-checkpoint with the updated operations, no local runner around it), and
+checkpoint with the updated operations, no local runner around it, and
+`lambda-steps` N sequential steps so: ns, allocations, bytes and page
+faults per step), and
 the Lambda path's replay, `scale-one scripted N PAGE <history>` (a
 replay of N recorded steps through the Lambda driver, its state in pages
 of PAGE: ns per step, peak resident KiB, bytes per operation of the
@@ -45,7 +47,7 @@ def main():
         work = [(f"{mode} {n}", ["scale-one", mode, str(n)])
                 for mode in ("local", "local-warm", "map", "flatmap", "map-warm", "flatmap-warm",
                              "lambda-map", "lambda-flatmap", "lambda-map-warm",
-                             "lambda-flatmap-warm")
+                             "lambda-flatmap-warm", "lambda-steps", "lambda-steps-warm")
                 for n in SIZES]
         for n in SIZES:
             history = os.path.join(histories, f"{n}.json")

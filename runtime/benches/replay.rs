@@ -35,7 +35,8 @@
 //!   lambda-map N` and `lambda-flatmap N` (and their `-warm` forms) the
 //!   same maps through the Lambda driver, `run_invocation`, against a
 //!   service that answers each checkpoint with the updated operations (no
-//!   local runner, no timeline); and
+//!   local runner, no timeline), `lambda-steps N` N sequential steps so
+//!   (toggles `*lambda_map_live*`, `*lambda_steps_live*`); and
 //!   `scale-one scripted-warm N PAGE <history>` the Lambda path's replay
 //!   after the same replay twice before in the same process;
 //! - codecs: encode/decode time and size of a small struct and of a
@@ -467,7 +468,8 @@ impl durable_yield::engine::DurableService for Echo {
             ContextDetails, OperationAction as A, OperationStatus as S, OperationType as T,
             StepDetails,
         };
-        let token = format!("{token}+");
+        // A new token per checkpoint, of a constant length.
+        let token = format!("t{}", token.len() % 7);
         let operations = updates
             .into_iter()
             .map(|u| {
@@ -515,11 +517,9 @@ impl durable_yield::engine::DurableService for Echo {
     }
 }
 
-/// One live invocation of a map of `n` one-step items on the Lambda path
-/// (`run_invocation` against [`Echo`]: no local runner, no timeline);
-/// the time per item.
-#[inline(never)]
-fn lambda_map_live(rt: &tokio::runtime::Runtime, n: u32, nested: bool) -> Duration {
+/// The input of a first invocation of the Lambda path: the EXECUTION
+/// operation, with `n` as its input.
+fn lambda_input(n: u32) -> durable_yield::model::InvocationInput {
     let mut execution = Operation::new(
         durable_yield::model::OperationId::new("execution").expect("an id"),
         durable_yield::model::OperationType::Execution,
@@ -528,11 +528,43 @@ fn lambda_map_live(rt: &tokio::runtime::Runtime, n: u32, nested: bool) -> Durati
     execution.execution_details = Some(std::sync::Arc::new(
         durable_yield::model::ExecutionDetails::new(Some(n.to_string().into())),
     ));
-    let input = durable_yield::model::InvocationInput::new(
+    durable_yield::model::InvocationInput::new(
         "arn:aws:lambda:us-east-1:1:function:bench:1/durable-execution/bench/1",
         "t",
         durable_yield::model::ExecutionState::new(vec![execution], None),
+    )
+}
+
+/// One live invocation of `steps_then_wait(n)` on the Lambda path
+/// (`run_invocation` against [`Echo`]), up to its wait; the time per step.
+#[inline(never)]
+fn lambda_steps_live(rt: &tokio::runtime::Runtime, n: u32) -> Duration {
+    let start = Instant::now();
+    let summary = rt
+        .block_on(durable_yield::engine::run_invocation(
+            &steps_then_wait,
+            lambda_input(n),
+            &Echo,
+        ))
+        .expect("live steps");
+    let elapsed = start.elapsed();
+    // The wait's START is echoed without an end: the invocation suspends.
+    assert_eq!(
+        summary.output.status,
+        durable_yield::model::InvocationStatus::Pending,
+        "{:?}",
+        summary.output
     );
+    assert_eq!(summary.executed, u64::from(n), "every step ran");
+    elapsed / n
+}
+
+/// One live invocation of a map of `n` one-step items on the Lambda path
+/// (`run_invocation` against [`Echo`]: no local runner, no timeline);
+/// the time per item.
+#[inline(never)]
+fn lambda_map_live(rt: &tokio::runtime::Runtime, n: u32, nested: bool) -> Duration {
+    let input = lambda_input(n);
     let start = Instant::now();
     let summary = if nested {
         rt.block_on(durable_yield::engine::run_invocation(
@@ -1333,19 +1365,27 @@ fn main() {
             if one.as_str() == "scale-one"
                 && matches!(
                     mode.as_str(),
-                    "lambda-map" | "lambda-flatmap" | "lambda-map-warm" | "lambda-flatmap-warm"
+                    "lambda-map"
+                        | "lambda-flatmap"
+                        | "lambda-map-warm"
+                        | "lambda-flatmap-warm"
+                        | "lambda-steps"
+                        | "lambda-steps-warm"
                 ) =>
         {
             let n: u32 = n.parse().expect("an item count");
-            let nested = mode.starts_with("lambda-map");
+            let run = |rt: &tokio::runtime::Runtime| match mode.as_str() {
+                "lambda-steps" | "lambda-steps-warm" => lambda_steps_live(rt, n),
+                m => lambda_map_live(rt, n, m.starts_with("lambda-map")),
+            };
             if mode.ends_with("-warm") {
-                // As for `map-warm`: the same map ran twice before.
+                // As for `map-warm`: the same work ran twice before.
                 for _ in 0..2 {
-                    lambda_map_live(&rt, n, nested);
+                    run(&rt);
                 }
             }
             let before = Counters::now();
-            let live = lambda_map_live(&rt, n, nested);
+            let live = run(&rt);
             let counts = before.per(n);
             // Time per item, then per item: allocations, bytes, page faults.
             println!("{} {counts}", live.as_nanos());
