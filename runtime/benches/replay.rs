@@ -450,13 +450,17 @@ impl durable_yield::engine::DurableService for Scripted {
 /// and answers with each updated operation's new state, as AWS's does
 /// (built from the update alone: no stored state, no timestamps), so the
 /// interpreter merges what it would merge in Lambda.
-struct Echo;
+#[derive(Default)]
+struct Echo {
+    /// Checkpoints answered: each answer's token is a new number.
+    answered: AtomicU64,
+}
 
 impl durable_yield::engine::DurableService for Echo {
     fn checkpoint(
         &self,
         _: &str,
-        token: &str,
+        _: &str,
         updates: Vec<durable_yield::model::OperationUpdate>,
     ) -> impl Future<
         Output = Result<
@@ -468,8 +472,7 @@ impl durable_yield::engine::DurableService for Echo {
             ContextDetails, OperationAction as A, OperationStatus as S, OperationType as T,
             StepDetails,
         };
-        // A new token per checkpoint, of a constant length.
-        let token = format!("t{}", token.len() % 7);
+        let token = format!("t{}", self.answered.fetch_add(1, Ordering::Relaxed));
         let operations = updates
             .into_iter()
             .map(|u| {
@@ -544,7 +547,7 @@ fn lambda_steps_live(rt: &tokio::runtime::Runtime, n: u32) -> Duration {
         .block_on(durable_yield::engine::run_invocation(
             &steps_then_wait,
             lambda_input(n),
-            &Echo,
+            &Echo::default(),
         ))
         .expect("live steps");
     let elapsed = start.elapsed();
@@ -568,13 +571,15 @@ fn lambda_map_live(rt: &tokio::runtime::Runtime, n: u32, nested: bool) -> Durati
     let start = Instant::now();
     let summary = if nested {
         rt.block_on(durable_yield::engine::run_invocation(
-            &map_items, input, &Echo,
+            &map_items,
+            input,
+            &Echo::default(),
         ))
     } else {
         rt.block_on(durable_yield::engine::run_invocation(
             &flat_map_items,
             input,
-            &Echo,
+            &Echo::default(),
         ))
     }
     .expect("a live map");
