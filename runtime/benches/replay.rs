@@ -538,60 +538,51 @@ fn lambda_input(n: u32) -> durable_yield::model::InvocationInput {
     )
 }
 
-/// One live invocation of `steps_then_wait(n)` on the Lambda path
-/// (`run_invocation` against [`Echo`]), up to its wait; the time per step.
-#[inline(never)]
-fn lambda_steps_live(rt: &tokio::runtime::Runtime, n: u32) -> Duration {
+/// One live invocation of `workflow` with input `n` on the Lambda path
+/// (`run_invocation` against [`Echo`]: no local runner, no timeline),
+/// which must end `status` having run `n` step bodies; the time per step
+/// or item.
+fn lambda_live<W>(
+    rt: &tokio::runtime::Runtime,
+    workflow: &W,
+    n: u32,
+    status: durable_yield::model::InvocationStatus,
+) -> Duration
+where
+    W: durable_yield::WorkflowFn<u32, u32>,
+{
+    let input = lambda_input(n);
     let start = Instant::now();
     let summary = rt
         .block_on(durable_yield::engine::run_invocation(
-            &steps_then_wait,
-            lambda_input(n),
+            workflow,
+            input,
             &Echo::default(),
         ))
-        .expect("live steps");
+        .expect("a live invocation");
     let elapsed = start.elapsed();
-    // The wait's START is echoed without an end: the invocation suspends.
-    assert_eq!(
-        summary.output.status,
-        durable_yield::model::InvocationStatus::Pending,
-        "{:?}",
-        summary.output
-    );
-    assert_eq!(summary.executed, u64::from(n), "every step ran");
+    assert_eq!(summary.output.status, status, "{:?}", summary.output);
+    assert_eq!(summary.executed, u64::from(n), "every step body ran");
     elapsed / n
 }
 
-/// One live invocation of a map of `n` one-step items on the Lambda path
-/// (`run_invocation` against [`Echo`]: no local runner, no timeline);
-/// the time per item.
+/// `steps_then_wait(n)` live on the Lambda path, up to its wait (echoed
+/// without an end, so the invocation suspends).
+#[inline(never)]
+fn lambda_steps_live(rt: &tokio::runtime::Runtime, n: u32) -> Duration {
+    let pending = durable_yield::model::InvocationStatus::Pending;
+    lambda_live(rt, &steps_then_wait, n, pending)
+}
+
+/// A map of `n` one-step items live on the Lambda path.
 #[inline(never)]
 fn lambda_map_live(rt: &tokio::runtime::Runtime, n: u32, nested: bool) -> Duration {
-    let input = lambda_input(n);
-    let start = Instant::now();
-    let summary = if nested {
-        rt.block_on(durable_yield::engine::run_invocation(
-            &map_items,
-            input,
-            &Echo::default(),
-        ))
+    let succeeded = durable_yield::model::InvocationStatus::Succeeded;
+    if nested {
+        lambda_live(rt, &map_items, n, succeeded)
     } else {
-        rt.block_on(durable_yield::engine::run_invocation(
-            &flat_map_items,
-            input,
-            &Echo::default(),
-        ))
+        lambda_live(rt, &flat_map_items, n, succeeded)
     }
-    .expect("a live map");
-    let elapsed = start.elapsed();
-    assert_eq!(
-        summary.output.status,
-        durable_yield::model::InvocationStatus::Succeeded,
-        "{:?}",
-        summary.output
-    );
-    assert_eq!(summary.executed, u64::from(n), "every item's step ran");
-    elapsed / n
 }
 
 /// Replays the recorded `history` of `steps_then_wait(n)` (its wait over)
