@@ -123,15 +123,16 @@ impl<C> ChildConfig<C> {
 /// How many branches a map or parallel operation without a
 /// `max_concurrency` runs at once.
 ///
-/// Every branch still starts in the same invocation as with no limit at
-/// all; they start in windows. At most this many are active at once, each
+/// Branches start in windows: at most this many are active at once, each
 /// finished branch making room for the next, and when nothing can go on
 /// (every active branch waits for a timer, a callback or another
 /// invocation) the window widens by as much again, so a suspended branch
-/// holds no room. Set `max_concurrency` to run more step bodies at once, or
-/// fewer. The process holds the state of a window of branches, not of
-/// every item of a 25,000-item map: its memory stays bounded and its
-/// working set stays in the CPU's caches.
+/// holds no room and every branch still starts in the same invocation as
+/// with no limit at all (unless the completion policy ends the batch
+/// first: then fewer have started). The process holds the state of a
+/// window of branches, not of every item of a 25,000-item map: its memory
+/// stays bounded and its working set stays in the CPU's caches. Set
+/// `max_concurrency` to run more step bodies at once, or fewer.
 pub const ADMISSION_WINDOW: usize = 1024;
 
 type ItemNamer<I> = Arc<dyn Fn(&I, usize) -> String + Send + Sync>;
