@@ -7,7 +7,7 @@ use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
     CodeChange, CodecKind, CrashCase, check_code_change, check_codecs, check_envelope_and_history,
     check_replay_determinism, classify_code_change, envelope_and_history, external_ops, nesting,
-    shapes, steps_with,
+    shapes, steps_with, windowed_batches,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -142,6 +142,7 @@ fn generated_programs_nest_contexts_and_batches() {
     let (mut with_condition, mut with_callback, mut with_wait) = (0, 0, 0);
     let (mut with_sealed, mut with_compressed) = (0, 0);
     let (mut with_flat, mut with_virtual, mut with_unnamed) = (0, 0, 0);
+    let mut with_window = 0;
     for case in 0..cases {
         let input = rng.bytes(8 + (case * 37) % 512);
         let Ok(c) = CrashCase::arbitrary_take_rest(Unstructured::new(&input)) else {
@@ -161,6 +162,7 @@ fn generated_programs_nest_contexts_and_batches() {
         with_flat += usize::from(flat > 0);
         with_virtual += usize::from(virtual_children > 0);
         with_unnamed += usize::from(unnamed > 0);
+        with_window += usize::from(windowed_batches(&c.program.ops) > 0);
     }
     eprintln!(
         "{cases} programs: {with_child} with child contexts, {with_batch} with batches, \
@@ -215,5 +217,10 @@ fn generated_programs_nest_contexts_and_batches() {
     assert!(
         with_unnamed >= cases / 5,
         "{with_unnamed} of {cases} hold an unnamed operation"
+    );
+    eprintln!("{with_window} with a batch of more branches than its admission window");
+    assert!(
+        with_window >= cases / 50,
+        "{with_window} of {cases} run a batch in windows"
     );
 }

@@ -142,6 +142,7 @@ type ItemNamer<I> = Arc<dyn Fn(&I, usize) -> String + Send + Sync>;
 pub struct MapConfig<I, C = Json, B = Json> {
     name: Option<Cow<'static, str>>,
     max_concurrency: Option<usize>,
+    window: usize,
     completion: CompletionPolicy,
     nesting: Nesting,
     item_codec: C,
@@ -177,6 +178,7 @@ impl<I> MapConfig<I> {
         MapConfig {
             name: None,
             max_concurrency: None,
+            window: ADMISSION_WINDOW,
             completion: CompletionPolicy::default(),
             nesting: Nesting::Nested,
             item_codec: Json,
@@ -206,6 +208,15 @@ impl<I, C, B> MapConfig<I, C, B> {
         self.max_concurrency = Some(n);
         self
     }
+    /// For tests of the SDK's own window machinery, not a stable API:
+    /// the window of a map without `max_concurrency` (see
+    /// [`ADMISSION_WINDOW`], the default; 0 counts as 1), so that small
+    /// batches run in windows too.
+    #[doc(hidden)]
+    pub fn admission_window(mut self, n: usize) -> Self {
+        self.window = n;
+        self
+    }
     /// When the map ends (see [`CompletionPolicy`]).
     pub fn completion(mut self, policy: CompletionPolicy) -> Self {
         self.completion = policy;
@@ -232,6 +243,7 @@ impl<I, C, B> MapConfig<I, C, B> {
         MapConfig {
             name: self.name,
             max_concurrency: self.max_concurrency,
+            window: self.window,
             completion: self.completion,
             nesting: self.nesting,
             item_codec: codec,
@@ -244,6 +256,7 @@ impl<I, C, B> MapConfig<I, C, B> {
         MapConfig {
             name: self.name,
             max_concurrency: self.max_concurrency,
+            window: self.window,
             completion: self.completion,
             nesting: self.nesting,
             item_codec: self.item_codec,
@@ -259,6 +272,7 @@ impl<I, C, B> MapConfig<I, C, B> {
 pub struct ParallelConfig<C = Json, B = Json> {
     name: Option<Cow<'static, str>>,
     max_concurrency: Option<usize>,
+    window: usize,
     completion: CompletionPolicy,
     nesting: Nesting,
     item_codec: C,
@@ -278,6 +292,7 @@ impl ParallelConfig {
         ParallelConfig {
             name: None,
             max_concurrency: None,
+            window: ADMISSION_WINDOW,
             completion: CompletionPolicy::default(),
             nesting: Nesting::Nested,
             item_codec: Json,
@@ -306,6 +321,15 @@ impl<C, B> ParallelConfig<C, B> {
         self.max_concurrency = Some(n);
         self
     }
+    /// For tests of the SDK's own window machinery, not a stable API:
+    /// the window of a parallel operation without `max_concurrency` (see
+    /// [`ADMISSION_WINDOW`], the default; 0 counts as 1), so that small
+    /// batches run in windows too.
+    #[doc(hidden)]
+    pub fn admission_window(mut self, n: usize) -> Self {
+        self.window = n;
+        self
+    }
     /// When the operation ends (see [`CompletionPolicy`]).
     pub fn completion(mut self, policy: CompletionPolicy) -> Self {
         self.completion = policy;
@@ -322,6 +346,7 @@ impl<C, B> ParallelConfig<C, B> {
         ParallelConfig {
             name: self.name,
             max_concurrency: self.max_concurrency,
+            window: self.window,
             completion: self.completion,
             nesting: self.nesting,
             item_codec: codec,
@@ -333,6 +358,7 @@ impl<C, B> ParallelConfig<C, B> {
         ParallelConfig {
             name: self.name,
             max_concurrency: self.max_concurrency,
+            window: self.window,
             completion: self.completion,
             nesting: self.nesting,
             item_codec: self.item_codec,
@@ -596,6 +622,7 @@ impl Workflow {
             name: config.name,
             branches,
             max_concurrency: config.max_concurrency,
+            window: config.window,
             completion: config.completion,
             nesting: config.nesting,
         };
@@ -642,6 +669,7 @@ impl Workflow {
             name: config.name,
             branches,
             max_concurrency: config.max_concurrency,
+            window: config.window,
             completion: config.completion,
             nesting: config.nesting,
         };

@@ -125,6 +125,8 @@ pub(crate) struct BatchRequest {
     pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) branches: Vec<BranchSpec>,
     pub(crate) max_concurrency: Option<usize>,
+    /// The window without `max_concurrency` (see [`crate::batch::ADMISSION_WINDOW`]).
+    pub(crate) window: usize,
     pub(crate) completion: CompletionPolicy,
     pub(crate) nesting: Nesting,
 }

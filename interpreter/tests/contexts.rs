@@ -13,8 +13,8 @@ use durable_yield_interpreter::model::{
     OperationType as T, OperationUpdate,
 };
 use durable_yield_interpreter::{
-    Action, CheckpointHandle, CompletionPolicy, Interpreter, MapConfig, Outcome, StepError,
-    StepHandle, StepOutcome, Workflow,
+    Action, Branch, CheckpointHandle, CompletionPolicy, Interpreter, MapConfig, Outcome,
+    ParallelConfig, StepError, StepHandle, StepOutcome, Workflow,
 };
 
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f:1/durable-execution/e/1";
@@ -485,6 +485,79 @@ fn suspended_items_hold_no_room_in_the_window() {
         .filter(|u| u.op_type == T::Context && u.action == A::Start && u.parent_id == Some(map))
         .count();
     assert_eq!((items, waits), (MANY, MANY));
+}
+
+/// Five branches of one step each, in a window of two (the hook the fuzz
+/// targets use to run small batches in windows), as a parallel operation.
+async fn small_window(mut wf: Workflow, _: ()) -> Result<u64, StepError> {
+    let branches = (0..5u64)
+        .map(|x| {
+            Branch::new(move |mut wf| async move {
+                wf.step(format!("p-{x}"), move |_| async move { Ok(x) })
+                    .await
+            })
+        })
+        .collect();
+    let config = ParallelConfig::named("few").admission_window(2);
+    let r = wf.parallel_with(config, branches).await?;
+    Ok(r.into_values()?.into_iter().sum())
+}
+
+#[test]
+fn a_batch_can_run_in_a_smaller_window() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &small_window);
+    let mut out: VecDeque<(StepHandle, String, StepOutcome)> = drain(&mut it).steps.into();
+    let first: Vec<&str> = out.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(first, ["p-0", "p-1"], "the first window");
+    let mut ran = Vec::new();
+    let outcome = loop {
+        let (handle, name, outcome) = out.pop_front().expect("a body is out");
+        ran.push(name);
+        it.step_finished(handle, outcome);
+        let finish = settle(&mut it, &mut out);
+        assert!(out.len() <= 2, "{} bodies out", out.len());
+        if let Some(outcome) = finish {
+            break outcome;
+        }
+    };
+    assert_eq!(outcome, Outcome::Succeeded("10".into()));
+    assert_eq!(ran, ["p-0", "p-1", "p-2", "p-3", "p-4"]);
+}
+
+/// Three items that each wait, in a window of one.
+async fn waits_in_a_window_of_one(mut wf: Workflow, _: ()) -> Result<u64, StepError> {
+    let config = MapConfig::named("few").admission_window(1);
+    let r = wf
+        .map_with(config, vec![1u64, 2, 3], |mut wf, x, _| async move {
+            wf.wait("w", Duration::from_secs(60 * x)).await;
+            Ok::<_, StepError>(x)
+        })
+        .await?;
+    Ok(r.into_values()?.into_iter().sum())
+}
+
+#[test]
+fn a_window_of_one_widens_when_its_item_waits() {
+    let mut it = Interpreter::new(ARN, vec![execution()], &waits_in_a_window_of_one);
+    let mut sent = Vec::new();
+    let outcome = loop {
+        let d = drain(&mut it);
+        if let Some(outcome) = d.finish {
+            break outcome;
+        }
+        assert!(!d.checkpoints.is_empty(), "the interpreter needs an answer");
+        for (h, updates) in d.checkpoints {
+            sent.extend(updates);
+            it.checkpoint_finished(h, vec![]);
+        }
+    };
+    // The service gave no end for the waits: the interpreter suspends.
+    assert!(matches!(outcome, Outcome::Pending { .. }), "{outcome:?}");
+    let waits = sent
+        .iter()
+        .filter(|u| u.op_type == T::Wait && u.action == A::Start)
+        .count();
+    assert_eq!(waits, 3, "every item began its wait in this invocation");
 }
 
 /// Item 0 races `r0` against `r1` (the first success ends the race); `r0`

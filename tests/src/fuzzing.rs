@@ -147,6 +147,11 @@ pub enum Op {
         branches: Vec<Vec<Op>>,
         /// At most this many branches at once (unset: all).
         max_concurrency: Option<u8>,
+        /// Without `max_concurrency`: the admission window, when smaller
+        /// than the SDK's (`admission_window`), so that the window
+        /// machinery (room made by finished branches, widening when all
+        /// wait, reused context slots) runs in small batches too.
+        window: Option<u8>,
         /// When the batch ends.
         policy: Policy,
         /// Flat: items and branches record no CONTEXT of their own.
@@ -285,11 +290,17 @@ fn gen_op(u: &mut Unstructured<'_>, next: &mut usize, depth: u8) -> arbitrary::R
             } else {
                 Some(1)
             };
+            // Half the unbounded batches run in a window of 1 or 2, picked
+            // from the call's number: no input byte is read for it, so the
+            // kept inputs (corpus, regressions) decode to the same calls.
+            let window = (max_concurrency.is_none() && index.is_multiple_of(2))
+                .then_some(1 + (index / 2 % 2) as u8);
             Op::Batch {
                 name: format!("b{index}"),
                 parallel: u.arbitrary()?,
                 branches,
                 max_concurrency,
+                window,
                 policy,
                 flat: u.ratio(1, 3)?,
             }
@@ -479,12 +490,14 @@ fn run_ops<'a>(
                     parallel,
                     branches,
                     max_concurrency,
+                    window,
                     policy,
                     flat,
                 } => {
                     let shape = BatchShape {
                         parallel: *parallel,
                         max_concurrency: *max_concurrency,
+                        window: *window,
                         policy: *policy,
                         nesting: if *flat {
                             Nesting::Flat
@@ -607,6 +620,7 @@ async fn context_body(
 struct BatchShape {
     parallel: bool,
     max_concurrency: Option<u8>,
+    window: Option<u8>,
     policy: Policy,
     nesting: Nesting,
 }
@@ -622,6 +636,7 @@ async fn run_batch(
     let BatchShape {
         parallel,
         max_concurrency,
+        window,
         policy,
         nesting,
     } = shape;
@@ -631,6 +646,9 @@ async fn run_batch(
             .nesting(nesting);
         if let Some(n) = max_concurrency {
             config = config.max_concurrency(usize::from(n));
+        }
+        if let Some(n) = window {
+            config = config.admission_window(usize::from(n));
         }
         let branches = branches
             .iter()
@@ -648,6 +666,9 @@ async fn run_batch(
             .nesting(nesting);
         if let Some(n) = max_concurrency {
             config = config.max_concurrency(usize::from(n));
+        }
+        if let Some(n) = window {
+            config = config.admission_window(usize::from(n));
         }
         let probe = probe.clone();
         wf.map_with(config, branches.to_vec(), move |mut wf, body, _| {
@@ -863,6 +884,23 @@ pub fn shapes(ops: &[Op]) -> (usize, usize, usize) {
             u + here.2 + inner.2,
         )
     })
+}
+
+/// How many batches of a program, however deep, hold more branches than
+/// their admission window: those run in windows.
+pub fn windowed_batches(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Batch {
+                branches, window, ..
+            } => {
+                let here = window.is_some_and(|w| usize::from(w) < branches.len());
+                usize::from(here) + branches.iter().map(|b| windowed_batches(b)).sum::<usize>()
+            }
+            Op::Child { body, .. } => windowed_batches(body),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// How many steps of a program, however deep, use `codec`.
@@ -1279,6 +1317,7 @@ fn mutate(program: &Program, mutation: &Mutation) -> Program {
                     parallel: false,
                     branches: vec![body.clone()],
                     max_concurrency: None,
+                    window: None,
                     policy: Policy::All,
                     flat: false,
                 },

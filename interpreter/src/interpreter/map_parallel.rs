@@ -11,6 +11,7 @@ impl Interpreter {
             name,
             branches,
             max_concurrency,
+            window,
             completion,
             nesting,
         } = request;
@@ -89,14 +90,19 @@ impl Interpreter {
             }
         }
         let n = branches.len();
+        // Without a `max_concurrency`, the window (at least 1 branch).
+        let window = if max_concurrency.is_none() {
+            window.max(1)
+        } else {
+            0
+        };
+        let limit = max_concurrency.unwrap_or(window);
         // Finished branches leave their slots to the next ones.
-        self.contexts
-            .reserve(n.min(max_concurrency.unwrap_or(ADMISSION_WINDOW)));
+        self.contexts.reserve(n.min(limit));
         if at.is_none() {
             // A new batch: the STARTs of the branches it admits at once
             // are deferred together (one allocation, not one per doubling).
-            self.deferred
-                .reserve(n.min(max_concurrency.unwrap_or(ADMISSION_WINDOW)));
+            self.deferred.reserve(n.min(limit));
         }
         let (names, bodies) = branches
             .into_iter()
@@ -113,8 +119,8 @@ impl Interpreter {
             active: 0,
             succeeded: 0,
             failed: 0,
-            max_concurrency: max_concurrency.unwrap_or(ADMISSION_WINDOW),
-            windowed: max_concurrency.is_none(),
+            max_concurrency: limit,
+            window,
             policy: completion,
             rebuild,
             done: false,
@@ -165,13 +171,13 @@ impl Interpreter {
         let mut widened = false;
         for b in 0..self.batches.len() {
             let batch = &mut self.batches[b];
-            let held_back = batch.windowed
+            let held_back = batch.window > 0
                 && !batch.done
                 && batch.rebuild.is_none()
                 && batch.next < batch.branches.len()
                 && batch.active >= batch.max_concurrency;
             if held_back {
-                batch.max_concurrency = batch.max_concurrency.saturating_add(ADMISSION_WINDOW);
+                batch.max_concurrency = batch.max_concurrency.saturating_add(batch.window);
                 let next = batch.next;
                 self.admit(b);
                 widened |= self

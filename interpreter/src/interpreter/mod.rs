@@ -51,7 +51,6 @@ use durable_yield_codecs::{Json, PayloadContext, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::batch::ADMISSION_WINDOW;
 use crate::batch_result::{
     BatchItemStatus, BatchSummary, CompletionPolicy, CompletionReason, Nesting, RawBatch, RawItem,
 };
@@ -350,14 +349,15 @@ struct Batch {
     failed: usize,
     /// How many branches may be active at once: the code's
     /// `max_concurrency`, or without one the window (see
-    /// [`ADMISSION_WINDOW`]).
+    /// [`ADMISSION_WINDOW`](crate::batch::ADMISSION_WINDOW)).
     max_concurrency: usize,
     policy: CompletionPolicy,
     rebuild: Option<Rebuild>,
     done: bool,
     /// No `max_concurrency` was set: `max_concurrency` is a window that
-    /// widens when every active branch waits.
-    windowed: bool,
+    /// widens by this much when every active branch waits (see
+    /// [`ADMISSION_WINDOW`](crate::batch::ADMISSION_WINDOW)); 0 otherwise.
+    window: usize,
     summary: Option<BatchSummary>,
     nesting: Nesting,
 }
