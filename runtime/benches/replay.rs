@@ -36,7 +36,10 @@
 //!   same maps through the Lambda driver, `run_invocation`, against a
 //!   service that answers each checkpoint with the updated operations (no
 //!   local runner, no timeline), `lambda-steps N` N sequential steps so
-//!   (toggles `*lambda_map_live*`, `*lambda_steps_live*`); and
+//!   (toggles `*lambda_map_live*`, `*lambda_steps_live*`); `scale-one
+//!   seqmaps N` N maps of one item each, one after the other (toggle
+//!   `*sequential_maps_live*`: per map, what an invocation that holds
+//!   many finished batches costs); and
 //!   `scale-one scripted-warm N PAGE <history>` the Lambda path's replay
 //!   after the same replay twice before in the same process;
 //! - codecs: encode/decode time and size of a small struct and of a
@@ -379,6 +382,15 @@ fn flat_map_live(
     n: u32,
 ) -> (durable_yield::LocalExecution, Duration) {
     checked_map(rt, &flat_map_items, n)
+}
+
+/// `n` sequential maps of one item each ([`sequential_maps`]), per map.
+#[inline(never)]
+fn sequential_maps_live(
+    rt: &tokio::runtime::Runtime,
+    n: u32,
+) -> (durable_yield::LocalExecution, Duration) {
+    checked_map(rt, &sequential_maps, n)
 }
 
 fn checked_map<W>(
@@ -823,6 +835,21 @@ async fn map_items(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
         })
         .await?;
     Ok(r.success_count() as u32)
+}
+
+/// `n` maps of one item each, one after the other: per map, what the
+/// batch machinery costs when an invocation holds many finished batches.
+async fn sequential_maps(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
+    let mut total = 0;
+    for _ in 0..n {
+        let r = wf
+            .map("one", 0..1u32, |mut wf, _, _| async move {
+                wf.step("s", |_| async { Ok(()) }).await
+            })
+            .await?;
+        total += r.success_count() as u32;
+    }
+    Ok(total)
 }
 
 /// [`map_items`] with `Nesting::Flat`.
@@ -1331,16 +1358,17 @@ fn main() {
             if one.as_str() == "scale-one"
                 && matches!(
                     mode.as_str(),
-                    "map" | "flatmap" | "map-warm" | "flatmap-warm"
+                    "map" | "flatmap" | "map-warm" | "flatmap-warm" | "seqmaps" | "seqmaps-warm"
                 ) =>
         {
             let n: u32 = n.parse().expect("an item count");
-            let nested = mode.starts_with("map");
             let run = |rt: &tokio::runtime::Runtime| {
-                if nested {
+                if mode.starts_with("map") {
                     map_live(rt, n)
-                } else {
+                } else if mode.starts_with("flatmap") {
                     flat_map_live(rt, n)
+                } else {
+                    sequential_maps_live(rt, n)
                 }
             };
             if mode.ends_with("-warm") {
