@@ -10,7 +10,8 @@ each, so that both see the same moments of a noisy machine; then it
 prints, per binary and workload, the median of each column the bench
 printed. The workloads: `scale-one
 {local|local-warm|map|flatmap|map-warm|flatmap-warm|lambda-map|lambda-flatmap|
-lambda-map-warm|lambda-flatmap-warm|lambda-steps|lambda-steps-warm} {1000|25000}` (for
+lambda-map-warm|lambda-flatmap-warm|lambda-steps|lambda-steps-warm|seqmaps|seqmaps-warm}
+{1000|25000}` (for
 `local`: live ns, replay ns, then live and replay allocations, bytes and
 page faults per step; `local-warm` the same after one whole execution of
 that size in the same process; for the maps: ns, allocations, bytes and
@@ -28,6 +29,12 @@ size), and `scripted-warm` (pages of 1,000, after the same replay twice
 in the same process). The histories are recorded once, by the "after" binary
 (`scale-record N <file>`), into a temporary directory. A workload a
 binary does not know (an older build) is left out of its rows.
+
+`WALL_SIZES=500,1000,12500,25000` measures other sizes (a nested map of
+N items records 2N + 1 operations: 12,500 items are the service's 25,000
+operations); `WALL_MODES=map-warm,lambda-map-warm` runs only those
+`scale-one` modes (and then no scripted replay unless `scripted` is
+listed). The same binary twice is a flatness check in one run.
 """
 import os
 import statistics
@@ -35,7 +42,11 @@ import subprocess
 import sys
 import tempfile
 
-SIZES = (1000, 25000)
+SIZES = tuple(int(x) for x in os.environ.get("WALL_SIZES", "1000,25000").split(","))
+MODES = ("local", "local-warm", "map", "flatmap", "map-warm", "flatmap-warm",
+         "lambda-map", "lambda-flatmap", "lambda-map-warm", "lambda-flatmap-warm",
+         "lambda-steps", "lambda-steps-warm", "seqmaps", "seqmaps-warm")
+WANTED = os.environ.get("WALL_MODES")
 
 
 def main():
@@ -44,12 +55,11 @@ def main():
     binaries = {"before": sys.argv[1], "after": sys.argv[2]}
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     with tempfile.TemporaryDirectory() as histories:
+        modes = WANTED.split(",") if WANTED else MODES
         work = [(f"{mode} {n}", ["scale-one", mode, str(n)])
-                for mode in ("local", "local-warm", "map", "flatmap", "map-warm", "flatmap-warm",
-                             "lambda-map", "lambda-flatmap", "lambda-map-warm",
-                             "lambda-flatmap-warm", "lambda-steps", "lambda-steps-warm")
+                for mode in modes if mode != "scripted"
                 for n in SIZES]
-        for n in SIZES:
+        for n in SIZES if (not WANTED or "scripted" in modes) else ():
             history = os.path.join(histories, f"{n}.json")
             subprocess.run([binaries["after"], "scale-record", str(n), history],
                            check=True, capture_output=True)
