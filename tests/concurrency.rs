@@ -982,3 +982,136 @@ async fn operation_futures_stay_small() {
         );
     }
 }
+
+/// The future of [`window_race`]: the item statuses and completion reason,
+/// and the winners' values.
+type RaceFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(String, Vec<u32>), StepError>> + Send>,
+>;
+
+/// A race in a window of one branch (the `admission_window` test hook):
+/// item 0 waits, so the window widens and item 1 (a child context, then a
+/// step) wins; item 0 is abandoned and item 2 never starts. The body of
+/// step `x` counts its runs in `runs`.
+fn window_race(runs: Counter) -> impl Fn(Workflow, ()) -> RaceFuture + Send + Sync + 'static {
+    move |mut wf: Workflow, _: ()| {
+        let runs = runs.clone();
+        Box::pin(async move {
+            let config = MapConfig::named("race")
+                .admission_window(1)
+                .completion(CompletionPolicy::default().min_successful(1));
+            let r = wf
+                .map_with(config, 0..3u32, move |mut wf, x, _| {
+                    let runs = runs.clone();
+                    async move {
+                        if x == 0 {
+                            wf.wait("slow", Duration::from_secs(60)).await;
+                        }
+                        let inner = wf
+                            .child("c", move |mut wf| async move {
+                                wf.step("inner", move |_| async move { Ok(x * 10) }).await
+                            })
+                            .await?;
+                        wf.step("x", move |_| async move {
+                            runs.hit();
+                            Ok(inner + 1)
+                        })
+                        .await
+                    }
+                })
+                .await?;
+            let shape = format!(
+                "{:?} {:?}",
+                r.items().iter().map(|i| i.status).collect::<Vec<_>>(),
+                r.completion_reason()
+            );
+            Ok((shape, r.into_values()?))
+        })
+    }
+}
+
+/// Invokes `execution` until it ends, at most `limit` times: a crashed
+/// invocation is retried at once (as Lambda retries it), any other moves
+/// the virtual clock to the next timer first. (With the clock moved after
+/// a crash, item 0's wait of [`window_race`] would be over and item 0
+/// would win: a different race, rightly.)
+/// Returns the checkpoint requests the invocations that were not
+/// crashed sent.
+async fn retrying<W>(execution: &durable_yield::LocalExecution, workflow: &W, limit: u32) -> u64
+where
+    W: durable_yield::WorkflowFn<(), (String, Vec<u32>)>,
+{
+    let mut requests = 0;
+    for _ in 0..limit {
+        if execution.status() != ExecutionStatus::Running {
+            return requests;
+        }
+        if let Some(summary) = execution.invoke(workflow).await {
+            requests += summary.checkpoints;
+            execution.advance_time();
+        }
+    }
+    panic!("still running after {limit} invocations");
+}
+
+/// [`window_race`] crashed before or after each checkpoint request in turn
+/// ends as it does uninterrupted: the same result, the same operations and
+/// statuses (item 0's CONTEXT and wait left STARTED, no item 2), and step
+/// `x` run again only when the crash lost its outcome.
+#[tokio::test]
+async fn a_race_in_a_window_ends_the_same_under_a_crash_at_any_request() {
+    use durable_yield::local::CrashPoint;
+    use durable_yield_tests::shape;
+
+    let runs = Counter::new();
+    let plain = LocalRunner::new().start(&()).unwrap();
+    let requests = retrying(&plain, &window_race(runs.clone()), 20).await;
+    let expected = plain.finish::<(String, Vec<u32>)>().unwrap();
+    assert_eq!(
+        expected.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        expected.error
+    );
+    let (statuses, values) = expected.result.clone().unwrap();
+    assert_eq!(
+        statuses,
+        format!(
+            "{:?} {:?}",
+            [BatchItemStatus::Started, BatchItemStatus::Succeeded],
+            CompletionReason::MinSuccessfulReached
+        ),
+        "item 0 abandoned, item 1 won, item 2 never started"
+    );
+    assert_eq!(values, vec![11]);
+    assert_eq!(runs.get(), 1);
+    assert!(
+        !expected
+            .operations
+            .iter()
+            .any(|o| o.name.as_deref() == Some("map-item-2")),
+        "item 2 never started"
+    );
+    let (mut struck, mut reran) = (0, 0);
+    for request in 1..=requests + 1 {
+        for point in [CrashPoint::BeforeRequest, CrashPoint::AfterRequest] {
+            let runs = Counter::new();
+            let execution = LocalRunner::new().start(&()).unwrap();
+            execution.inject_crash(request, point);
+            retrying(&execution, &window_race(runs.clone()), 20).await;
+            let run = execution.finish::<(String, Vec<u32>)>().unwrap();
+            let at = format!("crash {point:?} request {request}");
+            assert_eq!(run.status, expected.status, "{at}: {:?}", run.error);
+            assert_eq!(run.result, expected.result, "{at}");
+            assert_eq!(shape(&run.operations), shape(&expected.operations), "{at}");
+            // Step `x` runs again only if the crash lost its outcome.
+            assert!(runs.get() <= 2, "{at}: x ran {} times", runs.get());
+            struck += usize::from(run.invocations > expected.invocations);
+            reran += usize::from(runs.get() == 2);
+        }
+    }
+    // The crashes struck (each costs an invocation), and some lost the
+    // outcome of `x`, whose body then ran again.
+    assert_eq!(struck as u64, 2 * requests, "every crash point struck");
+    assert!(reran >= 1, "no crash lost the outcome of x");
+}
