@@ -139,14 +139,56 @@ pub const ADMISSION_WINDOW: usize = 1024;
 
 type ItemNamer<I> = Arc<dyn Fn(&I, usize) -> String + Send + Sync>;
 
-/// How to run a map: name, concurrency, completion policy, codecs and
-/// item names, for [`Workflow::map_with`].
-pub struct MapConfig<I, C = Json, B = Json> {
+/// What a map and a parallel operation are both configured with: name,
+/// concurrency (and the window without one), completion policy, nesting.
+#[derive(Debug, Clone)]
+struct Shape {
     name: Option<Cow<'static, str>>,
     max_concurrency: Option<usize>,
     window: usize,
     completion: CompletionPolicy,
     nesting: Nesting,
+}
+
+impl Shape {
+    /// Unnamed, every branch at once (in windows of
+    /// [`ADMISSION_WINDOW`]), fail fast, nested.
+    fn new() -> Self {
+        Shape {
+            name: None,
+            max_concurrency: None,
+            window: ADMISSION_WINDOW,
+            completion: CompletionPolicy::default(),
+            nesting: Nesting::Nested,
+        }
+    }
+
+    /// The batch of `kind` over `branches` this shape asks for.
+    fn request(self, kind: BatchKind, branches: Vec<BranchSpec>) -> BatchRequest {
+        BatchRequest {
+            kind,
+            name: self.name,
+            branches,
+            max_concurrency: self.max_concurrency,
+            window: self.window,
+            completion: self.completion,
+            nesting: self.nesting,
+        }
+    }
+
+    /// The fields a config's `Debug` shows (not the test-only window).
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("name", &self.name)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("completion", &self.completion)
+            .field("nesting", &self.nesting);
+    }
+}
+
+/// How to run a map: name, concurrency, completion policy, codecs and
+/// item names, for [`Workflow::map_with`].
+pub struct MapConfig<I, C = Json, B = Json> {
+    shape: Shape,
     item_codec: C,
     batch_codec: B,
     namer: Option<ItemNamer<I>>,
@@ -154,12 +196,9 @@ pub struct MapConfig<I, C = Json, B = Json> {
 
 impl<I, C: fmt::Debug, B: fmt::Debug> fmt::Debug for MapConfig<I, C, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MapConfig")
-            .field("name", &self.name)
-            .field("max_concurrency", &self.max_concurrency)
-            .field("completion", &self.completion)
-            .field("nesting", &self.nesting)
-            .field("item_codec", &self.item_codec)
+        let mut d = f.debug_struct("MapConfig");
+        self.shape.debug_fields(&mut d);
+        d.field("item_codec", &self.item_codec)
             .field("batch_codec", &self.batch_codec)
             .field("item_namer", &self.namer.is_some())
             .finish()
@@ -170,19 +209,12 @@ impl<I> MapConfig<I> {
     /// A named map: every item at once, fail fast, JSON for items and
     /// the batch, items named `map-item-<i>`.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
-        MapConfig {
-            name: Some(name.into()),
-            ..MapConfig::new()
-        }
+        MapConfig::new().name(name)
     }
     /// An unnamed map with the defaults.
     pub fn new() -> Self {
         MapConfig {
-            name: None,
-            max_concurrency: None,
-            window: ADMISSION_WINDOW,
-            completion: CompletionPolicy::default(),
-            nesting: Nesting::Nested,
+            shape: Shape::new(),
             item_codec: Json,
             batch_codec: Json,
             namer: None,
@@ -199,7 +231,7 @@ impl<I> Default for MapConfig<I> {
 impl<I, C, B> MapConfig<I, C, B> {
     /// Names the operation.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.name = Some(name.into());
+        self.shape.name = Some(name.into());
         self
     }
     /// Runs at most `n` items at once (at least 1; a suspended item, e.g.
@@ -207,7 +239,7 @@ impl<I, C, B> MapConfig<I, C, B> {
     /// same invocation, at most [`ADMISSION_WINDOW`] of them running at
     /// once, and a suspended item keeps no slot.
     pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.max_concurrency = Some(n);
+        self.shape.max_concurrency = Some(n);
         self
     }
     /// For tests of the SDK's own window machinery, not a stable API:
@@ -216,18 +248,18 @@ impl<I, C, B> MapConfig<I, C, B> {
     /// batches run in windows too.
     #[doc(hidden)]
     pub fn admission_window(mut self, n: usize) -> Self {
-        self.window = n;
+        self.shape.window = n;
         self
     }
     /// When the map ends (see [`CompletionPolicy`]).
     pub fn completion(mut self, policy: CompletionPolicy) -> Self {
-        self.completion = policy;
+        self.shape.completion = policy;
         self
     }
     /// How items are recorded (see [`Nesting`]; [`Nesting::Nested`] by
     /// default).
     pub fn nesting(mut self, nesting: Nesting) -> Self {
-        self.nesting = nesting;
+        self.shape.nesting = nesting;
         self
     }
     /// Names each item's context from the item and its index (called for
@@ -243,11 +275,7 @@ impl<I, C, B> MapConfig<I, C, B> {
     /// Picks the codec each item's result is checkpointed with.
     pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> MapConfig<I, C2, B> {
         MapConfig {
-            name: self.name,
-            max_concurrency: self.max_concurrency,
-            window: self.window,
-            completion: self.completion,
-            nesting: self.nesting,
+            shape: self.shape,
             item_codec: codec,
             batch_codec: self.batch_codec,
             namer: self.namer,
@@ -256,11 +284,7 @@ impl<I, C, B> MapConfig<I, C, B> {
     /// Picks the codec the [`BatchResult`] is checkpointed with.
     pub fn batch_codec<B2: Codec + Clone>(self, codec: B2) -> MapConfig<I, C, B2> {
         MapConfig {
-            name: self.name,
-            max_concurrency: self.max_concurrency,
-            window: self.window,
-            completion: self.completion,
-            nesting: self.nesting,
+            shape: self.shape,
             item_codec: self.item_codec,
             batch_codec: codec,
             namer: self.namer,
@@ -270,33 +294,32 @@ impl<I, C, B> MapConfig<I, C, B> {
 
 /// How to run a parallel operation: name, concurrency, completion policy
 /// and codecs, for [`Workflow::parallel_with`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ParallelConfig<C = Json, B = Json> {
-    name: Option<Cow<'static, str>>,
-    max_concurrency: Option<usize>,
-    window: usize,
-    completion: CompletionPolicy,
-    nesting: Nesting,
+    shape: Shape,
     item_codec: C,
     batch_codec: B,
+}
+
+impl<C: fmt::Debug, B: fmt::Debug> fmt::Debug for ParallelConfig<C, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ParallelConfig");
+        self.shape.debug_fields(&mut d);
+        d.field("item_codec", &self.item_codec)
+            .field("batch_codec", &self.batch_codec)
+            .finish()
+    }
 }
 
 impl ParallelConfig {
     /// A named parallel operation: every branch at once, fail fast, JSON.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
-        ParallelConfig {
-            name: Some(name.into()),
-            ..ParallelConfig::new()
-        }
+        ParallelConfig::new().name(name)
     }
     /// An unnamed parallel operation with the defaults.
     pub fn new() -> Self {
         ParallelConfig {
-            name: None,
-            max_concurrency: None,
-            window: ADMISSION_WINDOW,
-            completion: CompletionPolicy::default(),
-            nesting: Nesting::Nested,
+            shape: Shape::new(),
             item_codec: Json,
             batch_codec: Json,
         }
@@ -312,7 +335,7 @@ impl Default for ParallelConfig {
 impl<C, B> ParallelConfig<C, B> {
     /// Names the operation.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.name = Some(name.into());
+        self.shape.name = Some(name.into());
         self
     }
     /// Runs at most `n` branches at once (at least 1; a suspended branch
@@ -320,7 +343,7 @@ impl<C, B> ParallelConfig<C, B> {
     /// invocation, at most [`ADMISSION_WINDOW`] of them running at once,
     /// and a suspended branch keeps no slot.
     pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.max_concurrency = Some(n);
+        self.shape.max_concurrency = Some(n);
         self
     }
     /// For tests of the SDK's own window machinery, not a stable API:
@@ -329,28 +352,24 @@ impl<C, B> ParallelConfig<C, B> {
     /// batches run in windows too.
     #[doc(hidden)]
     pub fn admission_window(mut self, n: usize) -> Self {
-        self.window = n;
+        self.shape.window = n;
         self
     }
     /// When the operation ends (see [`CompletionPolicy`]).
     pub fn completion(mut self, policy: CompletionPolicy) -> Self {
-        self.completion = policy;
+        self.shape.completion = policy;
         self
     }
     /// How branches are recorded (see [`Nesting`]; [`Nesting::Nested`] by
     /// default).
     pub fn nesting(mut self, nesting: Nesting) -> Self {
-        self.nesting = nesting;
+        self.shape.nesting = nesting;
         self
     }
     /// Picks the codec each branch's result is checkpointed with.
     pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> ParallelConfig<C2, B> {
         ParallelConfig {
-            name: self.name,
-            max_concurrency: self.max_concurrency,
-            window: self.window,
-            completion: self.completion,
-            nesting: self.nesting,
+            shape: self.shape,
             item_codec: codec,
             batch_codec: self.batch_codec,
         }
@@ -358,11 +377,7 @@ impl<C, B> ParallelConfig<C, B> {
     /// Picks the codec the [`BatchResult`] is checkpointed with.
     pub fn batch_codec<B2: Codec + Clone>(self, codec: B2) -> ParallelConfig<C, B2> {
         ParallelConfig {
-            name: self.name,
-            max_concurrency: self.max_concurrency,
-            window: self.window,
-            completion: self.completion,
-            nesting: self.nesting,
+            shape: self.shape,
             item_codec: self.item_codec,
             batch_codec: codec,
         }

@@ -206,15 +206,7 @@ impl Workflow {
                 BranchSpec { name, body }
             })
             .collect();
-        let request = BatchRequest {
-            kind: BatchKind::Map,
-            name: config.name,
-            branches,
-            max_concurrency: config.max_concurrency,
-            window: config.window,
-            completion: config.completion,
-            nesting: config.nesting,
-        };
+        let request = config.shape.request(BatchKind::Map, branches);
         self.batch(request, &config.item_codec, &config.batch_codec)
             .await
     }
@@ -253,15 +245,7 @@ impl Workflow {
                 body: encoding(config.item_codec.clone(), branch.body, "parallel branch"),
             })
             .collect();
-        let request = BatchRequest {
-            kind: BatchKind::Parallel,
-            name: config.name,
-            branches,
-            max_concurrency: config.max_concurrency,
-            window: config.window,
-            completion: config.completion,
-            nesting: config.nesting,
-        };
+        let request = config.shape.request(BatchKind::Parallel, branches);
         self.batch(request, &config.item_codec, &config.batch_codec)
             .await
     }
