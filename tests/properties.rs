@@ -7,7 +7,7 @@ use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
     CodeChange, CodecKind, CrashCase, check_code_change, check_codecs, check_envelope_and_history,
     check_replay_determinism, classify_code_change, envelope_and_history, external_ops, nesting,
-    shapes, steps_with, windowed_batches,
+    racing_batches, shapes, steps_with, windowed_batches,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -142,7 +142,7 @@ fn generated_programs_nest_contexts_and_batches() {
     let (mut with_condition, mut with_callback, mut with_wait) = (0, 0, 0);
     let (mut with_sealed, mut with_compressed) = (0, 0);
     let (mut with_flat, mut with_virtual, mut with_unnamed) = (0, 0, 0);
-    let mut with_window = 0;
+    let (mut with_window, mut with_race) = (0, 0);
     for case in 0..cases {
         let input = rng.bytes(8 + (case * 37) % 512);
         let Ok(c) = CrashCase::arbitrary_take_rest(Unstructured::new(&input)) else {
@@ -163,6 +163,7 @@ fn generated_programs_nest_contexts_and_batches() {
         with_virtual += usize::from(virtual_children > 0);
         with_unnamed += usize::from(unnamed > 0);
         with_window += usize::from(windowed_batches(&c.program.ops) > 0);
+        with_race += usize::from(racing_batches(&c.program.ops) > 0);
     }
     eprintln!(
         "{cases} programs: {with_child} with child contexts, {with_batch} with batches, \
@@ -222,5 +223,10 @@ fn generated_programs_nest_contexts_and_batches() {
     assert!(
         with_window >= cases / 50,
         "{with_window} of {cases} run a batch in windows"
+    );
+    eprintln!("{with_race} with a batch that may end while several branches run");
+    assert!(
+        with_race >= cases / 50,
+        "{with_race} of {cases} hold a racing batch"
     );
 }
