@@ -150,6 +150,7 @@ impl LocalExecution {
             match futures_util::future::select(invocation, crash).await {
                 futures_util::future::Either::Left((result, _)) => result,
                 futures_util::future::Either::Right(((), _)) => {
+                    self.lock().crashed = true;
                     Err(InvocationError(ServiceError::Transient(
                         "injected crash: the process died during the invocation".into(),
                     )))

@@ -463,6 +463,7 @@ impl LocalRunner {
             timeline: timeline::Log::new(self.start_time),
             checkpoint_requests: 0,
             crashes: Vec::new(),
+            crashed: false,
             callbacks: IdMap::default(),
             callback_ids: std::collections::HashMap::new(),
             answer_rules: self.answer_rules.clone(),

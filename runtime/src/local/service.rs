@@ -65,6 +65,8 @@ pub(super) struct ExecState {
     pub(super) timeline: Log,
     pub(super) checkpoint_requests: u64,
     pub(super) crashes: Vec<(u64, CrashPoint)>,
+    /// Whether a crash struck the current invocation (the process died).
+    pub(super) crashed: bool,
     /// Started callbacks: their time-outs.
     pub(super) callbacks: IdMap<CallbackTimers>,
     /// Callback ids to their operations.
@@ -216,10 +218,18 @@ impl ExecState {
         let summary = match result {
             Ok(summary) => summary,
             Err(e) => {
+                // A crash is the process dying: Lambda reports it as
+                // `Runtime.ExitError`.
+                let error_type = if std::mem::take(&mut self.crashed) {
+                    "Runtime.ExitError"
+                } else {
+                    "InvocationFailed"
+                };
                 self.timeline.push(TimelineEvent::InvocationFailed {
                     invocation,
                     at,
                     error: e.to_string(),
+                    error_type: error_type.to_owned(),
                 });
                 self.failed_invocations += 1;
                 if self.failed_invocations >= max_failed && self.closed.is_none() {
@@ -294,6 +304,7 @@ impl ExecState {
             .iter()
             .find(|(n, _)| *n == self.checkpoint_requests)
             .map(|(_, point)| *point);
+        self.crashed |= crash.is_some();
         if crash == Some(CrashPoint::BeforeRequest) {
             return Err(ServiceError::Transient(
                 "injected crash before the request".into(),

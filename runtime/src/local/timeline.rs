@@ -108,6 +108,11 @@ pub enum TimelineEvent {
         at: Millis,
         /// Why.
         error: String,
+        /// The error type Lambda reports for it (the history's
+        /// `InvocationCompleted` error): `Runtime.ExitError` when the
+        /// process died (an injected crash), `InvocationFailed` when the
+        /// handler returned an error.
+        error_type: String,
     },
     /// The execution closed.
     Closed {
@@ -297,6 +302,11 @@ impl Timeline {
             Some(json!({"Input": {"Payload": input, "Truncated": false}})),
         );
         let mut invoked_at = self.start;
+        // The attempts of each step that ended so far (the service counts
+        // them: each event carries the attempt it ended), and the length of
+        // each wait (its end repeats it).
+        let mut attempts: HashMap<OperationId, u32> = HashMap::new();
+        let mut waits: HashMap<OperationId, u32> = HashMap::new();
         for event in &self.events {
             match event {
                 TimelineEvent::Invoked { at, .. } => invoked_at = *at,
@@ -314,22 +324,29 @@ impl Timeline {
                 } => {
                     let Some(kind) = kind(*op_type) else { continue };
                     let op = Some((id, name.as_deref()));
+                    let is_step = *op_type == OperationType::Step;
+                    // The attempt this update ends (steps).
+                    let mut ended_attempt = || {
+                        let ended = attempts.entry(*id).or_insert(0);
+                        *ended += 1;
+                        *ended
+                    };
                     match action {
                         OperationAction::Start => {
                             let details = match wait_seconds {
-                                Some(w) if *op_type == OperationType::Wait => json!({
-                                    "Duration": w,
-                                    "ScheduledEndTimestamp": seconds(*at) + f64::from(*w),
-                                }),
+                                Some(w) if *op_type == OperationType::Wait => {
+                                    waits.insert(*id, *w);
+                                    json!({
+                                        "Duration": w,
+                                        "ScheduledEndTimestamp": seconds(*at) + f64::from(*w),
+                                    })
+                                }
                                 _ => json!({}),
                             };
                             push(format!("{kind}Started"), *at, op, Some(details));
                         }
                         OperationAction::Retry => {
-                            let attempt = ops
-                                .get(id)
-                                .and_then(|o| o.step_details.as_ref())
-                                .and_then(|d| d.attempt);
+                            let attempt = ended_attempt();
                             let mut details = json!({"RetryDetails": {
                                 "CurrentAttempt": attempt,
                                 "NextAttemptDelaySeconds": retry_seconds.unwrap_or(0),
@@ -344,14 +361,23 @@ impl Timeline {
                             push(event_type.into(), *at, op, Some(details));
                         }
                         OperationAction::Succeed => {
-                            let details = json!({"Result": {
+                            let mut details = json!({"Result": {
                                 "Payload": payload.as_ref().map(Payload::as_str),
                                 "Truncated": false,
                             }});
+                            if is_step {
+                                details["RetryDetails"] =
+                                    json!({"CurrentAttempt": ended_attempt()});
+                            }
                             push(format!("{kind}Succeeded"), *at, op, Some(details));
                         }
                         OperationAction::Fail => {
-                            let details = error.as_deref().map(|e| json!({"Error": error_json(e)}));
+                            let mut details =
+                                error.as_deref().map(|e| json!({"Error": error_json(e)}));
+                            if is_step {
+                                details.get_or_insert_with(|| json!({}))["RetryDetails"] =
+                                    json!({"CurrentAttempt": ended_attempt()});
+                            }
                             push(format!("{kind}Failed"), *at, op, details);
                         }
                         OperationAction::Cancel => {
@@ -368,11 +394,15 @@ impl Timeline {
                     status,
                 } => {
                     if let Some(ending) = ending(*status) {
+                        let details = match waits.get(id) {
+                            Some(w) => json!({"Duration": w}),
+                            None => json!({}),
+                        };
                         push(
                             format!("Wait{ending}"),
                             *at,
                             Some((id, name.as_deref())),
-                            Some(json!({})),
+                            Some(details),
                         );
                     }
                 }
@@ -425,9 +455,12 @@ impl Timeline {
                         "EndTimestamp": seconds(*at),
                         "RequestId": format!("local-invocation-{invocation}"),
                     });
-                    if let TimelineEvent::InvocationFailed { error, .. } = event {
+                    if let TimelineEvent::InvocationFailed {
+                        error, error_type, ..
+                    } = event
+                    {
                         details["Error"] = json!({"Payload": {
-                            "ErrorType": "InvocationFailed",
+                            "ErrorType": error_type,
                             "ErrorMessage": error,
                         }});
                     }
