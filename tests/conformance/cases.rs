@@ -8,8 +8,8 @@ use durable_yield::codecs::{Codec, CodecError, Json, PayloadContext};
 use durable_yield::local::CrashPoint;
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    LocalRun, LocalRunner, RetryStrategyExt, StepConfig, StepContext, StepError, StepFailure,
-    StepSemantics, WaitConfig, Workflow,
+    ChildConfig, LocalRun, LocalRunner, RetryStrategyExt, StepConfig, StepContext, StepError,
+    StepFailure, StepSemantics, WaitConfig, Workflow,
 };
 use durable_yield_tests::drive;
 use serde::Serialize;
@@ -26,6 +26,8 @@ pub fn covers(id: &str) -> bool {
 const IDS: &[&str] = &[
     "1-1", "1-2", "1-3", "1-4", "1-5", "1-6", "1-7", "1-8", "1-9", "1-10", "1-11", "1-12", "1-13",
     "1-14", "1-15", "1-16", "1-17", "1-18", "1-19", "1-20", "2-1", "2-2", "2-3", "2-4", "2-5",
+    "3-1", "3-2", "3-3", "3-4", "3-5", "3-6", "3-7", "3-8", "3-9", "3-10", "3-11", "3-12", "3-13",
+    "3-14", "3-15", "3-16", "3-17", "3-18",
 ];
 
 /// Runs the workflow of requirement `id` on `input` to its end.
@@ -57,6 +59,24 @@ pub async fn run(id: &str, input: Value) -> Result<LocalRun<Value>, String> {
         "2-3" => runner.run(&two_waits, &input).await,
         "2-4" => runner.run(&wait_minute, &input).await,
         "2-5" => runner.run(&wait_hour, &input).await,
+        "3-1" => runner.run(&child_basic, &input).await,
+        "3-2" => runner.run(&child_named, &input).await,
+        "3-3" => runner.run(&child_two_steps, &input).await,
+        "3-4" => runner.run(&child_fails, &input).await,
+        "3-5" => runner.run(&child_failure_caught, &input).await,
+        "3-6" => runner.run(&nested_children, &input).await,
+        "3-7" => runner.run(&child_step_retried, &input).await,
+        "3-8" => runner.run(&child_step_exhausted, &input).await,
+        "3-9" => runner.run(&child_then_wait, &input).await,
+        "3-10" => runner.run(&child_step_and_wait, &input).await,
+        "3-11" => runner.run(&child_large_result, &input).await,
+        "3-12" => return child_interrupted(input).await,
+        "3-13" => runner.run(&child_wait_only, &input).await,
+        "3-14" => runner.run(&child_custom_serdes, &input).await,
+        "3-15" => runner.run(&child_error_without_step, &input).await,
+        "3-16" => runner.run(&child_null, &input).await,
+        "3-17" => runner.run(&child_logs_only, &input).await,
+        "3-18" => runner.run(&child_then_more, &input).await,
         other => return Err(format!("no workflow for {other}")),
     };
     run.map_err(|e| e.to_string())
@@ -430,4 +450,320 @@ async fn wait_hour(mut wf: Workflow, _: Value) -> Outcome {
     wf.wait(WaitConfig::new(), Duration::from_secs(60 * 60))
         .await;
     Ok(Value::Null)
+}
+
+// ---- child contexts (3-x)
+
+/// A step returning `value`.
+async fn echo(wf: &mut Workflow, name: &'static str, value: String) -> Result<String, StepError> {
+    wf.step(name, move |_| async move { Ok(value) }).await
+}
+
+async fn child_basic(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child_with(ChildConfig::new(), move |mut wf| async move {
+            echo(&mut wf, "echo", value).await
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_named(mut wf: Workflow, input: Value) -> Outcome {
+    let name = text(input.get("name").unwrap_or(&Value::Null));
+    let value = text(input.get("value").unwrap_or(&Value::Null));
+    let out: String = wf
+        .child(name, move |mut wf| async move {
+            echo(&mut wf, "echo", value).await
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_two_steps(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("two_steps", move |mut wf| async move {
+            let first = echo(&mut wf, "first", value).await?;
+            echo(&mut wf, "second", first).await
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn failing_step(wf: &mut Workflow) -> Result<String, StepError> {
+    wf.step_with(StepConfig::named("failing").retry(NoRetry), |_| async {
+        Err(StepFailure::new("Error", "the step fails"))
+    })
+    .await
+}
+
+async fn child_fails(mut wf: Workflow, _: Value) -> Outcome {
+    let out: String = wf
+        .child("fails", |mut wf| async move { failing_step(&mut wf).await })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_failure_caught(mut wf: Workflow, input: Value) -> Outcome {
+    let failed: Result<String, StepError> = wf
+        .child("fails", |mut wf| async move { failing_step(&mut wf).await })
+        .await;
+    assert!(failed.is_err(), "the child context failed");
+    let out = echo(&mut wf, "recovery", text(&input)).await?;
+    Ok(json!(out))
+}
+
+async fn nested_children(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("outer", move |mut wf| async move {
+            let outer = echo(&mut wf, "outer_step", value).await?;
+            wf.child("inner", move |mut wf| async move {
+                echo(&mut wf, "inner_step", outer).await
+            })
+            .await
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_step_retried(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("retried", move |mut wf| async move {
+            wf.step_with(
+                StepConfig::named("flaky").retry(FixedDelay::new(Duration::from_secs(1), 3)),
+                move |ctx| async move {
+                    if ctx.attempt() == 1 {
+                        Err(StepFailure::new("Error", "first attempt fails"))
+                    } else {
+                        Ok(value)
+                    }
+                },
+            )
+            .await
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_step_exhausted(mut wf: Workflow, _: Value) -> Outcome {
+    let out: String = wf
+        .child("exhausted", |mut wf| async move {
+            wf.step_with(
+                StepConfig::named("always_fails").retry(FixedDelay::new(Duration::from_secs(1), 2)),
+                |_| async { Err::<String, _>(StepFailure::new("Error", "always fails")) },
+            )
+            .await
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_then_wait(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("cached", move |mut wf| async move {
+            echo(&mut wf, "echo", value).await
+        })
+        .await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    Ok(json!(out))
+}
+
+async fn child_step_and_wait(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("step_and_wait", move |mut wf| async move {
+            let out = echo(&mut wf, "echo", value).await?;
+            wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+            Ok::<_, StepError>(out)
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_large_result(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("large", move |mut wf| async move {
+            tracing::info!("{value}");
+            let small = echo(&mut wf, "small", value).await?;
+            // Over the 256 KiB a CONTEXT result may hold: ReplayChildren.
+            Ok::<_, StepError>(small.repeat(300 * 1024 / small.len().max(1) + 1))
+        })
+        .await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    Ok(json!(out.len()))
+}
+
+/// Whether 3-12's step body has run once (and hung, until the crash).
+static INTERRUPTED_ONCE: AtomicU32 = AtomicU32::new(0);
+
+async fn interrupted_child(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("interrupted", move |mut wf| async move {
+            wf.step("slow", move |_| async move {
+                if INTERRUPTED_ONCE.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // The first run never ends: the process dies in it.
+                    std::future::pending::<()>().await;
+                }
+                Ok(value)
+            })
+            .await
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+/// 3-12: the process dies once the service recorded the step's START
+/// (sent while its body runs), before its outcome; the next invocation
+/// runs the body again without a new START.
+async fn child_interrupted(input: Value) -> Result<LocalRun<Value>, String> {
+    let execution = LocalRunner::new()
+        .start(&input)
+        .map_err(|e| e.to_string())?;
+    let watched = execution.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let crash = std::future::poll_fn(move |cx| {
+        let started = watched.operations().iter().any(|o| {
+            o.op_type == durable_yield::model::OperationType::Step
+                && o.status == durable_yield::model::OperationStatus::Started
+        });
+        if started || std::time::Instant::now() >= deadline {
+            return std::task::Poll::Ready(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    });
+    if execution
+        .invoke_crashing(&interrupted_child, crash)
+        .await
+        .is_some()
+    {
+        return Err("the first invocation was not interrupted".into());
+    }
+    drive(&execution, &interrupted_child, 20).await?;
+    execution.finish().map_err(|e| e.to_string())
+}
+
+async fn child_wait_only(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let inner = value.clone();
+    let out: String = wf
+        .child("waits", move |mut wf| async move {
+            wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+            Ok::<_, StepError>(inner)
+        })
+        .await?;
+    let after = echo(&mut wf, "after", out).await?;
+    Ok(json!(after))
+}
+
+/// A codec that writes a string in upper case as plain text (not JSON),
+/// and reads plain text back as the string.
+#[derive(Clone)]
+struct UppercaseText;
+
+impl Codec for UppercaseText {
+    fn id(&self) -> &str {
+        "uppercase-text"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        match serde_json::to_value(value) {
+            Ok(Value::String(s)) => Ok(s.to_uppercase().into_bytes()),
+            Ok(other) => Ok(other.to_string().into_bytes()),
+            Err(e) => Err(CodecError::Encode {
+                codec: self.id().to_owned(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        serde_json::from_value(Value::String(text)).map_err(|e| CodecError::Decode {
+            codec: self.id().to_owned(),
+            message: e.to_string(),
+        })
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+async fn child_custom_serdes(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child_with(
+            ChildConfig::named("uppercased").codec(UppercaseText),
+            move |mut wf| async move { echo(&mut wf, "echo", value).await },
+        )
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_error_without_step(mut wf: Workflow, _: Value) -> Outcome {
+    let out: String = wf
+        .child("throws", |_wf| async move {
+            Err::<String, _>(StepFailure::new("Error", "thrown in the child body"))
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn child_null(mut wf: Workflow, _: Value) -> Outcome {
+    let () = wf
+        .child("nothing", |_wf| async move { Ok::<(), StepError>(()) })
+        .await?;
+    Ok(Value::Null)
+}
+
+/// How many times 3-17's child body ran (once: it is not replayed).
+static LOGGING_CHILD_RUNS: AtomicU32 = AtomicU32::new(0);
+
+async fn child_logs_only(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("logs", move |_wf| async move {
+            LOGGING_CHILD_RUNS.fetch_add(1, Ordering::SeqCst);
+            tracing::info!("{value}");
+            Ok::<_, StepError>(value)
+        })
+        .await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    if LOGGING_CHILD_RUNS.load(Ordering::SeqCst) != 1 {
+        return Err("the finished child context ran again on replay".into());
+    }
+    Ok(json!(out))
+}
+
+async fn child_then_more(mut wf: Workflow, input: Value) -> Outcome {
+    let value = text(&input);
+    let out: String = wf
+        .child("step_and_wait", move |mut wf| async move {
+            let out = echo(&mut wf, "inner", value).await?;
+            wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+            Ok::<_, StepError>(out)
+        })
+        .await?;
+    let after = echo(&mut wf, "outer", out).await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    Ok(json!(after))
 }
