@@ -5,11 +5,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use durable_yield::codecs::{Codec, CodecError, Json, PayloadContext};
-use durable_yield::local::CrashPoint;
+use durable_yield::local::{CallbackAnswer, CrashPoint};
+use durable_yield::model::ErrorObject;
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    ChildConfig, LocalRun, LocalRunner, RetryStrategyExt, StepConfig, StepContext, StepError,
-    StepFailure, StepSemantics, WaitConfig, Workflow,
+    CallbackConfig, CallbackError, ChildConfig, LocalRun, LocalRunner, RetryStrategyExt,
+    StepConfig, StepContext, StepError, StepFailure, StepSemantics, WaitConfig,
+    WaitForCallbackConfig, Workflow,
 };
 use durable_yield_tests::drive;
 use serde::Serialize;
@@ -27,13 +29,182 @@ const IDS: &[&str] = &[
     "1-1", "1-2", "1-3", "1-4", "1-5", "1-6", "1-7", "1-8", "1-9", "1-10", "1-11", "1-12", "1-13",
     "1-14", "1-15", "1-16", "1-17", "1-18", "1-19", "1-20", "2-1", "2-2", "2-3", "2-4", "2-5",
     "3-1", "3-2", "3-3", "3-4", "3-5", "3-6", "3-7", "3-8", "3-9", "3-10", "3-11", "3-12", "3-13",
-    "3-14", "3-15", "3-16", "3-17", "3-18",
+    "3-14", "3-15", "3-16", "3-17", "3-18", "4-1", "4-2", "4-3", "4-4", "4-5", "4-6", "4-7", "4-8",
+    "4-9", "4-10", "4-11", "4-12", "4-13", "4-14", "4-15", "4-16", "4-17", "4-18", "4-19", "7-1",
+    "7-2", "7-3", "7-4", "7-5", "7-6", "7-7", "7-8", "7-9", "7-10", "7-11", "7-12", "7-13", "7-14",
+    "7-15",
 ];
 
-/// Runs the workflow of requirement `id` on `input` to its end.
-pub async fn run(id: &str, input: Value) -> Result<LocalRun<Value>, String> {
+/// One of a requirement's `CallbackActions`, its placeholders substituted:
+/// what the external system sends to the callbacks of a name.
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// The callback's name, `*` (any) or `${/regex/}`.
+    pub name: String,
+    /// `success`, `failure` or `heartbeat`.
+    pub operation: String,
+    /// The value sent (JSON-encoded for a success; the error's fields for
+    /// a failure).
+    pub payload: Value,
+    /// Seconds after the callback started (after the previous answer to
+    /// the same callback, for a second one).
+    pub delay: f64,
+}
+
+/// `value` as AWS's runner sends it (Python's `json.dumps`: `", "` and
+/// `": "` between items, non-ASCII characters escaped).
+fn python_json(value: &Value) -> String {
+    match value {
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(python_json).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", python_json(&json!(k)), python_json(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || !c.is_ascii() => {
+                        let mut units = [0u16; 2];
+                        for unit in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A runner that answers callbacks as `actions` say, the way AWS's runner
+/// picks them: each callback, in the order `callbacks` names them (the
+/// callbacks the workflow creates), takes the first action not used yet
+/// whose name matches; a heartbeat leaves the callback open for the next.
+fn runner_for(actions: &[Action], callbacks: &[&str]) -> Result<LocalRunner, String> {
+    let mut runner = LocalRunner::new();
+    let mut used = vec![false; actions.len()];
+    for &callback in callbacks {
+        let mut after = 0.0;
+        loop {
+            let found = actions.iter().enumerate().find(|(i, a)| {
+                !used[*i] && {
+                    let pattern = a
+                        .name
+                        .strip_prefix("${/")
+                        .and_then(|r| r.strip_suffix("/}"));
+                    match pattern {
+                        Some(p) => regex::Regex::new(p).is_ok_and(|re| re.is_match(callback)),
+                        None => a.name == "*" || a.name == callback,
+                    }
+                }
+            });
+            let Some((i, action)) = found else { break };
+            used[i] = true;
+            after += action.delay;
+            let answer = match action.operation.as_str() {
+                "success" => match &action.payload {
+                    Value::Null => CallbackAnswer::raw_success(""),
+                    payload => CallbackAnswer::raw_success(python_json(payload)),
+                },
+                "failure" => {
+                    let field = |k: &str| action.payload.get(k).and_then(Value::as_str);
+                    let mut error = ErrorObject::new(
+                        field("ErrorType").unwrap_or("Error"),
+                        field("ErrorMessage").unwrap_or(""),
+                    );
+                    error.error_data = field("ErrorData").map(str::to_owned);
+                    CallbackAnswer::failure(error)
+                }
+                "heartbeat" => CallbackAnswer::heartbeat(),
+                other => return Err(format!("unknown callback operation {other:?}")),
+            };
+            runner = runner.answer_callback(callback, answer.after(Duration::from_secs_f64(after)));
+            if action.operation != "heartbeat" {
+                break;
+            }
+        }
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        return Err(format!("no callback takes the action {:?}", actions[i]));
+    }
+    Ok(runner)
+}
+
+/// Runs the workflow of requirement `id` on `input` to its end, answering
+/// its callbacks as `actions` say.
+pub async fn run(id: &str, input: Value, actions: &[Action]) -> Result<LocalRun<Value>, String> {
     let runner = LocalRunner::new();
+    let name = text(&input);
+    let pair: Vec<String> = input
+        .as_array()
+        .map(|a| a.iter().map(text).collect())
+        .unwrap_or_default();
+    let (a, b) = (
+        pair.first().cloned().unwrap_or_default(),
+        pair.get(1).cloned().unwrap_or_default(),
+    );
+    let named = runner_for(actions, &[name.as_str()]);
+    let approval = runner_for(actions, &["approval"]);
+    let both = runner_for(actions, &[a.as_str(), b.as_str()]);
+    // The callback of a wait-for-callback named `n` is `n create callback id`.
+    let wfc = |n: &str| runner_for(actions, &[format!("{n} create callback id").as_str()]);
     let run = match id {
+        "4-1" | "4-6" => named?.run(&callback_basic, &input).await,
+        "4-3" => named?.run(&callback_timeout, &input).await,
+        "4-4" => named?.run(&callback_heartbeat_timeout, &input).await,
+        "4-5" => named?.run(&callback_kept_alive, &input).await,
+        "4-7" => named?.run(&callback_then_step, &input).await,
+        "4-8" => named?.run(&callback_timeout_then_step, &input).await,
+        "4-9" | "4-10" => named?.run(&callback_then_wait, &input).await,
+        "4-11" => named?.run(&callback_timeout_during_wait, &input).await,
+        "4-12" => named?.run(&callback_then_wait_after, &input).await,
+        "4-13" => named?.run(&callback_failure_caught, &input).await,
+        "4-14" => named?.run(&callback_timeout_caught, &input).await,
+        "4-15" => named?.run(&callback_with_date, &input).await,
+        "4-16" => named?.run(&callback_as_number, &input).await,
+        "4-2" => approval?.run(&callback_approval, &input).await,
+        "7-1" | "7-4" | "7-15" => wfc(&name)?.run(&wfc_basic, &input).await,
+        "7-2" => wfc("approval")?.run(&wfc_approval, &input).await,
+        "7-3" => {
+            runner_for(actions, &["create callback id"])?
+                .run(&wfc_unnamed, &input)
+                .await
+        }
+        "7-5" => wfc(&name)?.run(&wfc_timeout, &input).await,
+        "7-6" => wfc(&name)?.run(&wfc_failure_caught, &input).await,
+        "7-7" => wfc(&name)?.run(&wfc_submitter_fails, &input).await,
+        "7-8" => wfc(&name)?.run(&wfc_in_child, &input).await,
+        "7-9" => {
+            runner_for(
+                actions,
+                &["first create callback id", "second create callback id"],
+            )?
+            .run(&wfc_two, &input)
+            .await
+        }
+        "7-10" => wfc(&name)?.run(&wfc_after_wait_and_step, &input).await,
+        "7-11" => wfc(&name)?.run(&wfc_object, &input).await,
+        "7-12" => wfc(&name)?.run(&wfc_heartbeat_timeout, &input).await,
+        "7-13" => wfc(&name)?.run(&wfc_kept_alive, &input).await,
+        "7-14" => wfc(&name)?.run(&wfc_timeout_caught, &input).await,
+        "4-17" => both?.run(&callbacks_one_after_another, &input).await,
+        "4-18" => both?.run(&callbacks_awaited_in_order, &input).await,
+        "4-19" => both?.run(&callbacks_awaited_in_reverse, &input).await,
         "1-1" => runner.run(&step_basic, &input).await,
         "1-2" => runner.run(&step_named, &input).await,
         "1-3" => runner.run(&sequential_steps, &input).await,
@@ -766,4 +937,349 @@ async fn child_then_more(mut wf: Workflow, input: Value) -> Outcome {
     let after = echo(&mut wf, "outer", out).await?;
     wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
     Ok(json!(after))
+}
+
+// ---- callbacks (4-x)
+
+async fn await_named(wf: &mut Workflow, config: CallbackConfig) -> Result<Value, CallbackError> {
+    let callback = wf.create_callback::<Value>(config).await;
+    wf.callback_result(&callback).await
+}
+
+async fn callback_basic(mut wf: Workflow, input: Value) -> Outcome {
+    Ok(await_named(&mut wf, CallbackConfig::named(text(&input))).await?)
+}
+
+async fn callback_approval(mut wf: Workflow, _: Value) -> Outcome {
+    Ok(await_named(&mut wf, CallbackConfig::named("approval")).await?)
+}
+
+async fn callback_timeout(mut wf: Workflow, input: Value) -> Outcome {
+    let config = CallbackConfig::named(text(&input)).timeout(Duration::from_secs(5));
+    Ok(await_named(&mut wf, config).await?)
+}
+
+async fn callback_heartbeat_timeout(mut wf: Workflow, input: Value) -> Outcome {
+    let config = CallbackConfig::named(text(&input)).heartbeat_timeout(Duration::from_secs(5));
+    Ok(await_named(&mut wf, config).await?)
+}
+
+async fn callback_kept_alive(mut wf: Workflow, input: Value) -> Outcome {
+    let config = CallbackConfig::named(text(&input)).heartbeat_timeout(Duration::from_secs(10));
+    Ok(await_named(&mut wf, config).await?)
+}
+
+async fn callback_then_step(mut wf: Workflow, input: Value) -> Outcome {
+    let callback = wf
+        .create_callback::<Value>(CallbackConfig::named(text(&input)))
+        .await;
+    echo(&mut wf, "between", "work".into()).await?;
+    Ok(wf.callback_result(&callback).await?)
+}
+
+async fn callback_timeout_then_step(mut wf: Workflow, input: Value) -> Outcome {
+    let config = CallbackConfig::named(text(&input)).timeout(Duration::from_secs(5));
+    let callback = wf.create_callback::<Value>(config).await;
+    echo(&mut wf, "between", "work".into()).await?;
+    Ok(wf.callback_result(&callback).await?)
+}
+
+async fn callback_then_wait(mut wf: Workflow, input: Value) -> Outcome {
+    let callback = wf
+        .create_callback::<Value>(CallbackConfig::named(text(&input)))
+        .await;
+    wf.wait(WaitConfig::new(), Duration::from_secs(5)).await;
+    Ok(wf.callback_result(&callback).await?)
+}
+
+async fn callback_timeout_during_wait(mut wf: Workflow, input: Value) -> Outcome {
+    let config = CallbackConfig::named(text(&input)).timeout(Duration::from_secs(3));
+    let callback = wf.create_callback::<Value>(config).await;
+    wf.wait(WaitConfig::new(), Duration::from_secs(6)).await;
+    Ok(wf.callback_result(&callback).await?)
+}
+
+async fn callback_then_wait_after(mut wf: Workflow, input: Value) -> Outcome {
+    let value = await_named(&mut wf, CallbackConfig::named(text(&input))).await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(2)).await;
+    Ok(value)
+}
+
+async fn callback_failure_caught(mut wf: Workflow, input: Value) -> Outcome {
+    let message = match await_named(&mut wf, CallbackConfig::named(text(&input))).await {
+        Ok(v) => format!("approved: {v}"),
+        Err(e) => format!("rejected: {}", e.message().unwrap_or_default()),
+    };
+    wf.wait(WaitConfig::new(), Duration::from_secs(2)).await;
+    Ok(json!(message))
+}
+
+async fn callback_timeout_caught(mut wf: Workflow, input: Value) -> Outcome {
+    let config = CallbackConfig::named(text(&input)).timeout(Duration::from_secs(3));
+    let message = match await_named(&mut wf, config).await {
+        Ok(v) => format!("answered: {v}"),
+        Err(e) if e.is_timeout() => "timed out".to_owned(),
+        Err(e) => return Err(e.into()),
+    };
+    wf.wait(WaitConfig::new(), Duration::from_secs(2)).await;
+    Ok(json!(message))
+}
+
+/// Days from 1970-01-01 to the civil date `y-m-d` (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Epoch seconds of an RFC 3339 UTC time (`2026-01-01T00:00:00.000Z`).
+fn epoch_seconds(text: &str) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
+    Some(days * 86_400 + num(11..13)? * 3_600 + num(14..16)? * 60 + num(17..19)?)
+}
+
+/// A callback codec that reads the sender's JSON and turns its
+/// `timestamp` (RFC 3339 text) into epoch seconds.
+#[derive(Clone)]
+struct WithDate;
+
+impl Codec for WithDate {
+    fn id(&self) -> &str {
+        "with-date"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        Json.encode(value, cx)
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        cx: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let mut value: Value = Json.decode(bytes, cx)?;
+        if let Some(at) = value
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(epoch_seconds)
+        {
+            value["timestamp"] = json!(at);
+        }
+        serde_json::from_value(value).map_err(|e| CodecError::Decode {
+            codec: self.id().to_owned(),
+            message: e.to_string(),
+        })
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+async fn callback_with_date(mut wf: Workflow, input: Value) -> Outcome {
+    let callback = wf
+        .create_callback_with::<Value, _>(CallbackConfig::named(text(&input)).codec(WithDate))
+        .await;
+    let received = wf.callback_result(&callback).await?;
+    Ok(json!({ "received": received }))
+}
+
+/// A callback codec that reads the sender's text as a number.
+#[derive(Clone)]
+struct AsNumber;
+
+impl Codec for AsNumber {
+    fn id(&self) -> &str {
+        "as-number"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        Json.encode(value, cx)
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim().trim_matches('"');
+        let number = match text.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(text.parse::<f64>().map_err(|e| CodecError::Decode {
+                codec: self.id().to_owned(),
+                message: format!("{e}"),
+            })?),
+        };
+        serde_json::from_value(number).map_err(|e| CodecError::Decode {
+            codec: self.id().to_owned(),
+            message: e.to_string(),
+        })
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+async fn callback_as_number(mut wf: Workflow, input: Value) -> Outcome {
+    let callback = wf
+        .create_callback_with::<i64, _>(CallbackConfig::named(text(&input)).codec(AsNumber))
+        .await;
+    let count = wf.callback_result(&callback).await?;
+    Ok(json!({ "count": count, "doubled": count * 2 }))
+}
+
+fn names(input: &Value) -> (String, String) {
+    let name = |i: usize| input.get(i).map(text).unwrap_or_default();
+    (name(0), name(1))
+}
+
+async fn callbacks_one_after_another(mut wf: Workflow, input: Value) -> Outcome {
+    let (a, b) = names(&input);
+    let first = await_named(&mut wf, CallbackConfig::named(a)).await?;
+    let second = await_named(&mut wf, CallbackConfig::named(b)).await?;
+    Ok(json!([first, second]))
+}
+
+async fn callbacks_awaited_in_order(mut wf: Workflow, input: Value) -> Outcome {
+    let (a, b) = names(&input);
+    let first = wf.create_callback::<Value>(CallbackConfig::named(a)).await;
+    let second = wf.create_callback::<Value>(CallbackConfig::named(b)).await;
+    let first = wf.callback_result(&first).await?;
+    let second = wf.callback_result(&second).await?;
+    Ok(json!([first, second]))
+}
+
+async fn callbacks_awaited_in_reverse(mut wf: Workflow, input: Value) -> Outcome {
+    let (a, b) = names(&input);
+    let first = wf.create_callback::<Value>(CallbackConfig::named(a)).await;
+    let second = wf.create_callback::<Value>(CallbackConfig::named(b)).await;
+    let second = wf.callback_result(&second).await?;
+    let first = wf.callback_result(&first).await?;
+    Ok(json!([first, second]))
+}
+
+// ---- wait for callback (7-x)
+
+/// A submitter that hands the callback id on and does nothing durable.
+async fn submit(_: StepContext, _id: String) -> Result<(), StepFailure> {
+    Ok(())
+}
+
+async fn wfc_basic(mut wf: Workflow, input: Value) -> Outcome {
+    let out: Value = wf.wait_for_callback(text(&input), submit).await?;
+    Ok(out)
+}
+
+async fn wfc_approval(mut wf: Workflow, _: Value) -> Outcome {
+    let out: Value = wf.wait_for_callback("approval", submit).await?;
+    Ok(out)
+}
+
+async fn wfc_unnamed(mut wf: Workflow, _: Value) -> Outcome {
+    let out: Value = wf
+        .wait_for_callback_with(WaitForCallbackConfig::new(), submit)
+        .await?;
+    Ok(out)
+}
+
+async fn wfc_timeout(mut wf: Workflow, input: Value) -> Outcome {
+    let config = WaitForCallbackConfig::named(text(&input)).timeout(Duration::from_secs(3));
+    let out: Value = wf.wait_for_callback_with(config, submit).await?;
+    Ok(out)
+}
+
+async fn wfc_failure_caught(mut wf: Workflow, input: Value) -> Outcome {
+    let out: Result<Value, StepError> = wf.wait_for_callback(text(&input), submit).await;
+    Ok(match out {
+        Ok(v) => v,
+        Err(_) => json!("recovered"),
+    })
+}
+
+async fn wfc_submitter_fails(mut wf: Workflow, input: Value) -> Outcome {
+    let config = WaitForCallbackConfig::named(text(&input))
+        .submitter_retry(FixedDelay::new(Duration::from_secs(1), 2));
+    let out: Value = wf
+        .wait_for_callback_with(config, |_, _| async {
+            Err(StepFailure::new("Error", "the submitter always fails"))
+        })
+        .await?;
+    Ok(out)
+}
+
+async fn wfc_in_child(mut wf: Workflow, input: Value) -> Outcome {
+    let name = text(&input);
+    let out: Value = wf
+        .child("wrapper", move |mut wf| async move {
+            wf.wait_for_callback::<Value, _, _>(name, submit).await
+        })
+        .await?;
+    Ok(out)
+}
+
+async fn wfc_two(mut wf: Workflow, _: Value) -> Outcome {
+    let _first: Value = wf.wait_for_callback("first", submit).await?;
+    let second: Value = wf.wait_for_callback("second", submit).await?;
+    Ok(second)
+}
+
+async fn wfc_after_wait_and_step(mut wf: Workflow, input: Value) -> Outcome {
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    echo(&mut wf, "fixed", "data".into()).await?;
+    let out: Value = wf.wait_for_callback(text(&input), submit).await?;
+    Ok(out)
+}
+
+#[derive(serde::Deserialize, Serialize)]
+struct Status {
+    status: String,
+}
+
+async fn wfc_object(mut wf: Workflow, input: Value) -> Outcome {
+    let out: Status = wf.wait_for_callback(text(&input), submit).await?;
+    Ok(json!(out.status))
+}
+
+async fn wfc_heartbeat_timeout(mut wf: Workflow, input: Value) -> Outcome {
+    let config =
+        WaitForCallbackConfig::named(text(&input)).heartbeat_timeout(Duration::from_secs(5));
+    let out: Value = wf.wait_for_callback_with(config, submit).await?;
+    Ok(out)
+}
+
+async fn wfc_kept_alive(mut wf: Workflow, input: Value) -> Outcome {
+    let config =
+        WaitForCallbackConfig::named(text(&input)).heartbeat_timeout(Duration::from_secs(10));
+    let out: Value = wf.wait_for_callback_with(config, submit).await?;
+    Ok(out)
+}
+
+async fn wfc_timeout_caught(mut wf: Workflow, input: Value) -> Outcome {
+    let config = WaitForCallbackConfig::named(text(&input)).timeout(Duration::from_secs(3));
+    let out: Result<Value, StepError> = wf.wait_for_callback_with(config, submit).await;
+    Ok(match out {
+        Ok(v) => v,
+        Err(_) => json!("timed-out-handled"),
+    })
 }

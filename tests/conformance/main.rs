@@ -24,7 +24,7 @@ use matcher::{Matcher, PACKAGE, Requirement, load_all, requirements_dir};
 use serde_json::Value;
 
 /// The requirements that must be covered: every one of these suites.
-const SUITES: &[&str] = &["step", "wait", "child"];
+const SUITES: &[&str] = &["step", "wait", "child", "callback", "wait_for_callback"];
 
 #[tokio::test]
 #[ignore = "needs AWS's conformance requirements in .venv/conformance (.ci/run downloads them; \
@@ -109,11 +109,14 @@ async fn aws_conformance_requirements() {
 /// Runs the workflow of `requirement` and checks what it recorded.
 async fn check(requirement: &Requirement) -> Result<(), Vec<String>> {
     if requirement.expected_history().is_empty() && requirement.expected_result().is_none() {
-        return Err(vec!["the file states no result and no history to check".into()]);
+        return Err(vec![
+            "the file states no result and no history to check".into(),
+        ]);
     }
     let bindings = requirement.bindings(0x5eed_u64 ^ requirement.id.len() as u64);
     let input = requirement.input(&bindings);
-    let run = cases::run(&requirement.id, input)
+    let actions = requirement.callback_actions(&bindings);
+    let run = cases::run(&requirement.id, input, &actions)
         .await
         .map_err(|e| vec![format!("the run failed: {e}")])?;
     let history = run.history();

@@ -79,6 +79,29 @@ impl Requirement {
         self.spec.get("ExpectedResult").and_then(Value::as_object)
     }
 
+    /// The file's `CallbackActions`, their placeholders substituted.
+    pub fn callback_actions(&self, bindings: &Bindings) -> Vec<crate::cases::Action> {
+        let Some(actions) = self.spec.get("CallbackActions").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        actions
+            .iter()
+            .map(|a| {
+                let a = bindings.substitute(a);
+                crate::cases::Action {
+                    name: a.get("CallbackName").map(python_str).unwrap_or_default(),
+                    operation: a
+                        .get("Operation")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                    payload: a.get("Payload").cloned().unwrap_or(Value::Null),
+                    delay: a.get("Delay").and_then(Value::as_f64).unwrap_or(0.0),
+                }
+            })
+            .collect()
+    }
+
     /// Whether the file also states expected log lines (`ExpectedLogs`),
     /// which these checks do not read.
     pub fn has_expected_logs(&self) -> bool {

@@ -21,6 +21,20 @@ impl ExecState {
     }
 
     pub(super) fn advance_time(&mut self) -> bool {
+        // A heartbeat changes no operation: the service does not invoke the
+        // function for one, so the clock moves on to the next event.
+        let seen = (self.updated.len(), self.closed.is_some());
+        loop {
+            let fired = self.advance_to_next_event();
+            if !fired || (self.updated.len(), self.closed.is_some()) != seen {
+                return fired;
+            }
+        }
+    }
+
+    /// Moves the clock to the earliest timer or scheduled answer and fires
+    /// what is due by then. Whether anything was due.
+    fn advance_to_next_event(&mut self) -> bool {
         let due = |op: &Operation| match (op.op_type, op.status) {
             (OperationType::Wait, OperationStatus::Started) => op
                 .wait_details
@@ -322,6 +336,15 @@ impl CallbackAnswer {
     pub fn failure(error: ErrorObject) -> Self {
         CallbackAnswer {
             answer: Answer::Failure(error),
+            after: 0,
+        }
+    }
+    /// Sends a heartbeat (restarting the callback's heartbeat time-out), as
+    /// `SendDurableExecutionCallbackHeartbeat` does; a later answer of the
+    /// same name (`after` a longer delay) can then end the callback.
+    pub fn heartbeat() -> Self {
+        CallbackAnswer {
+            answer: Answer::Heartbeat,
             after: 0,
         }
     }

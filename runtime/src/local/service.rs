@@ -369,11 +369,17 @@ impl ExecState {
             .iter()
             .filter(|u| u.op_type != OperationType::Execution);
         for (u, (status, slot)) in applied.zip(statuses) {
-            let wait_seconds = u.wait_options.as_ref().map(|w| w.wait_seconds);
-            let retry_seconds = u
-                .step_options
-                .as_ref()
-                .and_then(|o| o.next_attempt_delay_seconds);
+            // A callback's two time-outs travel in the slots of a wait's
+            // length and a retry's delay (`Log::to_timeline` reads them so).
+            let (wait_seconds, retry_seconds) = match &u.callback_options {
+                Some(c) => (Some(c.timeout_seconds), Some(c.heartbeat_timeout_seconds)),
+                None => (
+                    u.wait_options.as_ref().map(|w| w.wait_seconds),
+                    u.step_options
+                        .as_ref()
+                        .and_then(|o| o.next_attempt_delay_seconds),
+                ),
+            };
             self.timeline.applied(Applied {
                 at,
                 position: touches[slot].position,

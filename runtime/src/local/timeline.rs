@@ -48,6 +48,10 @@ pub enum TimelineEvent {
         error: Option<Box<ErrorObject>>,
         /// The CONTEXT operation it belongs to (none at the root).
         parent: Option<OperationId>,
+        /// A callback START's time-out, in seconds (0: none).
+        timeout_seconds: Option<u32>,
+        /// A callback START's heartbeat time-out, in seconds (0: none).
+        heartbeat_timeout_seconds: Option<u32>,
     },
     /// A checkpoint was rejected.
     Rejected {
@@ -201,6 +205,15 @@ impl Log {
                 // (Every position is one the store had when it was logged,
                 // and the store only grows.)
                 let op = ops.get(a.position)?;
+                // A callback START keeps its two time-outs in the slots of
+                // a wait's length and a retry's delay, which it has not.
+                let callback = op.op_type == OperationType::Callback;
+                let (wait_seconds, retry_seconds, timeout_seconds, heartbeat_timeout_seconds) =
+                    if callback {
+                        (None, None, a.wait_seconds, a.retry_seconds)
+                    } else {
+                        (a.wait_seconds, a.retry_seconds, None, None)
+                    };
                 Some(TimelineEvent::Applied {
                     at: a.at,
                     id: op.id,
@@ -209,10 +222,12 @@ impl Log {
                     action: a.action,
                     status: a.status,
                     payload: a.payload.clone(),
-                    wait_seconds: a.wait_seconds,
-                    retry_seconds: a.retry_seconds,
+                    wait_seconds,
+                    retry_seconds,
                     error: a.error.clone(),
                     parent: op.parent_id,
+                    timeout_seconds,
+                    heartbeat_timeout_seconds,
                 })
             }
         });
@@ -320,6 +335,8 @@ impl Timeline {
                     wait_seconds,
                     retry_seconds,
                     error,
+                    timeout_seconds,
+                    heartbeat_timeout_seconds,
                     ..
                 } => {
                     let Some(kind) = kind(*op_type) else { continue };
@@ -340,6 +357,23 @@ impl Timeline {
                                         "Duration": w,
                                         "ScheduledEndTimestamp": seconds(*at) + f64::from(*w),
                                     })
+                                }
+                                _ if *op_type == OperationType::Callback => {
+                                    let mut details = json!({
+                                        "CallbackId": ops
+                                            .get(id)
+                                            .and_then(|o| o.callback_details.as_ref())
+                                            .and_then(|d| d.callback_id.clone()),
+                                    });
+                                    for (key, seconds) in [
+                                        ("Timeout", timeout_seconds),
+                                        ("HeartbeatTimeout", heartbeat_timeout_seconds),
+                                    ] {
+                                        if let Some(s) = seconds.filter(|s| *s > 0) {
+                                            details[key] = json!(s);
+                                        }
+                                    }
+                                    details
                                 }
                                 _ => json!({}),
                             };
@@ -682,6 +716,8 @@ mod tests {
                     retry_seconds: Some(3),
                     error: None,
                     parent: Some(id("ctx")),
+                    timeout_seconds: None,
+                    heartbeat_timeout_seconds: None,
                 },
             ]
         );
