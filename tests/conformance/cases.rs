@@ -9,8 +9,8 @@ use durable_yield::local::{CallbackAnswer, CrashPoint};
 use durable_yield::model::ErrorObject;
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    CallbackConfig, CallbackError, ChildConfig, LocalRun, LocalRunner, RetryStrategyExt,
-    StepConfig, StepContext, StepError, StepFailure, StepSemantics, WaitConfig,
+    CallbackConfig, CallbackError, ChildConfig, Condition, ConditionConfig, LocalRun, LocalRunner,
+    RetryStrategyExt, StepConfig, StepContext, StepError, StepFailure, StepSemantics, WaitConfig,
     WaitForCallbackConfig, Workflow,
 };
 use durable_yield_tests::drive;
@@ -32,7 +32,8 @@ const IDS: &[&str] = &[
     "3-14", "3-15", "3-16", "3-17", "3-18", "4-1", "4-2", "4-3", "4-4", "4-5", "4-6", "4-7", "4-8",
     "4-9", "4-10", "4-11", "4-12", "4-13", "4-14", "4-15", "4-16", "4-17", "4-18", "4-19", "7-1",
     "7-2", "7-3", "7-4", "7-5", "7-6", "7-7", "7-8", "7-9", "7-10", "7-11", "7-12", "7-13", "7-14",
-    "7-15",
+    "7-15", "6-1", "6-2", "6-3", "6-4", "6-5", "6-6", "6-7", "6-8", "6-9", "6-10", "6-11", "6-12",
+    "6-13",
 ];
 
 /// One of a requirement's `CallbackActions`, its placeholders substituted:
@@ -178,6 +179,19 @@ pub async fn run(id: &str, input: Value, actions: &[Action]) -> Result<LocalRun<
         "4-15" => named?.run(&callback_with_date, &input).await,
         "4-16" => named?.run(&callback_as_number, &input).await,
         "4-2" => approval?.run(&callback_approval, &input).await,
+        "6-1" => runner.run(&condition_counter, &input).await,
+        "6-2" => runner.run(&condition_met_at_once, &input).await,
+        "6-3" => runner.run(&condition_named, &input).await,
+        "6-4" => runner.run(&condition_from_five, &input).await,
+        "6-5" => runner.run(&condition_fixed_delay, &input).await,
+        "6-6" => runner.run(&condition_exhausted, &input).await,
+        "6-7" => runner.run(&condition_check_fails, &input).await,
+        "6-8" => runner.run(&condition_check_fails_caught, &input).await,
+        "6-9" => runner.run(&condition_object_state, &input).await,
+        "6-10" => runner.run(&condition_null_state, &input).await,
+        "6-11" => runner.run(&condition_custom_serdes, &input).await,
+        "6-12" => runner.run(&condition_then_step, &input).await,
+        "6-13" => runner.run(&two_conditions, &input).await,
         "7-1" | "7-4" | "7-15" => wfc(&name)?.run(&wfc_basic, &input).await,
         "7-2" => wfc("approval")?.run(&wfc_approval, &input).await,
         "7-3" => {
@@ -1282,4 +1296,211 @@ async fn wfc_timeout_caught(mut wf: Workflow, input: Value) -> Outcome {
         Ok(v) => v,
         Err(_) => json!("timed-out-handled"),
     })
+}
+
+// ---- wait for condition (6-x)
+
+/// Counts from `start` by one per check until `target`: each unmet check
+/// returns the state it reached.
+async fn count_to(
+    wf: &mut Workflow,
+    config: ConditionConfig,
+    start: i64,
+    target: i64,
+) -> Result<i64, StepError> {
+    wf.wait_for_condition_with(config, start, move |_, state: i64| async move {
+        let next = state + 1;
+        Ok(if next >= target {
+            Condition::Met(next)
+        } else {
+            Condition::NotMet(next)
+        })
+    })
+    .await
+}
+
+fn target(input: &Value) -> i64 {
+    input.as_i64().unwrap_or(0)
+}
+
+async fn condition_counter(mut wf: Workflow, input: Value) -> Outcome {
+    Ok(json!(
+        count_to(&mut wf, ConditionConfig::new(), 0, target(&input)).await?
+    ))
+}
+
+async fn condition_met_at_once(mut wf: Workflow, input: Value) -> Outcome {
+    let threshold = target(&input);
+    let out = wf
+        .wait_for_condition_with(ConditionConfig::new(), 5_i64, move |_, state| async move {
+            Ok(if state >= threshold {
+                Condition::Met(state)
+            } else {
+                Condition::NotMet(state)
+            })
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn condition_named(mut wf: Workflow, input: Value) -> Outcome {
+    let config = ConditionConfig::named("poll-status");
+    Ok(json!(count_to(&mut wf, config, 0, target(&input)).await?))
+}
+
+async fn condition_from_five(mut wf: Workflow, input: Value) -> Outcome {
+    Ok(json!(
+        count_to(&mut wf, ConditionConfig::new(), 5, target(&input)).await?
+    ))
+}
+
+async fn condition_fixed_delay(mut wf: Workflow, input: Value) -> Outcome {
+    let config = ConditionConfig::new().strategy(FixedDelay::new(Duration::from_secs(2), 60));
+    Ok(json!(count_to(&mut wf, config, 0, target(&input)).await?))
+}
+
+async fn condition_exhausted(mut wf: Workflow, _: Value) -> Outcome {
+    let config = ConditionConfig::new().strategy(FixedDelay::new(Duration::from_secs(1), 3));
+    Ok(json!(count_to(&mut wf, config, 0, i64::MAX).await?))
+}
+
+async fn failing_check(wf: &mut Workflow) -> Result<i64, StepError> {
+    wf.wait_for_condition_with(ConditionConfig::new(), 0_i64, |_, _| async {
+        Err::<Condition<i64>, _>(StepFailure::new("Error", "the check fails"))
+    })
+    .await
+}
+
+async fn condition_check_fails(mut wf: Workflow, _: Value) -> Outcome {
+    Ok(json!(failing_check(&mut wf).await?))
+}
+
+async fn condition_check_fails_caught(mut wf: Workflow, _: Value) -> Outcome {
+    Ok(match failing_check(&mut wf).await {
+        Ok(v) => json!(v),
+        Err(_) => json!("recovered"),
+    })
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct Job {
+    status: String,
+    attempts: u32,
+}
+
+async fn condition_object_state(mut wf: Workflow, _: Value) -> Outcome {
+    let initial = Job {
+        status: "PENDING".into(),
+        attempts: 0,
+    };
+    let out = wf
+        .wait_for_condition_with(ConditionConfig::new(), initial, |_, job: Job| async move {
+            let attempts = job.attempts + 1;
+            let status = if attempts >= 2 { "DONE" } else { "PENDING" };
+            let next = Job {
+                status: status.into(),
+                attempts,
+            };
+            Ok(if next.status == "PENDING" {
+                Condition::NotMet(next)
+            } else {
+                Condition::Met(next)
+            })
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn condition_null_state(mut wf: Workflow, _: Value) -> Outcome {
+    let out: Option<i64> = wf
+        .wait_for_condition_with(ConditionConfig::new(), None, |_, _: Option<i64>| async {
+            Ok(Condition::Met(None))
+        })
+        .await?;
+    Ok(json!(out))
+}
+
+/// A codec that stores a string state as `state:<text>` (plain text).
+#[derive(Clone)]
+struct Prefixed;
+
+impl Codec for Prefixed {
+    fn id(&self) -> &str {
+        "prefixed"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        match serde_json::to_value(value) {
+            Ok(Value::String(s)) => Ok(format!("state:{s}").into_bytes()),
+            Ok(other) => Err(CodecError::Encode {
+                codec: self.id().to_owned(),
+                message: format!("not a string: {other}"),
+            }),
+            Err(e) => Err(CodecError::Encode {
+                codec: self.id().to_owned(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let text = String::from_utf8_lossy(bytes);
+        let Some(state) = text.strip_prefix("state:") else {
+            return Err(CodecError::Decode {
+                codec: self.id().to_owned(),
+                message: format!("{text:?} is not a prefixed state"),
+            });
+        };
+        serde_json::from_value(Value::String(state.to_owned())).map_err(|e| CodecError::Decode {
+            codec: self.id().to_owned(),
+            message: e.to_string(),
+        })
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+async fn condition_custom_serdes(mut wf: Workflow, _: Value) -> Outcome {
+    let out = wf
+        .wait_for_condition_with(
+            ConditionConfig::new().codec(Prefixed),
+            String::new(),
+            |_, state: String| async move {
+                let next = format!("{state}x");
+                Ok(if next.len() >= 2 {
+                    Condition::Met(next)
+                } else {
+                    Condition::NotMet(next)
+                })
+            },
+        )
+        .await?;
+    Ok(json!(out))
+}
+
+async fn condition_then_step(mut wf: Workflow, input: Value) -> Outcome {
+    let reached = count_to(&mut wf, ConditionConfig::new(), 0, target(&input)).await?;
+    let out: i64 = wf
+        .step("times_ten", move |_| async move { Ok(reached * 10) })
+        .await?;
+    Ok(json!(out))
+}
+
+async fn two_conditions(mut wf: Workflow, _: Value) -> Outcome {
+    let first = count_to(&mut wf, ConditionConfig::new(), 0, 2).await?;
+    let second = count_to(&mut wf, ConditionConfig::new(), first, 4).await?;
+    Ok(json!(second))
 }

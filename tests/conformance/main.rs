@@ -24,7 +24,14 @@ use matcher::{Matcher, PACKAGE, Requirement, load_all, requirements_dir};
 use serde_json::Value;
 
 /// The requirements that must be covered: every one of these suites.
-const SUITES: &[&str] = &["step", "wait", "child", "callback", "wait_for_callback"];
+const SUITES: &[&str] = &[
+    "step",
+    "wait",
+    "child",
+    "callback",
+    "wait_for_callback",
+    "wait_for_condition",
+];
 
 #[tokio::test]
 #[ignore = "needs AWS's conformance requirements in .venv/conformance (.ci/run downloads them; \

@@ -390,7 +390,15 @@ impl Timeline {
                                     details["Error"] = error_json(e);
                                     "StepFailed"
                                 }
-                                None => "StepSucceeded",
+                                // A wait-for-condition's check that found
+                                // it unmet: the state it returned.
+                                None => {
+                                    details["Result"] = json!({
+                                        "Payload": payload.as_ref().map(Payload::as_str),
+                                        "Truncated": false,
+                                    });
+                                    "StepSucceeded"
+                                }
                             };
                             push(event_type.into(), *at, op, Some(details));
                         }
