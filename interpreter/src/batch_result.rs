@@ -130,7 +130,9 @@ pub enum CompletionReason {
 }
 
 impl CompletionReason {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The wire name: `ALL_COMPLETED`, `MIN_SUCCESSFUL_REACHED` or
+    /// `FAILURE_TOLERANCE_EXCEEDED` (as AWS's SDKs report it).
+    pub fn as_str(self) -> &'static str {
         match self {
             CompletionReason::AllCompleted => "ALL_COMPLETED",
             CompletionReason::MinSuccessfulReached => "MIN_SUCCESSFUL_REACHED",

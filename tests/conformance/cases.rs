@@ -9,9 +9,10 @@ use durable_yield::local::{CallbackAnswer, CrashPoint};
 use durable_yield::model::ErrorObject;
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    CallbackConfig, CallbackError, ChildConfig, Condition, ConditionConfig, LocalRun, LocalRunner,
-    RetryStrategyExt, StepConfig, StepContext, StepError, StepFailure, StepSemantics, WaitConfig,
-    WaitForCallbackConfig, Workflow,
+    BatchResult, CallbackConfig, CallbackError, ChildConfig, CompletionPolicy, Condition,
+    ConditionConfig, LocalRun, LocalRunner, MapConfig, Nesting, RetryStrategyExt, StepConfig,
+    StepContext, StepError, StepFailure, StepSemantics, WaitConfig, WaitForCallbackConfig,
+    Workflow,
 };
 use durable_yield_tests::drive;
 use serde::Serialize;
@@ -33,7 +34,8 @@ const IDS: &[&str] = &[
     "4-9", "4-10", "4-11", "4-12", "4-13", "4-14", "4-15", "4-16", "4-17", "4-18", "4-19", "7-1",
     "7-2", "7-3", "7-4", "7-5", "7-6", "7-7", "7-8", "7-9", "7-10", "7-11", "7-12", "7-13", "7-14",
     "7-15", "6-1", "6-2", "6-3", "6-4", "6-5", "6-6", "6-7", "6-8", "6-9", "6-10", "6-11", "6-12",
-    "6-13",
+    "6-13", "9-1", "9-2", "9-3", "9-4", "9-5", "9-6", "9-7", "9-8", "9-9", "9-10", "9-11", "9-12",
+    "9-13", "9-14", "9-15", "9-16", "9-17", "9-18", "9-19", "9-20",
 ];
 
 /// One of a requirement's `CallbackActions`, its placeholders substituted:
@@ -179,6 +181,26 @@ pub async fn run(id: &str, input: Value, actions: &[Action]) -> Result<LocalRun<
         "4-15" => named?.run(&callback_with_date, &input).await,
         "4-16" => named?.run(&callback_as_number, &input).await,
         "4-2" => approval?.run(&callback_approval, &input).await,
+        "9-1" => runner.run(&map_greetings, &input).await,
+        "9-2" => runner.run(&map_doubles_unnamed, &input).await,
+        "9-3" => runner.run(&map_item_plus_index, &input).await,
+        "9-4" => runner.run(&map_empty, &input).await,
+        "9-5" => runner.run(&map_fail_fast, &input).await,
+        "9-6" => runner.run(&map_rethrows, &input).await,
+        "9-7" => runner.run(&map_min_successful, &input).await,
+        "9-8" => runner.run(&map_one_failure_tolerated, &input).await,
+        "9-9" => runner.run(&map_failures_exceed_count, &input).await,
+        "9-10" => runner.run(&map_failures_exceed_percentage, &input).await,
+        "9-11" => runner.run(&map_concurrent, &input).await,
+        "9-12" => runner.run(&map_flat, &input).await,
+        "9-13" => runner.run(&map_named_items, &input).await,
+        "9-14" => runner.run(&map_item_codec, &input).await,
+        "9-15" => runner.run(&map_wait_in_item, &input).await,
+        "9-16" => runner.run(&map_large_results, &input).await,
+        "9-17" => runner.run(&map_then_wait, &input).await,
+        "9-18" => runner.run(&map_failure_then_wait, &input).await,
+        "9-19" => runner.run(&map_batch_codec, &input).await,
+        "9-20" => runner.run(&map_batch_codec_then_wait, &input).await,
         "6-1" => runner.run(&condition_counter, &input).await,
         "6-2" => runner.run(&condition_met_at_once, &input).await,
         "6-3" => runner.run(&condition_named, &input).await,
@@ -1503,4 +1525,358 @@ async fn two_conditions(mut wf: Workflow, _: Value) -> Outcome {
     let first = count_to(&mut wf, ConditionConfig::new(), 0, 2).await?;
     let second = count_to(&mut wf, ConditionConfig::new(), first, 4).await?;
     Ok(json!(second))
+}
+
+// ---- map (9-x)
+
+/// The map configuration most requirements use: named "map", one item at
+/// a time (a deterministic history).
+fn one_at_a_time<I>() -> MapConfig<I> {
+    MapConfig::named("map").max_concurrency(1)
+}
+
+fn values<T: Serialize>(result: BatchResult<T>) -> Result<Value, durable_yield::BoxError> {
+    Ok(json!(result.into_values()?))
+}
+
+/// `{completionReason, status, successCount, failureCount, totalCount}`.
+fn projection<T>(result: &BatchResult<T>) -> Value {
+    json!({
+        "completionReason": result.completion_reason().as_str(),
+        "status": result.status().as_str(),
+        "successCount": result.success_count(),
+        "failureCount": result.failure_count(),
+        "totalCount": result.total_count(),
+    })
+}
+
+fn strings(input: &Value) -> Vec<String> {
+    input
+        .as_array()
+        .map(|a| a.iter().map(text).collect())
+        .unwrap_or_default()
+}
+
+fn numbers(input: &Value) -> Vec<i64> {
+    input
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
+async fn map_greetings(mut wf: Workflow, input: Value) -> Outcome {
+    let result = wf
+        .map_with(one_at_a_time(), strings(&input), |mut wf, item, _| async move {
+            echo(&mut wf, "greet", format!("Hello, {item}!")).await
+        })
+        .await?;
+    values(result)
+}
+
+async fn map_doubles_unnamed(mut wf: Workflow, input: Value) -> Outcome {
+    let config = MapConfig::new().max_concurrency(1);
+    let result = wf
+        .map_with(config, numbers(&input), |_, item, _| async move {
+            Ok::<_, StepError>(item * 2)
+        })
+        .await?;
+    values(result)
+}
+
+async fn map_item_plus_index(mut wf: Workflow, input: Value) -> Outcome {
+    let result = wf
+        .map_with(
+            one_at_a_time(),
+            numbers(&input),
+            |_, item, index| async move { Ok::<_, StepError>(item + index as i64) },
+        )
+        .await?;
+    values(result)
+}
+
+async fn map_empty(mut wf: Workflow, _: Value) -> Outcome {
+    let result = wf
+        .map_with(
+            one_at_a_time(),
+            Vec::<i64>::new(),
+            |_, item, _| async move { Ok::<_, StepError>(item) },
+        )
+        .await?;
+    values(result)
+}
+
+/// An item that fails when it is `"fail"` and returns itself otherwise.
+async fn ok_or_fail(_: Workflow, item: &'static str, _: usize) -> Result<String, StepFailure> {
+    if item == "fail" {
+        Err(StepFailure::new("Error", "the item fails"))
+    } else {
+        Ok(item.to_owned())
+    }
+}
+
+async fn map_fail_fast(mut wf: Workflow, _: Value) -> Outcome {
+    let config = one_at_a_time().completion(CompletionPolicy::default().tolerated_failure_count(0));
+    let result = wf
+        .map_with(config, ["ok", "fail", "ok"], ok_or_fail)
+        .await?;
+    Ok(projection(&result))
+}
+
+async fn map_rethrows(mut wf: Workflow, _: Value) -> Outcome {
+    let config = one_at_a_time().completion(CompletionPolicy::default().tolerated_failure_count(0));
+    let result = wf.map_with(config, ["fail", "ok"], ok_or_fail).await?;
+    values(result)
+}
+
+async fn map_min_successful(mut wf: Workflow, _: Value) -> Outcome {
+    let config = one_at_a_time().completion(CompletionPolicy::default().min_successful(2));
+    let result = wf
+        .map_with(config, ["a", "b", "c", "d"], ok_or_fail)
+        .await?;
+    let p = projection(&result);
+    Ok(json!({
+        "completionReason": p["completionReason"],
+        "successCount": p["successCount"],
+        "totalCount": p["totalCount"],
+    }))
+}
+
+async fn map_one_failure_tolerated(mut wf: Workflow, _: Value) -> Outcome {
+    let config = one_at_a_time().completion(CompletionPolicy::default().tolerated_failure_count(1));
+    let result = wf
+        .map_with(config, ["ok", "fail", "ok"], ok_or_fail)
+        .await?;
+    Ok(projection(&result))
+}
+
+fn without_status(p: Value) -> Value {
+    json!({
+        "completionReason": p["completionReason"],
+        "successCount": p["successCount"],
+        "failureCount": p["failureCount"],
+        "totalCount": p["totalCount"],
+    })
+}
+
+async fn map_failures_exceed_count(mut wf: Workflow, _: Value) -> Outcome {
+    let config = one_at_a_time().completion(CompletionPolicy::default().tolerated_failure_count(1));
+    let result = wf
+        .map_with(config, ["fail", "fail", "ok"], ok_or_fail)
+        .await?;
+    Ok(without_status(projection(&result)))
+}
+
+async fn map_failures_exceed_percentage(mut wf: Workflow, _: Value) -> Outcome {
+    let config =
+        one_at_a_time().completion(CompletionPolicy::default().tolerated_failure_percentage(25.0));
+    let result = wf
+        .map_with(config, ["fail", "fail", "ok", "ok"], ok_or_fail)
+        .await?;
+    Ok(without_status(projection(&result)))
+}
+
+async fn map_concurrent(mut wf: Workflow, _: Value) -> Outcome {
+    let config = MapConfig::named("map").max_concurrency(2);
+    let result = wf
+        .map_with(config, ["r0", "r1", "r2"], |_, item, _| async move {
+            Ok::<_, StepError>(item.to_owned())
+        })
+        .await?;
+    values(result)
+}
+
+async fn map_flat(mut wf: Workflow, _: Value) -> Outcome {
+    let config = one_at_a_time().nesting(Nesting::Flat);
+    let result = wf
+        .map_with(config, ["fa", "fb"], |mut wf, item, _| async move {
+            echo(&mut wf, "item", item.to_owned()).await
+        })
+        .await?;
+    values(result)
+}
+
+async fn map_named_items(mut wf: Workflow, input: Value) -> Outcome {
+    let config = one_at_a_time().item_namer(|item: &i64, _| format!("item-{item}"));
+    let result = wf
+        .map_with(config, numbers(&input), |_, item, _| async move {
+            Ok::<_, StepError>(item * 10)
+        })
+        .await?;
+    values(result)
+}
+
+/// A codec that writes a string as `wrapped:<text>` (plain text).
+#[derive(Clone)]
+struct Wrapped;
+
+impl Codec for Wrapped {
+    fn id(&self) -> &str {
+        "wrapped"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        Ok(format!(
+            "wrapped:{}",
+            text(&serde_json::to_value(value).unwrap_or_default())
+        )
+        .into_bytes())
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let text = String::from_utf8_lossy(bytes);
+        let inner = text
+            .strip_prefix("wrapped:")
+            .ok_or_else(|| CodecError::Decode {
+                codec: self.id().to_owned(),
+                message: format!("{text:?} is not wrapped"),
+            })?;
+        serde_json::from_value(Value::String(inner.to_owned())).map_err(|e| CodecError::Decode {
+            codec: self.id().to_owned(),
+            message: e.to_string(),
+        })
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+async fn map_item_codec(mut wf: Workflow, _: Value) -> Outcome {
+    let config = MapConfig::named("serdes")
+        .max_concurrency(1)
+        .item_codec(Wrapped);
+    let result = wf
+        .map_with(config, ["x", "y"], |_, item, _| async move {
+            Ok::<_, StepError>(item.to_uppercase())
+        })
+        .await?;
+    values(result)
+}
+
+async fn map_wait_in_item(mut wf: Workflow, _: Value) -> Outcome {
+    let result = wf
+        .map_with(
+            one_at_a_time(),
+            [0_usize, 1],
+            |mut wf, item, _| async move {
+                if item == 1 {
+                    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+                }
+                echo(&mut wf, "item", format!("r{item}")).await
+            },
+        )
+        .await?;
+    values(result)
+}
+
+async fn map_large_results(mut wf: Workflow, _: Value) -> Outcome {
+    let result = wf
+        .map_with(one_at_a_time(), 0..4_usize, |_, item, _| async move {
+            Ok::<_, StepError>(format!("{item}").repeat(70 * 1024))
+        })
+        .await?;
+    Ok(json!({ "successCount": result.success_count(), "totalCount": result.total_count() }))
+}
+
+async fn map_then_wait(mut wf: Workflow, _: Value) -> Outcome {
+    let result = wf
+        .map_with(one_at_a_time(), ["a", "b"], |_, item, _| async move {
+            Ok::<_, StepError>(item.to_uppercase())
+        })
+        .await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    values(result)
+}
+
+async fn map_failure_then_wait(mut wf: Workflow, _: Value) -> Outcome {
+    let config = one_at_a_time().completion(CompletionPolicy::default().tolerated_failure_count(1));
+    let result = wf.map_with(config, ["ok", "fail"], ok_or_fail).await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    Ok(projection(&result))
+}
+
+/// A batch codec that writes a map result of strings as
+/// `OPSERDE:<results joined by commas>` and reads it back as a result of
+/// succeeded items.
+#[derive(Clone)]
+struct OpSerde;
+
+impl Codec for OpSerde {
+    fn id(&self) -> &str {
+        "opserde"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        let value = serde_json::to_value(value).unwrap_or_default();
+        let results: Vec<String> = value["all"]
+            .as_array()
+            .map(|items| items.iter().map(|i| text(&i["result"])).collect())
+            .unwrap_or_default();
+        Ok(format!("OPSERDE:{}", results.join(",")).into_bytes())
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let text = String::from_utf8_lossy(bytes);
+        let joined = text
+            .strip_prefix("OPSERDE:")
+            .ok_or_else(|| CodecError::Decode {
+                codec: self.id().to_owned(),
+                message: format!("{text:?} is no OPSERDE result"),
+            })?;
+        let all: Vec<Value> = joined
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .map(|(index, r)| json!({"index": index, "status": "SUCCEEDED", "result": r, "error": null}))
+            .collect();
+        let value = json!({"all": all, "completionReason": "ALL_COMPLETED"});
+        serde_json::from_value(value).map_err(|e| CodecError::Decode {
+            codec: self.id().to_owned(),
+            message: e.to_string(),
+        })
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+async fn upper_map_with_batch_codec(wf: &mut Workflow) -> Result<BatchResult<String>, StepError> {
+    let config = one_at_a_time().batch_codec(OpSerde);
+    wf.map_with(config, ["x", "y"], |_, item, _| async move {
+        Ok::<_, StepError>(item.to_uppercase())
+    })
+    .await
+}
+
+async fn map_batch_codec(mut wf: Workflow, _: Value) -> Outcome {
+    values(upper_map_with_batch_codec(&mut wf).await?)
+}
+
+async fn map_batch_codec_then_wait(mut wf: Workflow, _: Value) -> Outcome {
+    let result = upper_map_with_batch_codec(&mut wf).await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    values(result)
 }
