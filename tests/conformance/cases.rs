@@ -9,10 +9,10 @@ use durable_yield::local::{CallbackAnswer, CrashPoint};
 use durable_yield::model::ErrorObject;
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    BatchResult, CallbackConfig, CallbackError, ChildConfig, CompletionPolicy, Condition,
-    ConditionConfig, LocalRun, LocalRunner, MapConfig, Nesting, RetryStrategyExt, StepConfig,
-    StepContext, StepError, StepFailure, StepSemantics, WaitConfig, WaitForCallbackConfig,
-    Workflow,
+    BatchResult, Branch, CallbackConfig, CallbackError, ChildConfig, CompletionPolicy, Condition,
+    ConditionConfig, LocalRun, LocalRunner, MapConfig, Nesting, ParallelConfig, RetryStrategyExt,
+    StepConfig, StepContext, StepError, StepFailure, StepSemantics, WaitConfig,
+    WaitForCallbackConfig, Workflow,
 };
 use durable_yield_tests::drive;
 use serde::Serialize;
@@ -35,7 +35,9 @@ const IDS: &[&str] = &[
     "7-2", "7-3", "7-4", "7-5", "7-6", "7-7", "7-8", "7-9", "7-10", "7-11", "7-12", "7-13", "7-14",
     "7-15", "6-1", "6-2", "6-3", "6-4", "6-5", "6-6", "6-7", "6-8", "6-9", "6-10", "6-11", "6-12",
     "6-13", "9-1", "9-2", "9-3", "9-4", "9-5", "9-6", "9-7", "9-8", "9-9", "9-10", "9-11", "9-12",
-    "9-13", "9-14", "9-15", "9-16", "9-17", "9-18", "9-19", "9-20",
+    "9-13", "9-14", "9-15", "9-16", "9-17", "9-18", "9-19", "9-20", "8-1", "8-2", "8-3", "8-4",
+    "8-5", "8-6", "8-7", "8-8", "8-9", "8-10", "8-11", "8-12", "8-13", "8-14", "8-15", "8-16",
+    "8-17", "8-18", "8-19", "8-20", "8-21", "8-22",
 ];
 
 /// One of a requirement's `CallbackActions`, its placeholders substituted:
@@ -181,6 +183,32 @@ pub async fn run(id: &str, input: Value, actions: &[Action]) -> Result<LocalRun<
         "4-15" => named?.run(&callback_with_date, &input).await,
         "4-16" => named?.run(&callback_as_number, &input).await,
         "4-2" => approval?.run(&callback_approval, &input).await,
+        "8-1" => runner.run(&parallel_steps, &input).await,
+        "8-2" => runner.run(&parallel_unnamed, &input).await,
+        "8-3" => runner.run(&parallel_named_branches, &input).await,
+        "8-4" => runner.run(&parallel_mixed_types, &input).await,
+        "8-5" => runner.run(&parallel_empty, &input).await,
+        "8-6" => runner.run(&parallel_fail_fast, &input).await,
+        "8-7" => runner.run(&parallel_rethrows, &input).await,
+        "8-8" => runner.run(&parallel_min_successful, &input).await,
+        "8-9" => runner.run(&parallel_one_failure_tolerated, &input).await,
+        "8-10" => runner.run(&parallel_failures_exceed_count, &input).await,
+        "8-11" => runner.run(&parallel_concurrent, &input).await,
+        "8-12" => runner.run(&parallel_flat, &input).await,
+        "8-13" => {
+            runner
+                .run(&parallel_failures_exceed_percentage, &input)
+                .await
+        }
+        "8-14" => runner.run(&parallel_wait_in_branch, &input).await,
+        "8-15" => runner.run(&parallel_item_codec, &input).await,
+        "8-16" => runner.run(&parallel_all_fail_tolerated, &input).await,
+        "8-17" => runner.run(&parallel_min_successful_missed, &input).await,
+        "8-18" => runner.run(&parallel_tolerance_first, &input).await,
+        "8-19" => runner.run(&parallel_zero_concurrency, &input).await,
+        "8-20" => runner.run(&parallel_accessors, &input).await,
+        "8-21" => runner.run(&parallel_nested, &input).await,
+        "8-22" => runner.run(&parallel_percentage_at_limit, &input).await,
         "9-1" => runner.run(&map_greetings, &input).await,
         "9-2" => runner.run(&map_doubles_unnamed, &input).await,
         "9-3" => runner.run(&map_item_plus_index, &input).await,
@@ -1879,4 +1907,266 @@ async fn map_batch_codec_then_wait(mut wf: Workflow, _: Value) -> Outcome {
     let result = upper_map_with_batch_codec(&mut wf).await?;
     wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
     values(result)
+}
+
+// ---- parallel (8-x)
+
+fn sequential() -> ParallelConfig {
+    ParallelConfig::named("parallel").max_concurrency(1)
+}
+
+/// A branch returning `value` directly.
+fn constant(value: Value) -> Branch<Value> {
+    Branch::new(move |_| async move { Ok::<_, StepError>(value) })
+}
+
+/// A branch that fails.
+fn failing() -> Branch<Value> {
+    Branch::new(|_| async { Err::<Value, _>(StepFailure::new("Error", "the branch fails")) })
+}
+
+/// A branch running one step that returns `value`.
+fn stepping(value: &'static str) -> Branch<Value> {
+    Branch::new(move |mut wf| async move {
+        Ok::<_, StepError>(json!(echo(&mut wf, "task", value.to_owned()).await?))
+    })
+}
+
+async fn parallel_steps(mut wf: Workflow, _: Value) -> Outcome {
+    values(
+        wf.parallel_with(sequential(), vec![stepping("task-1"), stepping("task-2")])
+            .await?,
+    )
+}
+
+async fn parallel_unnamed(mut wf: Workflow, _: Value) -> Outcome {
+    let config = ParallelConfig::new().max_concurrency(1);
+    values(
+        wf.parallel_with(
+            config,
+            vec![constant(json!("alpha")), constant(json!("beta"))],
+        )
+        .await?,
+    )
+}
+
+async fn parallel_named_branches(mut wf: Workflow, _: Value) -> Outcome {
+    let branches = vec![
+        Branch::named("first", |_| async { Ok::<_, StepError>(json!("one")) }),
+        Branch::named("second", |_| async { Ok::<_, StepError>(json!("two")) }),
+    ];
+    values(wf.parallel_with(sequential(), branches).await?)
+}
+
+async fn parallel_mixed_types(mut wf: Workflow, _: Value) -> Outcome {
+    let branches = vec![
+        constant(json!("hello")),
+        constant(json!(42)),
+        constant(json!({"k": "v"})),
+    ];
+    values(wf.parallel_with(sequential(), branches).await?)
+}
+
+async fn parallel_empty(mut wf: Workflow, _: Value) -> Outcome {
+    values(
+        wf.parallel_with(sequential(), Vec::<Branch<Value>>::new())
+            .await?,
+    )
+}
+
+fn policy(policy: CompletionPolicy) -> ParallelConfig {
+    sequential().completion(policy)
+}
+
+async fn parallel_fail_fast(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().tolerated_failure_count(0));
+    let branches = vec![constant(json!("ok")), failing(), constant(json!("ok"))];
+    Ok(projection(&wf.parallel_with(config, branches).await?))
+}
+
+async fn parallel_rethrows(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().tolerated_failure_count(0));
+    values(
+        wf.parallel_with(config, vec![failing(), constant(json!("ok"))])
+            .await?,
+    )
+}
+
+async fn parallel_min_successful(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().min_successful(2));
+    let branches = (0..4).map(|i| constant(json!(format!("b{i}")))).collect();
+    let p = projection(&wf.parallel_with(config, branches).await?);
+    Ok(json!({
+        "completionReason": p["completionReason"],
+        "successCount": p["successCount"],
+        "totalCount": p["totalCount"],
+    }))
+}
+
+async fn parallel_one_failure_tolerated(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().tolerated_failure_count(1));
+    let branches = vec![constant(json!("ok")), failing(), constant(json!("ok"))];
+    Ok(projection(&wf.parallel_with(config, branches).await?))
+}
+
+async fn parallel_failures_exceed_count(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().tolerated_failure_count(1));
+    let branches = vec![failing(), failing(), constant(json!("ok"))];
+    Ok(without_status(projection(
+        &wf.parallel_with(config, branches).await?,
+    )))
+}
+
+async fn parallel_concurrent(mut wf: Workflow, _: Value) -> Outcome {
+    let config = ParallelConfig::named("parallel").max_concurrency(2);
+    let branches = (0..3).map(|i| constant(json!(format!("r{i}")))).collect();
+    values(wf.parallel_with(config, branches).await?)
+}
+
+async fn parallel_flat(mut wf: Workflow, _: Value) -> Outcome {
+    let config = sequential().nesting(Nesting::Flat);
+    values(
+        wf.parallel_with(config, vec![stepping("fa"), stepping("fb")])
+            .await?,
+    )
+}
+
+async fn parallel_failures_exceed_percentage(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().tolerated_failure_percentage(25.0));
+    let branches = vec![
+        failing(),
+        failing(),
+        constant(json!("ok")),
+        constant(json!("ok")),
+    ];
+    Ok(without_status(projection(
+        &wf.parallel_with(config, branches).await?,
+    )))
+}
+
+async fn parallel_wait_in_branch(mut wf: Workflow, _: Value) -> Outcome {
+    let waiting = Branch::new(|mut wf| async move {
+        wf.wait(WaitConfig::new(), Duration::from_secs(2)).await;
+        Ok::<_, StepError>(json!("b1"))
+    });
+    values(
+        wf.parallel_with(sequential(), vec![stepping("b0"), waiting])
+            .await?,
+    )
+}
+
+/// A codec that writes a value `v` as `{"wrapped": v}` and reads it back.
+#[derive(Clone)]
+struct Enveloped;
+
+impl Codec for Enveloped {
+    fn id(&self) -> &str {
+        "enveloped"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        let value = serde_json::to_value(value).unwrap_or_default();
+        Json.encode(&json!({ "wrapped": value }), cx)
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        cx: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let mut envelope: Value = Json.decode(bytes, cx)?;
+        serde_json::from_value(envelope["wrapped"].take()).map_err(|e| CodecError::Decode {
+            codec: self.id().to_owned(),
+            message: e.to_string(),
+        })
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+async fn parallel_item_codec(mut wf: Workflow, _: Value) -> Outcome {
+    let config = sequential().item_codec(Enveloped);
+    values(
+        wf.parallel_with(config, vec![constant(json!("x")), constant(json!("y"))])
+            .await?,
+    )
+}
+
+async fn parallel_all_fail_tolerated(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().tolerated_failure_count(3));
+    let branches = vec![failing(), failing(), failing()];
+    Ok(projection(&wf.parallel_with(config, branches).await?))
+}
+
+async fn parallel_min_successful_missed(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().min_successful(3));
+    let branches = vec![constant(json!("ok")), failing(), constant(json!("ok"))];
+    Ok(projection(&wf.parallel_with(config, branches).await?))
+}
+
+async fn parallel_tolerance_first(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(
+        CompletionPolicy::default()
+            .min_successful(3)
+            .tolerated_failure_count(1),
+    );
+    let branches = vec![
+        failing(),
+        failing(),
+        constant(json!("ok")),
+        constant(json!("ok")),
+    ];
+    Ok(without_status(projection(
+        &wf.parallel_with(config, branches).await?,
+    )))
+}
+
+async fn parallel_zero_concurrency(mut wf: Workflow, _: Value) -> Outcome {
+    let config = ParallelConfig::named("parallel").max_concurrency(0);
+    values(
+        wf.parallel_with(config, vec![constant(json!(1)), constant(json!(2))])
+            .await?,
+    )
+}
+
+async fn parallel_accessors(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().tolerated_failure_count(1));
+    let branches = vec![constant(json!("ok")), failing(), constant(json!("ok"))];
+    let result = wf.parallel_with(config, branches).await?;
+    Ok(json!({
+        "hasFailure": result.has_failures(),
+        "successCount": result.successes().count(),
+        "failureCount": result.failure_count(),
+        "errorCount": result.errors().count(),
+    }))
+}
+
+async fn parallel_nested(mut wf: Workflow, _: Value) -> Outcome {
+    let outer = Branch::new(|mut wf| async move {
+        let inner = wf
+            .parallel_with(sequential(), vec![stepping("i1"), stepping("i2")])
+            .await?;
+        Ok::<_, durable_yield::BoxError>(json!(inner.into_values()?))
+    });
+    values(wf.parallel_with(sequential(), vec![outer]).await?)
+}
+
+async fn parallel_percentage_at_limit(mut wf: Workflow, _: Value) -> Outcome {
+    let config = policy(CompletionPolicy::default().tolerated_failure_percentage(25.0));
+    let branches = vec![
+        failing(),
+        constant(json!("ok")),
+        constant(json!("ok")),
+        constant(json!("ok")),
+    ];
+    Ok(projection(&wf.parallel_with(config, branches).await?))
 }
