@@ -2,6 +2,7 @@
 //! `handler` and `invocations` describe, in durable-yield's API.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_yield::codecs::{Codec, CodecError, Json, PayloadContext};
@@ -37,7 +38,8 @@ const IDS: &[&str] = &[
     "6-13", "9-1", "9-2", "9-3", "9-4", "9-5", "9-6", "9-7", "9-8", "9-9", "9-10", "9-11", "9-12",
     "9-13", "9-14", "9-15", "9-16", "9-17", "9-18", "9-19", "9-20", "8-1", "8-2", "8-3", "8-4",
     "8-5", "8-6", "8-7", "8-8", "8-9", "8-10", "8-11", "8-12", "8-13", "8-14", "8-15", "8-16",
-    "8-17", "8-18", "8-19", "8-20", "8-21", "8-22",
+    "8-17", "8-18", "8-19", "8-20", "8-21", "8-22", "10-1", "10-2", "10-3", "10-4", "10-5", "10-6",
+    "10-7",
 ];
 
 /// One of a requirement's `CallbackActions`, its placeholders substituted:
@@ -150,10 +152,42 @@ fn runner_for(actions: &[Action], callbacks: &[&str]) -> Result<LocalRunner, Str
     Ok(runner)
 }
 
+/// Where a run's plugins and step bodies write the JSON log records AWS's
+/// plugin requirements read (instead of stdout), in order.
+#[derive(Clone, Default)]
+pub struct LogSink(Arc<Mutex<Vec<Value>>>);
+
+impl LogSink {
+    fn write(&self, record: Value) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record);
+    }
+    /// The records written so far.
+    pub fn records(&self) -> Vec<Value> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Whether the log lines of requirement `id` are checked (the plugin
+/// suite: its records go to the sink).
+pub fn logs_checked(id: &str) -> bool {
+    id.starts_with("10-")
+}
+
 /// Runs the workflow of requirement `id` on `input` to its end, answering
 /// its callbacks as `actions` say.
-pub async fn run(id: &str, input: Value, actions: &[Action]) -> Result<LocalRun<Value>, String> {
+pub async fn run(
+    id: &str,
+    input: Value,
+    actions: &[Action],
+    logs: &LogSink,
+) -> Result<LocalRun<Value>, String> {
     let runner = LocalRunner::new();
+    if id.starts_with("10-") {
+        return plugin_case(id, input, logs).await;
+    }
     let name = text(&input);
     let pair: Vec<String> = input
         .as_array()
@@ -2169,4 +2203,152 @@ async fn parallel_percentage_at_limit(mut wf: Workflow, _: Value) -> Outcome {
         constant(json!("ok")),
     ];
     Ok(projection(&wf.parallel_with(config, branches).await?))
+}
+
+// ---- plugins (10-x)
+
+/// AWS's instrumentation plugin of the plugin requirements: each hook
+/// writes a JSON record (`plugin`, `hook` and the hook's fields, with the
+/// execution ARN); operation and attempt hooks only for steps. A faulty one
+/// writes `{plugin, hook}` and then fails.
+#[derive(Clone)]
+struct ConfPlugin {
+    label: &'static str,
+    faulty: bool,
+    sink: LogSink,
+}
+
+struct ConfHooks {
+    plugin: ConfPlugin,
+    arn: String,
+}
+
+impl durable_yield::plugin::Plugin for ConfPlugin {
+    fn invocation(
+        &self,
+        start: &durable_yield::plugin::InvocationStart<'_>,
+    ) -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> {
+        Ok(Box::new(ConfHooks {
+            plugin: self.clone(),
+            arn: start.execution_arn.to_owned(),
+        }))
+    }
+}
+
+impl ConfHooks {
+    fn log(&self, hook: &str, fields: Value) -> durable_yield::plugin::HookResult {
+        let mut record = json!({
+            "plugin": self.plugin.label,
+            "hook": hook,
+            "durableExecutionArn": self.arn,
+        });
+        if !self.plugin.faulty
+            && let (Some(record), Some(fields)) = (record.as_object_mut(), fields.as_object())
+        {
+            record.extend(fields.clone());
+        }
+        self.plugin.sink.write(record);
+        if self.plugin.faulty {
+            return Err(format!("{hook} fails on purpose").into());
+        }
+        Ok(())
+    }
+}
+
+impl durable_yield::plugin::InvocationHooks for ConfHooks {
+    fn on_invocation_start(
+        &mut self,
+        start: &durable_yield::plugin::InvocationStart<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.log(
+            "invocation-start",
+            json!({ "first": start.first_invocation }),
+        )
+    }
+    fn on_invocation_end(
+        &mut self,
+        end: &durable_yield::plugin::InvocationEnd<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.log("invocation-end", json!({ "status": end.status.as_str() }))
+    }
+    fn on_operation_start(
+        &mut self,
+        event: &durable_yield::plugin::OperationEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        if event.op_type != durable_yield::model::OperationType::Step {
+            return Ok(());
+        }
+        self.log("operation-start", json!({ "op": event.id.as_str() }))
+    }
+    fn on_operation_end(
+        &mut self,
+        event: &durable_yield::plugin::OperationEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        if event.op_type != durable_yield::model::OperationType::Step {
+            return Ok(());
+        }
+        let status = serde_json::to_value(event.status).unwrap_or_default();
+        self.log(
+            "operation-end",
+            json!({ "op": event.id.as_str(), "status": status }),
+        )
+    }
+    fn on_attempt_start(
+        &mut self,
+        event: &durable_yield::plugin::AttemptEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        self.log(
+            "attempt-start",
+            json!({ "n": event.attempt, "op": event.id.as_str() }),
+        )
+    }
+    fn on_attempt_end(
+        &mut self,
+        event: &durable_yield::plugin::AttemptEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        let outcome = event.outcome.map(|o| o.as_str());
+        self.log(
+            "attempt-end",
+            json!({ "n": event.attempt, "outcome": outcome, "op": event.id.as_str() }),
+        )
+    }
+}
+
+async fn plugin_case(id: &str, input: Value, sink: &LogSink) -> Result<LocalRun<Value>, String> {
+    let plugin = |label, faulty| ConfPlugin {
+        label,
+        faulty,
+        sink: sink.clone(),
+    };
+    let runner = LocalRunner::new();
+    let runner = match id {
+        "10-4" => runner.plugin(plugin("CONFPLUGIN-FAULTY", true)),
+        "10-5" => runner
+            .plugin(plugin("CONFPLUGIN-A", false))
+            .plugin(plugin("CONFPLUGIN-B", false)),
+        _ => runner.plugin(plugin("CONFPLUGIN", false)),
+    };
+    let body_sink = sink.clone();
+    // A step that logs `Greeting step running for: <input>` and greets.
+    let greet = move |mut wf: Workflow, input: Value| {
+        let sink = body_sink.clone();
+        async move {
+            let name = text(&input);
+            let out: String = wf
+                .step("greet", move |_| async move {
+                    sink.write(json!({ "message": format!("Greeting step running for: {name}") }));
+                    Ok(format!("Hello, {name}!"))
+                })
+                .await?;
+            Ok::<_, StepError>(json!(out))
+        }
+    };
+    let run = match id {
+        "10-1" | "10-2" | "10-4" | "10-5" => runner.run(&greet, &input).await,
+        "10-3" => runner.run(&retry_then_succeed, &input).await,
+        "10-6" => runner.run(&wait_basic, &input).await,
+        "10-7" => runner.run(&fails_permanently, &input).await,
+        other => return Err(format!("no workflow for {other}")),
+    };
+    run.map_err(|e| e.to_string())
 }

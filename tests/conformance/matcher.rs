@@ -102,10 +102,12 @@ impl Requirement {
             .collect()
     }
 
-    /// Whether the file also states expected log lines (`ExpectedLogs`),
-    /// which these checks do not read.
-    pub fn has_expected_logs(&self) -> bool {
-        self.spec.get("ExpectedLogs").is_some()
+    /// The file's `ExpectedLogs` (log lines).
+    pub fn expected_logs(&self) -> &[Value] {
+        self.spec
+            .get("ExpectedLogs")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Fresh bindings for one run: the file's `Variables` generated.
@@ -382,6 +384,109 @@ impl Matcher {
         }
     }
 
+    /// Checks log records (in the order they were written) against
+    /// `ExpectedLogs`, by the package's rules for CloudWatch lines: each
+    /// entry's `match` names fields that must all be there and match (a
+    /// string exactly, whitespace trimmed, or as `/regex/`; numbers by
+    /// value; booleans exactly); `count` (or `min_count` / `max_count`;
+    /// at least one without any) bounds how many records match; every
+    /// match must come at or after all records matching each `after`
+    /// anchor and at or before those of each `before` anchor, and an
+    /// anchor must match some record. Placeholders bound so far (the
+    /// history's ids) are substituted first.
+    pub fn logs(&mut self, expected: &[Value], records: &[Value]) {
+        fn value_matches(expected: &Value, actual: &Value) -> bool {
+            match (expected, actual) {
+                (Value::String(e), a) => {
+                    let a = python_str(a);
+                    let a = a.trim();
+                    match e.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
+                        Some(pattern) if e.len() >= 2 => {
+                            regex::Regex::new(pattern).is_ok_and(|re| re.is_match(a))
+                        }
+                        _ => a == e.trim(),
+                    }
+                }
+                (Value::Bool(e), a) => a.as_bool() == Some(*e),
+                (e, Value::Bool(_)) if !e.is_boolean() => false,
+                (Value::Number(e), Value::Number(a)) => e.as_f64() == a.as_f64(),
+                (e, a) => python_str(e) == python_str(a),
+            }
+        }
+        let matching = |matcher: &Value| -> Vec<usize> {
+            let Some(fields) = matcher.as_object() else {
+                return Vec::new();
+            };
+            records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    fields
+                        .iter()
+                        .all(|(k, v)| r.get(k).is_some_and(|a| value_matches(v, a)))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        for (i, entry) in expected.iter().enumerate() {
+            let entry = self.bindings.substitute(entry);
+            let Some(matcher) = entry.get("match") else {
+                self.errors.push(format!("ExpectedLogs[{i}]: no match"));
+                continue;
+            };
+            let label = format!("ExpectedLogs[{i}] match({matcher})");
+            let own = matching(matcher);
+            let n = own.len() as u64;
+            let bound = |k: &str| entry.get(k).and_then(Value::as_u64);
+            match (bound("count"), bound("min_count"), bound("max_count")) {
+                (Some(c), _, _) if c != n => self
+                    .errors
+                    .push(format!("{label}: expected exactly {c} match(es), got {n}")),
+                (Some(_), _, _) => {}
+                (None, min, max) => {
+                    let min = if min.is_none() && max.is_none() {
+                        Some(1)
+                    } else {
+                        min
+                    };
+                    if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
+                        self.errors.push(format!(
+                            "{label}: expected {min:?} to {max:?} match(es), got {n}"
+                        ));
+                    }
+                }
+            }
+            for (direction, anchors) in [
+                ("after", entry.get("after")),
+                ("before", entry.get("before")),
+            ] {
+                let anchors: Vec<&Value> = match anchors {
+                    Some(Value::Array(a)) => a.iter().collect(),
+                    Some(one) => vec![one],
+                    None => Vec::new(),
+                };
+                for anchor in anchors {
+                    let at = matching(anchor);
+                    let (Some(&first), Some(&last)) = (at.first(), at.last()) else {
+                        self.errors.push(format!(
+                            "{label}: the {direction} anchor {anchor} matched no record"
+                        ));
+                        continue;
+                    };
+                    let (Some(&own_first), Some(&own_last)) = (own.first(), own.last()) else {
+                        continue;
+                    };
+                    if (direction == "after" && own_first < last)
+                        || (direction == "before" && own_last > first)
+                    {
+                        self.errors
+                            .push(format!("{label}: not every match is {direction} {anchor}"));
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks the execution's status and result against `ExpectedResult`.
     pub fn result(
         &mut self,
@@ -483,6 +588,37 @@ mod tests {
         m.value(&json!(["${ID1}"]), &json!(["abc", 1]), "v");
         assert_eq!(m.errors.len(), 1, "{:?}", m.errors);
         assert!(m.errors[0].contains("1 items expected, 2 found"));
+    }
+
+    #[test]
+    fn log_lines_match_by_fields_counts_and_order() {
+        let records = vec![
+            json!({"plugin": "P", "hook": "start", "first": true}),
+            json!({"message": "  running for: ab12  "}),
+            json!({"plugin": "P", "hook": "end", "n": 2.0}),
+        ];
+        let ok = json!([
+            {"match": {"plugin": "P", "hook": "start", "first": true}, "count": 1},
+            {"match": {"message": "/running for: ${X}/"}, "after": [{"hook": "start"}]},
+            {"match": {"hook": "end", "n": 2}, "count": 1, "after": [{"message": "/running/"}]},
+            {"match": {"hook": "start", "first": false}, "count": 0},
+            {"match": {"hook": "start"}, "before": {"hook": "end"}},
+        ]);
+        let mut bindings = Bindings::default();
+        bindings.values.insert("X".into(), json!("ab12"));
+        let mut m = Matcher::new(bindings.clone());
+        m.logs(ok.as_array().unwrap(), &records);
+        assert!(m.errors.is_empty(), "{:?}", m.errors);
+        let wrong = json!([
+            {"match": {"hook": "start"}, "count": 2},
+            {"match": {"hook": "start"}, "after": [{"hook": "end"}]},
+            {"match": {"hook": "end"}, "after": [{"hook": "missing"}]},
+            {"match": {"hook": "nothing"}},
+            {"match": {"first": "true"}},
+        ]);
+        let mut m = Matcher::new(bindings);
+        m.logs(wrong.as_array().unwrap(), &records);
+        assert_eq!(m.errors.len(), 5, "{:?}", m.errors);
     }
 
     #[test]
