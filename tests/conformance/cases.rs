@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_yield::codecs::{Codec, CodecError, Json, PayloadContext};
-use durable_yield::local::{CallbackAnswer, CrashPoint};
+use durable_yield::local::CallbackAnswer;
 use durable_yield::model::ErrorObject;
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
     BatchResult, Branch, CallbackConfig, CallbackError, ChildConfig, CompletionPolicy, Condition,
-    ConditionConfig, LocalRun, LocalRunner, MapConfig, Nesting, ParallelConfig, RetryStrategyExt,
-    StepConfig, StepContext, StepError, StepFailure, StepSemantics, WaitConfig,
-    WaitForCallbackConfig, Workflow,
+    ConditionConfig, InvokeConfig, InvokeError, LocalRun, LocalRunner, MapConfig, Nesting,
+    ParallelConfig, RetryStrategyExt, StepConfig, StepContext, StepError, StepFailure,
+    StepSemantics, WaitConfig, WaitForCallbackConfig, Workflow,
 };
 use durable_yield_tests::drive;
 use serde::Serialize;
@@ -38,8 +38,9 @@ const IDS: &[&str] = &[
     "6-13", "9-1", "9-2", "9-3", "9-4", "9-5", "9-6", "9-7", "9-8", "9-9", "9-10", "9-11", "9-12",
     "9-13", "9-14", "9-15", "9-16", "9-17", "9-18", "9-19", "9-20", "8-1", "8-2", "8-3", "8-4",
     "8-5", "8-6", "8-7", "8-8", "8-9", "8-10", "8-11", "8-12", "8-13", "8-14", "8-15", "8-16",
-    "8-17", "8-18", "8-19", "8-20", "8-21", "8-22", "10-1", "10-2", "10-3", "10-4", "10-5", "10-6",
-    "10-7",
+    "8-17", "8-18", "8-19", "8-20", "8-21", "8-22", "5-1", "5-2", "5-3", "5-4", "5-5", "5-6",
+    "5-7", "5-8", "5-9", "5-10", "5-11", "5-12", "5-13", "5-14", "5-15", "5-16", "10-1", "10-2",
+    "10-3", "10-4", "10-5", "10-6", "10-7",
 ];
 
 /// One of a requirement's `CallbackActions`, its placeholders substituted:
@@ -170,10 +171,21 @@ impl LogSink {
     }
 }
 
-/// Whether the log lines of requirement `id` are checked (the plugin
-/// suite: its records go to the sink).
-pub fn logs_checked(id: &str) -> bool {
-    id.starts_with("10-")
+/// The sink of the requirement being run (they run one at a time).
+static CURRENT: Mutex<Option<LogSink>> = Mutex::new(None);
+
+/// Makes `sink` the one [`log_line`] writes to.
+pub fn use_sink(sink: &LogSink) {
+    *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink.clone());
+}
+
+/// Writes a `message` record to the current sink, as a body's logger
+/// writes a line.
+fn log_line(message: impl Into<String>) {
+    let sink = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(sink) = sink {
+        sink.write(json!({ "message": message.into() }));
+    }
 }
 
 /// Runs the workflow of requirement `id` on `input` to its end, answering
@@ -187,6 +199,9 @@ pub async fn run(
     let runner = LocalRunner::new();
     if id.starts_with("10-") {
         return plugin_case(id, input, logs).await;
+    }
+    if id.starts_with("5-") {
+        return invoke_case(id, input).await;
     }
     let name = text(&input);
     let pair: Vec<String> = input
@@ -319,8 +334,8 @@ pub async fn run(
         "1-14" => runner.run(&custom_backoff, &input).await,
         "1-15" => runner.run(&retry_transient, &input).await,
         "1-16" => runner.run(&no_retry_transient, &input).await,
-        "1-17" => return crashing(input, at_most_once_no_retry).await,
-        "1-18" => return crashing(input, at_most_once_retry).await,
+        "1-17" => return crashing(input, at_most_once_no_retry, logs).await,
+        "1-18" => return crashing(input, at_most_once_retry, logs).await,
         "1-19" => runner.run(&fails_permanently, &input).await,
         "1-20" => runner.run(&error_caught, &input).await,
         "2-1" => runner.run(&wait_basic, &input).await,
@@ -351,17 +366,33 @@ pub async fn run(
     run.map_err(|e| e.to_string())
 }
 
-/// Runs `workflow` with the process dying right after the service
-/// applied the first checkpoint request (a step's START, while its body
-/// runs), as `process.exit` in the body does.
-async fn crashing<W>(input: Value, workflow: W) -> Result<LocalRun<Value>, String>
+/// Runs `workflow` with the process dying inside the body of its step,
+/// as `process.exit` in the body does: the body's first attempt writes its
+/// log line and then never ends, and the process dies once the line is
+/// written (its START already recorded, at most once); the next
+/// invocations go on from there.
+async fn crashing<W>(input: Value, workflow: W, logs: &LogSink) -> Result<LocalRun<Value>, String>
 where
     W: durable_yield::WorkflowFn<Value, Value>,
 {
     let execution = LocalRunner::new()
         .start(&input)
         .map_err(|e| e.to_string())?;
-    execution.inject_crash(1, CrashPoint::AfterRequest);
+    let (watched, deadline) = (
+        logs.clone(),
+        std::time::Instant::now() + Duration::from_secs(30),
+    );
+    let crash = std::future::poll_fn(move |cx| {
+        if !watched.records().is_empty() || std::time::Instant::now() >= deadline {
+            return std::task::Poll::Ready(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    });
+    if execution.invoke_crashing(&workflow, crash).await.is_some() {
+        return Err("the first invocation was not interrupted".into());
+    }
     drive(&execution, &workflow, 20).await?;
     execution.finish().map_err(|e| e.to_string())
 }
@@ -488,9 +519,9 @@ async fn step_logger(mut wf: Workflow, input: Value) -> Outcome {
     let name = text(&input);
     let out: String = wf
         .step("greet", move |_ctx: StepContext| async move {
-            tracing::info!("Greeting step started for: {name}");
+            log_line(format!("Greeting step started for: {name}"));
             let greeting = format!("Hello, {name}!");
-            tracing::info!("Greeting step completed with: {greeting}");
+            log_line(format!("Greeting step completed with: {greeting}"));
             Ok(greeting)
         })
         .await?;
@@ -640,8 +671,12 @@ async fn at_most_once_no_retry(mut wf: Workflow, input: Value) -> Outcome {
             StepConfig::named("at_most_once_flaky_step")
                 .semantics(StepSemantics::AtMostOncePerRetry)
                 .retry(NoRetry),
-            move |_| async move {
-                tracing::info!("{logged}");
+            move |ctx| async move {
+                log_line(logged);
+                if ctx.attempt() == 1 {
+                    // The process dies here (see `crashing`).
+                    std::future::pending::<()>().await;
+                }
                 Ok("never recorded".to_owned())
             },
         )
@@ -656,8 +691,12 @@ async fn at_most_once_retry(mut wf: Workflow, input: Value) -> Outcome {
             StepConfig::named("at_most_once_flaky_step")
                 .semantics(StepSemantics::AtMostOncePerRetry)
                 .retry(FixedDelay::new(Duration::from_secs(1), 3)),
-            move |_| async move {
-                tracing::info!("{logged}");
+            move |ctx| async move {
+                log_line(logged);
+                if ctx.attempt() == 1 {
+                    // The process dies here (see `crashing`).
+                    std::future::pending::<()>().await;
+                }
                 Ok("succeeded on second attempt".to_owned())
             },
         )
@@ -857,7 +896,7 @@ async fn child_large_result(mut wf: Workflow, input: Value) -> Outcome {
     let value = text(&input);
     let out: String = wf
         .child("large", move |mut wf| async move {
-            tracing::info!("{value}");
+            log_line(value.clone());
             let small = echo(&mut wf, "small", value).await?;
             // Over the 256 KiB a CONTEXT result may hold: ReplayChildren.
             Ok::<_, StepError>(small.repeat(300 * 1024 / small.len().max(1) + 1))
@@ -1012,7 +1051,7 @@ async fn child_logs_only(mut wf: Workflow, input: Value) -> Outcome {
     let out: String = wf
         .child("logs", move |_wf| async move {
             LOGGING_CHILD_RUNS.fetch_add(1, Ordering::SeqCst);
-            tracing::info!("{value}");
+            log_line(value.clone());
             Ok::<_, StepError>(value)
         })
         .await?;
@@ -2351,4 +2390,166 @@ async fn plugin_case(id: &str, input: Value, sink: &LogSink) -> Result<LocalRun<
         other => return Err(format!("no workflow for {other}")),
     };
     run.map_err(|e| e.to_string())
+}
+
+// ---- chained invokes (5-x)
+
+/// The target functions: `echo` returns its input, `fail` fails, `size`
+/// returns the length of its input text.
+fn with_targets(runner: LocalRunner) -> LocalRunner {
+    runner
+        .register_workflow("echo", |_: Workflow, input: Value| async move {
+            Ok::<_, StepError>(input)
+        })
+        .register_workflow("fail", |_: Workflow, _: Value| async move {
+            Err::<Value, _>(StepFailure::new("TargetError", "the target fails"))
+        })
+        .register_workflow("size", |_: Workflow, input: Value| async move {
+            Ok::<_, StepError>(json!(text(&input).len()))
+        })
+}
+
+async fn invoke_case(id: &str, input: Value) -> Result<LocalRun<Value>, String> {
+    let runner = with_targets(LocalRunner::new());
+    let run = match id {
+        "5-1" | "5-3" | "5-4" => runner.run(&invoke_echo, &input).await,
+        "5-2" => runner.run(&invoke_named, &input).await,
+        "5-5" => runner.run(&invoke_fails, &input).await,
+        "5-6" => runner.run(&invoke_fails_caught, &input).await,
+        "5-7" => runner.run(&invoke_large, &input).await,
+        "5-8" => runner.run(&invoke_tenant, &input).await,
+        "5-9" => runner.run(&invoke_then_wait, &input).await,
+        "5-10" => runner.run(&invoke_fails_then_wait, &input).await,
+        "5-11" => runner.run(&step_then_invoke, &input).await,
+        "5-12" => runner.run(&invoke_then_step, &input).await,
+        "5-13" => runner.run(&invoke_in_child, &input).await,
+        "5-14" => runner.run(&two_invokes, &input).await,
+        "5-15" => runner.run(&invoke_payload_codec, &input).await,
+        "5-16" => runner.run(&invoke_result_codec, &input).await,
+        other => return Err(format!("no workflow for {other}")),
+    };
+    run.map_err(|e| e.to_string())
+}
+
+async fn invoke_echo(mut wf: Workflow, input: Value) -> Outcome {
+    let out: Value = wf.invoke("echo", &input).await?;
+    Ok(out)
+}
+
+async fn invoke_named(mut wf: Workflow, input: Value) -> Outcome {
+    let config = InvokeConfig::named(text(&input["name"]));
+    let out: Value = wf.invoke_with(config, "echo", &input["payload"]).await?;
+    Ok(out)
+}
+
+async fn invoke_fails(mut wf: Workflow, _: Value) -> Outcome {
+    let out: Value = wf.invoke("fail", &Value::Null).await?;
+    Ok(out)
+}
+
+async fn invoke_fails_caught(mut wf: Workflow, _: Value) -> Outcome {
+    let out: Result<Value, InvokeError> = wf.invoke("fail", &Value::Null).await;
+    Ok(out.unwrap_or_else(|_| json!("fallback")))
+}
+
+async fn invoke_large(mut wf: Workflow, _: Value) -> Outcome {
+    // Near the 256 KiB an invoke's payload may hold.
+    let big = "x".repeat(250 * 1024);
+    let out: Value = wf.invoke("size", &big).await?;
+    Ok(out)
+}
+
+async fn invoke_tenant(mut wf: Workflow, input: Value) -> Outcome {
+    let config = InvokeConfig::new().tenant_id(text(&input["tenantId"]));
+    let out: Value = wf.invoke_with(config, "echo", &input["payload"]).await?;
+    Ok(out)
+}
+
+async fn invoke_then_wait(mut wf: Workflow, input: Value) -> Outcome {
+    let out: Value = wf.invoke("echo", &input).await?;
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    Ok(out)
+}
+
+async fn invoke_fails_then_wait(mut wf: Workflow, _: Value) -> Outcome {
+    let out: Result<Value, InvokeError> = wf.invoke("fail", &Value::Null).await;
+    let caught = out.is_err();
+    wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+    Ok(json!({ "caught": caught }))
+}
+
+async fn step_then_invoke(mut wf: Workflow, _: Value) -> Outcome {
+    let value = echo(&mut wf, "prepare", "prepared".into()).await?;
+    let out: Value = wf.invoke("echo", &value).await?;
+    Ok(out)
+}
+
+async fn invoke_then_step(mut wf: Workflow, _: Value) -> Outcome {
+    let out: Value = wf.invoke("echo", "invoked").await?;
+    let processed = echo(&mut wf, "process", format!("processed {}", text(&out))).await?;
+    Ok(json!(processed))
+}
+
+async fn invoke_in_child(mut wf: Workflow, _: Value) -> Outcome {
+    let out: Value = wf
+        .child("invoking", |mut wf| async move {
+            wf.invoke::<_, Value>("echo", "from the child").await
+        })
+        .await?;
+    Ok(out)
+}
+
+async fn two_invokes(mut wf: Workflow, _: Value) -> Outcome {
+    let first: Value = wf.invoke("echo", "first").await?;
+    let second: Value = wf.invoke("echo", "second").await?;
+    Ok(json!([first, second]))
+}
+
+async fn invoke_payload_codec(mut wf: Workflow, input: Value) -> Outcome {
+    let config = InvokeConfig::new().payload_codec(Uppercase);
+    let out: Value = wf.invoke_with(config, "echo", &input).await?;
+    Ok(out)
+}
+
+/// A result codec that reads the target's raw answer upper-cased, as text.
+#[derive(Clone)]
+struct UpperRaw;
+
+impl Codec for UpperRaw {
+    fn id(&self) -> &str {
+        "upper-raw"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        Json.encode(value, cx)
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let text = String::from_utf8_lossy(bytes).to_uppercase();
+        serde_json::from_value(Value::String(text)).map_err(|e| CodecError::Decode {
+            codec: self.id().to_owned(),
+            message: e.to_string(),
+        })
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+async fn invoke_result_codec(mut wf: Workflow, input: Value) -> Outcome {
+    let config = InvokeConfig::new().result_codec(UpperRaw);
+    let out: String = wf.invoke_with(config, "echo", &input).await?;
+    Ok(json!(out))
 }

@@ -186,6 +186,7 @@ impl LocalExecution {
             let due = now.saturating_add(elapsed.max(0));
             s.invoke_results.push((due, op, result));
             s.invoked.push(InvokedFunction {
+                operation_id: op,
                 function_name,
                 input,
                 run,
@@ -329,7 +330,9 @@ impl LocalExecution {
     /// [`LocalRun::history`]).
     pub fn history(&self) -> crate::history::ExecutionHistory {
         let s = self.lock();
-        s.timeline.to_timeline(&s.ops).to_history(&s.arn, &s.ops)
+        s.timeline
+            .to_timeline(&s.ops)
+            .to_history_with(&s.arn, &s.ops, &s.invoked)
     }
 
     /// The run as it stands, with the result decoded.

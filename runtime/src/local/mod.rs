@@ -150,6 +150,8 @@ pub struct LocalRun<O> {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InvokedFunction {
+    /// The chained invoke's operation.
+    pub operation_id: OperationId,
     /// The name it was invoked by.
     pub function_name: String,
     /// Its input (JSON text).
@@ -205,7 +207,8 @@ impl<O> LocalRun<O> {
     /// `GetDurableExecutionHistory` output:
     /// `std::fs::write("history.json", run.history().to_json())`.
     pub fn history(&self) -> crate::history::ExecutionHistory {
-        self.timeline.to_history(&self.arn, &self.operations)
+        self.timeline
+            .to_history_with(&self.arn, &self.operations, &self.invoked)
     }
 }
 

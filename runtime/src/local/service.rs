@@ -390,6 +390,9 @@ impl ExecState {
                 retry_seconds,
                 error: u.error.clone(),
             });
+            if let Some(options) = &u.chained_invoke_options {
+                self.timeline.invoke_options(options.clone());
+            }
         }
         if let Some(closed) = close {
             self.close(closed);

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use crate::history::{ExecutionHistory, HistoryEvent, shorten};
 use crate::model::{
-    ErrorObject, InvocationStatus, Millis, Operation, OperationAction, OperationId,
-    OperationStatus, OperationType, Payload, SharedStr,
+    ChainedInvokeOptions, ErrorObject, InvocationStatus, Millis, Operation, OperationAction,
+    OperationId, OperationStatus, OperationType, Payload, SharedStr,
 };
 
 use super::ExecutionStatus;
@@ -52,6 +52,8 @@ pub enum TimelineEvent {
         timeout_seconds: Option<u32>,
         /// A callback START's heartbeat time-out, in seconds (0: none).
         heartbeat_timeout_seconds: Option<u32>,
+        /// A chained invoke START's options (the function, the tenant).
+        chained_invoke_options: Option<Box<ChainedInvokeOptions>>,
     },
     /// A checkpoint was rejected.
     Rejected {
@@ -155,6 +157,9 @@ pub struct Timeline {
 pub(super) struct Log {
     start: Millis,
     entries: Vec<Entry>,
+    /// The options of chained invoke STARTs, by the index of their entry
+    /// (few: kept apart so that the entry of every update stays small).
+    invokes: Vec<(usize, Box<ChainedInvokeOptions>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +188,7 @@ impl Log {
         Log {
             start,
             entries: Vec::new(),
+            invokes: Vec::new(),
         }
     }
 
@@ -196,41 +202,58 @@ impl Log {
         self.entries.push(Entry::Applied(applied));
     }
 
+    /// Records the options of the chained invoke START just applied.
+    pub(super) fn invoke_options(&mut self, options: Box<ChainedInvokeOptions>) {
+        if let Some(last) = self.entries.len().checked_sub(1) {
+            self.invokes.push((last, options));
+        }
+    }
+
     /// The timeline, with each applied update's id, type, name and parent
     /// read from `ops` (the service's store the positions point into).
     pub(super) fn to_timeline(&self, ops: &[Operation]) -> Timeline {
-        let events = self.entries.iter().filter_map(|entry| match entry {
-            Entry::Other(event) => Some(TimelineEvent::clone(event)),
-            Entry::Applied(a) => {
-                // (Every position is one the store had when it was logged,
-                // and the store only grows.)
-                let op = ops.get(a.position)?;
-                // A callback START keeps its two time-outs in the slots of
-                // a wait's length and a retry's delay, which it has not.
-                let callback = op.op_type == OperationType::Callback;
-                let (wait_seconds, retry_seconds, timeout_seconds, heartbeat_timeout_seconds) =
-                    if callback {
-                        (None, None, a.wait_seconds, a.retry_seconds)
-                    } else {
-                        (a.wait_seconds, a.retry_seconds, None, None)
-                    };
-                Some(TimelineEvent::Applied {
-                    at: a.at,
-                    id: op.id,
-                    op_type: op.op_type,
-                    name: op.name.clone(),
-                    action: a.action,
-                    status: a.status,
-                    payload: a.payload.clone(),
-                    wait_seconds,
-                    retry_seconds,
-                    error: a.error.clone(),
-                    parent: op.parent_id,
-                    timeout_seconds,
-                    heartbeat_timeout_seconds,
-                })
-            }
-        });
+        let events = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, entry)| match entry {
+                Entry::Other(event) => Some(TimelineEvent::clone(event)),
+                Entry::Applied(a) => {
+                    let chained_invoke_options = self
+                        .invokes
+                        .binary_search_by_key(&i, |(at, _)| *at)
+                        .ok()
+                        .map(|k| self.invokes[k].1.clone());
+                    // (Every position is one the store had when it was logged,
+                    // and the store only grows.)
+                    let op = ops.get(a.position)?;
+                    // A callback START keeps its two time-outs in the slots of
+                    // a wait's length and a retry's delay, which it has not.
+                    let callback = op.op_type == OperationType::Callback;
+                    let (wait_seconds, retry_seconds, timeout_seconds, heartbeat_timeout_seconds) =
+                        if callback {
+                            (None, None, a.wait_seconds, a.retry_seconds)
+                        } else {
+                            (a.wait_seconds, a.retry_seconds, None, None)
+                        };
+                    Some(TimelineEvent::Applied {
+                        at: a.at,
+                        id: op.id,
+                        op_type: op.op_type,
+                        name: op.name.clone(),
+                        action: a.action,
+                        status: a.status,
+                        payload: a.payload.clone(),
+                        wait_seconds,
+                        retry_seconds,
+                        error: a.error.clone(),
+                        parent: op.parent_id,
+                        timeout_seconds,
+                        heartbeat_timeout_seconds,
+                        chained_invoke_options,
+                    })
+                }
+            });
         let mut all = Vec::with_capacity(self.entries.len());
         all.extend(events);
         Timeline {
@@ -279,6 +302,18 @@ impl Timeline {
     /// [`crate::history`]). `operations` are the run's operations (for
     /// subtypes and parents), `arn` its ARN.
     pub fn to_history(&self, arn: &str, operations: &[Operation]) -> ExecutionHistory {
+        self.to_history_with(arn, operations, &[])
+    }
+
+    /// [`Timeline::to_history`], with the ARNs of the executions that
+    /// `invoked` (the run's chained invokes of durable functions) started,
+    /// which their `ChainedInvokeStarted` events name.
+    pub(crate) fn to_history_with(
+        &self,
+        arn: &str,
+        operations: &[Operation],
+        invoked: &[super::InvokedFunction],
+    ) -> ExecutionHistory {
         let ops: HashMap<OperationId, &Operation> = operations.iter().map(|o| (o.id, o)).collect();
         let execution = operations
             .iter()
@@ -337,6 +372,7 @@ impl Timeline {
                     error,
                     timeout_seconds,
                     heartbeat_timeout_seconds,
+                    chained_invoke_options,
                     ..
                 } => {
                     let Some(kind) = kind(*op_type) else { continue };
@@ -357,6 +393,30 @@ impl Timeline {
                                         "Duration": w,
                                         "ScheduledEndTimestamp": seconds(*at) + f64::from(*w),
                                     })
+                                }
+                                _ if *op_type == OperationType::ChainedInvoke => {
+                                    let options = chained_invoke_options.as_deref();
+                                    let mut details = json!({
+                                        "FunctionName": options.map(|o| o.function_name.as_str()),
+                                        "Input": {
+                                            "Payload": payload.as_ref().map(Payload::as_str),
+                                            "Truncated": false,
+                                        },
+                                        "ExecutedVersion": "$LATEST",
+                                    });
+                                    if let Some(tenant) =
+                                        options.and_then(|o| o.tenant_id.as_deref())
+                                    {
+                                        details["TenantId"] = json!(tenant);
+                                    }
+                                    let child = invoked
+                                        .iter()
+                                        .find(|f| f.operation_id == *id)
+                                        .and_then(|f| f.run.as_ref());
+                                    if let Some(child) = child {
+                                        details["DurableExecutionArn"] = json!(child.arn);
+                                    }
+                                    details
                                 }
                                 _ if *op_type == OperationType::Callback => {
                                     let mut details = json!({
@@ -726,6 +786,7 @@ mod tests {
                     parent: Some(id("ctx")),
                     timeout_seconds: None,
                     heartbeat_timeout_seconds: None,
+                    chained_invoke_options: None,
                 },
             ]
         );
