@@ -20,6 +20,7 @@
 
 mod cases;
 mod matcher;
+mod workflows;
 
 use std::collections::BTreeMap;
 
@@ -51,7 +52,7 @@ async fn aws_conformance_requirements() {
     let mut checked = BTreeMap::<String, Vec<String>>::new();
     for (id, requirement) in &all {
         // Every requirement of the version read has its workflow.
-        if !cases::covers(id) {
+        if !workflows::covers(id) {
             failures.push(format!(
                 "{id} ({}): no workflow covers it",
                 requirement.suite
@@ -111,8 +112,8 @@ async fn check(requirement: &Requirement) -> Result<(), Vec<String>> {
     let bindings = requirement.bindings(0x5eed_u64 ^ requirement.id.len() as u64);
     let input = requirement.input(&bindings);
     let actions = requirement.callback_actions(&bindings);
-    let logs = cases::LogSink::default();
-    cases::use_sink(&logs);
+    let logs = workflows::LogSink::default();
+    workflows::use_sink(&logs);
     let run = cases::run(&requirement.id, input, &actions, &logs)
         .await
         .map_err(|e| vec![format!("the run failed: {e}")])?;
