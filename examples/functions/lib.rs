@@ -10,6 +10,11 @@
 //! ```
 #![warn(missing_docs)]
 
+/// The workflows of AWS's conformance requirements (shared with
+/// `tests/conformance/`, which runs them on the local runner).
+#[path = "../../tests/conformance/workflows.rs"]
+pub mod conformance;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1115,9 +1120,20 @@ pub fn main(name: &str) -> Result<(), Error> {
     served
 }
 
+/// The `conformance` function: the workflow of the requirement its input
+/// names (`{"id": "1-1", "input": "World"}`).
+async fn conformance_requirement(
+    wf: Workflow,
+    input: serde_json::Value,
+) -> Result<serde_json::Value, durable_yield::BoxError> {
+    let id = input["id"].as_str().unwrap_or_default().to_owned();
+    conformance::workflow(&id, wf, input["input"].clone()).await
+}
+
 async fn serve(name: &str) -> Result<(), Error> {
     match name {
         "step-wait-step" => durable_yield::lambda::run(step_wait_step).await,
+        "conformance" => durable_yield::lambda::run(conformance_requirement).await,
         "multiple-steps" => durable_yield::lambda::run(multiple_steps).await,
         "wait-only" => durable_yield::lambda::run(wait_only).await,
         "replay-determinism" => durable_yield::lambda::run(replay_determinism).await,

@@ -754,6 +754,7 @@ async fn child_large_result(mut wf: Workflow, input: Value) -> Outcome {
 /// Whether 3-12's step body has run once (and hung, until the crash).
 static INTERRUPTED_ONCE: AtomicU32 = AtomicU32::new(0);
 
+/// 3-12's workflow: a child context whose step hangs on its first run.
 pub async fn interrupted_child(mut wf: Workflow, input: Value) -> Outcome {
     let value = text(&input);
     let out: String = wf
