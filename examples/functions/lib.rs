@@ -1134,6 +1134,9 @@ async fn serve(name: &str) -> Result<(), Error> {
     match name {
         "step-wait-step" => durable_yield::lambda::run(step_wait_step).await,
         "conformance" => durable_yield::lambda::run(conformance_requirement).await,
+        conformance::ECHO => durable_yield::lambda::run(conformance::target_echo).await,
+        conformance::FAIL => durable_yield::lambda::run(conformance::target_fail).await,
+        conformance::SIZE => durable_yield::lambda::run(conformance::target_size).await,
         "multiple-steps" => durable_yield::lambda::run(multiple_steps).await,
         "wait-only" => durable_yield::lambda::run(wait_only).await,
         "replay-determinism" => durable_yield::lambda::run(replay_determinism).await,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use durable_yield::local::CallbackAnswer;
 use durable_yield::model::ErrorObject;
-use durable_yield::{LocalRun, LocalRunner, StepError, StepFailure, Workflow};
+use durable_yield::{LocalRun, LocalRunner, Workflow};
 use durable_yield_tests::drive;
 use serde_json::{Value, json};
 
@@ -30,7 +30,7 @@ pub struct Action {
 
 /// `value` as AWS's runner sends it (Python's `json.dumps`: `", "` and
 /// `": "` between items, non-ASCII characters escaped).
-fn python_json(value: &Value) -> String {
+pub fn python_json(value: &Value) -> String {
     match value {
         Value::Array(items) => {
             let items: Vec<String> = items.iter().map(python_json).collect();
@@ -359,17 +359,10 @@ fn plugin_runner(id: &str, sink: &LogSink) -> LocalRunner {
 
 // ---- chained invokes (5-x)
 
-/// The target functions: `echo` returns its input, `fail` fails, `size`
-/// returns the length of its input text.
+/// The chained invoke targets, as local durable functions.
 fn with_targets(runner: LocalRunner) -> LocalRunner {
     runner
-        .register_workflow("echo", |_: Workflow, input: Value| async move {
-            Ok::<_, StepError>(input)
-        })
-        .register_workflow("fail", |_: Workflow, _: Value| async move {
-            Err::<Value, _>(StepFailure::new("TargetError", "the target fails"))
-        })
-        .register_workflow("size", |_: Workflow, input: Value| async move {
-            Ok::<_, StepError>(json!(text(&input).len()))
-        })
+        .register_workflow(workflows::ECHO, workflows::target_echo)
+        .register_workflow(workflows::FAIL, workflows::target_fail)
+        .register_workflow(workflows::SIZE, workflows::target_size)
 }

@@ -65,7 +65,7 @@ impl LogSink {
 /// The sink of the requirement being run (they run one at a time).
 static CURRENT: Mutex<Option<LogSink>> = Mutex::new(None);
 
-/// Makes `sink` the one [`log_line`] writes to.
+/// Makes `sink` the one the bodies' log lines go to.
 pub fn use_sink(sink: &LogSink) {
     *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink.clone());
 }
@@ -2060,48 +2060,70 @@ async fn parallel_percentage_at_limit(mut wf: Workflow, _: Value) -> Outcome {
 
 // ---- chained invokes (5-x)
 
+/// The target that returns its input.
+pub const ECHO: &str = "conformance-echo";
+/// The target that fails.
+pub const FAIL: &str = "conformance-fail";
+/// The target that returns the length of its input text.
+pub const SIZE: &str = "conformance-size";
+
+/// The workflow of [`ECHO`].
+pub async fn target_echo(_: Workflow, input: Value) -> Outcome {
+    Ok(input)
+}
+
+/// The workflow of [`FAIL`].
+pub async fn target_fail(_: Workflow, _: Value) -> Outcome {
+    Err(StepFailure::new("TargetError", "the target fails").into())
+}
+
+/// The workflow of [`SIZE`].
+pub async fn target_size(_: Workflow, input: Value) -> Outcome {
+    Ok(json!(text(&input).len()))
+}
+
 async fn invoke_echo(mut wf: Workflow, input: Value) -> Outcome {
-    let out: Value = wf.invoke("echo", &input).await?;
+    let out: Value = wf.invoke(ECHO, &input).await?;
     Ok(out)
 }
 
 async fn invoke_named(mut wf: Workflow, input: Value) -> Outcome {
     let config = InvokeConfig::named(text(&input["name"]));
-    let out: Value = wf.invoke_with(config, "echo", &input["payload"]).await?;
+    let out: Value = wf.invoke_with(config, ECHO, &input["payload"]).await?;
     Ok(out)
 }
 
 async fn invoke_fails(mut wf: Workflow, _: Value) -> Outcome {
-    let out: Value = wf.invoke("fail", &Value::Null).await?;
+    let out: Value = wf.invoke(FAIL, &Value::Null).await?;
     Ok(out)
 }
 
 async fn invoke_fails_caught(mut wf: Workflow, _: Value) -> Outcome {
-    let out: Result<Value, InvokeError> = wf.invoke("fail", &Value::Null).await;
+    let out: Result<Value, InvokeError> = wf.invoke(FAIL, &Value::Null).await;
     Ok(out.unwrap_or_else(|_| json!("fallback")))
 }
 
 async fn invoke_large(mut wf: Workflow, _: Value) -> Outcome {
     // Near the 256 KiB an invoke's payload may hold.
     let big = "x".repeat(250 * 1024);
-    let out: Value = wf.invoke("size", &big).await?;
+    let out: Value = wf.invoke(SIZE, &big).await?;
     Ok(out)
 }
 
 async fn invoke_tenant(mut wf: Workflow, input: Value) -> Outcome {
     let config = InvokeConfig::new().tenant_id(text(&input["tenantId"]));
-    let out: Value = wf.invoke_with(config, "echo", &input["payload"]).await?;
+    let out: Value = wf.invoke_with(config, ECHO, &input["payload"]).await?;
     Ok(out)
 }
 
 async fn invoke_then_wait(mut wf: Workflow, input: Value) -> Outcome {
-    let out: Value = wf.invoke("echo", &input).await?;
+    let out: Value = wf.invoke(ECHO, &input).await?;
     wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
     Ok(out)
 }
 
 async fn invoke_fails_then_wait(mut wf: Workflow, _: Value) -> Outcome {
-    let out: Result<Value, InvokeError> = wf.invoke("fail", &Value::Null).await;
+    let out: Result<Value, InvokeError> = wf.invoke(FAIL, &Value::Null).await;
     let caught = out.is_err();
     wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
     Ok(json!({ "caught": caught }))
@@ -2109,12 +2131,12 @@ async fn invoke_fails_then_wait(mut wf: Workflow, _: Value) -> Outcome {
 
 async fn step_then_invoke(mut wf: Workflow, _: Value) -> Outcome {
     let value = echo(&mut wf, "prepare", "prepared".into()).await?;
-    let out: Value = wf.invoke("echo", &value).await?;
+    let out: Value = wf.invoke(ECHO, &value).await?;
     Ok(out)
 }
 
 async fn invoke_then_step(mut wf: Workflow, _: Value) -> Outcome {
-    let out: Value = wf.invoke("echo", "invoked").await?;
+    let out: Value = wf.invoke(ECHO, "invoked").await?;
     let processed = echo(&mut wf, "process", format!("processed {}", text(&out))).await?;
     Ok(json!(processed))
 }
@@ -2122,21 +2144,21 @@ async fn invoke_then_step(mut wf: Workflow, _: Value) -> Outcome {
 async fn invoke_in_child(mut wf: Workflow, _: Value) -> Outcome {
     let out: Value = wf
         .child("invoking", |mut wf| async move {
-            wf.invoke::<_, Value>("echo", "from the child").await
+            wf.invoke::<_, Value>(ECHO, "from the child").await
         })
         .await?;
     Ok(out)
 }
 
 async fn two_invokes(mut wf: Workflow, _: Value) -> Outcome {
-    let first: Value = wf.invoke("echo", "first").await?;
-    let second: Value = wf.invoke("echo", "second").await?;
+    let first: Value = wf.invoke(ECHO, "first").await?;
+    let second: Value = wf.invoke(ECHO, "second").await?;
     Ok(json!([first, second]))
 }
 
 async fn invoke_payload_codec(mut wf: Workflow, input: Value) -> Outcome {
     let config = InvokeConfig::new().payload_codec(Uppercase);
-    let out: Value = wf.invoke_with(config, "echo", &input).await?;
+    let out: Value = wf.invoke_with(config, ECHO, &input).await?;
     Ok(out)
 }
 
@@ -2179,7 +2201,7 @@ impl Codec for UpperRaw {
 
 async fn invoke_result_codec(mut wf: Workflow, input: Value) -> Outcome {
     let config = InvokeConfig::new().result_codec(UpperRaw);
-    let out: String = wf.invoke_with(config, "echo", &input).await?;
+    let out: String = wf.invoke_with(config, ECHO, &input).await?;
     Ok(json!(out))
 }
 

@@ -164,10 +164,11 @@ impl Stack {
             .arg("--lambda-endpoint")
             .arg(format!("http://127.0.0.1:{invoke_port}"))
             .args(["--local-runner-region", "us-west-2"])
-            // Durable targets of the chained-invoke scenarios.
+            // Durable targets of the chained-invoke scenarios and of the
+            // conformance requirements' invokes.
             .arg("--function-configs")
             .arg(
-                r#"{"multiple-steps":{"DurableConfig":{"ExecutionTimeout":60}},"step-fails":{"DurableConfig":{"ExecutionTimeout":60}}}"#,
+                r#"{"multiple-steps":{"DurableConfig":{"ExecutionTimeout":60}},"step-fails":{"DurableConfig":{"ExecutionTimeout":60}},"conformance-echo":{"DurableConfig":{"ExecutionTimeout":60}},"conformance-fail":{"DurableConfig":{"ExecutionTimeout":60}},"conformance-size":{"DurableConfig":{"ExecutionTimeout":60}}}"#,
             )
             .arg(if skip_time {
                 "--skip-time"

@@ -1,0 +1,6 @@
+//! The `conformance-echo` durable Lambda function (see `functions.rs`): a chained
+//! invoke target of AWS's conformance requirements.
+
+fn main() -> Result<(), durable_yield::lambda::Error> {
+    durable_yield_functions::main(env!("CARGO_BIN_NAME"))
+}
