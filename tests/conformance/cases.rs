@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use durable_yield::local::CallbackAnswer;
 use durable_yield::model::ErrorObject;
-use durable_yield::{LocalRun, LocalRunner, Workflow};
+use durable_yield::{LocalExecution, LocalRun, LocalRunner, Workflow};
 use durable_yield_tests::drive;
 use serde_json::{Value, json};
 
@@ -178,26 +178,8 @@ async fn crashing<W>(input: Value, workflow: W, logs: &LogSink) -> Result<LocalR
 where
     W: durable_yield::WorkflowFn<Value, Value>,
 {
-    let execution = LocalRunner::new()
-        .start(&input)
-        .map_err(|e| e.to_string())?;
-    let (watched, deadline) = (
-        logs.clone(),
-        std::time::Instant::now() + Duration::from_secs(30),
-    );
-    let crash = std::future::poll_fn(move |cx| {
-        if !watched.records().is_empty() || std::time::Instant::now() >= deadline {
-            return std::task::Poll::Ready(());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    });
-    if execution.invoke_crashing(&workflow, crash).await.is_some() {
-        return Err("the first invocation was not interrupted".into());
-    }
-    drive(&execution, &workflow, 20).await?;
-    execution.finish().map_err(|e| e.to_string())
+    let logs = logs.clone();
+    crash_then_run(input, workflow, move |_| !logs.records().is_empty()).await
 }
 
 /// 3-12: the process dies once the service recorded the step's START
@@ -207,17 +189,32 @@ async fn child_interrupted<W>(input: Value, workflow: W) -> Result<LocalRun<Valu
 where
     W: durable_yield::WorkflowFn<Value, Value>,
 {
+    crash_then_run(input, workflow, |execution| {
+        execution.operations().iter().any(|o| {
+            o.op_type == durable_yield::model::OperationType::Step
+                && o.status == durable_yield::model::OperationStatus::Started
+        })
+    })
+    .await
+}
+
+/// Runs `workflow`'s first invocation until `crashed` says the process
+/// dies (30 s at most), then the execution to its end.
+async fn crash_then_run<W>(
+    input: Value,
+    workflow: W,
+    crashed: impl Fn(&LocalExecution) -> bool,
+) -> Result<LocalRun<Value>, String>
+where
+    W: durable_yield::WorkflowFn<Value, Value>,
+{
     let execution = LocalRunner::new()
         .start(&input)
         .map_err(|e| e.to_string())?;
     let watched = execution.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let crash = std::future::poll_fn(move |cx| {
-        let started = watched.operations().iter().any(|o| {
-            o.op_type == durable_yield::model::OperationType::Step
-                && o.status == durable_yield::model::OperationStatus::Started
-        });
-        if started || std::time::Instant::now() >= deadline {
+        if crashed(&watched) || std::time::Instant::now() >= deadline {
             return std::task::Poll::Ready(());
         }
         std::thread::sleep(Duration::from_millis(1));

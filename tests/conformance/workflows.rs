@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use durable_yield::codecs::{Codec, CodecError, Json, PayloadContext};
+use durable_yield::codecs::{Codec, CodecError, PayloadContext};
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
     BatchResult, Branch, CallbackConfig, CallbackError, ChildConfig, CompletionPolicy, Condition,
@@ -303,11 +303,7 @@ async fn null_result(mut wf: Workflow, _: Value) -> Outcome {
     Ok(Value::Null)
 }
 
-/// A codec that writes every string of a value in upper case (JSON
-/// otherwise, untagged).
-#[derive(Clone)]
-struct Uppercase;
-
+/// `value` with every string in upper case.
 fn upper(value: Value) -> Value {
     match value {
         Value::String(s) => Value::String(s.to_uppercase()),
@@ -317,43 +313,10 @@ fn upper(value: Value) -> Value {
     }
 }
 
-impl Codec for Uppercase {
-    fn id(&self) -> &str {
-        "uppercase"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        cx: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        let value = serde_json::to_value(value).map_err(|e| CodecError::Encode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })?;
-        Json.encode(&upper(value), cx)
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        cx: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        Json.decode(bytes, cx)
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn custom_serdes(mut wf: Workflow, input: Value) -> Outcome {
     let out: String = wf
         .step_with(
-            StepConfig::named("return_input").codec(Uppercase),
+            StepConfig::named("return_input").codec(UPPERCASE),
             move |_| async move { Ok(text(&input)) },
         )
         .await?;
@@ -509,44 +472,40 @@ async fn no_retry_transient(mut wf: Workflow, _: Value) -> Outcome {
     Ok(json!(out))
 }
 
-async fn at_most_once_no_retry(mut wf: Workflow, input: Value) -> Outcome {
-    let logged = text(&input);
+/// A step run at most once per attempt that writes the input as its log
+/// line; its first attempt never ends (the process dies in it, see
+/// `crashing` in `cases.rs`), a later one returns `result`.
+async fn at_most_once(
+    wf: &mut Workflow,
+    input: &Value,
+    retry: impl durable_yield::RetryStrategy,
+    result: &'static str,
+) -> Outcome {
+    let logged = text(input);
     let out: String = wf
         .step_with(
             StepConfig::named("at_most_once_flaky_step")
                 .semantics(StepSemantics::AtMostOncePerRetry)
-                .retry(NoRetry),
+                .retry(retry),
             move |ctx| async move {
                 log_line(logged);
                 if ctx.attempt() == 1 {
-                    // The process dies here (see `crashing`).
                     std::future::pending::<()>().await;
                 }
-                Ok("never recorded".to_owned())
+                Ok(result.to_owned())
             },
         )
         .await?;
     Ok(json!(out))
 }
 
+async fn at_most_once_no_retry(mut wf: Workflow, input: Value) -> Outcome {
+    at_most_once(&mut wf, &input, NoRetry, "never recorded").await
+}
+
 async fn at_most_once_retry(mut wf: Workflow, input: Value) -> Outcome {
-    let logged = text(&input);
-    let out: String = wf
-        .step_with(
-            StepConfig::named("at_most_once_flaky_step")
-                .semantics(StepSemantics::AtMostOncePerRetry)
-                .retry(FixedDelay::new(Duration::from_secs(1), 3)),
-            move |ctx| async move {
-                log_line(logged);
-                if ctx.attempt() == 1 {
-                    // The process dies here (see `crashing`).
-                    std::future::pending::<()>().await;
-                }
-                Ok("succeeded on second attempt".to_owned())
-            },
-        )
-        .await?;
-    Ok(json!(out))
+    let retry = FixedDelay::new(Duration::from_secs(1), 3);
+    at_most_once(&mut wf, &input, retry, "succeeded on second attempt").await
 }
 
 async fn fails_permanently(mut wf: Workflow, _: Value) -> Outcome {
@@ -725,16 +684,18 @@ async fn child_then_wait(mut wf: Workflow, input: Value) -> Outcome {
     Ok(json!(out))
 }
 
+/// A child context with a step returning `value`, then a wait of a second.
+async fn step_and_wait_child(wf: &mut Workflow, value: String) -> Result<String, StepError> {
+    wf.child("step_and_wait", move |mut wf| async move {
+        let out = echo(&mut wf, "echo", value).await?;
+        wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
+        Ok::<_, StepError>(out)
+    })
+    .await
+}
+
 async fn child_step_and_wait(mut wf: Workflow, input: Value) -> Outcome {
-    let value = text(&input);
-    let out: String = wf
-        .child("step_and_wait", move |mut wf| async move {
-            let out = echo(&mut wf, "echo", value).await?;
-            wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
-            Ok::<_, StepError>(out)
-        })
-        .await?;
-    Ok(json!(out))
+    Ok(json!(step_and_wait_child(&mut wf, text(&input)).await?))
 }
 
 async fn child_large_result(mut wf: Workflow, input: Value) -> Outcome {
@@ -785,56 +746,11 @@ async fn child_wait_only(mut wf: Workflow, input: Value) -> Outcome {
     Ok(json!(after))
 }
 
-/// A codec that writes a string in upper case as plain text (not JSON),
-/// and reads plain text back as the string.
-#[derive(Clone)]
-struct UppercaseText;
-
-impl Codec for UppercaseText {
-    fn id(&self) -> &str {
-        "uppercase-text"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        _: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        match serde_json::to_value(value) {
-            Ok(Value::String(s)) => Ok(s.to_uppercase().into_bytes()),
-            Ok(other) => Ok(other.to_string().into_bytes()),
-            Err(e) => Err(CodecError::Encode {
-                codec: self.id().to_owned(),
-                message: e.to_string(),
-            }),
-        }
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let text = String::from_utf8_lossy(bytes).into_owned();
-        serde_json::from_value(Value::String(text)).map_err(|e| CodecError::Decode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn child_custom_serdes(mut wf: Workflow, input: Value) -> Outcome {
     let value = text(&input);
     let out: String = wf
         .child_with(
-            ChildConfig::named("uppercased").codec(UppercaseText),
+            ChildConfig::named("uppercased").codec(UPPERCASE_TEXT),
             move |mut wf| async move { echo(&mut wf, "echo", value).await },
         )
         .await?;
@@ -877,14 +793,7 @@ async fn child_logs_only(mut wf: Workflow, input: Value) -> Outcome {
 }
 
 async fn child_then_more(mut wf: Workflow, input: Value) -> Outcome {
-    let value = text(&input);
-    let out: String = wf
-        .child("step_and_wait", move |mut wf| async move {
-            let out = echo(&mut wf, "inner", value).await?;
-            wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
-            Ok::<_, StepError>(out)
-        })
-        .await?;
+    let out = step_and_wait_child(&mut wf, text(&input)).await?;
     let after = echo(&mut wf, "outer", out).await?;
     wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
     Ok(json!(after))
@@ -994,107 +903,17 @@ fn epoch_seconds(text: &str) -> Option<i64> {
     Some(days * 86_400 + num(11..13)? * 3_600 + num(14..16)? * 60 + num(17..19)?)
 }
 
-/// A callback codec that reads the sender's JSON and turns its
-/// `timestamp` (RFC 3339 text) into epoch seconds.
-#[derive(Clone)]
-struct WithDate;
-
-impl Codec for WithDate {
-    fn id(&self) -> &str {
-        "with-date"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        cx: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        Json.encode(value, cx)
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        cx: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let mut value: Value = Json.decode(bytes, cx)?;
-        if let Some(at) = value
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .and_then(epoch_seconds)
-        {
-            value["timestamp"] = json!(at);
-        }
-        serde_json::from_value(value).map_err(|e| CodecError::Decode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn callback_with_date(mut wf: Workflow, input: Value) -> Outcome {
     let callback = wf
-        .create_callback_with::<Value, _>(CallbackConfig::named(text(&input)).codec(WithDate))
+        .create_callback_with::<Value, _>(CallbackConfig::named(text(&input)).codec(WITH_DATE))
         .await;
     let received = wf.callback_result(&callback).await?;
     Ok(json!({ "received": received }))
 }
 
-/// A callback codec that reads the sender's text as a number.
-#[derive(Clone)]
-struct AsNumber;
-
-impl Codec for AsNumber {
-    fn id(&self) -> &str {
-        "as-number"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        cx: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        Json.encode(value, cx)
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let text = String::from_utf8_lossy(bytes);
-        let text = text.trim().trim_matches('"');
-        let number = match text.parse::<i64>() {
-            Ok(n) => json!(n),
-            Err(_) => json!(text.parse::<f64>().map_err(|e| CodecError::Decode {
-                codec: self.id().to_owned(),
-                message: format!("{e}"),
-            })?),
-        };
-        serde_json::from_value(number).map_err(|e| CodecError::Decode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn callback_as_number(mut wf: Workflow, input: Value) -> Outcome {
     let callback = wf
-        .create_callback_with::<i64, _>(CallbackConfig::named(text(&input)).codec(AsNumber))
+        .create_callback_with::<i64, _>(CallbackConfig::named(text(&input)).codec(AS_NUMBER))
         .await;
     let count = wf.callback_result(&callback).await?;
     Ok(json!({ "count": count, "doubled": count * 2 }))
@@ -1357,63 +1176,10 @@ async fn condition_null_state(mut wf: Workflow, _: Value) -> Outcome {
     Ok(json!(out))
 }
 
-/// A codec that stores a string state as `state:<text>` (plain text).
-#[derive(Clone)]
-struct Prefixed;
-
-impl Codec for Prefixed {
-    fn id(&self) -> &str {
-        "prefixed"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        _: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        match serde_json::to_value(value) {
-            Ok(Value::String(s)) => Ok(format!("state:{s}").into_bytes()),
-            Ok(other) => Err(CodecError::Encode {
-                codec: self.id().to_owned(),
-                message: format!("not a string: {other}"),
-            }),
-            Err(e) => Err(CodecError::Encode {
-                codec: self.id().to_owned(),
-                message: e.to_string(),
-            }),
-        }
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let text = String::from_utf8_lossy(bytes);
-        let Some(state) = text.strip_prefix("state:") else {
-            return Err(CodecError::Decode {
-                codec: self.id().to_owned(),
-                message: format!("{text:?} is not a prefixed state"),
-            });
-        };
-        serde_json::from_value(Value::String(state.to_owned())).map_err(|e| CodecError::Decode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn condition_custom_serdes(mut wf: Workflow, _: Value) -> Outcome {
     let out = wf
         .wait_for_condition_with(
-            ConditionConfig::new().codec(Prefixed),
+            ConditionConfig::new().codec(PREFIXED),
             String::new(),
             |_, state: String| async move {
                 let next = format!("{state}x");
@@ -1620,57 +1386,10 @@ async fn map_named_items(mut wf: Workflow, input: Value) -> Outcome {
     values(result)
 }
 
-/// A codec that writes a string as `wrapped:<text>` (plain text).
-#[derive(Clone)]
-struct Wrapped;
-
-impl Codec for Wrapped {
-    fn id(&self) -> &str {
-        "wrapped"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        _: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        Ok(format!(
-            "wrapped:{}",
-            text(&serde_json::to_value(value).unwrap_or_default())
-        )
-        .into_bytes())
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let text = String::from_utf8_lossy(bytes);
-        let inner = text
-            .strip_prefix("wrapped:")
-            .ok_or_else(|| CodecError::Decode {
-                codec: self.id().to_owned(),
-                message: format!("{text:?} is not wrapped"),
-            })?;
-        serde_json::from_value(Value::String(inner.to_owned())).map_err(|e| CodecError::Decode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn map_item_codec(mut wf: Workflow, _: Value) -> Outcome {
     let config = MapConfig::named("serdes")
         .max_concurrency(1)
-        .item_codec(Wrapped);
+        .item_codec(WRAPPED);
     let result = wf
         .map_with(config, ["x", "y"], |_, item, _| async move {
             Ok::<_, StepError>(item.to_uppercase())
@@ -1721,65 +1440,8 @@ async fn map_failure_then_wait(mut wf: Workflow, _: Value) -> Outcome {
     Ok(projection(&result))
 }
 
-/// A batch codec that writes a map result of strings as
-/// `OPSERDE:<results joined by commas>` and reads it back as a result of
-/// succeeded items.
-#[derive(Clone)]
-struct OpSerde;
-
-impl Codec for OpSerde {
-    fn id(&self) -> &str {
-        "opserde"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        _: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        let value = serde_json::to_value(value).unwrap_or_default();
-        let results: Vec<String> = value["all"]
-            .as_array()
-            .map(|items| items.iter().map(|i| text(&i["result"])).collect())
-            .unwrap_or_default();
-        Ok(format!("OPSERDE:{}", results.join(",")).into_bytes())
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let text = String::from_utf8_lossy(bytes);
-        let joined = text
-            .strip_prefix("OPSERDE:")
-            .ok_or_else(|| CodecError::Decode {
-                codec: self.id().to_owned(),
-                message: format!("{text:?} is no OPSERDE result"),
-            })?;
-        let all: Vec<Value> = joined
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .enumerate()
-            .map(|(index, r)| json!({"index": index, "status": "SUCCEEDED", "result": r, "error": null}))
-            .collect();
-        let value = json!({"all": all, "completionReason": "ALL_COMPLETED"});
-        serde_json::from_value(value).map_err(|e| CodecError::Decode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn upper_map_with_batch_codec(wf: &mut Workflow) -> Result<BatchResult<String>, StepError> {
-    let config = one_at_a_time().batch_codec(OpSerde);
+    let config = one_at_a_time().batch_codec(OP_SERDE);
     wf.map_with(config, ["x", "y"], |_, item, _| async move {
         Ok::<_, StepError>(item.to_uppercase())
     })
@@ -1942,46 +1604,8 @@ async fn parallel_wait_in_branch(mut wf: Workflow, _: Value) -> Outcome {
     )
 }
 
-/// A codec that writes a value `v` as `{"wrapped": v}` and reads it back.
-#[derive(Clone)]
-struct Enveloped;
-
-impl Codec for Enveloped {
-    fn id(&self) -> &str {
-        "enveloped"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        cx: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        let value = serde_json::to_value(value).unwrap_or_default();
-        Json.encode(&json!({ "wrapped": value }), cx)
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        cx: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let mut envelope: Value = Json.decode(bytes, cx)?;
-        serde_json::from_value(envelope["wrapped"].take()).map_err(|e| CodecError::Decode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn parallel_item_codec(mut wf: Workflow, _: Value) -> Outcome {
-    let config = sequential().item_codec(Enveloped);
+    let config = sequential().item_codec(ENVELOPED);
     values(
         wf.parallel_with(config, vec![constant(json!("x")), constant(json!("y"))])
             .await?,
@@ -2157,50 +1781,13 @@ async fn two_invokes(mut wf: Workflow, _: Value) -> Outcome {
 }
 
 async fn invoke_payload_codec(mut wf: Workflow, input: Value) -> Outcome {
-    let config = InvokeConfig::new().payload_codec(Uppercase);
+    let config = InvokeConfig::new().payload_codec(UPPERCASE);
     let out: Value = wf.invoke_with(config, ECHO, &input).await?;
     Ok(out)
 }
 
-/// A result codec that reads the target's raw answer upper-cased, as text.
-#[derive(Clone)]
-struct UpperRaw;
-
-impl Codec for UpperRaw {
-    fn id(&self) -> &str {
-        "upper-raw"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        cx: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        Json.encode(value, cx)
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        _: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let text = String::from_utf8_lossy(bytes).to_uppercase();
-        serde_json::from_value(Value::String(text)).map_err(|e| CodecError::Decode {
-            codec: self.id().to_owned(),
-            message: e.to_string(),
-        })
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
-    fn binds_context(&self) -> bool {
-        false
-    }
-}
-
 async fn invoke_result_codec(mut wf: Workflow, input: Value) -> Outcome {
-    let config = InvokeConfig::new().result_codec(UpperRaw);
+    let config = InvokeConfig::new().result_codec(UPPER_RAW);
     let out: String = wf.invoke_with(config, ECHO, &input).await?;
     Ok(json!(out))
 }
@@ -2218,3 +1805,180 @@ pub async fn plugin_greet(mut wf: Workflow, input: Value) -> Outcome {
         .await?;
     Ok(json!(out))
 }
+
+// ---- the requirements' custom serdes
+
+/// A plain-text, untagged codec, as the requirements' custom serdes are:
+/// `write` turns the value (as JSON) into the payload's text, `read` turns
+/// the text back into the value's JSON.
+#[derive(Clone, Copy)]
+struct TextCodec {
+    id: &'static str,
+    write: fn(Value) -> Result<String, String>,
+    read: fn(&str) -> Result<Value, String>,
+}
+
+impl Codec for TextCodec {
+    fn id(&self) -> &str {
+        self.id
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        let encode = |message: String| CodecError::Encode {
+            codec: self.id.to_owned(),
+            message,
+        };
+        let value = serde_json::to_value(value).map_err(|e| encode(e.to_string()))?;
+        (self.write)(value).map(String::into_bytes).map_err(encode)
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let decode = |message: String| CodecError::Decode {
+            codec: self.id.to_owned(),
+            message,
+        };
+        let text = std::str::from_utf8(bytes).map_err(|e| decode(e.to_string()))?;
+        let value = (self.read)(text).map_err(decode)?;
+        serde_json::from_value(value).map_err(|e| decode(e.to_string()))
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+    fn binds_context(&self) -> bool {
+        false
+    }
+}
+
+fn json_text(value: Value) -> Result<String, String> {
+    Ok(value.to_string())
+}
+
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// JSON with every string in upper case (1-6, 5-15).
+const UPPERCASE: TextCodec = TextCodec {
+    id: "uppercase",
+    write: |value| json_text(upper(value)),
+    read: parse_json,
+};
+
+/// A string in upper case as plain text, read back as it is (3-14).
+const UPPERCASE_TEXT: TextCodec = TextCodec {
+    id: "uppercase-text",
+    write: |value| match value {
+        Value::String(s) => Ok(s.to_uppercase()),
+        other => Ok(other.to_string()),
+    },
+    read: |text| Ok(Value::String(text.to_owned())),
+};
+
+/// The sender's JSON, its `timestamp` (RFC 3339 text) read as epoch
+/// seconds (4-15).
+const WITH_DATE: TextCodec = TextCodec {
+    id: "with-date",
+    write: json_text,
+    read: |text| {
+        let mut value = parse_json(text)?;
+        if let Some(at) = value
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(epoch_seconds)
+        {
+            value["timestamp"] = json!(at);
+        }
+        Ok(value)
+    },
+};
+
+/// The sender's text read as a number (4-16).
+const AS_NUMBER: TextCodec = TextCodec {
+    id: "as-number",
+    write: json_text,
+    read: |text| {
+        let text = text.trim().trim_matches('"');
+        match text.parse::<i64>() {
+            Ok(n) => Ok(json!(n)),
+            Err(_) => text
+                .parse::<f64>()
+                .map(|n| json!(n))
+                .map_err(|e| e.to_string()),
+        }
+    },
+};
+
+/// A string state as `state:<text>` (6-11).
+const PREFIXED: TextCodec = TextCodec {
+    id: "prefixed",
+    write: |value| match value {
+        Value::String(s) => Ok(format!("state:{s}")),
+        other => Err(format!("not a string: {other}")),
+    },
+    read: |text| {
+        text.strip_prefix("state:")
+            .map(|s| Value::String(s.to_owned()))
+            .ok_or_else(|| format!("{text:?} is not a prefixed state"))
+    },
+};
+
+/// A string as `wrapped:<text>` (9-14).
+const WRAPPED: TextCodec = TextCodec {
+    id: "wrapped",
+    write: |value| Ok(format!("wrapped:{}", text(&value))),
+    read: |text| {
+        text.strip_prefix("wrapped:")
+            .map(|s| Value::String(s.to_owned()))
+            .ok_or_else(|| format!("{text:?} is not wrapped"))
+    },
+};
+
+/// A map result of strings as `OPSERDE:<results joined by commas>`, read
+/// back as a result of succeeded items (9-19, 9-20).
+const OP_SERDE: TextCodec = TextCodec {
+    id: "opserde",
+    write: |value| {
+        let results: Vec<String> = value["all"]
+            .as_array()
+            .map(|items| items.iter().map(|i| text(&i["result"])).collect())
+            .unwrap_or_default();
+        Ok(format!("OPSERDE:{}", results.join(",")))
+    },
+    read: |text| {
+        let joined = text
+            .strip_prefix("OPSERDE:")
+            .ok_or_else(|| format!("{text:?} is no OPSERDE result"))?;
+        let all: Vec<Value> = joined
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .map(|(index, r)| {
+                json!({"index": index, "status": "SUCCEEDED", "result": r, "error": null})
+            })
+            .collect();
+        Ok(json!({"all": all, "completionReason": "ALL_COMPLETED"}))
+    },
+};
+
+/// A value `v` as `{"wrapped": v}` (8-15).
+const ENVELOPED: TextCodec = TextCodec {
+    id: "enveloped",
+    write: |value| json_text(json!({ "wrapped": value })),
+    read: |text| Ok(parse_json(text)?["wrapped"].take()),
+};
+
+/// The target's raw answer read upper-cased, as text (5-16).
+const UPPER_RAW: TextCodec = TextCodec {
+    id: "upper-raw",
+    write: json_text,
+    read: |text| Ok(Value::String(text.to_uppercase())),
+};
