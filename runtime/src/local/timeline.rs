@@ -24,7 +24,9 @@ pub enum TimelineEvent {
         /// Virtual time.
         at: Millis,
     },
-    /// A checkpoint update was applied.
+    /// A checkpoint update was applied. (More fields may come: match it
+    /// with `..`.)
+    #[non_exhaustive]
     Applied {
         /// Virtual time.
         at: Millis,
@@ -106,7 +108,9 @@ pub enum TimelineEvent {
         /// Checkpoint requests sent.
         checkpoints: u64,
     },
-    /// The invocation failed (the service would retry it).
+    /// The invocation failed (the service would retry it). (More fields
+    /// may come: match it with `..`.)
+    #[non_exhaustive]
     InvocationFailed {
         /// 1-based invocation number.
         invocation: u32,
