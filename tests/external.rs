@@ -151,6 +151,42 @@ async fn heartbeats_keep_a_callback_alive_until_they_stop() {
     ));
 }
 
+/// A heartbeat changes no operation, so the service does not invoke the
+/// function for it (AWS's conformance requirements 4-5 and 7-13): the
+/// runner's heartbeat answers move the clock without an invocation.
+#[tokio::test]
+async fn a_heartbeat_answer_invokes_nothing() {
+    async fn watched(mut wf: Workflow, _: ()) -> Result<String, StepError> {
+        let cb = wf
+            .create_callback::<String>(
+                CallbackConfig::named("job").heartbeat_timeout(Duration::from_secs(10)),
+            )
+            .await;
+        Ok(wf.callback_result(&cb).await?)
+    }
+    let run = LocalRunner::new()
+        .answer_callback(
+            "job",
+            CallbackAnswer::heartbeat().after(Duration::from_secs(8)),
+        )
+        .answer_callback(
+            "job",
+            CallbackAnswer::heartbeat().after(Duration::from_secs(16)),
+        )
+        .answer_callback(
+            "job",
+            CallbackAnswer::success(&"done").after(Duration::from_secs(24)),
+        )
+        .run(&watched, &())
+        .await
+        .unwrap();
+    assert_eq!(run.result.as_deref(), Some("done"));
+    // Kept alive past its 10 s heartbeat time-out by the two heartbeats.
+    assert_eq!(run.elapsed, Duration::from_secs(24));
+    // The first invocation, and the one for the answer: none for the beats.
+    assert_eq!(run.invocations, 2);
+}
+
 #[tokio::test]
 async fn plain_text_and_empty_answers_are_readable() {
     async fn two(mut wf: Workflow, _: ()) -> Result<String, StepError> {
