@@ -1,4 +1,4 @@
-//! How each conformance requirement's workflow (`workflows.rs`) runs on
+//! How each conformance requirement's workflow (`workflows/`) runs on
 //! the local runner: which callbacks are answered and how, which functions
 //! a chained invoke finds, which plugins listen, where the process dies.
 
@@ -68,6 +68,27 @@ pub fn python_json(value: &Value) -> String {
     }
 }
 
+/// The first action not `used` yet whose name matches the callback
+/// `name` (`*`, `${/regex/}` or the name itself), as AWS's runner picks
+/// them.
+pub fn next_action<'a>(
+    actions: &'a [Action],
+    used: &[bool],
+    name: &str,
+) -> Option<(usize, &'a Action)> {
+    actions.iter().enumerate().find(|(i, a)| {
+        !used[*i]
+            && match a
+                .name
+                .strip_prefix("${/")
+                .and_then(|r| r.strip_suffix("/}"))
+            {
+                Some(p) => regex::Regex::new(p).is_ok_and(|re| re.is_match(name)),
+                None => a.name == "*" || a.name == name,
+            }
+    })
+}
+
 /// A runner that answers callbacks as `actions` say, the way AWS's runner
 /// picks them: each callback, in the order `callbacks` names them (the
 /// callbacks the workflow creates), takes the first action not used yet
@@ -78,18 +99,7 @@ fn runner_for(actions: &[Action], callbacks: &[&str]) -> Result<LocalRunner, Str
     for &callback in callbacks {
         let mut after = 0.0;
         loop {
-            let found = actions.iter().enumerate().find(|(i, a)| {
-                !used[*i] && {
-                    let pattern = a
-                        .name
-                        .strip_prefix("${/")
-                        .and_then(|r| r.strip_suffix("/}"));
-                    match pattern {
-                        Some(p) => regex::Regex::new(p).is_ok_and(|re| re.is_match(callback)),
-                        None => a.name == "*" || a.name == callback,
-                    }
-                }
-            });
+            let found = next_action(actions, &used, callback);
             let Some((i, action)) = found else { break };
             used[i] = true;
             after += action.delay;

@@ -8,7 +8,7 @@
 //! `ExpectedResult` and `ExpectedExecutionHistory` by the package's rules
 //! (`matcher.rs`).
 //!
-//! A second test runs the same workflows (`workflows.rs`) as the
+//! A second test runs the same workflows (`workflows/`) as the
 //! `conformance` function of `examples/functions` against AWS's emulator
 //! (`dex-local-runner`, real time) and checks what it records the same
 //! way, but for fields the emulator's own history lacks (see
@@ -134,15 +134,7 @@ async fn check(requirement: &Requirement) -> Result<(), Vec<String>> {
     m.result(requirement.expected_result(), &status, run.result.as_ref());
     m.events(requirement.expected_history(), &events);
     m.logs(requirement.expected_logs(), &logs.records());
-    if m.errors.is_empty() {
-        Ok(())
-    } else {
-        m.errors.push(format!(
-            "the history:\n{}",
-            serde_json::to_string_pretty(&events).unwrap_or_default()
-        ));
-        Err(m.errors)
-    }
+    m.verdict(&events, "the history")
 }
 
 /// Requirements whose workflows the emulator test leaves out, and why.
@@ -257,18 +249,7 @@ fn answer_callbacks(
                 continue;
             }
             let name = event["Name"].as_str().unwrap_or_default();
-            let found = actions.iter().enumerate().find(|(i, a)| {
-                !used[*i] && {
-                    match a
-                        .name
-                        .strip_prefix("${/")
-                        .and_then(|r| r.strip_suffix("/}"))
-                    {
-                        Some(p) => regex::Regex::new(p).is_ok_and(|re| re.is_match(name)),
-                        None => a.name == "*" || a.name == name,
-                    }
-                }
-            });
+            let found = cases::next_action(actions, &used, name);
             let Some((i, action)) = found else {
                 handled.insert(id.to_owned());
                 if !actions.is_empty() {
@@ -429,13 +410,5 @@ fn check_on(
     let mut m = Matcher::new(bindings);
     m.result(requirement.expected_result(), &status, result.as_ref());
     m.events(&expected, &events);
-    if m.errors.is_empty() {
-        Ok(())
-    } else {
-        m.errors.push(format!(
-            "the emulator's history:\n{}",
-            serde_json::to_string_pretty(&events).unwrap_or_default()
-        ));
-        Err(m.errors)
-    }
+    m.verdict(&events, "the emulator's history")
 }

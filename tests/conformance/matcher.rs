@@ -487,6 +487,19 @@ impl Matcher {
         }
     }
 
+    /// `Ok` when everything matched, else the mismatches followed by the
+    /// `events` checked (titled `what`), to read the failure by.
+    pub fn verdict(mut self, events: &[Value], what: &str) -> Result<(), Vec<String>> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        self.errors.push(format!(
+            "{what}:\n{}",
+            serde_json::to_string_pretty(events).unwrap_or_default()
+        ));
+        Err(self.errors)
+    }
+
     /// Checks the execution's status and result against `ExpectedResult`.
     pub fn result(
         &mut self,
