@@ -12,7 +12,7 @@
 
 /// The workflows of AWS's conformance requirements (shared with
 /// `tests/conformance/`, which runs them on the local runner).
-#[path = "../../tests/conformance/workflows.rs"]
+#[path = "../../tests/conformance/workflows/mod.rs"]
 pub mod conformance;
 
 use std::io::Write;
