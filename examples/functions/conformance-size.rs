@@ -1,4 +1,4 @@
-//! The `conformance-size` durable Lambda function (see `functions.rs`): a chained
+//! The `conformance-size` durable Lambda function (see `lib.rs`): a chained
 //! invoke target of AWS's conformance requirements.
 
 fn main() -> Result<(), durable_yield::lambda::Error> {

@@ -1,4 +1,4 @@
-//! The `conformance` durable Lambda function (see `functions.rs`): runs
+//! The `conformance` durable Lambda function (see `lib.rs`): runs
 //! the workflow of one of AWS's conformance requirements, named by its
 //! input `{"id": "<requirement id>", "input": <its input>}`.
 

@@ -1,4 +1,4 @@
-//! The `external` durable Lambda function (see `functions.rs`).
+//! The `external` durable Lambda function (see `lib.rs`).
 
 fn main() -> Result<(), durable_yield::lambda::Error> {
     durable_yield_functions::main(env!("CARGO_BIN_NAME"))

@@ -1101,8 +1101,14 @@ async fn serve_otel(
 pub fn main(name: &str) -> Result<(), Error> {
     use tracing_subscriber::layer::{Layer, SubscriberExt};
     use tracing_subscriber::util::SubscriberInitExt;
-    let layer = durable_yield::logging::JsonLogLayer::stdout()
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    let stdout = durable_yield::logging::JsonLogLayer::stdout();
+    // The conformance requirements that log ask for replay logging on.
+    let stdout = if name.starts_with("conformance") {
+        stdout.every_replay()
+    } else {
+        stdout
+    };
+    let layer = stdout.with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     // A subscriber set up before (by a test harness) is kept.
     let _ = tracing_subscriber::registry().with(layer).try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1134,6 +1140,16 @@ async fn serve(name: &str) -> Result<(), Error> {
     match name {
         "step-wait-step" => durable_yield::lambda::run(step_wait_step).await,
         "conformance" => durable_yield::lambda::run(conformance_requirement).await,
+        "conformance-plugin" | "conformance-plugin-faulty" | "conformance-plugin-pair" => {
+            conformance::plugins_of_function(name)
+                .into_iter()
+                .fold(
+                    durable_yield::lambda::DurableHandler::new(conformance_requirement),
+                    durable_yield::lambda::DurableHandler::plugin,
+                )
+                .run()
+                .await
+        }
         conformance::ECHO => durable_yield::lambda::run(conformance::target_echo).await,
         conformance::FAIL => durable_yield::lambda::run(conformance::target_fail).await,
         conformance::SIZE => durable_yield::lambda::run(conformance::target_size).await,

@@ -1,4 +1,4 @@
-//! The `replay-safe` durable Lambda function (see `functions.rs`).
+//! The `replay-safe` durable Lambda function (see `lib.rs`).
 
 fn main() -> Result<(), durable_yield::lambda::Error> {
     durable_yield_functions::main(env!("CARGO_BIN_NAME"))

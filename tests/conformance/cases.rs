@@ -159,7 +159,7 @@ pub async fn run(
     let runner = match id {
         "1-17" | "1-18" => return crashing(input, workflow, logs).await,
         "3-12" => return child_interrupted(input, workflow).await,
-        _ if id.starts_with("10-") => plugin_runner(id, logs),
+        _ if id.starts_with("10-") => plugin_runner(id),
         _ if id.starts_with("5-") => with_targets(LocalRunner::new()),
         "4-2" => runner_for(actions, &["approval"])?,
         "4-17" | "4-18" | "4-19" => runner_for(actions, &[a.as_str(), b.as_str()])?,
@@ -189,7 +189,13 @@ where
     W: durable_yield::WorkflowFn<Value, Value>,
 {
     let logs = logs.clone();
-    crash_then_run(input, workflow, move |_| !logs.records().is_empty()).await
+    // The body's line: written inside the step attempt.
+    let body_logged = move |_: &LocalExecution| {
+        logs.records()
+            .iter()
+            .any(|r| r.get("operationId").is_some())
+    };
+    crash_then_run(input, workflow, body_logged).await
 }
 
 /// 3-12: the process dies once the service recorded the step's START
@@ -240,128 +246,11 @@ where
 
 // ---- plugins (10-x)
 
-/// AWS's instrumentation plugin of the plugin requirements: each hook
-/// writes a JSON record (`plugin`, `hook` and the hook's fields, with the
-/// execution ARN); operation and attempt hooks only for steps. A faulty one
-/// writes `{plugin, hook}` and then fails.
-#[derive(Clone)]
-struct ConfPlugin {
-    label: &'static str,
-    faulty: bool,
-    sink: LogSink,
-}
-
-struct ConfHooks {
-    plugin: ConfPlugin,
-    arn: String,
-}
-
-impl durable_yield::plugin::Plugin for ConfPlugin {
-    fn invocation(
-        &self,
-        start: &durable_yield::plugin::InvocationStart<'_>,
-    ) -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> {
-        Ok(Box::new(ConfHooks {
-            plugin: self.clone(),
-            arn: start.execution_arn.to_owned(),
-        }))
-    }
-}
-
-impl ConfHooks {
-    fn log(&self, hook: &str, fields: Value) -> durable_yield::plugin::HookResult {
-        let mut record = json!({
-            "plugin": self.plugin.label,
-            "hook": hook,
-            "durableExecutionArn": self.arn,
-        });
-        if !self.plugin.faulty
-            && let (Some(record), Some(fields)) = (record.as_object_mut(), fields.as_object())
-        {
-            record.extend(fields.clone());
-        }
-        self.plugin.sink.write(record);
-        if self.plugin.faulty {
-            return Err(format!("{hook} fails on purpose").into());
-        }
-        Ok(())
-    }
-}
-
-impl durable_yield::plugin::InvocationHooks for ConfHooks {
-    fn on_invocation_start(
-        &mut self,
-        start: &durable_yield::plugin::InvocationStart<'_>,
-    ) -> durable_yield::plugin::HookResult {
-        self.log(
-            "invocation-start",
-            json!({ "first": start.first_invocation }),
-        )
-    }
-    fn on_invocation_end(
-        &mut self,
-        end: &durable_yield::plugin::InvocationEnd<'_>,
-    ) -> durable_yield::plugin::HookResult {
-        self.log("invocation-end", json!({ "status": end.status.as_str() }))
-    }
-    fn on_operation_start(
-        &mut self,
-        event: &durable_yield::plugin::OperationEvent<'_>,
-    ) -> durable_yield::plugin::HookResult {
-        if event.op_type != durable_yield::model::OperationType::Step {
-            return Ok(());
-        }
-        self.log("operation-start", json!({ "op": event.id.as_str() }))
-    }
-    fn on_operation_end(
-        &mut self,
-        event: &durable_yield::plugin::OperationEvent<'_>,
-    ) -> durable_yield::plugin::HookResult {
-        if event.op_type != durable_yield::model::OperationType::Step {
-            return Ok(());
-        }
-        let status = serde_json::to_value(event.status).unwrap_or_default();
-        self.log(
-            "operation-end",
-            json!({ "op": event.id.as_str(), "status": status }),
-        )
-    }
-    fn on_attempt_start(
-        &mut self,
-        event: &durable_yield::plugin::AttemptEvent<'_>,
-    ) -> durable_yield::plugin::HookResult {
-        self.log(
-            "attempt-start",
-            json!({ "n": event.attempt, "op": event.id.as_str() }),
-        )
-    }
-    fn on_attempt_end(
-        &mut self,
-        event: &durable_yield::plugin::AttemptEvent<'_>,
-    ) -> durable_yield::plugin::HookResult {
-        let outcome = event.outcome.map(|o| o.as_str());
-        self.log(
-            "attempt-end",
-            json!({ "n": event.attempt, "outcome": outcome, "op": event.id.as_str() }),
-        )
-    }
-}
-
-/// The runner of plugin requirement `id`, its plugins writing to `sink`.
-fn plugin_runner(id: &str, sink: &LogSink) -> LocalRunner {
-    let plugin = |label, faulty| ConfPlugin {
-        label,
-        faulty,
-        sink: sink.clone(),
-    };
-    let runner = LocalRunner::new();
-    match id {
-        "10-4" => runner.plugin(plugin("CONFPLUGIN-FAULTY", true)),
-        "10-5" => runner
-            .plugin(plugin("CONFPLUGIN-A", false))
-            .plugin(plugin("CONFPLUGIN-B", false)),
-        _ => runner.plugin(plugin("CONFPLUGIN", false)),
-    }
+/// The runner of plugin requirement `id`, with its plugins.
+fn plugin_runner(id: &str) -> LocalRunner {
+    workflows::plugins_of(id)
+        .into_iter()
+        .fold(LocalRunner::new(), LocalRunner::plugin)
 }
 
 // ---- chained invokes (5-x)

@@ -19,10 +19,13 @@
 //! test that reads them is `#[ignore]`d, so that `cargo test --workspace`
 //! on a machine without them reports it as ignored instead of passing it,
 //! and it fails, saying how to get them, when it is run without them.
-//! `ExpectedLogs` (CloudWatch log lines) are checked too: the plugins of
-//! the plugin suite and the step and child bodies that log write their
-//! records to a sink here instead of stdout, one per run of the code that
-//! writes it (what AWS's context loggers write with replay logging on).
+//! `ExpectedLogs` (CloudWatch log lines) are checked too, against the lines
+//! a run really writes: the bodies log with `tracing`, the SDK's
+//! `JsonLogLayer` (replay logging on) writes the lines, the plugin suite's
+//! plugins write their records; here what would go to stdout goes to a
+//! sink, on the emulator it is read from `cargo lambda watch`'s log; either
+//! way only the lines whose `durableExecutionArn` is the execution's count,
+//! as AWS's runner filters CloudWatch.
 
 mod cases;
 mod matcher;
@@ -118,6 +121,7 @@ async fn check(requirement: &Requirement) -> Result<(), Vec<String>> {
     let bindings = requirement.bindings(0x5eed_u64 ^ requirement.id.len() as u64);
     let input = requirement.input(&bindings);
     let actions = requirement.callback_actions(&bindings);
+    capture_log_lines();
     let logs = workflows::LogSink::default();
     workflows::use_sink(&logs);
     let run = cases::run(&requirement.id, input, &actions, &logs)
@@ -133,8 +137,65 @@ async fn check(requirement: &Requirement) -> Result<(), Vec<String>> {
     let status = run.status.to_string();
     m.result(requirement.expected_result(), &status, run.result.as_ref());
     m.events(requirement.expected_history(), &events);
-    m.logs(requirement.expected_logs(), &logs.records());
+    let lines = workflows::records_of(&logs.records(), &run.arn);
+    m.logs(requirement.expected_logs(), &lines);
     m.verdict(&events, "the history")
+}
+
+/// Sends the SDK's JSON log lines (`JsonLogLayer`, INFO and up, with
+/// replay logging on, as the requirements that log ask) to the current
+/// sink instead of stdout, once per process.
+fn capture_log_lines() {
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let layer = durable_yield::logging::JsonLogLayer::stdout()
+            .with_writer(LineWriter::default)
+            .every_replay()
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+        if tracing_subscriber::registry()
+            .with(layer)
+            .try_init()
+            .is_err()
+        {
+            panic!("another tracing subscriber was set: the log lines cannot be read");
+        }
+    });
+}
+
+/// Hands each complete line written to it to [`workflows::print_line`]
+/// (the current sink), and what is left when dropped.
+#[derive(Default)]
+struct LineWriter(Vec<u8>);
+
+impl LineWriter {
+    fn hand_over(&mut self, all: bool) {
+        while let Some(end) = self.0.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.0.drain(..=end).collect();
+            workflows::print_line(String::from_utf8_lossy(&line).trim_end());
+        }
+        if all && !self.0.is_empty() {
+            workflows::print_line(&String::from_utf8_lossy(&std::mem::take(&mut self.0)));
+        }
+    }
+}
+
+impl std::io::Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        self.hand_over(false);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        self.hand_over(true);
+    }
 }
 
 /// Requirements whose workflows the emulator test leaves out, and why.
@@ -142,7 +203,6 @@ fn not_on_the_emulator(id: &str) -> Option<&'static str> {
     Some(match id {
         "1-17" | "1-18" | "3-12" => "the process must die inside a step body",
         "1-9" | "3-17" => "the workflow counts runs of a body in its process",
-        _ if id.starts_with("10-") => "the plugins' records are log lines",
         _ => return None,
     })
 }
@@ -355,8 +415,9 @@ fn without_emulator_gaps(expected: &[Value], actual: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// Runs the `conformance` function for `requirement` on the emulator and
-/// checks the execution and its history (its log lines are not read). A
+/// Runs the `conformance` function (a `conformance-plugin` one for the
+/// plugin requirements) for `requirement` on the emulator and checks the
+/// execution, its history and its log lines. A
 /// requirement AWS's runner invokes asynchronously (`AsyncInvoke`: a wait
 /// of an hour) is checked as that runner does: once its expected events
 /// are there, without waiting for the end.
@@ -373,7 +434,7 @@ fn check_on(
     });
     let name = format!("conformance-{}-{}", requirement.id, std::process::id());
     let arn = stack
-        .start_execution("conformance", &name, &input)
+        .start_execution(workflows::function_of(&requirement.id), &name, &input)
         .map_err(fail)?;
     let actions = requirement.callback_actions(&bindings);
     let history_only = requirement.spec.get("AsyncInvoke").and_then(Value::as_bool) == Some(true)
@@ -410,5 +471,34 @@ fn check_on(
     let mut m = Matcher::new(bindings);
     m.result(requirement.expected_result(), &status, result.as_ref());
     m.events(&expected, &events);
+    let expected_logs = requirement.expected_logs();
+    if !expected_logs.is_empty() {
+        // The lines reach cargo lambda's log through a pipe: a few seconds
+        // for the last ones, as AWS's runner waits for CloudWatch's.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let lines = loop {
+            let lines = emulator_log_records(stack, &arn).map_err(fail)?;
+            let mut probe = Matcher::new(m.bindings.clone());
+            probe.logs(expected_logs, &lines);
+            if probe.errors.is_empty() || std::time::Instant::now() > deadline {
+                break lines;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        m.logs(expected_logs, &lines);
+    }
     m.verdict(&events, "the emulator's history")
+}
+
+/// The log lines of the execution `arn` the functions wrote on the
+/// emulator (`cargo lambda watch` passes their stdout through to its log),
+/// found as AWS's runner finds an execution's lines in CloudWatch.
+fn emulator_log_records(
+    stack: &durable_yield_tests::emulator::Stack,
+    arn: &str,
+) -> Result<Vec<Value>, String> {
+    let path = stack.logs.join("cargo-lambda-watch.log");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let records: Vec<Value> = text.lines().map(workflows::record_of_line).collect();
+    Ok(workflows::records_of(&records, arn))
 }

@@ -145,7 +145,7 @@ pub(super) async fn child_large_result(mut wf: Workflow, input: Value) -> Outcom
     let value = text(&input);
     let out: String = wf
         .child("large", move |mut wf| async move {
-            log_line(value.clone());
+            tracing::info!("{value}");
             let small = echo(&mut wf, "small", value).await?;
             // Over the 256 KiB a CONTEXT result may hold: ReplayChildren.
             Ok::<_, StepError>(small.repeat(300 * 1024 / small.len().max(1) + 1))
@@ -224,7 +224,7 @@ pub(super) async fn child_logs_only(mut wf: Workflow, input: Value) -> Outcome {
     let out: String = wf
         .child("logs", move |_wf| async move {
             LOGGING_CHILD_RUNS.fetch_add(1, Ordering::SeqCst);
-            log_line(value.clone());
+            tracing::info!("{value}");
             Ok::<_, StepError>(value)
         })
         .await?;

@@ -33,7 +33,11 @@ mod wait;
 mod wait_for_callback;
 
 pub use self::child::interrupted_child;
+pub use self::plugin::{function_of, plugins_of};
+// The Lambda functions of `examples/functions` register these.
 pub use self::invoke::{ECHO, FAIL, SIZE, target_echo, target_fail, target_size};
+#[allow(unused_imports)]
+pub use self::plugin::plugins_of_function;
 use self::{
     callback::*, child::*, condition::*, invoke::*, map::*, parallel::*, plugin::*, serdes::*,
     step::*, wait::*, wait_for_callback::*,
@@ -42,18 +46,21 @@ use self::{
 /// What a workflow returns.
 pub type Outcome = Result<Value, durable_yield::BoxError>;
 
-/// Where a run's plugins and step bodies write the JSON log records AWS's
-/// plugin requirements read (instead of stdout), in order.
+/// What one run writes to standard output, in order, as records: the
+/// SDK's JSON log lines (the test routes its `JsonLogLayer` here) and the
+/// plugins' records. A line is read as AWS's runner reads a line of a
+/// function's CloudWatch log: a JSON object is a record of its fields, any
+/// other line a record whose `message` is the line.
 #[derive(Clone, Default)]
 pub struct LogSink(Arc<Mutex<Vec<Value>>>);
 
 impl LogSink {
-    /// Writes a record.
-    pub fn write(&self, record: Value) {
+    /// Writes one line.
+    pub fn write_line(&self, line: &str) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(record);
+            .push(record_of_line(line));
     }
     /// The records written so far.
     pub fn records(&self) -> Vec<Value> {
@@ -61,20 +68,41 @@ impl LogSink {
     }
 }
 
+/// A log line as a record (see [`LogSink`]).
+pub fn record_of_line(line: &str) -> Value {
+    match serde_json::from_str::<Value>(line.trim()) {
+        Ok(record @ Value::Object(_)) => record,
+        _ => json!({ "message": line.trim_end() }),
+    }
+}
+
+/// The records of the execution `arn`, as AWS's runner fetches an
+/// execution's log lines from CloudWatch (a filter on the records'
+/// `durableExecutionArn` or `executionArn` field): a line without the
+/// execution's ARN is not found.
+pub fn records_of(records: &[Value], arn: &str) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|r| r["durableExecutionArn"] == arn || r["executionArn"] == arn)
+        .cloned()
+        .collect()
+}
+
 /// The sink of the requirement being run (they run one at a time).
 static CURRENT: Mutex<Option<LogSink>> = Mutex::new(None);
 
-/// Makes `sink` the one the bodies' log lines go to.
+/// Makes `sink` the one [`print_line`] writes to.
 pub fn use_sink(sink: &LogSink) {
     *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink.clone());
 }
 
-/// Writes a `message` record to the current sink, as a body's logger
-/// writes a line.
-fn log_line(message: impl Into<String>) {
+/// Writes `line` to standard output, as a Lambda function writes a log
+/// line, or to the sink a test set with [`use_sink`].
+pub fn print_line(line: &str) {
     let sink = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if let Some(sink) = sink {
-        sink.write(json!({ "message": message.into() }));
+    match sink {
+        Some(sink) => sink.write_line(line),
+        None => println!("{line}"),
     }
 }
 

@@ -74,9 +74,9 @@ pub(super) async fn step_logger(mut wf: Workflow, input: Value) -> Outcome {
     let name = text(&input);
     let out: String = wf
         .step("greet", move |_ctx: StepContext| async move {
-            log_line(format!("Greeting step started for: {name}"));
+            tracing::info!("Greeting step started for: {name}");
             let greeting = format!("Hello, {name}!");
-            log_line(format!("Greeting step completed with: {greeting}"));
+            tracing::info!("Greeting step completed with: {greeting}");
             Ok(greeting)
         })
         .await?;
@@ -235,7 +235,7 @@ pub(super) async fn at_most_once(
                 .semantics(StepSemantics::AtMostOncePerRetry)
                 .retry(retry),
             move |ctx| async move {
-                log_line(logged);
+                tracing::info!("{logged}");
                 if ctx.attempt() == 1 {
                     std::future::pending::<()>().await;
                 }
