@@ -257,23 +257,34 @@ async fn crash_in_step(mut wf: Workflow, input: CrashInput) -> Result<String, St
     Ok(format!("{before} {slow}"))
 }
 
-/// Serves [`crash_in_step`]. When a body sets [`DIE`], the invocation is
-/// dropped where it is and the handler fails, as if the sandbox had died:
-/// nothing more of it reaches the service, which invokes again. (A real
-/// `exit` would end `cargo lambda watch`'s function scheduler for good.)
-async fn serve_crashing() -> Result<(), Error> {
+/// Serves `workflow`. When a body sets `die`, the invocation is dropped
+/// `grace` later where it is and the handler fails, as if the sandbox had
+/// died: nothing more of it reaches the service, which invokes again. (A
+/// real `exit` would end `cargo lambda watch`'s function scheduler for
+/// good.)
+async fn serve_crashing<W, I, O>(
+    workflow: W,
+    die: &'static std::sync::atomic::AtomicBool,
+    grace: Duration,
+) -> Result<(), Error>
+where
+    I: serde::de::DeserializeOwned + Send + 'static,
+    O: serde::Serialize + Send + 'static,
+    W: durable_yield::WorkflowFn<I, O>,
+{
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let service = AwsDurableService::from_conf(&config);
-    let function = DurableFunction::new(crash_in_step, service, CheckpointBatching::default());
+    let function = DurableFunction::new(workflow, service, CheckpointBatching::default());
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<durable_yield::model::InvocationInput>| {
             let function = function.clone();
             async move {
-                DIE.store(false, Ordering::SeqCst);
+                die.store(false, Ordering::SeqCst);
                 let died = async {
-                    while !DIE.load(Ordering::SeqCst) {
+                    while !die.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
+                    tokio::time::sleep(grace).await;
                 };
                 // Boxed: rustdoc lays out the whole future otherwise, past
                 // its query depth limit.
@@ -1159,7 +1170,13 @@ async fn serve(name: &str) -> Result<(), Error> {
         "step-fails" => durable_yield::lambda::run(step_fails).await,
         "binary-codecs" => durable_yield::lambda::run(binary_codecs).await,
         "checkpoint-count" => serve_counted().await,
-        "crash-in-step" => serve_crashing().await,
+        "crash-in-step" => serve_crashing(crash_in_step, &DIE, Duration::ZERO).await,
+        // Two seconds for a START sent while the body runs (100 ms in) to
+        // reach the emulator first, as 3-12 asks.
+        "conformance-crash" => {
+            let grace = Duration::from_secs(2);
+            serve_crashing(conformance_requirement, &conformance::DIE, grace).await
+        }
         "plugin-hooks" => {
             durable_yield::lambda::DurableHandler::new(plugin_hooks)
                 .plugin(HookLog)

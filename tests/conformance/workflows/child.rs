@@ -155,18 +155,18 @@ pub(super) async fn child_large_result(mut wf: Workflow, input: Value) -> Outcom
     Ok(json!(out.len()))
 }
 
-/// Whether 3-12's step body has run once (and hung, until the crash).
-pub(super) static INTERRUPTED_ONCE: AtomicU32 = AtomicU32::new(0);
+/// Whether 3-12's step body has run (it dies in its first run).
+pub(super) static INTERRUPTED: RunCounter = RunCounter::new();
 
-/// 3-12's workflow: a child context whose step hangs on its first run.
+/// 3-12's workflow: a child context whose step's first run dies.
 pub async fn interrupted_child(mut wf: Workflow, input: Value) -> Outcome {
     let value = text(&input);
     let out: String = wf
         .child("interrupted", move |mut wf| async move {
-            wf.step("slow", move |_| async move {
-                if INTERRUPTED_ONCE.fetch_add(1, Ordering::SeqCst) == 0 {
-                    // The first run never ends: the process dies in it.
-                    std::future::pending::<()>().await;
+            wf.step("slow", move |ctx| async move {
+                if INTERRUPTED.runs(ctx.execution_arn()) == 0 {
+                    INTERRUPTED.ran(ctx.execution_arn());
+                    die_here().await;
                 }
                 Ok(value)
             })
@@ -217,19 +217,19 @@ pub(super) async fn child_null(mut wf: Workflow, _: Value) -> Outcome {
 }
 
 /// How many times 3-17's child body ran (once: it is not replayed).
-pub(super) static LOGGING_CHILD_RUNS: AtomicU32 = AtomicU32::new(0);
+pub(super) static LOGGING_CHILD_RUNS: RunCounter = RunCounter::new();
 
 pub(super) async fn child_logs_only(mut wf: Workflow, input: Value) -> Outcome {
     let value = text(&input);
     let out: String = wf
-        .child("logs", move |_wf| async move {
-            LOGGING_CHILD_RUNS.fetch_add(1, Ordering::SeqCst);
+        .child("logs", move |wf| async move {
+            LOGGING_CHILD_RUNS.ran(wf.execution_arn());
             tracing::info!("{value}");
             Ok::<_, StepError>(value)
         })
         .await?;
     wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
-    if LOGGING_CHILD_RUNS.load(Ordering::SeqCst) != 1 {
+    if LOGGING_CHILD_RUNS.runs(wf.execution_arn()) != 1 {
         return Err("the finished child context ran again on replay".into());
     }
     Ok(json!(out))

@@ -4,7 +4,7 @@
 //! `examples/functions` (run against AWS's emulator). One file per suite;
 //! `serdes.rs` holds the custom serdes several suites use.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -103,6 +103,41 @@ pub fn print_line(line: &str) {
     match sink {
         Some(sink) => sink.write_line(line),
         None => println!("{line}"),
+    }
+}
+
+/// Set by a body where the process must die (1-17, 1-18, 3-12): on AWS's
+/// emulator the `conformance-crash` function then drops the invocation,
+/// as if its sandbox had died; the local runs watch for the moment
+/// themselves (`cases.rs`).
+pub static DIE: AtomicBool = AtomicBool::new(false);
+
+/// The process dies here (see [`DIE`]); the body waits for it.
+async fn die_here() {
+    DIE.store(true, Ordering::SeqCst);
+    std::future::pending::<()>().await;
+}
+
+/// Counts the runs of a body, per execution (on the emulator one process
+/// runs several executions at once).
+pub(super) struct RunCounter(Mutex<Vec<(String, u32)>>);
+
+impl RunCounter {
+    pub(super) const fn new() -> Self {
+        RunCounter(Mutex::new(Vec::new()))
+    }
+    /// Counts one run of the body in execution `arn`.
+    pub(super) fn ran(&self, arn: &str) {
+        let mut runs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match runs.iter_mut().find(|(a, _)| a == arn) {
+            Some((_, n)) => *n += 1,
+            None => runs.push((arn.to_owned(), 1)),
+        }
+    }
+    /// How many times the body ran in execution `arn`.
+    pub(super) fn runs(&self, arn: &str) -> u32 {
+        let runs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        runs.iter().find(|(a, _)| a == arn).map_or(0, |(_, n)| *n)
     }
 }
 

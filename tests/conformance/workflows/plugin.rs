@@ -123,9 +123,11 @@ impl durable_yield::plugin::InvocationHooks for ConfHooks {
 
 /// The function of `examples/functions` that runs requirement `id` on
 /// AWS's emulator: the plugin requirements' functions register their
-/// plugins ([`plugins_of_function`]).
+/// plugins ([`plugins_of_function`]); `conformance-crash` drops the
+/// invocation where a body dies ([`DIE`](super::DIE)).
 pub fn function_of(id: &str) -> &'static str {
     match id {
+        "1-17" | "1-18" | "3-12" => "conformance-crash",
         "10-4" => "conformance-plugin-faulty",
         "10-5" => "conformance-plugin-pair",
         _ if id.starts_with("10-") => "conformance-plugin",

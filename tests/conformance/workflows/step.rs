@@ -92,17 +92,17 @@ pub(super) async fn step_then_wait(mut wf: Workflow, _: Value) -> Outcome {
 }
 
 /// How many times the body of 1-9's step ran (it must run once).
-pub(super) static CACHED_RUNS: AtomicU32 = AtomicU32::new(0);
+pub(super) static CACHED_RUNS: RunCounter = RunCounter::new();
 
 pub(super) async fn replay_skips_step(mut wf: Workflow, _: Value) -> Outcome {
     let out: String = wf
-        .step("cache", |_| async {
-            CACHED_RUNS.fetch_add(1, Ordering::SeqCst);
+        .step("cache", |ctx| async move {
+            CACHED_RUNS.ran(ctx.execution_arn());
             Ok("cached_value".to_owned())
         })
         .await?;
     wf.wait(WaitConfig::new(), Duration::from_secs(1)).await;
-    if CACHED_RUNS.load(Ordering::SeqCst) != 1 {
+    if CACHED_RUNS.runs(wf.execution_arn()) != 1 {
         return Err("the succeeded step ran again on replay".into());
     }
     Ok(json!(out))
@@ -237,7 +237,7 @@ pub(super) async fn at_most_once(
             move |ctx| async move {
                 tracing::info!("{logged}");
                 if ctx.attempt() == 1 {
-                    std::future::pending::<()>().await;
+                    die_here().await;
                 }
                 Ok(result.to_owned())
             },
