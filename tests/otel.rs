@@ -180,16 +180,42 @@ impl Spans {
             }
             let links = self.links(s);
             match (s.name.as_ref(), view) {
-                ("Workflow" | "Invocation", _) => assert!(links.is_empty(), "{}", s.name),
-                (_, OtelView::Invocation) => assert_eq!(links, ["Workflow"], "{}", s.name),
+                ("Workflow" | "Invocation" | "DurableExecutionRoot", _) => {
+                    assert!(links.is_empty(), "{}", s.name);
+                }
+                // A span continuing an operation an earlier invocation
+                // began links to its first span too.
+                (_, OtelView::Invocation) => assert!(
+                    links == ["Workflow"] || links == [s.name.to_string(), "Workflow".into()],
+                    "{}: {links:?}",
+                    s.name
+                ),
                 (_, _) => assert_eq!(links, ["Invocation"], "{}", s.name),
             }
         }
+        // No trace header: the synthetic root AWS's plugin writes, a
+        // zero-length span each invocation writes again (the same id).
         assert_eq!(
             roots.into_iter().collect::<Vec<_>>(),
-            ["Workflow"],
-            "the Workflow span is the trace's one root"
+            ["DurableExecutionRoot"],
+            "the synthetic root is the trace's one root"
         );
+        let root = self.named("DurableExecutionRoot");
+        for r in &root {
+            assert_eq!(r.span_context.span_id(), root[0].span_context.span_id());
+            assert_eq!(r.start_time, r.end_time, "a zero-length span");
+            assert_eq!(
+                keys(r),
+                sorted(&["execution.arn", "execution.synthetic_root"])
+            );
+            assert_eq!(
+                attr(r, "durable.execution.synthetic_root"),
+                Some(Value::Bool(true))
+            );
+        }
+        for workflow in self.named("Workflow") {
+            assert_eq!(self.parent_name(workflow), "DurableExecutionRoot");
+        }
         let workflow = self.one("Workflow");
         assert_eq!(keys(workflow), sorted(WORKFLOW));
         for invocation in self.named("Invocation") {
@@ -340,7 +366,9 @@ async fn the_invocation_view_across_invocations() {
 
     // Children lie within their parents (Workflow included).
     for s in &spans.0 {
-        if let Some(parent) = spans.parent(s) {
+        // (The synthetic root is a zero-length anchor: the Workflow span
+        // outlasts it, as AWS's requirements allow.)
+        if let Some(parent) = spans.parent(s).filter(|p| p.name != "DurableExecutionRoot") {
             assert!(
                 parent.start_time <= s.start_time && s.end_time <= parent.end_time,
                 "{} outside {}",
@@ -349,8 +377,53 @@ async fn the_invocation_view_across_invocations() {
             );
         }
     }
-    // Nothing else.
-    assert_eq!(spans.0.len(), 1 + 3 + 2 + 2 + 2 + 1 + 1);
+    // Nothing else (the synthetic root once per invocation).
+    assert_eq!(spans.0.len(), 3 + 1 + 3 + 2 + 2 + 2 + 1 + 1);
+}
+
+/// With Lambda's trace header (the local runner passes one per invocation
+/// when asked, as Lambda does with tracing on): the execution is on the
+/// header's trace, `Workflow` is parented to the segment the header names
+/// (Lambda's, not exported here) and no synthetic root is written; a span
+/// continuing an operation an earlier invocation began links to its first
+/// span, then to `Workflow` (what AWS's otel-invocation-2 and -3 ask).
+#[tokio::test]
+async fn a_trace_header_parents_the_workflow_and_continuations_link_their_first_span() {
+    let runner = LocalRunner::new().lambda_trace_headers();
+    let (spans, run) = traced(runner, &retry_wait_step, OtelView::Invocation).await;
+    assert_eq!(run.invocations, 3);
+    assert!(spans.named("DurableExecutionRoot").is_empty());
+    let trace = spans.0[0].span_context.trace_id();
+    for s in &spans.0 {
+        assert_eq!(s.span_context.trace_id(), trace, "one trace: {}", s.name);
+        assert_ne!(s.parent_span_id, SpanId::INVALID, "{} has a parent", s.name);
+    }
+    let workflow = spans.one("Workflow");
+    assert!(spans.parent(workflow).is_none(), "the segment is Lambda's");
+    let workflow_id = workflow.span_context.span_id();
+    let links = |s: &SpanData| -> Vec<SpanId> {
+        s.links
+            .links
+            .iter()
+            .map(|l| l.span_context.span_id())
+            .collect()
+    };
+    // `cool-off` began in invocation 2 and is over in invocation 3;
+    // `charge` began in invocation 1 and succeeded in invocation 2.
+    for name in ["cool-off", "charge"] {
+        let first = spans.with_status(name, "STARTED");
+        let later = spans.with_status(name, "SUCCEEDED");
+        assert_eq!(links(first), [workflow_id], "{name}");
+        assert_eq!(
+            links(later),
+            [first.span_context.span_id(), workflow_id],
+            "{name}"
+        );
+        assert_ne!(later.span_context.span_id(), first.span_context.span_id());
+    }
+    // Spans of operations that begin and end in one invocation link to
+    // `Workflow` only.
+    assert_eq!(links(spans.with_status("ship", "SUCCEEDED")), [workflow_id]);
 }
 
 // ---------------------------- contexts, a parallel, a map, a callback
@@ -495,7 +568,9 @@ async fn the_invocation_view_nests_operations_under_their_contexts() {
     assert!(matches!(failed.status, Status::Error { .. }));
 
     for s in &spans.0 {
-        if let Some(parent) = spans.parent(s) {
+        // (The synthetic root is a zero-length anchor: the Workflow span
+        // outlasts it, as AWS's requirements allow.)
+        if let Some(parent) = spans.parent(s).filter(|p| p.name != "DurableExecutionRoot") {
             assert!(
                 parent.start_time <= s.start_time && s.end_time <= parent.end_time,
                 "{} outside {}",
@@ -614,9 +689,10 @@ async fn the_execution_view_has_one_span_per_operation() {
     // A step's span starts no later than its first attempt.
     assert!(retry.start_time <= attempts[0].start_time);
 
-    // The Workflow span: the root, from the execution's start.
+    // The Workflow span: under the synthetic root, from the execution's
+    // start.
     let workflow = spans.one("Workflow");
-    assert_eq!(workflow.parent_span_id, SpanId::INVALID);
+    assert_eq!(spans.parent_name(workflow), "DurableExecutionRoot");
     assert_eq!(workflow.status, Status::Ok);
     let start = run.operations[0].start_timestamp.unwrap();
     assert_eq!(
@@ -665,8 +741,9 @@ async fn derived_ids_depend_on_the_execution_only() {
     let (wa, wb) = (invocation.one("Workflow"), execution.one("Workflow"));
     assert_ne!(wa.span_context.trace_id(), wb.span_context.trace_id());
     assert_ne!(wa.span_context.span_id(), wb.span_context.span_id());
-    // Without the id generator, nothing is derived and the Workflow span
-    // roots a trace of its own.
+    // Without the id generator, nothing is derived: the Workflow span has
+    // an id of its own, not the one its invocations and operations point
+    // to.
     let exporter = InMemorySpanExporter::default();
     let plain = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
@@ -680,9 +757,18 @@ async fn derived_ids_depend_on_the_execution_only() {
     let workflow = spans.one("Workflow");
     let invocation = &spans.named("Invocation")[0];
     assert_ne!(
-        workflow.span_context.trace_id(),
-        invocation.span_context.trace_id()
+        invocation.parent_span_id,
+        workflow.span_context.span_id(),
+        "the Invocation's parent is the derived Workflow id, which the Workflow span lacks"
     );
+    let ship = spans.with_status("ship", "SUCCEEDED");
+    let linked: Vec<SpanId> = ship
+        .links
+        .links
+        .iter()
+        .map(|l| l.span_context.span_id())
+        .collect();
+    assert!(!linked.contains(&workflow.span_context.span_id()));
 }
 
 // -------------------------------- a callback the service does not list
@@ -819,8 +905,9 @@ async fn spans_are_flushed_at_the_end_of_each_invocation() {
         execution.invoke(&retry_wait_step).await.unwrap();
         let exported = exporter.get_finished_spans().unwrap();
         if flush {
-            // Invocation 1: Invocation, `charge` and its first attempt.
-            assert_eq!(exported.len(), 3, "{exported:#?}");
+            // Invocation 1: the synthetic root, Invocation, `charge` and
+            // its first attempt.
+            assert_eq!(exported.len(), 4, "{exported:#?}");
         } else {
             assert!(exported.is_empty(), "{exported:#?}");
         }
@@ -1196,9 +1283,10 @@ async fn an_execution_that_never_ends_has_no_workflow_span() {
                 assert_eq!(keys(wait), sorted(OPERATION));
                 assert_eq!(wait.status, Status::Unset);
                 assert_eq!(wait.parent_span_id, invocation.span_context.span_id());
-                assert_eq!(spans.0.len(), 2);
+                // The synthetic root, Invocation, the wait.
+                assert_eq!(spans.0.len(), 3);
             }
-            _ => assert_eq!(spans.0.len(), 1, "an open operation has no span yet"),
+            _ => assert_eq!(spans.0.len(), 2, "an open operation has no span yet"),
         }
     }
 }

@@ -93,7 +93,7 @@ pub fn next_action<'a>(
 /// picks them: each callback, in the order `callbacks` names them (the
 /// callbacks the workflow creates), takes the first action not used yet
 /// whose name matches; a heartbeat leaves the callback open for the next.
-fn runner_for(actions: &[Action], callbacks: &[&str]) -> Result<LocalRunner, String> {
+pub fn runner_for(actions: &[Action], callbacks: &[&str]) -> Result<LocalRunner, String> {
     let mut runner = LocalRunner::new();
     let mut used = vec![false; actions.len()];
     for &callback in callbacks {

@@ -15,6 +15,12 @@
 //! way, but for what the emulator's own history lacks (see
 //! `without_emulator_gaps`).
 //!
+//! A third test runs the scenarios of AWS's OpenTelemetry requirements
+//! (`aws-durable-execution-conformance-tests-otel` 0.2.0, from
+//! `.venv/conformance-otel/`) on the local runner with `OtelPlugin` and
+//! checks their spans against the files' `TelemetryAssertions`
+//! (`telemetry.rs`).
+//!
 //! The files are read from the wheel `.ci/run` unpacks into
 //! `.venv/conformance/` (or from `$DURABLE_YIELD_CONFORMANCE_DIR`); the
 //! test that reads them is `#[ignore]`d, so that `cargo test --workspace`
@@ -30,6 +36,8 @@
 
 mod cases;
 mod matcher;
+mod otel_scenarios;
+mod telemetry;
 mod workflows;
 
 use std::collections::BTreeMap;
@@ -509,4 +517,250 @@ fn emulator_log_records(
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let records: Vec<Value> = text.lines().map(workflows::record_of_line).collect();
     Ok(workflows::records_of(&records, arn))
+}
+
+// ------------------------------------------------ OpenTelemetry requirements
+
+/// The package of AWS's OpenTelemetry requirements.
+const OTEL_PACKAGE: &str = "aws-durable-execution-conformance-tests-otel==0.2.0";
+
+/// The service name the spans are exported under (the package's default).
+const SERVICE_NAME: &str = "durable-execution-conformance";
+
+/// Where `.ci/run` unpacks the OpenTelemetry requirements.
+fn otel_requirements_dir() -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os("DURABLE_YIELD_OTEL_CONFORMANCE_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../.venv/conformance-otel/aws_durable_execution_conformance_tests_otel/\
+             test_requirements",
+        ),
+    };
+    dir.is_dir().then_some(dir)
+}
+
+/// AWS's OpenTelemetry requirements (suites `otel-invocation`,
+/// `otel-execution`, `otel-long-running`): each scenario runs on the local
+/// runner with `OtelPlugin` in the suite's view, its spans exported in
+/// process; its result and history are checked as above, and its spans
+/// against the requirement's `TelemetryAssertions` (`telemetry.rs`; a
+/// long-running requirement in both views, the execution view against its
+/// `ExecutionTelemetryAssertions`).
+#[tokio::test]
+#[ignore = "needs AWS's OpenTelemetry conformance requirements in .venv/conformance-otel \
+            (.ci/run downloads them), then: \
+            cargo test -p durable-yield-tests --test conformance -- --include-ignored"]
+async fn aws_otel_conformance_requirements() {
+    use durable_yield::otel::OtelView;
+    let Some(dir) = otel_requirements_dir() else {
+        panic!(
+            "AWS's OpenTelemetry conformance requirements are not in .venv/conformance-otel (nor \
+             in $DURABLE_YIELD_OTEL_CONFORMANCE_DIR). Get them with:\n  \
+             python3 -m pip download --no-deps --python-version 3.14 --only-binary=:all: \
+             {OTEL_PACKAGE} -d .venv/conformance-otel-wheel\n  \
+             python3 -m zipfile -e .venv/conformance-otel-wheel/*.whl .venv/conformance-otel"
+        );
+    };
+    let all = load_all(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    assert!(
+        all.len() >= 40,
+        "only {} requirement files in {}",
+        all.len(),
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    let mut met = Vec::new();
+    let mut left_out = Vec::new();
+    for (id, requirement) in &all {
+        let scenario = requirement.spec["Input"]["scenario"]
+            .as_str()
+            .unwrap_or_default();
+        if let Err(reason) = otel_scenarios::covers(scenario) {
+            left_out.push(format!("{id} ({scenario}): {reason}"));
+            continue;
+        }
+        let views: &[(OtelView, &str)] = match requirement.suite.as_str() {
+            "otel-invocation" => &[(OtelView::Invocation, "TelemetryAssertions")],
+            "otel-execution" => &[(OtelView::Execution, "TelemetryAssertions")],
+            _ => &[
+                (OtelView::Invocation, "TelemetryAssertions"),
+                (OtelView::Execution, "ExecutionTelemetryAssertions"),
+            ],
+        };
+        for &(view, key) in views {
+            match check_otel(requirement, view, key).await {
+                Ok(()) => met.push(format!("{id} ({view:?})")),
+                Err(errors) => failures.push(format!(
+                    "{id} ({view:?} view: {}):\n    {}",
+                    requirement.description,
+                    errors.join("\n    ")
+                )),
+            }
+        }
+    }
+    eprintln!(
+        "OpenTelemetry: {} requirements read, {} checks met: {}",
+        all.len(),
+        met.len(),
+        met.join(", ")
+    );
+    eprintln!(
+        "OpenTelemetry: {} left out:\n  {}",
+        left_out.len(),
+        left_out.join("\n  ")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} OpenTelemetry checks not met:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Runs `requirement`'s scenario with spans in `view` and checks its
+/// result, its history and its spans (against the assertions under `key`).
+async fn check_otel(
+    requirement: &Requirement,
+    view: durable_yield::otel::OtelView,
+    key: &str,
+) -> Result<(), Vec<String>> {
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    let bindings = requirement.bindings(0x07e1_u64 ^ requirement.id.len() as u64);
+    let input = requirement.input(&bindings);
+    let actions = requirement.callback_actions(&bindings);
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_id_generator(durable_yield::otel::DeterministicIds::default())
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(SERVICE_NAME)
+                .build(),
+        )
+        .build();
+    // A wait-for-callback named `n` names its callback `n create callback id`.
+    let callbacks: Vec<String> = [
+        "otel-callback",
+        "otel-failed-callback",
+        "otel-long-callback",
+    ]
+    .iter()
+    .map(|n| format!("{n} create callback id"))
+    .collect();
+    let names: Vec<&str> = callbacks.iter().map(String::as_str).collect();
+    let runner = cases::runner_for(&actions, if actions.is_empty() { &[] } else { &names })
+        .map_err(|e| vec![e])?
+        .lambda_trace_headers()
+        .plugin(durable_yield::otel::OtelPlugin::from_provider(&provider).view(view));
+    let run = runner
+        .run(&otel_scenarios::run, &input)
+        .await
+        .map_err(|e| vec![format!("the run failed: {e}")])?;
+    let history = run.history();
+    let events: Vec<Value> = history
+        .events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+        .collect();
+    let mut m = Matcher::new(bindings);
+    let status = run.status.to_string();
+    m.result(requirement.expected_result(), &status, run.result.as_ref());
+    m.events(requirement.expected_history(), &events);
+    m.bindings
+        .bind("EXECUTION_ARN", Value::String(run.arn.clone()));
+    m.bindings
+        .bind("SERVICE_NAME", Value::String(SERVICE_NAME.into()));
+    let assertions = m.bindings.substitute(&requirement.spec[key]);
+    let spans: Vec<telemetry::Span> = exporter
+        .get_finished_spans()
+        .map_err(|e| vec![format!("the spans cannot be read: {e}")])?
+        .iter()
+        .map(span_of)
+        .collect();
+    let errors = telemetry::validate_trace(&spans, &assertions, &run.arn);
+    if !errors.is_empty() {
+        m.errors
+            .extend(errors.into_iter().map(|e| format!("OpenTelemetry: {e}")));
+        let dump: Vec<&Value> = spans.iter().map(|s| &s.dict).collect();
+        m.errors.push(format!(
+            "the spans:\n{}",
+            serde_json::to_string_pretty(&dump).unwrap_or_default()
+        ));
+    }
+    m.verdict(&events, "the history")
+}
+
+/// An exported span as the package's model holds it.
+fn span_of(span: &opentelemetry_sdk::trace::SpanData) -> telemetry::Span {
+    use opentelemetry::trace::{SpanId, SpanKind, Status};
+    let micros = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+            .div_ceil(1)
+            .saturating_add(500)
+            / 1000
+    };
+    let value = |v: &opentelemetry::Value| -> Value {
+        match v {
+            opentelemetry::Value::Bool(b) => Value::Bool(*b),
+            opentelemetry::Value::I64(i) => Value::from(*i),
+            opentelemetry::Value::F64(f) => Value::from(*f),
+            other => Value::String(other.to_string()),
+        }
+    };
+    let trace_id = span.span_context.trace_id().to_string();
+    let span_id = span.span_context.span_id().to_string();
+    let parent = (span.parent_span_id != SpanId::INVALID).then(|| span.parent_span_id.to_string());
+    let (start, end) = (micros(span.start_time) as i64, micros(span.end_time) as i64);
+    let links: Vec<(String, String)> = span
+        .links
+        .iter()
+        .map(|l| {
+            (
+                l.span_context.trace_id().to_string(),
+                l.span_context.span_id().to_string(),
+            )
+        })
+        .collect();
+    let kind = match span.span_kind {
+        SpanKind::Internal => "INTERNAL",
+        SpanKind::Server => "SERVER",
+        SpanKind::Client => "CLIENT",
+        SpanKind::Producer => "PRODUCER",
+        SpanKind::Consumer => "CONSUMER",
+    };
+    let status = match span.status {
+        Status::Unset => "UNSET",
+        Status::Ok => "OK",
+        Status::Error { .. } => "ERROR",
+    };
+    let attributes: serde_json::Map<String, Value> = span
+        .attributes
+        .iter()
+        .map(|kv| (kv.key.as_str().to_owned(), value(&kv.value)))
+        .collect();
+    let dict = serde_json::json!({
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": span.name,
+        "kind": kind,
+        "start_time": start,
+        "end_time": end,
+        "status": status,
+        "service_name": SERVICE_NAME,
+        "attributes": attributes,
+        "links": links.iter().map(|(t, s)| serde_json::json!({"trace_id": t, "span_id": s})).collect::<Vec<_>>(),
+    });
+    telemetry::Span {
+        trace_id,
+        span_id,
+        parent_span_id: parent,
+        name: span.name.to_string(),
+        start,
+        end,
+        links,
+        dict,
+    }
 }

@@ -194,6 +194,12 @@ pub struct Bindings {
 }
 
 impl Bindings {
+    /// Binds `name` to `value` (a value the run knows, such as the
+    /// execution's ARN).
+    pub fn bind(&mut self, name: &str, value: Value) {
+        self.values.insert(name.to_owned(), value);
+    }
+
     /// The value `name` is bound to.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.values.get(name)

@@ -33,6 +33,9 @@ pub struct LocalExecution {
     pub(super) max_failed_invocations: u32,
     pub(super) batching: CheckpointBatching,
     pub(super) plugins: Plugins,
+    /// Whether invocations carry a request id and a trace header
+    /// ([`LocalRunner::lambda_trace_headers`](super::LocalRunner::lambda_trace_headers)).
+    pub(super) trace_headers: bool,
 }
 
 impl fmt::Debug for LocalExecution {
@@ -130,8 +133,20 @@ impl LocalExecution {
                 ExecutionState::new(first, (end < visible.len()).then(|| end.to_string())),
             );
             input.updated_operation_ids = Some(std::mem::take(&mut s.updated));
-            input
+            let lambda = self.trace_headers.then(|| {
+                let n = s.invocations;
+                let request_id = format!("local-request-{n}");
+                (request_id, lambda_trace_header(&s.arn, s.start, n))
+            });
+            (input, lambda)
         };
+        let (input, lambda) = input;
+        let request = lambda
+            .as_ref()
+            .map(|(request_id, header)| crate::driver::LambdaRequest {
+                request_id,
+                trace_header: Some(header),
+            });
         let service = LocalService {
             state: self.state.clone(),
             page_size: self.page_size,
@@ -141,7 +156,7 @@ impl LocalExecution {
             input,
             &service,
             &self.batching,
-            None,
+            request.as_ref(),
             &self.plugins,
         );
         let result = {
@@ -382,4 +397,26 @@ impl LocalExecution {
             invoked: s.invoked.clone(),
         })
     }
+}
+
+/// An X-Ray trace header as Lambda passes one to invocation `n` of the
+/// execution `arn` started at `start` (epoch ms): `Root` from the start's
+/// seconds and a hash of the ARN (the same for every invocation),
+/// `Parent` from the ARN and `n`.
+fn lambda_trace_header(arn: &str, start: crate::model::Millis, n: u32) -> String {
+    // FNV-1a: stable, and enough to tell executions apart locally.
+    let hash = |salt: u64| {
+        arn.bytes()
+            .chain(salt.to_le_bytes())
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
+    };
+    let (a, b) = (hash(u64::MAX), hash(u64::MAX - 1));
+    let seconds = u32::try_from(start.max(0) / 1000).unwrap_or(u32::MAX);
+    let parent = hash(u64::from(n)).max(1);
+    format!(
+        "Root=1-{seconds:08x}-{:08x}{a:016x};Parent={parent:016x};Sampled=1",
+        b as u32
+    )
 }

@@ -224,6 +224,7 @@ pub struct LocalRunner {
     answer_rules: Vec<(String, CallbackAnswer)>,
     functions: HashMap<String, LocalFunction>,
     plugins: Plugins,
+    trace_headers: bool,
 }
 
 impl fmt::Debug for LocalFunctionNames<'_> {
@@ -269,7 +270,20 @@ impl LocalRunner {
             answer_rules: Vec::new(),
             functions: HashMap::new(),
             plugins: Plugins::default(),
+            trace_headers: false,
         }
+    }
+
+    /// Invokes with a request id and an X-Ray trace header, as Lambda does
+    /// with tracing on: the same `Root` for every invocation of an
+    /// execution, a new `Parent` (the invocation's segment) for each,
+    /// `Sampled=1`. Plugins see it (`InvocationStart::trace_header`):
+    /// `OtelPlugin` then puts the execution on that trace and parents its
+    /// `Workflow` span to the segment, as on Lambda, instead of deriving
+    /// both. Off by default.
+    pub fn lambda_trace_headers(mut self) -> Self {
+        self.trace_headers = true;
+        self
     }
 
     /// Registers a lifecycle [`Plugin`](crate::plugin::Plugin): it
@@ -484,6 +498,7 @@ impl LocalRunner {
             max_failed_invocations: self.max_failed_invocations,
             batching: self.batching.clone(),
             plugins: self.plugins.clone(),
+            trace_headers: self.trace_headers,
         })
     }
 

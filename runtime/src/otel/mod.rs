@@ -233,7 +233,20 @@ where
             false,
             TraceState::default(),
         );
+        // The parent of `Workflow`: the span the trace header names (the
+        // Lambda invocation's), else a synthetic root derived from the
+        // ARN, which every invocation writes again (`DurableExecutionRoot`).
+        let ancestor = header.clone().unwrap_or_else(|| {
+            SpanContext::new(
+                trace_id,
+                derived_span_id("execution-root:", arn),
+                flags,
+                false,
+                TraceState::default(),
+            )
+        });
         Ok(Box::new(OtelHooks {
+            ancestor,
             tracer: self.tracer.clone(),
             view: self.view,
             flush: self.flush.clone(),
@@ -270,6 +283,8 @@ struct OpSpan<S> {
     /// Its status when the workflow reached it (what its span says if it
     /// closes with the invocation).
     status: OperationStatus,
+    /// Whether it began in an earlier invocation.
+    existed: bool,
 }
 
 struct OtelHooks<T: Tracer> {
@@ -282,6 +297,9 @@ struct OtelHooks<T: Tracer> {
     execution_started_at: Option<Millis>,
     /// The `Workflow` span's context (written when the execution ends).
     workflow: SpanContext,
+    /// The parent of `Workflow`: remote (the trace header's) or the
+    /// synthetic `DurableExecutionRoot`.
+    ancestor: SpanContext,
     invocation: Option<(T::Span, SpanContext)>,
     /// The last instant given to a span: instants never go backwards.
     floor: Option<SystemTime>,
@@ -417,17 +435,28 @@ impl<T: Tracer> OtelHooks<T> {
 
     /// The workflow reached an operation: its span opens (invocation
     /// view), or its placeholder is noted (execution view).
-    fn open(&mut self, event: &OperationEvent<'_>, status: OperationStatus) {
+    fn open(&mut self, event: &OperationEvent<'_>, status: OperationStatus, existed: bool) {
         let at = self.instant(event.time);
         let derived = operation_span_id(&self.arn, event.id);
         let (span, context) = match self.view {
             OtelView::Invocation => {
                 let parent = self.parent_of(event.parent_id);
-                let id = (!event.replayed).then_some(derived);
+                // The first span of an operation has its derived id; a
+                // later one (the operation began in an earlier invocation)
+                // a fresh id and a link to the first, unless it is a
+                // virtual context (recorded nowhere, so never continued).
+                let id = (!existed).then_some(derived);
+                let virtual_context =
+                    event.op_type == OperationType::Context && event.record.is_none();
+                let mut links = Vec::new();
+                if existed && !virtual_context {
+                    links.push(Link::with_context(self.remote(derived)));
+                }
+                links.extend(self.links());
                 let builder = SpanBuilder::from_name(span_name(event.name, event.id))
                     .with_kind(SpanKind::Internal)
                     .with_start_time(at)
-                    .with_links(self.links())
+                    .with_links(links)
                     .with_attributes(self.identity(
                         event.id,
                         event.op_type,
@@ -451,6 +480,7 @@ impl<T: Tracer> OtelHooks<T> {
                 earliest: Some(at),
                 parent: event.parent_id.copied(),
                 status,
+                existed,
             },
         ) {
             if let Some(mut span) = previous.span {
@@ -469,7 +499,7 @@ impl<T: Tracer> OtelHooks<T> {
                 if !self.operations.contains_key(event.id) {
                     // Started in an earlier invocation, ended since: a
                     // continuation span in this one.
-                    self.open(event, event.status);
+                    self.open(event, event.status, true);
                 }
                 let at = self.instant(event.time);
                 let attributes = outcome_attributes(event, event.status);
@@ -508,12 +538,19 @@ impl<T: Tracer> OtelHooks<T> {
             .record
             .and_then(|r| r.start_timestamp)
             .map(millis_to_time);
-        let start = [service_start, placeholder.as_ref().and_then(|p| p.earliest)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(end)
-            .min(end);
+        // The start: as the SDK saw it when it began in this invocation
+        // (the service's timestamps have milliseconds only: operations
+        // within one millisecond would overlap), else the earlier of the
+        // service's and the first instant this invocation saw it.
+        let observed_start = placeholder.as_ref().and_then(|p| p.earliest);
+        let began_here = placeholder.as_ref().is_some_and(|p| !p.existed);
+        let start = if began_here {
+            observed_start
+        } else {
+            [service_start, observed_start].into_iter().flatten().min()
+        }
+        .unwrap_or(end)
+        .min(end);
         let parent = self.parent_of(event.parent_id);
         let id = recorded.then(|| operation_span_id(&self.arn, event.id));
         let builder = SpanBuilder::from_name(span_name(event.name, event.id))
@@ -586,7 +623,8 @@ impl<T: Tracer> OtelHooks<T> {
                 .with_kind(SpanKind::Internal)
                 .with_start_time(start)
                 .with_attributes(attributes);
-            let mut span = self.build(builder, None, Some(self.workflow.span_id()));
+            let ancestor = self.ancestor.clone();
+            let mut span = self.build(builder, Some(&ancestor), Some(self.workflow.span_id()));
             span.set_status(match event.status {
                 InvocationEndStatus::Failed => {
                     Status::error(message.unwrap_or_default().to_owned())
@@ -632,6 +670,22 @@ where
     T::Span: Send + Sync + 'static,
 {
     fn on_invocation_start(&mut self, start: &InvocationStart<'_>) -> HookResult {
+        if !self.ancestor.is_remote() && self.ancestor.is_sampled() {
+            // The synthetic root, a zero-length span at the execution's
+            // start, written by every invocation (the same id each time: a
+            // lost flush is made good by the next invocation).
+            let at = self.execution_started_at.map_or(start.time, millis_to_time);
+            let attributes = vec![
+                KeyValue::new("durable.execution.arn", self.arn.to_string()),
+                KeyValue::new("durable.execution.synthetic_root", true),
+            ];
+            let builder = SpanBuilder::from_name("DurableExecutionRoot")
+                .with_kind(SpanKind::Internal)
+                .with_start_time(at)
+                .with_attributes(attributes);
+            let mut root = self.build(builder, None, Some(self.ancestor.span_id()));
+            root.end_with_timestamp(at);
+        }
         let at = self.instant(start.time);
         let mut attributes = self.base();
         attributes.push(KeyValue::new(
@@ -649,7 +703,7 @@ where
     }
 
     fn on_operation_start(&mut self, event: &OperationEvent<'_>) -> HookResult {
-        self.open(event, event.status);
+        self.open(event, event.status, event.replayed);
         Ok(())
     }
 
