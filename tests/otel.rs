@@ -426,6 +426,58 @@ async fn a_trace_header_parents_the_workflow_and_continuations_link_their_first_
     assert_eq!(links(spans.with_status("ship", "SUCCEEDED")), [workflow_id]);
 }
 
+/// A durable function a local execution invokes runs with the runner's
+/// plugins, and with trace headers on, on the invoking execution's trace
+/// (its START carried the header): both executions' spans, one trace, each
+/// `Workflow` under its own invocation segment.
+#[tokio::test]
+async fn an_invoked_local_function_is_traced_on_the_invokers_trace() {
+    async fn target(_: Workflow, input: serde_json::Value) -> Result<serde_json::Value, StepError> {
+        Ok(input)
+    }
+    async fn invoking(
+        mut wf: Workflow,
+        _: (),
+    ) -> Result<serde_json::Value, durable_yield::InvokeError> {
+        wf.invoke("target", &serde_json::json!("ping")).await
+    }
+    let runner = LocalRunner::new()
+        .lambda_trace_headers()
+        .register_workflow("target", target);
+    let (spans, run) = traced(runner, &invoking, OtelView::Invocation).await;
+    let target_arn = run.invoked[0]
+        .run
+        .as_ref()
+        .map(|r| r.arn.clone())
+        .unwrap_or_default();
+    assert_ne!(target_arn, run.arn);
+    let workflows = spans.named("Workflow");
+    let arns: BTreeSet<String> = workflows
+        .iter()
+        .map(|w| text(w, "durable.execution.arn"))
+        .collect();
+    assert_eq!(arns, BTreeSet::from([run.arn.clone(), target_arn.clone()]));
+    let trace = workflows[0].span_context.trace_id();
+    assert!(spans.0.iter().all(|s| s.span_context.trace_id() == trace));
+    assert!(
+        workflows
+            .iter()
+            .all(|w| spans.parent(w).is_none() && w.parent_span_id != SpanId::INVALID)
+    );
+    // The target's invocation lies between the invoker's two.
+    let invocations = spans.named("Invocation");
+    let of = |arn: &str| -> Vec<&SpanData> {
+        invocations
+            .iter()
+            .copied()
+            .filter(|s| text(s, "durable.execution.arn") == arn)
+            .collect()
+    };
+    let (mine, theirs) = (of(&run.arn), of(&target_arn));
+    assert_eq!((mine.len(), theirs.len()), (2, 1));
+    assert!(mine[0].end_time <= theirs[0].start_time && theirs[0].end_time <= mine[1].start_time);
+}
+
 // ---------------------------- contexts, a parallel, a map, a callback
 
 /// A child context, a parallel of two branches, a map of two items (each

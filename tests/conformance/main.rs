@@ -651,6 +651,12 @@ async fn check_otel(
     let runner = cases::runner_for(&actions, if actions.is_empty() { &[] } else { &names })
         .map_err(|e| vec![e])?
         .lambda_trace_headers()
+        .register_workflow(otel_scenarios::TARGET, otel_scenarios::target)
+        .register_workflow(
+            otel_scenarios::FAILING_TARGET,
+            otel_scenarios::failing_target,
+        )
+        .register_workflow(otel_scenarios::LONG_TARGET, otel_scenarios::long_target)
         .plugin(durable_yield::otel::OtelPlugin::from_provider(&provider).view(view));
     let run = runner
         .run(&otel_scenarios::run, &input)

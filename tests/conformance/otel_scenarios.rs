@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use durable_yield::retry::{FixedDelay, NoRetry};
 use durable_yield::{
-    Branch, ChildConfig, Condition, ConditionConfig, MapConfig, ParallelConfig, StepConfig,
-    StepError, StepFailure, WaitForCallbackConfig, Workflow,
+    Branch, ChildConfig, Condition, ConditionConfig, InvokeConfig, MapConfig, ParallelConfig,
+    StepConfig, StepError, StepFailure, WaitForCallbackConfig, Workflow,
 };
 use serde_json::{Value, json};
 
@@ -38,13 +38,12 @@ pub fn covers(scenario: &str) -> Result<(), &'static str> {
         | "virtual-context"
         | "long-wait"
         | "long-retry"
-        | "long-callback" => Ok(()),
+        | "long-callback"
+        | "chained-invoke"
+        | "chained-invoke-failure"
+        | "long-chained-invoke" => Ok(()),
         "wait-interrupted" => Err("the execution must time out: the local runner has no \
                                    execution timeout"),
-        "chained-invoke" | "chained-invoke-failure" | "long-chained-invoke" => Err(
-            "the invoked durable function must run with the plugin too: the local runner runs \
-             a registered workflow without the caller's plugins",
-        ),
         _ => Err("no workflow for this scenario"),
     }
 }
@@ -244,6 +243,46 @@ pub async fn run(mut wf: Workflow, input: Value) -> Outcome {
                 .await?;
             Ok(json!(out))
         }
+        "chained-invoke" => {
+            let config = InvokeConfig::named("otel-invoke");
+            let out: Value = wf.invoke_with(config, TARGET, &json!("ping")).await?;
+            Ok(out)
+        }
+        "chained-invoke-failure" => {
+            let config = InvokeConfig::named("otel-failed-invoke");
+            let out: Value = wf
+                .invoke_with(config, FAILING_TARGET, &json!("ping"))
+                .await?;
+            Ok(out)
+        }
+        "long-chained-invoke" => {
+            let config = InvokeConfig::named("otel-long-invoke");
+            let out: Value = wf.invoke_with(config, LONG_TARGET, &input).await?;
+            Ok(out)
+        }
         other => Err(format!("no workflow for the scenario {other:?}").into()),
     }
+}
+
+/// The durable function `chained-invoke` invokes.
+pub const TARGET: &str = "otel-target";
+/// The durable function `chained-invoke-failure` invokes.
+pub const FAILING_TARGET: &str = "otel-failing-target";
+/// The durable function `long-chained-invoke` invokes.
+pub const LONG_TARGET: &str = "otel-long-target";
+
+/// Returns its input, with no durable operation.
+pub async fn target(_: Workflow, input: Value) -> Outcome {
+    Ok(input)
+}
+
+/// Fails, with no durable operation.
+pub async fn failing_target(_: Workflow, _: Value) -> Outcome {
+    Err("the invoked function fails".into())
+}
+
+/// Waits the scenario's delay, then returns.
+pub async fn long_target(mut wf: Workflow, input: Value) -> Outcome {
+    wf.wait("otel-long-invoke-target-wait", delay(&input)).await;
+    Ok(json!("target-done"))
 }

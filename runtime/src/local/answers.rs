@@ -162,7 +162,12 @@ impl ExecState {
             .unwrap_or_default();
         if self.functions.contains(&super::resolve_function(&function)) {
             let input = u.payload.as_ref().map_or("{}", |p| p.as_str()).to_owned();
-            self.pending_invokes.push((u.id, function, input));
+            let trace_header = u
+                .chained_invoke_options
+                .as_ref()
+                .and_then(|o| o.x_amzn_trace_id.clone());
+            self.pending_invokes
+                .push((u.id, function, input, trace_header));
             return;
         }
         let error = ErrorObject::new(

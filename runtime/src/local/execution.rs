@@ -36,6 +36,8 @@ pub struct LocalExecution {
     /// Whether invocations carry a request id and a trace header
     /// ([`LocalRunner::lambda_trace_headers`](super::LocalRunner::lambda_trace_headers)).
     pub(super) trace_headers: bool,
+    /// The `Root` of those headers, when an invoke's START named it.
+    pub(super) trace_root: Option<String>,
 }
 
 impl fmt::Debug for LocalExecution {
@@ -136,7 +138,8 @@ impl LocalExecution {
             let lambda = self.trace_headers.then(|| {
                 let n = s.invocations;
                 let request_id = format!("local-request-{n}");
-                (request_id, lambda_trace_header(&s.arn, s.start, n))
+                let header = lambda_trace_header(&s.arn, s.start, n, self.trace_root.as_deref());
+                (request_id, header)
             });
             (input, lambda)
         };
@@ -188,7 +191,7 @@ impl LocalExecution {
             let mut s = self.lock();
             (std::mem::take(&mut s.pending_invokes), s.now)
         };
-        for (op, function_name, input) in pending {
+        for (op, function_name, input, trace_header) in pending {
             let Some(function) = self
                 .functions
                 .get(&resolve_function(&function_name))
@@ -196,9 +199,20 @@ impl LocalExecution {
             else {
                 continue;
             };
-            let (result, elapsed, run) = function(input.clone(), now).await;
+            // The invoked execution starts a millisecond after the invoking
+            // invocation, and its outcome reaches the invoking execution a
+            // millisecond after it ends, as a real service's would, a
+            // little later (so that their times never overlap).
+            let start = now.saturating_add(1);
+            let env = super::InvokeEnv {
+                start,
+                plugins: self.plugins.clone(),
+                trace_headers: self.trace_headers,
+                trace_header,
+            };
+            let (result, elapsed, run) = function(input.clone(), env).await;
             let mut s = self.lock();
-            let due = now.saturating_add(elapsed.max(0));
+            let due = start.saturating_add(elapsed.max(0)).saturating_add(1);
             s.invoke_results.push((due, op, result));
             s.invoked.push(InvokedFunction {
                 operation_id: op,
@@ -400,10 +414,16 @@ impl LocalExecution {
 }
 
 /// An X-Ray trace header as Lambda passes one to invocation `n` of the
-/// execution `arn` started at `start` (epoch ms): `Root` from the start's
-/// seconds and a hash of the ARN (the same for every invocation),
-/// `Parent` from the ARN and `n`.
-fn lambda_trace_header(arn: &str, start: crate::model::Millis, n: u32) -> String {
+/// execution `arn` started at `start` (epoch ms): `Root` given (the trace
+/// of the invoke that started the execution) or from the start's seconds
+/// and a hash of the ARN (the same for every invocation), `Parent` (the
+/// invocation's segment) from the ARN and `n`.
+fn lambda_trace_header(
+    arn: &str,
+    start: crate::model::Millis,
+    n: u32,
+    root: Option<&str>,
+) -> String {
     // FNV-1a: stable, and enough to tell executions apart locally.
     let hash = |salt: u64| {
         arn.bytes()
@@ -415,8 +435,9 @@ fn lambda_trace_header(arn: &str, start: crate::model::Millis, n: u32) -> String
     let (a, b) = (hash(u64::MAX), hash(u64::MAX - 1));
     let seconds = u32::try_from(start.max(0) / 1000).unwrap_or(u32::MAX);
     let parent = hash(u64::from(n)).max(1);
-    format!(
-        "Root=1-{seconds:08x}-{:08x}{a:016x};Parent={parent:016x};Sampled=1",
-        b as u32
-    )
+    let root = match root {
+        Some(root) => root.to_owned(),
+        None => format!("1-{seconds:08x}-{:08x}{a:016x}", b as u32),
+    };
+    format!("Root={root};Parent={parent:016x};Sampled=1")
 }

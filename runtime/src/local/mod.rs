@@ -168,11 +168,22 @@ type FunctionRun = (
     Option<Box<LocalRun<serde_json::Value>>>,
 );
 
+/// What an invoked function runs with: the invoking execution's virtual
+/// time, its runner's plugins and trace headers, and the trace header the
+/// invoke's START carried.
+#[derive(Clone)]
+pub(crate) struct InvokeEnv {
+    pub(crate) start: Millis,
+    pub(crate) plugins: Plugins,
+    pub(crate) trace_headers: bool,
+    pub(crate) trace_header: Option<String>,
+}
+
 /// A function chained invokes can call, type-erased.
 pub(crate) type LocalFunction = Arc<
     dyn Fn(
             String,
-            Millis,
+            InvokeEnv,
         ) -> std::pin::Pin<Box<dyn std::future::Future<Output = FunctionRun> + Send>>
         + Send
         + Sync,
@@ -225,6 +236,8 @@ pub struct LocalRunner {
     functions: HashMap<String, LocalFunction>,
     plugins: Plugins,
     trace_headers: bool,
+    /// The `Root` of the trace headers, when an invoke's START named it.
+    trace_root: Option<String>,
 }
 
 impl fmt::Debug for LocalFunctionNames<'_> {
@@ -271,6 +284,7 @@ impl LocalRunner {
             functions: HashMap::new(),
             plugins: Plugins::default(),
             trace_headers: false,
+            trace_root: None,
         }
     }
 
@@ -298,7 +312,10 @@ impl LocalRunner {
     /// Registers a durable function that chained invokes of `name` call:
     /// each invoke runs `workflow` as its own local execution (on its own
     /// virtual clock, whose elapsed time the invoking execution waits),
-    /// visible in [`LocalRun::invoked`].
+    /// visible in [`LocalRun::invoked`]. This runner's plugins listen to it
+    /// too; with [`LocalRunner::lambda_trace_headers`], its invocations get
+    /// headers on the trace the invoke's START carried
+    /// (`ChainedInvokeOptions.XAmznTraceId`), as Lambda's would.
     pub fn register_workflow<I, O, W>(mut self, name: impl Into<String>, workflow: W) -> Self
     where
         I: DeserializeOwned + 'static,
@@ -306,12 +323,16 @@ impl LocalRunner {
         W: WorkflowFn<I, O>,
     {
         let workflow = Arc::new(workflow);
-        let function: LocalFunction = Arc::new(move |input: String, start: Millis| {
+        let function: LocalFunction = Arc::new(move |input: String, env: InvokeEnv| {
             let workflow = workflow.clone();
             Box::pin(async move {
                 let value: serde_json::Value =
                     serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
-                let runner = LocalRunner::new().start_time(start);
+                let start = env.start;
+                let mut runner = LocalRunner::new().start_time(start);
+                runner.plugins = env.plugins;
+                runner.trace_headers = env.trace_headers;
+                runner.trace_root = env.trace_header.as_deref().and_then(trace_root);
                 let execution = match runner.start(&value) {
                     Ok(e) => e,
                     Err(e) => {
@@ -358,7 +379,7 @@ impl LocalRunner {
         F: Fn(serde_json::Value) -> Result<serde_json::Value, ErrorObject> + Send + Sync + 'static,
     {
         let function = Arc::new(function);
-        let erased: LocalFunction = Arc::new(move |input: String, _start: Millis| {
+        let erased: LocalFunction = Arc::new(move |input: String, _env: InvokeEnv| {
             let function = function.clone();
             Box::pin(async move {
                 let value = serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
@@ -499,6 +520,7 @@ impl LocalRunner {
             batching: self.batching.clone(),
             plugins: self.plugins.clone(),
             trace_headers: self.trace_headers,
+            trace_root: self.trace_root.clone(),
         })
     }
 
@@ -540,4 +562,12 @@ pub(crate) fn resolve_function(name: &str) -> String {
 /// A fresh id for a local execution: 32 random hex characters.
 fn unique_id() -> String {
     format!("{:032x}", crate::service::os_entropy())
+}
+
+/// The `Root=` value of an X-Ray trace header.
+fn trace_root(header: &str) -> Option<String> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .map(str::to_owned)
 }

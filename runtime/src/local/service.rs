@@ -77,8 +77,9 @@ pub(super) struct ExecState {
     pub(super) scheduled: Vec<(Millis, OperationId, CallbackAnswer)>,
     /// The names of the registered functions chained invokes may call.
     pub(super) functions: std::collections::HashSet<String>,
-    /// Invokes started by the last invocation: operation, function, input.
-    pub(super) pending_invokes: Vec<(OperationId, String, String)>,
+    /// Invokes started by the last invocation, to run after it: operation,
+    /// function, input, the trace header the START carried.
+    pub(super) pending_invokes: Vec<(OperationId, String, String, Option<String>)>,
     /// Outcomes of invoked functions, due at a virtual time.
     pub(super) invoke_results: Vec<(Millis, OperationId, Result<String, ErrorObject>)>,
     /// The functions invoked so far.
