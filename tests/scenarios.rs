@@ -354,3 +354,42 @@ async fn unnamed_operations_are_recorded_without_names_and_replay() {
         ]
     );
 }
+
+/// With an execution timeout, an execution still waiting when its time
+/// runs out ends TIMED_OUT at that virtual instant, as the service ends it
+/// (an `ExecutionTimedOut` event with the service's message, no further
+/// invocation); one that ends in time is not affected.
+#[tokio::test]
+async fn an_execution_that_outlives_its_timeout_times_out() {
+    async fn waits(mut wf: Workflow, minutes: u64) -> Result<u32, StepError> {
+        let n: u32 = wf.step("before", |_| async { Ok(1) }).await?;
+        wf.wait("long", Duration::from_secs(minutes * 60)).await;
+        Ok(n)
+    }
+    let runner = LocalRunner::new().execution_timeout(Duration::from_secs(600));
+    let run = runner.run(&waits, &60).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::TimedOut);
+    assert_eq!(run.status.to_string(), "TIMED_OUT");
+    assert_eq!(run.result, None);
+    let error = run.error.clone().expect("the timeout's error");
+    assert_eq!(
+        error.error_message.as_deref(),
+        Some("Execution timed out after 600 seconds.")
+    );
+    assert_eq!(run.invocations, 1, "no invocation for the timeout");
+    assert_eq!(run.elapsed, Duration::from_secs(600));
+    let history = run.history();
+    let last = history.events.last().expect("events");
+    let last = serde_json::to_value(last).unwrap();
+    assert_eq!(last["EventType"], "ExecutionTimedOut");
+    assert_eq!(
+        last["ExecutionTimedOutDetails"]["Error"]["Payload"]["ErrorMessage"],
+        "Execution timed out after 600 seconds."
+    );
+    assert_eq!(run.operation("long").map(|o| o.status), Some(S::Started));
+
+    // Five minutes of waiting fit in ten.
+    let run = runner.run(&waits, &5).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded);
+    assert_eq!(run.result, Some(1));
+}

@@ -54,6 +54,22 @@ impl ExecState {
                 None => return false,
             },
         };
+        // The execution's time runs out first: it ends TIMED_OUT, with
+        // nothing more fired.
+        if let Some(timeout) = self.timeout
+            && self.closed.is_none()
+        {
+            let millis = Millis::try_from(timeout.as_millis()).unwrap_or(Millis::MAX);
+            let deadline = self.start.saturating_add(millis);
+            if next > deadline {
+                self.now = self.now.max(deadline);
+                let message = format!("Execution timed out after {} seconds.", timeout.as_secs());
+                let mut error = ErrorObject::default();
+                error.error_message = Some(message);
+                self.close(super::service::Closed::TimedOut(error));
+                return true;
+            }
+        }
         self.now = self.now.max(next);
         let now = self.now;
         let mut fired = Vec::new();

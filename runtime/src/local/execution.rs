@@ -236,6 +236,7 @@ impl LocalExecution {
             None => ExecutionStatus::Running,
             Some(Closed::Succeeded(_)) => ExecutionStatus::Succeeded,
             Some(Closed::Failed(_)) => ExecutionStatus::Failed,
+            Some(Closed::TimedOut(_)) => ExecutionStatus::TimedOut,
         }
     }
 
@@ -392,6 +393,7 @@ impl LocalExecution {
                 (ExecutionStatus::Succeeded, Some(value), None)
             }
             Some(Closed::Failed(e)) => (ExecutionStatus::Failed, None, Some(e.clone())),
+            Some(Closed::TimedOut(e)) => (ExecutionStatus::TimedOut, None, Some(e.clone())),
         };
         let timeline = s.timeline.to_timeline(&s.ops);
         let operations = if take {

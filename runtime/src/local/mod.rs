@@ -80,6 +80,9 @@ pub enum ExecutionStatus {
     Succeeded,
     /// Finished with an error.
     Failed,
+    /// Still going on when its time ran out
+    /// ([`LocalRunner::execution_timeout`]).
+    TimedOut,
 }
 
 impl fmt::Display for ExecutionStatus {
@@ -88,6 +91,7 @@ impl fmt::Display for ExecutionStatus {
             ExecutionStatus::Running => "RUNNING",
             ExecutionStatus::Succeeded => "SUCCEEDED",
             ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
         })
     }
 }
@@ -238,6 +242,7 @@ pub struct LocalRunner {
     trace_headers: bool,
     /// The `Root` of the trace headers, when an invoke's START named it.
     trace_root: Option<String>,
+    execution_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for LocalFunctionNames<'_> {
@@ -285,7 +290,18 @@ impl LocalRunner {
             plugins: Plugins::default(),
             trace_headers: false,
             trace_root: None,
+            execution_timeout: None,
         }
+    }
+
+    /// Gives each execution `timeout` (of virtual time), as a function's
+    /// `DurableConfig.ExecutionTimeout` does: an execution still going on
+    /// when it runs out ends `TIMED_OUT` (an `ExecutionTimedOut` event, the
+    /// error `Execution timed out after N seconds.`), without another
+    /// invocation. None by default.
+    pub fn execution_timeout(mut self, timeout: Duration) -> Self {
+        self.execution_timeout = Some(timeout);
+        self
     }
 
     /// Invokes with a request id and an X-Ray trace header, as Lambda does
@@ -490,6 +506,7 @@ impl LocalRunner {
             ops: vec![execution],
             index,
             start: self.start_time,
+            timeout: self.execution_timeout,
             now: self.start_time,
             token: None,
             token_seq: 0,

@@ -47,6 +47,7 @@ struct Touch {
 pub(super) enum Closed {
     Succeeded(Payload),
     Failed(ErrorObject),
+    TimedOut(ErrorObject),
 }
 
 pub(super) struct ExecState {
@@ -54,6 +55,8 @@ pub(super) struct ExecState {
     pub(super) ops: Vec<Operation>,
     pub(super) index: OpIndex,
     pub(super) start: Millis,
+    /// The execution's timeout, from `start`.
+    pub(super) timeout: Option<std::time::Duration>,
     pub(super) now: Millis,
     pub(super) token: Option<String>,
     pub(super) token_seq: u64,
@@ -179,6 +182,12 @@ impl ExecState {
             ),
             Closed::Failed(e) => (
                 ExecutionStatus::Failed,
+                shorten(&e.to_string(), 200),
+                None,
+                Some(Box::new(e.clone())),
+            ),
+            Closed::TimedOut(e) => (
+                ExecutionStatus::TimedOut,
                 shorten(&e.to_string(), 200),
                 None,
                 Some(Box::new(e.clone())),

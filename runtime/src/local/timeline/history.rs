@@ -319,10 +319,20 @@ impl Timeline {
                     push("InvocationCompleted".into(), *at, None, Some(details));
                 }
                 TimelineEvent::Closed {
-                    at, result, error, ..
+                    at,
+                    status,
+                    result,
+                    error,
+                    ..
                 } => {
                     let op = execution.map(|e| (&e.id, None));
                     match (result, error) {
+                        (_, Some(e)) if *status == crate::local::ExecutionStatus::TimedOut => push(
+                            "ExecutionTimedOut".into(),
+                            *at,
+                            op,
+                            Some(json!({"Error": error_json(e)})),
+                        ),
                         (_, Some(e)) => push(
                             "ExecutionFailed".into(),
                             *at,
