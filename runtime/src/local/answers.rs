@@ -56,9 +56,7 @@ impl ExecState {
         };
         // The execution's time runs out first: it ends TIMED_OUT, with
         // nothing more fired.
-        if let Some(timeout) = self.timeout
-            && self.closed.is_none()
-        {
+        if let Some(timeout) = self.timeout.filter(|_| self.closed.is_none()) {
             let millis = Millis::try_from(timeout.as_millis()).unwrap_or(Millis::MAX);
             let deadline = self.start.saturating_add(millis);
             if next > deadline {

@@ -13,15 +13,16 @@
 //!
 //! | span | when | parent | links | `durable.*` attributes |
 //! |---|---|---|---|---|
-//! | `Workflow` | once, when the execution ends | none: the trace's root | none | `execution.arn`, `execution.status` |
+//! | `Workflow` | once, when the execution ends | the execution's ancestor (below) | none | `execution.arn`, `execution.status` |
 //! | `Invocation` | every invocation | `Workflow` | none | `execution.arn`, `invocation.first`, `invocation.status` |
-//! | the operation's name (its id if unnamed) | every operation the invocation starts, or sees going on or ending | its context's span in this invocation, else `Invocation` | `Workflow` | `execution.arn`, `operation.id`, `.type`, `.subtype`, `.status`, `.name`; `attempt.number` on a finished step |
+//! | the operation's name (its id if unnamed) | every operation the invocation starts, or sees going on or ending | its context's span in this invocation, else `Invocation` | its first span if it began in an earlier invocation, then `Workflow` | `execution.arn`, `operation.id`, `.type`, `.subtype`, `.status`, `.name`; `attempt.number` on a finished step |
 //! | `<name> attempt <n>` | every step attempt and condition check | the operation's span | `Workflow` | `execution.arn`, `operation.id`, `.type`, `.subtype`, `.name`, `attempt.number`, `attempt.outcome` |
 //!
 //! An operation that spans invocations (a wait, a retried step, a callback)
 //! gets a span in each invocation that sees it: the first with a span id
 //! derived from the ARN and the operation id, the later ones (continuation
-//! spans) with fresh ids; `durable.operation.id` ties them together. A
+//! spans) with fresh ids and a link to the first; `durable.operation.id`
+//! ties them together. A
 //! span closed while its operation goes on carries the status it had then
 //! (`STARTED`, `PENDING`) and no attempt number.
 //!
@@ -30,34 +31,43 @@
 //!
 //! | span | when | parent | links |
 //! |---|---|---|---|
-//! | `Workflow` | once, when the execution ends | none: the trace's root | none |
+//! | `Workflow` | once, when the execution ends | the execution's ancestor (below) | none |
 //! | `Invocation` | every invocation | `Workflow` | none |
 //! | the operation's name | once, by the invocation that sees it end | its context's span, else `Workflow` | the `Invocation` that wrote it |
 //! | `<name> attempt <n>` | every step attempt, in the invocation that runs it | the operation's span | the `Invocation` it ran in |
 //!
 //! An operation's span has the id derived from the ARN and its id, so the
 //! attempts and children written by earlier invocations point at it before
-//! it exists. It starts when the operation started (as the SDK saw it, or
-//! as the service recorded it, whichever is earlier, and no later than
-//! what ran under it in this invocation) and ends when it ended (as the SDK
+//! it exists. It starts when the operation started (as the SDK saw it if
+//! it began in the invocation that writes the span; else as the service
+//! recorded it or the SDK first saw it, whichever is earlier; no later
+//! than what ran under it in this invocation) and ends when it ended (as the SDK
 //! saw it, or as the service recorded it for an operation that ended
 //! between invocations: a wait's timer, an answered callback). Operations
 //! that never end (an execution that timed out) have no span.
 //!
 //! **One trace per execution.** Every span of an execution belongs to one
 //! trace: the one in the X-Ray trace header Lambda passes the invocation
-//! (the durable service keeps it for the execution; the header's parent is
-//! not used, `Workflow` is the root), or, without one (the local runner),
-//! a trace id derived from the execution ARN and start time, as AWS's
-//! plugins derive it (its first 32 bits are the start time in seconds, as
-//! X-Ray expects). A chained invoke's START carries a trace header naming
-//! the invoke's span ([`InvocationHooks::trace_header`]), so that the
-//! execution it starts joins the caller's trace.
+//! (the durable service keeps it for the execution), or, without one (the
+//! local runner, unless [`LocalRunner::lambda_trace_headers`]), a trace id
+//! derived from the execution ARN and start time, as AWS's plugins derive
+//! it (its first 32 bits are the start time in seconds, as X-Ray expects).
+//! `Workflow`'s parent is the execution's ancestor, as in AWS's plugin:
+//! the segment the header names (Lambda's, not written by this plugin),
+//! or without a header a synthetic root, `DurableExecutionRoot`: a
+//! zero-length span at the execution's start, its id derived from the ARN,
+//! with `durable.execution.arn` and `durable.execution.synthetic_root`,
+//! written again by every invocation (so that a lost flush is made good;
+//! a backend keeps one). A chained invoke's START carries a trace header
+//! naming the invoke's span ([`InvocationHooks::trace_header`]), so that
+//! the execution it starts joins the caller's trace.
+//!
+//! [`LocalRunner::lambda_trace_headers`]: crate::LocalRunner::lambda_trace_headers
 //!
 //! Derived span and trace ids need the [`DeterministicIds`] generator on
-//! the tracer provider; without it spans get random ids, the `Workflow`
-//! span starts a trace of its own and links point nowhere (a warning says
-//! so, once).
+//! the tracer provider; without it spans get random ids, and the
+//! `Workflow` span does not have the id its invocations and operations
+//! point to (a warning says so, once).
 //!
 //! **Times.** Spans start and end at the instants the SDK observed, at the
 //! clock's full resolution (the system clock on Lambda; the local runner's
