@@ -10,7 +10,7 @@ use durable_yield::{LocalExecution, LocalRun, LocalRunner, Workflow};
 use durable_yield_tests::drive;
 use serde_json::{Value, json};
 
-use crate::workflows::{self, LogSink, text};
+use crate::workflows::{self, text};
 
 /// One of a requirement's `CallbackActions`, its placeholders substituted:
 /// what the external system sends to the callbacks of a name.
@@ -134,12 +134,7 @@ pub fn runner_for(actions: &[Action], callbacks: &[&str]) -> Result<LocalRunner,
 
 /// Runs the workflow of requirement `id` on `input` to its end, answering
 /// its callbacks as `actions` say.
-pub async fn run(
-    id: &str,
-    input: Value,
-    actions: &[Action],
-    logs: &LogSink,
-) -> Result<LocalRun<Value>, String> {
+pub async fn run(id: &str, input: Value, actions: &[Action]) -> Result<LocalRun<Value>, String> {
     let name = text(&input);
     let pair: Vec<String> = input
         .as_array()
@@ -157,8 +152,7 @@ pub async fn run(
         async move { workflows::workflow(&id, wf, input).await }
     };
     let runner = match id {
-        "1-17" | "1-18" => return crashing(input, workflow, logs).await,
-        "3-12" => return child_interrupted(input, workflow).await,
+        "1-17" | "1-18" | "3-12" => return crashing(input, workflow).await,
         _ if id.starts_with("10-") => plugin_runner(id),
         _ if id.starts_with("5-") => with_targets(LocalRunner::new()),
         "4-2" => runner_for(actions, &["approval"])?,
@@ -179,43 +173,29 @@ pub async fn run(
         .map_err(|e| e.to_string())
 }
 
-/// Runs `workflow` with the process dying inside the body of its step,
-/// as `process.exit` in the body does: the body's first attempt writes its
-/// log line and then never ends, and the process dies once the line is
-/// written (its START already recorded, at most once); the next
-/// invocations go on from there.
-async fn crashing<W>(input: Value, workflow: W, logs: &LogSink) -> Result<LocalRun<Value>, String>
+/// 1-17, 1-18 and 3-12: the process dies where the body says
+/// ([`workflows::DIE`], the mark the `conformance-crash` function honours
+/// on the emulator), once the service has recorded the step's START (sent
+/// before an at-most-once body, while another runs); the next invocations
+/// go on from there.
+async fn crashing<W>(input: Value, workflow: W) -> Result<LocalRun<Value>, String>
 where
     W: durable_yield::WorkflowFn<Value, Value>,
 {
-    let logs = logs.clone();
-    // The body's line: written inside the step attempt.
-    let body_logged = move |_: &LocalExecution| {
-        logs.records()
-            .iter()
-            .any(|r| r.get("operationId").is_some())
-    };
-    crash_then_run(input, workflow, body_logged).await
-}
-
-/// 3-12: the process dies once the service recorded the step's START
-/// (sent while its body runs), before its outcome; the next invocation
-/// runs the body again without a new START.
-async fn child_interrupted<W>(input: Value, workflow: W) -> Result<LocalRun<Value>, String>
-where
-    W: durable_yield::WorkflowFn<Value, Value>,
-{
+    workflows::DIE.store(false, std::sync::atomic::Ordering::SeqCst);
     crash_then_run(input, workflow, |execution| {
-        execution.operations().iter().any(|o| {
-            o.op_type == durable_yield::model::OperationType::Step
-                && o.status == durable_yield::model::OperationStatus::Started
-        })
+        workflows::DIE.load(std::sync::atomic::Ordering::SeqCst)
+            && execution.operations().iter().any(|o| {
+                o.op_type == durable_yield::model::OperationType::Step
+                    && o.status == durable_yield::model::OperationStatus::Started
+            })
     })
     .await
 }
 
 /// Runs `workflow`'s first invocation until `crashed` says the process
-/// dies (30 s at most), then the execution to its end.
+/// dies (an error if it does not within 30 s), then the execution to its
+/// end.
 async fn crash_then_run<W>(
     input: Value,
     workflow: W,
@@ -229,8 +209,14 @@ where
         .map_err(|e| e.to_string())?;
     let watched = execution.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = reached.clone();
     let crash = std::future::poll_fn(move |cx| {
-        if crashed(&watched) || std::time::Instant::now() >= deadline {
+        if crashed(&watched) {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            return std::task::Poll::Ready(());
+        }
+        if std::time::Instant::now() >= deadline {
             return std::task::Poll::Ready(());
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -239,6 +225,9 @@ where
     });
     if execution.invoke_crashing(&workflow, crash).await.is_some() {
         return Err("the first invocation was not interrupted".into());
+    }
+    if !reached.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err("the body never reached the point where the process dies (30 s)".into());
     }
     drive(&execution, &workflow, 20).await?;
     execution.finish().map_err(|e| e.to_string())

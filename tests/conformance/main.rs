@@ -133,7 +133,7 @@ async fn check(requirement: &Requirement) -> Result<(), Vec<String>> {
     capture_log_lines();
     let logs = workflows::LogSink::default();
     workflows::use_sink(&logs);
-    let run = cases::run(&requirement.id, input, &actions, &logs)
+    let run = cases::run(&requirement.id, input, &actions)
         .await
         .map_err(|e| vec![format!("the run failed: {e}")])?;
     let (mut m, events) = checked_run(requirement, bindings, &run);

@@ -108,8 +108,8 @@ pub fn print_line(line: &str) {
 
 /// Set by a body where the process must die (1-17, 1-18, 3-12): on AWS's
 /// emulator the `conformance-crash` function then drops the invocation,
-/// as if its sandbox had died; the local runs watch for the moment
-/// themselves (`cases.rs`).
+/// as if its sandbox had died; the local runs kill the invocation then
+/// (`cases.rs`).
 pub static DIE: AtomicBool = AtomicBool::new(false);
 
 /// The process dies here (see [`DIE`]); the body waits for it.
