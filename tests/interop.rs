@@ -1858,7 +1858,7 @@ fn otel(stack: &Stack, function: &str) -> Result<(), String> {
             ]
             && invocations.iter().all(|s| {
                 keys(s) == ["execution.arn", "invocation.first", "invocation.status"]
-                    && parent_name(s).as_deref() == Some("Workflow")
+                    && parent_name(s).as_deref() == Some("DurableExecutionRoot")
                     && s.links.is_empty()
                     && s.status == 1
             }),

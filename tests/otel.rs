@@ -220,7 +220,9 @@ impl Spans {
         assert_eq!(keys(workflow), sorted(WORKFLOW));
         for invocation in self.named("Invocation") {
             assert_eq!(keys(invocation), sorted(INVOCATION));
-            assert_eq!(self.parent_name(invocation), "Workflow");
+            // Beside `Workflow`, under the execution's ancestor (as AWS's
+            // plugins put it).
+            assert_eq!(self.parent_name(invocation), "DurableExecutionRoot");
         }
     }
 }
@@ -400,6 +402,26 @@ async fn a_trace_header_parents_the_workflow_and_continuations_link_their_first_
     }
     let workflow = spans.one("Workflow");
     assert!(spans.parent(workflow).is_none(), "the segment is Lambda's");
+    // Each `Invocation` goes under its own invocation's segment (the
+    // header's Parent, new per invocation); `Workflow`, written by the
+    // last invocation, under the last one's.
+    let segments: Vec<SpanId> = spans
+        .named("Invocation")
+        .iter()
+        .map(|s| s.parent_span_id)
+        .collect();
+    assert_eq!(segments.len(), 3);
+    assert!(
+        segments
+            .iter()
+            .all(|p| spans.0.iter().all(|s| s.span_context.span_id() != *p))
+    );
+    assert_eq!(
+        std::collections::HashSet::<&SpanId>::from_iter(&segments).len(),
+        3,
+        "{segments:?}"
+    );
+    assert_eq!(segments.last(), Some(&workflow.parent_span_id));
     let workflow_id = workflow.span_context.span_id();
     let links = |s: &SpanData| -> Vec<SpanId> {
         s.links
@@ -424,6 +446,71 @@ async fn a_trace_header_parents_the_workflow_and_continuations_link_their_first_
     // Spans of operations that begin and end in one invocation link to
     // `Workflow` only.
     assert_eq!(links(spans.with_status("ship", "SUCCEEDED")), [workflow_id]);
+}
+
+/// The span current around an invocation (a Lambda instrumentation's
+/// invocation span) parents its `Invocation` span when it is on the
+/// execution's trace, as in AWS's plugins; a span on another trace does
+/// not, and `Invocation` stays under the execution's ancestor.
+#[tokio::test(flavor = "current_thread")]
+async fn an_invocation_goes_under_the_span_around_it_when_on_the_executions_trace() {
+    use durable_yield::ExecutionStatus;
+    use opentelemetry::Context;
+    use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
+    let around = SpanId::from_bytes([7; 8]);
+    for (same_trace, view) in [
+        (true, OtelView::Invocation),
+        (true, OtelView::Execution),
+        (false, OtelView::Invocation),
+    ] {
+        let (provider, exporter) = collecting();
+        let execution = LocalRunner::new()
+            .plugin(OtelPlugin::from_provider(&provider).view(view))
+            .start(&())
+            .unwrap();
+        // The first invocation alone: its spans tell the execution's trace.
+        execution.invoke(&retry_wait_step).await;
+        let trace = exporter.get_finished_spans().unwrap()[0]
+            .span_context
+            .trace_id();
+        let guard = Context::new()
+            .with_remote_span_context(SpanContext::new(
+                if same_trace {
+                    trace
+                } else {
+                    TraceId::from_bytes([9; 16])
+                },
+                around,
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            ))
+            .attach();
+        while execution.status() == ExecutionStatus::Running {
+            execution.advance_time();
+            execution.invoke(&retry_wait_step).await;
+        }
+        drop(guard);
+        assert_eq!(execution.invocations(), 3);
+        let spans = Spans(exporter.get_finished_spans().unwrap());
+        let root = spans.named("DurableExecutionRoot")[0]
+            .span_context
+            .span_id();
+        let parents: Vec<SpanId> = spans
+            .named("Invocation")
+            .iter()
+            .map(|s| s.parent_span_id)
+            .collect();
+        let later = if same_trace { around } else { root };
+        assert_eq!(
+            parents,
+            [root, later, later],
+            "{view:?}, same trace: {same_trace}"
+        );
+        // `Workflow` stays under the execution's ancestor either way.
+        assert_eq!(spans.one("Workflow").parent_span_id, root);
+        assert!(spans.0.iter().all(|s| s.span_context.trace_id() == trace));
+    }
 }
 
 /// A durable function a local execution invokes runs with the runner's
@@ -807,11 +894,12 @@ async fn derived_ids_depend_on_the_execution_only() {
         .unwrap();
     let spans = Spans(exporter.get_finished_spans().unwrap());
     let workflow = spans.one("Workflow");
+    let root = &spans.named("DurableExecutionRoot")[0];
     let invocation = &spans.named("Invocation")[0];
     assert_ne!(
         invocation.parent_span_id,
-        workflow.span_context.span_id(),
-        "the Invocation's parent is the derived Workflow id, which the Workflow span lacks"
+        root.span_context.span_id(),
+        "the Invocation's parent is the derived root id, which the root span lacks"
     );
     let ship = spans.with_status("ship", "SUCCEEDED");
     let linked: Vec<SpanId> = ship

@@ -493,7 +493,17 @@ where
             .with_kind(SpanKind::Internal)
             .with_start_time(at)
             .with_attributes(attributes);
-        let span = self.build(builder, Some(&self.workflow), None);
+        // As AWS's plugins do: under the span current around the
+        // invocation when it is on the execution's trace (a Lambda
+        // instrumentation's invocation span), else under the execution's
+        // ancestor, beside `Workflow`.
+        let ambient = Context::current().span().span_context().clone();
+        let parent = if ambient.is_valid() && ambient.trace_id() == self.workflow.trace_id() {
+            ambient
+        } else {
+            self.ancestor.clone()
+        };
+        let span = self.build(builder, Some(&parent), None);
         let context = span.span_context().clone();
         self.invocation = Some((span, context));
         Ok(())

@@ -14,7 +14,7 @@
 //! | span | when | parent | links | `durable.*` attributes |
 //! |---|---|---|---|---|
 //! | `Workflow` | once, when the execution ends | the execution's ancestor (below) | none | `execution.arn`, `execution.status` |
-//! | `Invocation` | every invocation | `Workflow` | none | `execution.arn`, `invocation.first`, `invocation.status` |
+//! | `Invocation` | every invocation | the execution's ancestor, or the span current around the invocation if it is on the execution's trace | none | `execution.arn`, `invocation.first`, `invocation.status` |
 //! | the operation's name (its id if unnamed) | every operation the invocation starts, or sees going on or ending | its context's span in this invocation, else `Invocation` | its first span if it began in an earlier invocation, then `Workflow` | `execution.arn`, `operation.id`, `.type`, `.subtype`, `.status`, `.name`; `attempt.number` on a finished step |
 //! | `<name> attempt <n>` | every step attempt and condition check | the operation's span | `Workflow` | `execution.arn`, `operation.id`, `.type`, `.subtype`, `.name`, `attempt.number`, `attempt.outcome` |
 //!
@@ -32,7 +32,7 @@
 //! | span | when | parent | links |
 //! |---|---|---|---|
 //! | `Workflow` | once, when the execution ends | the execution's ancestor (below) | none |
-//! | `Invocation` | every invocation | `Workflow` | none |
+//! | `Invocation` | every invocation | as in the invocation view | none |
 //! | the operation's name | once, by the invocation that sees it end | its context's span, else `Workflow` | the `Invocation` that wrote it |
 //! | `<name> attempt <n>` | every step attempt, in the invocation that runs it | the operation's span | the `Invocation` it ran in |
 //!
