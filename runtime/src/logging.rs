@@ -11,7 +11,13 @@
 //! - inside an invocation: `durableExecutionArn` and, on Lambda,
 //!   `requestId`;
 //! - inside a step attempt: `operationId`, `operationName`, `attempt` and,
-//!   in a child context, `parentId`.
+//!   in a child context, `parentId`;
+//! - with feature `otel`, when an OpenTelemetry span is current: `traceId`
+//!   (32 hex digits), `spanId` (16) and `otelTraceSampled`, as AWS's
+//!   OpenTelemetry plugin stamps its SDK's log records. With
+//!   [`OtelPlugin`](crate::otel::OtelPlugin) registered, that is the step
+//!   attempt's span in a step body and the `Invocation` span in the
+//!   workflow's code, so a line finds its place in the execution's trace.
 //!
 //! Lambda passes a line that is a JSON object through as it is when the
 //! function's log format is JSON (`LoggingConfig.LogFormat = JSON`, or
@@ -228,6 +234,8 @@ where
                 }
             }
         }
+        #[cfg(feature = "otel")]
+        trace_context(&mut line);
         event.record(&mut EventVisitor(&mut line));
         let Ok(mut text) = serde_json::to_vec(&Value::Object(line)) else {
             return;
@@ -237,6 +245,21 @@ where
         // interleave; a failed write has nowhere to be reported.
         let _ = self.make_writer.make_writer_for(meta).write_all(&text);
     }
+}
+
+/// The current OpenTelemetry span's ids, as AWS's plugin names them.
+#[cfg(feature = "otel")]
+fn trace_context(line: &mut Map<String, Value>) {
+    use opentelemetry::trace::TraceContextExt;
+    let context = opentelemetry::Context::current();
+    let span = context.span();
+    let span = span.span_context();
+    if !span.is_valid() {
+        return;
+    }
+    line.insert("traceId".into(), Value::String(span.trace_id().to_string()));
+    line.insert("spanId".into(), Value::String(span.span_id().to_string()));
+    line.insert("otelTraceSampled".into(), Value::Bool(span.is_sampled()));
 }
 
 /// `2026-11-30T03:29:38.123Z`.

@@ -45,7 +45,10 @@
 //!    others replay silently. Each operation is reported started and ended
 //!    at most once per invocation. Before a new chained invoke's START is
 //!    sent, [`InvocationHooks::trace_header`] may give it the caller's
-//!    trace header.
+//!    trace header. [`InvocationHooks::scope`] is asked once for the
+//!    workflow's code (after `on_invocation_start`) and once for each step
+//!    attempt (after `on_function_start`): the [`Scope`] it returns is
+//!    entered around every poll of that code (see [Scopes](#scopes)).
 //! 3. [`InvocationHooks::on_invocation_end`]: after the outcome is final
 //!    (every checkpoint sent), just before the response is returned, also
 //!    when the invocation failed and the service will retry it.
@@ -67,6 +70,22 @@
 //! that drives the invocation (which also runs the workflow's code and its
 //! step bodies), between workflow steps: keep them short (hand heavy work,
 //! like exporting, to a background task).
+//!
+//! # Scopes
+//!
+//! A plugin can make something current while user code runs, the way
+//! AWS's OpenTelemetry plugins make an operation's span the active
+//! OpenTelemetry context (so that the spans user code starts nest under it
+//! and its log lines carry its trace and span ids): it answers
+//! [`InvocationHooks::scope`] with a [`Scope`]. The scope is entered
+//! ([`Scope::enter`]) on the thread about to run the code, before every
+//! poll of it (a step body is a future, polled as often as it needs,
+//! between other bodies' polls), and left (its [`ScopeGuard`] dropped) as
+//! soon as that poll returns, on the same thread; scopes of several
+//! plugins are entered in registration order and left in reverse. The
+//! workflow's scope covers the code of the workflow and of its contexts
+//! (it runs between durable operations); an attempt's scope covers its
+//! step body (or wait-for-condition check).
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -113,6 +132,7 @@
 //! # });
 //! ```
 
+use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -241,6 +261,110 @@ pub trait InvocationHooks: Send {
         let _ = invoke;
         None
     }
+
+    /// What to make current while `code` runs (see [Scopes](self#scopes)):
+    /// asked once for the workflow's code, right after
+    /// [`on_invocation_start`](Self::on_invocation_start), and once per
+    /// step attempt, right after its
+    /// [`on_function_start`](Self::on_function_start). `None` (the
+    /// default) enters nothing. A panic counts as `None`.
+    fn scope(&mut self, code: UserCode<'_>) -> Option<Arc<dyn Scope>> {
+        let _ = code;
+        None
+    }
+}
+
+/// The user code a [`Scope`] is asked for ([`InvocationHooks::scope`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum UserCode<'a> {
+    /// The workflow's code, at the root and in its contexts (child
+    /// contexts, map items, parallel branches), for the whole invocation.
+    Workflow,
+    /// A step attempt's body (or a wait-for-condition check) that just
+    /// started.
+    Attempt(&'a AttemptEvent<'a>),
+}
+
+/// Something a plugin makes current around each poll of user code (see
+/// [Scopes](self#scopes)), such as an OpenTelemetry context.
+///
+/// ```
+/// use durable_yield::plugin::{Scope, ScopeGuard};
+///
+/// thread_local! {
+///     static CURRENT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+/// }
+///
+/// /// Sets `CURRENT` while the code runs, and restores what was there.
+/// struct Tagged(u32);
+/// struct Restore(u32);
+/// impl Drop for Restore {
+///     fn drop(&mut self) {
+///         CURRENT.with(|c| c.set(self.0));
+///     }
+/// }
+/// impl Scope for Tagged {
+///     fn enter(&self) -> ScopeGuard {
+///         ScopeGuard::new(Restore(CURRENT.with(|c| c.replace(self.0))))
+///     }
+/// }
+///
+/// let guard = Tagged(7).enter();
+/// assert_eq!(CURRENT.with(|c| c.get()), 7);
+/// drop(guard);
+/// assert_eq!(CURRENT.with(|c| c.get()), 0);
+/// ```
+pub trait Scope: Send + Sync {
+    /// Enters the scope on the thread about to poll the code; the guard
+    /// is dropped on the same thread right after that poll.
+    fn enter(&self) -> ScopeGuard;
+}
+
+/// What [`Scope::enter`] returns: dropping it leaves the scope. It may
+/// hold a value that is not `Send` (an OpenTelemetry `ContextGuard`): it
+/// never leaves the thread that entered the scope.
+#[must_use = "dropping the guard leaves the scope at once"]
+pub struct ScopeGuard(Option<Box<dyn Any>>);
+
+impl ScopeGuard {
+    /// A guard that leaves the scope when `guard` is dropped.
+    pub fn new<G: 'static>(guard: G) -> Self {
+        ScopeGuard(Some(Box::new(guard)))
+    }
+
+    /// A guard with nothing to leave.
+    pub fn none() -> Self {
+        ScopeGuard(None)
+    }
+}
+
+impl fmt::Debug for ScopeGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ScopeGuard")
+            .field(&self.0.is_some())
+            .finish()
+    }
+}
+
+/// Enters `scopes` in order around `run`, and leaves them in reverse (a
+/// panic in `enter` enters nothing more; what was entered is left).
+pub(crate) fn within<T>(scopes: &[Arc<dyn Scope>], run: impl FnOnce() -> T) -> T {
+    if scopes.is_empty() {
+        return run();
+    }
+    let mut guards = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        match catch_unwind(AssertUnwindSafe(|| scope.enter())) {
+            Ok(guard) => guards.push(guard),
+            Err(_) => break,
+        }
+    }
+    let out = run();
+    while let Some(guard) = guards.pop() {
+        drop(guard);
+    }
+    out
 }
 
 /// A chained invoke about to be started ([`InvocationHooks::trace_header`]).
@@ -588,6 +712,19 @@ impl Active {
                 .ok()
                 .flatten()
         })
+    }
+
+    /// Asks the plugins, in order, for the scopes of `code` (a panic
+    /// counts as none).
+    pub(crate) fn scopes(&mut self, code: UserCode<'_>) -> Vec<Arc<dyn Scope>> {
+        self.0
+            .iter_mut()
+            .filter_map(|h| {
+                catch_unwind(AssertUnwindSafe(|| h.hooks.scope(code)))
+                    .ok()
+                    .flatten()
+            })
+            .collect()
     }
 
     /// Calls `hook` on every plugin in order, catching errors and panics.

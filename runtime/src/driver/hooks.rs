@@ -277,11 +277,14 @@ impl Attempt {
         }
     }
 
-    pub(super) fn started(&self, hooks: &mut Active, now: Now) {
+    /// Reports the attempt's start; what the plugins make current
+    /// around its body.
+    pub(super) fn started(&self, hooks: &mut Active, now: Now) -> Vec<Arc<dyn Scope>> {
         let event = self.event(now);
         hooks.each("on_attempt_start", |h| h.on_attempt_start(&event));
         let function = self.function(now);
         hooks.each("on_function_start", |h| h.on_function_start(&function));
+        hooks.scopes(UserCode::Attempt(&event))
     }
 
     pub(super) fn ended(&self, hooks: &mut Active, outcome: &StepOutcome, now: Now) {

@@ -38,10 +38,12 @@ use crate::model::{
 use crate::plugin::{
     Active, AttemptEvent, AttemptOutcome, ChainedInvokeStart, FunctionEvent, FunctionOutcome,
     InvocationEnd, InvocationEndStatus, InvocationStart, OperationChange, OperationEvent, Plugins,
+    Scope, UserCode, within,
 };
 use crate::service::{DurableService, Now, ServiceError, os_entropy};
 use crate::timer::Delay;
 use crate::{StepFailure, WorkflowFn};
+use std::sync::Arc;
 
 /// The largest result returned in the invocation response, measured as it
 /// is sent: as a JSON string, quotes and escaping included. A larger one is
@@ -347,6 +349,8 @@ where
         hooks.each("on_invocation_start", |h| h.on_invocation_start(&start));
         hooks
     };
+    // What the plugins make current while the workflow's code runs.
+    let workflow_scopes = hooks.scopes(UserCode::Workflow);
     // Operation starts and ends are tracked only for someone who listens.
     let observing = !hooks.is_empty() || tracing::enabled!(target: OPERATION_TARGET, Level::DEBUG);
     // Changed since the last invocation: what the service lists, and what
@@ -392,7 +396,7 @@ where
                 interpreter.step_finished(handle, outcome);
             }
             loop {
-                let action = interpreter.poll();
+                let action = within(&workflow_scopes, || interpreter.poll());
                 if observing {
                     observed(&mut interpreter, &mut hooks, &mut unmerged, service);
                 }
@@ -412,12 +416,13 @@ where
                                 Err(e) => break 'invocation fail_or_retry(e)?,
                             }
                         }
+                        let mut scopes = Vec::new();
                         if !hooks.is_empty() {
                             let attempt = Attempt::of(&run);
-                            attempt.started(&mut hooks, Now::of(service));
+                            scopes = attempt.started(&mut hooks, Now::of(service));
                             attempts.insert(run.handle, attempt);
                         }
-                        running.push(run_step(run));
+                        running.push(run_step(run, scopes));
                     }
                     Action::Checkpoint {
                         handle,

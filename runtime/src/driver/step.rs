@@ -4,9 +4,13 @@
 use super::*;
 use durable_yield_interpreter::__private::panic_message;
 
-/// Runs one step body in its `durable_operation` span, turning a panic
-/// into a failed attempt.
-pub(super) fn run_step(run: StepRun) -> impl Future<Output = (StepHandle, StepOutcome)> + Send {
+/// Runs one step body in its `durable_operation` span and in the scopes
+/// the plugins made for its attempt, turning a panic into a failed
+/// attempt.
+pub(super) fn run_step(
+    run: StepRun,
+    scopes: Vec<Arc<dyn Scope>>,
+) -> impl Future<Output = (StepHandle, StepOutcome)> + Send {
     let ctx = &run.context;
     let span = tracing::info_span!(
         "durable_operation",
@@ -21,19 +25,24 @@ pub(super) fn run_step(run: StepRun) -> impl Future<Output = (StepHandle, StepOu
         span.record("parent_id", tracing::field::display(parent));
     }
     let handle = run.handle;
-    CatchUnwind(run.into_body())
+    CatchUnwind(run.into_body(), scopes)
         .instrument(span)
         .map(move |outcome| (handle, outcome))
 }
 
-/// Turns a panic in a step body into a failed attempt.
-pub(super) struct CatchUnwind<F>(F);
+/// Polls a step body within its scopes, turning a panic into a failed
+/// attempt.
+pub(super) struct CatchUnwind<F>(F, Vec<Arc<dyn Scope>>);
 
 impl<F: Future<Output = StepOutcome> + Unpin> Future for CatchUnwind<F> {
     type Output = StepOutcome;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<StepOutcome> {
-        let inner = Pin::new(&mut self.0);
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+        let this = &mut *self;
+        let inner = Pin::new(&mut this.0);
+        let polled = within(&this.1, || {
+            catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+        });
+        match polled {
             Ok(poll) => poll,
             Err(panic) => Poll::Ready(Err(StepFailure::new(
                 "StepPanicked",

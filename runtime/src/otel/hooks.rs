@@ -509,6 +509,21 @@ where
         Ok(())
     }
 
+    /// The span user code runs under, made the current OpenTelemetry
+    /// context around each of its polls, as AWS's plugins make it: the
+    /// attempt's span around a step body, the `Invocation` span around
+    /// the workflow's code. Spans user code starts nest under it, and the
+    /// JSON log lines it writes carry its ids.
+    fn scope(&mut self, code: UserCode<'_>) -> Option<Arc<dyn Scope>> {
+        let context = match code {
+            UserCode::Attempt(event) => self.attempts.get(event.id)?.span_context().clone(),
+            UserCode::Workflow => self.invocation.as_ref()?.1.clone(),
+        };
+        context
+            .is_valid()
+            .then(|| Arc::new(Current(Context::new().with_remote_span_context(context))) as _)
+    }
+
     fn on_operation_start(&mut self, event: &OperationEvent<'_>) -> HookResult {
         self.open(event, event.status, event.replayed);
         Ok(())
@@ -612,5 +627,14 @@ fn span_status(status: OperationStatus, error: Option<&ErrorObject>) -> Status {
                 .unwrap_or_default(),
         ),
         _ => Status::Unset,
+    }
+}
+
+/// An OpenTelemetry context made current around user code.
+struct Current(Context);
+
+impl Scope for Current {
+    fn enter(&self) -> ScopeGuard {
+        ScopeGuard::new(self.0.clone().attach())
     }
 }

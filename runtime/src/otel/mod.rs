@@ -69,6 +69,18 @@
 //! `Workflow` span does not have the id its invocations and operations
 //! point to (a warning says so, once).
 //!
+//! **User code in its span.** As AWS's plugins do, the span user code
+//! belongs to is the current OpenTelemetry context while it runs (entered
+//! around each poll, see [Scopes](crate::plugin#scopes)): a step attempt's
+//! span around its body (or a wait-for-condition check), the `Invocation`
+//! span around the workflow's own code. Spans user code starts with any
+//! tracer nest under it, and with feature `logging` the
+//! [`JsonLogLayer`](crate::logging::JsonLogLayer) stamps each line with its
+//! `traceId`, `spanId` and `otelTraceSampled`, as AWS's plugin stamps its
+//! SDK's log records. (AWS's Python plugin also makes a child context's
+//! span current around the context's code; here that code runs under the
+//! `Invocation` span.)
+//!
 //! **Times.** Spans start and end at the instants the SDK observed, at the
 //! clock's full resolution (the system clock on Lambda; the local runner's
 //! virtual clock, so that local traces are reproducible), and at the
@@ -111,7 +123,7 @@ use crate::BoxError;
 use crate::model::{ErrorObject, Millis, OperationId, OperationStatus, OperationType};
 use crate::plugin::{
     AttemptEvent, ChainedInvokeStart, HookResult, InvocationEnd, InvocationEndStatus,
-    InvocationHooks, InvocationStart, OperationEvent, Plugin,
+    InvocationHooks, InvocationStart, OperationEvent, Plugin, Scope, ScopeGuard, UserCode,
 };
 use crate::service::millis_to_time;
 
