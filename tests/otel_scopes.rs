@@ -1,7 +1,7 @@
 //! User code runs in its span (features `otel` and `logging`), as AWS's
-//! OpenTelemetry plugin makes it: a step body's attempt span, else the
-//! `Invocation` span, is the current OpenTelemetry context around every
-//! poll of the code, so the spans user code starts nest under it and the
+//! OpenTelemetry plugin makes it: a step body's attempt span, a context's
+//! code its context's span, else the `Invocation` span, is the current
+//! OpenTelemetry context around every poll of the code, so the spans user code starts nest under it and the
 //! JSON log lines it writes carry its `traceId`, `spanId` and
 //! `otelTraceSampled` (what AWS's plugin stamps on its SDK's log records).
 
@@ -55,6 +55,7 @@ fn workflow(
 + 'static {
     move |mut wf: Workflow, _: ()| {
         let tracer = tracer.clone();
+        let child_tracer = tracer.clone();
         Box::pin(async move {
             tracing::info!("before the step");
             let n: u32 = wf
@@ -78,9 +79,35 @@ fn workflow(
                     },
                 )
                 .await?;
+            let c: u32 = wf
+                .child("audit", move |mut wf: Workflow| async move {
+                    tracing::info!("in the child");
+                    child_tracer.start("child work").end();
+                    let x: u32 = wf.step("inner", |_| async { Ok(1) }).await?;
+                    // Resumed after its step: its span again.
+                    tracing::info!("in the child, after its step");
+                    Ok::<_, StepError>(x)
+                })
+                .await?;
+            let items = wf
+                .map(
+                    "fan",
+                    [10u32, 20],
+                    |mut wf: Workflow, item, index| async move {
+                        tracing::info!(index, "in an item");
+                        let v: u32 = wf
+                            .step("double", move |_| async move { Ok(item * 2) })
+                            .await?;
+                        tracing::info!(index, "item done");
+                        Ok::<_, StepError>(v)
+                    },
+                )
+                .await?;
+            assert_eq!(items.success_count(), 2);
+            tracing::info!("between the map and the wait");
             wf.wait("cool-off", Duration::from_secs(60)).await;
             tracing::info!("after the wait");
-            Ok(n)
+            Ok(n + c - 1)
         })
     }
 }
@@ -130,12 +157,21 @@ fn one<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
     found[0]
 }
 
-fn line<'a>(lines: &'a [Value], message: &str, attempt: Option<u64>) -> &'a Value {
+/// The span of the context named `name` (its one span: it begins and
+/// ends in one invocation).
+fn context_span<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    one(spans, name)
+}
+
+/// The line with this message (and this `attempt` or `index` field).
+fn line<'a>(lines: &'a [Value], message: &str, number: Option<u64>) -> &'a Value {
     let found: Vec<&Value> = lines
         .iter()
-        .filter(|l| l["message"] == message && attempt.is_none_or(|a| l["attempt"] == a))
+        .filter(|l| {
+            l["message"] == message && number.is_none_or(|n| l["attempt"] == n || l["index"] == n)
+        })
         .collect();
-    assert_eq!(found.len(), 1, "lines {message:?} {attempt:?}: {lines:#?}");
+    assert_eq!(found.len(), 1, "lines {message:?} {number:?}: {lines:#?}");
     found[0]
 }
 
@@ -182,7 +218,26 @@ fn user_code_runs_in_its_span_and_its_log_lines_carry_the_span_ids() {
         let invocations = named(&spans, "Invocation");
         assert_eq!(invocations.len(), 3);
         stamped_with(line(&lines, "before the step", None), invocations[0]);
+        stamped_with(
+            line(&lines, "between the map and the wait", None),
+            invocations[1],
+        );
         stamped_with(line(&lines, "after the wait", None), invocations[2]);
+        // A context's code: the context's span, before and after its own
+        // operations; spans it starts nest under it.
+        let child = context_span(&spans, "audit");
+        stamped_with(line(&lines, "in the child", None), child);
+        stamped_with(line(&lines, "in the child, after its step", None), child);
+        assert_eq!(
+            one(&spans, "child work").parent_span_id,
+            child.span_context.span_id(),
+            "{view:?}"
+        );
+        for index in [0, 1] {
+            let item = context_span(&spans, &format!("map-item-{index}"));
+            stamped_with(line(&lines, "in an item", Some(index)), item);
+            stamped_with(line(&lines, "item done", Some(index)), item);
+        }
     }
 }
 
@@ -190,9 +245,13 @@ fn user_code_runs_in_its_span_and_its_log_lines_carry_the_span_ids() {
 fn without_a_current_span_lines_carry_no_trace_ids() {
     let (spans, lines) = run(None);
     // Only the user's own spans, each a root: nothing was current.
-    assert!(spans.iter().all(|s| s.name == "user work"));
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.name == "user work" || s.name == "child work")
+    );
     assert!(spans.iter().all(|s| s.parent_span_id == SpanId::INVALID));
-    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert_eq!(lines.len(), 13, "{lines:#?}");
     for l in &lines {
         for key in ["traceId", "spanId", "otelTraceSampled"] {
             assert!(l.get(key).is_none(), "{l}");

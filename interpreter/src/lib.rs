@@ -46,7 +46,9 @@ pub use failure::{
     error_object_from, error_type_name,
 };
 pub use history::{Appending, History};
-pub use interpreter::{Action, CheckpointHandle, Interpreter, Outcome, StepHandle, StepRun};
+pub use interpreter::{
+    Action, CheckpointHandle, ContextScope, Interpreter, Outcome, StepHandle, StepRun,
+};
 pub use observe::{FunctionOutcome, Observation, finished_since_last_write};
 pub use protocol::StepOutcome;
 pub use protocol::Workflow;

@@ -619,3 +619,106 @@ fn abandoning_a_branch_leaves_alone_the_context_that_took_its_finished_childs_sl
         Some(Outcome::Succeeded(r#"["MinSuccessfulReached","y"]"#.into()))
     );
 }
+
+/// With observation on, the interpreter pauses (`Action::Observations`)
+/// before the code of a context that just started runs, with the context's
+/// start waiting in the observations; `scope_contexts` is called with the
+/// context's id around each resumption of its code (never for the root),
+/// and what it returns is held while the code runs.
+#[test]
+fn a_started_context_is_announced_before_its_code_runs_and_runs_in_its_scope() {
+    use durable_yield_interpreter::Observation;
+    use std::sync::{Arc, Mutex};
+
+    type Log = Arc<Mutex<Vec<String>>>;
+    static LOG: Mutex<Option<Log>> = Mutex::new(None);
+    let log: Log = Arc::default();
+    *LOG.lock().unwrap() = Some(log.clone());
+    fn note(what: String) {
+        if let Some(log) = LOG.lock().unwrap().as_ref() {
+            log.lock().unwrap().push(what);
+        }
+    }
+    struct Held(OperationId);
+    impl Drop for Held {
+        fn drop(&mut self) {
+            note(format!("leave {}", &self.0.as_str()[..6]));
+        }
+    }
+    let wf = |mut wf: Workflow, _: ()| async move {
+        note("root code".into());
+        let v: u32 = wf
+            .child("c", |mut wf: Workflow| async move {
+                note("child code".into());
+                let x: u32 = wf.step("in-child", |_| async { Ok(2) }).await?;
+                note("child code again".into());
+                Ok::<_, StepError>(x)
+            })
+            .await?;
+        note("root code again".into());
+        Ok::<_, StepError>(v)
+    };
+    let mut it = Interpreter::new(ARN, vec![execution()], &wf);
+    it.observe(Vec::new());
+    it.scope_contexts(Box::new(|id: &OperationId| {
+        note(format!("enter {}", &id.as_str()[..6]));
+        Some(Box::new(Held(*id)) as Box<dyn std::any::Any>)
+    }));
+    let child = &operation_id(None, 1).as_str()[..6].to_owned();
+    let mut announced = 0;
+    let mut finished = false;
+    for _ in 0..50 {
+        match it.poll() {
+            Some(Action::Observations) => {
+                announced += 1;
+                // The context's start is reported before its code runs.
+                let seen = it.take_observations();
+                assert!(
+                    seen.iter()
+                        .any(|o| matches!(o, Observation::FunctionStarted { .. })),
+                    "{seen:?}"
+                );
+                assert!(!log.lock().unwrap().contains(&"child code".to_owned()));
+                note("announced".into());
+            }
+            Some(Action::RunStep(run)) => {
+                let handle = run.handle;
+                it.step_finished(handle, run_now(run.into_body()));
+            }
+            Some(Action::Checkpoint { handle, .. }) => it.checkpoint_finished(handle, vec![]),
+            Some(Action::Finish(Outcome::Succeeded(p))) => {
+                assert_eq!(p.as_str(), "2");
+                finished = true;
+                break;
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+            None => {
+                let _ = it.take_observations();
+            }
+        }
+    }
+    assert!(finished);
+    assert_eq!(announced, 1, "one context started");
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "root code".to_owned(),
+            "announced".into(),
+            format!("enter {child}"),
+            "child code".into(),
+            format!("leave {child}"),
+            // The step's two requests (the step, then its body): a
+            // resumption that runs no user statement.
+            format!("enter {child}"),
+            format!("leave {child}"),
+            format!("enter {child}"),
+            "child code again".into(),
+            format!("leave {child}"),
+            "root code again".into(),
+        ]
+    );
+    // Without observation, no pause.
+    let mut it = Interpreter::new(ARN, vec![execution()], &wf);
+    let d = drain(&mut it);
+    assert_eq!(d.steps.len(), 1);
+}

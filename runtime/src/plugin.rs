@@ -46,9 +46,11 @@
 //!    at most once per invocation. Before a new chained invoke's START is
 //!    sent, [`InvocationHooks::trace_header`] may give it the caller's
 //!    trace header. [`InvocationHooks::scope`] is asked once for the
-//!    workflow's code (after `on_invocation_start`) and once for each step
-//!    attempt (after `on_function_start`): the [`Scope`] it returns is
-//!    entered around every poll of that code (see [Scopes](#scopes)).
+//!    workflow's code (after `on_invocation_start`), once for each step
+//!    attempt and once for the code of each context that runs (both after
+//!    their `on_function_start`, which comes before that code runs): the
+//!    [`Scope`] it returns is entered around every poll of that code (see
+//!    [Scopes](#scopes)).
 //! 3. [`InvocationHooks::on_invocation_end`]: after the outcome is final
 //!    (every checkpoint sent), just before the response is returned, also
 //!    when the invocation failed and the service will retry it.
@@ -83,9 +85,11 @@
 //! between other bodies' polls), and left (its [`ScopeGuard`] dropped) as
 //! soon as that poll returns, on the same thread; scopes of several
 //! plugins are entered in registration order and left in reverse. The
-//! workflow's scope covers the code of the workflow and of its contexts
-//! (it runs between durable operations); an attempt's scope covers its
-//! step body (or wait-for-condition check).
+//! workflow's scope covers the code of the workflow (it runs between
+//! durable operations) and of its contexts; a context's scope is entered
+//! inside it around each resumption of that context's code (a child
+//! context, a map item, a parallel branch, a wait-for-callback); an
+//! attempt's scope covers its step body (or wait-for-condition check).
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -133,9 +137,10 @@
 //! ```
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
@@ -265,7 +270,7 @@ pub trait InvocationHooks: Send {
     /// What to make current while `code` runs (see [Scopes](self#scopes)):
     /// asked once for the workflow's code, right after
     /// [`on_invocation_start`](Self::on_invocation_start), and once per
-    /// step attempt, right after its
+    /// step attempt and per context's code, right after its
     /// [`on_function_start`](Self::on_function_start). `None` (the
     /// default) enters nothing. A panic counts as `None`.
     fn scope(&mut self, code: UserCode<'_>) -> Option<Arc<dyn Scope>> {
@@ -284,6 +289,11 @@ pub enum UserCode<'a> {
     /// A step attempt's body (or a wait-for-condition check) that just
     /// started.
     Attempt(&'a AttemptEvent<'a>),
+    /// The code of a context (a child context, a map item, a parallel
+    /// branch, a wait-for-callback) that starts running in this
+    /// invocation: its scope is entered around each resumption of that
+    /// code, inside the workflow's.
+    Context(&'a FunctionEvent<'a>),
 }
 
 /// Something a plugin makes current around each poll of user code (see
@@ -347,25 +357,46 @@ impl fmt::Debug for ScopeGuard {
     }
 }
 
+/// Scopes entered in order, left in reverse when dropped.
+struct Entered(Vec<ScopeGuard>);
+
+impl Entered {
+    /// Enters `scopes` in order (a panic in `enter` enters nothing more).
+    fn enter(scopes: &[Arc<dyn Scope>]) -> Self {
+        let mut guards = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            match catch_unwind(AssertUnwindSafe(|| scope.enter())) {
+                Ok(guard) => guards.push(guard),
+                Err(_) => break,
+            }
+        }
+        Entered(guards)
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        while let Some(guard) = self.0.pop() {
+            drop(guard);
+        }
+    }
+}
+
 /// Enters `scopes` in order around `run`, and leaves them in reverse (a
 /// panic in `enter` enters nothing more; what was entered is left).
 pub(crate) fn within<T>(scopes: &[Arc<dyn Scope>], run: impl FnOnce() -> T) -> T {
     if scopes.is_empty() {
         return run();
     }
-    let mut guards = Vec::with_capacity(scopes.len());
-    for scope in scopes {
-        match catch_unwind(AssertUnwindSafe(|| scope.enter())) {
-            Ok(guard) => guards.push(guard),
-            Err(_) => break,
-        }
-    }
+    let entered = Entered::enter(scopes);
     let out = run();
-    while let Some(guard) = guards.pop() {
-        drop(guard);
-    }
+    drop(entered);
     out
 }
+
+/// The scopes of the contexts whose code runs in this invocation, by
+/// their operation id (shared with the interpreter, which enters them).
+type ContextScopes = Arc<Mutex<HashMap<OperationId, Arc<[Arc<dyn Scope>]>>>>;
 
 /// A chained invoke about to be started ([`InvocationHooks::trace_header`]).
 #[derive(Debug, Clone)]
@@ -682,7 +713,10 @@ impl Plugins {
                 ),
             }
         }
-        Active(hooks)
+        Active {
+            hooks,
+            contexts: ContextScopes::default(),
+        }
     }
 }
 
@@ -693,21 +727,57 @@ struct Hooked {
 }
 
 /// The hooks of one invocation.
-pub(crate) struct Active(Vec<Hooked>);
+pub(crate) struct Active {
+    hooks: Vec<Hooked>,
+    contexts: ContextScopes,
+}
 
 impl Active {
     pub(crate) fn none() -> Self {
-        Active(Vec::new())
+        Active {
+            hooks: Vec::new(),
+            contexts: ContextScopes::default(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.hooks.is_empty()
+    }
+
+    /// The code of a context starts running: keeps what the plugins make
+    /// current around it.
+    pub(crate) fn context_started(&mut self, event: &FunctionEvent<'_>) {
+        let scopes = self.scopes(UserCode::Context(event));
+        if !scopes.is_empty() {
+            let mut contexts = self.contexts.lock().unwrap_or_else(|e| e.into_inner());
+            contexts.insert(*event.id, scopes.into());
+        }
+    }
+
+    /// The code of a context stopped running in this invocation.
+    pub(crate) fn context_ended(&mut self, id: &OperationId) {
+        let mut contexts = self.contexts.lock().unwrap_or_else(|e| e.into_inner());
+        contexts.remove(id);
+    }
+
+    /// What the interpreter enters around each resumption of a context's
+    /// code: the scopes the plugins gave it.
+    pub(crate) fn context_scope(&self) -> durable_yield_interpreter::ContextScope {
+        let contexts = self.contexts.clone();
+        Box::new(move |id: &OperationId| {
+            let scopes = contexts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned()?;
+            Some(Box::new(Entered::enter(&scopes)) as Box<dyn Any>)
+        })
     }
 
     /// Asks the plugins, in order, for a chained invoke's trace header;
     /// the first answer wins (a panic counts as none).
     pub(crate) fn trace_header(&mut self, invoke: &ChainedInvokeStart<'_>) -> Option<String> {
-        self.0.iter_mut().find_map(|h| {
+        self.hooks.iter_mut().find_map(|h| {
             catch_unwind(AssertUnwindSafe(|| h.hooks.trace_header(invoke)))
                 .ok()
                 .flatten()
@@ -717,7 +787,7 @@ impl Active {
     /// Asks the plugins, in order, for the scopes of `code` (a panic
     /// counts as none).
     pub(crate) fn scopes(&mut self, code: UserCode<'_>) -> Vec<Arc<dyn Scope>> {
-        self.0
+        self.hooks
             .iter_mut()
             .filter_map(|h| {
                 catch_unwind(AssertUnwindSafe(|| h.hooks.scope(code)))
@@ -733,7 +803,7 @@ impl Active {
         hook: &'static str,
         mut call: impl FnMut(&mut dyn InvocationHooks) -> HookResult,
     ) {
-        for h in &mut self.0 {
+        for h in &mut self.hooks {
             let failure = match catch_unwind(AssertUnwindSafe(|| call(h.hooks.as_mut()))) {
                 Ok(Ok(())) => continue,
                 Ok(Err(error)) => error.to_string(),
@@ -757,7 +827,7 @@ impl Active {
 
     /// Logs how often each plugin failed after its first failure.
     pub(crate) fn report(&self) {
-        for h in &self.0 {
+        for h in &self.hooks {
             if h.failures > 1 {
                 tracing::warn!(
                     plugin = h.plugin.name(),

@@ -40,6 +40,7 @@ impl Interpreter {
             let replayed = self.history.get(&op.id).is_some();
             observer.function_started(&op, replay_only, replayed);
             ctx.function_open = true;
+            self.announce = true;
         }
         ctx.op = Some(op);
         ctx.replay_only = replay_only || inherited;

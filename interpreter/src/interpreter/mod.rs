@@ -165,6 +165,12 @@ pub enum Action {
     },
     /// The invocation is over.
     Finish(Outcome),
+    /// Only for a driver that observes ([`Interpreter::observe`]): the
+    /// code of a context that just started is about to run. Take the
+    /// observations ([`Interpreter::take_observations`]) and report them
+    /// now, so that whoever listens hears of the context (and can set up
+    /// what its code runs in) before its code runs; then poll again.
+    Observations,
 }
 
 type CtxId = u32;
@@ -411,7 +417,17 @@ pub struct Interpreter {
     executed: u64,
     /// Lifecycle observations, when a driver asked for them.
     observer: Option<Box<Observer>>,
+    /// A context started (observed) since the driver last took the
+    /// observations: [`Action::Observations`] is due before more code runs.
+    announce: bool,
+    /// Entered around each resumption of a context's code
+    /// ([`Interpreter::scope_contexts`]).
+    context_scope: Option<ContextScope>,
 }
+
+/// What [`Interpreter::scope_contexts`] takes: given a context's operation
+/// id, what to hold while its code runs.
+pub type ContextScope = Box<dyn FnMut(&OperationId) -> Option<Box<dyn std::any::Any>> + Send>;
 
 impl Interpreter {
     /// Prepares an invocation of `workflow` in the execution
@@ -460,6 +476,8 @@ impl Interpreter {
             replayed: 0,
             executed: 0,
             observer: None,
+            announce: false,
+            context_scope: None,
         };
         match interpreter.decode_input::<I>() {
             Ok(input) => {
@@ -553,6 +571,10 @@ impl Interpreter {
                     return Some(self.finish(outcome));
                 }
                 None => {}
+            }
+            if self.announce && !self.ready.is_empty() {
+                self.announce = false;
+                return Some(Action::Observations);
             }
             if let Some((ctx, response)) = self.ready.pop_front() {
                 self.resume(ctx, response);
@@ -679,6 +701,16 @@ impl Interpreter {
     /// no such bookkeeping.
     pub fn observe(&mut self, updated: impl IntoIterator<Item = OperationId>) {
         self.observer = Some(Box::new(Observer::new(updated)));
+    }
+
+    /// Calls `scope` before each resumption of a context's code (a child
+    /// context, a map item, a parallel branch, a wait-for-callback; not the
+    /// workflow's root) with the context's operation id, and holds what it
+    /// returns until that code yields (on the same thread, inside
+    /// [`Interpreter::poll`]): a driver makes something current for the
+    /// context's code, such as its tracing span.
+    pub fn scope_contexts(&mut self, scope: ContextScope) {
+        self.context_scope = Some(scope);
     }
 
     /// What was observed since the last call, in order (empty unless

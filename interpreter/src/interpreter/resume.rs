@@ -14,9 +14,14 @@ impl Interpreter {
             return;
         };
         let answered = c.last_op.as_ref().map(|op| op.id);
+        let scope = match (self.context_scope.as_mut(), c.op.as_ref()) {
+            (Some(enter), Some(op)) => enter(&op.id),
+            _ => None,
+        };
         running::enter(replaying, answered);
         let resumed = coroutine.resume(response);
         running::leave();
+        drop(scope);
         let last_op = || self.contexts[ctx as usize].last_op.clone();
         match resumed {
             Resumed::Yielded(Request::Step {

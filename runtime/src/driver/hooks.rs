@@ -123,11 +123,13 @@ pub(super) fn report(
         } => {
             let event = function_event(op, *replay_children, *replayed, None, None, now);
             hooks.each("on_function_start", |h| h.on_function_start(&event));
+            hooks.context_started(&event);
             return;
         }
         Observation::FunctionEnded { op, outcome, error } => {
             let event = function_event(op, false, false, Some(*outcome), error.as_deref(), now);
             hooks.each("on_function_end", |h| h.on_function_end(&event));
+            hooks.context_ended(&op.id);
             return;
         }
         Observation::Started {

@@ -370,6 +370,9 @@ where
     if observing {
         interpreter.observe(updated);
     }
+    if !hooks.is_empty() {
+        interpreter.scope_contexts(hooks.context_scope());
+    }
     let mut attempts: HashMap<StepHandle, Attempt> = HashMap::new();
     // Step bodies run concurrently (several contexts may each run one);
     // checkpoints go out one request at a time, in order, several queued
@@ -434,6 +437,9 @@ where
                         }
                         queue.push_back((handle, updates, wait_for_response));
                     }
+                    // Reported above: the code of the contexts that
+                    // started runs next, in what the plugins gave it.
+                    Action::Observations => {}
                     Action::Finish(outcome) => {
                         let execution = interpreter.history().execution().map(|op| op.id);
                         break 'invocation finish(&mut checkpointer, execution, outcome).await?;

@@ -511,13 +511,15 @@ where
 
     /// The span user code runs under, made the current OpenTelemetry
     /// context around each of its polls, as AWS's plugins make it: the
-    /// attempt's span around a step body, the `Invocation` span around
-    /// the workflow's code. Spans user code starts nest under it, and the
+    /// attempt's span around a step body, the context's span around a
+    /// context's code, the `Invocation` span around the rest of the
+    /// workflow's code. Spans user code starts nest under it, and the
     /// JSON log lines it writes carry its ids.
     fn scope(&mut self, code: UserCode<'_>) -> Option<Arc<dyn Scope>> {
         let context = match code {
             UserCode::Attempt(event) => self.attempts.get(event.id)?.span_context().clone(),
             UserCode::Workflow => self.invocation.as_ref()?.1.clone(),
+            UserCode::Context(event) => self.operations.get(event.id)?.context.clone(),
         };
         context
             .is_valid()

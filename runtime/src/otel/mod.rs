@@ -72,14 +72,14 @@
 //! **User code in its span.** As AWS's plugins do, the span user code
 //! belongs to is the current OpenTelemetry context while it runs (entered
 //! around each poll, see [Scopes](crate::plugin#scopes)): a step attempt's
-//! span around its body (or a wait-for-condition check), the `Invocation`
-//! span around the workflow's own code. Spans user code starts with any
-//! tracer nest under it, and with feature `logging` the
+//! span around its body (or a wait-for-condition check), a context's span
+//! around the code of a child context, map item, parallel branch or
+//! wait-for-callback, the `Invocation` span around the rest of the
+//! workflow's code. Spans user code starts with any tracer nest under it,
+//! and with feature `logging` the
 //! [`JsonLogLayer`](crate::logging::JsonLogLayer) stamps each line with its
 //! `traceId`, `spanId` and `otelTraceSampled`, as AWS's plugin stamps its
-//! SDK's log records. (AWS's Python plugin also makes a child context's
-//! span current around the context's code; here that code runs under the
-//! `Invocation` span.)
+//! SDK's log records.
 //!
 //! **Times.** Spans start and end at the instants the SDK observed, at the
 //! clock's full resolution (the system clock on Lambda; the local runner's
