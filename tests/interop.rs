@@ -170,16 +170,7 @@ fn json_logs(stack: &Stack) -> Result<(), String> {
     let arn = execution["DurableExecutionArn"]
         .as_str()
         .ok_or("no execution ARN")?;
-    let path = stack.logs.join("cargo-lambda-watch.log");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // Each line the function wrote is a JSON object (cargo lambda may
-    // prefix it).
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.find('{').map(|at| &l[at..]))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["durableExecutionArn"] == arn)
-        .collect();
+    let lines = function_log_lines(stack, arn)?;
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
     check(messages == ["greeting", "composing the greeting"], || {
         format!("the execution's log lines were {messages:?}")
@@ -194,6 +185,19 @@ fn json_logs(stack: &Stack) -> Result<(), String> {
                 .is_some_and(|r| !r.is_empty()),
         || format!("the step's line lacks its fields: {composing}"),
     )
+}
+
+/// The JSON log lines the functions wrote for the execution `arn` (their
+/// stdout, through `cargo lambda watch`, which may prefix each line).
+fn function_log_lines(stack: &Stack, arn: &str) -> Result<Vec<Value>, String> {
+    let path = stack.logs.join("cargo-lambda-watch.log");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.find('{').map(|at| &l[at..]))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["durableExecutionArn"] == arn)
+        .collect())
 }
 
 /// The timeline tool's path: the history read back through
@@ -2057,6 +2061,52 @@ fn otel(stack: &Stack, function: &str) -> Result<(), String> {
                 || format!("{} is outside its invocation", a.name),
             )?;
         }
+    }
+    // The lines user code wrote carry the ids of the span it ran in (the
+    // child's, each attempt's), as AWS's plugin stamps log records; read
+    // from the function's stdout, which may lag behind a little.
+    let child = find("otel-child", "SUCCEEDED")?;
+    let one = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| format!("no {name} span:\n{}", described()))
+    };
+    let expected: Vec<(&str, Option<u64>, &durable_yield_tests::otlp::ReceivedSpan)> = vec![
+        ("otel child code", None, child),
+        ("otel retry attempt", Some(1), one("otel-retry attempt 1")?),
+        ("otel retry attempt", Some(2), one("otel-retry attempt 2")?),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let lines = function_log_lines(stack, &arn)?;
+        let all = expected.iter().all(|(message, attempt, _)| {
+            lines
+                .iter()
+                .any(|l| l["message"] == *message && attempt.is_none_or(|a| l["attempt"] == a))
+        });
+        if all || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (message, attempt, span) in expected {
+        let found: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["message"] == message && attempt.is_none_or(|a| l["attempt"] == a))
+            .collect();
+        check(
+            found.len() == 1
+                && found[0]["traceId"] == span.trace_id.as_str()
+                && found[0]["spanId"] == span.span_id.as_str()
+                && found[0]["otelTraceSampled"] == true,
+            || {
+                format!(
+                    "the line {message:?} {attempt:?} should carry the ids of {} ({} {}): {found:?}",
+                    span.name, span.trace_id, span.span_id
+                )
+            },
+        )?;
     }
     Ok(())
 }

@@ -1015,6 +1015,8 @@ pub const FUNCTIONS: [&str; 12] = [
 async fn otel_tree(mut wf: Workflow, _: serde_json::Value) -> Result<String, StepError> {
     let child: u32 = wf
         .child("otel-child", |mut wf| async move {
+            // Written in the child's span (its ids on the line).
+            tracing::info!("otel child code");
             wf.step("otel-child-step", |_| async { Ok(1u32) }).await
         })
         .await?;
@@ -1041,6 +1043,8 @@ async fn otel_tree(mut wf: Workflow, _: serde_json::Value) -> Result<String, Ste
         .step_with(
             StepConfig::named("otel-retry").retry(FixedDelay::new(Duration::from_secs(1), 2)),
             |ctx| async move {
+                // Written in the attempt's span.
+                tracing::info!(attempt = ctx.attempt(), "otel retry attempt");
                 if ctx.attempt() == 1 {
                     Err(StepFailure::new("Flaky", "the first attempt fails"))
                 } else {
