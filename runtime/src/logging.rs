@@ -15,9 +15,11 @@
 //! - with feature `otel`, when an OpenTelemetry span is current: `traceId`
 //!   (32 hex digits), `spanId` (16) and `otelTraceSampled`, as AWS's
 //!   OpenTelemetry plugin stamps its SDK's log records. With
-//!   [`OtelPlugin`](crate::otel::OtelPlugin) registered, that is the step
-//!   attempt's span in a step body and the `Invocation` span in the
-//!   workflow's code, so a line finds its place in the execution's trace.
+//!   `durable_yield::otel::OtelPlugin` registered, that is the step
+//!   attempt's span in a step body, the context's span in a child
+//!   context's (or map item's, or branch's) code and the `Invocation` span
+//!   in the rest of the workflow's code, so a line finds its place in the
+//!   execution's trace.
 //!
 //! Lambda passes a line that is a JSON object through as it is when the
 //! function's log format is JSON (`LoggingConfig.LogFormat = JSON`, or

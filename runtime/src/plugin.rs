@@ -160,7 +160,8 @@ pub trait Plugin: Send + Sync + 'static {
     /// history is loaded, and the invocation waits for it: for work that
     /// must be done before workflow code replays and cannot be done
     /// synchronously inside a codec, such as fetching the keys the
-    /// recorded payloads name ([`KmsKeyring`](crate::kms::KmsKeyring)).
+    /// recorded payloads name (`durable_yield::kms::KmsKeyring`, feature
+    /// `kms`).
     /// Plugins prepare one after another, in registration order.
     ///
     /// An error fails the invocation (nothing is checkpointed), so that

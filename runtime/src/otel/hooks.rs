@@ -119,6 +119,22 @@ impl<T: Tracer> OtelHooks<T> {
         at
     }
 
+    /// The invocation's spans are not sampled: the contexts every span
+    /// descends from say so.
+    fn not_sampled(&mut self) {
+        let unsampled = |cx: &SpanContext| {
+            SpanContext::new(
+                cx.trace_id(),
+                cx.span_id(),
+                TraceFlags::default(),
+                cx.is_remote(),
+                cx.trace_state().clone(),
+            )
+        };
+        self.workflow = unsampled(&self.workflow);
+        self.ancestor = unsampled(&self.ancestor);
+    }
+
     fn remote(&self, span_id: SpanId) -> SpanContext {
         SpanContext::new(
             self.workflow.trace_id(),
@@ -467,10 +483,14 @@ where
     T::Span: Send + Sync + 'static,
 {
     fn on_invocation_start(&mut self, start: &InvocationStart<'_>) -> HookResult {
-        if !self.ancestor.is_remote() && self.ancestor.is_sampled() {
+        if !self.ancestor.is_remote() {
             // The synthetic root, a zero-length span at the execution's
             // start, written by every invocation (the same id each time: a
-            // lost flush is made good by the next invocation).
+            // lost flush is made good by the next invocation). Without a
+            // trace header to decide, the sampler's decision on it is the
+            // invocation's one decision: every other span follows it (its
+            // parent's flags), as in AWS's plugin, so that a trace is whole
+            // or absent.
             let at = self.execution_started_at.map_or(start.time, millis_to_time);
             let attributes = vec![
                 KeyValue::new("durable.execution.arn", self.arn.to_string()),
@@ -481,7 +501,11 @@ where
                 .with_start_time(at)
                 .with_attributes(attributes);
             let mut root = self.build(builder, None, Some(self.ancestor.span_id()));
+            let sampled = root.span_context().is_sampled();
             root.end_with_timestamp(at);
+            if !sampled {
+                self.not_sampled();
+            }
         }
         let at = self.instant(start.time);
         let mut attributes = self.base();

@@ -77,9 +77,17 @@
 //! wait-for-callback, the `Invocation` span around the rest of the
 //! workflow's code. Spans user code starts with any tracer nest under it,
 //! and with feature `logging` the
-//! [`JsonLogLayer`](crate::logging::JsonLogLayer) stamps each line with its
+//! `JsonLogLayer` (`durable_yield::logging`) stamps each line with its
 //! `traceId`, `spanId` and `otelTraceSampled`, as AWS's plugin stamps its
 //! SDK's log records.
+//!
+//! **Sampling.** One decision per invocation covers every span the plugin
+//! writes, as in AWS's plugin: the trace header's `Sampled=1` or
+//! `Sampled=0`; without a header, the provider's sampler on the synthetic
+//! root (with a trace id ratio, the same answer for every invocation of an
+//! execution), which every other span follows through its parent's flags
+//! (with the SDK's default, parent-based samplers). An execution's trace is
+//! whole or absent.
 //!
 //! **Times.** Spans start and end at the instants the SDK observed, at the
 //! clock's full resolution (the system clock on Lambda; the local runner's
