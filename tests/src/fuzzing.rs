@@ -1027,7 +1027,84 @@ struct HookCheck {
     started: std::collections::HashSet<String>,
     ended: std::collections::HashSet<String>,
     attempts: std::collections::HashSet<(String, u32)>,
+    /// Contexts whose code ended in this invocation: their scope is never
+    /// entered again.
+    functions_ended: Arc<Mutex<std::collections::HashSet<String>>>,
     over: bool,
+}
+
+thread_local! {
+    /// The scopes entered on this thread, innermost last.
+    static ENTERED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A scope that checks how it is entered and left: in LIFO order; the
+/// workflow's on its own, a context's inside the workflow's (its code runs
+/// inside the interpreter's poll) and never after its code ended, an
+/// attempt's on its own (a step body is polled outside the workflow's
+/// code).
+struct CheckedScope {
+    label: String,
+    context: Option<String>,
+    checker: HookChecker,
+    functions_ended: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+struct CheckedGuard {
+    label: String,
+    checker: HookChecker,
+}
+
+impl CheckedScope {
+    fn broken(&self, what: String) {
+        self.checker
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(what);
+    }
+}
+
+impl durable_yield::plugin::Scope for CheckedScope {
+    fn enter(&self) -> durable_yield::plugin::ScopeGuard {
+        let outer = ENTERED.with(|e| e.borrow().clone());
+        let expected: &[&str] = if self.context.is_some() {
+            &["workflow"]
+        } else {
+            &[]
+        };
+        if outer != expected {
+            self.broken(format!("{} entered inside {outer:?}", self.label));
+        }
+        if let Some(id) = &self.context {
+            let ended = self
+                .functions_ended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(id);
+            if ended {
+                self.broken(format!("{} entered after its code ended", self.label));
+            }
+        }
+        ENTERED.with(|e| e.borrow_mut().push(self.label.clone()));
+        durable_yield::plugin::ScopeGuard::new(CheckedGuard {
+            label: self.label.clone(),
+            checker: self.checker.clone(),
+        })
+    }
+}
+
+impl Drop for CheckedGuard {
+    fn drop(&mut self) {
+        let top = ENTERED.with(|e| e.borrow_mut().pop());
+        if top.as_deref() != Some(self.label.as_str()) {
+            self.checker
+                .broken
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{} left while {top:?} was innermost", self.label));
+        }
+    }
 }
 
 impl HookCheck {
@@ -1051,12 +1128,43 @@ impl durable_yield::plugin::Plugin for HookChecker {
             started: Default::default(),
             ended: Default::default(),
             attempts: Default::default(),
+            functions_ended: Default::default(),
             over: false,
         }))
     }
 }
 
 impl durable_yield::plugin::InvocationHooks for HookCheck {
+    fn scope(
+        &mut self,
+        code: durable_yield::plugin::UserCode<'_>,
+    ) -> Option<Arc<dyn durable_yield::plugin::Scope>> {
+        use durable_yield::plugin::UserCode;
+        let (label, context) = match code {
+            UserCode::Workflow => ("workflow".to_owned(), None),
+            UserCode::Context(e) => (format!("context {:?}", e.name), Some(e.id.to_string())),
+            UserCode::Attempt(e) => (format!("attempt {} of {:?}", e.attempt, e.name), None),
+            _ => return None,
+        };
+        Some(Arc::new(CheckedScope {
+            label,
+            context,
+            checker: self.checker.clone(),
+            functions_ended: self.functions_ended.clone(),
+        }))
+    }
+    fn on_function_end(
+        &mut self,
+        e: &durable_yield::plugin::FunctionEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        if e.op_type == OperationType::Context {
+            self.functions_ended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(e.id.to_string());
+        }
+        Ok(())
+    }
     fn on_operation_start(
         &mut self,
         e: &durable_yield::plugin::OperationEvent<'_>,
@@ -1110,6 +1218,10 @@ impl durable_yield::plugin::InvocationHooks for HookCheck {
     ) -> durable_yield::plugin::HookResult {
         if std::mem::replace(&mut self.over, true) {
             self.broken("an invocation ended twice".into());
+        }
+        let entered = ENTERED.with(|e| std::mem::take(&mut *e.borrow_mut()));
+        if !entered.is_empty() {
+            self.broken(format!("scopes still entered at the end: {entered:?}"));
         }
         self.checker
             .invocations
