@@ -259,44 +259,51 @@ fn without_a_current_span_lines_carry_no_trace_ids() {
     }
 }
 
-/// Scopes of several plugins are entered in registration order around
-/// each poll and left in reverse; a plugin that answers nothing, or
-/// panics, does not keep the others' from being entered.
-#[test]
-fn scopes_are_entered_in_order_around_every_poll_and_left_in_reverse() {
-    type Log = Arc<Mutex<Vec<String>>>;
-    struct Tag(&'static str, Log);
-    struct Guard(&'static str, Log);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            self.1.lock().unwrap().push(format!("leave {}", self.0));
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// Notes entering and leaving around the code it runs.
+struct Tag(&'static str, Log);
+
+impl Scope for Tag {
+    fn run(&self, code: &mut dyn FnMut()) {
+        self.1.lock().unwrap().push(format!("enter {}", self.0));
+        code();
+        self.1.lock().unwrap().push(format!("leave {}", self.0));
+    }
+}
+
+/// Runs no code (a plugin's bug).
+struct Lazy;
+
+impl Scope for Lazy {
+    fn run(&self, _: &mut dyn FnMut()) {}
+}
+
+/// A plugin whose attempts' scope is a [`Tag`], except: `none` gives no
+/// scope, `panics` panics when asked, `lazy` gives a [`Lazy`].
+struct Tagging(&'static str, Log);
+
+impl Plugin for Tagging {
+    fn invocation(&self, _: &InvocationStart<'_>) -> Result<Box<dyn InvocationHooks>, BoxError> {
+        Ok(Box::new(Tagging(self.0, self.1.clone())))
+    }
+}
+
+impl InvocationHooks for Tagging {
+    fn scope(&mut self, code: UserCode<'_>) -> Option<Arc<dyn Scope>> {
+        match (self.0, code) {
+            ("panics", _) => panic!("no scope here"),
+            ("none", _) => None,
+            ("lazy", _) => Some(Arc::new(Lazy)),
+            (tag, UserCode::Attempt(_)) => Some(Arc::new(Tag(tag, self.1.clone()))),
+            (_, _) => None,
         }
     }
-    impl Scope for Tag {
-        fn enter(&self) -> durable_yield::plugin::ScopeGuard {
-            self.1.lock().unwrap().push(format!("enter {}", self.0));
-            durable_yield::plugin::ScopeGuard::new(Guard(self.0, self.1.clone()))
-        }
-    }
-    struct Tagging(&'static str, Log);
-    impl Plugin for Tagging {
-        fn invocation(
-            &self,
-            _: &InvocationStart<'_>,
-        ) -> Result<Box<dyn InvocationHooks>, BoxError> {
-            Ok(Box::new(Tagging(self.0, self.1.clone())))
-        }
-    }
-    impl InvocationHooks for Tagging {
-        fn scope(&mut self, code: UserCode<'_>) -> Option<Arc<dyn Scope>> {
-            match (self.0, code) {
-                ("panics", _) => panic!("no scope here"),
-                ("none", _) => None,
-                (tag, UserCode::Attempt(_)) => Some(Arc::new(Tag(tag, self.1.clone()))),
-                (_, _) => None,
-            }
-        }
-    }
+}
+
+/// Runs one step whose body is polled twice, with a [`Tagging`] plugin
+/// per tag; what was noted.
+fn tagged_step(tags: &[&'static str]) -> Vec<String> {
     let log: Log = Arc::default();
     let body_log = log.clone();
     let steps = move |mut wf: Workflow, _: ()| {
@@ -314,25 +321,41 @@ fn scopes_are_entered_in_order_around_every_poll_and_left_in_reverse() {
             .await
         }
     };
+    let runner = tags.iter().fold(LocalRunner::new(), |runner, tag| {
+        runner.plugin(Tagging(tag, log.clone()))
+    });
     let run = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(
-            LocalRunner::new()
-                .plugin(Tagging("a", log.clone()))
-                .plugin(Tagging("none", log.clone()))
-                .plugin(Tagging("panics", log.clone()))
-                .plugin(Tagging("b", log.clone()))
-                .run(&steps, &()),
-        )
+        .block_on(runner.run(&steps, &()))
         .unwrap();
     assert_eq!(run.result, Some(1));
+    log.lock().unwrap().clone()
+}
+
+/// Scopes of several plugins nest in registration order around each poll
+/// (the first outermost); a plugin that answers nothing, or panics, does
+/// not keep the others' from running the code.
+#[test]
+fn scopes_nest_in_registration_order_around_every_poll() {
     assert_eq!(
-        *log.lock().unwrap(),
+        tagged_step(&["a", "none", "panics", "b"]),
         [
             "enter a", "enter b", "poll 1", "leave b", "leave a", "enter a", "enter b", "poll 2",
             "leave b", "leave a",
+        ]
+    );
+}
+
+/// A scope that does not run the code it is given (nor the scopes inside
+/// it) does not keep the code from running: it runs after it, outside.
+#[test]
+fn code_a_scope_does_not_run_still_runs() {
+    assert_eq!(
+        tagged_step(&["a", "lazy", "b"]),
+        [
+            "enter a", "leave a", "poll 1", "enter a", "leave a", "poll 2"
         ]
     );
 }

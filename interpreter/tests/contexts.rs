@@ -623,8 +623,8 @@ fn abandoning_a_branch_leaves_alone_the_context_that_took_its_finished_childs_sl
 /// With observation on, the interpreter pauses (`Action::Observations`)
 /// before the code of a context that just started runs, with the context's
 /// start waiting in the observations; `scope_contexts` is called with the
-/// context's id around each resumption of its code (never for the root),
-/// and what it returns is held while the code runs.
+/// context's id and each resumption of its code (never the root's), and
+/// runs it.
 #[test]
 fn a_started_context_is_announced_before_its_code_runs_and_runs_in_its_scope() {
     use durable_yield_interpreter::Observation;
@@ -637,12 +637,6 @@ fn a_started_context_is_announced_before_its_code_runs_and_runs_in_its_scope() {
     fn note(what: String) {
         if let Some(log) = LOG.lock().unwrap().as_ref() {
             log.lock().unwrap().push(what);
-        }
-    }
-    struct Held(OperationId);
-    impl Drop for Held {
-        fn drop(&mut self) {
-            note(format!("leave {}", &self.0.as_str()[..6]));
         }
     }
     let wf = |mut wf: Workflow, _: ()| async move {
@@ -660,9 +654,10 @@ fn a_started_context_is_announced_before_its_code_runs_and_runs_in_its_scope() {
     };
     let mut it = Interpreter::new(ARN, vec![execution()], &wf);
     it.observe(Vec::new());
-    it.scope_contexts(Box::new(|id: &OperationId| {
+    it.scope_contexts(Box::new(|id: &OperationId, code: &mut dyn FnMut()| {
         note(format!("enter {}", &id.as_str()[..6]));
-        Some(Box::new(Held(*id)) as Box<dyn std::any::Any>)
+        code();
+        note(format!("leave {}", &id.as_str()[..6]));
     }));
     let child = &operation_id(None, 1).as_str()[..6].to_owned();
     let mut announced = 0;

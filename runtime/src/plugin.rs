@@ -79,12 +79,11 @@
 //! AWS's OpenTelemetry plugins make an operation's span the active
 //! OpenTelemetry context (so that the spans user code starts nest under it
 //! and its log lines carry its trace and span ids): it answers
-//! [`InvocationHooks::scope`] with a [`Scope`]. The scope is entered
-//! ([`Scope::enter`]) on the thread about to run the code, before every
-//! poll of it (a step body is a future, polled as often as it needs,
-//! between other bodies' polls), and left (its [`ScopeGuard`] dropped) as
-//! soon as that poll returns, on the same thread; scopes of several
-//! plugins are entered in registration order and left in reverse. The
+//! [`InvocationHooks::scope`] with a [`Scope`]. Every poll of the code (a
+//! step body is a future, polled as often as it needs, between other
+//! bodies' polls) runs inside the scope ([`Scope::run`]), on the thread
+//! that polls it; scopes of several plugins nest in registration order
+//! (the first outermost). The
 //! workflow's scope covers the code of the workflow (it runs between
 //! durable operations) and of its contexts; a context's scope is entered
 //! inside it around each resumption of that context's code (a child
@@ -136,7 +135,6 @@
 //! # });
 //! ```
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -301,7 +299,7 @@ pub enum UserCode<'a> {
 /// [Scopes](self#scopes)), such as an OpenTelemetry context.
 ///
 /// ```
-/// use durable_yield::plugin::{Scope, ScopeGuard};
+/// use durable_yield::plugin::Scope;
 ///
 /// thread_local! {
 ///     static CURRENT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -309,90 +307,56 @@ pub enum UserCode<'a> {
 ///
 /// /// Sets `CURRENT` while the code runs, and restores what was there.
 /// struct Tagged(u32);
-/// struct Restore(u32);
-/// impl Drop for Restore {
-///     fn drop(&mut self) {
-///         CURRENT.with(|c| c.set(self.0));
-///     }
-/// }
 /// impl Scope for Tagged {
-///     fn enter(&self) -> ScopeGuard {
-///         ScopeGuard::new(Restore(CURRENT.with(|c| c.replace(self.0))))
+///     fn run(&self, code: &mut dyn FnMut()) {
+///         let outer = CURRENT.with(|c| c.replace(self.0));
+///         code();
+///         CURRENT.with(|c| c.set(outer));
 ///     }
 /// }
 ///
-/// let guard = Tagged(7).enter();
-/// assert_eq!(CURRENT.with(|c| c.get()), 7);
-/// drop(guard);
-/// assert_eq!(CURRENT.with(|c| c.get()), 0);
+/// let mut seen = 0;
+/// Tagged(7).run(&mut || seen = CURRENT.with(|c| c.get()));
+/// assert_eq!((seen, CURRENT.with(|c| c.get())), (7, 0));
 /// ```
 pub trait Scope: Send + Sync {
-    /// Enters the scope on the thread about to poll the code; the guard
-    /// is dropped on the same thread right after that poll.
-    fn enter(&self) -> ScopeGuard;
+    /// Runs `code` (one poll of the user code) inside the scope, on this
+    /// thread, exactly once. Code a scope does not run (or that it
+    /// panicked before running) is run outside it, after it returns.
+    fn run(&self, code: &mut dyn FnMut());
 }
 
-/// What [`Scope::enter`] returns: dropping it leaves the scope. It may
-/// hold a value that is not `Send` (an OpenTelemetry `ContextGuard`): it
-/// never leaves the thread that entered the scope.
-#[must_use = "dropping the guard leaves the scope at once"]
-pub struct ScopeGuard(Option<Box<dyn Any>>);
-
-impl ScopeGuard {
-    /// A guard that leaves the scope when `guard` is dropped.
-    pub fn new<G: 'static>(guard: G) -> Self {
-        ScopeGuard(Some(Box::new(guard)))
-    }
-
-    /// A guard with nothing to leave.
-    pub fn none() -> Self {
-        ScopeGuard(None)
-    }
+/// Runs `code` inside `scopes`, the first outermost (a scope that panics
+/// is left out).
+fn nest(scopes: &[Arc<dyn Scope>], code: &mut dyn FnMut()) {
+    let Some((first, rest)) = scopes.split_first() else {
+        return code();
+    };
+    let mut inner = || nest(rest, code);
+    let _ = catch_unwind(AssertUnwindSafe(|| first.run(&mut inner)));
 }
 
-impl fmt::Debug for ScopeGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ScopeGuard")
-            .field(&self.0.is_some())
-            .finish()
-    }
-}
-
-/// Scopes entered in order, left in reverse when dropped.
-struct Entered(Vec<ScopeGuard>);
-
-impl Entered {
-    /// Enters `scopes` in order (a panic in `enter` enters nothing more).
-    fn enter(scopes: &[Arc<dyn Scope>]) -> Self {
-        let mut guards = Vec::with_capacity(scopes.len());
-        for scope in scopes {
-            match catch_unwind(AssertUnwindSafe(|| scope.enter())) {
-                Ok(guard) => guards.push(guard),
-                Err(_) => break,
-            }
-        }
-        Entered(guards)
-    }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        while let Some(guard) = self.0.pop() {
-            drop(guard);
-        }
-    }
-}
-
-/// Enters `scopes` in order around `run`, and leaves them in reverse (a
-/// panic in `enter` enters nothing more; what was entered is left).
+/// Runs `run` inside `scopes`, the first outermost; a panic of `run`
+/// itself goes on up.
 pub(crate) fn within<T>(scopes: &[Arc<dyn Scope>], run: impl FnOnce() -> T) -> T {
     if scopes.is_empty() {
         return run();
     }
-    let entered = Entered::enter(scopes);
-    let out = run();
-    drop(entered);
-    out
+    let mut run = Some(run);
+    let mut out = None;
+    let mut code = || {
+        if let Some(run) = run.take() {
+            out = Some(catch_unwind(AssertUnwindSafe(run)));
+        }
+    };
+    nest(scopes, &mut code);
+    // Not run by a scope: here.
+    code();
+    match out {
+        Some(Ok(out)) => out,
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        None => unreachable!("the code runs at the latest just above"),
+    }
 }
 
 /// The scopes of the contexts whose code runs in this invocation, by
@@ -761,17 +725,20 @@ impl Active {
         contexts.remove(id);
     }
 
-    /// What the interpreter enters around each resumption of a context's
-    /// code: the scopes the plugins gave it.
+    /// What the interpreter runs each resumption of a context's code in:
+    /// the scopes the plugins gave it.
     pub(crate) fn context_scope(&self) -> durable_yield_interpreter::ContextScope {
         let contexts = self.contexts.clone();
-        Box::new(move |id: &OperationId| {
+        Box::new(move |id: &OperationId, code: &mut dyn FnMut()| {
             let scopes = contexts
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(id)
-                .cloned()?;
-            Some(Box::new(Entered::enter(&scopes)) as Box<dyn Any>)
+                .cloned();
+            match scopes {
+                Some(scopes) => nest(&scopes, code),
+                None => code(),
+            }
         })
     }
 

@@ -1050,11 +1050,6 @@ struct CheckedScope {
     functions_ended: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
-struct CheckedGuard {
-    label: String,
-    checker: HookChecker,
-}
-
 impl CheckedScope {
     fn broken(&self, what: String) {
         self.checker
@@ -1066,7 +1061,7 @@ impl CheckedScope {
 }
 
 impl durable_yield::plugin::Scope for CheckedScope {
-    fn enter(&self) -> durable_yield::plugin::ScopeGuard {
+    fn run(&self, code: &mut dyn FnMut()) {
         let outer = ENTERED.with(|e| e.borrow().clone());
         let expected: &[&str] = if self.context.is_some() {
             &["workflow"]
@@ -1087,22 +1082,10 @@ impl durable_yield::plugin::Scope for CheckedScope {
             }
         }
         ENTERED.with(|e| e.borrow_mut().push(self.label.clone()));
-        durable_yield::plugin::ScopeGuard::new(CheckedGuard {
-            label: self.label.clone(),
-            checker: self.checker.clone(),
-        })
-    }
-}
-
-impl Drop for CheckedGuard {
-    fn drop(&mut self) {
+        code();
         let top = ENTERED.with(|e| e.borrow_mut().pop());
         if top.as_deref() != Some(self.label.as_str()) {
-            self.checker
-                .broken
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(format!("{} left while {top:?} was innermost", self.label));
+            self.broken(format!("{} left while {top:?} was innermost", self.label));
         }
     }
 }

@@ -426,8 +426,9 @@ pub struct Interpreter {
 }
 
 /// What [`Interpreter::scope_contexts`] takes: given a context's operation
-/// id, what to hold while its code runs.
-pub type ContextScope = Box<dyn FnMut(&OperationId) -> Option<Box<dyn std::any::Any>> + Send>;
+/// id and a resumption of its code, runs that code (once, on this thread)
+/// inside whatever the driver wants around it.
+pub type ContextScope = Box<dyn FnMut(&OperationId, &mut dyn FnMut()) + Send>;
 
 impl Interpreter {
     /// Prepares an invocation of `workflow` in the execution
@@ -703,12 +704,13 @@ impl Interpreter {
         self.observer = Some(Box::new(Observer::new(updated)));
     }
 
-    /// Calls `scope` before each resumption of a context's code (a child
-    /// context, a map item, a parallel branch, a wait-for-callback; not the
-    /// workflow's root) with the context's operation id, and holds what it
-    /// returns until that code yields (on the same thread, inside
-    /// [`Interpreter::poll`]): a driver makes something current for the
-    /// context's code, such as its tracing span.
+    /// Hands each resumption of a context's code (a child context, a map
+    /// item, a parallel branch, a wait-for-callback; not the workflow's
+    /// root) to `scope`, with the context's operation id, to run inside
+    /// what the driver makes current for it (such as its tracing span),
+    /// on this thread, inside [`Interpreter::poll`]. `scope` must run the
+    /// code it is given exactly once; code it does not run is run after
+    /// it returns.
     pub fn scope_contexts(&mut self, scope: ContextScope) {
         self.context_scope = Some(scope);
     }

@@ -14,14 +14,32 @@ impl Interpreter {
             return;
         };
         let answered = c.last_op.as_ref().map(|op| op.id);
-        let scope = match (self.context_scope.as_mut(), c.op.as_ref()) {
-            (Some(enter), Some(op)) => enter(&op.id),
-            _ => None,
+        let resumed = match (self.context_scope.as_mut(), c.op.as_ref()) {
+            (Some(scope), Some(op)) => {
+                let mut response = Some(response);
+                let mut resumed = None;
+                let mut code = || {
+                    if let Some(response) = response.take() {
+                        running::enter(replaying, answered);
+                        resumed = Some(coroutine.resume(response));
+                        running::leave();
+                    }
+                };
+                scope(&op.id, &mut code);
+                // A scope that did not run the code: it runs here.
+                code();
+                match resumed {
+                    Some(resumed) => resumed,
+                    None => return,
+                }
+            }
+            _ => {
+                running::enter(replaying, answered);
+                let resumed = coroutine.resume(response);
+                running::leave();
+                resumed
+            }
         };
-        running::enter(replaying, answered);
-        let resumed = coroutine.resume(response);
-        running::leave();
-        drop(scope);
         let last_op = || self.contexts[ctx as usize].last_op.clone();
         match resumed {
             Resumed::Yielded(Request::Step {

@@ -660,7 +660,8 @@ fn span_status(status: OperationStatus, error: Option<&ErrorObject>) -> Status {
 struct Current(Context);
 
 impl Scope for Current {
-    fn enter(&self) -> ScopeGuard {
-        ScopeGuard::new(self.0.clone().attach())
+    fn run(&self, code: &mut dyn FnMut()) {
+        let _current = self.0.clone().attach();
+        code();
     }
 }

@@ -131,7 +131,7 @@ use crate::BoxError;
 use crate::model::{ErrorObject, Millis, OperationId, OperationStatus, OperationType};
 use crate::plugin::{
     AttemptEvent, ChainedInvokeStart, HookResult, InvocationEnd, InvocationEndStatus,
-    InvocationHooks, InvocationStart, OperationEvent, Plugin, Scope, ScopeGuard, UserCode,
+    InvocationHooks, InvocationStart, OperationEvent, Plugin, Scope, UserCode,
 };
 use crate::service::millis_to_time;
 
