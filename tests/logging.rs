@@ -3,36 +3,14 @@
 //! operation, and workflow lines appear once per execution unless asked
 //! for on every replay.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_yield::logging::JsonLogLayer;
 use durable_yield::{LocalRunner, StepError, Workflow};
 use serde_json::Value;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
-/// Collects what the layer writes.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
+use durable_yield_tests::LogBuffer as Buffer;
 
 async fn greet(mut wf: Workflow, name: String) -> Result<String, StepError> {
     tracing::info!(customer = %name, "greeting started");
@@ -61,7 +39,7 @@ fn lines(layer: impl FnOnce(Buffer) -> JsonLogLayer<Buffer>) -> (Vec<Value>, Str
     });
     assert_eq!(run.result.as_deref(), Some("hello ada"));
     assert_eq!(run.invocations, 2);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let lines = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -5,7 +5,6 @@
 //! JSON log lines it writes carry its `traceId`, `spanId` and
 //! `otelTraceSampled` (what AWS's plugin stamps on its SDK's log records).
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,29 +16,9 @@ use durable_yield::{BoxError, LocalRunner, StepConfig, StepError, StepFailure, W
 use opentelemetry::trace::{Span as _, SpanId, Tracer as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracer, SdkTracerProvider, SpanData};
 use serde_json::Value;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
-/// Collects what the log layer writes.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
+use durable_yield_tests::LogBuffer as Buffer;
 
 /// Logs before a step, in the step (whose first attempt fails, and whose
 /// body is polled twice and starts a span of its own), and after a wait:
@@ -138,7 +117,7 @@ fn run(view: Option<OtelView>) -> (Vec<SpanData>, Vec<Value>) {
     });
     assert_eq!(run.result, Some(5));
     assert_eq!(run.invocations, 3);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let lines = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -1050,13 +1050,19 @@ struct CheckedScope {
     functions_ended: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
-impl CheckedScope {
-    fn broken(&self, what: String) {
-        self.checker
-            .broken
+impl HookChecker {
+    /// Notes a broken promise.
+    fn broke(&self, what: String) {
+        self.broken
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(what);
+    }
+}
+
+impl CheckedScope {
+    fn broken(&self, what: String) {
+        self.checker.broke(what);
     }
 }
 
@@ -1092,11 +1098,7 @@ impl durable_yield::plugin::Scope for CheckedScope {
 
 impl HookCheck {
     fn broken(&self, what: String) {
-        self.checker
-            .broken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(what);
+        self.checker.broke(what);
     }
 }
 
