@@ -180,8 +180,12 @@ impl<T: Tracer> OtelHooks<T> {
         span
     }
 
+    /// The attributes every span has, in a vector with room for the
+    /// others (an operation's identity and outcome: up to 8).
     fn base(&self) -> Vec<KeyValue> {
-        vec![KeyValue::new("durable.execution.arn", self.arn.to_string())]
+        let mut attributes = Vec::with_capacity(8);
+        attributes.push(KeyValue::new("durable.execution.arn", self.arn.clone()));
+        attributes
     }
 
     /// An operation's identifying attributes.
@@ -193,8 +197,11 @@ impl<T: Tracer> OtelHooks<T> {
         name: Option<&str>,
     ) -> Vec<KeyValue> {
         let mut attributes = self.base();
-        attributes.push(KeyValue::new("durable.operation.id", id.to_string()));
-        attributes.push(KeyValue::new("durable.operation.type", op_type.to_string()));
+        attributes.push(KeyValue::new(
+            "durable.operation.id",
+            id.as_str().to_owned(),
+        ));
+        attributes.push(KeyValue::new("durable.operation.type", op_type.wire_name()));
         if let Some(sub_type) = sub_type {
             attributes.push(KeyValue::new(
                 "durable.operation.subtype",
@@ -396,7 +403,7 @@ impl<T: Tracer> OtelHooks<T> {
                 if let Some(mut span) = op.span {
                     span.set_attribute(KeyValue::new(
                         "durable.operation.status",
-                        op.status.to_string(),
+                        op.status.wire_name(),
                     ));
                     span.end_with_timestamp(end);
                 }
@@ -493,7 +500,7 @@ where
             // or absent.
             let at = self.execution_started_at.map_or(start.time, millis_to_time);
             let attributes = vec![
-                KeyValue::new("durable.execution.arn", self.arn.to_string()),
+                KeyValue::new("durable.execution.arn", self.arn.clone()),
                 KeyValue::new("durable.execution.synthetic_root", true),
             ];
             let builder = SpanBuilder::from_name("DurableExecutionRoot")
@@ -626,10 +633,11 @@ where
 /// The attributes an operation span gets when it closes (set once: a span
 /// keeps every value set): its status, and on a finished step its attempt.
 fn outcome_attributes(event: &OperationEvent<'_>, status: OperationStatus) -> Vec<KeyValue> {
-    let mut attributes = vec![KeyValue::new(
+    let mut attributes = Vec::with_capacity(2);
+    attributes.push(KeyValue::new(
         "durable.operation.status",
-        status.to_string(),
-    )];
+        status.wire_name(),
+    ));
     if status.is_terminal() && event.op_type == OperationType::Step {
         if let Some(attempt) = event.attempt {
             attributes.push(KeyValue::new("durable.attempt.number", i64::from(attempt)));
@@ -641,7 +649,7 @@ fn outcome_attributes(event: &OperationEvent<'_>, status: OperationStatus) -> Ve
 /// A span's name: the operation's, else its id (as AWS's plugins name
 /// unnamed operations).
 fn span_name(name: Option<&str>, id: &OperationId) -> String {
-    name.map_or_else(|| id.to_string(), str::to_owned)
+    name.map_or_else(|| id.as_str().to_owned(), str::to_owned)
 }
 
 fn span_status(status: OperationStatus, error: Option<&ErrorObject>) -> Status {

@@ -43,28 +43,38 @@ impl IdGenerator for DeterministicIds {
 }
 
 fn digest(prefix: &str, value: &str) -> [u8; 64] {
+    digest_of(&[prefix, value])
+}
+
+/// BLAKE2b-512 of the parts, one after the other.
+fn digest_of(parts: &[&str]) -> [u8; 64] {
     let mut state = blake2b_simd::State::new();
-    state.update(prefix.as_bytes());
-    state.update(value.as_bytes());
+    for part in parts {
+        state.update(part.as_bytes());
+    }
     *state.finalize().as_array()
 }
 
-/// A span id derived from `prefix` and `value` (BLAKE2b-512's first 8
-/// bytes, as AWS's Python plugin derives them), never the invalid zero.
-pub(super) fn derived_span_id(prefix: &str, value: &str) -> SpanId {
-    let d = digest(prefix, value);
+/// The first 8 bytes of a digest as a span id, never the invalid zero.
+fn span_id_of(digest: &[u8; 64]) -> SpanId {
     let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&d[..8]);
+    bytes.copy_from_slice(&digest[..8]);
     if bytes == [0; 8] {
         bytes[7] = 1;
     }
     SpanId::from_bytes(bytes)
 }
 
+/// A span id derived from `prefix` and `value` (BLAKE2b-512's first 8
+/// bytes, as AWS's Python plugin derives them), never the invalid zero.
+pub(super) fn derived_span_id(prefix: &str, value: &str) -> SpanId {
+    span_id_of(&digest(prefix, value))
+}
+
 /// An operation's span id: derived from `"<ARN>:<operation id>"`, as
 /// AWS's Python plugin derives it (`operation_id_to_span_id`).
 pub(super) fn operation_span_id(arn: &str, id: &OperationId) -> SpanId {
-    derived_span_id(&format!("{arn}:"), id.as_str())
+    span_id_of(&digest_of(&[arn, ":", id.as_str()]))
 }
 
 /// A trace id whose first 32 bits are `seconds` (as X-Ray expects) and the
