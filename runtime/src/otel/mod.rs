@@ -79,7 +79,11 @@
 //! and with feature `logging` the
 //! `JsonLogLayer` (`durable_yield::logging`) stamps each line with its
 //! `traceId`, `spanId` and `otelTraceSampled`, as AWS's plugin stamps its
-//! SDK's log records.
+//! SDK's log records. (Spans made from `tracing` spans by
+//! `tracing-opentelemetry` take their parent from the enclosing `tracing`
+//! span first: in a step body that is the SDK's `durable_operation` span,
+//! not this plugin's attempt span. Start spans with an OpenTelemetry
+//! tracer to nest them under the plugin's.)
 //!
 //! **Sampling.** One decision per invocation covers every span the plugin
 //! writes, as in AWS's plugin: the trace header's `Sampled=1` or
