@@ -251,6 +251,73 @@ where
     (Spans(exporter.get_finished_spans().unwrap()), run)
 }
 
+// -------------------------------------------- one view per function
+
+/// AWS's two OTel plugin factories declare one exclusive group, and its
+/// SDK refuses the second at cold start: a second `OtelPlugin` (either
+/// view) is refused at registration, on the local runner and on the Lambda
+/// function, and the one registered first writes the spans alone.
+#[tokio::test]
+async fn a_function_shows_one_view_a_second_otel_plugin_is_refused() {
+    // As AWS's Python plugin 2.0.0 declares it on both factories.
+    assert_eq!(
+        durable_yield::plugin::OTEL_VIEW_GROUP,
+        "aws-durable-execution-otel-view"
+    );
+    let (provider, exporter) = collecting();
+    let (other, other_exporter) = collecting();
+    let mut runner = LocalRunner::new();
+    runner
+        .try_plugin(OtelPlugin::from_provider(&provider).view(OtelView::Execution))
+        .expect("the first view");
+    let expected = [
+        (
+            OtelView::Invocation,
+            "plugins durable_yield::otel::OtelPlugin (execution view) and \
+             durable_yield::otel::OtelPlugin (invocation view) are mutually exclusive \
+             (exclusive group 'aws-durable-execution-otel-view'): register only one \
+             plugin of this group",
+        ),
+        (
+            OtelView::Execution,
+            "plugin durable_yield::otel::OtelPlugin (execution view) is registered more \
+             than once in exclusive group 'aws-durable-execution-otel-view': register it \
+             only once",
+        ),
+    ];
+    for (view, message) in expected {
+        let Err(refused) = runner.try_plugin(OtelPlugin::from_provider(&other).view(view)) else {
+            panic!("a second OtelPlugin is refused");
+        };
+        assert_eq!(refused.group(), "aws-durable-execution-otel-view");
+        assert_eq!(
+            refused.registered(),
+            "durable_yield::otel::OtelPlugin (execution view)"
+        );
+        assert_eq!(refused.to_string(), message);
+    }
+    let run = runner.run(&retry_wait_step, &()).await.unwrap();
+    assert_eq!(run.result, Some(3));
+    let spans = Spans(exporter.get_finished_spans().unwrap());
+    // The execution view: one `Workflow` span, one span per operation.
+    assert_eq!(spans.named("Workflow").len(), 1);
+    assert!(other_exporter.get_finished_spans().unwrap().is_empty());
+
+    let (mut function, _) = approval_function(&provider, OtelView::Invocation);
+    let Err(refused) =
+        function.try_plugin(OtelPlugin::from_provider(&other).view(OtelView::Execution))
+    else {
+        panic!("a second OtelPlugin is refused on Lambda too");
+    };
+    assert_eq!(
+        refused.to_string(),
+        "plugins durable_yield::otel::OtelPlugin (invocation view) and \
+         durable_yield::otel::OtelPlugin (execution view) are mutually exclusive \
+         (exclusive group 'aws-durable-execution-otel-view'): register only one plugin \
+         of this group"
+    );
+}
+
 // -------------------------------------------- a retry, a wait, a step
 
 /// A step retried once (its first attempt fails), a wait, a step.

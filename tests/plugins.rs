@@ -697,3 +697,124 @@ async fn a_virtual_child_ends_in_order() {
         ]
     );
 }
+
+/// A [`Recorder`] in exclusive groups.
+struct Grouped {
+    inner: Recorder,
+    groups: &'static [&'static str],
+}
+
+impl Plugin for Grouped {
+    fn invocation(
+        &self,
+        start: &InvocationStart<'_>,
+    ) -> Result<Box<dyn InvocationHooks>, BoxError> {
+        self.inner.invocation(start)
+    }
+    fn name(&self) -> &str {
+        self.inner.tag
+    }
+    fn exclusive_groups(&self) -> &[&str] {
+        self.groups
+    }
+}
+
+/// Another plugin type in a group (for the "mutually exclusive" message).
+struct OtherGrouped(Grouped);
+
+impl Plugin for OtherGrouped {
+    fn invocation(
+        &self,
+        start: &InvocationStart<'_>,
+    ) -> Result<Box<dyn InvocationHooks>, BoxError> {
+        self.0.invocation(start)
+    }
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn exclusive_groups(&self) -> &[&str] {
+        self.0.groups
+    }
+}
+
+fn grouped(tag: &'static str, groups: &'static [&'static str]) -> (Grouped, Log) {
+    let (inner, log) = recorder(tag);
+    (Grouped { inner, groups }, log)
+}
+
+/// As AWS's SDKs refuse a second plugin of one `exclusive_group` at cold
+/// start: the second is refused at registration, with a message that names
+/// both and the group, and the runner stays as it was: the refused plugin
+/// never hears of an invocation, the accepted ones (other groups, none)
+/// do.
+#[tokio::test]
+async fn a_second_plugin_of_an_exclusive_group_is_refused_at_registration() {
+    let (first, first_log) = grouped("first:", &["view", "metrics"]);
+    let (plain, plain_log) = recorder("plain:");
+    let (audit, audit_log) = grouped("audit:", &["audit", "audit"]);
+    let mut runner = LocalRunner::new();
+    runner
+        .try_plugin(first)
+        .expect("the first of its groups")
+        .try_plugin(plain)
+        .expect("a plugin in no group")
+        .try_plugin(audit)
+        .expect("a group named twice by one plugin is one membership");
+
+    // Another type in the second of the first plugin's groups.
+    let (rival, rival_log) = grouped("rival:", &["metrics"]);
+    let Err(refused) = runner.try_plugin(OtherGrouped(rival)) else {
+        panic!("a second plugin of group metrics is refused");
+    };
+    assert_eq!(refused.group(), "metrics");
+    assert_eq!(refused.registered(), "first:");
+    assert_eq!(refused.refused(), "rival:");
+    assert_eq!(
+        refused.to_string(),
+        "plugins first: and rival: are mutually exclusive (exclusive group 'metrics'): \
+         register only one plugin of this group"
+    );
+    // The same plugin again (by its name): "more than once".
+    let (again, again_log) = grouped("audit:", &["audit"]);
+    let Err(refused) = runner.try_plugin(again) else {
+        panic!("a second Grouped of group audit is refused");
+    };
+    assert_eq!(
+        refused.to_string(),
+        "plugin audit: is registered more than once in exclusive group 'audit': \
+         register it only once"
+    );
+
+    // The runner runs with the three it accepted, in order.
+    let run = runner.run(&flow, &()).await.expect("the execution runs");
+    assert_eq!(run.result, Some(1 + 2 + 6 + 8));
+    for (log, who) in [(&rival_log, "rival"), (&again_log, "again")] {
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "the refused {who} heard of an invocation"
+        );
+    }
+    let first = first_log.lock().unwrap().clone();
+    assert!(first.len() > 10, "{first:?}");
+    for (log, tag) in [(&plain_log, "plain:"), (&audit_log, "audit:")] {
+        let lines: Vec<String> = log.lock().unwrap().clone();
+        let theirs: Vec<String> = first.iter().map(|l| l.replacen("first:", tag, 1)).collect();
+        assert_eq!(lines, theirs, "{tag} heard what first: heard");
+    }
+
+    // `plugin` panics with the message of the conflict.
+    let (third, _) = grouped("first:", &["view"]);
+    let runner = LocalRunner::new().plugin(grouped("first:", &["view"]).0);
+    let Err(panic) =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.plugin(third)))
+    else {
+        panic!("plugin() panics on a conflict");
+    };
+    assert_eq!(
+        panic.downcast_ref::<String>().map(String::as_str),
+        Some(
+            "plugin first: is registered more than once in exclusive group 'view': \
+             register it only once"
+        )
+    );
+}

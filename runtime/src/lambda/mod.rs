@@ -50,7 +50,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 use crate::driver::LambdaRequest;
 use crate::engine::{DurableService, InvocationError};
 use crate::model::{InvocationInput, InvocationOutput};
-use crate::plugin::{Plugin, Plugins};
+use crate::plugin::{Plugin, PluginConflict, Plugins};
 use crate::{CheckpointBatching, WorkflowFn};
 pub use history::fetch_history;
 
@@ -94,9 +94,45 @@ where
 
     /// Registers a lifecycle [`Plugin`]: it receives the hooks of every
     /// invocation, after the plugins registered before it.
+    ///
+    /// # Panics
+    ///
+    /// If a plugin registered before it is in one of its exclusive groups
+    /// ([`Plugin::exclusive_groups`]: two `OtelPlugin`s, say), with a
+    /// message that names both; [`DurableHandler::try_plugin`] returns
+    /// that as an error instead.
+    #[track_caller]
     pub fn plugin(mut self, plugin: impl Plugin) -> Self {
-        self.plugins.push(Arc::new(plugin));
+        self.plugins.push(plugin);
         self
+    }
+
+    /// Registers a lifecycle [`Plugin`] as [`DurableHandler::plugin`] does,
+    /// or says why not and leaves the handler as it was: a plugin
+    /// registered before it is in one of its exclusive groups
+    /// ([`Plugin::exclusive_groups`]).
+    ///
+    /// ```no_run
+    /// # use durable_yield::{StepError, Workflow};
+    /// # async fn workflow(_: Workflow, _: ()) -> Result<(), StepError> { Ok(()) }
+    /// # struct Metrics;
+    /// # impl durable_yield::plugin::Plugin for Metrics {
+    /// #     fn invocation(&self, _: &durable_yield::plugin::InvocationStart<'_>)
+    /// #     -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> { unimplemented!() }
+    /// # }
+    /// # async fn main_() -> Result<(), durable_yield::lambda::Error> {
+    /// use durable_yield::lambda::DurableHandler;
+    ///
+    /// let mut handler = DurableHandler::new(workflow);
+    /// if let Err(conflict) = handler.try_plugin(Metrics) {
+    ///     tracing::warn!(%conflict, "running without the metrics plugin");
+    /// }
+    /// handler.run().await
+    /// # }
+    /// ```
+    pub fn try_plugin(&mut self, plugin: impl Plugin) -> Result<&mut Self, PluginConflict> {
+        self.plugins.try_push(plugin)?;
+        Ok(self)
     }
 
     /// Checkpoints through this client (as it is configured).
@@ -179,9 +215,23 @@ where
 
     /// Registers a lifecycle [`Plugin`] (see
     /// [`DurableHandler::plugin`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`DurableHandler::plugin`]: if a plugin registered before it is
+    /// in one of its exclusive groups ([`DurableFunction::try_plugin`]
+    /// returns that as an error instead).
+    #[track_caller]
     pub fn plugin(mut self, plugin: impl Plugin) -> Self {
-        Arc::make_mut(&mut self.plugins).push(Arc::new(plugin));
+        Arc::make_mut(&mut self.plugins).push(plugin);
         self
+    }
+
+    /// Registers a lifecycle [`Plugin`], or says why not (see
+    /// [`DurableHandler::try_plugin`]).
+    pub fn try_plugin(&mut self, plugin: impl Plugin) -> Result<&mut Self, PluginConflict> {
+        Arc::make_mut(&mut self.plugins).try_push(plugin)?;
+        Ok(self)
     }
 
     /// Handles one invocation.

@@ -320,9 +320,29 @@ impl LocalRunner {
     /// receives the hooks of every invocation of the executions this runner
     /// starts, after the plugins registered before it (as on Lambda:
     /// [`DurableHandler::plugin`](crate::lambda::DurableHandler::plugin)).
+    ///
+    /// # Panics
+    ///
+    /// If a plugin registered before it is in one of its exclusive groups
+    /// ([`Plugin::exclusive_groups`](crate::plugin::Plugin::exclusive_groups):
+    /// two `OtelPlugin`s, say), with a message that names both;
+    /// [`LocalRunner::try_plugin`] returns that as an error instead.
+    #[track_caller]
     pub fn plugin(mut self, plugin: impl crate::plugin::Plugin) -> Self {
-        self.plugins.push(Arc::new(plugin));
+        self.plugins.push(plugin);
         self
+    }
+
+    /// Registers a lifecycle [`Plugin`](crate::plugin::Plugin) as
+    /// [`LocalRunner::plugin`] does, or says why not and leaves the runner
+    /// as it was: a plugin registered before it is in one of its exclusive
+    /// groups.
+    pub fn try_plugin(
+        &mut self,
+        plugin: impl crate::plugin::Plugin,
+    ) -> Result<&mut Self, crate::plugin::PluginConflict> {
+        self.plugins.try_push(plugin)?;
+        Ok(self)
     }
 
     /// Registers a durable function that chained invokes of `name` call:

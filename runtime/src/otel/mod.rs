@@ -29,6 +29,12 @@
 //! **Per execution** ([`OtelView::Execution`]): one span per operation for
 //! the whole execution.
 //!
+//! A function shows one view: both are in the exclusive group
+//! [`OTEL_VIEW_GROUP`], as AWS's two
+//! plugin factories are, so registering a second `OtelPlugin` on a handler
+//! or runner is refused (`plugin` panics, `try_plugin` returns a
+//! [`PluginConflict`](crate::plugin::PluginConflict)).
+//!
 //! | span | when | parent | links |
 //! |---|---|---|---|
 //! | `Workflow` | once, when the execution ends | the execution's ancestor (below) | none |
@@ -135,7 +141,7 @@ use crate::BoxError;
 use crate::model::{ErrorObject, Millis, OperationId, OperationStatus, OperationType};
 use crate::plugin::{
     AttemptEvent, ChainedInvokeStart, HookResult, InvocationEnd, InvocationEndStatus,
-    InvocationHooks, InvocationStart, OperationEvent, Plugin, Scope, UserCode,
+    InvocationHooks, InvocationStart, OTEL_VIEW_GROUP, OperationEvent, Plugin, Scope, UserCode,
 };
 use crate::service::millis_to_time;
 
@@ -250,6 +256,16 @@ where
     }
 
     fn name(&self) -> &str {
-        "durable_yield::otel::OtelPlugin"
+        match self.view {
+            OtelView::Invocation => "durable_yield::otel::OtelPlugin (invocation view)",
+            OtelView::Execution => "durable_yield::otel::OtelPlugin (execution view)",
+        }
+    }
+
+    /// Both views are in [`OTEL_VIEW_GROUP`], as AWS's two plugin
+    /// factories are: a function shows one view (registering a second
+    /// `OtelPlugin` is refused).
+    fn exclusive_groups(&self) -> &[&str] {
+        &[OTEL_VIEW_GROUP]
     }
 }

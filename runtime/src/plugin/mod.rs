@@ -73,6 +73,18 @@
 //! step bodies), between workflow steps: keep them short (hand heavy work,
 //! like exporting, to a background task).
 //!
+//! # Exclusive groups
+//!
+//! Plugins that must not run together (two views of the same traces) say
+//! so with [`Plugin::exclusive_groups`]: a plugin is refused when one
+//! registered before it shares a group, at registration, before any
+//! invocation (as AWS's SDKs refuse a second plugin of one
+//! `exclusive_group` at cold start): the builders' `plugin` panics with a
+//! message that names both plugins and the group, their `try_plugin`
+//! returns it as a [`PluginConflict`]. Both views of
+//! `durable_yield::otel::OtelPlugin` (feature `otel`) are in
+//! [`OTEL_VIEW_GROUP`].
+//!
 //! # Scopes
 //!
 //! A plugin can make something current while user code runs, the way
@@ -149,8 +161,11 @@ use crate::model::{
 };
 pub use durable_yield_interpreter::FunctionOutcome;
 
+mod groups;
 mod scope;
 
+use groups::Grouped;
+pub use groups::{OTEL_VIEW_GROUP, PluginConflict};
 use scope::ContextScopes;
 pub(crate) use scope::within;
 pub use scope::{Scope, UserCode};
@@ -190,6 +205,40 @@ pub trait Plugin: Send + Sync + 'static {
     /// The plugin's name in log lines. Its type name by default.
     fn name(&self) -> &str {
         std::any::type_name::<Self>()
+    }
+
+    /// The exclusive groups the plugin belongs to: of the plugins
+    /// registered on one handler or runner, at most one belongs to each
+    /// group, so that competing instrumentation (two views of the same
+    /// traces, say) is refused when it is registered, before any
+    /// invocation, as AWS's SDKs refuse plugins of one `exclusive_group`.
+    /// [`OtelPlugin`](crate::otel::OtelPlugin) (feature `otel`) belongs to
+    /// [`OTEL_VIEW_GROUP`], whichever view it shows. Read once, when the
+    /// plugin is registered. None by default.
+    ///
+    /// ```
+    /// use durable_yield::plugin::{InvocationHooks, InvocationStart, Plugin};
+    /// use durable_yield::{BoxError, LocalRunner};
+    ///
+    /// struct Metrics(&'static str);
+    /// struct Hooks;
+    /// impl InvocationHooks for Hooks {}
+    /// impl Plugin for Metrics {
+    ///     fn invocation(&self, _: &InvocationStart<'_>) -> Result<Box<dyn InvocationHooks>, BoxError> {
+    ///         Ok(Box::new(Hooks))
+    ///     }
+    ///     fn exclusive_groups(&self) -> &[&str] {
+    ///         &["my-metrics"]
+    ///     }
+    /// }
+    ///
+    /// let mut runner = LocalRunner::new();
+    /// runner.try_plugin(Metrics("a")).unwrap();
+    /// let refused = runner.try_plugin(Metrics("b")).err().unwrap();
+    /// assert_eq!(refused.group(), "my-metrics");
+    /// ```
+    fn exclusive_groups(&self) -> &[&str] {
+        &[]
     }
 }
 
@@ -543,7 +592,7 @@ impl AttemptOutcome {
 
 /// The plugins registered on a runtime.
 #[derive(Clone, Default)]
-pub(crate) struct Plugins(Vec<Arc<dyn Plugin>>);
+pub(crate) struct Plugins(Vec<Arc<dyn Plugin>>, Vec<Grouped>);
 
 impl fmt::Debug for Plugins {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -554,10 +603,6 @@ impl fmt::Debug for Plugins {
 }
 
 impl Plugins {
-    pub(crate) fn push(&mut self, plugin: Arc<dyn Plugin>) {
-        self.0.push(plugin);
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -1,0 +1,109 @@
+//! Exclusive groups: at most one registered plugin per group
+//! ([`Plugin::exclusive_groups`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::{Plugin, Plugins};
+
+/// The exclusive group of AWS's OpenTelemetry plugins' two views
+/// (`aws-durable-execution-otel-view`, as AWS's Python plugin declares
+/// it): one view per function. See [`Plugin::exclusive_groups`].
+pub const OTEL_VIEW_GROUP: &str = "aws-durable-execution-otel-view";
+
+/// A plugin refused at registration: another registered plugin is in one
+/// of its exclusive groups ([`Plugin::exclusive_groups`]). Its message
+/// names both plugins and the group, and says to keep one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginConflict {
+    group: String,
+    registered: String,
+    refused: String,
+}
+
+impl PluginConflict {
+    /// The exclusive group both plugins belong to.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The name ([`Plugin::name`]) of the plugin registered earlier, which
+    /// stays registered.
+    pub fn registered(&self) -> &str {
+        &self.registered
+    }
+
+    /// The name of the plugin that was refused.
+    pub fn refused(&self) -> &str {
+        &self.refused
+    }
+}
+
+impl fmt::Display for PluginConflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The same plugin again (as its name says), or two of one group.
+        if self.registered == self.refused {
+            write!(
+                f,
+                "plugin {} is registered more than once in exclusive group '{}': \
+                 register it only once",
+                self.refused, self.group
+            )
+        } else {
+            write!(
+                f,
+                "plugins {} and {} are mutually exclusive (exclusive group '{}'): \
+                 register only one plugin of this group",
+                self.registered, self.refused, self.group
+            )
+        }
+    }
+}
+
+impl std::error::Error for PluginConflict {}
+
+/// A registered plugin's exclusive group.
+#[derive(Clone)]
+pub(super) struct Grouped {
+    pub(super) group: String,
+    pub(super) plugin: usize,
+}
+
+impl Plugins {
+    /// Registers `plugin` after the others, unless one of them is in one of
+    /// its exclusive groups.
+    pub(crate) fn try_push<P: Plugin>(&mut self, plugin: P) -> Result<(), PluginConflict> {
+        let groups = plugin.exclusive_groups();
+        for group in groups {
+            if let Some(earlier) = self.1.iter().find(|g| g.group == *group) {
+                return Err(PluginConflict {
+                    group: (*group).to_owned(),
+                    registered: self.0[earlier.plugin].name().to_owned(),
+                    refused: plugin.name().to_owned(),
+                });
+            }
+        }
+        let mut grouped: Vec<Grouped> = Vec::new();
+        for group in groups {
+            // A group named twice by one plugin is one membership.
+            if grouped.iter().all(|g| g.group != *group) {
+                grouped.push(Grouped {
+                    group: (*group).to_owned(),
+                    plugin: self.0.len(),
+                });
+            }
+        }
+        self.1.extend(grouped);
+        self.0.push(Arc::new(plugin));
+        Ok(())
+    }
+
+    /// [`Plugins::try_push`] for the builders' `plugin`: a conflict is a
+    /// mistake in the code that registers them, reported at once.
+    #[track_caller]
+    pub(crate) fn push<P: Plugin>(&mut self, plugin: P) {
+        if let Err(conflict) = self.try_push(plugin) {
+            panic!("{conflict}");
+        }
+    }
+}
