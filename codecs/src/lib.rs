@@ -41,12 +41,16 @@
 //! fields). Two wrappers combine with any of them: `encryption`
 //! ([`seal`]: whole payloads or single fields encrypted, bound to their
 //! execution and operation) and `compression` ([`compress`]: zstd above a
-//! size threshold).
+//! size threshold). With `filesystem`, [`files`] keeps values in files on a
+//! durable file system, the checkpoint holding a pointer (AWS's
+//! `FileSystemSerDes` format), for values past the checkpoint size limit.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "compression")]
 pub mod compress;
+#[cfg(feature = "filesystem")]
+pub mod files;
 #[cfg(feature = "encryption")]
 pub mod seal;
 

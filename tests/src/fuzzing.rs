@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use durable_yield::codecs::compress::Compressed;
+use durable_yield::codecs::files::{FileSystem, StorageMode};
 use durable_yield::codecs::seal::{
     Encrypted, Sealed, SealedFields, StaticKeyring, referenced_key_ids,
 };
@@ -1900,6 +1901,19 @@ pub fn check_codecs(data: &[u8]) -> Result<(), String> {
         let _ = from_payload::<_, Sample>(&packed, &payload, &cx);
         let _ = from_payload::<_, Vec<String>>(&packed_bincode, &payload, &cx);
     }
+    // File system envelopes: the text as an envelope, as an inline value
+    // and as a path (the fuzz base holds no file; nothing outside it is
+    // read).
+    let files = FileSystem::new(std::env::temp_dir().join("durable-yield-fuzz-files"));
+    let _ = from_payload::<_, Sample>(&files, &text, &cx);
+    let _ = files.decode::<serde_json::Value>(data, &cx);
+    for envelope in [
+        serde_json::json!({ "data": text }),
+        serde_json::json!({ "file": text }),
+        serde_json::json!({ "file": files.base().join(&*text) }),
+    ] {
+        let _ = from_payload::<_, serde_json::Value>(&files, &envelope.to_string(), &cx);
+    }
     let _ = sealed_json.decode::<Sample>(data, &cx);
     let _ = sealed_packed.decode::<serde_json::Value>(data, &cx);
     let _ = packed.decode::<Sample>(data, &cx);
@@ -1933,6 +1947,8 @@ pub fn check_codecs(data: &[u8]) -> Result<(), String> {
     round_trip(&MsgPack, &sample, &detached)?;
     round_trip(&packed.clone().threshold(0), &sample, &cx)?;
     round_trip(&packed_bincode, &sample, &cx)?;
+    // Inline (a sample is far below the threshold): no file is written.
+    round_trip(&files.clone().mode(StorageMode::Overflow), &sample, &cx)?;
     let sealed = round_trip(&sealed_packed, &sample, &cx)?;
     round_trip(
         &Encrypted::new(Compressed::new(Bincode).threshold(0), keys.clone()),
