@@ -395,7 +395,55 @@ fn step_fails(stack: &Stack) -> Result<(), String> {
 fn binary_codecs(stack: &Stack) -> Result<(), String> {
     let (execution, events) = run(stack, "binary-codecs", json!(7))?;
     // The second invocation opened the sealed payloads the service stored.
-    succeeded_with(&execution, "\"7 fragile true sealed:fragile lines:20000\"")?;
+    succeeded_with(
+        &execution,
+        "\"7 fragile true sealed:fragile lines:20000 file:1500000\"",
+    )?;
+    // Kept in a file (the functions' `interop_files()`): the record holds
+    // the envelope, the file the 1.5 MB string the replay read.
+    let kept = step_result(&events, "file-system").unwrap_or("");
+    let envelope: Value = serde_json::from_str(kept).unwrap_or_default();
+    let path = envelope["file"].as_str().unwrap_or("");
+    // The emulator's ARNs are not Lambda function ARNs: the directory is
+    // the whole ARN percent-encoded (as AWS's Python SDK names it), the
+    // file the step's id.
+    let arn = execution["DurableExecutionArn"].as_str().unwrap_or("");
+    let encoded: String = arn
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let id = events
+        .iter()
+        .find(|e| e["EventType"] == "StepSucceeded" && e["Name"] == "file-system")
+        .and_then(|e| e["Id"].as_str())
+        .unwrap_or("");
+    let expected = std::env::temp_dir()
+        .join("durable-yield-interop-files")
+        .join(encoded)
+        .join(format!("{id}.json"));
+    let file = std::fs::read_to_string(path).unwrap_or_default();
+    check(
+        envelope.as_object().is_some_and(|o| o.len() == 1)
+            && kept == format!("{{\"file\": \"{path}\"}}")
+            && !id.is_empty()
+            && std::path::Path::new(path) == expected
+            && file.len() == 1_500_002
+            && file.starts_with("\"zzz"),
+        || {
+            format!(
+                "the file-system step recorded {kept:?} (expected a pointer to {}), its \
+                 file holds {} bytes",
+                expected.display(),
+                file.len()
+            )
+        },
+    )?;
+    let _ = std::fs::remove_file(path);
     for codec in ["bincode", "msgpack"] {
         let payload = step_result(&events, codec).unwrap_or("");
         check(payload.starts_with(&format!("{codec}:")), || {

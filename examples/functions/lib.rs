@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use durable_yield::codecs::compress::Compressed;
+use durable_yield::codecs::files::FileSystem;
 use durable_yield::codecs::seal::{Encrypted, Sealed, SealedFields, StaticKeyring};
 use durable_yield::codecs::{Bincode, Json, MsgPack};
 use durable_yield::engine::{CheckpointResponse, DurableService, ServiceError};
@@ -203,15 +204,30 @@ async fn binary_codecs(mut wf: Workflow, id: u64) -> Result<String, StepError> {
             |_| async { Ok((0..20_000).map(|i| format!("line-{}", i % 50)).collect()) },
         )
         .await?;
+    // Past the 1 MiB an operation may checkpoint: kept in a file (under
+    // `interop_files()`), the record holding its path.
+    let kept: String = wf
+        .step_with(
+            StepConfig::named("file-system").codec(FileSystem::new(interop_files())),
+            |_| async { Ok("z".repeat(1_500_000)) },
+        )
+        .await?;
     wf.wait("pause", Duration::from_secs(1)).await;
     Ok(format!(
-        "{} {} {} sealed:{} lines:{}",
+        "{} {} {} sealed:{} lines:{} file:{}",
         a.id,
         b.label,
         a == b,
         *sealed.label,
-        lines.len()
+        lines.len(),
+        kept.len()
     ))
+}
+
+/// Where the interop functions keep values in files: a directory the
+/// emulator's functions and the interop test (on the same machine) share.
+pub fn interop_files() -> std::path::PathBuf {
+    std::env::temp_dir().join("durable-yield-interop-files")
 }
 
 /// The input also names a file (`log`) that each invocation appends its
