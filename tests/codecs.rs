@@ -245,3 +245,138 @@ async fn a_result_that_cannot_be_encoded_fails_the_step() {
         durable_yield::model::OperationStatus::Failed
     );
 }
+
+/// Json, whose storage is unreachable (`CodecError::Unavailable`) for the
+/// first `encode_failures` encodes and the first `decode_failures` decodes
+/// after `decodes_before` good ones.
+#[derive(Clone, Default)]
+struct Flaky {
+    encode_failures: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    decode_failures: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    decodes: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    decodes_before: u32,
+}
+
+impl Flaky {
+    fn take(counter: &std::sync::atomic::AtomicU32) -> bool {
+        use std::sync::atomic::Ordering;
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+impl Codec for Flaky {
+    fn id(&self) -> &str {
+        "flaky-json"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        if Flaky::take(&self.encode_failures) {
+            return Err(CodecError::unavailable(self.id(), "the store timed out"));
+        }
+        Json.encode(value, cx)
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        cx: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        let n = self
+            .decodes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n >= self.decodes_before && Flaky::take(&self.decode_failures) {
+            return Err(CodecError::unavailable(self.id(), "the store timed out"));
+        }
+        Json.decode(bytes, cx)
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+}
+
+/// A step whose result goes through `codec`, a wait, its value returned;
+/// `ran` counts the body's runs.
+fn flaky_workflow(
+    codec: Flaky,
+    ran: std::sync::Arc<std::sync::atomic::AtomicU32>,
+) -> impl Fn(Workflow, ()) -> durable_yield_tests::BoxFuture<Result<u32, StepError>> + Send + Sync {
+    move |mut wf: Workflow, ()| {
+        let (codec, ran) = (codec.clone(), ran.clone());
+        Box::pin(async move {
+            let v: u32 = wf
+                .step_with(StepConfig::named("load").codec(codec), move |_| {
+                    ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async { Ok(41) }
+                })
+                .await?;
+            wf.wait("w", Duration::from_secs(1)).await;
+            Ok(v + 1)
+        })
+    }
+}
+
+/// As AWS's `RetryableSerDesError`: a codec whose storage is unreachable
+/// for a while fails the invocation, not the step; nothing is recorded
+/// as failed, and the service's next invocation runs the body again and
+/// records its result.
+#[tokio::test]
+async fn a_transient_encode_failure_fails_the_invocation_not_the_step() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let codec = Flaky {
+        encode_failures: std::sync::Arc::new(AtomicU32::new(2)),
+        ..Flaky::default()
+    };
+    let ran = std::sync::Arc::new(AtomicU32::new(0));
+    let run = LocalRunner::new()
+        .run(&flaky_workflow(codec, ran.clone()), &())
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(42));
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        3,
+        "two failed invocations ran it"
+    );
+    assert_eq!(run.invocations, 4, "two failed, one to the wait, one after");
+    let load = run
+        .operations
+        .iter()
+        .find(|op| op.name.as_deref() == Some("load"))
+        .unwrap();
+    assert_eq!(step_result(load), Some("flaky-json:41"));
+    let details = load.step_details.as_ref().unwrap();
+    assert!(details.error.is_none(), "no failure recorded: {details:?}");
+    assert_eq!(details.attempt, Some(1), "{details:?}");
+}
+
+/// On replay, a transient decode failure fails the invocation (not the
+/// execution); the next invocation replays the recorded result, without
+/// running the body again.
+#[tokio::test]
+async fn a_transient_decode_failure_on_replay_fails_the_invocation_not_the_execution() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let codec = Flaky {
+        decode_failures: std::sync::Arc::new(AtomicU32::new(1)),
+        // The first invocation decodes the live result once.
+        decodes_before: 1,
+        ..Flaky::default()
+    };
+    let ran = std::sync::Arc::new(AtomicU32::new(0));
+    let run = LocalRunner::new()
+        .run(&flaky_workflow(codec.clone(), ran.clone()), &())
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(42));
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "replays never run the body");
+    assert_eq!(
+        run.invocations, 3,
+        "the wait, one failed replay, one replay"
+    );
+    assert_eq!(codec.decodes.load(Ordering::SeqCst), 3);
+}

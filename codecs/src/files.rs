@@ -25,10 +25,15 @@
 //! the value is encoded, before its checkpoint is sent, and read whenever
 //! the payload is decoded: on every replay. Use a file system that every
 //! invocation of the function sees: never Lambda's `/tmp`, which is local
-//! to one execution environment. Failing to write or read a file is a
-//! codec error, as in AWS's SDK (the step's result cannot be recorded, a
-//! recorded one cannot be read). The codec reads only files under its own
-//! base path.
+//! to one execution environment. Failing to write or read a file for a
+//! reason that may pass (a timeout, a stale handle of a network file
+//! system, an I/O error) is [`CodecError::Unavailable`]: the invocation
+//! fails and the service invokes the function again (AWS's SDK raises no
+//! such error here; its other codecs may, as `RetryableSerDesError`).
+//! Other failures (a missing file, a refused permission, a read-only or
+//! full file system) are permanent codec errors, as in AWS's SDK: the
+//! step's result cannot be recorded, a recorded one cannot be read. The
+//! codec reads only files under its own base path.
 //!
 //! ```
 //! use durable_yield_codecs::files::{FileSystem, StorageMode};
@@ -210,24 +215,34 @@ impl<C: Codec> FileSystem<C> {
 
     fn write(&self, contents: &str, cx: &PayloadContext<'_>) -> Result<String, CodecError> {
         let path = self.file_for(cx)?;
-        let failed = |what: &str, e: &dyn fmt::Display| {
-            CodecError::encode(
-                FILE_SYSTEM_ID,
-                format!(
-                    "could not {what} {}: {e} (is a durable file system mounted at {}?)",
-                    path.display(),
-                    self.base.display()
-                ),
+        let message = |what: &str, e: &dyn fmt::Display| {
+            format!(
+                "could not {what} {}: {e} (is a durable file system mounted at {}?)",
+                path.display(),
+                self.base.display()
             )
+        };
+        let failed = |what: &str, e: std::io::Error| {
+            let message = message(what, &e);
+            if transient(&e) {
+                CodecError::unavailable(FILE_SYSTEM_ID, message)
+            } else {
+                CodecError::encode(FILE_SYSTEM_ID, message)
+            }
         };
         let text = path
             .to_str()
-            .ok_or_else(|| failed("name", &"the path is not UTF-8"))?
+            .ok_or_else(|| {
+                CodecError::encode(FILE_SYSTEM_ID, message("name", &"the path is not UTF-8"))
+            })?
             .to_owned();
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(failed("name", &"the path has no directory"));
+            return Err(CodecError::encode(
+                FILE_SYSTEM_ID,
+                message("name", &"the path has no directory"),
+            ));
         };
-        std::fs::create_dir_all(dir).map_err(|e| failed("create the directory of", &e))?;
+        std::fs::create_dir_all(dir).map_err(|e| failed("create the directory of", e))?;
         // Written whole under another name, then renamed into place: a
         // reader never sees half a file.
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -237,10 +252,10 @@ impl<C: Codec> FileSystem<C> {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::write(&temporary, contents).map_err(|e| failed("write", &e))?;
+        std::fs::write(&temporary, contents).map_err(|e| failed("write", e))?;
         if let Err(e) = std::fs::rename(&temporary, &path) {
             let _ = std::fs::remove_file(&temporary);
-            return Err(failed("write", &e));
+            return Err(failed("write", e));
         }
         Ok(text)
     }
@@ -327,14 +342,16 @@ impl<C: Codec> Codec for FileSystem<C> {
             };
             let path = self.readable(path)?;
             let contents = std::fs::read_to_string(path).map_err(|e| {
-                CodecError::decode(
-                    FILE_SYSTEM_ID,
-                    format!(
-                        "could not read {}: {e} (is the durable file system mounted at {}?)",
-                        path.display(),
-                        self.base.display()
-                    ),
-                )
+                let message = format!(
+                    "could not read {}: {e} (is the durable file system mounted at {}?)",
+                    path.display(),
+                    self.base.display()
+                );
+                if transient(&e) {
+                    CodecError::unavailable(FILE_SYSTEM_ID, message)
+                } else {
+                    CodecError::decode(FILE_SYSTEM_ID, message)
+                }
             })?;
             return from_payload(&self.inner, &contents, cx);
         }
@@ -353,6 +370,31 @@ impl<C: Codec> Codec for FileSystem<C> {
     fn tagged(&self) -> bool {
         false
     }
+}
+
+/// Whether an I/O error may pass (a timeout, a stalled or stale network
+/// file system, an I/O error of the device): the invocation is retried
+/// ([`CodecError::Unavailable`]). A missing file, a refused permission, a
+/// read-only or full file system, a name or data the file system rejects
+/// are permanent: retrying would not help.
+fn transient(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    !matches!(
+        error.kind(),
+        NotFound
+            | PermissionDenied
+            | AlreadyExists
+            | InvalidInput
+            | InvalidData
+            | Unsupported
+            | OutOfMemory
+            | NotADirectory
+            | IsADirectory
+            | DirectoryNotEmpty
+            | ReadOnlyFilesystem
+            | StorageFull
+            | FileTooLarge
+    )
 }
 
 /// The function, execution and invocation id of a durable execution ARN

@@ -337,6 +337,23 @@ pub enum CodecError {
         /// The base64 decoder's message.
         message: String,
     },
+    /// Where the codec keeps payloads could not be reached, for a while
+    /// (a network call timed out, a file system stalled): the failure is
+    /// transient, and the SDK neither records it nor hands it to workflow
+    /// code, but fails the invocation so that the service invokes the
+    /// function again (AWS's SDKs' `RetryableSerDesError`). Return it only
+    /// for failures that may pass: a permanent one ([`CodecError::Encode`],
+    /// [`CodecError::Decode`]) fails the step, or the execution on replay,
+    /// instead of retrying invocations until the execution times out.
+    #[error(
+        "codec `{codec}` could not reach its storage (transient; the invocation is retried): {message}"
+    )]
+    Unavailable {
+        /// The codec's id.
+        codec: String,
+        /// What failed.
+        message: String,
+    },
     /// A text codec produced bytes that are not UTF-8.
     #[error("text codec `{codec}` produced bytes that are not UTF-8")]
     NotText {
@@ -437,6 +454,22 @@ impl CodecError {
             codec: codec.to_owned(),
             message: err.to_string(),
         }
+    }
+
+    /// Builds a transient [`CodecError::Unavailable`] for `codec` from any
+    /// displayable error.
+    pub fn unavailable(codec: &str, err: impl std::fmt::Display) -> Self {
+        CodecError::Unavailable {
+            codec: codec.to_owned(),
+            message: err.to_string(),
+        }
+    }
+
+    /// Whether the failure may pass ([`CodecError::Unavailable`]): the SDK
+    /// then fails the invocation, for the service to retry, instead of
+    /// the step or the execution.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CodecError::Unavailable { .. })
     }
 }
 

@@ -180,6 +180,14 @@ pub enum ExecutionError {
 }
 
 impl ExecutionError {
+    /// Whether the error may pass: a codec could not reach its storage
+    /// ([`CodecError::is_transient`]). The invocation then ends with
+    /// [`Outcome::Retry`](crate::interpreter::Outcome::Retry): the service
+    /// invokes the function again, and nothing is recorded as failed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ExecutionError::Codec { error, .. } if error.is_transient())
+    }
+
     /// The `ErrorType` this error is recorded with.
     pub fn error_type(&self) -> &'static str {
         match self {

@@ -347,6 +347,9 @@ impl StepError {
 pub struct StepFailure {
     error: ErrorObject,
     source: Option<BoxError>,
+    /// `false` only for failures the SDK makes: a result no retry can fix
+    /// (no source), or one whose codec's storage was unreachable for a
+    /// while (the `CodecError` as source), which ends the invocation.
     retryable: bool,
 }
 
@@ -460,6 +463,35 @@ impl StepFailure {
             source: None,
             retryable: false,
         }
+    }
+
+    /// The step's result could not be encoded because its codec's storage
+    /// is unreachable for a while ([`CodecError::is_transient`]): nothing
+    /// is recorded, the invocation fails and the service retries it.
+    pub(crate) fn unavailable(error: CodecError) -> Self {
+        StepFailure {
+            error: ErrorObject::new("CodecError", format!("the step result {error}")),
+            source: Some(Box::new(error)),
+            retryable: false,
+        }
+    }
+
+    /// The transient codec error that ends the invocation, if this is one
+    /// ([`StepFailure::unavailable`]: no user-made failure is one).
+    pub(crate) fn take_unavailable(&mut self) -> Option<CodecError> {
+        if self.retryable {
+            return None;
+        }
+        let transient = self
+            .source
+            .as_deref()
+            .and_then(|s| s.downcast_ref::<CodecError>())
+            .is_some_and(CodecError::is_transient);
+        if !transient {
+            return None;
+        }
+        let source = self.source.take()?;
+        source.downcast::<CodecError>().ok().map(|e| *e)
     }
 
     /// Whether the step's retry strategy is asked about this failure:

@@ -499,10 +499,14 @@ where
         to_payload(&encoder, &value, &cx)
             .map(Into::into)
             .map_err(|e| {
-                StepFailure::permanent(ErrorObject::new(
-                    "CodecError",
-                    format!("the step result {e}"),
-                ))
+                if e.is_transient() {
+                    StepFailure::unavailable(e)
+                } else {
+                    StepFailure::permanent(ErrorObject::new(
+                        "CodecError",
+                        format!("the step result {e}"),
+                    ))
+                }
             })
     })
 }

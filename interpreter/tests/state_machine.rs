@@ -870,3 +870,81 @@ fn a_body_that_ends_after_finish_is_ignored() {
         }
     }
 }
+
+/// JSON whose storage is unreachable: every encode and decode fails with
+/// the transient `CodecError::Unavailable`.
+#[derive(Clone, Copy)]
+struct Unreachable;
+
+impl durable_yield_codecs::Codec for Unreachable {
+    fn id(&self) -> &str {
+        "unreachable"
+    }
+    fn encode<T: serde::Serialize + ?Sized>(
+        &self,
+        _: &T,
+        _: &durable_yield_codecs::PayloadContext<'_>,
+    ) -> Result<Vec<u8>, durable_yield_codecs::CodecError> {
+        Err(durable_yield_codecs::CodecError::unavailable(
+            "unreachable",
+            "timed out",
+        ))
+    }
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        _: &[u8],
+        _: &durable_yield_codecs::PayloadContext<'_>,
+    ) -> Result<T, durable_yield_codecs::CodecError> {
+        Err(durable_yield_codecs::CodecError::unavailable(
+            "unreachable",
+            "timed out",
+        ))
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+}
+
+async fn unreachable_step(mut wf: Workflow, _: u32) -> Result<u32, StepError> {
+    wf.step_with(StepConfig::named("a").codec(Unreachable), |_| async {
+        Ok(1u32)
+    })
+    .await
+}
+
+/// A transient codec failure (AWS's `RetryableSerDesError`) ends the
+/// invocation with `Outcome::Retry`, recording nothing: live, when the
+/// step's result cannot be encoded (no checkpoint of its outcome), and on
+/// replay, when a recorded one cannot be decoded (no FAIL of the
+/// execution).
+#[test]
+fn a_transient_codec_failure_ends_the_invocation_with_retry_and_records_nothing() {
+    let mut it = Interpreter::new(ARN, vec![execution("4")], &unreachable_step);
+    let (_, outcome) = expect_run(&mut it);
+    assert!(outcome.is_err());
+    finish_step(&mut it, outcome);
+    match it.poll() {
+        Some(Action::Finish(Outcome::Retry(error))) => {
+            assert_eq!(error.error_type.as_deref(), Some("CodecError"));
+            let message = error.error_message.unwrap_or_default();
+            assert!(message.contains("timed out"), "{message}");
+        }
+        other => panic!("expected Retry and no checkpoint, got {other:?}"),
+    }
+    assert!(it.poll().is_none());
+    assert!(it.error().is_some_and(|e| e.is_transient()));
+
+    let id = ids(1);
+    let history = vec![
+        execution("4"),
+        step_op(id[0], "a", S::Succeeded, 1, Some("unreachable:1")),
+    ];
+    let mut it = Interpreter::new(ARN, history, &unreachable_step);
+    match it.poll() {
+        Some(Action::Finish(Outcome::Retry(error))) => {
+            assert_eq!(error.error_type.as_deref(), Some("CodecError"));
+        }
+        other => panic!("expected Retry, got {other:?}"),
+    }
+    assert_eq!(it.executed(), 0);
+}

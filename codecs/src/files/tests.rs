@@ -275,3 +275,43 @@ fn previews_follow_aws_rules() {
     let tight = PreviewConfig::new(PreviewMode::IncludeAll).max_preview_bytes(2 + 6);
     assert_eq!(build_preview(&value, &tight), None);
 }
+
+#[test]
+fn io_errors_that_may_pass_are_transient_the_others_permanent() {
+    use std::io::{Error, ErrorKind};
+    for kind in [
+        ErrorKind::TimedOut,
+        ErrorKind::Interrupted,
+        ErrorKind::WouldBlock,
+    ] {
+        assert!(transient(&Error::from(kind)), "{kind:?}");
+    }
+    // EIO and ESTALE (a stale NFS handle, as EFS gives): transient.
+    for errno in [5, 116] {
+        assert!(transient(&Error::from_raw_os_error(errno)), "errno {errno}");
+    }
+    for kind in [
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::InvalidData,
+    ] {
+        assert!(!transient(&Error::from(kind)), "{kind:?}");
+    }
+    // EROFS (Lambda's root, no file system mounted), ENOSPC, EISDIR.
+    for errno in [30, 28, 21] {
+        assert!(
+            !transient(&Error::from_raw_os_error(errno)),
+            "errno {errno}"
+        );
+    }
+    // Through the codec: a missing file is permanent, a directory too.
+    let dir = Dir::new("kinds");
+    let codec = FileSystem::new(&dir.0);
+    std::fs::create_dir_all(dir.0.join("sub.json")).unwrap();
+    for path in ["gone.json", "sub.json"] {
+        let envelope = format!(r#"{{"file": "{}"}}"#, dir.0.join(path).to_str().unwrap());
+        let err = from_payload::<_, Value>(&codec, &envelope, &cx("x")).unwrap_err();
+        assert!(matches!(err, CodecError::Decode { .. }), "{path}: {err}");
+        assert!(!err.is_transient());
+    }
+}

@@ -96,6 +96,12 @@ pub enum Outcome {
         /// When the earliest thing it waits for is due, if known (epoch ms).
         resume_at: Option<Millis>,
     },
+    /// The invocation failed for a reason that may pass (a codec could not
+    /// reach its storage: [`ExecutionError::is_transient`]), before
+    /// anything of it was recorded as failed: end it as a failed invocation,
+    /// so that the service invokes the function again (AWS's SDKs'
+    /// `RetryableSerDesError`).
+    Retry(ErrorObject),
 }
 
 /// Identifies a step body handed out with [`Action::RunStep`]; report its
@@ -552,8 +558,13 @@ impl Interpreter {
                 }
                 Some(Ending::Fatal(error)) => {
                     let object = error.to_error_object();
+                    let outcome = if error.is_transient() {
+                        Outcome::Retry(object)
+                    } else {
+                        Outcome::Failed(object)
+                    };
                     self.error = Some(*error);
-                    return Some(self.finish(Outcome::Failed(object)));
+                    return Some(self.finish(outcome));
                 }
                 Some(Ending::Outcome(outcome)) => {
                     // Updates queued before the end are sent first.

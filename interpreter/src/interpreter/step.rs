@@ -31,6 +31,15 @@ impl Interpreter {
             return;
         }
         self.executed += 1;
+        let mut outcome = outcome;
+        if let Err(failure) = &mut outcome {
+            if let Some(error) = failure.take_unavailable() {
+                // Nothing is recorded: the invocation ends, and the
+                // service's next one runs the body again.
+                let op = self.live_op(ctx).cloned();
+                return self.fatal(ExecutionError::Codec { op, error });
+            }
+        }
         // The attempt's START was deferred when its body was handed out
         // (`Request::Run`): unless it was sent meanwhile, it leads the
         // outcome's request. Taking the deferred updates here is what

@@ -37,6 +37,16 @@ pub(super) async fn finish<S: DurableService + ?Sized>(
         Outcome::Succeeded(payload) => succeeded(payload),
         Outcome::Failed(error) => failed(error),
         Outcome::Pending { .. } => pending(),
+        // Nothing recorded as failed: the service invokes the function
+        // again (a codec's storage was unreachable).
+        Outcome::Retry(error) => {
+            let message = error
+                .error_message
+                .as_deref()
+                .unwrap_or("a transient failure");
+            tracing::warn!(%message, "failing the invocation; the service will invoke it again");
+            return Err(InvocationError(ServiceError::Transient(message.to_owned())));
+        }
         _ => failed(ErrorObject::new(
             "UnknownOutcome",
             "the interpreter ended the run with an outcome this driver does not know: \
