@@ -461,10 +461,25 @@ fn truthy(value: &Value) -> bool {
     }
 }
 
-/// `value` as Python's `json.dumps` writes it by default: `", "` and
-/// `": "` separators, every character outside printable ASCII escaped.
-/// (Numbers as `serde_json` writes them: a float may differ from Python's
-/// `repr`, `1e16` for `1e+16`.)
+/// `value` as Python's `json.dumps` writes it with its defaults (as AWS's
+/// Python SDK writes envelopes and its runner writes payloads): `", "` and
+/// `": "` separators, every character outside printable ASCII escaped
+/// (`\n`, `\"`, `\b`, `\u00e9`, surrogate pairs past U+FFFF). Numbers as
+/// `serde_json` writes them: a float may differ from Python's `repr`
+/// (`1e16` for `1e+16`).
+///
+/// ```
+/// use durable_yield_codecs::files::python_json;
+/// let value = serde_json::json!({"a": [1, "é\n"], "b": null});
+/// assert_eq!(python_json(&value), r#"{"a": [1, "\u00e9\n"], "b": null}"#);
+/// ```
+pub fn python_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(value, &mut out);
+    out
+}
+
+/// [`python_json`] into `out`.
 pub(crate) fn write_value(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),

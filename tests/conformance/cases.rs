@@ -8,7 +8,7 @@ use durable_yield::local::CallbackAnswer;
 use durable_yield::model::ErrorObject;
 use durable_yield::{LocalExecution, LocalRun, LocalRunner, Workflow};
 use durable_yield_tests::drive;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::workflows::{self, text};
 
@@ -29,44 +29,9 @@ pub struct Action {
 }
 
 /// `value` as AWS's runner sends it (Python's `json.dumps`: `", "` and
-/// `": "` between items, non-ASCII characters escaped).
-pub fn python_json(value: &Value) -> String {
-    match value {
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(python_json).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Object(map) => {
-            let items: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", python_json(&json!(k)), python_json(v)))
-                .collect();
-            format!("{{{}}}", items.join(", "))
-        }
-        Value::String(s) => {
-            let mut out = String::from("\"");
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if (c as u32) < 0x20 || !c.is_ascii() => {
-                        let mut units = [0u16; 2];
-                        for unit in c.encode_utf16(&mut units) {
-                            out.push_str(&format!("\\u{unit:04x}"));
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-            out
-        }
-        other => other.to_string(),
-    }
-}
+/// `": "` between items, non-ASCII characters escaped): the writer of
+/// AWS's file system envelopes.
+pub use durable_yield::codecs::files::python_json;
 
 /// The first action not `used` yet whose name matches the callback
 /// `name` (`*`, `${/regex/}` or the name itself), as AWS's runner picks
