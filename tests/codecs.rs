@@ -380,3 +380,51 @@ async fn a_transient_decode_failure_on_replay_fails_the_invocation_not_the_execu
     );
     assert_eq!(codec.decodes.load(Ordering::SeqCst), 3);
 }
+
+/// As AWS's SDKs let a `RetryableSerDesError` escape a batch: a map item's
+/// or a child context's own result that cannot be encoded for now ends the
+/// invocation, nothing recorded as failed; the next invocation runs the
+/// item (or the child) again and the map completes with every item.
+#[tokio::test]
+async fn a_transient_failure_encoding_a_contexts_result_escapes_it_and_fails_the_invocation() {
+    use durable_yield::{ChildConfig, MapConfig};
+    use std::sync::atomic::AtomicU32;
+    let codec = Flaky {
+        encode_failures: std::sync::Arc::new(AtomicU32::new(1)),
+        ..Flaky::default()
+    };
+    let child_codec = Flaky {
+        encode_failures: std::sync::Arc::new(AtomicU32::new(1)),
+        ..Flaky::default()
+    };
+    let workflow = move |mut wf: Workflow, ()| {
+        let (codec, child_codec) = (codec.clone(), child_codec.clone());
+        async move {
+            let items = wf
+                .map_with(
+                    MapConfig::named("items").item_codec(codec),
+                    vec![1u32, 2, 3],
+                    |_, x, _| async move { Ok::<_, StepError>(x * 10) },
+                )
+                .await?;
+            let sum: u32 = items.into_values()?.into_iter().sum();
+            let child: u32 = wf
+                .child_with(ChildConfig::named("child").codec(child_codec), |_| async {
+                    Ok::<_, StepError>(4)
+                })
+                .await?;
+            Ok::<_, StepError>(sum + child)
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(64));
+    assert_eq!(
+        run.invocations, 3,
+        "one failed for the item, one for the child"
+    );
+    for op in &run.operations {
+        let failed = op.status == durable_yield::model::OperationStatus::Failed;
+        assert!(!failed, "nothing is recorded as failed: {op:?}");
+    }
+}

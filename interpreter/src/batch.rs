@@ -63,7 +63,7 @@ use crate::failure::{BoxError, StepError, error_object_from};
 use crate::model::{ErrorObject, OperationId, Payload};
 use crate::protocol::Workflow;
 use crate::protocol::{
-    BatchKind, BatchReply, BatchRequest, BranchSpec, ContextBody, Fatal, Request, Response,
+    BatchKind, BatchReply, BatchRequest, BranchSpec, ContextBody, Ended, Fatal, Request, Response,
 };
 use crate::running::answered_op;
 

@@ -48,7 +48,29 @@ pub(crate) type Resumed = coroutine::Resumed<Request, WorkflowResult>;
 
 /// How a workflow (or a child context) ended: its encoded result or its
 /// error.
-pub(crate) type WorkflowResult = Result<Payload, Box<ErrorObject>>;
+pub(crate) type WorkflowResult = Result<Payload, Ended>;
+
+/// Why a workflow or child context ended without a result.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// It failed with this error (recorded as the context's failure).
+    Failed(Box<ErrorObject>),
+    /// Its result could not be encoded because its codec's storage is
+    /// unreachable for a while: the invocation ends, nothing recorded.
+    Unavailable(Box<CodecError>),
+}
+
+impl From<Box<ErrorObject>> for Ended {
+    fn from(error: Box<ErrorObject>) -> Self {
+        Ended::Failed(error)
+    }
+}
+
+impl From<ErrorObject> for Ended {
+    fn from(error: ErrorObject) -> Self {
+        Ended::Failed(Box::new(error))
+    }
+}
 
 /// The body of a child context or of a branch: runs on its own
 /// [`Workflow`] handle and ends with its encoded result.

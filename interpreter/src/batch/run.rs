@@ -10,18 +10,25 @@ fn context_of(wf: &Workflow) -> ContextOf {
     (wf.arn(), wf.context_op())
 }
 
-/// A context's value, encoded with its codec as the context's result.
+/// A context's value, encoded with its codec as the context's result (a
+/// codec whose storage is unreachable for a while ends the invocation).
 fn encode_value<C: Codec, T: Serialize>(
     codec: &C,
     value: &T,
     what: &str,
     (arn, op): &ContextOf,
-) -> Result<Payload, ErrorObject> {
+) -> Result<Payload, Ended> {
     let cx =
         PayloadContext::with_operation_bytes(arn, op.as_ref().map_or(b"", OperationId::as_bytes));
     to_payload(codec, value, &cx)
         .map(Payload::from)
-        .map_err(|e| ErrorObject::new("CodecError", format!("the {what} result {e}")))
+        .map_err(|e| {
+            if e.is_transient() {
+                Ended::Unavailable(Box::new(e))
+            } else {
+                ErrorObject::new("CodecError", format!("the {what} result {e}")).into()
+            }
+        })
 }
 
 /// Wraps a typed body into one that encodes its value with `codec`.
@@ -35,7 +42,7 @@ where
         let run = body(wf);
         Box::pin(async move {
             let value = run.await?;
-            encode_value(&codec, &value, what, &context).map_err(Box::new)
+            encode_value(&codec, &value, what, &context)
         })
     })
 }
@@ -120,7 +127,7 @@ impl Workflow {
             let context = context_of(&wf);
             Box::pin(async move {
                 let value = body(wf).await.map_err(error_object_from)?;
-                encode_value(&encoder, &value, kind, &context).map_err(Box::new)
+                encode_value(&encoder, &value, kind, &context)
             })
         });
         let request = Request::Child {
@@ -200,7 +207,7 @@ impl Workflow {
                     let context = context_of(&wf);
                     Box::pin(async move {
                         let value = f(wf, item, index).await.map_err(error_object_from)?;
-                        encode_value(&codec, &value, "map item", &context).map_err(Box::new)
+                        encode_value(&codec, &value, "map item", &context)
                     })
                 });
                 BranchSpec { name, body }

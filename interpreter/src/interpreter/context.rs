@@ -216,7 +216,7 @@ impl Interpreter {
     /// checkpoint).
     pub(super) fn close_context(
         op: &OpRef,
-        result: WorkflowResult,
+        result: RecordedOutcome,
     ) -> (OperationUpdate, RecordedOutcome) {
         match result {
             Ok(payload) => {
@@ -243,6 +243,16 @@ impl Interpreter {
     }
 
     pub(super) fn on_returned(&mut self, ctx: CtxId, result: WorkflowResult) {
+        let result = match result {
+            Ok(payload) => Ok(payload),
+            Err(Ended::Failed(error)) => Err(error),
+            // Nothing is recorded: the invocation ends (AWS's SDKs let a
+            // retryable serdes error escape a batch too).
+            Err(Ended::Unavailable(error)) => {
+                let op = self.contexts[ctx as usize].op.clone();
+                return self.fatal(ExecutionError::Codec { op, error: *error });
+            }
+        };
         let c = &mut self.contexts[ctx as usize];
         c.coroutine = None;
         let replay_only = c.replay_only;

@@ -74,7 +74,7 @@ use crate::model::{
 use crate::observe::{FunctionOutcome, Observation, Observer};
 use crate::protocol::Workflow;
 use crate::protocol::{
-    BatchKind, BatchReply, BatchRequest, CheckRequest, ContextBody, Fatal, InvokeRequest,
+    BatchKind, BatchReply, BatchRequest, CheckRequest, ContextBody, Ended, Fatal, InvokeRequest,
     RecordedOutcome, Request, Response, StepOutcome, WorkflowResult,
 };
 use crate::protocol::{Coroutine, Resumed};
@@ -495,9 +495,9 @@ impl Interpreter {
                         to_payload(&Json, &output, &cx)
                             .map(Payload::from)
                             .map_err(|e| {
-                                Box::new(
-                                    ExecutionError::InvalidOutput(e.to_string()).to_error_object(),
-                                )
+                                ExecutionError::InvalidOutput(e.to_string())
+                                    .to_error_object()
+                                    .into()
                             })
                     })
                 });
