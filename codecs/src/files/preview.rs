@@ -35,20 +35,22 @@ pub struct PreviewField {
 }
 
 impl PreviewField {
-    /// Fields named `name` at any depth.
-    pub fn anywhere(name: impl Into<String>) -> Self {
+    /// A rule for `name`, matched as `matching` says.
+    pub fn new(name: impl Into<String>, matching: FieldMatch) -> Self {
         PreviewField {
             name: name.into(),
-            matching: FieldMatch::Anywhere,
+            matching,
         }
+    }
+
+    /// Fields named `name` at any depth.
+    pub fn anywhere(name: impl Into<String>) -> Self {
+        PreviewField::new(name, FieldMatch::Anywhere)
     }
 
     /// The field at the dotted `path` from the root.
     pub fn path(path: impl Into<String>) -> Self {
-        PreviewField {
-            name: path.into(),
-            matching: FieldMatch::Path,
-        }
+        PreviewField::new(path, FieldMatch::Path)
     }
 
     fn matches(&self, path: &str) -> bool {

@@ -260,6 +260,12 @@ fn previews_follow_aws_rules() {
     );
     let config = PreviewConfig::new(PreviewMode::ExcludeAll).include(PreviewField::path("id"));
     assert_eq!(build_preview(&value, &config), Some(json!({"id": 1})));
+    let config = PreviewConfig::new(PreviewMode::ExcludeAll)
+        .include(PreviewField::new("secret.id", FieldMatch::Path));
+    assert_eq!(
+        build_preview(&value, &config),
+        Some(json!({"secret": {"id": 2}}))
+    );
     // Nothing shown, or not an object: none.
     let config = PreviewConfig::new(PreviewMode::ExcludeAll).include("absent");
     assert_eq!(build_preview(&value, &config), None);
