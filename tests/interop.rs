@@ -405,27 +405,32 @@ fn binary_codecs(stack: &Stack) -> Result<(), String> {
     let envelope: Value = serde_json::from_str(kept).unwrap_or_default();
     let path = envelope["file"].as_str().unwrap_or("");
     // The emulator's ARNs are not Lambda function ARNs: the directory is
-    // the whole ARN percent-encoded (as AWS's Python SDK names it), the
-    // file the step's id.
+    // the whole ARN percent-encoded (as AWS's Python SDK names it; the
+    // codec's `file_for`, checked against Python in tests/filesystem.rs),
+    // the file the step's id.
     let arn = execution["DurableExecutionArn"].as_str().unwrap_or("");
-    let encoded: String = arn
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
     let id = events
         .iter()
         .find(|e| e["EventType"] == "StepSucceeded" && e["Name"] == "file-system")
         .and_then(|e| e["Id"].as_str())
         .unwrap_or("");
-    let expected = std::env::temp_dir()
-        .join("durable-yield-interop-files")
-        .join(encoded)
-        .join(format!("{id}.json"));
+    let base = std::env::temp_dir().join("durable-yield-interop-files");
+    let expected = durable_yield::codecs::files::FileSystem::new(&base)
+        .file_for(&durable_yield::codecs::PayloadContext::new(arn, id))
+        .map_err(|e| e.to_string())?;
+    check(
+        expected
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|d| d.to_str())
+            == Some(arn.replace(':', "%3A").replace('/', "%2F").as_str()),
+        || {
+            format!(
+                "the emulator's ARN {arn} names one directory: {}",
+                expected.display()
+            )
+        },
+    )?;
     let file = std::fs::read_to_string(path).unwrap_or_default();
     check(
         envelope.as_object().is_some_and(|o| o.len() == 1)

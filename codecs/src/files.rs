@@ -293,7 +293,10 @@ impl<C: Codec> Codec for FileSystem<C> {
         cx: &PayloadContext<'_>,
     ) -> Result<Vec<u8>, CodecError> {
         let payload = to_payload(&self.inner, value, cx)?;
-        if self.mode == StorageMode::Overflow {
+        // Escaping only lengthens it: a payload longer than the threshold
+        // goes to a file without building the inline envelope first.
+        let may_fit = payload.len() + r#"{"data": ""}"#.len() <= OVERFLOW_THRESHOLD;
+        if self.mode == StorageMode::Overflow && may_fit {
             let mut inline = String::with_capacity(payload.len() + 16);
             inline.push_str("{\"data\": ");
             write_str(&payload, &mut inline);

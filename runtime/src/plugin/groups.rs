@@ -62,38 +62,20 @@ impl fmt::Display for PluginConflict {
 
 impl std::error::Error for PluginConflict {}
 
-/// A registered plugin's exclusive group.
-#[derive(Clone)]
-pub(super) struct Grouped {
-    pub(super) group: String,
-    pub(super) plugin: usize,
-}
-
 impl Plugins {
     /// Registers `plugin` after the others, unless one of them is in one of
     /// its exclusive groups.
     pub(crate) fn try_push<P: Plugin>(&mut self, plugin: P) -> Result<(), PluginConflict> {
-        let groups = plugin.exclusive_groups();
-        for group in groups {
-            if let Some(earlier) = self.1.iter().find(|g| g.group == *group) {
+        for group in plugin.exclusive_groups() {
+            let earlier = self.0.iter().find(|p| p.exclusive_groups().contains(group));
+            if let Some(earlier) = earlier {
                 return Err(PluginConflict {
                     group: (*group).to_owned(),
-                    registered: self.0[earlier.plugin].name().to_owned(),
+                    registered: earlier.name().to_owned(),
                     refused: plugin.name().to_owned(),
                 });
             }
         }
-        let mut grouped: Vec<Grouped> = Vec::new();
-        for group in groups {
-            // A group named twice by one plugin is one membership.
-            if grouped.iter().all(|g| g.group != *group) {
-                grouped.push(Grouped {
-                    group: (*group).to_owned(),
-                    plugin: self.0.len(),
-                });
-            }
-        }
-        self.1.extend(grouped);
         self.0.push(Arc::new(plugin));
         Ok(())
     }

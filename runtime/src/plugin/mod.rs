@@ -164,7 +164,6 @@ pub use durable_yield_interpreter::FunctionOutcome;
 mod groups;
 mod scope;
 
-use groups::Grouped;
 pub use groups::{OTEL_VIEW_GROUP, PluginConflict};
 use scope::ContextScopes;
 pub(crate) use scope::within;
@@ -212,9 +211,10 @@ pub trait Plugin: Send + Sync + 'static {
     /// group, so that competing instrumentation (two views of the same
     /// traces, say) is refused when it is registered, before any
     /// invocation, as AWS's SDKs refuse plugins of one `exclusive_group`.
-    /// [`OtelPlugin`](crate::otel::OtelPlugin) (feature `otel`) belongs to
-    /// [`OTEL_VIEW_GROUP`], whichever view it shows. Read once, when the
-    /// plugin is registered. None by default.
+    /// `durable_yield::otel::OtelPlugin` (feature `otel`) belongs to
+    /// [`OTEL_VIEW_GROUP`], whichever view it shows. Read whenever a plugin
+    /// is registered on the same handler or runner: keep it constant. None
+    /// by default.
     ///
     /// ```
     /// use durable_yield::plugin::{InvocationHooks, InvocationStart, Plugin};
@@ -592,7 +592,7 @@ impl AttemptOutcome {
 
 /// The plugins registered on a runtime.
 #[derive(Clone, Default)]
-pub(crate) struct Plugins(Vec<Arc<dyn Plugin>>, Vec<Grouped>);
+pub(crate) struct Plugins(Vec<Arc<dyn Plugin>>);
 
 impl fmt::Debug for Plugins {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
