@@ -535,6 +535,39 @@ async fn checkpoint_count(mut wf: Workflow, input: Counted) -> Result<u32, StepE
     Ok(total)
 }
 
+/// How long a chained invoke's target takes before its workflow starts.
+///
+/// A Lambda function invoked by the service takes some time to start; the
+/// emulator invokes a target the moment the caller's START is recorded,
+/// while the caller's invocation is still ending. A target that failed at
+/// once on a loaded machine was once recorded (`ChainedInvokeFailed`)
+/// before the caller's `InvocationCompleted`, the reverse of the order
+/// AWS's requirement 5-6 lists (its matcher compares events by `EventId`).
+const TARGET_LATENCY: Duration = Duration::from_millis(300);
+
+/// Serves a chained invoke's target, each invocation starting
+/// [`TARGET_LATENCY`] after its event arrives.
+async fn serve_target<I, O, W>(workflow: W) -> Result<(), Error>
+where
+    I: serde::de::DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    W: durable_yield::WorkflowFn<I, O>,
+{
+    let function = durable_yield::lambda::DurableHandler::new(workflow)
+        .into_service()
+        .await;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<durable_yield::model::InvocationInput>| {
+            let function = function.clone();
+            async move {
+                tokio::time::sleep(TARGET_LATENCY).await;
+                Ok::<_, Error>(function.handle(event.payload).await?)
+            }
+        },
+    ))
+    .await
+}
+
 async fn serve_counted() -> Result<(), Error> {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let requests = Arc::new(AtomicU64::new(0));
@@ -1181,9 +1214,9 @@ async fn serve(name: &str) -> Result<(), Error> {
                 .run()
                 .await
         }
-        conformance::ECHO => durable_yield::lambda::run(conformance::target_echo).await,
-        conformance::FAIL => durable_yield::lambda::run(conformance::target_fail).await,
-        conformance::SIZE => durable_yield::lambda::run(conformance::target_size).await,
+        conformance::ECHO => serve_target(conformance::target_echo).await,
+        conformance::FAIL => serve_target(conformance::target_fail).await,
+        conformance::SIZE => serve_target(conformance::target_size).await,
         "multiple-steps" => durable_yield::lambda::run(multiple_steps).await,
         "wait-only" => durable_yield::lambda::run(wait_only).await,
         "replay-determinism" => durable_yield::lambda::run(replay_determinism).await,
