@@ -743,3 +743,45 @@ async fn callback_and_invoke_errors_keep_their_type_through_question_mark() {
         Some("Function not found: missing.")
     );
 }
+
+/// On the local runner, an invoked function reads its input as JSON, as a
+/// Lambda function reads its event: a payload that is not JSON (here
+/// MessagePack's tagged base64) fails the invoked execution with a message
+/// that says so, instead of reaching it as `null`.
+#[tokio::test]
+async fn an_invoke_input_that_is_not_json_fails_the_invoked_function_and_says_why() {
+    let target = |_: Workflow, x: u32| async move { Ok::<_, StepError>(x * 2) };
+    let workflow = |mut wf: Workflow, ()| async move {
+        let config =
+            durable_yield::InvokeConfig::new().payload_codec(durable_yield::codecs::MsgPack);
+        let e = wf
+            .invoke_with::<_, u32, _, _>(config, "double", &21u32)
+            .await
+            .unwrap_err();
+        Ok::<_, StepError>(format!(
+            "{} {}",
+            e.error_type().unwrap_or(""),
+            e.message().unwrap_or("")
+        ))
+    };
+    let run = LocalRunner::new()
+        .register_workflow("double", target)
+        .run(&workflow, &())
+        .await
+        .unwrap();
+    let result = run.result.unwrap();
+    assert!(
+        result.starts_with("InvalidInput the input is not JSON (")
+            && result.ends_with(
+                "): a chained invoke's input is the invoked function's event; encode it with an \
+                 untagged text codec (InvokeConfig::payload_codec)"
+            ),
+        "{result}"
+    );
+    assert_eq!(run.invoked.len(), 1);
+    assert!(
+        run.invoked[0].input.starts_with("msgpack:"),
+        "{:?}",
+        run.invoked[0].input
+    );
+}

@@ -362,8 +362,23 @@ impl LocalRunner {
         let function: LocalFunction = Arc::new(move |input: String, env: InvokeEnv| {
             let workflow = workflow.clone();
             Box::pin(async move {
-                let value: serde_json::Value =
-                    serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
+                // A Lambda function reads its event as JSON: an input that
+                // is not (a tagged or binary codec's payload) fails the
+                // invoked execution, as the function would, not as null.
+                let value: serde_json::Value = match serde_json::from_str(&input) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        let error = ErrorObject::new(
+                            "InvalidInput",
+                            format!(
+                                "the input is not JSON ({e}): a chained invoke's input is the \
+                                 invoked function's event; encode it with an untagged text codec \
+                                 (InvokeConfig::payload_codec)"
+                            ),
+                        );
+                        return (Err(error), 0, None);
+                    }
+                };
                 let start = env.start;
                 let mut runner = LocalRunner::new().start_time(start);
                 runner.plugins = env.plugins;
