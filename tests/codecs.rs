@@ -247,14 +247,19 @@ async fn a_result_that_cannot_be_encoded_fails_the_step() {
 }
 
 /// Json, whose storage is unreachable (`CodecError::Unavailable`) for the
-/// first `encode_failures` encodes and the first `decode_failures` decodes
-/// after `decodes_before` good ones.
+/// first `encode_failures` encodes after `encodes_before` good ones and
+/// the first `decode_failures` decodes after `decodes_before` good ones.
 #[derive(Clone, Default)]
 struct Flaky {
     encode_failures: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    encodes: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    encodes_before: u32,
     decode_failures: std::sync::Arc<std::sync::atomic::AtomicU32>,
     decodes: std::sync::Arc<std::sync::atomic::AtomicU32>,
     decodes_before: u32,
+    /// Payloads without the `flaky-json:` tag (plain JSON, for another
+    /// function to read).
+    untagged: bool,
 }
 
 impl Flaky {
@@ -275,7 +280,10 @@ impl Codec for Flaky {
         value: &T,
         cx: &PayloadContext<'_>,
     ) -> Result<Vec<u8>, CodecError> {
-        if Flaky::take(&self.encode_failures) {
+        let n = self
+            .encodes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n >= self.encodes_before && Flaky::take(&self.encode_failures) {
             return Err(CodecError::unavailable(self.id(), "the store timed out"));
         }
         Json.encode(value, cx)
@@ -295,6 +303,9 @@ impl Codec for Flaky {
     }
     fn is_text(&self) -> bool {
         true
+    }
+    fn tagged(&self) -> bool {
+        !self.untagged
     }
 }
 
@@ -427,4 +438,215 @@ async fn a_transient_failure_encoding_a_contexts_result_escapes_it_and_fails_the
         let failed = op.status == durable_yield::model::OperationStatus::Failed;
         assert!(!failed, "nothing is recorded as failed: {op:?}");
     }
+}
+
+/// Flaky failing its first `n` encodes.
+fn failing_encodes(n: u32) -> Flaky {
+    Flaky {
+        encode_failures: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(n)),
+        ..Flaky::default()
+    }
+}
+
+/// The errors of the run's failed invocations, from its timeline.
+fn failed_invocations<O>(run: &durable_yield::LocalRun<O>) -> Vec<String> {
+    run.timeline
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            durable_yield::local::TimelineEvent::InvocationFailed { error, .. } => {
+                Some(error.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asserts that one invocation failed, for `op`'s codec, transiently, and
+/// that nothing was recorded as failed.
+fn assert_one_transient_failure<O>(run: &durable_yield::LocalRun<O>, op: &str) {
+    let failed = failed_invocations(run);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let expected = "could not be encoded or decoded for now: codec `flaky-json` could not \
+                    reach its storage (transient; the invocation is retried): the store timed out";
+    assert!(
+        failed[0].contains(op) && failed[0].contains(expected),
+        "{}",
+        failed[0]
+    );
+    for op in &run.operations {
+        let failed = op.status == durable_yield::model::OperationStatus::Failed;
+        assert!(!failed, "nothing is recorded as failed: {op:?}");
+    }
+}
+
+/// A chained invoke's input that cannot be encoded for now fails the
+/// invocation (not the invoke: before, it failed as an invalid input);
+/// the next invocation encodes it again and invokes the target once.
+#[tokio::test]
+async fn a_transient_failure_encoding_an_invoke_input_fails_the_invocation() {
+    use durable_yield::InvokeConfig;
+    // Untagged: the target reads its input as JSON.
+    let codec = Flaky {
+        untagged: true,
+        ..failing_encodes(1)
+    };
+    let workflow = move |mut wf: Workflow, x: u32| {
+        let codec = codec.clone();
+        async move {
+            let config = InvokeConfig::named("call").payload_codec(codec);
+            let y: u32 = wf.invoke_with(config, "double", &x).await?;
+            Ok::<_, StepError>(y)
+        }
+    };
+    let target = |_: Workflow, x: u32| async move { Ok::<_, StepError>(x * 2) };
+    let run = LocalRunner::new()
+        .register_workflow("double", target)
+        .run(&workflow, &21)
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(42));
+    assert_eq!(run.invoked.len(), 1, "the target ran once");
+    assert_eq!(run.invoked[0].input, "21");
+    assert_one_transient_failure(&run, "ChainedInvoke \"call\"");
+}
+
+/// A wait-for-condition's new state that cannot be encoded for now fails
+/// the invocation (not the wait: before, it failed as a permanent codec
+/// error); the next invocation checks again.
+#[tokio::test]
+async fn a_transient_failure_encoding_a_conditions_state_fails_the_invocation() {
+    use durable_yield::{Condition, ConditionConfig};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // The initial state's round trip encodes once before the check.
+    let codec = Flaky {
+        encodes_before: 1,
+        ..failing_encodes(1)
+    };
+    let checks = std::sync::Arc::new(AtomicU32::new(0));
+    let counted = checks.clone();
+    let workflow = move |mut wf: Workflow, ()| {
+        let (codec, checks) = (codec.clone(), counted.clone());
+        async move {
+            let config = ConditionConfig::named("ready").codec(codec);
+            let state = wf
+                .wait_for_condition_with(config, 1u32, move |_, n| {
+                    checks.fetch_add(1, Ordering::SeqCst);
+                    async move { Ok(Condition::Met(n + 1)) }
+                })
+                .await?;
+            Ok::<_, StepError>(state)
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(2));
+    assert_eq!(checks.load(Ordering::SeqCst), 2, "checked again after it");
+    assert_eq!(run.invocations, 2);
+    assert_one_transient_failure(&run, "WaitForCondition \"ready\"");
+}
+
+/// A map's result that its batch codec cannot encode for now fails the
+/// invocation (not the map: before, it failed with a codec error); the
+/// items are recorded, so the next invocation replays them (no item runs
+/// twice) and encodes the result again.
+#[tokio::test]
+async fn a_transient_failure_encoding_a_batch_result_fails_the_invocation() {
+    use durable_yield::MapConfig;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let codec = failing_encodes(1);
+    let ran = std::sync::Arc::new(AtomicU32::new(0));
+    let counted = ran.clone();
+    let workflow = move |mut wf: Workflow, ()| {
+        let (codec, ran) = (codec.clone(), counted.clone());
+        async move {
+            let items = wf
+                .map_with(
+                    MapConfig::named("items").batch_codec(codec),
+                    vec![1u32, 2, 3],
+                    move |_, x, _| {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                        async move { Ok::<_, StepError>(x * 10) }
+                    },
+                )
+                .await?;
+            let sum: u32 = items.into_values()?.into_iter().sum();
+            Ok::<_, StepError>(sum)
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(60));
+    assert_eq!(ran.load(Ordering::SeqCst), 3, "no item ran twice");
+    assert_eq!(run.invocations, 2);
+    assert_one_transient_failure(&run, "Map \"items\"");
+}
+
+/// Flaky failing its first `n` decodes, untagged (plain JSON, as another
+/// function or a callback's sender writes it).
+fn failing_plain_decodes(n: u32) -> Flaky {
+    Flaky {
+        decode_failures: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(n)),
+        untagged: true,
+        ..Flaky::default()
+    }
+}
+
+/// A callback's answer that cannot be decoded for now fails the invocation
+/// (not the callback: before, workflow code got an undecodable answer);
+/// the next invocation reads it again. The callback is awaited after a
+/// later step, and the failure names the callback, not that step.
+#[tokio::test]
+async fn a_transient_failure_decoding_a_callback_answer_fails_the_invocation() {
+    use durable_yield::CallbackConfig;
+    use durable_yield::local::CallbackAnswer;
+    let codec = failing_plain_decodes(1);
+    let workflow = move |mut wf: Workflow, ()| {
+        let codec = codec.clone();
+        async move {
+            let config = CallbackConfig::named("approval").codec(codec);
+            let cb = wf.create_callback_with::<String, _>(config).await;
+            let n: u32 = wf.step("later", |_| async { Ok(1) }).await?;
+            let answer = wf.callback_result(&cb).await?;
+            Ok::<_, durable_yield::BoxError>(format!("{answer} {n}"))
+        }
+    };
+    let run = LocalRunner::new()
+        .answer_callback("approval", CallbackAnswer::success("yes"))
+        .run(&workflow, &())
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result.as_deref(), Some("yes 1"));
+    assert_eq!(run.invocations, 3, "to the answer, one failed, one replay");
+    assert_one_transient_failure(&run, "Callback \"approval\" (id ");
+}
+
+/// A chained invoke's result that cannot be decoded for now fails the
+/// invocation (not the invoke: before, it failed as undecodable); the next
+/// invocation reads the recorded result again, without invoking again.
+#[tokio::test]
+async fn a_transient_failure_decoding_an_invoke_result_fails_the_invocation() {
+    use durable_yield::InvokeConfig;
+    let codec = failing_plain_decodes(1);
+    let workflow = move |mut wf: Workflow, x: u32| {
+        let codec = codec.clone();
+        async move {
+            let config = InvokeConfig::named("call").result_codec(codec);
+            let y: u32 = wf.invoke_with(config, "double", &x).await?;
+            Ok::<_, StepError>(y)
+        }
+    };
+    let target = |_: Workflow, x: u32| async move { Ok::<_, StepError>(x * 2) };
+    let run = LocalRunner::new()
+        .register_workflow("double", target)
+        .run(&workflow, &21)
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(42));
+    assert_eq!(run.invoked.len(), 1, "invoked once");
+    assert_eq!(run.invocations, 3, "to the result, one failed, one replay");
+    assert_one_transient_failure(&run, "ChainedInvoke \"call\"");
 }

@@ -12,7 +12,9 @@ use crate::model::{ErrorObject, OperationId, OperationStatus, OperationType, Sha
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OpRef {
-    /// The 1-based position of the call in its context.
+    /// The 1-based position of the call in its context (for a map or
+    /// parallel branch, its 0-based index); 0 also when it is not known
+    /// (an operation named by its id alone), and then not displayed.
     pub seq: u64,
     /// The operation id.
     pub id: OperationId,
@@ -44,13 +46,11 @@ impl OpRef {
 
 impl fmt::Display for OpRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (operation #{}, id {})",
-            self.describe(),
-            self.seq,
-            self.id
-        )
+        match self.seq {
+            // Its place is not known (an operation named by its id alone).
+            0 => write!(f, "{} (id {})", self.describe(), self.id),
+            seq => write!(f, "{} (operation #{seq}, id {})", self.describe(), self.id),
+        }
     }
 }
 
@@ -104,8 +104,10 @@ pub enum ExecutionError {
         /// The requested duration.
         duration: Duration,
     },
-    /// A recorded value could not be decoded by the workflow.
-    #[error("{}: {error}", match .op { Some(op) => format!("cannot decode the result of {op}"), None => "cannot decode a value".to_owned() })]
+    /// A recorded value could not be decoded by the workflow; or, when
+    /// the codec's failure is transient ([`ExecutionError::is_transient`]),
+    /// a value could not be encoded or decoded for now.
+    #[error("{}: {error}", codec_subject(.op.as_ref(), .error))]
     Codec {
         /// The operation whose value failed.
         op: Option<OpRef>,
@@ -210,5 +212,15 @@ impl ExecutionError {
     /// The error as the service records it.
     pub fn to_error_object(&self) -> ErrorObject {
         ErrorObject::new(self.error_type(), self.to_string()).truncated()
+    }
+}
+
+/// What [`ExecutionError::Codec`]'s message says failed.
+fn codec_subject(op: Option<&OpRef>, error: &CodecError) -> String {
+    match (op, error.is_transient()) {
+        (Some(op), true) => format!("a value of {op} could not be encoded or decoded for now"),
+        (None, true) => "a value could not be encoded or decoded for now".to_owned(),
+        (Some(op), false) => format!("cannot decode the result of {op}"),
+        (None, false) => "cannot decode a value".to_owned(),
     }
 }

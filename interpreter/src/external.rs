@@ -151,12 +151,19 @@ impl Workflow {
             Response::Step(Ok(raw)) => {
                 let op = Some(callback.op);
                 let cx = self.payload_context(&op);
-                decode_callback(&callback.codec, raw.as_str(), &cx).map_err(|e| {
-                    CallbackError::new(
+                match decode_callback(&callback.codec, raw.as_str(), &cx) {
+                    Ok(value) => Ok(value),
+                    // The answer stays recorded: the next invocation reads
+                    // it again.
+                    Err(error) if error.is_transient() => {
+                        let of = Box::new((callback.op, error));
+                        self.abort(Fatal::CodecOf(of)).await
+                    }
+                    Err(e) => Err(CallbackError::new(
                         callback.name.clone(),
                         ErrorObject::new(UNDECODABLE, format!("the callback's answer {e}")),
-                    )
-                })
+                    )),
+                }
             }
             Response::Step(Err(error)) => Err(CallbackError::new(callback.name.clone(), *error)),
             _ => self.protocol_violation().await,
@@ -284,9 +291,7 @@ impl Workflow {
         } = config;
         // The input and the result cross executions: bound to neither.
         let cx = PayloadContext::DETACHED;
-        let payload = to_payload(&payload_codec, input, &cx)
-            .map(Payload::from)
-            .map_err(|e| ErrorObject::new("CodecError", e.to_string()));
+        let payload = to_payload(&payload_codec, input, &cx).map(Payload::from);
         let request = Request::Invoke(Box::new(InvokeRequest {
             name,
             function_name: function.clone(),
@@ -299,12 +304,16 @@ impl Workflow {
         };
         let error = |ending, error| InvokeError::new(function.clone(), ending, error);
         match outcome {
-            Ok(payload) => from_payload(&result_codec, payload.as_str(), &cx).map_err(|e| {
-                error(
+            Ok(payload) => match from_payload(&result_codec, payload.as_str(), &cx) {
+                Ok(value) => Ok(value),
+                // The result stays recorded: the next invocation reads it
+                // again.
+                Err(e) if e.is_transient() => self.abort(Fatal::Codec(e)).await,
+                Err(e) => Err(error(
                     InvokeEnding::Undecodable,
                     ErrorObject::new("InvokeResultUndecodable", format!("the result {e}")),
-                )
-            }),
+                )),
+            },
             Err(ended) => {
                 let (status, e) = *ended;
                 let ending = match (status, e.error_type.as_deref()) {
@@ -384,14 +393,14 @@ impl Workflow {
                 let state: S = match state {
                     Some(p) => match from_payload(&codec, p.as_str(), &cx) {
                         Ok(state) => state,
-                        Err(error) => return self.abort(Fatal::Decode(error)).await,
+                        Err(error) => return self.abort(Fatal::Codec(error)).await,
                     },
                     None => {
                         let round_trip = to_payload(&codec, &initial, &cx)
                             .and_then(|p| from_payload(&codec, &p, &cx));
                         match round_trip {
                             Ok(state) => state,
-                            Err(error) => return self.abort(Fatal::Decode(error)).await,
+                            Err(error) => return self.abort(Fatal::Codec(error)).await,
                         }
                     }
                 };
@@ -405,10 +414,14 @@ impl Workflow {
                     let payload = to_payload(&encoder, &state, &cx)
                         .map(Payload::from)
                         .map_err(|e| {
-                            StepFailure::permanent(ErrorObject::new(
-                                "CodecError",
-                                format!("the condition state {e}"),
-                            ))
+                            if e.is_transient() {
+                                StepFailure::unavailable("condition state", e)
+                            } else {
+                                StepFailure::permanent(ErrorObject::new(
+                                    "CodecError",
+                                    format!("the condition state {e}"),
+                                ))
+                            }
                         })?;
                     done.store(met, Ordering::Release);
                     Ok(payload)
@@ -425,7 +438,7 @@ impl Workflow {
             Ok(payload) => match from_payload(&codec, payload.as_str(), &self.payload_context(&op))
             {
                 Ok(state) => Ok(state),
-                Err(error) => self.abort(Fatal::Decode(error)).await,
+                Err(error) => self.abort(Fatal::Codec(error)).await,
             },
             Err(error) => Err(StepError::new("wait for condition", name, *error)),
         }

@@ -465,12 +465,13 @@ impl StepFailure {
         }
     }
 
-    /// The step's result could not be encoded because its codec's storage
-    /// is unreachable for a while ([`CodecError::is_transient`]): nothing
-    /// is recorded, the invocation fails and the service retries it.
-    pub(crate) fn unavailable(error: CodecError) -> Self {
+    /// The value a step's body made (`what`: its result, a condition's
+    /// state) could not be encoded because its codec's storage is
+    /// unreachable for a while ([`CodecError::is_transient`]): nothing is
+    /// recorded, the invocation fails and the service retries it.
+    pub(crate) fn unavailable(what: &str, error: CodecError) -> Self {
         StepFailure {
-            error: ErrorObject::new("CodecError", format!("the step result {error}")),
+            error: ErrorObject::new("CodecError", format!("the {what} {error}")),
             source: Some(Box::new(error)),
             retryable: false,
         }

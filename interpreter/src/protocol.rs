@@ -158,7 +158,8 @@ pub(crate) struct InvokeRequest {
     pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) function_name: String,
     pub(crate) tenant_id: Option<String>,
-    pub(crate) payload: Result<Payload, ErrorObject>,
+    /// The input, or why it could not be encoded.
+    pub(crate) payload: Result<Payload, CodecError>,
 }
 
 /// One live check of a wait-for-condition: its step context, the recorded
@@ -271,8 +272,14 @@ pub(crate) enum BatchReply {
 /// Why workflow code cannot go on.
 #[derive(Clone)]
 pub(crate) enum Fatal {
-    /// A recorded value does not decode with the operation's codec.
-    Decode(CodecError),
+    /// A recorded value does not decode with the operation's codec, or
+    /// a value cannot be encoded for now ([`CodecError::is_transient`]).
+    Codec(CodecError),
+    /// A value of the recorded operation `op` (not necessarily the
+    /// context's last one: a callback awaited late) cannot be decoded for
+    /// now ([`CodecError::is_transient`]). Boxed: `Fatal` is held by
+    /// every operation's future.
+    CodecOf(Box<(OperationId, CodecError)>),
     /// The interpreter answered out of protocol.
     Protocol(&'static str),
 }

@@ -396,7 +396,7 @@ impl Workflow {
         payload: &Payload,
     ) -> Result<T, Fatal> {
         let op = answered_op();
-        from_payload(codec, payload.as_str(), &self.payload_context(&op)).map_err(Fatal::Decode)
+        from_payload(codec, payload.as_str(), &self.payload_context(&op)).map_err(Fatal::Codec)
     }
 
     /// Waits durably for `duration`: the invocation suspends and the service
@@ -500,7 +500,7 @@ where
             .map(Into::into)
             .map_err(|e| {
                 if e.is_transient() {
-                    StepFailure::unavailable(e)
+                    StepFailure::unavailable("step result", e)
                 } else {
                     StepFailure::permanent(ErrorObject::new(
                         "CodecError",

@@ -303,18 +303,23 @@ impl Workflow {
                 let spliced = exact.then(|| splice_json(&raw));
                 let built = match typed::<T, C>(raw, item_codec, &name, &cx, &op) {
                     Ok(built) => built,
-                    Err(error) => return self.abort(Fatal::Decode(error)).await,
+                    Err(error) => return self.abort(Fatal::Codec(error)).await,
                 };
                 let encoded = match spliced {
                     Some(json) => Ok(Payload::from(json)),
-                    None => to_payload(batch_codec, &built, &cx)
-                        .map(Payload::from)
-                        .map_err(|e| {
+                    // The items are recorded: the next invocation replays
+                    // them and encodes the result again.
+                    None => match to_payload(batch_codec, &built, &cx) {
+                        Err(error) if error.is_transient() => {
+                            return self.abort(Fatal::Codec(error)).await;
+                        }
+                        encoded => encoded.map(Payload::from).map_err(|e| {
                             Box::new(ErrorObject::new(
                                 "CodecError",
                                 format!("the {kind} result {e}"),
                             ))
                         }),
+                    },
                 };
                 match self.yielder.yield_(Request::CloseBatch(encoded)).await {
                     Response::Step(Ok(_)) if exact => Ok(built),
@@ -330,7 +335,7 @@ impl Workflow {
         };
         match outcome {
             Ok(result) => Ok(result),
-            Err(error) => self.abort(Fatal::Decode(error)).await,
+            Err(error) => self.abort(Fatal::Codec(error)).await,
         }
     }
 }

@@ -77,6 +77,20 @@ impl Interpreter {
         }
     }
 
+    /// A reference to the recorded operation `id`, for messages (its
+    /// position in its context is not known here: 0).
+    pub(super) fn recorded_op(&self, id: &OperationId) -> Option<OpRef> {
+        let op = self.history.get(id)?;
+        Some(OpRef {
+            seq: 0,
+            id: *id,
+            op_type: op.op_type,
+            sub_type: op.sub_type.clone(),
+            name: op.name.clone(),
+            parent: op.parent_id,
+        })
+    }
+
     pub(super) fn on_callback_result(&mut self, ctx: CtxId, id: OperationId) {
         let next = match self.history.get(&id) {
             None => Next::fail(ExecutionError::Internal(format!(

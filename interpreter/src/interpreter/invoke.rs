@@ -2,6 +2,7 @@
 //! function, and the outcome read back from the history.
 
 use super::*;
+use durable_yield_codecs::CodecError;
 
 impl Interpreter {
     pub(super) fn on_invoke(
@@ -10,7 +11,7 @@ impl Interpreter {
         name: Option<Cow<'static, str>>,
         function_name: String,
         tenant_id: Option<String>,
-        payload: Result<Payload, ErrorObject>,
+        payload: Result<Payload, CodecError>,
     ) {
         let (mut op, at) = self.next_op(
             ctx,
@@ -53,10 +54,15 @@ impl Interpreter {
             Next::fail(invalid("a tenant id must be 1 to 256 characters".into()))
         } else {
             match payload {
-                Err(error) => Next::fail(invalid(format!(
-                    "the input could not be encoded: {}",
-                    error.error_message.unwrap_or_default()
-                ))),
+                // Nothing is recorded: the invocation ends, and the
+                // service's next one encodes the input again.
+                Err(error) if error.is_transient() => Next::fail(ExecutionError::Codec {
+                    op: Some(op.clone()),
+                    error,
+                }),
+                Err(error) => {
+                    Next::fail(invalid(format!("the input could not be encoded: {error}")))
+                }
                 Ok(payload) if payload.len() > MAX_OPERATION_PAYLOAD => {
                     Next::fail(invalid(format!(
                         "the input is {} bytes, over the limit of {MAX_OPERATION_PAYLOAD}",

@@ -118,8 +118,13 @@ impl Interpreter {
             }
             Resumed::Yielded(Request::CloseBatch(encoded)) => self.on_close_batch(ctx, encoded),
             Resumed::Yielded(Request::Fatal(fatal)) => match *fatal {
-                Fatal::Decode(error) => {
+                Fatal::Codec(error) => {
                     let op = last_op();
+                    self.fatal(ExecutionError::Codec { op, error })
+                }
+                Fatal::CodecOf(of) => {
+                    let (op, error) = *of;
+                    let op = self.recorded_op(&op).or_else(last_op);
                     self.fatal(ExecutionError::Codec { op, error })
                 }
                 Fatal::Protocol(what) => self.fatal(ExecutionError::Internal(what.to_owned())),
