@@ -650,3 +650,87 @@ async fn a_transient_failure_decoding_an_invoke_result_fails_the_invocation() {
     assert_eq!(run.invocations, 3, "to the result, one failed, one replay");
     assert_one_transient_failure(&run, "ChainedInvoke \"call\"");
 }
+
+/// The local runner gives up after 5 consecutive failed invocations, as
+/// AWS's emulator does, unless told otherwise.
+#[tokio::test]
+async fn the_local_runner_gives_up_after_five_failed_invocations_in_a_row_unless_told() {
+    use std::sync::atomic::AtomicU32;
+    let ran = std::sync::Arc::new(AtomicU32::new(0));
+    let run = LocalRunner::new()
+        .run(&flaky_workflow(failing_encodes(5), ran.clone()), &())
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    let error = run.error.unwrap();
+    assert_eq!(error.error_type.as_deref(), Some("InvocationFailed"));
+    let message = error.error_message.unwrap_or_default();
+    assert!(
+        message.starts_with("5 consecutive invocations failed; the last: "),
+        "{message}"
+    );
+    let run = LocalRunner::new()
+        .max_failed_invocations(6)
+        .run(&flaky_workflow(failing_encodes(5), ran), &())
+        .await
+        .unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(42));
+    assert_eq!(
+        run.invocations, 7,
+        "five failed, one to the wait, one after"
+    );
+}
+
+/// What was decided before a transient failure is still recorded: two map
+/// items' steps end in the same round, the second's result cannot be
+/// encoded for now; the first's outcome goes out before the invocation
+/// fails, so its body does not run again.
+#[tokio::test]
+async fn what_ended_before_a_transient_failure_is_recorded_not_run_again() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let codec = failing_encodes(1);
+    let runs: std::sync::Arc<[AtomicU32; 2]> =
+        std::sync::Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+    let counted = runs.clone();
+    let workflow = move |mut wf: Workflow, ()| {
+        let (codec, runs) = (codec.clone(), counted.clone());
+        async move {
+            let items = wf
+                .map(
+                    "items",
+                    vec![0usize, 1],
+                    move |mut wf: Workflow, i: usize, _| {
+                        let (codec, runs) = (codec.clone(), runs.clone());
+                        async move {
+                            let config = StepConfig::named("work");
+                            let v: usize = if i == 0 {
+                                wf.step_with(config, move |_| async move {
+                                    runs[0].fetch_add(1, Ordering::SeqCst);
+                                    Ok(10)
+                                })
+                                .await?
+                            } else {
+                                wf.step_with(config.codec(codec), move |_| async move {
+                                    runs[1].fetch_add(1, Ordering::SeqCst);
+                                    Ok(20)
+                                })
+                                .await?
+                            };
+                            Ok::<_, StepError>(v)
+                        }
+                    },
+                )
+                .await?;
+            let sum: usize = items.into_values()?.into_iter().sum();
+            Ok::<_, StepError>(sum)
+        }
+    };
+    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.result, Some(30));
+    assert_eq!(run.invocations, 2);
+    assert_one_transient_failure(&run, "Step \"work\"");
+    assert_eq!(runs[0].load(Ordering::SeqCst), 1, "item 0's step ran once");
+    assert_eq!(runs[1].load(Ordering::SeqCst), 2, "item 1's step ran again");
+}

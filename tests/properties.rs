@@ -6,8 +6,8 @@
 use durable_yield_tests::emulator::workspace;
 use durable_yield_tests::fuzzing::{
     CodeChange, CodecKind, CrashCase, check_code_change, check_codecs, check_envelope_and_history,
-    check_replay_determinism, classify_code_change, envelope_and_history, external_ops, nesting,
-    racing_batches, shapes, steps_with, windowed_batches,
+    classify_code_change, envelope_and_history, external_ops, nesting, racing_batches,
+    replay_determinism, shapes, steps_with, windowed_batches,
 };
 
 /// xorshift64*: a small deterministic generator for test inputs.
@@ -55,9 +55,27 @@ fn property(target: &str, cases: usize, check: fn(&[u8]) -> Result<(), String>) 
     assert!(failures.is_empty(), "{target}:\n{}", failures.join("\n"));
 }
 
+/// Cases of `replay_determinism` whose crashed run met a transient codec
+/// failure.
+static TRANSIENT_CASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn replay_determinism_counted(data: &[u8]) -> Result<(), String> {
+    if replay_determinism(data)?.is_some_and(|n| n > 0) {
+        TRANSIENT_CASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    Ok(())
+}
+
 #[test]
 fn replay_determinism_under_crashes() {
-    property("replay_determinism", 300, check_replay_determinism);
+    property("replay_determinism", 300, replay_determinism_counted);
+    // The transient codec failures of `CodecKind::Flaky` steps are met.
+    let met = TRANSIENT_CASES.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        met >= 300 / 10,
+        "{met} of 300 cases met a transient failure"
+    );
+    eprintln!("{met} cases met a transient codec failure");
 }
 
 #[test]

@@ -913,10 +913,11 @@ async fn unreachable_step(mut wf: Workflow, _: u32) -> Result<u32, StepError> {
 }
 
 /// A transient codec failure (AWS's `RetryableSerDesError`) ends the
-/// invocation with `Outcome::Retry`, recording nothing: live, when the
-/// step's result cannot be encoded (no checkpoint of its outcome), and on
-/// replay, when a recorded one cannot be decoded (no FAIL of the
-/// execution).
+/// invocation with `Outcome::Retry`, recording no failure: live, when the
+/// step's result cannot be encoded (no checkpoint of its outcome; only its
+/// START, held back while the body ran, goes out first, as decided before
+/// the failure), and on replay, when a recorded one cannot be decoded (no
+/// FAIL of the execution).
 #[test]
 fn a_transient_codec_failure_ends_the_invocation_with_retry_and_records_nothing() {
     let mut it = Interpreter::new(ARN, vec![execution("4")], &unreachable_step);
@@ -924,12 +925,19 @@ fn a_transient_codec_failure_ends_the_invocation_with_retry_and_records_nothing(
     assert!(outcome.is_err());
     finish_step(&mut it, outcome);
     match it.poll() {
+        Some(Action::Checkpoint { updates, .. }) => {
+            let actions: Vec<_> = updates.iter().map(|u| (u.action, u.id)).collect();
+            assert_eq!(actions, [(A::Start, ids(1)[0])]);
+        }
+        other => panic!("expected the step's START, got {other:?}"),
+    }
+    match it.poll() {
         Some(Action::Finish(Outcome::Retry(error))) => {
             assert_eq!(error.error_type.as_deref(), Some("CodecError"));
             let message = error.error_message.unwrap_or_default();
             assert!(message.contains("timed out"), "{message}");
         }
-        other => panic!("expected Retry and no checkpoint, got {other:?}"),
+        other => panic!("expected Retry and no other checkpoint, got {other:?}"),
     }
     assert!(it.poll().is_none());
     assert!(it.error().is_some_and(|e| e.is_transient()));

@@ -54,6 +54,74 @@ pub enum CodecKind {
     /// MessagePack compressed, then encrypted (a fixed test keyring): bound to
     /// the execution and the step, fresh nonces on every run.
     Sealed,
+    /// JSON whose storage may be unreachable for a while ([`FlakyJson`]):
+    /// in the crashed run of `replay_determinism`, the step's first encode
+    /// and first decode fail transiently.
+    Flaky,
+}
+
+/// Untagged JSON failing transiently (`CodecError::Unavailable`) as its
+/// probe says: the step it is named for fails its next encode and its
+/// next decode while its entry in [`Probe::flaky`] has them.
+#[derive(Clone)]
+struct FlakyJson {
+    step: String,
+    probe: Probe,
+}
+
+impl FlakyJson {
+    /// Whether this call fails: takes one from the step's `[encodes,
+    /// decodes]` entry.
+    fn fails(&self, which: usize) -> bool {
+        let mut flaky = self.probe.flaky.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(left) = flaky.get_mut(&self.step).map(|f| &mut f[which]) else {
+            return false;
+        };
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        self.probe.transient.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+}
+
+impl Codec for FlakyJson {
+    fn id(&self) -> &str {
+        "flaky-json"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, durable_yield::codecs::CodecError> {
+        if self.fails(0) {
+            return Err(durable_yield::codecs::CodecError::unavailable(
+                self.id(),
+                "the store timed out",
+            ));
+        }
+        Json.encode(value, cx)
+    }
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        cx: &PayloadContext<'_>,
+    ) -> Result<T, durable_yield::codecs::CodecError> {
+        if self.fails(1) {
+            return Err(durable_yield::codecs::CodecError::unavailable(
+                self.id(),
+                "the store timed out",
+            ));
+        }
+        Json.decode(bytes, cx)
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
 }
 
 /// The codec of [`CodecKind::Compressed`].
@@ -388,6 +456,11 @@ pub struct Probe {
     pub execs: Arc<Mutex<Vec<Exec>>>,
     /// Invocations so far.
     pub invocations: Arc<AtomicU32>,
+    /// The [`CodecKind::Flaky`] steps whose codec fails next: `[encodes,
+    /// decodes]` left to fail, by step name (empty: none fails).
+    pub flaky: Arc<Mutex<HashMap<String, [u8; 2]>>>,
+    /// How many transient codec failures were made.
+    pub transient: Arc<AtomicU32>,
 }
 
 type Run = Pin<Box<dyn Future<Output = Result<String, StepError>> + Send>>;
@@ -472,7 +545,7 @@ fn run_ops<'a>(
                         .await;
                     Ok(format!("{name} waited"))
                 }
-                Op::Step { codec, .. } => match codec {
+                Op::Step { codec, name, .. } => match codec {
                     CodecKind::Json => run_step(wf, Json, op, probe, invocation).await,
                     CodecKind::Bincode => run_step(wf, Bincode, op, probe, invocation).await,
                     CodecKind::MsgPack => run_step(wf, MsgPack, op, probe, invocation).await,
@@ -480,6 +553,13 @@ fn run_ops<'a>(
                         run_step(wf, compressed_codec(), op, probe, invocation).await
                     }
                     CodecKind::Sealed => run_step(wf, sealed_codec(), op, probe, invocation).await,
+                    CodecKind::Flaky => {
+                        let codec = FlakyJson {
+                            step: name.clone(),
+                            probe: probe.clone(),
+                        };
+                        run_step(wf, codec, op, probe, invocation).await
+                    }
                 },
                 Op::Child {
                     name,
@@ -1228,14 +1308,37 @@ pub struct CrashCase {
 }
 
 /// Runs `program` uninterrupted, then again with crashes injected before or
-/// after checkpoint requests. Properties: the same outcome and the same
-/// operations (unless a crash interrupted an at-most-once attempt, which
-/// then counts as failed); no step body runs again after its step's outcome
-/// was recorded; an at-most-once step's body never runs twice in one
-/// attempt.
+/// after checkpoint requests, and each [`CodecKind::Flaky`] step's first
+/// encode and first decode failing transiently (each fails the invocation).
+/// Properties: the same outcome and the same operations (unless a crash or
+/// a transient failure interrupted an at-most-once attempt, which then
+/// counts as failed); no step body runs again after its step's outcome was
+/// recorded; an at-most-once step's body never runs twice in one attempt.
 pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
+    replay_determinism(data).map(|_| ())
+}
+
+/// The names of the [`CodecKind::Flaky`] steps of `ops`, however deep.
+fn flaky_steps(ops: &[Op], out: &mut Vec<String>) {
+    for op in ops {
+        match op {
+            Op::Step {
+                name,
+                codec: CodecKind::Flaky,
+                ..
+            } => out.push(name.clone()),
+            Op::Child { body, .. } => flaky_steps(body, out),
+            Op::Batch { branches, .. } => branches.iter().for_each(|b| flaky_steps(b, out)),
+            _ => {}
+        }
+    }
+}
+
+/// [`check_replay_determinism`], returning how many transient codec
+/// failures the crashed run met (`None`: the input decodes to no case).
+pub fn replay_determinism(data: &[u8]) -> Result<Option<u32>, String> {
     let Ok(case) = CrashCase::arbitrary_take_rest(Unstructured::new(data)) else {
-        return Ok(());
+        return Ok(None);
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -1255,6 +1358,13 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
         // operations (the plain run in one page): paging must not change
         // it either.
         let probe = Probe::default();
+        let mut flaky = Vec::new();
+        flaky_steps(&case.program.ops, &mut flaky);
+        probe
+            .flaky
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(flaky.into_iter().map(|name| (name, [1, 1])));
         let checker = HookChecker::default();
         let page = case
             .crashes
@@ -1262,9 +1372,12 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
             .fold(0usize, |a, c| a + usize::from(c.0))
             % 4
             + 1;
+        // Each transient failure fails an invocation too: more in a row
+        // than AWS's emulator allows (5) must not end the execution here.
         let crashed = runner_for(&[&case.program])
             .plugin(checker.clone())
             .page_size(page)
+            .max_failed_invocations(64)
             .start(&())
             .map_err(|e| e.to_string())?;
         let mut seen = Vec::new();
@@ -1283,8 +1396,9 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
         let wf = workflow(case.program.clone(), probe.clone());
         drive(&crashed, &wf, 500).await?;
         let actual = record(&crashed)?;
-        // A crash between an at-most-once step's START and its outcome
-        // costs that step an attempt (`StepInterrupted`), by design: that
+        // A crash (or a transient codec failure) between an at-most-once
+        // step's START and its outcome costs that step an attempt
+        // (`StepInterrupted`), by design: that
         // step's status, result, error and attempt count, and its note in
         // the result, may then differ. Everything else must be identical.
         let interrupted: Vec<String> = crashed
@@ -1376,7 +1490,7 @@ pub fn check_replay_determinism(data: &[u8]) -> Result<(), String> {
                 }
             }
         }
-        Ok(())
+        Ok(Some(probe.transient.load(Ordering::SeqCst)))
     })
 }
 
@@ -2071,7 +2185,8 @@ fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<serde_json:
                 v["Type"] = "STEP".into();
                 v["SubType"] = "Step".into();
                 let result = match codec {
-                    CodecKind::Json => {
+                    // A flaky step's payload is plain JSON.
+                    CodecKind::Json | CodecKind::Flaky => {
                         to_payload(&Json, &value(name, 1), &PayloadContext::DETACHED)
                     }
                     CodecKind::Bincode => {

@@ -100,7 +100,9 @@ pub enum Outcome {
     /// reach its storage: [`ExecutionError::is_transient`]), before
     /// anything of it was recorded as failed: end it as a failed invocation,
     /// so that the service invokes the function again (AWS's SDKs'
-    /// `RetryableSerDesError`).
+    /// `RetryableSerDesError`). Checkpoints handed out just before it
+    /// (what ended before the failure) were not answered: a driver sends
+    /// them before ending the invocation.
     Retry(ErrorObject),
 }
 
@@ -557,6 +559,15 @@ impl Interpreter {
                     return None;
                 }
                 Some(Ending::Fatal(error)) => {
+                    // A transient failure ends only this invocation: what
+                    // was decided before it (updates held back to share a
+                    // request) is still handed out, so that the next
+                    // invocation replays it instead of running it again.
+                    if error.is_transient() && !self.deferred.is_empty() {
+                        self.emit(Vec::new(), After::Nothing, false);
+                        self.ending = Some(Ending::Fatal(error));
+                        continue;
+                    }
                     let object = error.to_error_object();
                     let outcome = if error.is_transient() {
                         Outcome::Retry(object)
@@ -672,9 +683,16 @@ impl Interpreter {
 
     fn fatal_boxed(&mut self, error: Box<ExecutionError>) {
         if !matches!(self.ending, Some(Ending::Finished | Ending::Fatal(_))) {
+            // Nothing else is handed out: the execution fails at once. An
+            // invocation that fails for a while (a transient failure)
+            // keeps the checkpoints it made: they go out before it ends.
+            if error.is_transient() {
+                self.outbox
+                    .retain(|action| matches!(action, Action::Checkpoint { .. }));
+            } else {
+                self.outbox.clear();
+            }
             self.ending = Some(Ending::Fatal(error));
-            // Nothing else is handed out: the execution fails at once.
-            self.outbox.clear();
             self.ready.clear();
         }
     }

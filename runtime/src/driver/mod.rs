@@ -441,6 +441,20 @@ where
                     // started runs next, in what the plugins gave it.
                     Action::Observations => {}
                     Action::Finish(outcome) => {
+                        // A transient failure's end comes with what ended
+                        // before it, unanswered: recorded before the
+                        // invocation fails, so that it is not run again.
+                        if matches!(outcome, Outcome::Retry(_)) && !queue.is_empty() {
+                            let updates: Vec<OperationUpdate> = queue
+                                .drain(..)
+                                .flat_map(|(_, updates, _)| updates)
+                                .collect();
+                            match checkpointer.submit(updates, false).await {
+                                Ok(Flushed::Sent(_)) => {}
+                                Ok(Flushed::Revoked) => break 'invocation pending(),
+                                Err(e) => break 'invocation fail_or_retry(e)?,
+                            }
+                        }
                         let execution = interpreter.history().execution().map(|op| op.id);
                         break 'invocation finish(&mut checkpointer, execution, outcome).await?;
                     }

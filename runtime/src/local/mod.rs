@@ -499,6 +499,15 @@ impl LocalRunner {
         self
     }
 
+    /// Fails the execution (`InvocationFailed`) after `n` consecutive
+    /// failed invocations (crashes, transient codec or service errors);
+    /// 5 by default, as AWS's emulator gives up after 5. A test that makes
+    /// many invocations fail on purpose raises it.
+    pub fn max_failed_invocations(mut self, n: u32) -> Self {
+        self.max_failed_invocations = n.max(1);
+        self
+    }
+
     /// Sends at most `n` operations in the invocation envelope; the rest
     /// are paged in with `GetDurableExecutionState`, as the service does
     /// for large histories.
