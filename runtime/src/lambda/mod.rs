@@ -50,7 +50,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 use crate::driver::LambdaRequest;
 use crate::engine::{DurableService, InvocationError};
 use crate::model::{InvocationInput, InvocationOutput};
-use crate::plugin::{Plugin, PluginConflict, Plugins};
+use crate::plugin::{PLUGINS_ENV, Plugin, PluginCatalog, PluginConflict, PluginLoadError, Plugins};
 use crate::{CheckpointBatching, WorkflowFn};
 pub use history::fetch_history;
 
@@ -71,6 +71,8 @@ pub struct DurableHandler<W, I, O> {
     service: Option<AwsDurableService>,
     batching: CheckpointBatching,
     plugins: Plugins,
+    /// Whether [`PLUGINS_ENV`] was read ([`DurableHandler::plugins_from_env`]).
+    env_read: bool,
     types: PhantomData<fn(I) -> O>,
 }
 
@@ -88,8 +90,63 @@ where
             service: None,
             batching: CheckpointBatching::default(),
             plugins: Plugins::default(),
+            env_read: false,
             types: PhantomData,
         }
+    }
+
+    /// Registers the plugins that `DURABLE_EXECUTION_PLUGINS` ([`PLUGINS_ENV`])
+    /// names, from `catalog`, after those registered in code: the plugins
+    /// a deployment turns on without a new build, as AWS's SDKs read that
+    /// variable (see [`PluginCatalog`]). Unset or blank, it turns on none.
+    ///
+    /// A handler that never calls this warns at cold start when the
+    /// variable names plugins, instead of ignoring it silently.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginLoadError`], registering none of them, when the value is
+    /// malformed or names a plugin twice, names one the catalog lacks, or
+    /// one that shares an exclusive group with another: a configuration
+    /// error to report at cold start (`main` returns it).
+    ///
+    /// ```no_run
+    /// # use durable_yield::{StepError, Workflow};
+    /// # async fn workflow(_: Workflow, _: ()) -> Result<(), StepError> { Ok(()) }
+    /// # async fn main_() -> Result<(), durable_yield::lambda::Error> {
+    /// use durable_yield::lambda::DurableHandler;
+    /// use durable_yield::plugin::PluginCatalog;
+    /// # struct Metrics;
+    /// # impl durable_yield::plugin::Plugin for Metrics {
+    /// #     fn invocation(&self, _: &durable_yield::plugin::InvocationStart<'_>)
+    /// #     -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> { unimplemented!() }
+    /// # }
+    ///
+    /// // DURABLE_EXECUTION_PLUGINS=metrics turns it on.
+    /// let catalog = PluginCatalog::new().add("metrics", || Metrics);
+    /// DurableHandler::new(workflow).plugins_from_env(&catalog)?.run().await
+    /// # }
+    /// ```
+    pub fn plugins_from_env(self, catalog: &PluginCatalog) -> Result<Self, PluginLoadError> {
+        let configured = std::env::var(PLUGINS_ENV).unwrap_or_default();
+        self.plugins_named(catalog, &configured)
+    }
+
+    /// [`DurableHandler::plugins_from_env`] with the names given here, in
+    /// the variable's format (`"otel, metrics"`), from another source of
+    /// configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`DurableHandler::plugins_from_env`].
+    pub fn plugins_named(
+        mut self,
+        catalog: &PluginCatalog,
+        names: &str,
+    ) -> Result<Self, PluginLoadError> {
+        catalog.register(&mut self.plugins, names)?;
+        self.env_read = true;
+        Ok(self)
     }
 
     /// Registers a lifecycle [`Plugin`]: it receives the hooks of every
@@ -156,6 +213,9 @@ where
     /// The handler as a `tower` service over Lambda events, to compose with
     /// your own middleware and hand to `lambda_runtime::run`.
     pub async fn into_service(self) -> DurableFunction<W, I, O, AwsDurableService> {
+        if !self.env_read {
+            warn_if_plugins_named();
+        }
         let service = match self.service {
             Some(service) => service,
             None => AwsDurableService::from_conf(
@@ -234,6 +294,32 @@ where
         Ok(self)
     }
 
+    /// Registers the plugins `DURABLE_EXECUTION_PLUGINS` names, from
+    /// `catalog` (see [`DurableHandler::plugins_from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`DurableHandler::plugins_from_env`].
+    pub fn plugins_from_env(self, catalog: &PluginCatalog) -> Result<Self, PluginLoadError> {
+        let configured = std::env::var(PLUGINS_ENV).unwrap_or_default();
+        self.plugins_named(catalog, &configured)
+    }
+
+    /// Registers the plugins `names` names, from `catalog` (see
+    /// [`DurableHandler::plugins_named`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`DurableHandler::plugins_from_env`].
+    pub fn plugins_named(
+        mut self,
+        catalog: &PluginCatalog,
+        names: &str,
+    ) -> Result<Self, PluginLoadError> {
+        catalog.register(Arc::make_mut(&mut self.plugins), names)?;
+        Ok(self)
+    }
+
     /// Handles one invocation.
     pub async fn handle(
         &self,
@@ -306,6 +392,21 @@ impl From<InvocationError> for Diagnostic {
         Diagnostic {
             error_type: "DurableInvocationError".to_owned(),
             error_message: error.to_string(),
+        }
+    }
+}
+
+/// Warns that [`PLUGINS_ENV`] names plugins that nothing turns on (the
+/// handler was built without [`DurableHandler::plugins_from_env`]).
+fn warn_if_plugins_named() {
+    if let Ok(value) = std::env::var(PLUGINS_ENV) {
+        if !value.trim().is_empty() {
+            tracing::warn!(
+                value = %value,
+                "{PLUGINS_ENV} names plugins, but this function does not read it: \
+                 no plugin is turned on by it; build the handler with \
+                 DurableHandler::plugins_from_env and a PluginCatalog"
+            );
         }
     }
 }

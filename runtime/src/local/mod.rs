@@ -345,6 +345,26 @@ impl LocalRunner {
         Ok(self)
     }
 
+    /// Registers the plugins `names` names from `catalog`, in the format
+    /// of `DURABLE_EXECUTION_PLUGINS` (`"otel, metrics"`), after those
+    /// registered before: what `DurableHandler::plugins_from_env` does on
+    /// Lambda with that variable's value, to try a deployment's
+    /// configuration locally (see [`crate::plugin::PluginCatalog`]).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::plugin::PluginLoadError`], registering none of them, when
+    /// `names` is malformed or names a plugin twice, names one the catalog
+    /// lacks, or one that shares an exclusive group with another.
+    pub fn plugins_named(
+        mut self,
+        catalog: &crate::plugin::PluginCatalog,
+        names: &str,
+    ) -> Result<Self, crate::plugin::PluginLoadError> {
+        catalog.register(&mut self.plugins, names)?;
+        Ok(self)
+    }
+
     /// Registers a durable function that chained invokes of `name` call:
     /// each invoke runs `workflow` as its own local execution (on its own
     /// virtual clock, whose elapsed time the invoking execution waits),

@@ -66,6 +66,14 @@ impl Plugins {
     /// Registers `plugin` after the others, unless one of them is in one of
     /// its exclusive groups.
     pub(crate) fn try_push<P: Plugin>(&mut self, plugin: P) -> Result<(), PluginConflict> {
+        self.try_push_shared(Arc::new(plugin))
+    }
+
+    /// [`Plugins::try_push`] of a plugin already shared.
+    pub(crate) fn try_push_shared(
+        &mut self,
+        plugin: Arc<dyn Plugin>,
+    ) -> Result<(), PluginConflict> {
         for group in plugin.exclusive_groups() {
             let earlier = self.0.iter().find(|p| p.exclusive_groups().contains(group));
             if let Some(earlier) = earlier {
@@ -76,7 +84,7 @@ impl Plugins {
                 });
             }
         }
-        self.0.push(Arc::new(plugin));
+        self.0.push(plugin);
         Ok(())
     }
 

@@ -161,9 +161,11 @@ use crate::model::{
 };
 pub use durable_yield_interpreter::FunctionOutcome;
 
+mod catalog;
 mod groups;
 mod scope;
 
+pub use catalog::{PLUGINS_ENV, PluginCatalog, PluginLoadError};
 pub use groups::{OTEL_VIEW_GROUP, PluginConflict};
 use scope::ContextScopes;
 pub(crate) use scope::within;
