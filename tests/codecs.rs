@@ -480,6 +480,31 @@ fn assert_one_transient_failure<O>(run: &durable_yield::LocalRun<O>, op: &str) {
     }
 }
 
+/// Runs a workflow that invokes `double` (which doubles its input) on 21
+/// with the invoke's config from `config`.
+async fn invoke_double<P, R>(
+    config: impl Fn() -> durable_yield::InvokeConfig<P, R> + Send + Sync + 'static,
+) -> durable_yield::LocalRun<u32>
+where
+    P: Codec + Send + 'static,
+    R: Codec + Send + 'static,
+{
+    let config = std::sync::Arc::new(config);
+    let workflow = move |mut wf: Workflow, x: u32| {
+        let config = config.clone();
+        async move {
+            let y: u32 = wf.invoke_with(config(), "double", &x).await?;
+            Ok::<_, StepError>(y)
+        }
+    };
+    let target = |_: Workflow, x: u32| async move { Ok::<_, StepError>(x * 2) };
+    LocalRunner::new()
+        .register_workflow("double", target)
+        .run(&workflow, &21)
+        .await
+        .unwrap()
+}
+
 /// A chained invoke's input that cannot be encoded for now fails the
 /// invocation (not the invoke: before, it failed as an invalid input);
 /// the next invocation encodes it again and invokes the target once.
@@ -491,20 +516,7 @@ async fn a_transient_failure_encoding_an_invoke_input_fails_the_invocation() {
         untagged: true,
         ..failing_encodes(1)
     };
-    let workflow = move |mut wf: Workflow, x: u32| {
-        let codec = codec.clone();
-        async move {
-            let config = InvokeConfig::named("call").payload_codec(codec);
-            let y: u32 = wf.invoke_with(config, "double", &x).await?;
-            Ok::<_, StepError>(y)
-        }
-    };
-    let target = |_: Workflow, x: u32| async move { Ok::<_, StepError>(x * 2) };
-    let run = LocalRunner::new()
-        .register_workflow("double", target)
-        .run(&workflow, &21)
-        .await
-        .unwrap();
+    let run = invoke_double(move || InvokeConfig::named("call").payload_codec(codec.clone())).await;
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
     assert_eq!(run.result, Some(42));
     assert_eq!(run.invoked.len(), 1, "the target ran once");
@@ -630,20 +642,7 @@ async fn a_transient_failure_decoding_a_callback_answer_fails_the_invocation() {
 async fn a_transient_failure_decoding_an_invoke_result_fails_the_invocation() {
     use durable_yield::InvokeConfig;
     let codec = failing_plain_decodes(1);
-    let workflow = move |mut wf: Workflow, x: u32| {
-        let codec = codec.clone();
-        async move {
-            let config = InvokeConfig::named("call").result_codec(codec);
-            let y: u32 = wf.invoke_with(config, "double", &x).await?;
-            Ok::<_, StepError>(y)
-        }
-    };
-    let target = |_: Workflow, x: u32| async move { Ok::<_, StepError>(x * 2) };
-    let run = LocalRunner::new()
-        .register_workflow("double", target)
-        .run(&workflow, &21)
-        .await
-        .unwrap();
+    let run = invoke_double(move || InvokeConfig::named("call").result_codec(codec.clone())).await;
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
     assert_eq!(run.result, Some(42));
     assert_eq!(run.invoked.len(), 1, "invoked once");

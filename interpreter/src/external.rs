@@ -413,16 +413,7 @@ impl Workflow {
                     let cx = PayloadContext::with_operation_bytes(&arn, op.as_bytes());
                     let payload = to_payload(&encoder, &state, &cx)
                         .map(Payload::from)
-                        .map_err(|e| {
-                            if e.is_transient() {
-                                StepFailure::unavailable("condition state", e)
-                            } else {
-                                StepFailure::permanent(ErrorObject::new(
-                                    "CodecError",
-                                    format!("the condition state {e}"),
-                                ))
-                            }
-                        })?;
+                        .map_err(|e| StepFailure::not_encoded("condition state", e))?;
                     done.store(met, Ordering::Release);
                     Ok(payload)
                 });

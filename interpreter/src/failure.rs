@@ -466,19 +466,25 @@ impl StepFailure {
     }
 
     /// The value a step's body made (`what`: its result, a condition's
-    /// state) could not be encoded because its codec's storage is
-    /// unreachable for a while ([`CodecError::is_transient`]): nothing is
-    /// recorded, the invocation fails and the service retries it.
-    pub(crate) fn unavailable(what: &str, error: CodecError) -> Self {
+    /// state) could not be encoded: a permanent failure of the step, or,
+    /// when the codec's storage is unreachable for a while
+    /// ([`CodecError::is_transient`]), one that records nothing: the
+    /// invocation fails and the service retries it
+    /// ([`StepFailure::take_unavailable`]).
+    pub(crate) fn not_encoded(what: &str, error: CodecError) -> Self {
+        let object = ErrorObject::new("CodecError", format!("the {what} {error}"));
+        if !error.is_transient() {
+            return StepFailure::permanent(object);
+        }
         StepFailure {
-            error: ErrorObject::new("CodecError", format!("the {what} {error}")),
+            error: object,
             source: Some(Box::new(error)),
             retryable: false,
         }
     }
 
     /// The transient codec error that ends the invocation, if this is one
-    /// ([`StepFailure::unavailable`]: no user-made failure is one).
+    /// ([`StepFailure::not_encoded`]: no user-made failure is one).
     pub(crate) fn take_unavailable(&mut self) -> Option<CodecError> {
         if self.retryable {
             return None;

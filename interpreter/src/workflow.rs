@@ -498,16 +498,7 @@ where
         let cx = PayloadContext::with_operation_bytes(&arn, op.as_bytes());
         to_payload(&encoder, &value, &cx)
             .map(Into::into)
-            .map_err(|e| {
-                if e.is_transient() {
-                    StepFailure::unavailable("step result", e)
-                } else {
-                    StepFailure::permanent(ErrorObject::new(
-                        "CodecError",
-                        format!("the step result {e}"),
-                    ))
-                }
-            })
+            .map_err(|e| StepFailure::not_encoded("step result", e))
     })
 }
 

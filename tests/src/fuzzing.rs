@@ -54,7 +54,7 @@ pub enum CodecKind {
     /// MessagePack compressed, then encrypted (a fixed test keyring): bound to
     /// the execution and the step, fresh nonces on every run.
     Sealed,
-    /// JSON whose storage may be unreachable for a while ([`FlakyJson`]):
+    /// JSON whose storage may be unreachable for a while (`FlakyJson`):
     /// in the crashed run of `replay_determinism`, the step's first encode
     /// and first decode fail transiently.
     Flaky,

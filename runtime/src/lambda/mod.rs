@@ -128,8 +128,7 @@ where
     /// # }
     /// ```
     pub fn plugins_from_env(self, catalog: &PluginCatalog) -> Result<Self, PluginLoadError> {
-        let configured = std::env::var(PLUGINS_ENV).unwrap_or_default();
-        self.plugins_named(catalog, &configured)
+        self.plugins_named(catalog, &PluginCatalog::configured())
     }
 
     /// [`DurableHandler::plugins_from_env`] with the names given here, in
@@ -301,8 +300,7 @@ where
     ///
     /// As [`DurableHandler::plugins_from_env`].
     pub fn plugins_from_env(self, catalog: &PluginCatalog) -> Result<Self, PluginLoadError> {
-        let configured = std::env::var(PLUGINS_ENV).unwrap_or_default();
-        self.plugins_named(catalog, &configured)
+        self.plugins_named(catalog, &PluginCatalog::configured())
     }
 
     /// Registers the plugins `names` names, from `catalog` (see
@@ -399,14 +397,13 @@ impl From<InvocationError> for Diagnostic {
 /// Warns that [`PLUGINS_ENV`] names plugins that nothing turns on (the
 /// handler was built without [`DurableHandler::plugins_from_env`]).
 fn warn_if_plugins_named() {
-    if let Ok(value) = std::env::var(PLUGINS_ENV) {
-        if !value.trim().is_empty() {
-            tracing::warn!(
-                value = %value,
+    let value = PluginCatalog::configured();
+    if !value.trim().is_empty() {
+        tracing::warn!(
+            value = %value,
                 "{PLUGINS_ENV} names plugins, but this function does not read it: \
                  no plugin is turned on by it; build the handler with \
                  DurableHandler::plugins_from_env and a PluginCatalog"
-            );
-        }
+        );
     }
 }

@@ -96,6 +96,11 @@ impl PluginCatalog {
         self.entries.iter().map(|(name, _)| name.as_str())
     }
 
+    /// The value of [`PLUGINS_ENV`] (empty when unset).
+    pub(crate) fn configured() -> String {
+        std::env::var(PLUGINS_ENV).unwrap_or_default()
+    }
+
     /// Registers on `plugins` the plugins `configured` names (the value of
     /// [`PLUGINS_ENV`]). Nothing is registered unless every name is valid
     /// and no two plugins conflict.
