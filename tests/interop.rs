@@ -845,6 +845,46 @@ fn crash_in_step(stack: &Stack) -> Result<(), String> {
     })
 }
 
+/// A transient codec failure on Lambda: the handler fails the invocation
+/// (a function error), AWS's emulator invokes again (5 s later) and the
+/// execution succeeds. What ended before the failure (the first item's
+/// step, which ended in the same round) was recorded by the failed
+/// invocation, so only the second item's body runs again; nothing is
+/// recorded as failed.
+fn transient_codec(stack: &Stack) -> Result<(), String> {
+    let marker = fresh_log("transient-marker");
+    let input = json!({ "scenario": "transient-codec", "marker": marker.display().to_string() });
+    let (execution, events) = run(stack, "concurrency", input)?;
+    succeeded_with(&execution, "\"30\"")?;
+    let runs = std::fs::read_to_string(&marker).map_err(|e| format!("the marker: {e}"))?;
+    let mut runs: Vec<&str> = runs.lines().collect();
+    runs.sort_unstable();
+    check(runs == ["item-0", "item-1", "item-1"], || {
+        format!("the item bodies ran {runs:?}: item 0 once, item 1 twice expected")
+    })?;
+    check(
+        !events.iter().any(|e| {
+            e["EventType"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("Failed") || t.ends_with("TimedOut"))
+        }),
+        || format!("a failure was recorded: {events:#?}"),
+    )?;
+    let succeeded: Vec<f64> = events
+        .iter()
+        .filter(|e| e["EventType"] == "StepSucceeded" && e["Name"] == "work")
+        .filter_map(|e| e["EventTimestamp"].as_f64())
+        .collect();
+    // The first item's step ended in the invocation that failed; the
+    // second's in the next one, 5 s later.
+    check(
+        succeeded.len() == 2 && succeeded[1] - succeeded[0] >= 3.0,
+        || format!("StepSucceeded of the two items at {succeeded:?}"),
+    )?;
+    // The emulator writes no InvocationCompleted for a failed invocation.
+    expect_invocations(&events, 1)
+}
+
 /// The `Id` and `ParentId` of the first event of `name`.
 fn ids_of(events: &[Value], name: &str) -> Result<(String, Option<String>), String> {
     let e = events
@@ -2187,7 +2227,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 46] = [
+    let scenarios: [(&str, Scenario); 47] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -2201,6 +2241,7 @@ fn durable_functions_against_the_aws_emulator() {
         ("replay-safe", replay_safe),
         ("nested-children", nested_children),
         ("crash-in-step", crash_in_step),
+        ("transient-codec", transient_codec),
         ("flat-map", flat_map),
         ("flat-parallel", flat_parallel),
         ("virtual-child", virtual_child),

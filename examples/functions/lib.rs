@@ -659,11 +659,88 @@ async fn double(mut wf: Workflow, x: u64) -> Result<u64, StepError> {
     wf.step("double", move |_| async move { Ok(x * 2) }).await
 }
 
+/// JSON whose storage times out once per execution: the first value it
+/// encodes in an execution fails transiently (`CodecError::Unavailable`),
+/// which fails the invocation for the service to invoke it again.
+#[derive(Clone, Copy)]
+struct UnreachableOnce;
+
+/// The executions whose [`UnreachableOnce`] encode has failed.
+static UNREACHED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+impl durable_yield::codecs::Codec for UnreachableOnce {
+    fn id(&self) -> &str {
+        "unreachable-once"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &durable_yield::codecs::PayloadContext<'_>,
+    ) -> Result<Vec<u8>, durable_yield::codecs::CodecError> {
+        let first = UNREACHED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(cx.execution_arn().to_owned());
+        if first {
+            return Err(durable_yield::codecs::CodecError::unavailable(
+                self.id(),
+                "the store timed out",
+            ));
+        }
+        Json.encode(value, cx)
+    }
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        cx: &durable_yield::codecs::PayloadContext<'_>,
+    ) -> Result<T, durable_yield::codecs::CodecError> {
+        Json.decode(bytes, cx)
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+    fn tagged(&self) -> bool {
+        false
+    }
+}
+
 /// The scenarios of the `concurrency` function: child contexts, map and
 /// parallel, picked by the input's `scenario`.
 async fn concurrency(mut wf: Workflow, input: serde_json::Value) -> Result<String, StepError> {
     let scenario = input["scenario"].as_str().unwrap_or("").to_owned();
     match scenario.as_str() {
+        // A map of two items whose steps end in the same round; the second
+        // one's result cannot be encoded the first time ([`UnreachableOnce`]):
+        // the invocation fails, and the service invokes the function again.
+        // Each body run appends `item-<i>` to the file `marker`.
+        "transient-codec" => {
+            let marker = input["marker"].as_str().unwrap_or("").to_owned();
+            let items = wf
+                .map("items", vec![0u64, 1], move |mut wf, i: u64, _| {
+                    let marker = marker.clone();
+                    async move {
+                        let body = move |_| async move {
+                            let mut file = std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&marker)?;
+                            writeln!(file, "item-{i}")?;
+                            Ok(10 * (i + 1))
+                        };
+                        let config = StepConfig::named("work");
+                        let v: u64 = if i == 0 {
+                            wf.step_with(config, body).await?
+                        } else {
+                            wf.step_with(config.codec(UnreachableOnce), body).await?
+                        };
+                        Ok::<_, StepError>(v)
+                    }
+                })
+                .await?;
+            let sum: u64 = items.into_values()?.into_iter().sum();
+            Ok(sum.to_string())
+        }
         // A child holding a step and a grandchild that waits, then steps.
         "nested-children" => {
             let v: u64 = wf
