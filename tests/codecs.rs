@@ -684,9 +684,26 @@ async fn the_local_runner_gives_up_after_five_failed_invocations_in_a_row_unless
 /// What was decided before a transient failure is still recorded: two map
 /// items' steps end in the same round, the second's result cannot be
 /// encoded for now; the first's outcome goes out before the invocation
-/// fails, so its body does not run again.
+/// fails, so its body does not run again. Also with updates held back to
+/// share requests (a batching delay), which are sent, not dropped.
 #[tokio::test]
 async fn what_ended_before_a_transient_failure_is_recorded_not_run_again() {
+    let held = durable_yield::CheckpointBatching::default().max_delay(Duration::from_secs(1));
+    // With held updates, the last invocation's ends are sent when it ends
+    // and reported before their answer (as the plugin docs say).
+    let runs = [
+        (durable_yield::CheckpointBatching::default(), " recorded"),
+        (held, ""),
+    ];
+    for (batching, last_recorded) in runs {
+        ended_before_a_transient_failure(batching, last_recorded).await;
+    }
+}
+
+async fn ended_before_a_transient_failure(
+    batching: durable_yield::CheckpointBatching,
+    last_recorded: &str,
+) {
     use std::sync::atomic::{AtomicU32, Ordering};
     let codec = failing_encodes(1);
     let runs: std::sync::Arc<[AtomicU32; 2]> =
@@ -725,11 +742,68 @@ async fn what_ended_before_a_transient_failure_is_recorded_not_run_again() {
             Ok::<_, StepError>(sum)
         }
     };
-    let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
+    let ends = Ends::default();
+    let run = LocalRunner::new()
+        .plugin(ends.clone())
+        .batching(batching)
+        .run(&workflow, &())
+        .await
+        .unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
     assert_eq!(run.result, Some(30));
     assert_eq!(run.invocations, 2);
     assert_one_transient_failure(&run, "Step \"work\"");
+    // The plugins heard of item 0's end in the invocation that failed, with
+    // what the service recorded (its answer was merged first); of item
+    // 1's in the next.
+    let ends = ends.0.lock().unwrap().clone();
+    let expected = [
+        (1, "start".to_owned()),
+        (1, "work SUCCEEDED recorded".to_owned()),
+        (2, "start".to_owned()),
+        (2, format!("work SUCCEEDED{last_recorded}")),
+    ];
+    assert_eq!(ends, expected);
     assert_eq!(runs[0].load(Ordering::SeqCst), 1, "item 0's step ran once");
     assert_eq!(runs[1].load(Ordering::SeqCst), 2, "item 1's step ran again");
+}
+
+/// A plugin noting each step's end: (invocation, "name STATUS recorded?").
+#[derive(Clone, Default)]
+struct Ends(std::sync::Arc<std::sync::Mutex<Vec<(u32, String)>>>);
+
+impl durable_yield::plugin::Plugin for Ends {
+    fn invocation(
+        &self,
+        _: &durable_yield::plugin::InvocationStart<'_>,
+    ) -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> {
+        let mut ends = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let invocation = ends.iter().map(|e| e.0).max().unwrap_or(0) + 1;
+        ends.push((invocation, "start".to_owned()));
+        Ok(Box::new(EndHooks(self.0.clone(), invocation)))
+    }
+}
+
+struct EndHooks(std::sync::Arc<std::sync::Mutex<Vec<(u32, String)>>>, u32);
+
+impl durable_yield::plugin::InvocationHooks for EndHooks {
+    fn on_operation_end(
+        &mut self,
+        e: &durable_yield::plugin::OperationEvent<'_>,
+    ) -> durable_yield::plugin::HookResult {
+        if e.op_type == durable_yield::model::OperationType::Step {
+            let recorded = e.record.is_some_and(|r| r.end_timestamp.is_some());
+            let line = format!(
+                "{} {}{}",
+                e.name.unwrap_or("-"),
+                e.status,
+                if recorded { " recorded" } else { "" }
+            );
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((self.1, line));
+        }
+        Ok(())
+    }
 }

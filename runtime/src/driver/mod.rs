@@ -449,8 +449,17 @@ where
                                 .drain(..)
                                 .flat_map(|(_, updates, _)| updates)
                                 .collect();
-                            match checkpointer.submit(updates, false).await {
-                                Ok(Flushed::Sent(_)) => {}
+                            // Sent now and merged as any answer is, so
+                            // that the plugins hear of those ends with what
+                            // the service recorded.
+                            match checkpointer.submit(updates, true).await {
+                                Ok(Flushed::Sent(delta)) => {
+                                    let updated = changes_for(&hooks, &delta);
+                                    let last = delta.merge_earlier(&mut interpreter);
+                                    interpreter.merge_operations(last);
+                                    report_ended(&interpreter, &mut hooks, &mut unmerged, service);
+                                    changed(&mut hooks, &interpreter, updated, &arn, service);
+                                }
                                 Ok(Flushed::Revoked) => break 'invocation pending(),
                                 Err(e) => break 'invocation fail_or_retry(e)?,
                             }
