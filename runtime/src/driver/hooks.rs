@@ -10,6 +10,24 @@ pub(super) fn changes_for(hooks: &Active, delta: &Delta) -> Option<Vec<Operation
     (!hooks.is_empty() && !delta.is_empty()).then(|| delta.iter().cloned().collect())
 }
 
+/// Merges a checkpoint answer that no action waits for (held updates
+/// flushed, or sent as the invocation ends), then tells the plugins what
+/// ended and changed.
+pub(super) fn absorb<S: DurableService + ?Sized>(
+    delta: Delta,
+    interpreter: &mut Interpreter,
+    hooks: &mut Active,
+    unmerged: &mut Vec<Observation>,
+    arn: &str,
+    service: &S,
+) {
+    let updated = changes_for(hooks, &delta);
+    let last = delta.merge_earlier(interpreter);
+    interpreter.merge_operations(last);
+    report_ended(interpreter, hooks, unmerged, service);
+    changed(hooks, interpreter, updated, arn, service);
+}
+
 /// Lets the plugins give each new chained invoke's START the caller's
 /// trace header.
 pub(super) fn propagate_trace(hooks: &mut Active, arn: &str, updates: &mut [OperationUpdate]) {

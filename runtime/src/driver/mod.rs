@@ -408,13 +408,14 @@ where
                     Action::RunStep(run) => {
                         if checkpointer.is_due() {
                             match checkpointer.flush().await {
-                                Ok(Flushed::Sent(delta)) => {
-                                    let updated = changes_for(&hooks, &delta);
-                                    let last = delta.merge_earlier(&mut interpreter);
-                                    interpreter.merge_operations(last);
-                                    report_ended(&interpreter, &mut hooks, &mut unmerged, service);
-                                    changed(&mut hooks, &interpreter, updated, &arn, service);
-                                }
+                                Ok(Flushed::Sent(delta)) => absorb(
+                                    delta,
+                                    &mut interpreter,
+                                    &mut hooks,
+                                    &mut unmerged,
+                                    &arn,
+                                    service,
+                                ),
                                 Ok(Flushed::Revoked) => break 'invocation pending(),
                                 Err(e) => break 'invocation fail_or_retry(e)?,
                             }
@@ -453,13 +454,14 @@ where
                             // that the plugins hear of those ends with what
                             // the service recorded.
                             match checkpointer.submit(updates, true).await {
-                                Ok(Flushed::Sent(delta)) => {
-                                    let updated = changes_for(&hooks, &delta);
-                                    let last = delta.merge_earlier(&mut interpreter);
-                                    interpreter.merge_operations(last);
-                                    report_ended(&interpreter, &mut hooks, &mut unmerged, service);
-                                    changed(&mut hooks, &interpreter, updated, &arn, service);
-                                }
+                                Ok(Flushed::Sent(delta)) => absorb(
+                                    delta,
+                                    &mut interpreter,
+                                    &mut hooks,
+                                    &mut unmerged,
+                                    &arn,
+                                    service,
+                                ),
                                 Ok(Flushed::Revoked) => break 'invocation pending(),
                                 Err(e) => break 'invocation fail_or_retry(e)?,
                             }
