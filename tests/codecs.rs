@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use durable_yield::codecs::{Bincode, Codec, CodecError, Json, MsgPack, PayloadContext, split_tag};
 use durable_yield::{ExecutionStatus, LocalRunner, StepConfig, StepError, Workflow};
-use durable_yield_tests::step_result;
+use durable_yield_tests::{Flaky, step_result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -246,69 +246,6 @@ async fn a_result_that_cannot_be_encoded_fails_the_step() {
     );
 }
 
-/// Json, whose storage is unreachable (`CodecError::Unavailable`) for the
-/// first `encode_failures` encodes after `encodes_before` good ones and
-/// the first `decode_failures` decodes after `decodes_before` good ones.
-#[derive(Clone, Default)]
-struct Flaky {
-    encode_failures: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    encodes: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    encodes_before: u32,
-    decode_failures: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    decodes: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    decodes_before: u32,
-    /// Payloads without the `flaky-json:` tag (plain JSON, for another
-    /// function to read).
-    untagged: bool,
-}
-
-impl Flaky {
-    fn take(counter: &std::sync::atomic::AtomicU32) -> bool {
-        use std::sync::atomic::Ordering;
-        counter
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    }
-}
-
-impl Codec for Flaky {
-    fn id(&self) -> &str {
-        "flaky-json"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        cx: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, CodecError> {
-        let n = self
-            .encodes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if n >= self.encodes_before && Flaky::take(&self.encode_failures) {
-            return Err(CodecError::unavailable(self.id(), "the store timed out"));
-        }
-        Json.encode(value, cx)
-    }
-    fn decode<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        cx: &PayloadContext<'_>,
-    ) -> Result<T, CodecError> {
-        let n = self
-            .decodes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if n >= self.decodes_before && Flaky::take(&self.decode_failures) {
-            return Err(CodecError::unavailable(self.id(), "the store timed out"));
-        }
-        Json.decode(bytes, cx)
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        !self.untagged
-    }
-}
-
 /// A step whose result goes through `codec`, a wait, its value returned;
 /// `ran` counts the body's runs.
 fn flaky_workflow(
@@ -440,14 +377,6 @@ async fn a_transient_failure_encoding_a_contexts_result_escapes_it_and_fails_the
     }
 }
 
-/// Flaky failing its first `n` encodes.
-fn failing_encodes(n: u32) -> Flaky {
-    Flaky {
-        encode_failures: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(n)),
-        ..Flaky::default()
-    }
-}
-
 /// The errors of the run's failed invocations, from its timeline.
 fn failed_invocations<O>(run: &durable_yield::LocalRun<O>) -> Vec<String> {
     run.timeline
@@ -514,7 +443,7 @@ async fn a_transient_failure_encoding_an_invoke_input_fails_the_invocation() {
     // Untagged: the target reads its input as JSON.
     let codec = Flaky {
         untagged: true,
-        ..failing_encodes(1)
+        ..Flaky::failing_encodes(1)
     };
     let run = invoke_double(move || InvokeConfig::named("call").payload_codec(codec.clone())).await;
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
@@ -534,7 +463,7 @@ async fn a_transient_failure_encoding_a_conditions_state_fails_the_invocation() 
     // The initial state's round trip encodes once before the check.
     let codec = Flaky {
         encodes_before: 1,
-        ..failing_encodes(1)
+        ..Flaky::failing_encodes(1)
     };
     let checks = std::sync::Arc::new(AtomicU32::new(0));
     let counted = checks.clone();
@@ -567,7 +496,7 @@ async fn a_transient_failure_encoding_a_conditions_state_fails_the_invocation() 
 async fn a_transient_failure_encoding_a_batch_result_fails_the_invocation() {
     use durable_yield::MapConfig;
     use std::sync::atomic::{AtomicU32, Ordering};
-    let codec = failing_encodes(1);
+    let codec = Flaky::failing_encodes(1);
     let ran = std::sync::Arc::new(AtomicU32::new(0));
     let counted = ran.clone();
     let workflow = move |mut wf: Workflow, ()| {
@@ -599,9 +528,8 @@ async fn a_transient_failure_encoding_a_batch_result_fails_the_invocation() {
 /// function or a callback's sender writes it).
 fn failing_plain_decodes(n: u32) -> Flaky {
     Flaky {
-        decode_failures: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(n)),
         untagged: true,
-        ..Flaky::default()
+        ..Flaky::failing_decodes(n)
     }
 }
 
@@ -657,7 +585,7 @@ async fn the_local_runner_gives_up_after_five_failed_invocations_in_a_row_unless
     use std::sync::atomic::AtomicU32;
     let ran = std::sync::Arc::new(AtomicU32::new(0));
     let run = LocalRunner::new()
-        .run(&flaky_workflow(failing_encodes(5), ran.clone()), &())
+        .run(&flaky_workflow(Flaky::failing_encodes(5), ran.clone()), &())
         .await
         .unwrap();
     assert_eq!(run.status, ExecutionStatus::Failed);
@@ -670,7 +598,7 @@ async fn the_local_runner_gives_up_after_five_failed_invocations_in_a_row_unless
     );
     let run = LocalRunner::new()
         .max_failed_invocations(6)
-        .run(&flaky_workflow(failing_encodes(5), ran), &())
+        .run(&flaky_workflow(Flaky::failing_encodes(5), ran), &())
         .await
         .unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
@@ -705,7 +633,7 @@ async fn ended_before_a_transient_failure(
     last_recorded: &str,
 ) {
     use std::sync::atomic::{AtomicU32, Ordering};
-    let codec = failing_encodes(1);
+    let codec = Flaky::failing_encodes(1);
     let runs: std::sync::Arc<[AtomicU32; 2]> =
         std::sync::Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
     let counted = runs.clone();

@@ -54,74 +54,11 @@ pub enum CodecKind {
     /// MessagePack compressed, then encrypted (a fixed test keyring): bound to
     /// the execution and the step, fresh nonces on every run.
     Sealed,
-    /// JSON whose storage may be unreachable for a while (`FlakyJson`):
-    /// in the crashed run of `replay_determinism`, the step's first encode
-    /// and first decode fail transiently.
+    /// JSON whose storage may be unreachable for a while
+    /// ([`crate::Flaky`], untagged): in the crashed run of
+    /// `replay_determinism`, the step's first encode and first decode fail
+    /// transiently.
     Flaky,
-}
-
-/// Untagged JSON failing transiently (`CodecError::Unavailable`) as its
-/// probe says: the step it is named for fails its next encode and its
-/// next decode while its entry in [`Probe::flaky`] has them.
-#[derive(Clone)]
-struct FlakyJson {
-    step: String,
-    probe: Probe,
-}
-
-impl FlakyJson {
-    /// Whether this call fails: takes one from the step's `[encodes,
-    /// decodes]` entry.
-    fn fails(&self, which: usize) -> bool {
-        let mut flaky = self.probe.flaky.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(left) = flaky.get_mut(&self.step).map(|f| &mut f[which]) else {
-            return false;
-        };
-        if *left == 0 {
-            return false;
-        }
-        *left -= 1;
-        self.probe.transient.fetch_add(1, Ordering::SeqCst);
-        true
-    }
-}
-
-impl Codec for FlakyJson {
-    fn id(&self) -> &str {
-        "flaky-json"
-    }
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        cx: &PayloadContext<'_>,
-    ) -> Result<Vec<u8>, durable_yield::codecs::CodecError> {
-        if self.fails(0) {
-            return Err(durable_yield::codecs::CodecError::unavailable(
-                self.id(),
-                "the store timed out",
-            ));
-        }
-        Json.encode(value, cx)
-    }
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        cx: &PayloadContext<'_>,
-    ) -> Result<T, durable_yield::codecs::CodecError> {
-        if self.fails(1) {
-            return Err(durable_yield::codecs::CodecError::unavailable(
-                self.id(),
-                "the store timed out",
-            ));
-        }
-        Json.decode(bytes, cx)
-    }
-    fn is_text(&self) -> bool {
-        true
-    }
-    fn tagged(&self) -> bool {
-        false
-    }
 }
 
 /// The codec of [`CodecKind::Compressed`].
@@ -456,11 +393,9 @@ pub struct Probe {
     pub execs: Arc<Mutex<Vec<Exec>>>,
     /// Invocations so far.
     pub invocations: Arc<AtomicU32>,
-    /// The [`CodecKind::Flaky`] steps whose codec fails next: `[encodes,
-    /// decodes]` left to fail, by step name (empty: none fails).
-    pub flaky: Arc<Mutex<HashMap<String, [u8; 2]>>>,
-    /// How many transient codec failures were made.
-    pub transient: Arc<AtomicU32>,
+    /// The codecs of the [`CodecKind::Flaky`] steps that fail, by step
+    /// name (a step not here never fails).
+    pub flaky: Arc<Mutex<HashMap<String, crate::Flaky>>>,
 }
 
 type Run = Pin<Box<dyn Future<Output = Result<String, StepError>> + Send>>;
@@ -554,10 +489,16 @@ fn run_ops<'a>(
                     }
                     CodecKind::Sealed => run_step(wf, sealed_codec(), op, probe, invocation).await,
                     CodecKind::Flaky => {
-                        let codec = FlakyJson {
-                            step: name.clone(),
-                            probe: probe.clone(),
-                        };
+                        let codec = probe
+                            .flaky
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get(name)
+                            .cloned()
+                            .unwrap_or_else(|| crate::Flaky {
+                                untagged: true,
+                                ..crate::Flaky::default()
+                            });
                         run_step(wf, codec, op, probe, invocation).await
                     }
                 },
@@ -1364,7 +1305,15 @@ pub fn replay_determinism(data: &[u8]) -> Result<Option<u32>, String> {
             .flaky
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(flaky.into_iter().map(|name| (name, [1, 1])));
+            .extend(flaky.into_iter().map(|name| {
+                let codec = crate::Flaky {
+                    encode_failures: Arc::new(AtomicU32::new(1)),
+                    decode_failures: Arc::new(AtomicU32::new(1)),
+                    untagged: true,
+                    ..crate::Flaky::default()
+                };
+                (name, codec)
+            }));
         let checker = HookChecker::default();
         let page = case
             .crashes
@@ -1490,7 +1439,12 @@ pub fn replay_determinism(data: &[u8]) -> Result<Option<u32>, String> {
                 }
             }
         }
-        Ok(Some(probe.transient.load(Ordering::SeqCst)))
+        let flaky = probe.flaky.lock().unwrap_or_else(|p| p.into_inner());
+        let failed = flaky
+            .values()
+            .map(|c| c.failed.load(Ordering::SeqCst))
+            .sum();
+        Ok(Some(failed))
     })
 }
 

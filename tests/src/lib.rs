@@ -2,8 +2,11 @@
 #![warn(missing_docs)]
 
 pub mod emulator;
+pub mod flaky;
 pub mod fuzzing;
 pub mod otlp;
+
+pub use flaky::Flaky;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
