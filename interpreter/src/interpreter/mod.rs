@@ -35,6 +35,7 @@ mod checkpoints;
 mod condition;
 mod context;
 mod determinism;
+mod ending;
 mod invoke;
 mod map_parallel;
 mod observing;
@@ -622,27 +623,6 @@ impl Interpreter {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome) -> Action {
-        if let Some(observer) = self.observer.as_deref_mut() {
-            // Contexts whose code waits: it stops here, unfinished.
-            for c in &mut self.contexts {
-                if std::mem::take(&mut c.function_open) {
-                    if let Some(op) = &c.op {
-                        observer.function_ended(op, FunctionOutcome::Incomplete, None);
-                    }
-                }
-            }
-        }
-        self.ending = Some(Ending::Finished);
-        self.ready.clear();
-        self.outbox.clear();
-        // Dropping the coroutines ends every context.
-        self.contexts.clear();
-        self.free.clear();
-        self.batches.clear();
-        Action::Finish(outcome)
-    }
-
     /// Sets the runtime's clock (epoch ms): the time step contexts report
     /// ([`StepContext::now`]) and `Workflow::now` records. The interpreter
     /// reads no clock itself; a driver sets it before polling.
@@ -677,26 +657,6 @@ impl Interpreter {
         self.contexts.get(ctx as usize).is_none_or(|c| c.abandoned)
     }
 
-    fn fatal(&mut self, error: ExecutionError) {
-        self.fatal_boxed(Box::new(error))
-    }
-
-    fn fatal_boxed(&mut self, error: Box<ExecutionError>) {
-        if !matches!(self.ending, Some(Ending::Finished | Ending::Fatal(_))) {
-            // Nothing else is handed out: the execution fails at once. An
-            // invocation that fails for a while (a transient failure)
-            // keeps the checkpoints it made: they go out before it ends.
-            if error.is_transient() {
-                self.outbox
-                    .retain(|action| matches!(action, Action::Checkpoint { .. }));
-            } else {
-                self.outbox.clear();
-            }
-            self.ending = Some(Ending::Fatal(error));
-            self.ready.clear();
-        }
-    }
-
     fn apply(&mut self, ctx: CtxId, next: Next) {
         match next {
             Next::Resume(response) => self.ready.push_back((ctx, response)),
@@ -712,12 +672,6 @@ impl Interpreter {
                 self.emit(updates, after, wait);
             }
             Next::Fail(error) => self.fatal_boxed(error),
-        }
-    }
-
-    fn misuse(&mut self, what: &str) {
-        if self.ending.is_none() {
-            self.fatal(ExecutionError::Internal(what.to_owned()));
         }
     }
 
