@@ -97,6 +97,7 @@ impl PluginCatalog {
     }
 
     /// The value of [`PLUGINS_ENV`] (empty when unset).
+    #[cfg(feature = "lambda")]
     pub(crate) fn configured() -> String {
         std::env::var(PLUGINS_ENV).unwrap_or_default()
     }
