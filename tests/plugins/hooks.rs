@@ -1,148 +1,6 @@
-//! Lifecycle plugins on the local runner: which hooks fire, in which order,
-//! across invocations; several plugins in registration order; a plugin that
-//! fails or panics changes nothing.
+//! Which hooks fire, in which order, with what; plugins that fail or panic.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use durable_yield::model::Operation;
-use durable_yield::plugin::{
-    AttemptEvent, FunctionEvent, HookResult, InvocationEnd, InvocationHooks, InvocationStart,
-    OperationChange, OperationEvent, Plugin,
-};
-use durable_yield::retry::FixedDelay;
-use durable_yield::{
-    BoxError, LocalRunner, MapConfig, StepConfig, StepError, StepFailure, Workflow,
-};
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-/// Writes every hook as a line, prefixed with its tag.
-struct Recorder {
-    tag: &'static str,
-    log: Log,
-}
-
-struct Recording {
-    tag: &'static str,
-    log: Log,
-}
-
-impl Recording {
-    fn push(&self, line: String) {
-        self.log.lock().unwrap().push(format!("{}{line}", self.tag));
-    }
-}
-
-fn op_line(hook: &str, e: &OperationEvent<'_>) -> String {
-    format!(
-        "{hook} {} {}/{} {} replayed={} parent={}{}",
-        e.name.unwrap_or("-"),
-        e.op_type,
-        e.sub_type.unwrap_or("-"),
-        e.status,
-        e.replayed,
-        e.parent_id.is_some(),
-        e.error
-            .and_then(|e| e.error_type.as_deref())
-            .map(|t| format!(" error={t}"))
-            .unwrap_or_default()
-    )
-}
-
-fn attempt_line(hook: &str, e: &AttemptEvent<'_>) -> String {
-    format!(
-        "{hook} {} #{}{}",
-        e.name.unwrap_or("-"),
-        e.attempt,
-        e.outcome
-            .map(|o| format!(" {}", o.as_str()))
-            .unwrap_or_default()
-    )
-}
-
-impl Plugin for Recorder {
-    fn invocation(
-        &self,
-        start: &InvocationStart<'_>,
-    ) -> Result<Box<dyn InvocationHooks>, BoxError> {
-        let hooks = Recording {
-            tag: self.tag,
-            log: self.log.clone(),
-        };
-        hooks.push(format!(
-            "invocation start first={} updated={}",
-            start.first_invocation,
-            start.updated_operation_ids.len()
-        ));
-        Ok(Box::new(hooks))
-    }
-}
-
-impl InvocationHooks for Recording {
-    fn on_operation_start(&mut self, e: &OperationEvent<'_>) -> HookResult {
-        self.push(op_line("op start", e));
-        Ok(())
-    }
-    fn on_operation_end(&mut self, e: &OperationEvent<'_>) -> HookResult {
-        self.push(op_line("op end", e));
-        Ok(())
-    }
-    fn on_attempt_start(&mut self, e: &AttemptEvent<'_>) -> HookResult {
-        self.push(attempt_line("attempt start", e));
-        Ok(())
-    }
-    fn on_attempt_end(&mut self, e: &AttemptEvent<'_>) -> HookResult {
-        self.push(attempt_line("attempt end", e));
-        Ok(())
-    }
-    fn on_invocation_end(&mut self, e: &InvocationEnd<'_>) -> HookResult {
-        self.push(format!("invocation end {}", e.status));
-        Ok(())
-    }
-}
-
-/// A retried step, a wait, a child context with a step, a two-item map.
-async fn flow(mut wf: Workflow, _: ()) -> Result<u32, StepError> {
-    let a: u32 = wf
-        .step_with(
-            StepConfig::named("flaky").retry(FixedDelay::new(Duration::from_secs(2), 3)),
-            |ctx| async move {
-                if ctx.attempt() == 1 {
-                    Err(StepFailure::new("Flaky", "first try"))
-                } else {
-                    Ok(1)
-                }
-            },
-        )
-        .await?;
-    wf.wait("pause", Duration::from_secs(10)).await;
-    let b: u32 = wf
-        .child("inner", |mut wf| async move {
-            wf.step("deep", |_| async { Ok(2) }).await
-        })
-        .await?;
-    let items = wf
-        .map_with(
-            MapConfig::named("items").max_concurrency(1),
-            vec![3u32, 4],
-            |mut wf, x, _| async move { wf.step("double", move |_| async move { Ok(x * 2) }).await },
-        )
-        .await?;
-    let c: u32 = items.into_values()?.into_iter().sum();
-    Ok(a + b + c)
-}
-
-fn recorder(tag: &'static str) -> (Recorder, Log) {
-    let log = Log::default();
-    (
-        Recorder {
-            tag,
-            log: log.clone(),
-        },
-        log,
-    )
-}
+use super::*;
 
 #[tokio::test]
 async fn hooks_fire_in_order_across_invocations() {
@@ -221,12 +79,12 @@ async fn plugins_receive_hooks_in_registration_order() {
 }
 
 /// Fails every hook: with an error, or by panicking.
-struct Broken {
+pub(super) struct Broken {
     panic: bool,
     at_start: bool,
 }
 
-fn fail(panic: bool) -> HookResult {
+pub(super) fn fail(panic: bool) -> HookResult {
     if panic {
         panic!("plugin bug");
     }
@@ -234,7 +92,7 @@ fn fail(panic: bool) -> HookResult {
 }
 
 /// The hooks of a [`Broken`] plugin: whether they panic.
-struct BrokenHooks(bool);
+pub(super) struct BrokenHooks(bool);
 
 impl Plugin for Broken {
     fn invocation(&self, _: &InvocationStart<'_>) -> Result<Box<dyn InvocationHooks>, BoxError> {
@@ -265,7 +123,7 @@ impl InvocationHooks for BrokenHooks {
 
 /// What a history says, without the EXECUTION operation (its id differs
 /// per execution).
-fn shape(ops: &[Operation]) -> Vec<String> {
+pub(super) fn shape(ops: &[Operation]) -> Vec<String> {
     ops.iter()
         .skip(1)
         .map(|o| {
@@ -344,9 +202,9 @@ async fn failed_operations_and_executions_report_their_errors() {
 
 /// Writes the hooks of AWS's newest plugin revision as lines: function
 /// starts and ends, operation changes, the invocation-start hook.
-struct Functions(Log);
+pub(super) struct Functions(Log);
 
-struct FunctionLines(Log);
+pub(super) struct FunctionLines(Log);
 
 impl FunctionLines {
     fn push(&self, line: String) {
@@ -360,7 +218,7 @@ impl Plugin for Functions {
     }
 }
 
-fn function_line(hook: &str, e: &FunctionEvent<'_>) -> String {
+pub(super) fn function_line(hook: &str, e: &FunctionEvent<'_>) -> String {
     format!(
         "{hook} {} {}/{}{}{}{}{} parent={}",
         e.name.unwrap_or("-"),
@@ -695,313 +553,5 @@ async fn a_virtual_child_ends_in_order() {
             "op end next STEP/Step SUCCEEDED replayed=false parent=false",
             "invocation end SUCCEEDED",
         ]
-    );
-}
-
-/// A [`Recorder`] in exclusive groups.
-struct Grouped {
-    inner: Recorder,
-    groups: &'static [&'static str],
-}
-
-impl Plugin for Grouped {
-    fn invocation(
-        &self,
-        start: &InvocationStart<'_>,
-    ) -> Result<Box<dyn InvocationHooks>, BoxError> {
-        self.inner.invocation(start)
-    }
-    fn name(&self) -> &str {
-        self.inner.tag
-    }
-    fn exclusive_groups(&self) -> &[&str] {
-        self.groups
-    }
-}
-
-/// Another plugin type in a group (for the "mutually exclusive" message).
-struct OtherGrouped(Grouped);
-
-impl Plugin for OtherGrouped {
-    fn invocation(
-        &self,
-        start: &InvocationStart<'_>,
-    ) -> Result<Box<dyn InvocationHooks>, BoxError> {
-        self.0.invocation(start)
-    }
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn exclusive_groups(&self) -> &[&str] {
-        self.0.groups
-    }
-}
-
-fn grouped(tag: &'static str, groups: &'static [&'static str]) -> (Grouped, Log) {
-    let (inner, log) = recorder(tag);
-    (Grouped { inner, groups }, log)
-}
-
-/// As AWS's SDKs refuse a second plugin of one `exclusive_group` at cold
-/// start: the second is refused at registration, with a message that names
-/// both and the group, and the runner stays as it was: the refused plugin
-/// never hears of an invocation, the accepted ones (other groups, none)
-/// do.
-#[tokio::test]
-async fn a_second_plugin_of_an_exclusive_group_is_refused_at_registration() {
-    let (first, first_log) = grouped("first:", &["view", "metrics"]);
-    let (plain, plain_log) = recorder("plain:");
-    let (audit, audit_log) = grouped("audit:", &["audit", "audit"]);
-    let mut runner = LocalRunner::new();
-    runner
-        .try_plugin(first)
-        .expect("the first of its groups")
-        .try_plugin(plain)
-        .expect("a plugin in no group")
-        .try_plugin(audit)
-        .expect("a group named twice by one plugin is one membership");
-
-    // Another type in the second of the first plugin's groups.
-    let (rival, rival_log) = grouped("rival:", &["metrics"]);
-    let Err(refused) = runner.try_plugin(OtherGrouped(rival)) else {
-        panic!("a second plugin of group metrics is refused");
-    };
-    assert_eq!(refused.group(), "metrics");
-    assert_eq!(refused.registered(), "first:");
-    assert_eq!(refused.refused(), "rival:");
-    assert_eq!(
-        refused.to_string(),
-        "plugins first: and rival: are mutually exclusive (exclusive group 'metrics'): \
-         register only one plugin of this group"
-    );
-    // The same plugin again (by its name): "more than once".
-    let (again, again_log) = grouped("audit:", &["audit"]);
-    let Err(refused) = runner.try_plugin(again) else {
-        panic!("a second Grouped of group audit is refused");
-    };
-    assert_eq!(
-        refused.to_string(),
-        "plugin audit: is registered more than once in exclusive group 'audit': \
-         register it only once"
-    );
-
-    // The runner runs with the three it accepted, in order.
-    let run = runner.run(&flow, &()).await.expect("the execution runs");
-    assert_eq!(run.result, Some(1 + 2 + 6 + 8));
-    for (log, who) in [(&rival_log, "rival"), (&again_log, "again")] {
-        assert!(
-            log.lock().unwrap().is_empty(),
-            "the refused {who} heard of an invocation"
-        );
-    }
-    let first = first_log.lock().unwrap().clone();
-    assert!(first.len() > 10, "{first:?}");
-    for (log, tag) in [(&plain_log, "plain:"), (&audit_log, "audit:")] {
-        let lines: Vec<String> = log.lock().unwrap().clone();
-        let theirs: Vec<String> = first.iter().map(|l| l.replacen("first:", tag, 1)).collect();
-        assert_eq!(lines, theirs, "{tag} heard what first: heard");
-    }
-
-    // `plugin` panics with the message of the conflict.
-    let (third, _) = grouped("first:", &["view"]);
-    let runner = LocalRunner::new().plugin(grouped("first:", &["view"]).0);
-    let Err(panic) =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.plugin(third)))
-    else {
-        panic!("plugin() panics on a conflict");
-    };
-    assert_eq!(
-        panic.downcast_ref::<String>().map(String::as_str),
-        Some(
-            "plugin first: is registered more than once in exclusive group 'view': \
-             register it only once"
-        )
-    );
-}
-
-/// As AWS's SDKs read `DURABLE_EXECUTION_PLUGINS` at cold start: the named
-/// plugins come from the function's catalog, after those registered in
-/// code and in the order named, and hear every invocation; a malformed
-/// value, a repeated or unknown name, or two plugins of one exclusive
-/// group are refused with a message that says what to change.
-#[tokio::test]
-async fn plugins_named_as_in_durable_execution_plugins_come_from_the_catalog() {
-    use durable_yield::plugin::{PluginCatalog, PluginLoadError};
-    let log = Log::default();
-    let tagged = |tag: &'static str| {
-        let log = log.clone();
-        move || Recorder {
-            tag,
-            log: log.clone(),
-        }
-    };
-    let catalog = PluginCatalog::new()
-        .add("b", tagged("b:"))
-        .add("unused", tagged("unused:"))
-        .add("c", tagged("c:"))
-        .add("view-1", || Grouped {
-            inner: recorder("view-1:").0,
-            groups: &["view"],
-        })
-        .add("view-2", || Grouped {
-            inner: recorder("view-2:").0,
-            groups: &["view"],
-        });
-    assert_eq!(
-        catalog.names().collect::<Vec<_>>(),
-        ["b", "unused", "c", "view-1", "view-2"]
-    );
-    let runner = LocalRunner::new()
-        .plugin(tagged("code:")())
-        .plugins_named(&catalog, " c , b")
-        .expect("both are in the catalog");
-    let run = runner.run(&flow, &()).await.expect("the execution runs");
-    assert_eq!(run.result, Some(1 + 2 + 6 + 8));
-    let lines = log.lock().unwrap().clone();
-    let starts: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.ends_with("invocation start first=true updated=0"))
-        .map(|l| l.split(':').next().unwrap_or(""))
-        .collect();
-    assert_eq!(starts, ["code", "c", "b"], "in code first, then as named");
-    let of = |tag: &str| -> Vec<String> {
-        lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(tag).map(str::to_owned))
-            .collect()
-    };
-    assert!(of("code:").len() > 10, "{lines:?}");
-    assert_eq!(of("c:"), of("code:"), "c heard what code heard");
-    assert_eq!(of("b:"), of("code:"), "b heard what code heard");
-    assert!(of("unused:").is_empty(), "a plugin not named is not built");
-
-    let refused = |names: &str| -> PluginLoadError {
-        let Err(e) = LocalRunner::new().plugins_named(&catalog, names) else {
-            panic!("{names:?} is refused");
-        };
-        e
-    };
-    assert_eq!(
-        refused("b,,c").to_string(),
-        "DURABLE_EXECUTION_PLUGINS must hold non-empty, comma-separated plugin names, not \
-         \"b,,c\""
-    );
-    assert_eq!(
-        refused("b, c, b").to_string(),
-        "DURABLE_EXECUTION_PLUGINS names plugin 'b' more than once: name it once"
-    );
-    assert_eq!(
-        refused("b, metrics").to_string(),
-        "DURABLE_EXECUTION_PLUGINS names plugin 'metrics', which this function was not built \
-         with (its catalog has: b, unused, c, view-1, view-2): add it to the PluginCatalog, \
-         or remove it from DURABLE_EXECUTION_PLUGINS"
-    );
-    let conflict = refused("view-1,view-2");
-    assert_eq!(
-        conflict.to_string(),
-        "plugins view-1: and view-2: are mutually exclusive (exclusive group 'view'): register \
-         only one plugin of this group (registered in code or named in \
-         DURABLE_EXECUTION_PLUGINS)"
-    );
-    assert!(matches!(conflict, PluginLoadError::Conflict(c) if c.group() == "view"));
-    // A `DurableFunction` (a handler over another service) reads them too.
-    let function = durable_yield::lambda::DurableFunction::new(
-        flow,
-        durable_yield_tests::AcceptingService,
-        durable_yield::CheckpointBatching::default(),
-    );
-    let unknown = function.plugins_named(&catalog, "view-1, nope");
-    assert!(
-        matches!(&unknown, Err(PluginLoadError::Unknown { name, .. }) if name == "nope"),
-        "{:?}",
-        unknown.err()
-    );
-    // Blank: none.
-    let runner = LocalRunner::new()
-        .plugins_named(&catalog, "  ")
-        .expect("none");
-    let run = runner.run(&flow, &()).await.expect("the execution runs");
-    assert_eq!(run.result, Some(17));
-}
-
-/// `DurableHandler::plugins_from_env` reads `DURABLE_EXECUTION_PLUGINS` (in
-/// a child process, which the variable is set for).
-#[test]
-fn the_lambda_handler_reads_durable_execution_plugins() {
-    use durable_yield::lambda::DurableHandler;
-    use durable_yield::plugin::PluginCatalog;
-    match std::env::var("DURABLE_YIELD_PLUGINS_CHILD").as_deref() {
-        Ok("read") => {
-            let catalog = PluginCatalog::new().add("b", || recorder("b:").0);
-            let read = DurableHandler::new(flow).plugins_from_env(&catalog);
-            println!("read: {:?}", read.err().map(|e| e.to_string()));
-            return;
-        }
-        Ok(_) => {
-            // A handler that does not read the variable warns at cold start.
-            let subscriber = tracing_subscriber::fmt()
-                .with_writer(std::io::stdout)
-                .with_ansi(false)
-                .finish();
-            let _guard = tracing::subscriber::set_default(subscriber);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(DurableHandler::new(flow).into_service());
-            println!("read: built");
-            return;
-        }
-        Err(_) => {}
-    }
-    let run_child = |mode: &str, value: Option<&str>| -> String {
-        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-        command
-            .args([
-                "--exact",
-                "the_lambda_handler_reads_durable_execution_plugins",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("DURABLE_YIELD_PLUGINS_CHILD", mode)
-            .env("AWS_REGION", "us-west-2")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("DURABLE_EXECUTION_PLUGINS");
-        if let Some(value) = value {
-            command.env("DURABLE_EXECUTION_PLUGINS", value);
-        }
-        let out = command.output().expect("the test binary runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let child = |value: Option<&str>| -> String {
-        let stdout = run_child("read", value);
-        // After the test harness's "test ... " on the same line.
-        let line = stdout
-            .lines()
-            .find_map(|l| l.find("read: ").map(|at| l[at..].to_owned()));
-        line.unwrap_or_else(|| panic!("no answer from the child: {stdout}"))
-    };
-    assert_eq!(child(None), "read: None");
-    assert_eq!(child(Some("b")), "read: None");
-    assert_eq!(
-        child(Some("b, nope")),
-        "read: Some(\"DURABLE_EXECUTION_PLUGINS names plugin 'nope', which this function was \
-         not built with (its catalog has: b): add it to the PluginCatalog, or remove it from \
-         DURABLE_EXECUTION_PLUGINS\")"
-    );
-    let warning = "DURABLE_EXECUTION_PLUGINS names plugins, but this function does not read \
-                   it: no plugin is turned on by it; build the handler with \
-                   DurableHandler::plugins_from_env and a PluginCatalog";
-    let unread = run_child("warn", Some("otel"));
-    assert!(
-        unread.contains("read: built") && unread.contains(warning),
-        "{unread}"
-    );
-    let unset = run_child("warn", None);
-    assert!(
-        unset.contains("read: built") && !unset.contains("DURABLE_EXECUTION_PLUGINS"),
-        "{unset}"
     );
 }
