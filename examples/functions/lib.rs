@@ -57,7 +57,7 @@ use services::*;
 use telemetry::*;
 
 /// The functions [`main`] serves.
-pub const FUNCTIONS: [&str; 12] = [
+pub const FUNCTIONS: [&str; 13] = [
     "step-wait-step",
     "multiple-steps",
     "wait-only",
@@ -70,7 +70,9 @@ pub const FUNCTIONS: [&str; 12] = [
     "replay-safe",
     "concurrency",
     "external",
+    "slow-step",
 ];
+
 /// Serves the durable function `name` until the Lambda runtime stops,
 /// logging JSON lines with the execution ARN as a top-level field
 /// (`durable_yield::logging`), at `info` and above.
@@ -153,6 +155,7 @@ async fn serve(name: &str) -> Result<(), Error> {
         "replay-safe" => durable_yield::lambda::run(replay_safe).await,
         "concurrency" => durable_yield::lambda::run(concurrency).await,
         "external" => durable_yield::lambda::run(external).await,
+        "slow-step" => durable_yield::lambda::run(slow_step).await,
         other => Err(format!("no durable function is named {other:?}").into()),
     }
 }

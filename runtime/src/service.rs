@@ -38,8 +38,16 @@ impl CheckpointResponse {
 #[non_exhaustive]
 pub enum ServiceError {
     /// The checkpoint token is stale or unknown: this invocation must stop
-    /// and fail so that the service invokes the function again.
-    #[error("invalid checkpoint token: {0}")]
+    /// and fail so that the service invokes the function again. The
+    /// service refuses every token of an execution that has ended (timed
+    /// out, stopped), and an older invocation's token once a newer
+    /// invocation holds one.
+    #[error(
+        "invalid checkpoint token: {0} (the service no longer takes this invocation's \
+         checkpoints: the execution has ended, e.g. timed out or stopped, or a newer \
+         invocation holds its token; this invocation stops, and what it did not \
+         checkpoint runs again if the execution goes on)"
+    )]
     InvalidToken(String),
     /// The service rejected the request (a 4xx other than throttling): the
     /// execution fails with this message.

@@ -340,3 +340,57 @@ pub(super) fn condition_exhausted(stack: &Stack) -> Result<(), String> {
     })?;
     expect_invocations(&events, 2)
 }
+
+/// An execution that times out while a step body runs
+/// (`ExecutionTimeoutSeconds` 2, a body of 6 s): the emulator ends it
+/// TIMED_OUT with the step STARTED (its START went out while the body ran,
+/// as AWS's SDKs send it before the body); the body's outcome, which comes
+/// after, is refused (the emulator revokes the execution's token) and
+/// recorded nowhere, and the function logs why and what happens next.
+pub(super) fn execution_timeout(stack: &Stack) -> Result<(), String> {
+    let name = format!("timeout-{}-{}", std::process::id(), unique());
+    let arn = stack.start_execution_timing_out("slow-step", &name, &json!(6), 2)?;
+    let execution = stack.wait_until_done(&arn, Duration::from_secs(60))?;
+    check(execution["Status"] == "TIMED_OUT", || {
+        format!("the execution ended {execution}")
+    })?;
+    check(
+        execution["Error"]["ErrorMessage"] == "Execution timed out after 2 seconds.",
+        || format!("the execution's error: {execution}"),
+    )?;
+    // The body ends 6 s after it started; its checkpoint is refused.
+    let refused = |lines: &[Value]| {
+        lines.iter().any(|l| {
+            l["message"] == "request failed; failing the invocation"
+                && l["call"] == "CheckpointDurableExecution"
+                && l["error"].as_str().is_some_and(|e| {
+                    e.starts_with("invalid checkpoint token: HTTP 400")
+                        && e.contains("the execution has ended, e.g. timed out or stopped")
+                })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut lines = function_log_lines(stack, &arn)?;
+    while !refused(&lines) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        lines = function_log_lines(stack, &arn)?;
+    }
+    check(refused(&lines), || {
+        format!(
+            "no log line says the step's checkpoint was refused: {lines:?}{}",
+            stack.log_tail()
+        )
+    })?;
+    let events = stack.history(&arn)?;
+    expect(
+        &kinds(&events),
+        &[
+            ("ExecutionStarted", name.as_str()),
+            ("StepStarted", "slow"),
+            ("ExecutionTimedOut", name.as_str()),
+        ],
+    )?;
+    check(invocations(&events) == 0, || {
+        format!("an invocation completed: {events:?}")
+    })
+}

@@ -54,7 +54,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 47] = [
+    let scenarios: [(&str, Scenario); 48] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -69,6 +69,7 @@ fn durable_functions_against_the_aws_emulator() {
         ("nested-children", nested_children),
         ("crash-in-step", crash_in_step),
         ("transient-codec", transient_codec),
+        ("execution-timeout", execution_timeout),
         ("flat-map", flat_map),
         ("flat-parallel", flat_parallel),
         ("virtual-child", virtual_child),

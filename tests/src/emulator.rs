@@ -210,19 +210,32 @@ impl Stack {
         out
     }
 
-    /// `POST /start-durable-execution`; returns the execution's ARN.
+    /// `POST /start-durable-execution`; returns the execution's ARN. The
+    /// execution times out after 120 s.
     pub fn start_execution(
         &self,
         function: &str,
         name: &str,
         input: &Value,
     ) -> Result<String, String> {
+        self.start_execution_timing_out(function, name, input, 120)
+    }
+
+    /// [`Stack::start_execution`] with an execution timeout of
+    /// `timeout_seconds`.
+    pub fn start_execution_timing_out(
+        &self,
+        function: &str,
+        name: &str,
+        input: &Value,
+        timeout_seconds: u32,
+    ) -> Result<String, String> {
         let body = serde_json::json!({
             "AccountId": "123456789012",
             "FunctionName": function,
             "FunctionQualifier": "$LATEST",
             "ExecutionName": name,
-            "ExecutionTimeoutSeconds": 120,
+            "ExecutionTimeoutSeconds": timeout_seconds,
             "ExecutionRetentionPeriodDays": 1,
             "Input": input.to_string(),
         });

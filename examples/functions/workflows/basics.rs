@@ -193,3 +193,16 @@ pub(crate) async fn binary_codecs(mut wf: Workflow, id: u64) -> Result<String, S
         kept.len()
     ))
 }
+
+/// One step whose body takes `secs` seconds: for an execution that times
+/// out while the body runs (its own function, so that no other scenario
+/// waits behind it).
+pub(crate) async fn slow_step(mut wf: Workflow, secs: u64) -> Result<String, StepError> {
+    let n: u32 = wf
+        .step("slow", move |_| async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            Ok(1)
+        })
+        .await?;
+    Ok(format!("slept {n}"))
+}
