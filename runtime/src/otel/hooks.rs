@@ -34,6 +34,9 @@ pub(super) struct OtelHooks<T: Tracer> {
     /// The parent of `Workflow`: remote (the trace header's) or the
     /// synthetic `DurableExecutionRoot`.
     ancestor: SpanContext,
+    /// The trace header's sampling decision (`Sampled=1` or `Sampled=0`),
+    /// if it made one.
+    decided: Option<bool>,
     invocation: Option<(T::Span, SpanContext)>,
     /// The last instant given to a span: instants never go backwards.
     floor: Option<SystemTime>,
@@ -55,20 +58,25 @@ where
     /// derived context and the execution's ancestor.
     pub(super) fn new(plugin: &OtelPlugin<T>, start: &InvocationStart<'_>) -> Self {
         let arn = start.execution_arn;
+        // As AWS's plugin (2.0.0) reads the header: a valid `Root` is the
+        // trace, a valid `Parent` beside it the remote ancestor, and
+        // `Sampled=1`/`Sampled=0` the decision; what is missing is derived.
         let header = start
             .trace_header
             .filter(|_| plugin.from_header)
-            .and_then(parse_trace_header);
-        let trace_id = header.as_ref().map_or_else(
-            || {
-                let seconds = start.execution_started_at.unwrap_or(start.at) / 1000;
-                derived_trace_id(arn, seconds)
-            },
-            SpanContext::trace_id,
-        );
-        let flags = header
-            .as_ref()
-            .map_or(TraceFlags::SAMPLED, SpanContext::trace_flags);
+            .and_then(TraceHeader::read)
+            .unwrap_or_default();
+        let trace_id = header.trace.unwrap_or_else(|| {
+            let seconds = start.execution_started_at.unwrap_or(start.at) / 1000;
+            derived_trace_id(arn, seconds)
+        });
+        // Undecided: sampled for now; without a remote ancestor the
+        // sampler's decision on the synthetic root settles it.
+        let flags = if header.sampled == Some(false) {
+            TraceFlags::default()
+        } else {
+            TraceFlags::SAMPLED
+        };
         let workflow = SpanContext::new(
             trace_id,
             derived_span_id("workflow:", arn),
@@ -79,17 +87,21 @@ where
         // The parent of `Workflow`: the span the trace header names (the
         // Lambda invocation's), else a synthetic root derived from the
         // ARN, which every invocation writes again (`DurableExecutionRoot`).
-        let ancestor = header.clone().unwrap_or_else(|| {
-            SpanContext::new(
+        let ancestor = match (header.trace, header.parent) {
+            (Some(trace), Some(parent)) => {
+                SpanContext::new(trace, parent, flags, true, TraceState::default())
+            }
+            _ => SpanContext::new(
                 trace_id,
                 derived_span_id("execution-root:", arn),
                 flags,
                 false,
                 TraceState::default(),
-            )
-        });
+            ),
+        };
         OtelHooks {
             ancestor,
+            decided: header.sampled,
             tracer: plugin.tracer.clone(),
             view: plugin.view,
             flush: plugin.flush.clone(),
@@ -490,14 +502,21 @@ where
     T::Span: Send + Sync + 'static,
 {
     fn on_invocation_start(&mut self, start: &InvocationStart<'_>) -> HookResult {
-        if !self.ancestor.is_remote() {
+        // A trace header's `Sampled=0` leaves the execution out: no span at
+        // all, the synthetic root neither (every span follows its parent's
+        // flags, which say so).
+        if !self.ancestor.is_remote() && self.decided != Some(false) {
             // The synthetic root, a zero-length span at the execution's
             // start, written by every invocation (the same id each time: a
             // lost flush is made good by the next invocation). Without a
             // trace header to decide, the sampler's decision on it is the
             // invocation's one decision: every other span follows it (its
             // parent's flags), as in AWS's plugin, so that a trace is whole
-            // or absent.
+            // or absent. With the header's `Sampled=1` the other spans are
+            // sampled whatever the sampler makes of the root (AWS's plugin
+            // overrides the sampler for the root too; OpenTelemetry's Rust
+            // SDK lets no one but the sampler decide, so a sampler that
+            // drops roots drops this one).
             let at = self.execution_started_at.map_or(start.time, millis_to_time);
             let attributes = vec![
                 KeyValue::new("durable.execution.arn", self.arn.clone()),
@@ -510,7 +529,7 @@ where
             let mut root = self.build(builder, None, Some(self.ancestor.span_id()));
             let sampled = root.span_context().is_sampled();
             root.end_with_timestamp(at);
-            if !sampled {
+            if !sampled && self.decided.is_none() {
                 self.not_sampled();
             }
         }

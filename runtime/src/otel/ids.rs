@@ -100,39 +100,89 @@ pub(super) fn trace_header(context: &SpanContext) -> String {
     )
 }
 
-/// Reads an X-Ray trace header, `Root=1-5759e988-bd862e3fe1be46a994272793;
-/// Parent=53995c3f42cd8ad8;Sampled=1`, into a remote span context.
-pub fn parse_trace_header(header: &str) -> Option<SpanContext> {
-    let mut trace = None;
-    let mut parent = None;
-    let mut sampled = true;
-    for part in header.split(';') {
-        let (key, value) = part.trim().split_once('=')?;
-        match key {
-            "Root" => {
-                let mut pieces = value.split('-');
-                let (Some("1"), Some(time), Some(rest), None) =
-                    (pieces.next(), pieces.next(), pieces.next(), pieces.next())
-                else {
-                    return None;
-                };
-                if time.len() != 8 || rest.len() != 24 {
-                    return None;
+/// What an X-Ray trace header says, each part read on its own, as AWS's
+/// plugin (2.0.0) reads `_X_AMZN_TRACE_ID`: a valid `Root` is the
+/// execution's trace even without a `Parent`, a valid `Parent` (with a
+/// valid `Root`) is the execution's remote ancestor, and `Sampled=1` or
+/// `Sampled=0` is the decision (anything else leaves it undecided).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct TraceHeader {
+    /// `Root`, if valid (`1-<8 hex>-<24 hex>`, not all zeros).
+    pub(super) trace: Option<TraceId>,
+    /// `Parent`, if valid (16 hex digits, not all zeros).
+    pub(super) parent: Option<SpanId>,
+    /// `Sampled`: `Some(true)` for `1`, `Some(false)` for `0`.
+    pub(super) sampled: Option<bool>,
+}
+
+impl TraceHeader {
+    /// Reads `header`: `;`-separated `key=value` parts, spaces around
+    /// either ignored, parts without `=` and unknown keys (`Lineage`,
+    /// `Self`) skipped, the last of a repeated key kept. `None` when it
+    /// says nothing usable.
+    pub(super) fn read(header: &str) -> Option<TraceHeader> {
+        let (mut root, mut parent, mut sampled) = (None, None, None);
+        for part in header.split(';') {
+            if let Some((key, value)) = part.split_once('=') {
+                match key.trim() {
+                    "Root" => root = Some(value.trim()),
+                    "Parent" => parent = Some(value.trim()),
+                    "Sampled" => sampled = Some(value.trim()),
+                    _ => {}
                 }
-                trace = TraceId::from_hex(&format!("{time}{rest}")).ok();
             }
-            "Parent" if value.len() == 16 => parent = SpanId::from_hex(value).ok(),
-            "Sampled" => sampled = value != "0",
-            _ => {}
         }
+        let read = TraceHeader {
+            trace: root.and_then(xray_trace_id),
+            parent: parent
+                .and_then(|p| hex_id(p, 16))
+                .and_then(|p| SpanId::from_hex(p).ok())
+                .filter(|p| *p != SpanId::INVALID),
+            sampled: match sampled {
+                Some("1") => Some(true),
+                Some("0") => Some(false),
+                _ => None,
+            },
+        };
+        (read != TraceHeader::default()).then_some(read)
     }
+}
+
+/// `value` if it is `len` hex digits.
+fn hex_id(value: &str, len: usize) -> Option<&str> {
+    (value.len() == len && value.bytes().all(|b| b.is_ascii_hexdigit())).then_some(value)
+}
+
+/// An X-Ray `Root`, `1-<time>-<unique>` whose two hex parts make 32
+/// digits, as an OpenTelemetry trace id (all zeros: none).
+fn xray_trace_id(root: &str) -> Option<TraceId> {
+    let mut pieces = root.split('-');
+    let (Some("1"), Some(time), Some(rest), None) =
+        (pieces.next(), pieces.next(), pieces.next(), pieces.next())
+    else {
+        return None;
+    };
+    let digits = format!("{time}{rest}");
+    hex_id(&digits, 32)
+        .and_then(|d| TraceId::from_hex(d).ok())
+        .filter(|t| *t != TraceId::INVALID)
+}
+
+/// Reads an X-Ray trace header, `Root=1-5759e988-bd862e3fe1be46a994272793;
+/// Parent=53995c3f42cd8ad8;Sampled=1`, into a remote span context: `None`
+/// unless it names both a valid trace (`Root`) and a valid parent span
+/// (`Parent`). Other parts (`Lineage`, ...) are skipped. Without
+/// `Sampled=0` the context is sampled (what the default sampler decides
+/// for a trace with no decision).
+pub fn parse_trace_header(header: &str) -> Option<SpanContext> {
+    let read = TraceHeader::read(header)?;
     let context = SpanContext::new(
-        trace?,
-        parent?,
-        if sampled {
-            TraceFlags::SAMPLED
-        } else {
+        read.trace?,
+        read.parent?,
+        if read.sampled == Some(false) {
             TraceFlags::default()
+        } else {
+            TraceFlags::SAMPLED
         },
         true,
         TraceState::default(),
@@ -174,6 +224,81 @@ mod tests {
             "garbage",
         ] {
             assert!(parse_trace_header(bad).is_none(), "{bad}");
+        }
+        // Other parts, a trailing `;`, parts without `=` and spaces do not
+        // spoil a header (Lambda adds `Lineage`).
+        for header in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0;Lineage=1:9ee8b440:0",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0;",
+            " Root = 1-5759e988-bd862e3fe1be46a994272793 ; junk ; Parent=53995c3f42cd8ad8;Sampled=0",
+        ] {
+            let sc = parse_trace_header(header).expect(header);
+            assert_eq!(sc.span_id().to_string(), "53995c3f42cd8ad8", "{header}");
+            assert!(!sc.is_sampled(), "{header}");
+        }
+    }
+
+    /// Each part on its own, as AWS's plugin (2.0.0) reads the header.
+    #[test]
+    fn reads_each_part_of_a_trace_header_on_its_own() {
+        const ROOT: &str = "Root=1-5759e988-bd862e3fe1be46a994272793";
+        let trace = TraceId::from_hex("5759e988bd862e3fe1be46a994272793").ok();
+        let parent = SpanId::from_hex("53995c3f42cd8ad8").ok();
+        let cases: [(&str, Option<TraceHeader>); 9] = [
+            ("", None),
+            ("garbage", None),
+            ("Lineage=1:9ee8b440:0", None),
+            // A valid Root without a Parent is still the trace.
+            (
+                &format!("{ROOT};Parent=0000000000000000;Sampled=0"),
+                Some(TraceHeader {
+                    trace,
+                    parent: None,
+                    sampled: Some(false),
+                }),
+            ),
+            (
+                ROOT,
+                Some(TraceHeader {
+                    trace,
+                    parent: None,
+                    sampled: None,
+                }),
+            ),
+            // An all-zero Root is dropped, the rest kept.
+            (
+                "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8;Sampled=1",
+                Some(TraceHeader {
+                    trace: None,
+                    parent,
+                    sampled: Some(true),
+                }),
+            ),
+            (
+                "Sampled=1",
+                Some(TraceHeader {
+                    trace: None,
+                    parent: None,
+                    sampled: Some(true),
+                }),
+            ),
+            // Anything but 1 or 0 leaves the decision open.
+            (
+                &format!("{ROOT};Parent=53995c3f42cd8ad8;Sampled=?"),
+                Some(TraceHeader {
+                    trace,
+                    parent,
+                    sampled: None,
+                }),
+            ),
+            // Version 2, short or non-hex ids: not read.
+            (
+                "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad;Sampled=x",
+                None,
+            ),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(TraceHeader::read(header), expected, "{header:?}");
         }
     }
 

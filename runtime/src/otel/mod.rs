@@ -58,9 +58,13 @@
 //! local runner, unless [`LocalRunner::lambda_trace_headers`]), a trace id
 //! derived from the execution ARN and start time, as AWS's plugins derive
 //! it (its first 32 bits are the start time in seconds, as X-Ray expects).
+//! The header is read part by part, as AWS's plugin (2.0.0) reads it: a
+//! valid `Root` is the trace even without a valid `Parent`, and other
+//! parts (`Lineage`), a trailing `;` or spaces change nothing.
 //! `Workflow`'s parent is the execution's ancestor, as in AWS's plugin:
 //! the segment the header names (Lambda's, not written by this plugin),
-//! or without a header a synthetic root, `DurableExecutionRoot`: a
+//! or without a header naming both a `Root` and a `Parent`, a synthetic
+//! root, `DurableExecutionRoot`: a
 //! zero-length span at the execution's start, its id derived from the ARN,
 //! with `durable.execution.arn` and `durable.execution.synthetic_root`,
 //! written again by every invocation (so that a lost flush is made good;
@@ -93,11 +97,17 @@
 //!
 //! **Sampling.** One decision per invocation covers every span the plugin
 //! writes, as in AWS's plugin: the trace header's `Sampled=1` or
-//! `Sampled=0`; without a header, the provider's sampler on the synthetic
-//! root (with a trace id ratio, the same answer for every invocation of an
+//! `Sampled=0` (with `Sampled=0` no span is written, the synthetic root
+//! neither); without one, the provider's sampler on the synthetic root
+//! (with a trace id ratio, the same answer for every invocation of an
 //! execution), which every other span follows through its parent's flags
 //! (with the SDK's default, parent-based samplers). An execution's trace is
-//! whole or absent.
+//! whole or absent. Two differences from AWS's plugin, both because
+//! OpenTelemetry's Rust SDK lets only the sampler decide a span: a header
+//! naming a `Parent` but no `Sampled` counts as sampled (AWS's plugin asks
+//! the sampler, which with the default sampler says the same); and with
+//! `Sampled=1` and a synthetic root, a sampler that drops roots drops that
+//! one span (AWS's plugin overrides it), while every other span is kept.
 //!
 //! **Times.** Spans start and end at the instants the SDK observed, at the
 //! clock's full resolution (the system clock on Lambda; the local runner's
@@ -149,7 +159,9 @@ mod hooks;
 mod ids;
 
 pub use ids::{DeterministicIds, parse_trace_header};
-use ids::{NEXT_IDS, derived_span_id, derived_trace_id, operation_span_id, trace_header};
+use ids::{
+    NEXT_IDS, TraceHeader, derived_span_id, derived_trace_id, operation_span_id, trace_header,
+};
 
 /// Which view of an execution [`OtelPlugin`] writes (see the
 /// [module docs](self)).
