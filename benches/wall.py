@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Wall time (and the bench's per-operation counters) of two builds of
-`runtime/benches/replay.rs`, interleaved.
+`runtime/benches/replay/` (`main.rs`; the scale runs in `scale.rs`), interleaved.
 
     cargo bench -p durable-yield --bench replay --no-run   # in each tree
     python3 benches/wall.py <before binary> <after binary> [rounds]
