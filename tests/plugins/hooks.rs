@@ -473,19 +473,28 @@ async fn operation_end_carries_result_error_and_attempt() {
             ));
             Ok(())
         }
+        fn on_invocation_start(&mut self, e: &InvocationStart<'_>) -> HookResult {
+            // The execution's input, as recorded (AWS's `execution_input`).
+            self.0.lock().unwrap().push(format!(
+                "invocation start input={}",
+                e.execution_input.map_or("NONE", |p| p.as_str()),
+            ));
+            Ok(())
+        }
         fn on_invocation_end(&mut self, e: &InvocationEnd<'_>) -> HookResult {
             self.0.lock().unwrap().push(format!(
-                "invocation end {} terminal={} first={} operations={} started={}",
+                "invocation end {} terminal={} first={} operations={} started={} input={}",
                 e.status,
                 e.status.is_terminal(),
                 e.first_invocation,
                 e.operations.len(),
                 e.execution_started_at.is_some(),
+                e.execution_input.map_or("NONE", |p| p.as_str()),
             ));
             Ok(())
         }
     }
-    async fn two(mut wf: Workflow, _: ()) -> Result<String, StepError> {
+    async fn two(mut wf: Workflow, _: String) -> Result<String, StepError> {
         let a: String = wf.step("a", |_| async { Ok("task-a".to_owned()) }).await?;
         let config = StepConfig::named("b").retry(FixedDelay::new(Duration::from_secs(1), 2));
         let b: String = wf
@@ -498,21 +507,25 @@ async fn operation_end_carries_result_error_and_attempt() {
     let log = Log::default();
     let run = LocalRunner::new()
         .plugin(Ends(log.clone()))
-        .run(&two, &())
+        .run(&two, &"order-7".to_owned())
         .await
         .unwrap();
     assert!(run.error.is_some());
     assert_eq!(
         *log.lock().unwrap(),
         [
+            "invocation start input=\"order-7\"",
             "start a attempt=Some(1)",
             "end a SUCCEEDED result=\"task-a\" error=NONE attempt=Some(1) stamped=true",
             "start b attempt=Some(1)",
-            "invocation end PENDING terminal=false first=true operations=3 started=true",
+            "invocation end PENDING terminal=false first=true operations=3 started=true \
+             input=\"order-7\"",
             // Invocation 2: the retry of b.
+            "invocation start input=\"order-7\"",
             "start b attempt=Some(2)",
             "end b FAILED result=NONE error=boom attempt=Some(2) stamped=true",
-            "invocation end FAILED terminal=true first=false operations=3 started=true",
+            "invocation end FAILED terminal=true first=false operations=3 started=true \
+             input=\"order-7\"",
         ]
     );
 }

@@ -329,10 +329,10 @@ where
     let mut hooks = if run.plugins.is_empty() {
         Active::none()
     } else {
-        let execution_started_at = operations
+        let execution = operations
             .iter()
-            .find(|op| op.op_type == OperationType::Execution)
-            .and_then(|op| op.start_timestamp);
+            .find(|op| op.op_type == OperationType::Execution);
+        let execution_started_at = execution.and_then(|op| op.start_timestamp);
         let now = Now::of(service);
         let start = InvocationStart {
             execution_arn: &arn,
@@ -340,6 +340,7 @@ where
             trace_header: run.trace_header,
             first_invocation: run.first_invocation,
             execution_started_at,
+            execution_input: execution.and_then(execution_input),
             operations,
             updated_operation_ids: input.updated_operation_ids.as_deref().unwrap_or(&[]),
             at: now.at,
@@ -611,6 +612,7 @@ where
             request_id: run.request_id,
             first_invocation: run.first_invocation,
             execution_started_at: history.execution().and_then(|op| op.start_timestamp),
+            execution_input: history.execution().and_then(execution_input),
             operations: history.operations(),
             at: now.at,
             time: now.time,
@@ -637,3 +639,11 @@ where
 /// The tracing target of the debug events for operations starting and
 /// ending (`durable_yield::operation`).
 pub const OPERATION_TARGET: &str = "durable_yield::operation";
+
+/// The input an EXECUTION operation records.
+fn execution_input(execution: &Operation) -> Option<&Payload> {
+    execution
+        .execution_details
+        .as_deref()
+        .and_then(|d| d.input_payload.as_ref())
+}

@@ -365,6 +365,12 @@ pub struct InvocationStart<'a> {
     pub first_invocation: bool,
     /// When the execution started (epoch ms), as the service recorded it.
     pub execution_started_at: Option<Millis>,
+    /// The execution's input as the service recorded it (the EXECUTION
+    /// operation's `InputPayload`: JSON unless the execution was started
+    /// otherwise; `serde_json::from_str` it to read it), as AWS's SDKs hand
+    /// it to plugins (`execution_input`, `executionInput`). None when the
+    /// execution was started without one.
+    pub execution_input: Option<&'a Payload>,
     /// The history the invocation starts from, every page loaded.
     pub operations: &'a [Operation],
     /// The operations the service changed since the last invocation.
@@ -439,6 +445,8 @@ pub struct InvocationEnd<'a> {
     pub first_invocation: bool,
     /// When the execution started (epoch ms), as the service recorded it.
     pub execution_started_at: Option<Millis>,
+    /// The execution's input, as in [`InvocationStart::execution_input`].
+    pub execution_input: Option<&'a Payload>,
     /// The history as the invocation ends, every checkpoint merged.
     pub operations: &'a [Operation],
     /// The runtime's clock (epoch ms).
