@@ -135,7 +135,7 @@ async fn one_step(mut wf: Workflow, _: serde_json::Value) -> Result<u32, StepErr
 async fn under_header(header: &str, sampler: Sampler) -> Vec<SpanData> {
     use durable_yield::CheckpointBatching;
     use durable_yield::lambda::DurableFunction;
-    use durable_yield::model::{InvocationInput, InvocationStatus};
+    use durable_yield::model::InvocationStatus;
     use lambda_runtime::Service as _;
     fn boxed(
         wf: Workflow,
@@ -158,17 +158,10 @@ async fn under_header(header: &str, sampler: Sampler) -> Vec<SpanData> {
     let mut context = lambda_runtime::Context::default();
     context.request_id = "req-1".into();
     context.xray_trace_id = Some(header.into());
-    let input: InvocationInput = serde_json::from_value(serde_json::json!({
-        "DurableExecutionArn":
-            "arn:aws:lambda:us-west-2:123456789012:function:f:1/durable-execution/n/e1",
-        "CheckpointToken": "t",
-        "InitialExecutionState": {"Operations": [{
-            "Id": "e1", "Type": "EXECUTION", "Status": "STARTED",
-            "StartTimestamp": 1_795_755_600_000_i64,
-            "ExecutionDetails": {"InputPayload": "{}"}
-        }]}
-    }))
-    .unwrap();
+    let input = durable_yield_tests::first_invocation(
+        "arn:aws:lambda:us-west-2:123456789012:function:f:1/durable-execution/n/e1",
+        "{}",
+    );
     let out = function
         .call(lambda_runtime::LambdaEvent::new(input, context))
         .await

@@ -186,16 +186,7 @@ async fn a_chained_invoke_carries_the_trace_and_spans_have_full_resolution_times
         let mut context = lambda_runtime::Context::default();
         context.request_id = "req-1".into();
         context.xray_trace_id = Some(header.into());
-        let input: InvocationInput = serde_json::from_value(serde_json::json!({
-            "DurableExecutionArn": ARN,
-            "CheckpointToken": "t",
-            "InitialExecutionState": {"Operations": [{
-                "Id": "e1", "Type": "EXECUTION", "Status": "STARTED",
-                "StartTimestamp": 1_795_755_600_000_i64,
-                "ExecutionDetails": {"InputPayload": "{}"}
-            }]}
-        }))
-        .unwrap();
+        let input = durable_yield_tests::first_invocation(ARN, "{}");
         use lambda_runtime::Service as _;
         let out = function
             .call(lambda_runtime::LambdaEvent::new(input, context))

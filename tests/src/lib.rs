@@ -142,6 +142,22 @@ where
         .expect("the accepting service never fails an invocation")
 }
 
+/// The envelope of an execution's first invocation, as the service sends
+/// it: the EXECUTION operation alone (id `e1`), started at
+/// 2026-11-26T21:00:00Z with `input` as its `InputPayload`.
+pub fn first_invocation(arn: &str, input: &str) -> InvocationInput {
+    let envelope = serde_json::json!({
+        "DurableExecutionArn": arn,
+        "CheckpointToken": "t",
+        "InitialExecutionState": {"Operations": [{
+            "Id": "e1", "Type": "EXECUTION", "Status": "STARTED",
+            "StartTimestamp": 1_795_755_600_000_i64,
+            "ExecutionDetails": {"InputPayload": input}
+        }]}
+    });
+    serde_json::from_value(envelope).expect("an envelope")
+}
+
 /// A boxed, sendable future: the return type of workflow functions kept
 /// in tables.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
