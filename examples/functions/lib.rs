@@ -29,9 +29,9 @@ use durable_yield::lambda::{AwsDurableService, DurableFunction, Error};
 use durable_yield::model::{ExecutionState, OperationUpdate};
 use durable_yield::retry::{ExponentialBackoff, FixedDelay, Jitter, NoRetry};
 use durable_yield::{
-    Branch, CallbackConfig, CheckpointBatching, ChildConfig, CompletionPolicy, Condition,
-    ConditionConfig, InvokeError, MapConfig, Nesting, ParallelConfig, StepConfig, StepError,
-    StepFailure, WaitConfig, WaitForCallbackConfig, Workflow,
+    Branch, CallbackConfig, CheckpointBatching, ChildConfig, CompletionDecision, CompletionPolicy,
+    Condition, ConditionConfig, InvokeError, MapConfig, Nesting, ParallelConfig, StepConfig,
+    StepError, StepFailure, WaitConfig, WaitForCallbackConfig, Workflow,
 };
 use serde::{Deserialize, Serialize};
 

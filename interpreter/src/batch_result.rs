@@ -4,6 +4,7 @@
 use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use durable_yield_codecs::{Codec, Json, PayloadContext, from_payload};
 use serde::de::DeserializeOwned;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::IdGenerator;
 use crate::model::OperationId;
+use crate::text::SharedStr;
 
 use crate::failure::StepError;
 use crate::model::{ErrorObject, Payload};
@@ -38,11 +40,53 @@ use crate::model::{ErrorObject, Payload};
 /// let quorum = CompletionPolicy::all().min_successful(2);
 /// # let _ = (race, quorum);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Or a predicate decides ([`CompletionPolicy::should_complete`], AWS's
+/// `should_complete` / `shouldComplete`): it sees every branch's status and
+/// says whether to go on, or to end the batch now as a success or as a
+/// failure.
+#[derive(Clone, Default)]
 pub struct CompletionPolicy {
     min_successful: Option<usize>,
     tolerated_failure_count: Option<usize>,
     tolerated_failure_percentage: Option<f64>,
+    predicate: Option<Predicate>,
+}
+
+/// A custom completion predicate, shared by the clones of its policy.
+type Predicate = Arc<dyn Fn(&CompletionStatus<'_>) -> CompletionDecision + Send + Sync>;
+
+impl fmt::Debug for CompletionPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionPolicy")
+            .field("min_successful", &self.min_successful)
+            .field("tolerated_failure_count", &self.tolerated_failure_count)
+            .field(
+                "tolerated_failure_percentage",
+                &self.tolerated_failure_percentage,
+            )
+            .field(
+                "should_complete",
+                &self.predicate.as_ref().map(|_| "<predicate>"),
+            )
+            .finish()
+    }
+}
+
+/// Two policies are equal when their thresholds are, and they have no
+/// predicate or the very same one (shared by cloning the policy).
+impl PartialEq for CompletionPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        let same_predicate = match (&self.predicate, &other.predicate) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.min_successful == other.min_successful
+            && self.tolerated_failure_count == other.tolerated_failure_count
+            && self.tolerated_failure_percentage == other.tolerated_failure_percentage
+            && same_predicate
+    }
 }
 
 impl CompletionPolicy {
@@ -55,6 +99,53 @@ impl CompletionPolicy {
     /// Runs every branch, whatever fails.
     pub fn all() -> Self {
         CompletionPolicy::default().tolerated_failure_count(usize::MAX)
+    }
+    /// A custom predicate decides when the batch ends, as AWS's SDKs'
+    /// `should_complete` (`shouldComplete`) does: it is asked before the
+    /// first branch starts, before each further branch starts and after
+    /// each branch finishes, with every branch's status
+    /// ([`CompletionStatus`]), and answers [`CompletionDecision::Continue`]
+    /// or ends the batch now, as a success
+    /// ([`CompletionReason::CustomCompletionSucceeded`]) or as a failure
+    /// ([`CompletionReason::CustomCompletionFailed`]: the batch's
+    /// [`status`](BatchResult::status) is then `FAILED` and
+    /// [`into_values`](BatchResult::into_values) fails even when no branch
+    /// failed). The batch still ends when every branch has finished,
+    /// whatever it answers. No failure ends the batch by itself: the
+    /// predicate decides alone, and cannot be combined with the
+    /// thresholds (`min_successful`, `tolerated_failure_count`,
+    /// `tolerated_failure_percentage`: the batch then fails with an
+    /// invalid configuration, checkpointing nothing).
+    ///
+    /// The predicate must be deterministic: it runs again on replay while
+    /// the batch has not ended (a batch that ended replays the recorded
+    /// decision without asking it), and should only look at what it is
+    /// given. It should also be monotonic: once some progress ends the
+    /// batch, more progress must end it too. A panic in it fails the
+    /// execution as a panic in workflow code does.
+    ///
+    /// ```
+    /// use durable_yield_interpreter::{CompletionDecision, CompletionPolicy};
+    /// // Two successes end the batch; three failures end it as failed.
+    /// let quorum = CompletionPolicy::should_complete(|s| {
+    ///     if s.success_count >= 2 {
+    ///         CompletionDecision::succeed()
+    ///     } else if s.failure_count >= 3 {
+    ///         CompletionDecision::fail()
+    ///     } else {
+    ///         CompletionDecision::Continue
+    ///     }
+    /// });
+    /// # let _ = quorum;
+    /// ```
+    pub fn should_complete<F>(predicate: F) -> Self
+    where
+        F: Fn(&CompletionStatus<'_>) -> CompletionDecision + Send + Sync + 'static,
+    {
+        CompletionPolicy {
+            predicate: Some(Arc::new(predicate)),
+            ..CompletionPolicy::default()
+        }
     }
     /// Ends the batch once `n` branches succeeded (at least 1; more than
     /// there are branches means all of them).
@@ -74,8 +165,24 @@ impl CompletionPolicy {
         self
     }
 
+    /// Whether a custom predicate decides ([`CompletionPolicy::should_complete`]).
+    pub fn has_predicate(&self) -> bool {
+        self.predicate.is_some()
+    }
+
     /// What is wrong with the policy, if anything.
     pub(crate) fn invalid(&self) -> Option<String> {
+        let thresholds = self.min_successful.is_some()
+            || self.tolerated_failure_count.is_some()
+            || self.tolerated_failure_percentage.is_some();
+        if self.predicate.is_some() && thresholds {
+            return Some(
+                "should_complete cannot be combined with min_successful, \
+                 tolerated_failure_count or tolerated_failure_percentage: keep the \
+                 predicate alone, or the thresholds without it"
+                    .into(),
+            );
+        }
         if self.min_successful == Some(0) {
             return Some("min_successful must be at least 1".into());
         }
@@ -87,13 +194,39 @@ impl CompletionPolicy {
         }
     }
 
-    /// Whether a batch of `total` branches with these counts is over, and why.
+    /// Whether a batch of `total` branches with these counts is over, and
+    /// why. `items` is every branch's status, for a predicate (empty
+    /// without one).
     pub(crate) fn evaluate(
         &self,
         total: usize,
         succeeded: usize,
         failed: usize,
+        items: &[CompletionItem],
     ) -> Option<CompletionReason> {
+        if let Some(predicate) = &self.predicate {
+            let status = CompletionStatus {
+                success_count: succeeded,
+                failure_count: failed,
+                completed_count: succeeded + failed,
+                total_count: total,
+                items,
+            };
+            // Asked first: its decision is the reason even when the last
+            // branch just finished (as AWS's SDKs report it).
+            return match predicate(&status) {
+                CompletionDecision::Complete(CompletionOutcome::Succeeded) => {
+                    Some(CompletionReason::CustomCompletionSucceeded)
+                }
+                CompletionDecision::Complete(CompletionOutcome::Failed) => {
+                    Some(CompletionReason::CustomCompletionFailed)
+                }
+                CompletionDecision::Continue if succeeded + failed >= total => {
+                    Some(CompletionReason::AllCompleted)
+                }
+                CompletionDecision::Continue => None,
+            };
+        }
         let thresholds =
             self.tolerated_failure_count.is_some() || self.tolerated_failure_percentage.is_some();
         let exceeded = if thresholds {
@@ -116,6 +249,93 @@ impl CompletionPolicy {
     }
 }
 
+/// What a custom completion predicate
+/// ([`CompletionPolicy::should_complete`]) is shown: the batch's progress
+/// and every branch's status, as AWS's SDKs' `CompletionStatus`.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CompletionStatus<'a> {
+    /// Branches that succeeded so far.
+    pub success_count: usize,
+    /// Branches that failed so far.
+    pub failure_count: usize,
+    /// Branches that finished so far (`success_count + failure_count`).
+    pub completed_count: usize,
+    /// Branches in the batch.
+    pub total_count: usize,
+    /// Every branch, in index order (`items[i]` is branch `i`, whatever
+    /// order they finish in).
+    pub items: &'a [CompletionItem],
+}
+
+/// One branch as a custom completion predicate sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionItem {
+    index: usize,
+    name: Option<SharedStr>,
+    status: Option<BatchItemStatus>,
+}
+
+impl CompletionItem {
+    pub(crate) fn new(index: usize, name: Option<SharedStr>) -> Self {
+        CompletionItem {
+            index,
+            name,
+            status: None,
+        }
+    }
+    pub(crate) fn set_status(&mut self, status: Option<BatchItemStatus>) {
+        self.status = status;
+    }
+    /// Its index (the item's position; the branch's place in the list).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    /// The name the code gave it, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_ref().map(SharedStr::as_str)
+    }
+    /// `None` while it has not started (held back by `max_concurrency`);
+    /// then [`BatchItemStatus::Started`] while it runs (or waits), and
+    /// [`BatchItemStatus::Succeeded`] or [`BatchItemStatus::Failed`].
+    pub fn status(&self) -> Option<BatchItemStatus> {
+        self.status
+    }
+}
+
+/// Whether a custom completion ends the batch as a success or a failure
+/// (AWS's `CompletionOutcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompletionOutcome {
+    /// The batch succeeded ([`CompletionReason::CustomCompletionSucceeded`]).
+    Succeeded,
+    /// The batch failed ([`CompletionReason::CustomCompletionFailed`]),
+    /// even if no branch did.
+    Failed,
+}
+
+/// What a custom completion predicate answers (AWS's `CompletionDecision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompletionDecision {
+    /// Go on: start and await the other branches.
+    Continue,
+    /// End the batch now, with this outcome: branches not started never
+    /// start, running ones are abandoned.
+    Complete(CompletionOutcome),
+}
+
+impl CompletionDecision {
+    /// End the batch now as a success (AWS's `complete_batch()`).
+    pub fn succeed() -> Self {
+        CompletionDecision::Complete(CompletionOutcome::Succeeded)
+    }
+    /// End the batch now as a failure
+    /// (AWS's `complete_batch(CompletionOutcome.FAILED)`).
+    pub fn fail() -> Self {
+        CompletionDecision::Complete(CompletionOutcome::Failed)
+    }
+}
+
 /// Why a map or parallel operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -127,16 +347,37 @@ pub enum CompletionReason {
     MinSuccessfulReached,
     /// More branches failed than tolerated.
     FailureToleranceExceeded,
+    /// A custom predicate ended the batch as a success
+    /// ([`CompletionPolicy::should_complete`]).
+    CustomCompletionSucceeded,
+    /// A custom predicate ended the batch as a failure
+    /// ([`CompletionPolicy::should_complete`]).
+    CustomCompletionFailed,
 }
 
 impl CompletionReason {
-    /// The wire name: `ALL_COMPLETED`, `MIN_SUCCESSFUL_REACHED` or
-    /// `FAILURE_TOLERANCE_EXCEEDED` (as AWS's SDKs report it).
+    /// The wire name: `ALL_COMPLETED`, `MIN_SUCCESSFUL_REACHED`,
+    /// `FAILURE_TOLERANCE_EXCEEDED`, `CUSTOM_COMPLETION_SUCCEEDED` or
+    /// `CUSTOM_COMPLETION_FAILED` (as AWS's SDKs report it).
     pub fn as_str(self) -> &'static str {
         match self {
             CompletionReason::AllCompleted => "ALL_COMPLETED",
             CompletionReason::MinSuccessfulReached => "MIN_SUCCESSFUL_REACHED",
             CompletionReason::FailureToleranceExceeded => "FAILURE_TOLERANCE_EXCEEDED",
+            CompletionReason::CustomCompletionSucceeded => "CUSTOM_COMPLETION_SUCCEEDED",
+            CompletionReason::CustomCompletionFailed => "CUSTOM_COMPLETION_FAILED",
+        }
+    }
+
+    /// How a batch that ended for this reason stands, `has_failures` telling
+    /// whether a branch failed: a custom decision says it, otherwise any
+    /// failed branch makes it `FAILED` (as AWS's SDKs compute it).
+    pub(crate) fn batch_status(self, has_failures: bool) -> BatchStatus {
+        match self {
+            CompletionReason::CustomCompletionSucceeded => BatchStatus::Succeeded,
+            CompletionReason::CustomCompletionFailed => BatchStatus::Failed,
+            _ if has_failures => BatchStatus::Failed,
+            _ => BatchStatus::Succeeded,
         }
     }
 
@@ -145,6 +386,8 @@ impl CompletionReason {
             CompletionReason::AllCompleted,
             CompletionReason::MinSuccessfulReached,
             CompletionReason::FailureToleranceExceeded,
+            CompletionReason::CustomCompletionSucceeded,
+            CompletionReason::CustomCompletionFailed,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -178,10 +421,13 @@ pub enum BatchItemStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BatchStatus {
-    /// No branch failed.
+    /// No branch failed, or a custom predicate ended the batch as a
+    /// success ([`CompletionReason::CustomCompletionSucceeded`]).
     Succeeded,
-    /// At least one branch failed (the batch operation itself still
-    /// succeeded: its failures are items of the result).
+    /// At least one branch failed, or a custom predicate ended the batch
+    /// as a failure ([`CompletionReason::CustomCompletionFailed`]). The
+    /// batch operation itself still succeeded: its failures are items of
+    /// the result.
     Failed,
 }
 
@@ -285,13 +531,10 @@ impl<T> BatchResult<T> {
         self.completion_reason
     }
     /// [`BatchStatus::Failed`] if any branch failed, else
-    /// [`BatchStatus::Succeeded`] (as AWS's SDKs report a batch).
+    /// [`BatchStatus::Succeeded`] (as AWS's SDKs report a batch); when a
+    /// custom predicate ended the batch, what it decided.
     pub fn status(&self) -> BatchStatus {
-        if self.has_failures() {
-            BatchStatus::Failed
-        } else {
-            BatchStatus::Succeeded
-        }
+        self.completion_reason.batch_status(self.has_failures())
     }
     /// The number of branches that started (as AWS's SDKs count a
     /// batch's total): those that finished and those abandoned when the
@@ -334,7 +577,10 @@ impl<T> BatchResult<T> {
     }
     /// The values of the branches that succeeded, in index order, or the
     /// error of the first (lowest-index) branch that failed. Branches that
-    /// never finished (the batch ended early) are left out.
+    /// never finished (the batch ended early) are left out. When a custom
+    /// predicate ended the batch as failed and no branch failed, the error
+    /// is a `BatchCompletionError` (as AWS's SDKs' `throw_if_error`
+    /// raises).
     pub fn into_values(self) -> Result<Vec<T>, StepError> {
         let kind = "batch item";
         let mut values = Vec::with_capacity(self.items.len());
@@ -347,6 +593,17 @@ impl<T> BatchResult<T> {
                 return Err(StepError::new(kind, Some(name.into()), error));
             }
             values.extend(item.result);
+        }
+        if self.completion_reason == CompletionReason::CustomCompletionFailed {
+            let reason = self.completion_reason;
+            return Err(StepError::new(
+                "batch",
+                self.name,
+                ErrorObject::new(
+                    "BatchCompletionError",
+                    format!("Batch completed as failed by should_complete ({reason})"),
+                ),
+            ));
         }
         Ok(values)
     }

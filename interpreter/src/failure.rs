@@ -229,8 +229,9 @@ impl StepError {
             error: Box::new(error),
         }
     }
-    /// What failed: `step`, `child context`, `map`, `parallel` or
-    /// `batch item`.
+    /// What failed: `step`, `child context`, `map`, `parallel`,
+    /// `batch item`, or `batch` (a map or parallel operation a custom
+    /// completion predicate ended as failed).
     pub fn operation_kind(&self) -> &'static str {
         self.kind
     }

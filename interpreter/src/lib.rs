@@ -34,8 +34,8 @@ mod workflow;
 
 pub use batch::{Branch, ChildConfig, MapConfig, ParallelConfig};
 pub use batch_result::{
-    BatchItem, BatchItemStatus, BatchResult, BatchStatus, CompletionPolicy, CompletionReason,
-    Nesting,
+    BatchItem, BatchItemStatus, BatchResult, BatchStatus, CompletionDecision, CompletionItem,
+    CompletionOutcome, CompletionPolicy, CompletionReason, CompletionStatus, Nesting,
 };
 pub use error::{ExecutionError, OpRef};
 pub use external::{

@@ -88,11 +88,12 @@ pub use durable_yield_interpreter::batch::ADMISSION_WINDOW;
 pub use durable_yield_interpreter::retry::{RetryStrategy, RetryStrategyExt};
 pub use durable_yield_interpreter::{
     BatchItem, BatchItemStatus, BatchResult, BatchStatus, BoxError, Branch, Callback,
-    CallbackConfig, CallbackEnding, CallbackError, ChildConfig, CompletionPolicy, CompletionReason,
-    Condition, ConditionConfig, ExecutionError, InvokeConfig, InvokeEnding, InvokeError, MapConfig,
-    Nesting, ParallelConfig, RandomValue, StepConfig, StepContext, StepError, StepFailure,
-    StepSemantics, WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn, error_type_name, id,
-    is_replaying, model, retry,
+    CallbackConfig, CallbackEnding, CallbackError, ChildConfig, CompletionDecision, CompletionItem,
+    CompletionOutcome, CompletionPolicy, CompletionReason, CompletionStatus, Condition,
+    ConditionConfig, ExecutionError, InvokeConfig, InvokeEnding, InvokeError, MapConfig, Nesting,
+    ParallelConfig, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,
+    WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn, error_type_name, id, is_replaying,
+    model, retry,
 };
 pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 

@@ -33,4 +33,5 @@ pub(crate) fn find<'a>(ops: &'a [Operation], name: &str) -> &'a Operation {
 
 mod batches;
 mod children;
+mod completion;
 mod replays;

@@ -119,6 +119,32 @@ pub(super) fn min_successful(stack: &Stack) -> Result<(), String> {
     )
 }
 
+pub(super) fn should_complete(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "should-complete")?;
+    succeeded_with(&execution, "\"CUSTOM_COMPLETION_FAILED FAILED total=2\"")?;
+    let recorded: Value = serde_json::from_str(context_result(&events, "quorum").unwrap_or(""))
+        .map_err(|e| format!("the map result is not JSON: {e}"))?;
+    let statuses: Vec<&str> = recorded["all"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["status"].as_str()).collect())
+        .unwrap_or_default();
+    check(
+        statuses == ["SUCCEEDED", "FAILED"]
+            && recorded["completionReason"] == "CUSTOM_COMPLETION_FAILED",
+        || format!("the map recorded {recorded}"),
+    )?;
+    position(&events, "ContextSucceeded", "map-item-0", "quorum")?;
+    position(&events, "ContextFailed", "map-item-1", "quorum")?;
+    let t = tree(&events);
+    check(
+        !t.iter().any(|e| e.1 == "map-item-2" || e.1 == "map-item-3"),
+        || format!("items 2 and 3 never start: {t:?}"),
+    )?;
+    // The map itself succeeds: its result says how the batch ended.
+    position(&events, "ContextSucceeded", "quorum", "")?;
+    expect_invocations(&events, 1)
+}
+
 pub(super) fn tolerated_failures(stack: &Stack) -> Result<(), String> {
     let (execution, events) = concurrency(stack, "tolerated-failures")?;
     succeeded_with(

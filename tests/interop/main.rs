@@ -54,7 +54,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 48] = [
+    let scenarios: [(&str, Scenario); 49] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -82,6 +82,7 @@ fn durable_functions_against_the_aws_emulator() {
         ("map-basic", map_basic),
         ("empty-map", empty_map),
         ("min-successful", min_successful),
+        ("should-complete", should_complete),
         ("tolerated-failures", tolerated_failures),
         ("wait-in-branch", wait_in_branch),
         ("parallel-in-map", parallel_in_map),

@@ -250,6 +250,42 @@ pub(crate) async fn concurrency(
                 statuses.join(",")
             ))
         }
+        // A custom predicate, 4 items one at a time: done after three
+        // successes, failed at the first failure (item 1's): items 2 and 3
+        // never start.
+        "should-complete" => {
+            let policy = CompletionPolicy::should_complete(|s| {
+                if s.success_count >= 3 {
+                    CompletionDecision::succeed()
+                } else if s.failure_count >= 1 {
+                    CompletionDecision::fail()
+                } else {
+                    CompletionDecision::Continue
+                }
+            });
+            let config = MapConfig::named("quorum")
+                .max_concurrency(1)
+                .completion(policy);
+            let r = wf
+                .map_with(config, vec![0u64, 1, 2, 3], |mut wf, x, _| async move {
+                    let config = StepConfig::named("ack").retry(NoRetry);
+                    wf.step_with(config, move |_| async move {
+                        if x == 1 {
+                            Err(StepFailure::new("Unreachable", format!("replica {x}")))
+                        } else {
+                            Ok(x)
+                        }
+                    })
+                    .await
+                })
+                .await?;
+            Ok(format!(
+                "{} {} total={}",
+                r.completion_reason(),
+                r.status(),
+                r.total_count()
+            ))
+        }
         // Item 1 waits three seconds; items 0 and 2 finish meanwhile, in
         // the first invocation (long enough that a loaded machine does not
         // see the wait end before that invocation does).

@@ -2,7 +2,10 @@
 //! starting each (recorded or virtual), counting outcomes against the
 //! completion policy, and closing the batch with its result.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use super::*;
+use crate::coroutine::panic_message;
 
 impl Interpreter {
     pub(super) fn on_batch(&mut self, ctx: CtxId, request: BatchRequest) {
@@ -104,10 +107,20 @@ impl Interpreter {
             // are deferred together (one allocation, not one per doubling).
             self.deferred.reserve(n.min(limit));
         }
-        let (names, bodies) = branches
+        let (names, bodies): (Vec<Option<SharedStr>>, _) = branches
             .into_iter()
             .map(|b| (b.name.map(SharedStr::from), Some(b.body)))
             .unzip();
+        // Only a predicate reads them: the names are shared, not copied.
+        let statuses = if completion.has_predicate() {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| CompletionItem::new(i, name.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.batches.push(Batch {
             owner: ctx,
             op,
@@ -122,6 +135,7 @@ impl Interpreter {
             max_concurrency: limit,
             window,
             policy: completion,
+            statuses,
             rebuild,
             done: false,
             summary: None,
@@ -146,10 +160,33 @@ impl Interpreter {
                     let over = batch.next >= admissible && batch.active == 0;
                     (usize::MAX, admissible, over.then_some(r.reason))
                 }
+                None if batch.policy.has_predicate() => {
+                    // The code's predicate: a panic in it is one in
+                    // workflow code.
+                    let asked = catch_unwind(AssertUnwindSafe(|| {
+                        let b = batch;
+                        b.policy.evaluate(total, b.succeeded, b.failed, &b.statuses)
+                    }));
+                    match asked {
+                        Ok(reason) => (batch.max_concurrency, total, reason),
+                        Err(panic) => {
+                            let error = ExecutionError::WorkflowPanicked {
+                                message: format!(
+                                    "in the completion predicate: {}",
+                                    panic_message(&*panic)
+                                ),
+                                last_op: Some(batch.op.clone()),
+                            };
+                            return self.fatal(error);
+                        }
+                    }
+                }
                 None => (
                     batch.max_concurrency,
                     total,
-                    batch.policy.evaluate(total, batch.succeeded, batch.failed),
+                    batch
+                        .policy
+                        .evaluate(total, batch.succeeded, batch.failed, &[]),
                 ),
             };
             if let Some(reason) = reason {
@@ -161,7 +198,27 @@ impl Interpreter {
             let index = batch.next;
             self.batches[b].next += 1;
             self.start_branch(b, index);
+            self.note_status(b, index);
         }
+    }
+
+    /// Keeps branch `index`'s status for the batch's completion predicate
+    /// (if it has one) as the branch now stands.
+    #[inline]
+    fn note_status(&mut self, b: usize, index: usize) {
+        let Some(batch) = self.batches.get_mut(b).filter(|x| !x.statuses.is_empty()) else {
+            return;
+        };
+        let (Some(item), Some(branch)) = (batch.statuses.get_mut(index), batch.branches.get(index))
+        else {
+            return;
+        };
+        item.set_status(match branch {
+            Branch::NotStarted => None,
+            Branch::Active(_) | Branch::Started => Some(BatchItemStatus::Started),
+            Branch::Done(Ok(_)) => Some(BatchItemStatus::Succeeded),
+            Branch::Done(Err(_)) => Some(BatchItemStatus::Failed),
+        });
     }
 
     /// Nothing can go on: every batch whose window holds branches back
@@ -357,6 +414,7 @@ impl Interpreter {
         if let Branch::Active(ctx) = branch {
             self.release(ctx);
         }
+        self.note_status(b, index);
         self.admit(b);
     }
 
@@ -365,6 +423,7 @@ impl Interpreter {
         batch.done = true;
         batch.bodies = Vec::new();
         batch.names = Vec::new();
+        batch.statuses = Vec::new();
         let branches = std::mem::take(&mut batch.branches);
         let rebuilding = batch.rebuild.is_some();
         let (owner, kind, admitted) = (batch.owner, batch.kind, batch.next);
@@ -437,7 +496,7 @@ impl Interpreter {
             started_count,
             success_count: succeeded,
             failure_count: failed,
-            status: if failed > 0 { "FAILED" } else { "SUCCEEDED" }.to_owned(),
+            status: reason.batch_status(failed > 0).as_str().to_owned(),
         });
         self.contexts[owner as usize].closing = Some(b);
         self.ready

@@ -56,7 +56,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch_result::{
-    BatchItemStatus, BatchSummary, CompletionPolicy, CompletionReason, Nesting, RawBatch, RawItem,
+    BatchItemStatus, BatchSummary, CompletionItem, CompletionPolicy, CompletionReason, Nesting,
+    RawBatch, RawItem,
 };
 use crate::coroutine::BoxFuture;
 use crate::error::{ExecutionError, OpRef};
@@ -370,6 +371,9 @@ struct Batch {
     /// [`ADMISSION_WINDOW`](crate::batch::ADMISSION_WINDOW)).
     max_concurrency: usize,
     policy: CompletionPolicy,
+    /// Every branch's status, kept as branches start and finish, for a
+    /// custom completion predicate (empty without one).
+    statuses: Vec<CompletionItem>,
     rebuild: Option<Rebuild>,
     done: bool,
     /// No `max_concurrency` was set: `max_concurrency` is a window that

@@ -32,9 +32,10 @@ use durable_yield::model::{
 };
 use durable_yield::retry::FixedDelay;
 use durable_yield::{
-    Branch, CallbackConfig, ChildConfig, CompletionPolicy, Condition, ConditionConfig,
-    ExecutionStatus, InvokeConfig, LocalExecution, LocalRunner, MapConfig, Nesting, ParallelConfig,
-    StepConfig, StepError, StepFailure, StepSemantics, WaitConfig, WaitForCallbackConfig, Workflow,
+    Branch, CallbackConfig, ChildConfig, CompletionDecision, CompletionPolicy, Condition,
+    ConditionConfig, ExecutionStatus, InvokeConfig, LocalExecution, LocalRunner, MapConfig,
+    Nesting, ParallelConfig, StepConfig, StepError, StepFailure, StepSemantics, WaitConfig,
+    WaitForCallbackConfig, Workflow,
 };
 use serde::{Deserialize, Serialize};
 

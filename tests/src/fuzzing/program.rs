@@ -155,6 +155,15 @@ pub enum Policy {
     MinSuccessful(u8),
     /// Ends when more than this many failed.
     ToleratedFailures(u8),
+    /// A custom predicate (`CompletionPolicy::should_complete`): ends as
+    /// succeeded after `succeed_at` successes, as failed after `fail_at`
+    /// failures (each at least 1), whichever comes first.
+    Custom {
+        /// Successes that end it as succeeded.
+        succeed_at: u8,
+        /// Failures that end it as failed.
+        fail_at: u8,
+    },
 }
 
 impl Policy {
@@ -167,6 +176,22 @@ impl Policy {
             }
             Policy::ToleratedFailures(n) => {
                 CompletionPolicy::default().tolerated_failure_count(usize::from(n))
+            }
+            Policy::Custom {
+                succeed_at,
+                fail_at,
+            } => {
+                let (succeed_at, fail_at) =
+                    (usize::from(succeed_at.max(1)), usize::from(fail_at.max(1)));
+                CompletionPolicy::should_complete(move |s| {
+                    if s.success_count >= succeed_at {
+                        CompletionDecision::succeed()
+                    } else if s.failure_count >= fail_at {
+                        CompletionDecision::fail()
+                    } else {
+                        CompletionDecision::Continue
+                    }
+                })
             }
         }
     }
