@@ -76,6 +76,7 @@ pub struct ChildConfig<C = Json> {
     name: Option<Cow<'static, str>>,
     codec: C,
     is_virtual: bool,
+    sub_type: Option<Cow<'static, str>>,
 }
 
 impl ChildConfig<Json> {
@@ -85,6 +86,7 @@ impl ChildConfig<Json> {
             name: Some(name.into()),
             codec: Json,
             is_virtual: false,
+            sub_type: None,
         }
     }
     /// An unnamed child context with the JSON codec.
@@ -105,7 +107,29 @@ impl<C> ChildConfig<C> {
             name: self.name,
             codec,
             is_virtual: self.is_virtual,
+            sub_type: self.sub_type,
         }
+    }
+    /// Records the context with this subtype instead of
+    /// `RunInChildContext` (AWS's `ChildConfig.sub_type` / `subType`): a
+    /// custom operation built from several durable operations labels its
+    /// context so, and the history, plugins and spans show it. 1 to 32
+    /// characters from `A-Z`, `a-z`, `0-9`, `-` and `_` (anything else
+    /// fails the execution with `InvalidConfig` before the context is
+    /// checkpointed); empty keeps `RunInChildContext`. Do not reuse a
+    /// subtype of the SDK's own operations ([`crate::subtype`]). Replay
+    /// checks it like the name: changing it under executions in flight
+    /// fails them with `NonDeterministicExecution`.
+    ///
+    /// ```
+    /// use durable_yield_interpreter::ChildConfig;
+    /// let config = ChildConfig::named("reserve").sub_type("Reservation");
+    /// # let _ = config;
+    /// ```
+    pub fn sub_type(mut self, sub_type: impl Into<Cow<'static, str>>) -> Self {
+        let sub_type = sub_type.into();
+        self.sub_type = (!sub_type.is_empty()).then_some(sub_type);
+        self
     }
     /// Makes it a *virtual* context, as AWS's SDKs have them: a grouping
     /// that records no CONTEXT operation and no result. It takes one id of

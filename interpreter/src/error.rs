@@ -164,8 +164,9 @@ pub enum ExecutionError {
         /// Its recorded status.
         status: OperationStatus,
     },
-    /// A map or parallel operation was configured with values it cannot
-    /// run with (nothing was checkpointed for it).
+    /// An operation was configured with values it cannot run with: a map
+    /// or parallel's concurrency or completion policy, a step's or child
+    /// context's subtype (nothing was checkpointed for it).
     #[error("invalid configuration of {op}: {reason}")]
     InvalidConfig {
         /// The operation.

@@ -239,7 +239,7 @@ impl Workflow {
         };
         self.run_child(
             name,
-            crate::subtype::WAIT_FOR_CALLBACK,
+            Ok(crate::subtype::WAIT_FOR_CALLBACK),
             "wait for callback",
             codec,
             false,

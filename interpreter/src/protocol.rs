@@ -182,6 +182,10 @@ pub(crate) enum Request {
         name: Option<Cow<'static, str>>,
         retry: Option<Arc<dyn RetryStrategy>>,
         semantics: StepSemantics,
+        /// A custom subtype (`StepConfig::sub_type`); none: `Step`. (A
+        /// thin `Arc`, so that requests stay 64 bytes: every replayed
+        /// step moves one through the generator.)
+        sub_type: Option<Arc<str>>,
     },
     /// The body of the step just announced, to run live.
     Run(BoxFuture<StepOutcome>),
@@ -193,7 +197,10 @@ pub(crate) enum Request {
     /// A child context running `body`.
     Child {
         name: Option<Cow<'static, str>>,
-        sub_type: &'static str,
+        /// A custom subtype (`ChildConfig::sub_type`); none: the SDK's.
+        sub_type: Option<Arc<str>>,
+        /// The SDK's subtype is `WaitForCallback`, not `RunInChildContext`.
+        wait_for_callback: bool,
         body: ContextBody,
         /// Records no CONTEXT operation (see `ChildConfig::virtual_context`).
         is_virtual: bool,
@@ -294,7 +301,7 @@ mod tests {
     fn messages_stay_small() {
         let request = std::mem::size_of::<Request>();
         assert!(
-            request <= 72,
+            request <= 64,
             "a request is {request} bytes: box the new large variant"
         );
         let response = std::mem::size_of::<Response>();

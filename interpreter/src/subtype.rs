@@ -38,3 +38,42 @@ pub(crate) const ALL: [&str; 11] = [
     PARALLEL,
     PARALLEL_BRANCH,
 ];
+
+/// The longest custom subtype the service accepts.
+pub const MAX_CUSTOM_LEN: usize = 32;
+
+/// Why `sub_type` cannot label a step or child context
+/// (`StepConfig::sub_type`, `ChildConfig::sub_type`): the service accepts
+/// 1 to 32 characters from `A-Z`, `a-z`, `0-9`, `-` and `_`, as AWS's
+/// SDKs check it.
+pub(crate) fn invalid_custom(sub_type: &str) -> Option<String> {
+    let valid = !sub_type.is_empty()
+        && sub_type.len() <= MAX_CUSTOM_LEN
+        && sub_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (!valid).then(|| {
+        format!(
+            "sub_type must be 1 to {MAX_CUSTOM_LEN} characters from A-Z, a-z, 0-9, '-' \
+             and '_', not {sub_type:?}"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_subtypes_are_what_the_service_accepts() {
+        for ok in ["Charge", "batch-processor", "a_b-C9", &"x".repeat(32)] {
+            assert_eq!(invalid_custom(ok), None, "{ok}");
+        }
+        for bad in ["", "has space", "dot.ted", "é", &"x".repeat(33)] {
+            assert!(
+                invalid_custom(bad).is_some_and(|m| m.starts_with("sub_type must be 1 to 32")),
+                "{bad}"
+            );
+        }
+    }
+}

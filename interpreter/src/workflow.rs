@@ -63,6 +63,9 @@ pub struct StepConfig<C = Json> {
     codec: C,
     retry: Option<Arc<dyn RetryStrategy>>,
     semantics: StepSemantics,
+    /// Shared, as the request carries it (a thin pointer keeps each
+    /// step's future and request small).
+    sub_type: Option<Arc<str>>,
 }
 
 impl<C: fmt::Debug> fmt::Debug for StepConfig<C> {
@@ -72,6 +75,7 @@ impl<C: fmt::Debug> fmt::Debug for StepConfig<C> {
             .field("codec", &self.codec)
             .field("custom_retry", &self.retry.is_some())
             .field("semantics", &self.semantics)
+            .field("sub_type", &self.sub_type)
             .finish()
     }
 }
@@ -84,6 +88,7 @@ impl StepConfig<Json> {
             codec: Json,
             retry: None,
             semantics: StepSemantics::default(),
+            sub_type: None,
         }
     }
     /// A named step with the JSON codec.
@@ -111,6 +116,7 @@ impl<C> StepConfig<C> {
             codec,
             retry: self.retry,
             semantics: self.semantics,
+            sub_type: self.sub_type,
         }
     }
     /// Picks the retry strategy (see [`crate::retry`]).
@@ -126,6 +132,26 @@ impl<C> StepConfig<C> {
     /// Picks at-least-once or at-most-once execution per attempt.
     pub fn semantics(mut self, semantics: StepSemantics) -> Self {
         self.semantics = semantics;
+        self
+    }
+    /// Records the step with this subtype instead of `Step` (AWS's
+    /// `StepConfig.sub_type`): a custom operation built from steps labels
+    /// them so, and the history, plugins and spans show it. 1 to 32
+    /// characters from `A-Z`, `a-z`, `0-9`, `-` and `_` (anything else
+    /// fails the execution with `InvalidConfig` before the step is
+    /// checkpointed); empty keeps `Step`. Do not reuse a subtype of the
+    /// SDK's own operations ([`crate::subtype`]). Replay checks it like the
+    /// name: changing it under executions in flight fails them with
+    /// `NonDeterministicExecution`.
+    ///
+    /// ```
+    /// use durable_yield_interpreter::StepConfig;
+    /// let config = StepConfig::named("charge").sub_type("Payment");
+    /// # let _ = config;
+    /// ```
+    pub fn sub_type(mut self, sub_type: impl Into<Cow<'static, str>>) -> Self {
+        let sub_type = sub_type.into();
+        self.sub_type = (!sub_type.is_empty()).then(|| Arc::from(&*sub_type));
         self
     }
 }
@@ -354,12 +380,14 @@ impl Workflow {
             codec,
             retry,
             semantics,
+            sub_type,
         } = config;
         let step_name = name.clone();
         let request = Request::Step {
             name,
             retry,
             semantics,
+            sub_type,
         };
         // The first answer is consumed by this statement: kept to the
         // `match` below, it (and the step context it carries) would be

@@ -35,3 +35,4 @@ mod batches;
 mod children;
 mod completion;
 mod replays;
+mod subtypes;

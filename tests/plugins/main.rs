@@ -146,3 +146,75 @@ pub(crate) fn recorder(tag: &'static str) -> (Recorder, Log) {
 
 mod hooks;
 mod registration;
+
+/// Writes the subtype every hook reports, with the hook's name.
+struct SubTypes(Log);
+
+struct SubTypeHooks(Log);
+
+impl SubTypeHooks {
+    fn push(&self, hook: &str, name: Option<&str>, sub_type: Option<&str>) {
+        let line = format!("{hook} {} {}", name.unwrap_or("-"), sub_type.unwrap_or("-"));
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+impl Plugin for SubTypes {
+    fn invocation(&self, _: &InvocationStart<'_>) -> Result<Box<dyn InvocationHooks>, BoxError> {
+        Ok(Box::new(SubTypeHooks(self.0.clone())))
+    }
+}
+
+impl InvocationHooks for SubTypeHooks {
+    fn on_operation_start(&mut self, e: &OperationEvent<'_>) -> HookResult {
+        self.push("op start", e.name, e.sub_type);
+        Ok(())
+    }
+    fn on_operation_end(&mut self, e: &OperationEvent<'_>) -> HookResult {
+        self.push("op end", e.name, e.sub_type);
+        Ok(())
+    }
+    fn on_attempt_start(&mut self, e: &AttemptEvent<'_>) -> HookResult {
+        self.push("attempt start", e.name, Some(e.sub_type));
+        Ok(())
+    }
+    fn on_function_start(&mut self, e: &FunctionEvent<'_>) -> HookResult {
+        self.push("function start", e.name, e.sub_type);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn plugins_see_custom_subtypes() {
+    let log = Log::default();
+    let workflow = |mut wf: Workflow, _: ()| async move {
+        let config = StepConfig::named("charge").sub_type("Payment");
+        let a: u32 = wf.step_with(config, |_| async { Ok(1) }).await?;
+        let config = durable_yield::ChildConfig::named("reserve").sub_type("Reservation");
+        let b: u32 = wf
+            .child_with(config, |mut wf| async move {
+                wf.step("hold", |_| async { Ok(2u32) }).await
+            })
+            .await?;
+        Ok::<_, StepError>(a + b)
+    };
+    let runner = LocalRunner::new().plugin(SubTypes(log.clone()));
+    let run = runner.run(&workflow, &()).await.unwrap();
+    assert_eq!(run.result, Some(3));
+    let lines = log.lock().unwrap().clone();
+    for expected in [
+        "op start charge Payment",
+        "attempt start charge Payment",
+        "function start charge Payment",
+        "op end charge Payment",
+        "op start reserve Reservation",
+        "function start reserve Reservation",
+        "attempt start hold Step",
+        "op end reserve Reservation",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected}: {lines:#?}"
+        );
+    }
+}

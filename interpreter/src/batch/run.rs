@@ -92,10 +92,13 @@ impl Workflow {
             name,
             codec,
             is_virtual,
+            sub_type,
         } = config;
         self.run_child(
             name,
-            crate::subtype::RUN_IN_CHILD_CONTEXT,
+            sub_type.map_or(Ok(crate::subtype::RUN_IN_CHILD_CONTEXT), |s| {
+                Err(Arc::from(&*s))
+            }),
             "child context",
             codec,
             is_virtual,
@@ -109,7 +112,7 @@ impl Workflow {
     pub(crate) async fn run_child<C, F, Fut, T, E>(
         &mut self,
         name: Option<Cow<'static, str>>,
-        sub_type: &'static str,
+        sub_type: Result<&'static str, Arc<str>>,
         kind: &'static str,
         codec: C,
         is_virtual: bool,
@@ -130,9 +133,16 @@ impl Workflow {
                 encode_value(&encoder, &value, kind, &context)
             })
         });
+        // The SDK's subtype (`Ok`) or the code's (`Err`), as the request
+        // carries them (see `Request::Child`).
+        let (sub_type, wait_for_callback) = match sub_type {
+            Ok(sdk) => (None, sdk == crate::subtype::WAIT_FOR_CALLBACK),
+            Err(custom) => (Some(custom), false),
+        };
         let request = Request::Child {
             name: name.clone(),
             sub_type,
+            wait_for_callback,
             body,
             is_virtual,
         };

@@ -11,7 +11,12 @@ impl Interpreter {
         timeout_seconds: u32,
         heartbeat_timeout_seconds: u32,
     ) {
-        let (op, at) = self.next_op(ctx, OperationType::Callback, crate::subtype::CALLBACK, name);
+        let (op, at) = self.next_op(
+            ctx,
+            OperationType::Callback,
+            SharedStr::from_static(crate::subtype::CALLBACK),
+            name,
+        );
         let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;
         // The time-outs are checked only for a new callback (a recorded one

@@ -13,7 +13,7 @@ impl Interpreter {
         let (op, at) = self.next_op(
             ctx,
             OperationType::Step,
-            crate::subtype::WAIT_FOR_CONDITION,
+            SharedStr::from_static(crate::subtype::WAIT_FOR_CONDITION),
             name,
         );
         let recorded = at.map(|at| self.history.at(at));

@@ -148,12 +148,23 @@ impl Interpreter {
         &mut self,
         ctx: CtxId,
         name: Option<Cow<'static, str>>,
-        sub_type: &'static str,
+        sub_type: Result<&'static str, Arc<str>>,
         body: ContextBody,
         is_virtual: bool,
     ) {
+        // The SDK's own (`Ok`), or the code's, checked (`Err`).
+        let (sub_type, invalid) = match sub_type {
+            Ok(sdk) => (SharedStr::from_static(sdk), None),
+            Err(custom) => {
+                let invalid = crate::subtype::invalid_custom(&custom);
+                (SharedStr::from(custom), invalid)
+            }
+        };
         let (op, at) = self.next_op(ctx, OperationType::Context, sub_type, name);
         self.set_last(ctx, op.clone());
+        if let Some(reason) = invalid {
+            return self.fatal(ExecutionError::InvalidConfig { op, reason });
+        }
         let recorded = at.map(|at| self.history.at(at));
         if is_virtual {
             // Never recorded: a record at its id was written by other code.

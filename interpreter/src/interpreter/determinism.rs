@@ -79,7 +79,7 @@ impl Interpreter {
         &mut self,
         ctx: CtxId,
         op_type: OperationType,
-        sub_type: &'static str,
+        sub_type: SharedStr,
         name: Option<Cow<'static, str>>,
     ) -> (OpRef, Option<usize>) {
         let (id, seq, recorded) = self.advance_ids(ctx);
@@ -88,7 +88,7 @@ impl Interpreter {
             seq,
             id,
             op_type,
-            sub_type: Some(SharedStr::from_static(sub_type)),
+            sub_type: Some(sub_type),
             name: name.map(SharedStr::from),
             parent,
         };
@@ -107,13 +107,13 @@ impl Interpreter {
         &mut self,
         ctx: CtxId,
         op_type: OperationType,
-        sub_type: &'static str,
+        sub_type: SharedStr,
         name: Option<Cow<'static, str>>,
     ) -> Option<usize> {
         let (id, seq, recorded) = self.advance_ids(ctx);
         let c = &mut self.contexts[ctx as usize];
         let parent = c.ids.parent().copied();
-        let sub_type = Some(SharedStr::from_static(sub_type));
+        let sub_type = Some(sub_type);
         let name = name.map(SharedStr::from);
         match &mut c.last_op {
             Some(last) => {

@@ -16,7 +16,7 @@ impl Interpreter {
         let (mut op, at) = self.next_op(
             ctx,
             OperationType::ChainedInvoke,
-            crate::subtype::CHAINED_INVOKE,
+            SharedStr::from_static(crate::subtype::CHAINED_INVOKE),
             name,
         );
         let recorded = at.map(|at| self.history.at(at));

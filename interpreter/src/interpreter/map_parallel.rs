@@ -18,7 +18,12 @@ impl Interpreter {
             completion,
             nesting,
         } = request;
-        let (op, at) = self.next_op(ctx, OperationType::Context, kind.sub_type(), name);
+        let (op, at) = self.next_op(
+            ctx,
+            OperationType::Context,
+            SharedStr::from_static(kind.sub_type()),
+            name,
+        );
         self.set_last(ctx, op.clone());
         let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;

@@ -46,7 +46,8 @@ impl Interpreter {
                 name,
                 retry,
                 semantics,
-            }) => self.on_step(ctx, name, retry, semantics),
+                sub_type,
+            }) => self.on_step(ctx, name, retry, semantics, sub_type),
             Resumed::Yielded(Request::Run(future)) => {
                 let c = &mut self.contexts[ctx as usize];
                 match c.step.take_live() {
@@ -59,13 +60,15 @@ impl Interpreter {
                             ));
                         };
                         let context = self.step_context(op, live.attempt);
-                        let handle = StepHandle { ctx, seq: live.seq };
-                        let parent_id = op.parent;
-                        let sub_type = if live.condition.is_some() {
-                            crate::subtype::WAIT_FOR_CONDITION
-                        } else {
-                            crate::subtype::STEP
+                        let Ok(seq) = u32::try_from(live.seq) else {
+                            return self.fatal(ExecutionError::Internal(
+                                "a context holds more operations than a step handle counts".into(),
+                            ));
                         };
+                        let handle = StepHandle { ctx, seq };
+                        let parent_id = op.parent;
+                        // `Step`, `WaitForCondition` or the step's own.
+                        let sub_type = op.sub_type.clone().unwrap_or_default();
                         // The attempt's START needs no answer: it rides
                         // with the next checkpoint (usually the attempt's
                         // own outcome), or goes out on its own while the
@@ -94,9 +97,17 @@ impl Interpreter {
             Resumed::Yielded(Request::Child {
                 name,
                 sub_type,
+                wait_for_callback,
                 body,
                 is_virtual,
-            }) => self.on_child(ctx, name, sub_type, body, is_virtual),
+            }) => {
+                let sub_type = match sub_type {
+                    Some(custom) => Err(custom),
+                    None if wait_for_callback => Ok(crate::subtype::WAIT_FOR_CALLBACK),
+                    None => Ok(crate::subtype::RUN_IN_CHILD_CONTEXT),
+                };
+                self.on_child(ctx, name, sub_type, body, is_virtual)
+            }
             Resumed::Yielded(Request::Batch(request)) => self.on_batch(ctx, *request),
             Resumed::Yielded(Request::Callback {
                 name,

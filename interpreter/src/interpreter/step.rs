@@ -251,13 +251,29 @@ impl Interpreter {
         name: Option<Cow<'static, str>>,
         retry: Option<Arc<dyn RetryStrategy>>,
         semantics: StepSemantics,
+        sub_type: Option<Arc<str>>,
     ) {
-        let at = self.next_op_in_place(ctx, OperationType::Step, crate::subtype::STEP, name);
+        let (sub_type, custom) = match sub_type {
+            None => (SharedStr::from_static(crate::subtype::STEP), false),
+            Some(custom) => (SharedStr::from(custom), true),
+        };
+        let at = self.next_op_in_place(ctx, OperationType::Step, sub_type, name);
         let Some(op) = self.contexts[ctx as usize].last_op.as_ref() else {
             return self.fatal(ExecutionError::Internal(
                 "a step has no operation reference".into(),
             ));
         };
+        // A custom subtype the service would reject: nothing is recorded.
+        if custom {
+            let invalid = op
+                .sub_type
+                .as_deref()
+                .and_then(crate::subtype::invalid_custom);
+            if let Some(reason) = invalid {
+                let op = op.clone();
+                return self.fatal(ExecutionError::InvalidConfig { op, reason });
+            }
+        }
         let at_most_once = semantics == StepSemantics::AtMostOncePerRetry;
         let recorded = at.map(|at| self.history.at(at));
         let replay_only = self.contexts[ctx as usize].replay_only;

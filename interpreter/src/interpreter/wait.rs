@@ -10,7 +10,12 @@ impl Interpreter {
         name: Option<Cow<'static, str>>,
         duration: Duration,
     ) {
-        let (op, at) = self.next_op(ctx, OperationType::Wait, crate::subtype::WAIT, name);
+        let (op, at) = self.next_op(
+            ctx,
+            OperationType::Wait,
+            SharedStr::from_static(crate::subtype::WAIT),
+            name,
+        );
         // Whole seconds, rounded up, like retry delays.
         let seconds = duration
             .as_secs()

@@ -3,6 +3,7 @@
 //! trace header a chained invoke carries.
 
 use super::*;
+use durable_yield_interpreter::model::SharedStr;
 
 /// The operations of a checkpoint answer, kept for the plugins'
 /// operation-change hook (none without plugins, or without operations).
@@ -251,7 +252,7 @@ pub(super) struct Attempt {
     pub(super) id: OperationId,
     pub(super) parent_id: Option<OperationId>,
     pub(super) name: Option<String>,
-    pub(super) sub_type: &'static str,
+    pub(super) sub_type: SharedStr,
     pub(super) attempt: u32,
 }
 
@@ -261,7 +262,7 @@ impl Attempt {
             id: *run.context.operation_id(),
             parent_id: run.parent_id,
             name: run.context.name().map(str::to_owned),
-            sub_type: run.sub_type,
+            sub_type: run.sub_type.clone(),
             attempt: run.context.attempt(),
         }
     }
@@ -271,7 +272,7 @@ impl Attempt {
             id: &self.id,
             parent_id: self.parent_id.as_ref(),
             name: self.name.as_deref(),
-            sub_type: self.sub_type,
+            sub_type: &self.sub_type,
             attempt: self.attempt,
             outcome: None,
             error: None,
@@ -286,7 +287,7 @@ impl Attempt {
             parent_id: self.parent_id.as_ref(),
             name: self.name.as_deref(),
             op_type: OperationType::Step,
-            sub_type: Some(self.sub_type),
+            sub_type: Some(&self.sub_type),
             attempt: Some(self.attempt),
             replay_children: false,
             replayed: false,

@@ -18,7 +18,7 @@ pub(super) fn run_step(
         parent_id = tracing::field::Empty,
         name = ctx.name().unwrap_or(""),
         r#type = "STEP",
-        subtype = run.sub_type,
+        subtype = run.sub_type.as_str(),
         attempt = ctx.attempt(),
     );
     if let Some(parent) = &run.parent_id {

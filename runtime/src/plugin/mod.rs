@@ -531,7 +531,8 @@ pub struct FunctionEvent<'a> {
     /// context's code.
     pub op_type: OperationType,
     /// Its subtype (`Step`, `WaitForCondition`, `RunInChildContext`,
-    /// `MapIteration`, `ParallelBranch`, `WaitForCallback`).
+    /// `MapIteration`, `ParallelBranch`, `WaitForCallback`, or a step's or
+    /// child context's own: `StepConfig::sub_type`, `ChildConfig::sub_type`).
     pub sub_type: Option<&'a str>,
     /// The attempt of a step body or check, from 1 (none for a context).
     pub attempt: Option<u32>,
@@ -564,7 +565,8 @@ pub struct AttemptEvent<'a> {
     pub parent_id: Option<&'a OperationId>,
     /// The step's name.
     pub name: Option<&'a str>,
-    /// `Step`, or `WaitForCondition` for a check.
+    /// `Step`, `WaitForCondition` for a check, or the step's own
+    /// (`StepConfig::sub_type`).
     pub sub_type: &'a str,
     /// The attempt, from 1.
     pub attempt: u32,
