@@ -372,6 +372,27 @@ pub(super) fn virtual_child(stack: &Stack) -> Result<(), String> {
     expect_invocations(&events, 2)
 }
 
+/// Custom subtypes reach the service's history as they were checkpointed,
+/// and replay against it.
+pub(super) fn custom_subtypes(stack: &Stack) -> Result<(), String> {
+    let (execution, events) = concurrency(stack, "custom-subtypes")?;
+    succeeded_with(&execution, "\"42\"")?;
+    expect_tree(
+        &events,
+        &[
+            ("StepStarted", "charge", "Payment", ""),
+            ("StepSucceeded", "charge", "Payment", ""),
+            ("ContextStarted", "reserve", "Reservation", ""),
+            ("StepStarted", "hold", "Step", "reserve"),
+            ("StepSucceeded", "hold", "Step", "reserve"),
+            ("ContextSucceeded", "reserve", "Reservation", ""),
+            ("WaitStarted", "settle", "Wait", ""),
+            ("WaitSucceeded", "settle", "Wait", ""),
+        ],
+    )?;
+    expect_invocations(&events, 2)
+}
+
 /// Unnamed operations record no Name, as AWS's SDKs record them.
 pub(super) fn unnamed(stack: &Stack) -> Result<(), String> {
     let (execution, events) = concurrency(stack, "unnamed")?;

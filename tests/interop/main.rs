@@ -54,7 +54,7 @@ fn durable_functions_against_the_aws_emulator() {
         Err(e) => panic!("the emulator stack did not start: {e}"),
     };
     type Scenario = fn(&Stack) -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 49] = [
+    let scenarios: [(&str, Scenario); 50] = [
         ("step-wait-step", step_wait_step),
         ("multiple-steps", multiple_steps),
         ("wait-only", |s| wait_only(s, 1)),
@@ -73,6 +73,7 @@ fn durable_functions_against_the_aws_emulator() {
         ("flat-map", flat_map),
         ("flat-parallel", flat_parallel),
         ("virtual-child", virtual_child),
+        ("custom-subtypes", custom_subtypes),
         ("unnamed", unnamed),
         ("plugin-hooks", plugin_hooks),
         ("otel-invocation", |s| otel(s, "otel-invocation")),

@@ -443,6 +443,23 @@ pub(crate) async fn concurrency(
             wf.wait("w", Duration::from_secs(1)).await;
             Ok(format!("{c}"))
         }
+        // Custom subtypes: a "Payment" step, a "Reservation" child holding a
+        // default step, then a wait (the second invocation replays them).
+        "custom-subtypes" => {
+            let charged: u64 = wf
+                .step_with(StepConfig::named("charge").sub_type("Payment"), |_| async {
+                    Ok(40u64)
+                })
+                .await?;
+            let reserved: u64 = wf
+                .child_with(
+                    ChildConfig::named("reserve").sub_type("Reservation"),
+                    |mut wf| async move { wf.step("hold", |_| async { Ok(2u64) }).await },
+                )
+                .await?;
+            wf.wait("settle", Duration::from_secs(1)).await;
+            Ok(format!("{}", charged + reserved))
+        }
         // Unnamed operations: a step, a wait, a child, a wait-for-condition.
         "unnamed" => {
             let x: u64 = wf
