@@ -69,14 +69,76 @@ use crate::running::answered_op;
 
 mod run;
 
-/// How to run a child context: its name, the codec of its result and
-/// whether it is recorded at all, for [`Workflow::child_with`].
+/// No summary (the default of [`ChildConfig`], [`MapConfig`] and
+/// [`ParallelConfig`]): a child context's result too large to checkpoint
+/// is recorded with an empty payload, a batch's with the SDK's summary
+/// alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoSummary;
+
+/// A summary generator for values of type `T` (`ChildConfig::summary`,
+/// `MapConfig::summary`, `ParallelConfig::summary`: AWS's
+/// `summary_generator` / `summaryGenerator`).
+pub struct Summary<T>(Arc<dyn Fn(&T) -> String + Send + Sync>);
+
+impl<T> Clone for Summary<T> {
+    fn clone(&self) -> Self {
+        Summary(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for Summary<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Summary(<generator>)")
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::NoSummary {}
+    impl<T> Sealed for super::Summary<T> {}
+}
+
+/// What summarizes a value of type `T` too large to checkpoint:
+/// [`NoSummary`] or a [`Summary<T>`] (sealed: the configs' `summary`
+/// methods make them).
+pub trait Summarize<T>: sealed::Sealed + Send + Sync + 'static {
+    /// Whether it makes summaries at all (so that a result's size is not
+    /// measured for nothing).
+    #[doc(hidden)]
+    fn active(&self) -> bool {
+        true
+    }
+    /// The summary of `value` (none: no generator).
+    #[doc(hidden)]
+    fn summarize(&self, value: &T) -> Option<String>;
+}
+
+impl<T> Summarize<T> for NoSummary {
+    fn active(&self) -> bool {
+        false
+    }
+    fn summarize(&self, _: &T) -> Option<String> {
+        None
+    }
+}
+
+impl<T: 'static> Summarize<T> for Summary<T> {
+    fn summarize(&self, value: &T) -> Option<String> {
+        Some((self.0)(value))
+    }
+}
+
+/// How to run a child context: its name, the codec of its result, whether
+/// it is recorded at all, its subtype and the summary of a result too
+/// large to checkpoint, for [`Workflow::child_with`].
 #[derive(Debug, Clone, Default)]
-pub struct ChildConfig<C = Json> {
+pub struct ChildConfig<C = Json, S = NoSummary> {
     name: Option<Cow<'static, str>>,
     codec: C,
     is_virtual: bool,
     sub_type: Option<Cow<'static, str>>,
+    summary: S,
 }
 
 impl ChildConfig<Json> {
@@ -87,6 +149,7 @@ impl ChildConfig<Json> {
             codec: Json,
             is_virtual: false,
             sub_type: None,
+            summary: NoSummary,
         }
     }
     /// An unnamed child context with the JSON codec.
@@ -95,19 +158,45 @@ impl ChildConfig<Json> {
     }
 }
 
-impl<C> ChildConfig<C> {
+impl<C, S> ChildConfig<C, S> {
     /// Names the operation.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
         self
     }
     /// Picks the codec the result is checkpointed with.
-    pub fn codec<C2: Codec + Clone>(self, codec: C2) -> ChildConfig<C2> {
+    pub fn codec<C2: Codec + Clone>(self, codec: C2) -> ChildConfig<C2, S> {
         ChildConfig {
             name: self.name,
             codec,
             is_virtual: self.is_virtual,
             sub_type: self.sub_type,
+            summary: self.summary,
+        }
+    }
+    /// What to checkpoint instead of a result too large for it (over 256
+    /// KiB, recorded with `ReplayChildren` and rebuilt on replay by
+    /// re-running the body): `generator`'s text, where without one the
+    /// payload is empty (AWS's `summary_generator` / `summaryGenerator`).
+    /// Called only for such a result, with the value the body returned;
+    /// only for observability (a console shows it), never read back.
+    ///
+    /// ```
+    /// use durable_yield_interpreter::ChildConfig;
+    /// let config = ChildConfig::named("report")
+    ///     .summary(|lines: &Vec<String>| format!("{} lines", lines.len()));
+    /// # let _ = config;
+    /// ```
+    pub fn summary<T>(
+        self,
+        generator: impl Fn(&T) -> String + Send + Sync + 'static,
+    ) -> ChildConfig<C, Summary<T>> {
+        ChildConfig {
+            name: self.name,
+            codec: self.codec,
+            is_virtual: self.is_virtual,
+            sub_type: self.sub_type,
+            summary: Summary(Arc::new(generator)),
         }
     }
     /// Records the context with this subtype instead of
@@ -211,20 +300,22 @@ impl Shape {
 
 /// How to run a map: name, concurrency, completion policy, codecs and
 /// item names, for [`Workflow::map_with`].
-pub struct MapConfig<I, C = Json, B = Json> {
+pub struct MapConfig<I, C = Json, B = Json, S = NoSummary> {
     shape: Shape,
     item_codec: C,
     batch_codec: B,
     namer: Option<ItemNamer<I>>,
+    summary: S,
 }
 
-impl<I, C: fmt::Debug, B: fmt::Debug> fmt::Debug for MapConfig<I, C, B> {
+impl<I, C: fmt::Debug, B: fmt::Debug, S: fmt::Debug> fmt::Debug for MapConfig<I, C, B, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("MapConfig");
         self.shape.debug_fields(&mut d);
         d.field("item_codec", &self.item_codec)
             .field("batch_codec", &self.batch_codec)
             .field("item_namer", &self.namer.is_some())
+            .field("summary", &self.summary)
             .finish()
     }
 }
@@ -242,6 +333,7 @@ impl<I> MapConfig<I> {
             item_codec: Json,
             batch_codec: Json,
             namer: None,
+            summary: NoSummary,
         }
     }
 }
@@ -252,7 +344,7 @@ impl<I> Default for MapConfig<I> {
     }
 }
 
-impl<I, C, B> MapConfig<I, C, B> {
+impl<I, C, B, S> MapConfig<I, C, B, S> {
     /// Names the operation.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.shape.name = Some(name.into());
@@ -297,21 +389,48 @@ impl<I, C, B> MapConfig<I, C, B> {
         self
     }
     /// Picks the codec each item's result is checkpointed with.
-    pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> MapConfig<I, C2, B> {
+    pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> MapConfig<I, C2, B, S> {
         MapConfig {
             shape: self.shape,
             item_codec: codec,
             batch_codec: self.batch_codec,
             namer: self.namer,
+            summary: self.summary,
         }
     }
     /// Picks the codec the [`BatchResult`] is checkpointed with.
-    pub fn batch_codec<B2: Codec + Clone>(self, codec: B2) -> MapConfig<I, C, B2> {
+    pub fn batch_codec<B2: Codec + Clone>(self, codec: B2) -> MapConfig<I, C, B2, S> {
         MapConfig {
             shape: self.shape,
             item_codec: self.item_codec,
             batch_codec: codec,
             namer: self.namer,
+            summary: self.summary,
+        }
+    }
+    /// A text of the caller's for the summary checkpointed instead of a
+    /// result too large for it (over 256 KiB): `generator`'s text is
+    /// stored under the summary's `summary` key, beside the fields replay
+    /// needs (AWS's `summary_generator` / `summaryGenerator`). Called only
+    /// for such a result; only for observability, never read back.
+    ///
+    /// ```
+    /// use durable_yield_interpreter::{BatchResult, MapConfig};
+    /// let config = MapConfig::<u32>::named("reports").summary(|r: &BatchResult<String>| {
+    ///     format!("{} reports", r.success_count())
+    /// });
+    /// # let _ = config;
+    /// ```
+    pub fn summary<T>(
+        self,
+        generator: impl Fn(&BatchResult<T>) -> String + Send + Sync + 'static,
+    ) -> MapConfig<I, C, B, Summary<BatchResult<T>>> {
+        MapConfig {
+            shape: self.shape,
+            item_codec: self.item_codec,
+            batch_codec: self.batch_codec,
+            namer: self.namer,
+            summary: Summary(Arc::new(generator)),
         }
     }
 }
@@ -319,18 +438,20 @@ impl<I, C, B> MapConfig<I, C, B> {
 /// How to run a parallel operation: name, concurrency, completion policy
 /// and codecs, for [`Workflow::parallel_with`].
 #[derive(Clone)]
-pub struct ParallelConfig<C = Json, B = Json> {
+pub struct ParallelConfig<C = Json, B = Json, S = NoSummary> {
     shape: Shape,
     item_codec: C,
     batch_codec: B,
+    summary: S,
 }
 
-impl<C: fmt::Debug, B: fmt::Debug> fmt::Debug for ParallelConfig<C, B> {
+impl<C: fmt::Debug, B: fmt::Debug, S: fmt::Debug> fmt::Debug for ParallelConfig<C, B, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("ParallelConfig");
         self.shape.debug_fields(&mut d);
         d.field("item_codec", &self.item_codec)
             .field("batch_codec", &self.batch_codec)
+            .field("summary", &self.summary)
             .finish()
     }
 }
@@ -346,6 +467,7 @@ impl ParallelConfig {
             shape: Shape::new(),
             item_codec: Json,
             batch_codec: Json,
+            summary: NoSummary,
         }
     }
 }
@@ -356,7 +478,7 @@ impl Default for ParallelConfig {
     }
 }
 
-impl<C, B> ParallelConfig<C, B> {
+impl<C, B, S> ParallelConfig<C, B, S> {
     /// Names the operation.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.shape.name = Some(name.into());
@@ -391,19 +513,34 @@ impl<C, B> ParallelConfig<C, B> {
         self
     }
     /// Picks the codec each branch's result is checkpointed with.
-    pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> ParallelConfig<C2, B> {
+    pub fn item_codec<C2: Codec + Clone>(self, codec: C2) -> ParallelConfig<C2, B, S> {
         ParallelConfig {
             shape: self.shape,
             item_codec: codec,
             batch_codec: self.batch_codec,
+            summary: self.summary,
         }
     }
     /// Picks the codec the [`BatchResult`] is checkpointed with.
-    pub fn batch_codec<B2: Codec + Clone>(self, codec: B2) -> ParallelConfig<C, B2> {
+    pub fn batch_codec<B2: Codec + Clone>(self, codec: B2) -> ParallelConfig<C, B2, S> {
         ParallelConfig {
             shape: self.shape,
             item_codec: self.item_codec,
             batch_codec: codec,
+            summary: self.summary,
+        }
+    }
+    /// A text of the caller's for the summary checkpointed instead of a
+    /// result too large for it (see [`MapConfig::summary`]).
+    pub fn summary<T>(
+        self,
+        generator: impl Fn(&BatchResult<T>) -> String + Send + Sync + 'static,
+    ) -> ParallelConfig<C, B, Summary<BatchResult<T>>> {
+        ParallelConfig {
+            shape: self.shape,
+            item_codec: self.item_codec,
+            batch_codec: self.batch_codec,
+            summary: Summary(Arc::new(generator)),
         }
     }
 }
@@ -721,6 +858,7 @@ mod tests {
             success_count: 2,
             failure_count: 0,
             status: "SUCCEEDED".into(),
+            summary: None,
         };
         assert_eq!(summary.started(), Some(vec![1, 3]));
         // Another SDK may list them in any order.

@@ -639,6 +639,9 @@ pub(crate) struct BatchSummary {
     pub(crate) success_count: usize,
     pub(crate) failure_count: usize,
     pub(crate) status: String,
+    /// The caller's text (`MapConfig::summary`), stored as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) summary: Option<String>,
 }
 
 impl BatchSummary {

@@ -237,15 +237,11 @@ impl Workflow {
             let value = wf.callback_result(&cb).await.map_err(StepError::from)?;
             Ok::<T, StepError>(value)
         };
-        self.run_child(
-            name,
-            Ok(crate::subtype::WAIT_FOR_CALLBACK),
-            "wait for callback",
-            codec,
-            false,
-            body,
-        )
-        .await
+        let mut config = crate::batch::ChildConfig::new().codec(codec);
+        if let Some(name) = name {
+            config = config.name(name);
+        }
+        self.run_child(config, true, body).await
     }
 
     /// Invokes the function `function_name` (a name, a qualified name or an

@@ -32,7 +32,7 @@ pub mod subtype;
 mod text;
 mod workflow;
 
-pub use batch::{Branch, ChildConfig, MapConfig, ParallelConfig};
+pub use batch::{Branch, ChildConfig, MapConfig, NoSummary, ParallelConfig, Summarize, Summary};
 pub use batch_result::{
     BatchItem, BatchItemStatus, BatchResult, BatchStatus, CompletionDecision, CompletionItem,
     CompletionOutcome, CompletionPolicy, CompletionReason, CompletionStatus, Nesting,

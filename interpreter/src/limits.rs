@@ -25,6 +25,12 @@ pub const MAX_OPERATION_PAYLOAD: usize = 1024 * 1024;
 /// replay by re-running the body over its recorded children.
 pub const MAX_CONTEXT_RESULT: usize = 256 * 1024;
 
+/// Whether a context's (or batch's) encoded result is over
+/// [`MAX_CONTEXT_RESULT`] characters: checkpointed with `ReplayChildren`.
+pub(crate) fn too_large_for_a_context(payload: &str) -> bool {
+    payload.len() > MAX_CONTEXT_RESULT && payload.chars().count() > MAX_CONTEXT_RESULT
+}
+
 /// The most bytes of JSON one error object may take: the strictest limit
 /// among AWS's implementations (its emulator rejects larger errors; the
 /// service documents 1 MB).

@@ -225,7 +225,7 @@ pub(crate) enum Request {
     },
     /// The encoded result of the batch just answered with
     /// [`BatchReply::Live`], to checkpoint.
-    CloseBatch(Result<Payload, Box<ErrorObject>>),
+    CloseBatch(Result<Payload, Box<ErrorObject>>, Option<String>),
     /// Workflow code cannot go on.
     Fatal(Box<Fatal>),
 }
@@ -289,6 +289,29 @@ pub(crate) enum Fatal {
     CodecOf(Box<(OperationId, CodecError)>),
     /// The interpreter answered out of protocol.
     Protocol(&'static str),
+}
+
+/// The summary a child context's code made of a result too large to
+/// checkpoint (`ChildConfig::summary`), handed to the interpreter as the
+/// context's code returns: set by the last poll of its code, taken by the
+/// interpreter as that poll returns, on the same thread (the code cannot
+/// yield once its value is made: its handle went to the code).
+pub(crate) mod pending_summary {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SUMMARY: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Sets the summary of the context whose code is returning.
+    pub(crate) fn set(summary: String) {
+        SUMMARY.with(|s| *s.borrow_mut() = Some(summary));
+    }
+
+    /// Takes it (none when the code made none).
+    pub(crate) fn take() -> Option<String> {
+        SUMMARY.with(|s| s.borrow_mut().take())
+    }
 }
 
 #[cfg(test)]

@@ -91,9 +91,9 @@ pub use durable_yield_interpreter::{
     CallbackConfig, CallbackEnding, CallbackError, ChildConfig, CompletionDecision, CompletionItem,
     CompletionOutcome, CompletionPolicy, CompletionReason, CompletionStatus, Condition,
     ConditionConfig, ExecutionError, InvokeConfig, InvokeEnding, InvokeError, MapConfig, Nesting,
-    ParallelConfig, RandomValue, StepConfig, StepContext, StepError, StepFailure, StepSemantics,
-    WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn, error_type_name, id, is_replaying,
-    model, retry,
+    NoSummary, ParallelConfig, RandomValue, StepConfig, StepContext, StepError, StepFailure,
+    StepSemantics, Summarize, Summary, WaitConfig, WaitForCallbackConfig, Workflow, WorkflowFn,
+    error_type_name, id, is_replaying, model, retry,
 };
 pub use local::{ExecutionStatus, LocalExecution, LocalRun, LocalRunner};
 

@@ -36,3 +36,4 @@ mod children;
 mod completion;
 mod replays;
 mod subtypes;
+mod summaries;

@@ -53,6 +53,16 @@ pub(super) fn large_child(stack: &Stack) -> Result<(), String> {
         .filter(|e| e["Name"] == "big" && e["EventType"] == "ContextSucceeded")
         .count();
     check(closes == 1, || format!("big closed {closes} times"))?;
+    // The summary the code made of a result as large is what is recorded.
+    check(
+        context_result(&events, "summarized") == Some("307200 bytes of s"),
+        || {
+            format!(
+                "summarized recorded {:?}",
+                context_result(&events, "summarized")
+            )
+        },
+    )?;
     expect_invocations(&events, 2)
 }
 

@@ -193,7 +193,16 @@ pub(crate) async fn concurrency(
                     Ok::<_, StepError>(parts)
                 })
                 .await?;
+            // As large, with a summary checkpointed instead.
+            let config = ChildConfig::named("summarized")
+                .summary(|text: &String| format!("{} bytes of s", text.len()));
+            let summarized: String = wf
+                .child_with(config, |_| async {
+                    Ok::<_, StepError>("s".repeat(300 * 1024))
+                })
+                .await?;
             wf.wait("pause", Duration::from_secs(1)).await;
+            assert_eq!(summarized.len(), big.len());
             Ok(format!("{} bytes", big.len()))
         }
         "map-basic" => {

@@ -76,13 +76,34 @@ impl Workflow {
 
     /// Runs `body` as a child context configured by `config` (name,
     /// codec); otherwise like [`Workflow::child`].
-    pub async fn child_with<C, F, Fut, T, E>(
+    pub async fn child_with<C, S, F, Fut, T, E>(
         &mut self,
-        config: ChildConfig<C>,
+        config: ChildConfig<C, S>,
         body: F,
     ) -> Result<T, StepError>
     where
         C: Codec + Clone,
+        S: Summarize<T>,
+        F: FnOnce(Workflow) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.run_child(config, false, body).await
+    }
+
+    /// Runs `body` as a child context configured by `config`: a child
+    /// context (`RunInChildContext`), or a wait-for-callback's context
+    /// (`WaitForCallback`), unless the config gives a subtype.
+    pub(crate) async fn run_child<C, S, F, Fut, T, E>(
+        &mut self,
+        config: ChildConfig<C, S>,
+        wait_for_callback: bool,
+        body: F,
+    ) -> Result<T, StepError>
+    where
+        C: Codec + Clone,
+        S: Summarize<T>,
         F: FnOnce(Workflow) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -93,52 +114,31 @@ impl Workflow {
             codec,
             is_virtual,
             sub_type,
+            summary,
         } = config;
-        self.run_child(
-            name,
-            sub_type.map_or(Ok(crate::subtype::RUN_IN_CHILD_CONTEXT), |s| {
-                Err(Arc::from(&*s))
-            }),
-            "child context",
-            codec,
-            is_virtual,
-            body,
-        )
-        .await
-    }
-
-    /// Runs `body` as a child context with this subtype (`kind` names it in
-    /// errors).
-    pub(crate) async fn run_child<C, F, Fut, T, E>(
-        &mut self,
-        name: Option<Cow<'static, str>>,
-        sub_type: Result<&'static str, Arc<str>>,
-        kind: &'static str,
-        codec: C,
-        is_virtual: bool,
-        body: F,
-    ) -> Result<T, StepError>
-    where
-        C: Codec + Clone,
-        F: FnOnce(Workflow) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        E: Into<BoxError>,
-    {
+        // What errors name it.
+        let kind = if wait_for_callback {
+            "wait for callback"
+        } else {
+            "child context"
+        };
         let encoder = codec.clone();
         let body: ContextBody = Box::new(move |wf| {
             let context = context_of(&wf);
             Box::pin(async move {
                 let value = body(wf).await.map_err(error_object_from)?;
-                encode_value(&encoder, &value, kind, &context)
+                let payload = encode_value(&encoder, &value, kind, &context)?;
+                // Too large to checkpoint: what is checkpointed instead.
+                if summary.active() && crate::limits::too_large_for_a_context(payload.as_str()) {
+                    if let Some(text) = summary.summarize(&value) {
+                        crate::protocol::pending_summary::set(text);
+                    }
+                }
+                Ok(payload)
             })
         });
-        // The SDK's subtype (`Ok`) or the code's (`Err`), as the request
-        // carries them (see `Request::Child`).
-        let (sub_type, wait_for_callback) = match sub_type {
-            Ok(sdk) => (None, sdk == crate::subtype::WAIT_FOR_CALLBACK),
-            Err(custom) => (Some(custom), false),
-        };
+        // A custom subtype, or the SDK's (see `Request::Child`).
+        let sub_type = sub_type.map(|s| Arc::from(&*s));
         let request = Request::Child {
             name: name.clone(),
             sub_type,
@@ -186,9 +186,9 @@ impl Workflow {
 
     /// [`Workflow::map`] configured by `config`: concurrency, completion
     /// policy, codecs, item names.
-    pub async fn map_with<I, C, B, F, Fut, T, E>(
+    pub async fn map_with<I, C, B, S, F, Fut, T, E>(
         &mut self,
-        config: MapConfig<I, C, B>,
+        config: MapConfig<I, C, B, S>,
         items: impl IntoIterator<Item = I>,
         f: F,
     ) -> Result<BatchResult<T>, StepError>
@@ -196,6 +196,7 @@ impl Workflow {
         I: Send + 'static,
         C: Codec + Clone,
         B: Codec + Clone,
+        S: Summarize<BatchResult<T>>,
         F: Fn(Workflow, I, usize) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -224,8 +225,13 @@ impl Workflow {
             })
             .collect();
         let request = config.shape.request(BatchKind::Map, branches);
-        self.batch(request, &config.item_codec, &config.batch_codec)
-            .await
+        self.batch(
+            request,
+            &config.item_codec,
+            &config.batch_codec,
+            &config.summary,
+        )
+        .await
     }
 
     /// Runs `branches` concurrently, each in its own child context, as a
@@ -245,14 +251,15 @@ impl Workflow {
     }
 
     /// [`Workflow::parallel`] configured by `config`.
-    pub async fn parallel_with<C, B, T>(
+    pub async fn parallel_with<C, B, S, T>(
         &mut self,
-        config: ParallelConfig<C, B>,
+        config: ParallelConfig<C, B, S>,
         branches: Vec<Branch<T>>,
     ) -> Result<BatchResult<T>, StepError>
     where
         C: Codec + Clone,
         B: Codec + Clone,
+        S: Summarize<BatchResult<T>>,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
         let branches = branches
@@ -263,21 +270,28 @@ impl Workflow {
             })
             .collect();
         let request = config.shape.request(BatchKind::Parallel, branches);
-        self.batch(request, &config.item_codec, &config.batch_codec)
-            .await
+        self.batch(
+            request,
+            &config.item_codec,
+            &config.batch_codec,
+            &config.summary,
+        )
+        .await
     }
 
     /// Runs a batch and decodes its result.
-    async fn batch<T, C, B>(
+    async fn batch<T, C, B, S>(
         &mut self,
         request: BatchRequest,
         item_codec: &C,
         batch_codec: &B,
+        summary: &S,
     ) -> Result<BatchResult<T>, StepError>
     where
         T: Serialize + DeserializeOwned,
         C: Codec,
         B: Codec,
+        S: Summarize<BatchResult<T>>,
     {
         let name = request.name.clone();
         let kind = match request.kind {
@@ -331,7 +345,22 @@ impl Workflow {
                         }),
                     },
                 };
-                match self.yielder.yield_(Request::CloseBatch(encoded)).await {
+                // Too large to checkpoint: the caller's text for the
+                // summary checkpointed instead.
+                let text = match &encoded {
+                    Ok(p)
+                        if summary.active()
+                            && crate::limits::too_large_for_a_context(p.as_str()) =>
+                    {
+                        summary.summarize(&built)
+                    }
+                    _ => None,
+                };
+                match self
+                    .yielder
+                    .yield_(Request::CloseBatch(encoded, text))
+                    .await
+                {
                     Response::Step(Ok(_)) if exact => Ok(built),
                     // Decoded from what was checkpointed, as a replay will.
                     Response::Step(Ok(payload)) => decode_batch(&payload),

@@ -228,14 +228,15 @@ impl Interpreter {
     pub(super) fn close_context(
         op: &OpRef,
         result: RecordedOutcome,
+        summary: Option<String>,
     ) -> (OperationUpdate, RecordedOutcome) {
         match result {
             Ok(payload) => {
                 let mut u = update(op, OperationAction::Succeed);
-                let too_large = payload.len() > MAX_CONTEXT_RESULT
-                    && payload.as_str().chars().count() > MAX_CONTEXT_RESULT;
+                let too_large = crate::limits::too_large_for_a_context(payload.as_str());
+                // Too large: the code's summary of it, or nothing.
                 u.payload = Some(if too_large {
-                    Payload::from("")
+                    Payload::from(summary.unwrap_or_default())
                 } else {
                     payload.clone()
                 });
@@ -253,7 +254,12 @@ impl Interpreter {
         }
     }
 
-    pub(super) fn on_returned(&mut self, ctx: CtxId, result: WorkflowResult) {
+    pub(super) fn on_returned(
+        &mut self,
+        ctx: CtxId,
+        result: WorkflowResult,
+        summary: Option<String>,
+    ) {
         let result = match result {
             Ok(payload) => Ok(payload),
             Err(Ended::Failed(error)) => Err(error),
@@ -323,13 +329,13 @@ impl Interpreter {
                 self.branch_done(batch, index, result)
             }
             (Owner::Child(parent), Some(op)) => {
-                let (u, outcome) = Self::close_context(&op, result);
+                let (u, outcome) = Self::close_context(&op, result, summary);
                 let after = After::Resume(parent, Response::Step(outcome));
                 self.emit(vec![u], after, false);
                 self.release(ctx);
             }
             (Owner::Branch { batch, index }, Some(op)) => {
-                let (u, outcome) = Self::close_context(&op, result);
+                let (u, outcome) = Self::close_context(&op, result, summary);
                 let after = After::BranchClosed {
                     batch,
                     index,

@@ -502,6 +502,7 @@ impl Interpreter {
             success_count: succeeded,
             failure_count: failed,
             status: reason.batch_status(failed > 0).as_str().to_owned(),
+            summary: None,
         });
         self.contexts[owner as usize].closing = Some(b);
         self.ready
@@ -512,6 +513,7 @@ impl Interpreter {
         &mut self,
         ctx: CtxId,
         encoded: Result<Payload, Box<ErrorObject>>,
+        text: Option<String>,
     ) {
         let Some(b) = self.contexts[ctx as usize].closing.take() else {
             return self.fatal(ExecutionError::Internal(
@@ -520,11 +522,13 @@ impl Interpreter {
         };
         let batch = &mut self.batches[b];
         let op = batch.op.clone();
-        let summary = batch.summary.take();
+        let summary = batch
+            .summary
+            .take()
+            .map(|s| BatchSummary { summary: text, ..s });
         let (u, response) = match encoded {
             Ok(payload) => {
-                let too_large = payload.len() > MAX_CONTEXT_RESULT
-                    && payload.as_str().chars().count() > MAX_CONTEXT_RESULT;
+                let too_large = crate::limits::too_large_for_a_context(payload.as_str());
                 let mut u = update(&op, OperationAction::Succeed);
                 u.context_options = Some(ContextOptions {
                     replay_children: Some(too_large),

@@ -65,8 +65,7 @@ use crate::failure::{BoxError, StepFailure};
 use crate::history::History;
 use crate::id::IdGenerator;
 use crate::limits::{
-    MAX_CALLBACK_TIMEOUT_SECONDS, MAX_CONTEXT_RESULT, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD,
-    MAX_WAIT_SECONDS,
+    MAX_CALLBACK_TIMEOUT_SECONDS, MAX_NAME_LEN, MAX_OPERATION_PAYLOAD, MAX_WAIT_SECONDS,
 };
 use crate::model::{
     CallbackOptions, ChainedInvokeOptions, ContextOptions, ErrorObject, Millis, Operation,

@@ -127,7 +127,9 @@ impl Interpreter {
             Resumed::Yielded(Request::Condition { name, strategy }) => {
                 self.on_condition(ctx, name, strategy)
             }
-            Resumed::Yielded(Request::CloseBatch(encoded)) => self.on_close_batch(ctx, encoded),
+            Resumed::Yielded(Request::CloseBatch(encoded, summary)) => {
+                self.on_close_batch(ctx, encoded, summary)
+            }
             Resumed::Yielded(Request::Fatal(fatal)) => match *fatal {
                 Fatal::Codec(error) => {
                     let op = last_op();
@@ -140,7 +142,18 @@ impl Interpreter {
                 }
                 Fatal::Protocol(what) => self.fatal(ExecutionError::Internal(what.to_owned())),
             },
-            Resumed::Returned(result) => self.on_returned(ctx, result),
+            Resumed::Returned(result) => {
+                // A summary is made only of a result too large to
+                // checkpoint, by the poll that just returned it: taken now,
+                // whatever becomes of it, so that none outlives its context.
+                let summary = match &result {
+                    Ok(p) if crate::limits::too_large_for_a_context(p.as_str()) => {
+                        crate::protocol::pending_summary::take()
+                    }
+                    _ => None,
+                };
+                self.on_returned(ctx, result, summary)
+            }
             Resumed::ForeignAwait => {
                 let last_op = last_op();
                 self.fatal(ExecutionError::ForeignAwait { last_op })
