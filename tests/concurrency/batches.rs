@@ -536,11 +536,8 @@ async fn a_large_batch_result_is_rebuilt_from_the_branches() {
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
     assert_eq!(run.result, Some(400 * 1024));
     assert_eq!(runs.get(), 4);
-    let map = find(&run.operations, "big");
-    assert_eq!(replay_children(map), Some(true));
-    let summary: serde_json::Value = serde_json::from_str(context_result(map).unwrap()).unwrap();
     assert_eq!(
-        summary,
+        batch_summary(&run.operations, "big"),
         serde_json::json!({
             "type": "MapResult", "totalCount": 4, "completionReason": "ALL_COMPLETED",
             "startedIndexes": [], "startedCount": 0, "successCount": 4, "failureCount": 0,

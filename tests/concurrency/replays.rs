@@ -33,17 +33,7 @@ async fn a_code_change_inside_a_child_is_non_deterministic() {
         })
         .await
     };
-    let execution = LocalRunner::new().start(&()).unwrap();
-    execution.invoke(&v1).await;
-    execution.advance_time();
-    execution.invoke(&v2).await;
-    let run = execution.finish::<u32>().unwrap();
-    assert_eq!(run.status, ExecutionStatus::Failed);
-    let error = run.error.unwrap();
-    assert_eq!(
-        error.error_type.as_deref(),
-        Some("NonDeterministicExecution")
-    );
+    let error = changed_in_flight(&v1, &v2).await;
     let message = error.error_message.unwrap();
     assert!(message.contains("in context"), "{message}");
 }

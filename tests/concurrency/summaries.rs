@@ -111,11 +111,7 @@ async fn a_large_batch_summary_carries_the_callers_text() {
     let run = LocalRunner::new().run(&workflow, &()).await.unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
     assert_eq!(run.result, Some(5));
-    let summary = |name| -> serde_json::Value {
-        let op = find(&run.operations, name);
-        assert_eq!(replay_children(op), Some(true), "{name}");
-        serde_json::from_str(context_result(op).unwrap()).unwrap()
-    };
+    let summary = |name| batch_summary(&run.operations, name);
     assert_eq!(
         summary("chunks"),
         serde_json::json!({

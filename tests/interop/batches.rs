@@ -129,15 +129,25 @@ pub(super) fn min_successful(stack: &Stack) -> Result<(), String> {
     )
 }
 
+/// The result the batch `name` recorded, and its items' statuses.
+fn recorded_batch(events: &[Value], name: &str) -> Result<(Value, Vec<String>), String> {
+    let recorded: Value = serde_json::from_str(context_result(events, name).unwrap_or(""))
+        .map_err(|e| format!("the {name} result is not JSON: {e}"))?;
+    let statuses = recorded["all"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["status"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((recorded, statuses))
+}
+
 pub(super) fn should_complete(stack: &Stack) -> Result<(), String> {
     let (execution, events) = concurrency(stack, "should-complete")?;
     succeeded_with(&execution, "\"CUSTOM_COMPLETION_FAILED FAILED total=2\"")?;
-    let recorded: Value = serde_json::from_str(context_result(&events, "quorum").unwrap_or(""))
-        .map_err(|e| format!("the map result is not JSON: {e}"))?;
-    let statuses: Vec<&str> = recorded["all"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|i| i["status"].as_str()).collect())
-        .unwrap_or_default();
+    let (recorded, statuses) = recorded_batch(&events, "quorum")?;
     check(
         statuses == ["SUCCEEDED", "FAILED"]
             && recorded["completionReason"] == "CUSTOM_COMPLETION_FAILED",
@@ -163,12 +173,7 @@ pub(super) fn tolerated_failures(stack: &Stack) -> Result<(), String> {
     )?;
     // The recorded result holds the two branches that started, as AWS's
     // SDKs record it.
-    let recorded: Value = serde_json::from_str(context_result(&events, "fragile").unwrap_or(""))
-        .map_err(|e| format!("the map result is not JSON: {e}"))?;
-    let statuses: Vec<&str> = recorded["all"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|i| i["status"].as_str()).collect())
-        .unwrap_or_default();
+    let (recorded, statuses) = recorded_batch(&events, "fragile")?;
     check(
         statuses == ["FAILED", "FAILED"]
             && recorded["completionReason"] == "FAILURE_TOLERANCE_EXCEEDED",

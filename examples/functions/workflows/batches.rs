@@ -288,12 +288,7 @@ pub(crate) async fn concurrency(
                     .await
                 })
                 .await?;
-            Ok(format!(
-                "{} {} total={}",
-                r.completion_reason(),
-                r.status(),
-                r.total_count()
-            ))
+            Ok(batch_outcome(&r))
         }
         // Item 1 waits three seconds; items 0 and 2 finish meanwhile, in
         // the first invocation (long enough that a loaded machine does not
@@ -427,12 +422,7 @@ pub(crate) async fn concurrency(
                     ],
                 )
                 .await?;
-            Ok(format!(
-                "{} {} total={}",
-                r.completion_reason(),
-                r.status(),
-                r.total_count()
-            ))
+            Ok(batch_outcome(&r))
         }
         // At the root: a virtual child holding steps a and b, then step c
         // (OPERATIONS.md §2.4's example), then a wait, so that the
@@ -496,4 +486,14 @@ pub(crate) async fn concurrency(
         }
         other => Ok(format!("no scenario {other:?}")),
     }
+}
+
+/// How a batch ended: `<reason> <status> total=<started branches>`.
+fn batch_outcome<T>(r: &durable_yield::BatchResult<T>) -> String {
+    format!(
+        "{} {} total={}",
+        r.completion_reason(),
+        r.status(),
+        r.total_count()
+    )
 }
