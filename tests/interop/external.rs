@@ -28,6 +28,11 @@ pub(super) fn callback_succeeded(stack: &Stack) -> Result<(), String> {
         json!({"scenario": "callback", "timeout": 60}),
     )?;
     let id = stack.callback_id(&arn, "approval", Duration::from_secs(30))?;
+    // Answered once the function suspended on it, so that the answer
+    // resumes it in a second invocation (sent while the first still runs,
+    // it may come back in that invocation's checkpoint response, one
+    // invocation fewer: correct too, but not what this checks).
+    stack.suspended_on_callback(&arn, "approval", Duration::from_secs(30))?;
     // A plain-text answer, as `aws lambda send-durable-execution-callback-success` sends.
     stack.callback_success(&id, "approved")?;
     let (execution, events) = finished(stack, &arn)?;
@@ -348,6 +353,16 @@ pub(super) fn condition_exhausted(stack: &Stack) -> Result<(), String> {
 /// after, is refused (the emulator revokes the execution's token) and
 /// recorded nowhere, and the function logs why and what happens next.
 pub(super) fn execution_timeout(stack: &Stack) -> Result<(), String> {
+    // The function's instance is started first (cargo lambda watch starts
+    // one on its first request, which can take longer than the 2 s the
+    // timed execution has when many scenarios start at once): an
+    // execution whose step sleeps 0 s, with a minute to run.
+    let warm = format!("warm-{}-{}", std::process::id(), unique());
+    let warm = stack.start_execution_timing_out("slow-step", &warm, &json!(0), 60)?;
+    let warmed = stack.wait_until_done(&warm, Duration::from_secs(60))?;
+    check(warmed["Status"] == "SUCCEEDED", || {
+        format!("the warm-up execution ended {warmed}")
+    })?;
     let name = format!("timeout-{}-{}", std::process::id(), unique());
     let arn = stack.start_execution_timing_out("slow-step", &name, &json!(6), 2)?;
     let execution = stack.wait_until_done(&arn, Duration::from_secs(60))?;
