@@ -310,3 +310,52 @@ fn the_lambda_handler_reads_durable_execution_plugins() {
         "{unset}"
     );
 }
+
+/// A plugin registered in code and named in `DURABLE_EXECUTION_PLUGINS`
+/// as the very same object (`plugin_shared`, `PluginCatalog::add_shared`)
+/// is registered once, with a warning, as AWS's Python SDK skips a factory
+/// registered both ways; a new one of the same kind is still refused by
+/// its exclusive group.
+#[tokio::test]
+async fn the_same_plugin_registered_in_code_and_named_is_registered_once() {
+    use durable_yield::plugin::{PluginCatalog, PluginLoadError};
+    use std::sync::Arc;
+    let (shared, log) = grouped("view:", &["view"]);
+    let shared = Arc::new(shared);
+    let catalog = PluginCatalog::new()
+        .add_shared("view", shared.clone())
+        .add("fresh-view", || grouped("fresh:", &["view"]).0);
+    let logs = durable_yield_tests::LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let runner = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        LocalRunner::new()
+            .plugin_shared(shared.clone())
+            .plugins_named(&catalog, "view")
+            .expect("the same plugin is skipped, not refused")
+    };
+    assert!(
+        logs.text()
+            .contains("skipping plugin 'view' named in DURABLE_EXECUTION_PLUGINS: the same plugin is already registered"),
+        "{}",
+        logs.text()
+    );
+    let run = runner.run(&flow, &()).await.unwrap();
+    assert!(run.result.is_some(), "{:?}", run.error);
+    let starts = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("view:invocation start"))
+        .count();
+    assert_eq!(starts as u32, run.invocations, "one registration, not two");
+    // A new plugin of the same group is another plugin: refused.
+    let refused = LocalRunner::new()
+        .plugin_shared(shared)
+        .plugins_named(&catalog, "fresh-view")
+        .unwrap_err();
+    assert!(matches!(refused, PluginLoadError::Conflict(_)), "{refused}");
+}

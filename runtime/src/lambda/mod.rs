@@ -163,6 +163,20 @@ where
         self
     }
 
+    /// Registers a plugin shared with a [`PluginCatalog`]
+    /// ([`PluginCatalog::add_shared`]) as [`DurableHandler::plugin`] does:
+    /// naming it in `DURABLE_EXECUTION_PLUGINS` as well then registers it
+    /// once, with a warning.
+    ///
+    /// # Panics
+    ///
+    /// As [`DurableHandler::plugin`].
+    #[track_caller]
+    pub fn plugin_shared<P: Plugin>(mut self, plugin: Arc<P>) -> Self {
+        self.plugins.push_shared(plugin);
+        self
+    }
+
     /// Registers a lifecycle [`Plugin`] as [`DurableHandler::plugin`] does,
     /// or says why not and leaves the handler as it was: a plugin
     /// registered before it is in one of its exclusive groups
@@ -283,6 +297,18 @@ where
     #[track_caller]
     pub fn plugin(mut self, plugin: impl Plugin) -> Self {
         Arc::make_mut(&mut self.plugins).push(plugin);
+        self
+    }
+
+    /// Registers a plugin shared with a [`PluginCatalog`] (see
+    /// [`DurableHandler::plugin_shared`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`DurableHandler::plugin`].
+    #[track_caller]
+    pub fn plugin_shared<P: Plugin>(mut self, plugin: Arc<P>) -> Self {
+        Arc::make_mut(&mut self.plugins).push_shared(plugin);
         self
     }
 

@@ -333,6 +333,21 @@ impl LocalRunner {
         self
     }
 
+    /// Registers a plugin shared with a
+    /// [`PluginCatalog`](crate::plugin::PluginCatalog)
+    /// ([`add_shared`](crate::plugin::PluginCatalog::add_shared)): naming
+    /// it in [`LocalRunner::plugins_named`] as well then registers it
+    /// once, with a warning, as on Lambda.
+    ///
+    /// # Panics
+    ///
+    /// As [`LocalRunner::plugin`].
+    #[track_caller]
+    pub fn plugin_shared<P: crate::plugin::Plugin>(mut self, plugin: std::sync::Arc<P>) -> Self {
+        self.plugins.push_shared(plugin);
+        self
+    }
+
     /// Registers a lifecycle [`Plugin`](crate::plugin::Plugin) as
     /// [`LocalRunner::plugin`] does, or says why not and leaves the runner
     /// as it was: a plugin registered before it is in one of its exclusive

@@ -21,11 +21,13 @@ type MakePlugin = Arc<dyn Fn() -> Arc<dyn Plugin> + Send + Sync>;
 ///
 /// Plugins named this way are registered after the ones registered in
 /// code, in the order named; exclusive groups apply to all of them
-/// ([`Plugin::exclusive_groups`]). A plugin registered in code and named
-/// as well is built and registered a second time (AWS's SDKs skip the
-/// second when both are the very same factory object, which has no
-/// counterpart here): its exclusive groups refuse it, as `OtelPlugin`'s
-/// do, with a message that says to keep one.
+/// ([`Plugin::exclusive_groups`]). A plugin built by [`PluginCatalog::add`]
+/// is a new one, registered beside any registered in code (its exclusive
+/// groups refuse it if one of them is taken, as `OtelPlugin`'s do, with a
+/// message that says to keep one). A plugin listed with
+/// [`PluginCatalog::add_shared`] is the very object: when that same one
+/// was registered in code (`plugin_shared`), naming it changes nothing but
+/// a warning, as AWS's Python SDK skips a factory registered both ways.
 ///
 /// ```
 /// use durable_yield::plugin::{InvocationHooks, InvocationStart, Plugin, PluginCatalog};
@@ -91,6 +93,48 @@ impl PluginCatalog {
         self
     }
 
+    /// Lists `plugin` itself under `name`, already built: when the name is
+    /// configured, this very plugin is registered, unless the same one was
+    /// registered in code (`DurableHandler::plugin_shared`,
+    /// `LocalRunner::plugin_shared`): then it is skipped with a warning,
+    /// not refused by its exclusive groups. A second entry under the same
+    /// name replaces the first.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # use durable_yield::plugin::{InvocationHooks, InvocationStart, Plugin};
+    /// # use durable_yield::BoxError;
+    /// # struct Audit;
+    /// # impl Plugin for Audit {
+    /// #     fn invocation(&self, _: &InvocationStart<'_>) -> Result<Box<dyn InvocationHooks>, BoxError> {
+    /// #         struct Hooks;
+    /// #         impl InvocationHooks for Hooks {}
+    /// #         Ok(Box::new(Hooks))
+    /// #     }
+    /// # }
+    /// use durable_yield::LocalRunner;
+    /// use durable_yield::plugin::PluginCatalog;
+    ///
+    /// let audit = Arc::new(Audit);
+    /// let catalog = PluginCatalog::new().add_shared("audit", audit.clone());
+    /// // Registered in code and named as well: registered once.
+    /// let runner = LocalRunner::new()
+    ///     .plugin_shared(audit)
+    ///     .plugins_named(&catalog, "audit")
+    ///     .unwrap();
+    /// # let _ = runner;
+    /// ```
+    pub fn add_shared<P: Plugin>(mut self, name: impl Into<String>, plugin: Arc<P>) -> Self {
+        let name = name.into();
+        let plugin: Arc<dyn Plugin> = plugin;
+        let make: MakePlugin = Arc::new(move || plugin.clone());
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = make,
+            None => self.entries.push((name, make)),
+        }
+        self
+    }
+
     /// The names it lists, in the order they were added.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(name, _)| name.as_str())
@@ -119,10 +163,18 @@ impl PluginCatalog {
                     known: self.names().map(str::to_owned).collect(),
                 });
             };
-            chosen.push(make());
+            chosen.push((name, make()));
         }
         let mut all = plugins.clone();
-        for plugin in chosen {
+        for (name, plugin) in chosen {
+            if all.contains(&plugin) {
+                tracing::warn!(
+                    plugin = name,
+                    "skipping plugin '{name}' named in {PLUGINS_ENV}: the same plugin is \
+                     already registered"
+                );
+                continue;
+            }
             all.try_push_shared(plugin)
                 .map_err(PluginLoadError::Conflict)?;
         }

@@ -69,6 +69,11 @@ impl Plugins {
         self.try_push_shared(Arc::new(plugin))
     }
 
+    /// Whether this very plugin (the same allocation) is registered.
+    pub(crate) fn contains(&self, plugin: &Arc<dyn Plugin>) -> bool {
+        self.0.iter().any(|p| Arc::ptr_eq(p, plugin))
+    }
+
     /// [`Plugins::try_push`] of a plugin already shared.
     pub(crate) fn try_push_shared(
         &mut self,
@@ -92,7 +97,13 @@ impl Plugins {
     /// mistake in the code that registers them, reported at once.
     #[track_caller]
     pub(crate) fn push<P: Plugin>(&mut self, plugin: P) {
-        if let Err(conflict) = self.try_push(plugin) {
+        self.push_shared(Arc::new(plugin));
+    }
+
+    /// [`Plugins::push`] of a plugin already shared.
+    #[track_caller]
+    pub(crate) fn push_shared(&mut self, plugin: Arc<dyn Plugin>) {
+        if let Err(conflict) = self.try_push_shared(plugin) {
             panic!("{conflict}");
         }
     }
