@@ -14,6 +14,7 @@
 
 pub mod batch;
 mod batch_result;
+mod completion;
 mod coroutine;
 mod error;
 pub mod external;
@@ -34,8 +35,10 @@ mod workflow;
 
 pub use batch::{Branch, ChildConfig, MapConfig, NoSummary, ParallelConfig, Summarize, Summary};
 pub use batch_result::{
-    BatchItem, BatchItemStatus, BatchResult, BatchStatus, CompletionDecision, CompletionItem,
-    CompletionOutcome, CompletionPolicy, CompletionReason, CompletionStatus, Nesting,
+    BatchItem, BatchItemStatus, BatchResult, BatchStatus, CompletionReason, Nesting,
+};
+pub use completion::{
+    CompletionDecision, CompletionItem, CompletionOutcome, CompletionPolicy, CompletionStatus,
 };
 pub use error::{ExecutionError, OpRef};
 pub use external::{

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use durable_yield_codecs::CodecError;
 
-use crate::batch_result::{CompletionPolicy, Nesting, RawBatch};
+use crate::batch_result::{Nesting, RawBatch};
+use crate::completion::CompletionPolicy;
 use crate::coroutine::{self, BoxFuture};
 use crate::failure::StepFailure;
 use crate::model::{ErrorObject, OperationId, OperationStatus, Payload};

@@ -56,9 +56,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch_result::{
-    BatchItemStatus, BatchSummary, CompletionItem, CompletionPolicy, CompletionReason, Nesting,
-    RawBatch, RawItem,
+    BatchItemStatus, BatchSummary, CompletionReason, Nesting, RawBatch, RawItem,
 };
+use crate::completion::{CompletionItem, CompletionPolicy};
 use crate::coroutine::BoxFuture;
 use crate::error::{ExecutionError, OpRef};
 use crate::failure::{BoxError, StepFailure};
