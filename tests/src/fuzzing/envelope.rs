@@ -81,7 +81,7 @@ pub(super) fn valid_history(program: &Program, recordings: &[Recording]) -> Vec<
         match op {
             Op::Step { name, codec, .. } => {
                 v["Type"] = "STEP".into();
-                v["SubType"] = "Step".into();
+                v["SubType"] = step_sub_type(name).into();
                 let result = match codec {
                     // A flaky step's payload is plain JSON.
                     CodecKind::Json | CodecKind::Flaky => {

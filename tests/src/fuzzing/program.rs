@@ -393,6 +393,17 @@ pub struct Probe {
 pub(super) type Run = Pin<Box<dyn Future<Output = Result<String, StepError>> + Send>>;
 
 /// The value a step returns: a function of its name and attempt only.
+/// The subtype a generated step is recorded with: one step in three (by
+/// the number in its name) a custom one (`StepConfig::sub_type`), so that
+/// replay checks custom subtypes too.
+pub(super) fn step_sub_type(name: &str) -> &'static str {
+    let custom = name
+        .get(1..)
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n % 3 == 1);
+    if custom { "Fuzz_Step" } else { "Step" }
+}
+
 pub(super) fn value(name: &str, attempt: u32) -> String {
     format!("{name}@{attempt}")
 }
@@ -421,6 +432,7 @@ async fn run_step<C: Codec + Clone>(
         StepSemantics::AtLeastOncePerRetry
     };
     let config = StepConfig::named(name.clone())
+        .sub_type(step_sub_type(&name))
         .codec(codec)
         .semantics(semantics)
         .retry(FixedDelay::new(
