@@ -269,7 +269,8 @@ pub(super) fn large_batch(stack: &Stack) -> Result<(), String> {
         summary["type"] == "MapResult"
             && summary["totalCount"] == 4
             && summary["successCount"] == 4
-            && summary["completionReason"] == "ALL_COMPLETED",
+            && summary["completionReason"] == "ALL_COMPLETED"
+            && summary["summary"] == "4 chunks",
         || format!("big recorded {summary}"),
     )?;
     let chunks = events

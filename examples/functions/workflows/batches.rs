@@ -339,8 +339,12 @@ pub(crate) async fn concurrency(
         }
         // Four results of 100 KiB: the batch result is over 256 KiB.
         "large-batch" => {
+            let config =
+                MapConfig::named("big").summary(|r: &durable_yield::BatchResult<String>| {
+                    format!("{} chunks", r.success_count())
+                });
             let r = wf
-                .map("big", vec![0u64, 1, 2, 3], |mut wf, x, _| async move {
+                .map_with(config, vec![0u64, 1, 2, 3], |mut wf, x, _| async move {
                     wf.step("chunk", move |_| async move {
                         Ok(format!("{x}").repeat(100 * 1024))
                     })
