@@ -113,3 +113,75 @@ fn replayed_lines_are_kept_when_asked_for() {
         ]
     );
 }
+
+/// One Lambda invocation of `greet` (a step, then a wait: PENDING) with
+/// `context`, through the `tower` service `lambda_runtime` calls; the
+/// lines it wrote.
+#[cfg(feature = "lambda")]
+fn lambda_lines(context: lambda_runtime::Context) -> Vec<Value> {
+    use durable_yield::lambda::DurableFunction;
+    use durable_yield::model::InvocationInput;
+    use lambda_runtime::{LambdaEvent, Service};
+
+    let envelope = serde_json::json!({
+        "DurableExecutionArn": "arn:aws:lambda:us-west-2:123456789012:function:f:1/durable-execution/n/exec-1",
+        "CheckpointToken": "token-0",
+        "InitialExecutionState": {"Operations": [{
+            "Id": "exec-1", "Type": "EXECUTION", "Status": "STARTED",
+            "StartTimestamp": 1795755619735_i64,
+            "ExecutionDetails": {"InputPayload": "\"ada\""}
+        }]}
+    });
+    let input: InvocationInput = serde_json::from_value(envelope).unwrap();
+    let buffer = Buffer::default();
+    let subscriber =
+        tracing_subscriber::registry().with(JsonLogLayer::stdout().with_writer(buffer.clone()));
+    let output = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let mut function = DurableFunction::new(
+                    greet,
+                    durable_yield_tests::AcceptingService,
+                    durable_yield::CheckpointBatching::default(),
+                );
+                function.call(LambdaEvent::new(input, context)).await
+            })
+    })
+    .unwrap();
+    assert_eq!(serde_json::to_value(&output).unwrap()["Status"], "PENDING");
+    buffer
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[cfg(feature = "lambda")]
+#[test]
+fn lines_on_lambda_carry_the_request_id_and_the_tenant_when_there_is_one() {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "req-7".into();
+    context.tenant_id = Some("tenant-42".into());
+    let lines = lambda_lines(context);
+    assert_eq!(messages(&lines), ["greeting started", "composing"]);
+    for line in lines.iter().filter(|l| l["target"] == "logging") {
+        assert_eq!(line["requestId"], "req-7", "{line}");
+        assert_eq!(line["tenantId"], "tenant-42", "{line}");
+    }
+    let composing = lines.iter().find(|l| l["message"] == "composing").unwrap();
+    assert_eq!(composing["operationName"], "compose");
+
+    // No tenant (the usual case): no `tenantId` key at all, as AWS's
+    // JavaScript SDK leaves it out.
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "req-8".into();
+    let lines = lambda_lines(context);
+    assert_eq!(messages(&lines), ["greeting started", "composing"]);
+    for line in lines.iter().filter(|l| l["target"] == "logging") {
+        assert_eq!(line["requestId"], "req-8", "{line}");
+        assert!(line.get("tenantId").is_none(), "{line}");
+    }
+}

@@ -9,7 +9,9 @@
 //! - `timestamp` (RFC 3339, UTC), `level`, `target`, `message` and the
 //!   event's own fields;
 //! - inside an invocation: `durableExecutionArn` and, on Lambda,
-//!   `requestId`;
+//!   `requestId` and, when the invocation runs for a tenant (Lambda's
+//!   tenant isolation mode), `tenantId`, as AWS's JavaScript SDK writes
+//!   it;
 //! - inside a step attempt: `operationId`, `operationName`, `attempt` and,
 //!   in a child context, `parentId`;
 //! - with feature `otel`, when an OpenTelemetry span is current: `traceId`
@@ -60,6 +62,7 @@ const SPAN_FIELDS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("execution_arn", "durableExecutionArn"),
             ("request_id", "requestId"),
+            ("tenant_id", "tenantId"),
         ],
     ),
     (

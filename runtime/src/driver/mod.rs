@@ -246,11 +246,15 @@ where
         "durable_execution",
         execution_arn = %input.durable_execution_arn,
         request_id = tracing::field::Empty,
+        tenant_id = tracing::field::Empty,
         first_invocation,
         replaying = !first_invocation,
     );
     if let Some(lambda) = lambda {
         span.record("request_id", lambda.request_id);
+        if let Some(tenant) = lambda.tenant_id {
+            span.record("tenant_id", tenant);
+        }
     }
     let run = Run {
         batching,
@@ -268,6 +272,8 @@ where
 pub(crate) struct LambdaRequest<'a> {
     pub(crate) request_id: &'a str,
     pub(crate) trace_header: Option<&'a str>,
+    /// The tenant the invocation runs for (Lambda's tenant isolation mode).
+    pub(crate) tenant_id: Option<&'a str>,
 }
 
 /// How to run one invocation.

@@ -349,21 +349,17 @@ where
         &self,
         input: InvocationInput,
     ) -> Result<InvocationOutput, InvocationError> {
-        self.handle_request(input, None, None).await
+        self.handle_request(input, None).await
     }
 
-    /// Handles one invocation, with the Lambda request id recorded on its
-    /// `durable_execution` tracing span.
+    /// Handles one invocation, with what Lambda says of the request (its
+    /// id, trace header and tenant) recorded on its `durable_execution`
+    /// tracing span.
     async fn handle_request(
         &self,
         input: InvocationInput,
-        request_id: Option<&str>,
-        trace_header: Option<&str>,
+        lambda: Option<LambdaRequest<'_>>,
     ) -> Result<InvocationOutput, InvocationError> {
-        let lambda = request_id.map(|request_id| LambdaRequest {
-            request_id,
-            trace_header,
-        });
         let summary = crate::driver::run_invocation_traced(
             &*self.workflow,
             input,
@@ -400,13 +396,12 @@ where
         let function = self.clone();
         Box::pin(async move {
             let context = event.context;
-            function
-                .handle_request(
-                    event.payload,
-                    Some(&context.request_id),
-                    context.xray_trace_id.as_deref(),
-                )
-                .await
+            let lambda = LambdaRequest {
+                request_id: &context.request_id,
+                trace_header: context.xray_trace_id.as_deref(),
+                tenant_id: context.tenant_id.as_deref().filter(|t| !t.is_empty()),
+            };
+            function.handle_request(event.payload, Some(lambda)).await
         })
     }
 }

@@ -149,6 +149,7 @@ impl LocalExecution {
             .map(|(request_id, header)| crate::driver::LambdaRequest {
                 request_id,
                 trace_header: Some(header),
+                tenant_id: None,
             });
         let service = LocalService {
             state: self.state.clone(),
