@@ -39,12 +39,16 @@ fn lines(layer: impl FnOnce(Buffer) -> JsonLogLayer<Buffer>) -> (Vec<Value>, Str
     });
     assert_eq!(run.result.as_deref(), Some("hello ada"));
     assert_eq!(run.invocations, 2);
-    let text = buffer.text();
-    let lines = text
+    (parsed(&buffer), run.arn)
+}
+
+/// The lines written to `buffer`, each a JSON object.
+fn parsed(buffer: &Buffer) -> Vec<Value> {
+    buffer
+        .text()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (lines, run.arn)
+        .collect()
 }
 
 fn messages(lines: &[Value]) -> Vec<&str> {
@@ -120,19 +124,10 @@ fn replayed_lines_are_kept_when_asked_for() {
 #[cfg(feature = "lambda")]
 fn lambda_lines(context: lambda_runtime::Context) -> Vec<Value> {
     use durable_yield::lambda::DurableFunction;
-    use durable_yield::model::InvocationInput;
     use lambda_runtime::{LambdaEvent, Service};
 
-    let envelope = serde_json::json!({
-        "DurableExecutionArn": "arn:aws:lambda:us-west-2:123456789012:function:f:1/durable-execution/n/exec-1",
-        "CheckpointToken": "token-0",
-        "InitialExecutionState": {"Operations": [{
-            "Id": "exec-1", "Type": "EXECUTION", "Status": "STARTED",
-            "StartTimestamp": 1795755619735_i64,
-            "ExecutionDetails": {"InputPayload": "\"ada\""}
-        }]}
-    });
-    let input: InvocationInput = serde_json::from_value(envelope).unwrap();
+    let arn = "arn:aws:lambda:us-west-2:123456789012:function:f:1/durable-execution/n/exec-1";
+    let input = durable_yield_tests::first_invocation(arn, "\"ada\"");
     let buffer = Buffer::default();
     let subscriber =
         tracing_subscriber::registry().with(JsonLogLayer::stdout().with_writer(buffer.clone()));
@@ -152,11 +147,11 @@ fn lambda_lines(context: lambda_runtime::Context) -> Vec<Value> {
     })
     .unwrap();
     assert_eq!(serde_json::to_value(&output).unwrap()["Status"], "PENDING");
-    buffer
-        .text()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    let lines = parsed(&buffer);
+    for line in lines.iter().filter(|l| l["target"] == "logging") {
+        assert_eq!(line["durableExecutionArn"], arn, "{line}");
+    }
+    lines
 }
 
 #[cfg(feature = "lambda")]
