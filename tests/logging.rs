@@ -180,3 +180,114 @@ fn lines_on_lambda_carry_the_request_id_and_the_tenant_when_there_is_one() {
         assert!(line.get("tenantId").is_none(), "{line}");
     }
 }
+
+/// Charges in a step whose body writes its line inside a span of its own,
+/// whose fields include names the SDK and the line use.
+async fn charge(mut wf: Workflow, order: u64) -> Result<u64, StepError> {
+    tracing::info!("checkout started");
+    wf.step("charge", move |_| async move {
+        let span = tracing::info_span!(
+            "order",
+            order_id = order,
+            operationName = "not the step's name",
+            timestamp = "not a time",
+        );
+        let _entered = span.enter();
+        tracing::info!(amount = 12, "charging");
+        Ok(order)
+    })
+    .await
+}
+
+/// Runs `charge` on `runner` with `layer`; the lines.
+fn charge_lines(runner: LocalRunner, layer: JsonLogLayer) -> Vec<Value> {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::registry().with(layer.with_writer(buffer.clone()));
+    let run = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(runner.run(&charge, &7))
+            .unwrap()
+    });
+    assert_eq!(run.result, Some(7));
+    parsed(&buffer)
+}
+
+fn line<'a>(lines: &'a [Value], message: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["message"] == message)
+        .unwrap_or_else(|| panic!("no line {message:?} in {lines:?}"))
+}
+
+#[test]
+fn span_fields_of_the_codes_own_spans_are_written_when_asked_for() {
+    let lines = charge_lines(LocalRunner::new(), JsonLogLayer::stdout().span_fields());
+    let charging = line(&lines, "charging");
+    assert_eq!(charging["order_id"], 7, "{charging}");
+    assert_eq!(charging["amount"], 12);
+    // The SDK's fields and the line's own are never replaced.
+    assert_eq!(charging["operationName"], "charge");
+    assert_eq!(charging["attempt"], 1);
+    assert_eq!(charging["level"], "INFO");
+    let ts = charging["timestamp"].as_str().unwrap();
+    assert!(ts.len() == 24 && ts.ends_with('Z'), "{ts}");
+    // A line outside the span has none of its fields.
+    assert!(line(&lines, "checkout started").get("order_id").is_none());
+
+    // Not asked for: only the SDK's fields, as before.
+    let lines = charge_lines(LocalRunner::new(), JsonLogLayer::stdout());
+    let charging = line(&lines, "charging");
+    assert!(charging.get("order_id").is_none(), "{charging}");
+    assert_eq!(charging["operationName"], "charge");
+}
+
+/// A plugin whose scope puts every line of user code in a `tenant` span:
+/// what AWS's JavaScript SDK's `enrichLogContext` hook is for.
+struct TenantPlugin;
+struct TenantHooks;
+struct TenantScope;
+
+impl durable_yield::plugin::Scope for TenantScope {
+    fn run(&self, code: &mut dyn FnMut()) {
+        tracing::info_span!("tenant", tenant = "acme").in_scope(code)
+    }
+}
+
+impl durable_yield::plugin::InvocationHooks for TenantHooks {
+    fn scope(
+        &mut self,
+        code: durable_yield::plugin::UserCode<'_>,
+    ) -> Option<std::sync::Arc<dyn durable_yield::plugin::Scope>> {
+        // The workflow's code and each step attempt's body, which runs
+        // on a task of its own, outside the workflow's scope.
+        matches!(
+            code,
+            durable_yield::plugin::UserCode::Workflow | durable_yield::plugin::UserCode::Attempt(_)
+        )
+        .then(|| std::sync::Arc::new(TenantScope) as _)
+    }
+}
+
+impl durable_yield::plugin::Plugin for TenantPlugin {
+    fn invocation(
+        &self,
+        _: &durable_yield::plugin::InvocationStart<'_>,
+    ) -> Result<Box<dyn durable_yield::plugin::InvocationHooks>, durable_yield::BoxError> {
+        Ok(Box::new(TenantHooks))
+    }
+}
+
+#[test]
+fn a_plugins_scope_adds_fields_to_every_line_of_user_code() {
+    let runner = LocalRunner::new().plugin(TenantPlugin);
+    let lines = charge_lines(runner, JsonLogLayer::stdout().span_fields());
+    for message in ["checkout started", "charging"] {
+        let line = line(&lines, message);
+        assert_eq!(line["tenant"], "acme", "{line}");
+        assert!(line["durableExecutionArn"].is_string(), "{line}");
+    }
+    assert_eq!(line(&lines, "charging")["order_id"], 7);
+}

@@ -14,6 +14,9 @@
 //!   it;
 //! - inside a step attempt: `operationId`, `operationName`, `attempt` and,
 //!   in a child context, `parentId`;
+//! - with [`JsonLogLayer::span_fields`], the fields of the code's own
+//!   spans (or of those a plugin enters around user code), as AWS's
+//!   JavaScript SDK's `enrichLogContext` plugin hook adds fields;
 //! - with feature `otel`, when an OpenTelemetry span is current: `traceId`
 //!   (32 hex digits), `spanId` (16) and `otelTraceSampled`, as AWS's
 //!   OpenTelemetry plugin stamps its SDK's log records. With
@@ -81,6 +84,7 @@ const SPAN_FIELDS: &[(&str, &[(&str, &str)])] = &[
 pub struct JsonLogLayer<W = fn() -> std::io::Stdout> {
     make_writer: W,
     every_replay: bool,
+    span_fields: bool,
 }
 
 impl JsonLogLayer {
@@ -89,6 +93,7 @@ impl JsonLogLayer {
         JsonLogLayer {
             make_writer: std::io::stdout,
             every_replay: false,
+            span_fields: false,
         }
     }
 }
@@ -102,6 +107,7 @@ impl<W> JsonLogLayer<W> {
         JsonLogLayer {
             make_writer,
             every_replay: self.every_replay,
+            span_fields: self.span_fields,
         }
     }
 
@@ -111,18 +117,59 @@ impl<W> JsonLogLayer<W> {
         self.every_replay = true;
         self
     }
+
+    /// Also writes the fields of the other spans a line is written in
+    /// (your own, or those a plugin's [`Scope`](crate::plugin::Scope)
+    /// enters around user code), as top-level fields: what AWS's
+    /// JavaScript SDK lets a plugin add with `enrichLogContext`. A field
+    /// of an inner span replaces an outer span's of the same name; the
+    /// SDK's fields (`durableExecutionArn`, `operationId`, ...) and the
+    /// event's own are never replaced by them. The spans of the SDK's
+    /// other targets (`durable_yield::...`) are left out.
+    ///
+    /// ```
+    /// use durable_yield::plugin::Scope;
+    ///
+    /// /// Every line user code writes carries `tenant`: a plugin's
+    /// /// `InvocationHooks::scope` hands this out for
+    /// /// `UserCode::Workflow` and `UserCode::Attempt` (step bodies run on
+    /// /// tasks of their own, outside the workflow's scope).
+    /// struct Tenant(String);
+    /// impl Scope for Tenant {
+    ///     fn run(&self, code: &mut dyn FnMut()) {
+    ///         tracing::info_span!("tenant", tenant = %self.0).in_scope(code)
+    ///     }
+    /// }
+    ///
+    /// let layer = durable_yield::logging::JsonLogLayer::stdout().span_fields();
+    /// # let _ = (layer, Tenant("acme".into()));
+    /// ```
+    pub fn span_fields(mut self) -> Self {
+        self.span_fields = true;
+        self
+    }
 }
 
 impl<W> fmt::Debug for JsonLogLayer<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JsonLogLayer")
             .field("every_replay", &self.every_replay)
+            .field("span_fields", &self.span_fields)
             .finish_non_exhaustive()
     }
 }
 
 /// The top-level fields a span contributes.
 struct DurableFields(Map<String, Value>);
+
+/// The fields of a span of the code's own (with
+/// [`JsonLogLayer::span_fields`]), under their own names.
+struct OtherFields(Map<String, Value>);
+
+/// Whether a span's fields are the code's own: not the SDK's.
+fn is_others(meta: &tracing::Metadata<'_>) -> bool {
+    !meta.target().starts_with("durable_yield")
+}
 
 /// Records the fields of one of [`SPAN_FIELDS`]'s spans.
 struct SpanVisitor<'a> {
@@ -196,6 +243,13 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let name = attrs.metadata().name();
         let Some((_, names)) = SPAN_FIELDS.iter().find(|(span, _)| *span == name) else {
+            if self.span_fields && is_others(attrs.metadata()) {
+                let mut fields = Map::new();
+                attrs.record(&mut EventVisitor(&mut fields));
+                if let Some(span) = ctx.span(id) {
+                    span.extensions_mut().insert(OtherFields(fields));
+                }
+            }
             return;
         };
         let mut fields = Map::new();
@@ -211,6 +265,9 @@ where
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let Some((_, names)) = SPAN_FIELDS.iter().find(|(name, _)| *name == span.name()) else {
+            if let Some(OtherFields(fields)) = span.extensions_mut().get_mut::<OtherFields>() {
+                values.record(&mut EventVisitor(fields));
+            }
             return;
         };
         if let Some(DurableFields(fields)) = span.extensions_mut().get_mut::<DurableFields>() {
@@ -224,6 +281,17 @@ where
         }
         let meta = event.metadata();
         let mut line = Map::new();
+        // Lowest first: the code's own spans' fields, then the line's own,
+        // the SDK's, the trace context and the event's fields.
+        if self.span_fields {
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope.from_root() {
+                    if let Some(OtherFields(fields)) = span.extensions().get::<OtherFields>() {
+                        line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                }
+            }
+        }
         line.insert(
             "timestamp".into(),
             Value::String(rfc3339(SystemTime::now())),
@@ -233,9 +301,7 @@ where
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(DurableFields(fields)) = span.extensions().get::<DurableFields>() {
-                    for (key, value) in fields {
-                        line.insert(key.clone(), value.clone());
-                    }
+                    line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
             }
         }
