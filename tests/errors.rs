@@ -116,6 +116,10 @@ async fn a_runaway_execution_hits_the_invocation_budget() {
         .await
         .unwrap_err();
     assert_eq!(err, durable_yield::local::LocalError::TooManyInvocations(3));
+    assert!(
+        err.to_string().contains("LocalRunner::max_invocations"),
+        "says what to do: {err}"
+    );
 }
 
 #[tokio::test]

@@ -74,6 +74,10 @@ async fn a_renamed_step_is_non_deterministic() {
     assert!(message.contains("STEP/Step \"reserve-stock\""), "{message}");
     assert!(message.contains("operation #1"), "{message}");
     assert!(message.contains("1ced8f5b"), "names the id: {message}");
+    assert!(
+        message.contains("new function version"),
+        "says what to do: {message}"
+    );
     assert_eq!(later.get(), 0, "nothing after the mismatch ran");
     let ops = execution.operations();
     assert_eq!(ops.len(), 3, "nothing was checkpointed: {ops:?}");

@@ -63,7 +63,10 @@ pub enum ExecutionError {
     /// for: the workflow code changed in a way that breaks replay.
     #[error(
         "non-deterministic execution: history recorded {recorded} at operation #{seq} (id {id}), \
-         but the workflow now requests {requested}"
+         but the workflow now requests {requested}; an execution must request the operations it \
+         recorded, in order, on every replay: publish code that changes them as a new function \
+         version (executions invoked through a version or an alias stay on the code they started \
+         with) or keep the old sequence for executions in flight"
     )]
     NonDeterministic {
         /// The call's position.

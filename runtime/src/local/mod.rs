@@ -105,7 +105,10 @@ pub enum LocalError {
     #[error("the workflow input could not be encoded as JSON: {0}")]
     Input(String),
     /// The execution did not finish within the invocation budget.
-    #[error("the execution did not finish within {0} invocations")]
+    #[error(
+        "the execution did not finish within {0} invocations: raise the budget with \
+         LocalRunner::max_invocations, or look for a wait or retry loop that never ends"
+    )]
     TooManyInvocations(u32),
     /// The execution waits for callbacks that nothing will answer (no
     /// timer is left either).
