@@ -241,6 +241,18 @@ pub(crate) fn classify_status(
     if stale_token {
         return ServiceError::InvalidToken(described);
     }
+    // The most common first deployment error: say which permissions.
+    let denied = code == Some("AccessDeniedException")
+        || (status == Some(403) && !code.is_some_and(|c| c.starts_with("KMS")));
+    let described = if denied {
+        format!(
+            "{described} (the function's execution role needs lambda:CheckpointDurableExecution \
+             and lambda:GetDurableExecutionState on the function; AWS's managed policy \
+             AWSLambdaBasicDurableExecutionRolePolicy grants both)"
+        )
+    } else {
+        described
+    };
     let throttled = matches!(code, Some("TooManyRequestsException" | "ServiceException"));
     match status {
         _ if throttled => ServiceError::Transient(described),
@@ -434,6 +446,30 @@ mod tests {
             c(Some(404), None, "gone"),
             ServiceError::Rejected(_)
         ));
+        // A role without the durable permissions: the message says which.
+        for (status, code) in [
+            (Some(403), Some("AccessDeniedException")),
+            (Some(403), None),
+        ] {
+            match c(
+                status,
+                code,
+                "not authorized to perform: lambda:CheckpointDurableExecution",
+            ) {
+                ServiceError::Rejected(m) => {
+                    assert!(m.contains("lambda:GetDurableExecutionState"), "{m}");
+                    assert!(
+                        m.contains("AWSLambdaBasicDurableExecutionRolePolicy"),
+                        "{m}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        match c(Some(400), Some("KMSAccessDeniedException"), "no") {
+            ServiceError::Rejected(m) => assert!(!m.contains("managed policy"), "{m}"),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             c(None, Some("KMSAccessDeniedException"), "no"),
             ServiceError::Rejected(_)
