@@ -178,7 +178,10 @@ pub enum ExecutionError {
         reason: String,
     },
     /// The interpreter was driven out of protocol (a bug in a runtime).
-    #[error("internal error: {0}")]
+    #[error(
+        "internal error: {0} (a bug in durable-yield, or in a runtime that drives its \
+         interpreter: please report it with the execution's history)"
+    )]
     Internal(String),
     /// The history lacks something every execution has.
     #[error("invalid execution state: {0}")]
@@ -226,5 +229,29 @@ fn codec_subject(op: Option<&OpRef>, error: &CodecError) -> String {
         (None, true) => "a value could not be encoded or decoded for now".to_owned(),
         (Some(op), false) => format!("cannot decode the result of {op}"),
         (None, false) => "cannot decode a value".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_that_need_a_fix_say_what_to_do() {
+        let internal = ExecutionError::Internal("a step has no operation reference".into());
+        assert!(
+            internal.to_string().contains("please report it"),
+            "{internal}"
+        );
+        let changed = ExecutionError::NonDeterministic {
+            seq: 3,
+            id: OperationId::new("abc").unwrap(),
+            recorded: "STEP/Step \"a\"".into(),
+            requested: "WAIT/Wait \"b\"".into(),
+        };
+        let text = changed.to_string();
+        assert!(text.contains("operation #3 (id abc)"), "{text}");
+        assert!(text.contains("new function version"), "{text}");
+        assert_eq!(changed.error_type(), "NonDeterministicExecution");
     }
 }
