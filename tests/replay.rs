@@ -171,6 +171,10 @@ async fn a_codec_change_is_a_clear_error() {
         message.contains("`msgpack`") && message.contains("`bincode`"),
         "names both codecs: {message}"
     );
+    assert!(
+        message.contains("executions in flight"),
+        "says what to do: {message}"
+    );
     assert_eq!(reader_runs.get(), 0);
 }
 

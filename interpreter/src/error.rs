@@ -227,6 +227,17 @@ fn codec_subject(op: Option<&OpRef>, error: &CodecError) -> String {
     match (op, error.is_transient()) {
         (Some(op), true) => format!("a value of {op} could not be encoded or decoded for now"),
         (None, true) => "a value could not be encoded or decoded for now".to_owned(),
+        (Some(op), false)
+            if matches!(
+                error,
+                CodecError::Decode { .. } | CodecError::Mismatch { .. }
+            ) =>
+        {
+            format!(
+                "cannot decode the result of {op} (if its type or codec changed since it was \
+                 recorded, executions in flight still need to read the old one)"
+            )
+        }
         (Some(op), false) => format!("cannot decode the result of {op}"),
         (None, false) => "cannot decode a value".to_owned(),
     }
