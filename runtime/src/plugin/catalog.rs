@@ -79,18 +79,15 @@ impl PluginCatalog {
     /// Lists a plugin under `name`: `make` builds it when the name is
     /// configured (once, at cold start). A second entry under the same
     /// name replaces the first.
-    pub fn add<P, F>(mut self, name: impl Into<String>, make: F) -> Self
+    pub fn add<P, F>(self, name: impl Into<String>, make: F) -> Self
     where
         P: Plugin,
         F: Fn() -> P + Send + Sync + 'static,
     {
-        let name = name.into();
-        let make: MakePlugin = Arc::new(move || Arc::new(make()) as Arc<dyn Plugin>);
-        match self.entries.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = make,
-            None => self.entries.push((name, make)),
-        }
-        self
+        self.listed(
+            name.into(),
+            Arc::new(move || Arc::new(make()) as Arc<dyn Plugin>),
+        )
     }
 
     /// Lists `plugin` itself under `name`, already built: when the name is
@@ -124,10 +121,13 @@ impl PluginCatalog {
     ///     .unwrap();
     /// # let _ = runner;
     /// ```
-    pub fn add_shared<P: Plugin>(mut self, name: impl Into<String>, plugin: Arc<P>) -> Self {
-        let name = name.into();
+    pub fn add_shared<P: Plugin>(self, name: impl Into<String>, plugin: Arc<P>) -> Self {
         let plugin: Arc<dyn Plugin> = plugin;
-        let make: MakePlugin = Arc::new(move || plugin.clone());
+        self.listed(name.into(), Arc::new(move || plugin.clone()))
+    }
+
+    /// Lists `make` under `name`, replacing an entry of that name.
+    fn listed(mut self, name: String, make: MakePlugin) -> Self {
         match self.entries.iter_mut().find(|(n, _)| *n == name) {
             Some(entry) => entry.1 = make,
             None => self.entries.push((name, make)),
