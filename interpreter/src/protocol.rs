@@ -231,10 +231,15 @@ pub(crate) enum Request {
     Fatal(Box<Fatal>),
 }
 
-/// A workflow starts with [`Response::Start`].
-impl Default for Response {
-    fn default() -> Self {
-        Response::Start
+/// Answers reach workflow code through this per-thread slot (see the
+/// `coroutine` module). A workflow's first resume, [`Response::Start`],
+/// reaches no code: nothing awaits it yet.
+impl coroutine::Answer for Response {
+    fn slot() -> &'static std::thread::LocalKey<std::cell::Cell<Option<Response>>> {
+        thread_local! {
+            static SLOT: std::cell::Cell<Option<Response>> = const { std::cell::Cell::new(None) };
+        }
+        &SLOT
     }
 }
 
