@@ -433,7 +433,13 @@ where
                             scopes = attempt.started(&mut hooks, Now::of(service));
                             attempts.insert(run.handle, attempt);
                         }
-                        running.push(run_step(run, scopes));
+                        // A body that ends at its first poll (most do)
+                        // needs no task of its own in `running`.
+                        let mut body = run_step(run, scopes);
+                        match (&mut body).now_or_never() {
+                            Some(done) => finished.push(done),
+                            None => running.push(body),
+                        }
                     }
                     Action::Checkpoint {
                         handle,
@@ -530,6 +536,12 @@ where
             // for an outcome to share a request with; past that they go
             // out on their own, so that the service records the start of
             // a long body before it ends (or the process dies in it).
+            // Bodies that ended when they were handed out are reported
+            // first: their outcomes may share a request with the STARTs
+            // held back for them.
+            if !finished.is_empty() {
+                continue;
+            }
             if let Some(epoch) = interpreter.deferred_epoch() {
                 // A body that ends at its first poll (most do) reads no
                 // clock and arms no timer.
