@@ -531,17 +531,17 @@ where
                 }
                 continue;
             }
-            // Bodies are running and nothing is being sent. STARTs held
-            // back for them (and for their child contexts) wait a little
-            // for an outcome to share a request with; past that they go
-            // out on their own, so that the service records the start of
-            // a long body before it ends (or the process dies in it).
             // Bodies that ended when they were handed out are reported
             // first: their outcomes may share a request with the STARTs
             // held back for them.
             if !finished.is_empty() {
                 continue;
             }
+            // Bodies are running and nothing is being sent. STARTs held
+            // back for them (and for their child contexts) wait a little
+            // for an outcome to share a request with; past that they go
+            // out on their own, so that the service records the start of
+            // a long body before it ends (or the process dies in it).
             if let Some(epoch) = interpreter.deferred_epoch() {
                 // A body that ends at its first poll (most do) reads no
                 // clock and arms no timer.
