@@ -400,7 +400,14 @@ where
         Ok('invocation: loop {
             interpreter.set_now(service.now());
             for (handle, outcome) in finished.drain(..) {
-                if let Some(attempt) = attempts.remove(&handle) {
+                // Attempts are kept only for plugins; without any, the map
+                // stays empty and is not even hashed into.
+                let attempt = if attempts.is_empty() {
+                    None
+                } else {
+                    attempts.remove(&handle)
+                };
+                if let Some(attempt) = attempt {
                     attempt.ended(&mut hooks, &outcome, Now::of(service));
                 }
                 interpreter.step_finished(handle, outcome);
