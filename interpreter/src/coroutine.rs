@@ -17,9 +17,9 @@
 //! takes. An answer is instead put in a per-thread slot of its type
 //! ([`Answer`]) just before the generator is resumed, on the thread that
 //! resumes it, and taken by the awaiting yield first thing in that poll
-//! (the leaf future a resumed `async` body polls first): three locked
-//! atomic operations per round trip instead of six, with the same
-//! ownership (one answer, moved once).
+//! (the leaf future a resumed `async` body polls first): the airlock's
+//! lock is taken three times per round trip instead of six, with the
+//! same ownership (one answer, moved once).
 
 use std::cell::Cell;
 use std::future::Future;
