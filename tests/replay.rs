@@ -6,7 +6,8 @@ use std::time::Duration;
 use durable_yield::codecs::{Bincode, MsgPack};
 use durable_yield::model::OperationType as T;
 use durable_yield::{
-    ExecutionStatus, LocalExecution, LocalRunner, StepConfig, StepError, Workflow,
+    Branch, ExecutionStatus, LocalExecution, LocalRunner, MapConfig, Nesting, StepConfig,
+    StepError, Workflow,
 };
 use durable_yield_tests::Counter;
 
@@ -487,4 +488,69 @@ async fn a_foreign_await_is_caught_exactly_when_the_future_has_to_wait() {
         let run = LocalRunner::new().run(&ready, &()).await.unwrap();
         assert_eq!(run.result, Some(2), "{:?}", run.error);
     }
+}
+
+/// Map and parallel values that JSON and MessagePack write as `null`
+/// (`None`, `()`, a `null` JSON value), read back from the recorded batch
+/// result by every later invocation: as the live run had them, one per
+/// branch that succeeded. (Until 2026-12-05 a replay dropped them: it read
+/// `[None, Some(1), None]` back as `[Some(1)]`, and `()` items as none.)
+async fn null_values(mut wf: Workflow, _: ()) -> Result<String, StepError> {
+    let items = |mut wf: Workflow, i: u32, _| async move {
+        wf.step("s", move |_| async move { Ok((i == 1).then_some(i)) })
+            .await
+    };
+    let options: Vec<Option<u32>> = wf.map("options", 0..3u32, items).await?.into_values()?;
+    let packed = MapConfig::named("packed").batch_codec(MsgPack);
+    let packed: Vec<Option<u32>> = wf.map_with(packed, 0..3u32, items).await?.into_values()?;
+    let flat = MapConfig::named("flat").nesting(Nesting::Flat);
+    let flat: Vec<Option<u32>> = wf.map_with(flat, 0..3u32, items).await?.into_values()?;
+    let units = wf
+        .map("units", 0..2u32, |_, _, _| async {
+            Ok::<(), StepError>(())
+        })
+        .await?
+        .into_values()?;
+    let nulls = wf
+        .parallel(
+            "nulls",
+            vec![
+                Branch::named("a", |_| async {
+                    Ok::<_, StepError>(serde_json::Value::Null)
+                }),
+                Branch::named("b", |_| async { Ok::<_, StepError>(serde_json::json!(2)) }),
+            ],
+        )
+        .await?
+        .into_values()?;
+    let seen = format!("{options:?} {packed:?} {flat:?} {} {nulls:?}", units.len());
+    // What the live run saw, recorded; every replay must see the same.
+    let live: String = wf
+        .step("live", {
+            let seen = seen.clone();
+            move |_| async move { Ok(seen) }
+        })
+        .await?;
+    wf.wait("pause", Duration::from_secs(1)).await;
+    if seen != live {
+        return Ok(format!("replayed as {seen}, ran as {live}"));
+    }
+    Ok(seen)
+}
+
+#[tokio::test]
+async fn batch_values_written_as_null_replay_as_they_ran() {
+    let run = LocalRunner::new().run(&null_values, &()).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    let expected =
+        "[None, Some(1), None] [None, Some(1), None] [None, Some(1), None] 2 [Null, Number(2)]";
+    assert_eq!(run.result.as_deref(), Some(expected));
+    // The second invocation replayed every batch from its record.
+    let invocations = run
+        .timeline
+        .events
+        .iter()
+        .filter(|e| matches!(e, durable_yield::local::TimelineEvent::Invoked { .. }))
+        .count();
+    assert_eq!(invocations, 2);
 }

@@ -169,7 +169,7 @@ mod item_error {
 }
 
 /// One branch of a [`BatchResult`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct BatchItem<T> {
     /// The branch's index (the item's position; the branch's place in the list).
@@ -181,6 +181,47 @@ pub struct BatchItem<T> {
     /// Its error, when it failed.
     #[serde(with = "item_error")]
     pub error: Option<ErrorObject>,
+}
+
+/// Read as written, but for the value of a branch that succeeded with
+/// one that a self-describing format writes as `null` (`()`, `None`, a
+/// `null` JSON value): `Some` of that value, as the run that recorded it
+/// had it, not `None` (which JSON and MessagePack cannot tell from it).
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for BatchItem<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "BatchItem")]
+        struct Written<T> {
+            index: usize,
+            status: BatchItemStatus,
+            result: Option<T>,
+            #[serde(with = "item_error")]
+            error: Option<ErrorObject>,
+        }
+        let Written {
+            index,
+            status,
+            result,
+            error,
+        } = Written::<T>::deserialize(d)?;
+        Ok(BatchItem {
+            index,
+            status,
+            result: result.or_else(|| succeeded_null(status)),
+            error,
+        })
+    }
+}
+
+/// The value written as `null` of a branch with this status: for one that
+/// succeeded, its value as decoded from `null` (if the type has one);
+/// for any other, none.
+fn succeeded_null<'de, T: Deserialize<'de>>(status: BatchItemStatus) -> Option<T> {
+    if status != BatchItemStatus::Succeeded {
+        return None;
+    }
+    let null = serde::de::value::UnitDeserializer::<serde::de::value::Error>::new();
+    T::deserialize(null).ok()
 }
 
 /// The outcome of a map or parallel operation: one item per branch that

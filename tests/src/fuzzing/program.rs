@@ -652,6 +652,13 @@ async fn context_body(
     }
 }
 
+/// A branch's value: `None` (written as `null`, which must replay as the
+/// `Some(None)` the live run had) for notes of a length divisible by 3,
+/// so that batches hold both kinds.
+fn nullable<E>(notes: Result<String, E>) -> Result<Option<String>, E> {
+    notes.map(|notes| (notes.len() % 3 != 0).then_some(notes))
+}
+
 /// How a generated batch runs.
 pub(super) struct BatchShape {
     parallel: bool,
@@ -691,7 +698,7 @@ async fn run_batch(
             .map(|body| {
                 let (body, probe) = (body.clone(), probe.clone());
                 Branch::new(move |mut wf| async move {
-                    context_body(&mut wf, &body, &probe, invocation).await
+                    nullable(context_body(&mut wf, &body, &probe, invocation).await)
                 })
             })
             .collect();
@@ -709,7 +716,7 @@ async fn run_batch(
         let probe = probe.clone();
         wf.map_with(config, branches.to_vec(), move |mut wf, body, _| {
             let probe = probe.clone();
-            async move { context_body(&mut wf, &body, &probe, invocation).await }
+            async move { nullable(context_body(&mut wf, &body, &probe, invocation).await) }
         })
         .await?
     };
@@ -717,7 +724,7 @@ async fn run_batch(
         .items()
         .iter()
         .map(|item| match (&item.result, &item.error) {
-            (Some(v), _) => format!("ok({v})"),
+            (Some(v), _) => format!("ok({v:?})"),
             (_, Some(e)) => format!("err({})", e.error_message.as_deref().unwrap_or("")),
             _ => format!("{:?}", item.status),
         })
