@@ -46,6 +46,7 @@
 //! }
 //! ```
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -56,7 +57,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch_result::{
-    BatchItemStatus, BatchResult, Nesting, splice_json, spliced_is_exact, typed,
+    BatchItemStatus, BatchResult, Nesting, from_json, splice_json, spliced_is_exact, typed,
 };
 use crate::completion::CompletionPolicy;
 use crate::coroutine::BoxFuture;

@@ -15,6 +15,9 @@ use crate::model::OperationId;
 use crate::failure::StepError;
 use crate::model::{ErrorObject, Payload};
 
+mod json;
+pub(crate) use json::from_json;
+
 /// Why a map or parallel operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
