@@ -114,16 +114,30 @@ impl BatchKind {
     /// into its shared string (one allocation, no formatting machinery:
     /// once per item of a map).
     pub(crate) fn default_branch_name(self, index: usize) -> SharedStr {
+        let mut buf = [0u8; 40];
+        let len = self.write_default_branch_name(&mut buf, index);
+        // ASCII: the prefix and decimal digits.
+        let text = std::str::from_utf8(&buf[..len]).unwrap_or("branch");
+        SharedStr::from(Arc::<str>::from(text))
+    }
+
+    /// Whether `name` is branch `index`'s default name (compared on the
+    /// stack: nothing is allocated).
+    pub(crate) fn is_default_branch_name(self, name: &[u8], index: usize) -> bool {
+        let mut buf = [0u8; 40];
+        let len = self.write_default_branch_name(&mut buf, index);
+        name == &buf[..len]
+    }
+
+    /// Writes branch `index`'s default name at the start of `buf`; its
+    /// length.
+    fn write_default_branch_name(self, buf: &mut [u8; 40], index: usize) -> usize {
         let prefix: &[u8] = match self {
             BatchKind::Map => b"map-item-",
             BatchKind::Parallel => b"parallel-branch-",
         };
-        let mut buf = [0u8; 40];
         buf[..prefix.len()].copy_from_slice(prefix);
-        let len = prefix.len() + crate::id::write_decimal(&mut buf[prefix.len()..], index as u64);
-        // ASCII: the prefix and decimal digits.
-        let text = std::str::from_utf8(&buf[..len]).unwrap_or("branch");
-        SharedStr::from(Arc::<str>::from(text))
+        prefix.len() + crate::id::write_decimal(&mut buf[prefix.len()..], index as u64)
     }
     /// The `type` of the summary written when the result is too large.
     pub(crate) fn summary_type(self) -> &'static str {

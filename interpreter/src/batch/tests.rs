@@ -9,6 +9,13 @@ fn default_names_are_the_formatted_ones() {
         assert_eq!(map.as_str(), format!("map-item-{n}"));
         let parallel = BatchKind::Parallel.default_branch_name(n);
         assert_eq!(parallel.as_str(), format!("parallel-branch-{n}"));
+        // Recognized without being written anew: only its own name.
+        assert!(BatchKind::Map.is_default_branch_name(map.as_bytes(), n));
+        assert!(BatchKind::Parallel.is_default_branch_name(parallel.as_bytes(), n));
+        assert!(!BatchKind::Parallel.is_default_branch_name(map.as_bytes(), n));
+        assert!(!BatchKind::Map.is_default_branch_name(map.as_bytes(), n ^ 1));
+        assert!(!BatchKind::Map.is_default_branch_name(format!("{map}0").as_bytes(), n));
+        assert!(!BatchKind::Map.is_default_branch_name(b"map-item-", n));
     }
 }
 

@@ -254,17 +254,30 @@ impl Interpreter {
     pub(super) fn start_branch(&mut self, b: usize, index: usize) {
         let batch = &mut self.batches[b];
         let parent = batch.op.id;
+        let id = IdGenerator::branch(&parent, index as u64);
+        // A nested branch's record, looked up once.
+        let at = (batch.nesting == Nesting::Nested)
+            .then(|| self.history.position(&id))
+            .flatten();
+        // Each name is used once: taken, not copied. A default name the
+        // record holds is shared with it (when a map replays, one
+        // allocation less per branch); otherwise it is written anew.
+        let name = batch.names[index]
+            .take()
+            .or_else(|| {
+                let recorded = self.history.at(at?).name.as_ref()?;
+                batch
+                    .kind
+                    .is_default_branch_name(recorded.as_bytes(), index)
+                    .then(|| recorded.clone())
+            })
+            .unwrap_or_else(|| batch.kind.default_branch_name(index));
         let op = OpRef {
             seq: index as u64,
-            id: IdGenerator::branch(&parent, index as u64),
+            id,
             op_type: OperationType::Context,
             sub_type: Some(SharedStr::from_static(batch.kind.branch_sub_type())),
-            // Each name is used once: taken, not copied.
-            name: Some(
-                batch.names[index]
-                    .take()
-                    .unwrap_or_else(|| batch.kind.default_branch_name(index)),
-            ),
+            name: Some(name),
             parent: Some(parent),
         };
         let body = batch.bodies[index].take();
@@ -276,7 +289,7 @@ impl Interpreter {
         if batch.nesting == Nesting::Flat {
             return self.start_flat_branch(b, index, op, body, started_earlier);
         }
-        let recorded = self.history.get(&op.id);
+        let recorded = at.map(|at| self.history.at(at));
         if let Err(e) = self.check(&op, recorded) {
             return self.fatal(e);
         }
