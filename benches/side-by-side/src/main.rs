@@ -17,6 +17,8 @@
 //! 10-second run at 25,000 steps.)
 //!
 //! `cargo run --release --manifest-path benches/side-by-side/Cargo.toml [-- N ...]`
+//! (N: the step counts, by default 1,000, 10,000 and 25,000; the map
+//! sizes, by default 100 items, from `SIDE_BY_SIDE_MAPS=100,1000,...`).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -216,6 +218,19 @@ fn per(d: Duration, n: u32) -> Duration {
     d / n.max(1)
 }
 
+/// The map sizes to measure: `SIDE_BY_SIDE_MAPS` (comma-separated item
+/// counts; `0` or empty: none), else 100 items.
+fn map_sizes() -> Vec<u32> {
+    match std::env::var("SIDE_BY_SIDE_MAPS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .filter(|&n| n > 0)
+            .collect(),
+        Err(_) => vec![100],
+    }
+}
+
 fn main() {
     let sizes: Vec<u32> = {
         let args: Vec<u32> = std::env::args()
@@ -270,34 +285,35 @@ fn main() {
         });
     }
 
-    const ITEMS: u32 = 100;
-    let (ours_map, ours_map_replay, ours_map_inside) =
-        ours_invocations(&rt, &ours, &dy_map_then_wait, ITEMS);
-    let theirs_map = time(&rt, rounds(ITEMS), async || {
-        let r = theirs.run(aws_map, ITEMS).await;
-        assert!(r.is_success());
-        black_box(r.output().copied());
-    });
-    let (theirs_map_replay, theirs_map_bound) = aws_replay(&rt, rounds(ITEMS), async || {
-        let r = theirs.run(aws_map_then_wait, ITEMS).await;
-        assert!(r.is_success());
-        black_box(r.output().copied());
-    });
-    rows.push(Row {
-        what: format!("{ITEMS}-item map, live (per item)"),
-        ours: per(ours_map, ITEMS),
-        theirs: per(theirs_map, ITEMS),
-    });
-    rows.push(Row {
-        what: format!("{ITEMS}-item map, replayed, in the handler (per item)"),
-        ours: per(ours_map_inside, ITEMS),
-        theirs: per(theirs_map_replay, ITEMS),
-    });
-    rows.push(Row {
-        what: format!("{ITEMS}-item map, replayed, whole invocation (AWS: an upper bound)"),
-        ours: per(ours_map_replay, ITEMS),
-        theirs: per(theirs_map_bound, ITEMS),
-    });
+    for items in map_sizes() {
+        let (ours_map, ours_map_replay, ours_map_inside) =
+            ours_invocations(&rt, &ours, &dy_map_then_wait, items);
+        let theirs_map = time(&rt, rounds(items), async || {
+            let r = theirs.run(aws_map, items).await;
+            assert!(r.is_success());
+            black_box(r.output().copied());
+        });
+        let (theirs_map_replay, theirs_map_bound) = aws_replay(&rt, rounds(items), async || {
+            let r = theirs.run(aws_map_then_wait, items).await;
+            assert!(r.is_success());
+            black_box(r.output().copied());
+        });
+        rows.push(Row {
+            what: format!("{items}-item map, live (per item)"),
+            ours: per(ours_map, items),
+            theirs: per(theirs_map, items),
+        });
+        rows.push(Row {
+            what: format!("{items}-item map, replayed, in the handler (per item)"),
+            ours: per(ours_map_inside, items),
+            theirs: per(theirs_map_replay, items),
+        });
+        rows.push(Row {
+            what: format!("{items}-item map, replayed, whole invocation (AWS: an upper bound)"),
+            ours: per(ours_map_replay, items),
+            theirs: per(theirs_map_bound, items),
+        });
+    }
 
     println!(
         "| workflow | durable-yield | aws-durable-execution-sdk 0.1.0 | AWS / durable-yield |"
