@@ -303,6 +303,20 @@ fn main() {
             println!("{} {counts}", live.as_nanos());
             return;
         }
+        [one, mode, n] if one.as_str() == "scale-one" && mode.as_str() == "map-replay" => {
+            let n: u32 = n.parse().expect("an item count");
+            let runner = LocalRunner::new().page_size(usize::MAX);
+            let execution = runner.start(&n).expect("an execution");
+            rt.block_on(execution.invoke(&doubled_then_wait))
+                .expect("the live map");
+            assert!(execution.advance_time(), "the workflow waits");
+            let before = Counters::now();
+            let replay = map_replay(&rt, &execution, n);
+            let counts = before.per(n);
+            // Time per item, then per item: allocations, bytes, page faults.
+            println!("{} {counts}", replay.as_nanos());
+            return;
+        }
         [one, mode, n, page, path]
             if one.as_str() == "scale-one"
                 && matches!(mode.as_str(), "scripted" | "scripted-warm") =>
