@@ -218,6 +218,27 @@ fn per(d: Duration, n: u32) -> Duration {
     d / n.max(1)
 }
 
+/// The rows of one workflow of `n` operations: live, replayed in the
+/// handler, replayed whole (ours and AWS's times, in that order).
+fn three_rows(
+    what: &str,
+    unit: &str,
+    n: u32,
+    ours: [Duration; 3],
+    theirs: [Duration; 3],
+) -> [Row; 3] {
+    let labels = [
+        "live",
+        "replayed, in the handler",
+        "replayed, whole invocation (AWS: an upper bound)",
+    ];
+    std::array::from_fn(|i| Row {
+        what: format!("{what}, {}{unit}", labels[i]),
+        ours: per(ours[i], n),
+        theirs: per(theirs[i], n),
+    })
+}
+
 /// The map sizes to measure: `SIDE_BY_SIDE_MAPS` (comma-separated item
 /// counts; `0` or empty: none), else 100 items.
 fn map_sizes() -> Vec<u32> {
@@ -268,21 +289,13 @@ fn main() {
             assert_eq!(r.invocation_count(), 2);
             black_box(r.output().copied());
         });
-        rows.push(Row {
-            what: format!("{n} steps, live"),
-            ours: per(ours_live, n),
-            theirs: per(theirs_live, n),
-        });
-        rows.push(Row {
-            what: format!("{n} steps, replayed, in the handler"),
-            ours: per(ours_inside, n),
-            theirs: per(theirs_replay, n),
-        });
-        rows.push(Row {
-            what: format!("{n} steps, replayed, whole invocation (AWS: an upper bound)"),
-            ours: per(ours_replay, n),
-            theirs: per(theirs_bound, n),
-        });
+        rows.extend(three_rows(
+            &format!("{n} steps"),
+            "",
+            n,
+            [ours_live, ours_inside, ours_replay],
+            [theirs_live, theirs_replay, theirs_bound],
+        ));
     }
 
     for items in map_sizes() {
@@ -298,21 +311,13 @@ fn main() {
             assert!(r.is_success());
             black_box(r.output().copied());
         });
-        rows.push(Row {
-            what: format!("{items}-item map, live (per item)"),
-            ours: per(ours_map, items),
-            theirs: per(theirs_map, items),
-        });
-        rows.push(Row {
-            what: format!("{items}-item map, replayed, in the handler (per item)"),
-            ours: per(ours_map_inside, items),
-            theirs: per(theirs_map_replay, items),
-        });
-        rows.push(Row {
-            what: format!("{items}-item map, replayed, whole invocation (AWS: an upper bound)"),
-            ours: per(ours_map_replay, items),
-            theirs: per(theirs_map_bound, items),
-        });
+        rows.extend(three_rows(
+            &format!("{items}-item map"),
+            " (per item)",
+            items,
+            [ours_map, ours_map_inside, ours_map_replay],
+            [theirs_map, theirs_map_replay, theirs_map_bound],
+        ));
     }
 
     println!(
