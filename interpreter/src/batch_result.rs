@@ -518,14 +518,15 @@ pub(crate) fn typed<T: DeserializeOwned, C: Codec>(
 // decoding that result, in every later invocation. Through serde's
 // derived `Deserialize`, each item's keys and status are parsed as
 // strings and matched by name: about 1,800 instructions for an item of
-// 60 bytes. The JSON this SDK writes (`serde_json` and
-// [`splice_json`](super::splice_json), the same text) has one shape,
+// 60 bytes. The JSON this SDK writes (`serde_json` and `splice_json`,
+// the same text) has one shape,
 // `{"all":[{"index":0,"status":"SUCCEEDED","result":…,"error":null},…],"completionReason":"…"}`,
-// which [`from_json`] reads by comparing bytes, handing only each value
+// which `from_json` reads by comparing bytes, handing only each value
 // (`result`, a non-null `error`) to serde. Any other text (whitespace,
 // other key orders or extra keys, as another SDK may write them, or text
-// that is not JSON) is left to serde: [`from_json`] returns `None`, never
-// a different result.
+// that is not JSON) is left to serde: `from_json` returns `None`, never a
+// different result.
+
 /// `text` read as a batch result, if it has exactly the shape this SDK
 /// writes and every value in it decodes; otherwise `None` (decode it with
 /// serde, which then gives the same result or the error).
