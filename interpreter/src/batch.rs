@@ -46,18 +46,17 @@
 //! }
 //! ```
 
-use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use durable_yield_codecs::{Codec, Json, PayloadContext, from_payload, to_payload};
+use durable_yield_codecs::{Codec, Json, PayloadContext, to_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch_result::{
-    BatchItemStatus, BatchResult, Nesting, from_json, splice_json, spliced_is_exact, typed,
+    BatchItemStatus, BatchResult, Nesting, decode_recorded, splice_json, spliced_is_exact, typed,
 };
 use crate::completion::CompletionPolicy;
 use crate::coroutine::BoxFuture;

@@ -5,7 +5,7 @@ use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 
-use durable_yield_codecs::{Codec, Json, PayloadContext, from_payload};
+use durable_yield_codecs::{Codec, CodecError, Json, PayloadContext, from_payload};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -407,7 +407,25 @@ pub enum Nesting {
 /// [`splice_json`]), so that the values decoded from the items are those a
 /// replay decodes from the batch.
 pub(crate) fn spliced_is_exact<C: Codec, B: Codec>() -> bool {
-    TypeId::of::<C>() == TypeId::of::<Json>() && TypeId::of::<B>() == TypeId::of::<Json>()
+    is_json::<C>() && is_json::<B>()
+}
+
+/// Whether the codec is the default JSON one.
+fn is_json<C: Codec>() -> bool {
+    TypeId::of::<C>() == TypeId::of::<Json>()
+}
+
+/// A recorded batch result, decoded with the batch codec `codec`: the JSON
+/// this SDK writes by [`from_json`], anything else by the codec.
+pub(crate) fn decode_recorded<T: DeserializeOwned, B: Codec>(
+    codec: &B,
+    payload: &str,
+    cx: &PayloadContext<'_>,
+) -> Result<BatchResult<T>, CodecError> {
+    match is_json::<B>().then(|| from_json(payload)).flatten() {
+        Some(batch) => Ok(batch),
+        None => from_payload(codec, payload, cx),
+    }
 }
 
 /// The JSON of a [`BatchResult`] whose items were checkpointed as JSON:
@@ -476,7 +494,7 @@ pub(crate) fn typed<T: DeserializeOwned, C: Codec>(
     name: &Option<Cow<'static, str>>,
     batch: &PayloadContext<'_>,
     batch_op: &Option<OperationId>,
-) -> Result<BatchResult<T>, durable_yield_codecs::CodecError> {
+) -> Result<BatchResult<T>, CodecError> {
     let items = raw
         .items
         .into_iter()
@@ -511,15 +529,12 @@ pub(crate) fn typed<T: DeserializeOwned, C: Codec>(
     })
 }
 
-// A batch result read back from the JSON this SDK writes, without serde's
-// generic machinery for the parts whose shape is fixed.
-//
 // A map or parallel operation whose result was recorded replays by
 // decoding that result, in every later invocation. Through serde's
-// derived `Deserialize`, each item's keys and status are parsed as
-// strings and matched by name: about 1,800 instructions for an item of
-// 60 bytes. The JSON this SDK writes (`serde_json` and `splice_json`,
-// the same text) has one shape,
+// derived `Deserialize`, each item's keys and status are parsed as strings
+// and matched by name: about 1,800 instructions for an item of 60 bytes.
+// The JSON this SDK writes (`serde_json` and `splice_json`, the same text)
+// has one shape,
 // `{"all":[{"index":0,"status":"SUCCEEDED","result":…,"error":null},…],"completionReason":"…"}`,
 // which `from_json` reads by comparing bytes, handing only each value
 // (`result`, a non-null `error`) to serde. Any other text (whitespace,
@@ -530,7 +545,7 @@ pub(crate) fn typed<T: DeserializeOwned, C: Codec>(
 /// `text` read as a batch result, if it has exactly the shape this SDK
 /// writes and every value in it decodes; otherwise `None` (decode it with
 /// serde, which then gives the same result or the error).
-pub(crate) fn from_json<T: DeserializeOwned>(text: &str) -> Option<BatchResult<T>> {
+fn from_json<T: DeserializeOwned>(text: &str) -> Option<BatchResult<T>> {
     let mut p = Cursor {
         text,
         bytes: text.as_bytes(),
@@ -724,7 +739,6 @@ mod json_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use durable_yield_codecs::Json;
 
     #[test]
     fn spliced_json_is_what_serde_writes() {

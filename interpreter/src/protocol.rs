@@ -112,7 +112,8 @@ impl BatchKind {
     /// The name of branch `index` when the code gave it none:
     /// `map-item-<index>` or `parallel-branch-<index>`, written straight
     /// into its shared string (one allocation, no formatting machinery:
-    /// once per item of a map).
+    /// once per item of a map run live; a replayed branch shares the
+    /// recorded name, see [`BatchKind::is_default_branch_name`]).
     pub(crate) fn default_branch_name(self, index: usize) -> SharedStr {
         let mut buf = [0u8; 40];
         let len = self.write_default_branch_name(&mut buf, index);

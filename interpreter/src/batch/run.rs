@@ -304,17 +304,7 @@ impl Workflow {
         let id = op.as_ref().map_or(&b""[..], OperationId::as_bytes);
         let cx = PayloadContext::with_operation_bytes(&arn, id);
         let decode_batch = |payload: &Payload| {
-            // The JSON this SDK writes is read without serde's field
-            // matching (`batch_result::from_json`); any other text, and
-            // every other codec, through the codec.
-            let fast = (TypeId::of::<B>() == TypeId::of::<Json>())
-                .then(|| from_json::<T>(payload.as_str()))
-                .flatten();
-            fast.map_or_else(
-                || from_payload::<_, BatchResult<T>>(batch_codec, payload.as_str(), &cx),
-                Ok,
-            )
-            .map(|mut b| {
+            decode_recorded::<T, B>(batch_codec, payload.as_str(), &cx).map(|mut b| {
                 b.name = name.clone();
                 // Results of earlier versions listed the branches that
                 // never started too.
