@@ -39,7 +39,10 @@
 //!   (toggles `*lambda_map_live*`, `*lambda_steps_live*`); `scale-one
 //!   seqmaps N` N maps of one item each, one after the other (toggle
 //!   `*sequential_maps_live*`: per map, what an invocation that holds
-//!   many finished batches costs); and
+//!   many finished batches costs); `scale-one children N` (and
+//!   `children-warm`) as `local` for N child contexts of one step each,
+//!   one after the other (toggles `*children_live*`, `*children_replay*`);
+//!   and
 //!   `scale-one scripted-warm N PAGE <history>` the Lambda path's replay
 //!   after the same replay twice before in the same process;
 //! - codecs: encode/decode time and size of a small struct and of a
@@ -216,22 +219,41 @@ fn main() {
     // Child processes of the scale section (and the commands to profile).
     match wanted.as_slice() {
         [one, mode, n]
-            if one.as_str() == "scale-one" && matches!(mode.as_str(), "local" | "local-warm") =>
+            if one.as_str() == "scale-one"
+                && matches!(
+                    mode.as_str(),
+                    "local" | "local-warm" | "children" | "children-warm"
+                ) =>
         {
             let n: u32 = n.parse().expect("a step count");
-            if mode.as_str() == "local-warm" {
+            let children = mode.starts_with("children");
+            let live = |rt: &tokio::runtime::Runtime| {
+                if children {
+                    children_live(rt, n)
+                } else {
+                    scale_live(rt, n)
+                }
+            };
+            let replay = |rt: &tokio::runtime::Runtime, e: &durable_yield::LocalExecution| {
+                if children {
+                    children_replay(rt, e, n)
+                } else {
+                    scale_replay(rt, e, n)
+                }
+            };
+            if mode.ends_with("-warm") {
                 // A warm process (a reused execution environment): one
                 // whole execution of the same size ran before, so the
                 // memory allocated here has been written before.
-                let (earlier, _) = scale_live(&rt, n);
-                scale_replay(&rt, &earlier, n);
+                let (earlier, _) = live(&rt);
+                replay(&rt, &earlier);
                 drop(earlier);
             }
             let before = Counters::now();
-            let (execution, live) = scale_live(&rt, n);
+            let (execution, live) = live(&rt);
             let live_counts = before.per(n);
             let before = Counters::now();
-            let replay = scale_replay(&rt, &execution, n);
+            let replay = replay(&rt, &execution);
             let replay_counts = before.per(n);
             // Times first (the scale table reads them), then per step:
             // allocations, bytes allocated, minor page faults (live, replay).

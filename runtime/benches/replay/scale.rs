@@ -90,6 +90,49 @@ pub(crate) fn scale_replay(
     elapsed / n
 }
 
+/// `n` child contexts one after the other, each one step, then a
+/// one-second wait: the first invocation runs them live (two operations
+/// each, as a nested map item records), the second replays each from its
+/// recorded result (its body does not run).
+pub(crate) async fn children_then_wait(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
+    for _ in 0..n {
+        let () = wf
+            .child("c", |mut wf| async move {
+                wf.step("s", |_| async { Ok(()) }).await
+            })
+            .await?;
+    }
+    wf.wait("w", Duration::from_secs(1)).await;
+    Ok(n)
+}
+
+/// [`children_then_wait`]'s first invocation, per child.
+#[inline(never)]
+pub(crate) fn children_live(
+    rt: &tokio::runtime::Runtime,
+    n: u32,
+) -> (durable_yield::LocalExecution, Duration) {
+    first_invocation(rt, &children_then_wait, n)
+}
+
+/// [`children_then_wait`]'s second invocation, per child.
+#[inline(never)]
+pub(crate) fn children_replay(
+    rt: &tokio::runtime::Runtime,
+    execution: &durable_yield::LocalExecution,
+    n: u32,
+) -> Duration {
+    assert!(execution.advance_time());
+    let start = Instant::now();
+    rt.block_on(execution.invoke(&children_then_wait));
+    let elapsed = start.elapsed();
+    assert_eq!(
+        execution.status(),
+        durable_yield::ExecutionStatus::Succeeded
+    );
+    elapsed / n
+}
+
 /// A live map of `n` items (each a step in its item's context) on the
 /// local runner, per item: compared with `scale_live`'s sequential steps,
 /// measured the same way.
