@@ -64,7 +64,7 @@ use crate::failure::{BoxError, StepError, error_object_from};
 use crate::model::{ErrorObject, OperationId, Payload};
 use crate::protocol::Workflow;
 use crate::protocol::{
-    BatchKind, BatchReply, BatchRequest, BranchSpec, ContextBody, Ended, Fatal, Request, Response,
+    BatchKind, BatchReply, BatchRequest, Bodies, ContextBody, Ended, Fatal, Request, Response,
 };
 use crate::running::answered_op;
 
@@ -278,11 +278,17 @@ impl Shape {
     }
 
     /// The batch of `kind` over `branches` this shape asks for.
-    fn request(self, kind: BatchKind, branches: Vec<BranchSpec>) -> BatchRequest {
+    fn request(
+        self,
+        kind: BatchKind,
+        names: Vec<Option<Cow<'static, str>>>,
+        bodies: Bodies,
+    ) -> BatchRequest {
         BatchRequest {
             kind,
             name: self.name,
-            branches,
+            names,
+            bodies,
             max_concurrency: self.max_concurrency,
             window: self.window,
             completion: self.completion,

@@ -415,17 +415,17 @@ fn is_json<C: Codec>() -> bool {
     TypeId::of::<C>() == TypeId::of::<Json>()
 }
 
-/// A recorded batch result, decoded with the batch codec `codec`: the JSON
-/// this SDK writes by [`from_json`], anything else by the codec.
+/// A recorded batch result of at most `branches` items, decoded with the
+/// batch codec `codec`: this SDK's JSON by [`from_json`], else the codec.
 pub(crate) fn decode_recorded<T: DeserializeOwned, B: Codec>(
     codec: &B,
     payload: &str,
     cx: &PayloadContext<'_>,
+    branches: usize,
 ) -> Result<BatchResult<T>, CodecError> {
-    match is_json::<B>().then(|| from_json(payload)).flatten() {
-        Some(batch) => Ok(batch),
-        None => from_payload(codec, payload, cx),
-    }
+    let fast = is_json::<B>().then(|| from_json(payload, branches));
+    fast.flatten()
+        .map_or_else(|| from_payload(codec, payload, cx), Ok)
 }
 
 /// The JSON of a [`BatchResult`] whose items were checkpointed as JSON:
@@ -542,17 +542,17 @@ pub(crate) fn typed<T: DeserializeOwned, C: Codec>(
 // that is not JSON) is left to serde: `from_json` returns `None`, never a
 // different result.
 
-/// `text` read as a batch result, if it has exactly the shape this SDK
-/// writes and every value in it decodes; otherwise `None` (decode it with
-/// serde, which then gives the same result or the error).
-fn from_json<T: DeserializeOwned>(text: &str) -> Option<BatchResult<T>> {
+/// `text` read as a batch result (room made for `capacity` items), if it
+/// has exactly the shape this SDK writes and every value in it decodes;
+/// otherwise `None` (serde then gives the same result or the error).
+fn from_json<T: DeserializeOwned>(text: &str, capacity: usize) -> Option<BatchResult<T>> {
     let mut p = Cursor {
         text,
         bytes: text.as_bytes(),
         at: 0,
     };
     p.eat(b"{\"all\":[")?;
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(capacity);
     if !p.eat_byte(b']') {
         loop {
             p.eat(b"{\"index\":")?;

@@ -149,19 +149,33 @@ impl BatchKind {
     }
 }
 
-/// One branch of a batch.
-pub(crate) struct BranchSpec {
-    /// None: the kind's default name, built when the branch starts
-    /// (see [`BatchKind::default_branch_name`]).
-    pub(crate) name: Option<Cow<'static, str>>,
-    pub(crate) body: ContextBody,
+/// The bodies of a batch's branches, each taken when its branch starts.
+pub(crate) enum Bodies {
+    /// Built by the code (a parallel's branches).
+    Built(Vec<Option<ContextBody>>),
+    /// Built from a map's items as each starts: the body of an item whose
+    /// outcome is recorded (or of a map whose result is) is never built.
+    Items(Box<dyn FnMut(usize) -> Option<ContextBody> + Send>),
+}
+
+impl Bodies {
+    /// The body of branch `index` (none if it was taken before).
+    pub(crate) fn take(&mut self, index: usize) -> Option<ContextBody> {
+        match self {
+            Bodies::Built(bodies) => bodies.get_mut(index).and_then(Option::take),
+            Bodies::Items(build) => build(index),
+        }
+    }
 }
 
 /// A map or parallel operation.
 pub(crate) struct BatchRequest {
     pub(crate) kind: BatchKind,
     pub(crate) name: Option<Cow<'static, str>>,
-    pub(crate) branches: Vec<BranchSpec>,
+    /// Each branch's name (none: the kind's default name, built when the
+    /// branch starts, see [`BatchKind::default_branch_name`]).
+    pub(crate) names: Vec<Option<Cow<'static, str>>>,
+    pub(crate) bodies: Bodies,
     pub(crate) max_concurrency: Option<usize>,
     /// The window without `max_concurrency` (see [`crate::batch::ADMISSION_WINDOW`]).
     pub(crate) window: usize,

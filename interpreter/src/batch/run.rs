@@ -203,28 +203,32 @@ impl Workflow {
         E: Into<BoxError>,
     {
         let f = Arc::new(f);
-        let branches = items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| {
-                let name = config
-                    .namer
-                    .as_ref()
-                    .map(|namer| Cow::Owned(namer(&item, index)));
-                let (f, codec) = (f.clone(), config.item_codec.clone());
-                // One closure and one future per item: the body and the
-                // encoding of its value together.
-                let body: ContextBody = Box::new(move |wf| {
-                    let context = context_of(&wf);
-                    Box::pin(async move {
-                        let value = f(wf, item, index).await.map_err(error_object_from)?;
-                        encode_value(&codec, &value, "map item", &context)
-                    })
-                });
-                BranchSpec { name, body }
-            })
-            .collect();
-        let request = config.shape.request(BatchKind::Map, branches);
+        let items = items.into_iter();
+        let mut names = Vec::with_capacity(items.size_hint().0);
+        let mut slots = Vec::with_capacity(items.size_hint().0);
+        for (index, item) in items.enumerate() {
+            let namer = config.namer.as_ref();
+            names.push(namer.map(|namer| Cow::Owned(namer(&item, index))));
+            slots.push(Some(item));
+        }
+        let codec = config.item_codec.clone();
+        // An item's body is built when it starts, not for an item (or a
+        // map) that replays from its record.
+        let bodies = Bodies::Items(Box::new(move |index| {
+            let item = slots.get_mut(index)?.take()?;
+            let (f, codec) = (f.clone(), codec.clone());
+            // One closure and one future per item: the body and the
+            // encoding of its value together.
+            let body: ContextBody = Box::new(move |wf| {
+                let context = context_of(&wf);
+                Box::pin(async move {
+                    let value = f(wf, item, index).await.map_err(error_object_from)?;
+                    encode_value(&codec, &value, "map item", &context)
+                })
+            });
+            Some(body)
+        }));
+        let request = config.shape.request(BatchKind::Map, names, bodies);
         self.batch(
             request,
             &config.item_codec,
@@ -262,14 +266,16 @@ impl Workflow {
         S: Summarize<BatchResult<T>>,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        let branches = branches
+        let (names, bodies) = branches
             .into_iter()
-            .map(|branch| BranchSpec {
-                name: branch.name,
-                body: encoding(config.item_codec.clone(), branch.body, "parallel branch"),
+            .map(|branch| {
+                let body = encoding(config.item_codec.clone(), branch.body, "parallel branch");
+                (branch.name, Some(body))
             })
-            .collect();
-        let request = config.shape.request(BatchKind::Parallel, branches);
+            .unzip();
+        let request = config
+            .shape
+            .request(BatchKind::Parallel, names, Bodies::Built(bodies));
         self.batch(
             request,
             &config.item_codec,
@@ -298,13 +304,14 @@ impl Workflow {
             BatchKind::Map => "map",
             BatchKind::Parallel => "parallel",
         };
+        let branches = request.names.len();
         let response = self.yielder.yield_(Request::Batch(Box::new(request))).await;
         let op = answered_op();
         let arn = self.arn();
         let id = op.as_ref().map_or(&b""[..], OperationId::as_bytes);
         let cx = PayloadContext::with_operation_bytes(&arn, id);
         let decode_batch = |payload: &Payload| {
-            decode_recorded::<T, B>(batch_codec, payload.as_str(), &cx).map(|mut b| {
+            decode_recorded::<T, B>(batch_codec, payload.as_str(), &cx, branches).map(|mut b| {
                 b.name = name.clone();
                 // Results of earlier versions listed the branches that
                 // never started too.

@@ -56,7 +56,7 @@ fn what_this_sdk_writes_reads_back_as_serde_reads_it() {
         CompletionReason::FailureToleranceExceeded,
     );
     let text = serde_json::to_string(&values).unwrap();
-    let fast = from_json::<Value>(&text).expect("the shape this SDK writes");
+    let fast = from_json::<Value>(&text, 0).expect("the shape this SDK writes");
     assert_eq!(fast, values);
     assert_eq!(Some(fast), serde::<Value>(&text));
 
@@ -68,7 +68,7 @@ fn what_this_sdk_writes_reads_back_as_serde_reads_it() {
         CompletionReason::AllCompleted,
     );
     let text = serde_json::to_string(&numbers).unwrap();
-    assert_eq!(from_json::<u32>(&text), Some(numbers));
+    assert_eq!(from_json::<u32>(&text, 0), Some(numbers));
     let units = batch(
         vec![item(0, BatchItemStatus::Succeeded, None::<()>)],
         CompletionReason::MinSuccessfulReached,
@@ -78,20 +78,20 @@ fn what_this_sdk_writes_reads_back_as_serde_reads_it() {
         text,
         r#"{"all":[{"index":0,"status":"SUCCEEDED","result":null,"error":null}],"completionReason":"MIN_SUCCESSFUL_REACHED"}"#
     );
-    assert_eq!(from_json::<()>(&text), serde::<()>(&text));
-    assert!(from_json::<()>(&text).is_some());
+    assert_eq!(from_json::<()>(&text, 0), serde::<()>(&text));
+    assert!(from_json::<()>(&text, 0).is_some());
     let empty = batch(
         Vec::<BatchItem<u8>>::new(),
         CompletionReason::CustomCompletionFailed,
     );
     let text = serde_json::to_string(&empty).unwrap();
-    assert_eq!(from_json::<u8>(&text), Some(empty));
+    assert_eq!(from_json::<u8>(&text, 0), Some(empty));
 }
 
 #[test]
 fn other_text_is_left_to_serde() {
     let canonical = r#"{"all":[{"index":0,"status":"SUCCEEDED","result":7,"error":null}],"completionReason":"ALL_COMPLETED"}"#;
-    assert!(from_json::<u32>(canonical).is_some());
+    assert!(from_json::<u32>(canonical, 2).is_some());
     for other in [
         // Whitespace, another key order, an extra key: serde reads them.
         r#"{ "all":[{"index":0,"status":"SUCCEEDED","result":7,"error":null}],"completionReason":"ALL_COMPLETED"}"#,
@@ -100,7 +100,7 @@ fn other_text_is_left_to_serde() {
         r#"{"all":[{"index":0,"status":"SUCCEEDED","result":7,"error":null}],"completionReason":"ALL_COMPLETED"} "#,
         r#"{"completionReason":"ALL_COMPLETED","all":[]}"#,
     ] {
-        assert_eq!(from_json::<u32>(other), None, "{other}");
+        assert_eq!(from_json::<u32>(other, 0), None, "{other}");
         assert!(serde::<u32>(other).is_some(), "{other}");
     }
     for bad in [
@@ -115,7 +115,7 @@ fn other_text_is_left_to_serde() {
         r#"{"all":[{"index":99999999999999999999999,"status":"SUCCEEDED","result":7,"error":null}],"completionReason":"ALL_COMPLETED"}"#,
         r#"{"all":[{"index":0,"status":"SUCCEEDED","result":"\"#,
     ] {
-        assert_eq!(from_json::<u32>(bad), None, "{bad}");
+        assert_eq!(from_json::<u32>(bad, 0), None, "{bad}");
         assert!(serde::<u32>(bad).is_none(), "{bad}");
     }
 }
@@ -172,7 +172,7 @@ fn never_reads_what_serde_reads_otherwise() {
                 let Ok(text) = String::from_utf8(variant) else {
                     continue;
                 };
-                if let Some(fast) = from_json::<Value>(&text) {
+                if let Some(fast) = from_json::<Value>(&text, 0) {
                     assert_eq!(Some(fast), serde::<Value>(&text), "{text}");
                     checked += 1;
                 }

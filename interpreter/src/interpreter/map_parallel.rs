@@ -12,7 +12,8 @@ impl Interpreter {
         let BatchRequest {
             kind,
             name,
-            branches,
+            names,
+            bodies,
             max_concurrency,
             window,
             completion,
@@ -97,7 +98,7 @@ impl Interpreter {
                 }
             }
         }
-        let n = branches.len();
+        let n = names.len();
         // Without a `max_concurrency`, the window (at least 1 branch).
         let window = if max_concurrency.is_none() {
             window.max(1)
@@ -112,10 +113,10 @@ impl Interpreter {
             // are deferred together (one allocation, not one per doubling).
             self.deferred.reserve(n.min(limit));
         }
-        let (names, bodies): (Vec<Option<SharedStr>>, _) = branches
+        let names: Vec<Option<SharedStr>> = names
             .into_iter()
-            .map(|b| (b.name.map(SharedStr::from), Some(b.body)))
-            .unzip();
+            .map(|name| name.map(SharedStr::from))
+            .collect();
         // Only a predicate reads them: the names are shared, not copied.
         let statuses = if completion.has_predicate() {
             names
@@ -280,7 +281,7 @@ impl Interpreter {
             name: Some(name),
             parent: Some(parent),
         };
-        let body = batch.bodies[index].take();
+        let body = batch.bodies.take(index);
         let started_earlier = batch
             .rebuild
             .as_ref()
@@ -439,7 +440,7 @@ impl Interpreter {
     pub(super) fn finish_batch(&mut self, b: usize, reason: CompletionReason) {
         let batch = &mut self.batches[b];
         batch.done = true;
-        batch.bodies = Vec::new();
+        batch.bodies = Bodies::Built(Vec::new());
         batch.names = Vec::new();
         batch.statuses = Vec::new();
         let branches = std::mem::take(&mut batch.branches);

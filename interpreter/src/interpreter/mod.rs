@@ -75,8 +75,8 @@ use crate::model::{
 use crate::observe::{FunctionOutcome, Observation, Observer};
 use crate::protocol::Workflow;
 use crate::protocol::{
-    BatchKind, BatchReply, BatchRequest, CheckRequest, ContextBody, Ended, Fatal, InvokeRequest,
-    RecordedOutcome, Request, Response, StepOutcome, WorkflowResult,
+    BatchKind, BatchReply, BatchRequest, Bodies, CheckRequest, ContextBody, Ended, Fatal,
+    InvokeRequest, RecordedOutcome, Request, Response, StepOutcome, WorkflowResult,
 };
 use crate::protocol::{Coroutine, Resumed};
 use crate::retry::{ExponentialBackoff, FailedAttempt, RetryStrategy, unit_random, whole_seconds};
@@ -364,7 +364,7 @@ struct Batch {
     kind: BatchKind,
     /// Names given by the code (none: the kind's default name).
     names: Vec<Option<SharedStr>>,
-    bodies: Vec<Option<ContextBody>>,
+    bodies: Bodies,
     branches: Vec<Branch>,
     next: usize,
     active: usize,
