@@ -79,9 +79,23 @@ pub(crate) fn scale_replay(
     execution: &durable_yield::LocalExecution,
     n: u32,
 ) -> Duration {
+    second_invocation(rt, execution, &steps_then_wait, n)
+}
+
+/// The invocation after `execution`'s wait, which must end the execution,
+/// timed per operation of `n`.
+pub(crate) fn second_invocation<W>(
+    rt: &tokio::runtime::Runtime,
+    execution: &durable_yield::LocalExecution,
+    workflow: &W,
+    n: u32,
+) -> Duration
+where
+    W: durable_yield::WorkflowFn<u32, u32>,
+{
     assert!(execution.advance_time());
     let start = Instant::now();
-    rt.block_on(execution.invoke(&steps_then_wait));
+    rt.block_on(execution.invoke(workflow));
     let elapsed = start.elapsed();
     assert_eq!(
         execution.status(),
@@ -122,15 +136,7 @@ pub(crate) fn children_replay(
     execution: &durable_yield::LocalExecution,
     n: u32,
 ) -> Duration {
-    assert!(execution.advance_time());
-    let start = Instant::now();
-    rt.block_on(execution.invoke(&children_then_wait));
-    let elapsed = start.elapsed();
-    assert_eq!(
-        execution.status(),
-        durable_yield::ExecutionStatus::Succeeded
-    );
-    elapsed / n
+    second_invocation(rt, execution, &children_then_wait, n)
 }
 
 /// A live map of `n` items (each a step in its item's context) on the
