@@ -277,7 +277,8 @@ impl Shape {
         }
     }
 
-    /// The batch of `kind` over `branches` this shape asks for.
+    /// The batch of `kind` this shape asks for, over the branches named
+    /// `names` (none: the default name) whose bodies are `bodies`.
     fn request(
         self,
         kind: BatchKind,

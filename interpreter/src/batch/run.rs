@@ -206,8 +206,8 @@ impl Workflow {
         let items = items.into_iter();
         let mut names = Vec::with_capacity(items.size_hint().0);
         let mut slots = Vec::with_capacity(items.size_hint().0);
+        let namer = config.namer.as_ref();
         for (index, item) in items.enumerate() {
-            let namer = config.namer.as_ref();
             names.push(namer.map(|namer| Cow::Owned(namer(&item, index))));
             slots.push(Some(item));
         }
