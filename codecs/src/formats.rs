@@ -29,6 +29,14 @@ impl Codec for Json {
     ) -> Result<Vec<u8>, CodecError> {
         serde_json::to_vec(value).map_err(|e| CodecError::encode(JSON_ID, e))
     }
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        _: &PayloadContext<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        serde_json::to_writer(out, value).map_err(|e| CodecError::encode(JSON_ID, e))
+    }
     fn decode<T: DeserializeOwned>(
         &self,
         bytes: &[u8],

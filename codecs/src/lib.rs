@@ -130,6 +130,20 @@ pub trait Codec: Send + Sync + 'static {
         cx: &PayloadContext<'_>,
     ) -> Result<Vec<u8>, CodecError>;
 
+    /// Encodes a value as [`Codec::encode`] does, appending the bytes to
+    /// `out`. The default calls [`Codec::encode`]; a codec that can write
+    /// into a buffer overrides it, so that a caller reusing one (as the
+    /// SDK does for each step's result) makes no allocation of its own.
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        out.extend_from_slice(&self.encode(value, cx)?);
+        Ok(())
+    }
+
     /// Decodes bytes produced by [`Codec::encode`] for the same context.
     fn decode<T: DeserializeOwned>(
         &self,
@@ -172,6 +186,14 @@ impl<C: Codec> Codec for &'static C {
         cx: &PayloadContext<'_>,
     ) -> Result<Vec<u8>, CodecError> {
         (**self).encode(value, cx)
+    }
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        cx: &PayloadContext<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        (**self).encode_into(value, cx, out)
     }
     fn decode<T: DeserializeOwned>(
         &self,
@@ -501,6 +523,54 @@ pub fn split_tag(payload: &str) -> (&str, &str) {
         }
     }
     (JSON_ID, payload)
+}
+
+/// Encodes `value` with `codec` and hands the wire payload string (what
+/// [`to_payload`] returns) to `make`, which keeps what it needs of it.
+///
+/// A JSON payload is written into a buffer this thread reuses, so the only
+/// allocation is whatever `make` builds (a shared string, say): one fewer
+/// than `to_payload` followed by a copy. Other codecs go through
+/// [`to_payload`].
+///
+/// ```
+/// use durable_yield_codecs::{Json, PayloadContext, with_payload};
+/// use std::sync::Arc;
+/// let cx = PayloadContext::DETACHED;
+/// let shared: Arc<str> = with_payload(&Json, &[1, 2], &cx, |text| Arc::from(text)).unwrap();
+/// assert_eq!(&*shared, "[1,2]");
+/// ```
+pub fn with_payload<C: Codec + ?Sized, T: Serialize + ?Sized, R>(
+    codec: &C,
+    value: &T,
+    cx: &PayloadContext<'_>,
+    make: impl FnOnce(&str) -> R,
+) -> Result<R, CodecError> {
+    if codec.id() != JSON_ID {
+        return to_payload(codec, value, cx).map(|text| make(&text));
+    }
+    thread_local! {
+        /// The buffer JSON payloads are written into (empty between uses).
+        static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    /// A larger buffer is not kept: one large payload does not pin memory.
+    const KEPT: usize = 16 * 1024;
+    // Taken out for the encoding, so that a value whose serialization
+    // encodes another payload gets a buffer of its own.
+    let mut buffer = BUFFER.with(std::cell::Cell::take);
+    buffer.clear();
+    let made = codec.encode_into(value, cx, &mut buffer).and_then(|()| {
+        match std::str::from_utf8(&buffer) {
+            Ok(text) => Ok(make(text)),
+            Err(_) => Err(CodecError::NotText {
+                codec: JSON_ID.to_owned(),
+            }),
+        }
+    });
+    if buffer.capacity() <= KEPT {
+        BUFFER.with(|b| b.set(buffer));
+    }
+    made
 }
 
 /// Encodes `value` with `codec` into a wire payload string.

@@ -233,3 +233,76 @@ fn invalid_user_codec_id_is_rejected() {
         Err(CodecError::InvalidId("Bad Codec".into()))
     );
 }
+
+/// Encodes another payload while it is itself being encoded.
+#[cfg(feature = "json")]
+struct Nested(u32);
+#[cfg(feature = "json")]
+impl Serialize for Nested {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let inner = with_payload(&Json, &[self.0, self.0 + 1], &CX, str::to_owned)
+            .map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&inner)
+    }
+}
+
+/// Calls itself JSON, but is not serde_json: `with_payload` must use its
+/// own encoding.
+#[cfg(feature = "json")]
+struct NotSerdeJson;
+#[cfg(feature = "json")]
+impl Codec for NotSerdeJson {
+    fn id(&self) -> &str {
+        JSON_ID
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        _: &T,
+        _: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        Ok(b"\"always this\"".to_vec())
+    }
+    fn decode<T: DeserializeOwned>(
+        &self,
+        _: &[u8],
+        _: &PayloadContext<'_>,
+    ) -> Result<T, CodecError> {
+        Err(CodecError::decode(JSON_ID, "never"))
+    }
+    fn is_text(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(feature = "json")]
+#[test]
+fn with_payload_hands_over_what_to_payload_returns() {
+    fn same<C: Codec, T: Serialize + ?Sized>(codec: &C, value: &T) {
+        let made = with_payload(codec, value, &CX, str::to_owned);
+        assert_eq!(made, to_payload(codec, value, &CX), "codec {}", codec.id());
+    }
+    same(&Json, &order());
+    same(&Json, &());
+    same(&Json, &"a \"quoted\" string, and é");
+    same(&Json, &vec![order(); 200]);
+    same(&Csv, &vec![1, 2, 3]);
+    same(&NotSerdeJson, &order());
+    #[cfg(feature = "bincode")]
+    same(&Bincode, &order());
+    #[cfg(feature = "msgpack")]
+    same(&MsgPack, &order());
+
+    // A value encoded while another is: each gets its own buffer.
+    same(&Json, &[Nested(1), Nested(7)]);
+    let outer = with_payload(&Json, &Nested(3), &CX, str::to_owned).unwrap();
+    assert_eq!(outer, "\"[3,4]\"");
+
+    // A failed encoding leaves nothing behind for the next one.
+    let mut bad = std::collections::BTreeMap::new();
+    bad.insert(vec![1u8], 2u8);
+    let failed = with_payload(&Json, &bad, &CX, str::to_owned);
+    assert!(failed.is_err());
+    assert_eq!(failed, to_payload(&Json, &bad, &CX));
+    same(&Json, &[5, 6]);
+    assert_eq!(with_payload(&Json, &[5, 6], &CX, str::len), Ok(5));
+}

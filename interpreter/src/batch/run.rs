@@ -20,15 +20,13 @@ fn encode_value<C: Codec, T: Serialize>(
 ) -> Result<Payload, Ended> {
     let cx =
         PayloadContext::with_operation_bytes(arn, op.as_ref().map_or(b"", OperationId::as_bytes));
-    to_payload(codec, value, &cx)
-        .map(Payload::from)
-        .map_err(|e| {
-            if e.is_transient() {
-                Ended::Unavailable(Box::new(e))
-            } else {
-                ErrorObject::new("CodecError", format!("the {what} result {e}")).into()
-            }
-        })
+    with_payload(codec, value, &cx, |text| Payload::from(text)).map_err(|e| {
+        if e.is_transient() {
+            Ended::Unavailable(Box::new(e))
+        } else {
+            ErrorObject::new("CodecError", format!("the {what} result {e}")).into()
+        }
+    })
 }
 
 /// Wraps a typed body into one that encodes its value with `codec`.
