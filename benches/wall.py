@@ -11,7 +11,7 @@ prints, per binary and workload, the median of each column the bench
 printed. The workloads: `scale-one
 {local|local-warm|map|flatmap|map-warm|flatmap-warm|lambda-map|lambda-flatmap|
 lambda-map-warm|lambda-flatmap-warm|lambda-steps|lambda-steps-warm|seqmaps|seqmaps-warm|
-map-replay|children|children-warm}
+map-replay|children|children-warm|empty-children|empty-children-warm}
 {1000|25000}` (for
 `local`: live ns, replay ns, then live and replay allocations, bytes and
 page faults per step; `local-warm` the same after one whole execution of
@@ -26,7 +26,8 @@ map of N items that return `2 * i`, which replays the map, per item: up
 to about 4,000 items the map's recorded result is decoded, above that it
 is over 256 KiB and rebuilt from the items' records; `children` as
 `local` for N child contexts of one step each, one after the other, two
-operations each), and
+operations each; `empty-children` the same with empty child contexts, one
+operation each), and
 the Lambda path's replay, `scale-one scripted N PAGE <history>` (a
 replay of N recorded steps through the Lambda driver, its state in pages
 of PAGE: ns per step, peak resident KiB, bytes per operation of the
@@ -52,7 +53,7 @@ SIZES = tuple(int(x) for x in os.environ.get("WALL_SIZES", "1000,25000").split("
 MODES = ("local", "local-warm", "map", "flatmap", "map-warm", "flatmap-warm",
          "lambda-map", "lambda-flatmap", "lambda-map-warm", "lambda-flatmap-warm",
          "lambda-steps", "lambda-steps-warm", "seqmaps", "seqmaps-warm", "map-replay",
-         "children", "children-warm")
+         "children", "children-warm", "empty-children", "empty-children-warm")
 WANTED = os.environ.get("WALL_MODES")
 
 

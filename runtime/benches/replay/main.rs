@@ -36,13 +36,19 @@
 //!   same maps through the Lambda driver, `run_invocation`, against a
 //!   service that answers each checkpoint with the updated operations (no
 //!   local runner, no timeline), `lambda-steps N` N sequential steps so
-//!   (toggles `*lambda_map_live*`, `*lambda_steps_live*`); `scale-one
+//!   (toggles `*lambda_map_live*`, `*lambda_steps_live*`;
+//!   `BENCH_SERVICE_LATENCY_US=U` makes each checkpoint request of these
+//!   Lambda-path runs block for U microseconds, a stand-in for the
+//!   service's round trip); `scale-one
 //!   seqmaps N` N maps of one item each, one after the other (toggle
 //!   `*sequential_maps_live*`: per map, what an invocation that holds
 //!   many finished batches costs); `scale-one children N` (and
 //!   `children-warm`) as `local` for N child contexts of one step each,
 //!   one after the other (toggles `*children_live*`, `*children_replay*`);
-//!   and
+//!   `scale-one empty-children N` (and `empty-children-warm`) the same
+//!   with empty child contexts (toggles `*empty_children_live*`,
+//!   `*empty_children_replay*`: a CONTEXT operation and its generator,
+//!   alone); and
 //!   `scale-one scripted-warm N PAGE <history>` the Lambda path's replay
 //!   after the same replay twice before in the same process;
 //! - codecs: encode/decode time and size of a small struct and of a
@@ -222,25 +228,27 @@ fn main() {
             if one.as_str() == "scale-one"
                 && matches!(
                     mode.as_str(),
-                    "local" | "local-warm" | "children" | "children-warm"
+                    "local"
+                        | "local-warm"
+                        | "children"
+                        | "children-warm"
+                        | "empty-children"
+                        | "empty-children-warm"
                 ) =>
         {
             let n: u32 = n.parse().expect("a step count");
-            let children = mode.starts_with("children");
-            let live = |rt: &tokio::runtime::Runtime| {
-                if children {
-                    children_live(rt, n)
-                } else {
-                    scale_live(rt, n)
-                }
+            let kind = mode.trim_end_matches("-warm");
+            let live = |rt: &tokio::runtime::Runtime| match kind {
+                "children" => children_live(rt, n),
+                "empty-children" => empty_children_live(rt, n),
+                _ => scale_live(rt, n),
             };
-            let replay = |rt: &tokio::runtime::Runtime, e: &durable_yield::LocalExecution| {
-                if children {
-                    children_replay(rt, e, n)
-                } else {
-                    scale_replay(rt, e, n)
-                }
-            };
+            let replay =
+                |rt: &tokio::runtime::Runtime, e: &durable_yield::LocalExecution| match kind {
+                    "children" => children_replay(rt, e, n),
+                    "empty-children" => empty_children_replay(rt, e, n),
+                    _ => scale_replay(rt, e, n),
+                };
             if mode.ends_with("-warm") {
                 // A warm process (a reused execution environment): one
                 // whole execution of the same size ran before, so the

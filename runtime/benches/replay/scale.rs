@@ -139,6 +139,37 @@ pub(crate) fn children_replay(
     second_invocation(rt, execution, &children_then_wait, n)
 }
 
+/// `n` empty child contexts one after the other, then a one-second wait:
+/// what a CONTEXT operation and its code's generator cost, with no
+/// operation inside (a nested map item's second operation, measured
+/// alone).
+pub(crate) async fn empty_children_then_wait(mut wf: Workflow, n: u32) -> Result<u32, StepError> {
+    for _ in 0..n {
+        let () = wf.child("c", |_| async { Ok::<(), StepError>(()) }).await?;
+    }
+    wf.wait("w", Duration::from_secs(1)).await;
+    Ok(n)
+}
+
+/// [`empty_children_then_wait`]'s first invocation, per child.
+#[inline(never)]
+pub(crate) fn empty_children_live(
+    rt: &tokio::runtime::Runtime,
+    n: u32,
+) -> (durable_yield::LocalExecution, Duration) {
+    first_invocation(rt, &empty_children_then_wait, n)
+}
+
+/// [`empty_children_then_wait`]'s second invocation, per child.
+#[inline(never)]
+pub(crate) fn empty_children_replay(
+    rt: &tokio::runtime::Runtime,
+    execution: &durable_yield::LocalExecution,
+    n: u32,
+) -> Duration {
+    second_invocation(rt, execution, &empty_children_then_wait, n)
+}
+
 /// A live map of `n` items (each a step in its item's context) on the
 /// local runner, per item: compared with `scale_live`'s sequential steps,
 /// measured the same way.
@@ -277,6 +308,25 @@ impl durable_yield::engine::DurableService for Scripted {
 pub(crate) struct Echo {
     /// Checkpoints answered: each answer's token is a new number.
     pub(crate) answered: AtomicU64,
+    /// How long each checkpoint request takes, the thread blocked (none
+    /// unless `BENCH_SERVICE_LATENCY_US` says so): a stand-in for the
+    /// service's round trip, during which nothing else runs.
+    pub(crate) latency: Duration,
+}
+
+impl Echo {
+    /// An echo with the latency `BENCH_SERVICE_LATENCY_US` gives (none if
+    /// unset).
+    pub(crate) fn from_env() -> Self {
+        let us = std::env::var("BENCH_SERVICE_LATENCY_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Echo {
+            answered: AtomicU64::new(0),
+            latency: Duration::from_micros(us),
+        }
+    }
 }
 
 impl durable_yield::engine::DurableService for Echo {
@@ -295,6 +345,9 @@ impl durable_yield::engine::DurableService for Echo {
             ContextDetails, OperationAction as A, OperationStatus as S, OperationType as T,
             StepDetails,
         };
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
         let token = format!("t{}", self.answered.fetch_add(1, Ordering::Relaxed));
         let operations = updates
             .into_iter()
@@ -380,7 +433,7 @@ where
         .block_on(durable_yield::engine::run_invocation(
             workflow,
             input,
-            &Echo::default(),
+            &Echo::from_env(),
         ))
         .expect("a live invocation");
     let elapsed = start.elapsed();
