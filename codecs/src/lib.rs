@@ -556,8 +556,9 @@ pub fn with_payload<C: Codec + ?Sized, T: Serialize + ?Sized, R>(
     /// A larger buffer is not kept: one large payload does not pin memory.
     const KEPT: usize = 16 * 1024;
     // Taken out for the encoding, so that a value whose serialization
-    // encodes another payload gets a buffer of its own.
-    let mut buffer = BUFFER.with(std::cell::Cell::take);
+    // encodes another payload gets a buffer of its own (as does a thread
+    // whose buffer is already gone, at its exit).
+    let mut buffer = BUFFER.try_with(std::cell::Cell::take).unwrap_or_default();
     buffer.clear();
     let made = codec.encode_into(value, cx, &mut buffer).and_then(|()| {
         match std::str::from_utf8(&buffer) {
@@ -568,7 +569,8 @@ pub fn with_payload<C: Codec + ?Sized, T: Serialize + ?Sized, R>(
         }
     });
     if buffer.capacity() <= KEPT {
-        BUFFER.with(|b| b.set(buffer));
+        // At a thread's exit there is no buffer to give it back to.
+        let _ = BUFFER.try_with(|b| b.set(buffer));
     }
     made
 }
