@@ -146,7 +146,15 @@ pub fn check_codecs(data: &[u8]) -> Result<(), String> {
         Ok(payload)
     }
     let detached = PayloadContext::DETACHED;
-    round_trip(&Json, &sample, &detached)?;
+    let json = round_trip(&Json, &sample, &detached)?;
+    // The SDK writes JSON results into a reused buffer: the same text.
+    let reused = durable_yield::codecs::with_payload(&Json, &sample, &detached, str::to_owned)
+        .map_err(|e| format!("with_payload: {e}"))?;
+    if reused != json {
+        return Err(format!(
+            "with_payload wrote {reused:?}, to_payload {json:?}"
+        ));
+    }
     round_trip(&Bincode, &sample, &detached)?;
     round_trip(&MsgPack, &sample, &detached)?;
     round_trip(&packed.clone().threshold(0), &sample, &cx)?;
