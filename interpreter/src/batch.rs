@@ -51,7 +51,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use durable_yield_codecs::{Codec, Json, PayloadContext, to_payload, with_payload};
+use durable_yield_codecs::{Codec, Json, PayloadContext};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

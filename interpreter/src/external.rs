@@ -287,7 +287,7 @@ impl Workflow {
         } = config;
         // The input and the result cross executions: bound to neither.
         let cx = PayloadContext::DETACHED;
-        let payload = to_payload(&payload_codec, input, &cx).map(Payload::from);
+        let payload = Payload::encode(&payload_codec, input, &cx);
         let request = Request::Invoke(Box::new(InvokeRequest {
             name,
             function_name: function.clone(),
@@ -407,8 +407,7 @@ impl Workflow {
                         Condition::NotMet(s) => (false, s),
                     };
                     let cx = PayloadContext::with_operation_bytes(&arn, op.as_bytes());
-                    let payload = to_payload(&encoder, &state, &cx)
-                        .map(Payload::from)
+                    let payload = Payload::encode(&encoder, &state, &cx)
                         .map_err(|e| StepFailure::not_encoded("condition state", e))?;
                     done.store(met, Ordering::Release);
                     Ok(payload)

@@ -34,7 +34,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use durable_yield_codecs::{Codec, CodecError, Json, PayloadContext, from_payload, with_payload};
+use durable_yield_codecs::{Codec, CodecError, Json, PayloadContext, from_payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -524,7 +524,7 @@ where
     Box::pin(async move {
         let value = body(ctx).await?;
         let cx = PayloadContext::with_operation_bytes(&arn, op.as_bytes());
-        with_payload(&encoder, &value, &cx, |text| Payload::from(text))
+        Payload::encode(&encoder, &value, &cx)
             .map_err(|e| StepFailure::not_encoded("step result", e))
     })
 }

@@ -20,7 +20,7 @@ fn encode_value<C: Codec, T: Serialize>(
 ) -> Result<Payload, Ended> {
     let cx =
         PayloadContext::with_operation_bytes(arn, op.as_ref().map_or(b"", OperationId::as_bytes));
-    with_payload(codec, value, &cx, |text| Payload::from(text)).map_err(|e| {
+    Payload::encode(codec, value, &cx).map_err(|e| {
         if e.is_transient() {
             Ended::Unavailable(Box::new(e))
         } else {
@@ -338,11 +338,11 @@ impl Workflow {
                     Some(json) => Ok(Payload::from(json)),
                     // The items are recorded: the next invocation replays
                     // them and encodes the result again.
-                    None => match to_payload(batch_codec, &built, &cx) {
+                    None => match Payload::encode(batch_codec, &built, &cx) {
                         Err(error) if error.is_transient() => {
                             return self.abort(Fatal::Codec(error)).await;
                         }
-                        encoded => encoded.map(Payload::from).map_err(|e| {
+                        encoded => encoded.map_err(|e| {
                             Box::new(ErrorObject::new(
                                 "CodecError",
                                 format!("the {kind} result {e}"),

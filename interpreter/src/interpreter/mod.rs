@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use durable_yield_codecs::{Json, PayloadContext, to_payload};
+use durable_yield_codecs::{Json, PayloadContext};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -503,13 +503,11 @@ impl Interpreter {
                         let output = run.await?;
                         // The output leaves the execution (to its caller).
                         let cx = PayloadContext::DETACHED;
-                        to_payload(&Json, &output, &cx)
-                            .map(Payload::from)
-                            .map_err(|e| {
-                                ExecutionError::InvalidOutput(e.to_string())
-                                    .to_error_object()
-                                    .into()
-                            })
+                        Payload::encode(&Json, &output, &cx).map_err(|e| {
+                            ExecutionError::InvalidOutput(e.to_string())
+                                .to_error_object()
+                                .into()
+                        })
                     })
                 });
                 let mut root = Ctx::new(coroutine, IdGenerator::root(), Owner::Root);

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
+use durable_yield_codecs::{Codec, CodecError, PayloadContext, with_payload};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,17 @@ impl Payload {
     /// Whether the payload is the empty string.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// `value` encoded with `codec` for the record `cx` names: the wire
+    /// payload text in one shared allocation (a JSON one is written into a
+    /// buffer the thread reuses, see [`with_payload`]).
+    pub(crate) fn encode<C: Codec + ?Sized, T: Serialize + ?Sized>(
+        codec: &C,
+        value: &T,
+        cx: &PayloadContext<'_>,
+    ) -> Result<Self, CodecError> {
+        with_payload(codec, value, cx, |text| Payload::from(text))
     }
 
     /// The JSON `null`, shared.
